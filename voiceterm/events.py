@@ -1,0 +1,243 @@
+"""Every event that travels on the bus, as small dataclasses.
+
+Each event is stamped with ``time.monotonic()`` when it is created (``timestamp``),
+so the timeline can place it without asking anyone. Names and fields follow the
+Line SDK (``line.events``) so that its examples run with ``voiceterm.`` imports.
+
+Control events (``ControlEvent`` subclasses) are the ones that must never wait
+behind data: the bus hands them to interrupt handlers before anything queued.
+
+Audio payloads are typed ``Any`` on purpose: the core never imports numpy; the
+engines put ``numpy.ndarray`` (int16 or float32, mono) there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_tool_call_ids = itertools.count(1)
+
+
+def _next_tool_call_id() -> str:
+    return f"call_{next(_tool_call_ids)}"
+
+
+@dataclass(slots=True)
+class Event:
+    """Base of all events: carries the monotonic time at which it was made."""
+
+    timestamp: float = field(default_factory=time.monotonic, kw_only=True, compare=False)
+
+
+@dataclass(slots=True)
+class ControlEvent(Event):
+    """An event that interrupts or steers; delivered ahead of queued data."""
+
+
+# --- the user -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class UserStartedSpeaking(ControlEvent):
+    """The VAD heard the user start talking.
+
+    ``onset_time`` is the monotonic time of the first voiced input sample (before
+    the VAD's confirmation delay), when the source knows it.
+    """
+
+    onset_time: float | None = None
+
+
+@dataclass(slots=True)
+class UserStoppedSpeaking(Event):
+    """The VAD decided the user finished an utterance.
+
+    ``audio`` is the utterance (mono, ``sample_rate`` Hz, with pre-roll);
+    ``speech_end`` is the monotonic time of the last voiced input sample.
+    """
+
+    audio: Any = None
+    sample_rate: int = 16000
+    speech_start: float | None = None
+    speech_end: float | None = None
+
+
+@dataclass(slots=True)
+class UserTranscriptionPartial(Event):
+    """A provisional transcript while the user is still talking."""
+
+    content: str = ""
+
+
+@dataclass(slots=True)
+class UserTranscriptionReceived(Event):
+    """The final transcript of one user utterance (or a typed message)."""
+
+    content: str = ""
+
+
+# --- the agent ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AgentResponse(Event):
+    """One chunk of the agent's answer."""
+
+    content: str = ""
+    chunk_type: str = "text"
+
+
+@dataclass(slots=True)
+class AgentGenerationComplete(Event):
+    """The end of one generation: how much text it produced, in how many chunks."""
+
+    total_length: int = 0
+    chunk_count: int = 0
+
+
+@dataclass(slots=True)
+class AgentSentence(Event):
+    """A piece of the answer cut at a clause or sentence boundary, ready for TTS."""
+
+    content: str = ""
+    index: int = 0
+    final: bool = False
+
+
+@dataclass(slots=True)
+class AgentAudioChunk(Event):
+    """Synthesized speech for (part of) one sentence."""
+
+    audio: Any = None
+    sample_rate: int = 22050
+    text: str = ""
+    sentence_index: int = 0
+    chunk_index: int = 0
+    last_of_sentence: bool = True
+
+
+@dataclass(slots=True)
+class AgentStartedSpeaking(Event):
+    """The first audible sample of an answer reached the output device."""
+
+    playback_start: float | None = None
+
+
+@dataclass(slots=True)
+class AgentStoppedSpeaking(Event):
+    """Playback of an answer ended, fully or because it was interrupted."""
+
+    interrupted: bool = False
+    last_sample_time: float | None = None
+
+
+@dataclass(slots=True)
+class AgentSpeechSent(Event):
+    """Text that was actually played to the user (from playback progress)."""
+
+    content: str = ""
+
+
+@dataclass(slots=True)
+class AgentInterrupted(ControlEvent):
+    """The agent's turn was cut off (barge-in, a typed message, or a key)."""
+
+    reason: str = "user_speech"
+
+
+@dataclass(slots=True)
+class AgentError(Event):
+    """Something failed inside a stage; the app keeps going."""
+
+    error: str = ""
+    source: str = ""
+
+
+@dataclass(slots=True)
+class ToolCall(Event):
+    """The agent asks for a tool to run."""
+
+    tool_name: str = ""
+    tool_args: dict[str, Any] = field(default_factory=dict)
+    tool_call_id: str = field(default_factory=_next_tool_call_id)
+
+
+@dataclass(slots=True)
+class ToolResult(Event):
+    """What a tool returned (``result``) or why it failed (``error``)."""
+
+    tool_name: str = ""
+    tool_args: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    tool_call_id: str = ""
+
+
+# --- observability --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LogMetric(Event):
+    """A named measurement (seconds, tokens/s, counts...)."""
+
+    name: str = ""
+    value: Any = None
+
+
+@dataclass(slots=True)
+class AudioLevel(Event):
+    """Microphone level for meters: RMS in dBFS and whether the VAD hears voice."""
+
+    level_db: float = -120.0
+    voiced: bool = False
+
+
+@dataclass(slots=True)
+class TurnMark(Event):
+    """A named instant of the current turn (``speech_end``, ``stt_done``, ...).
+
+    The timeline builds its per-turn record from these; ``at`` is the monotonic
+    time the mark refers to, which may be earlier than ``timestamp``.
+    """
+
+    name: str = ""
+    at: float = 0.0
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class StageSpan(Event):
+    """A chunk of work of one stage, with its start and end (monotonic seconds)."""
+
+    stage: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    content: str = ""
+
+
+__all__ = [
+    "AgentAudioChunk",
+    "AgentError",
+    "AgentGenerationComplete",
+    "AgentInterrupted",
+    "AgentResponse",
+    "AgentSentence",
+    "AgentSpeechSent",
+    "AgentStartedSpeaking",
+    "AgentStoppedSpeaking",
+    "AudioLevel",
+    "ControlEvent",
+    "Event",
+    "LogMetric",
+    "StageSpan",
+    "ToolCall",
+    "ToolResult",
+    "TurnMark",
+    "UserStartedSpeaking",
+    "UserStoppedSpeaking",
+    "UserTranscriptionPartial",
+    "UserTranscriptionReceived",
+]

@@ -1,0 +1,282 @@
+"""Nodes: the conversation's memory and the generation loop around an LLM.
+
+``ReasoningNode`` keeps the conversation (user transcripts, agent text, tool calls
+and results, what was actually spoken, where the agent was cut off), builds a
+:class:`ConversationContext` for each turn and streams what ``process_context``
+yields, followed by ``AgentGenerationComplete``. Subclasses implement
+``process_context`` — see ``shared/seed/streaming-responses.txt``.
+
+History stays bounded: before each generation the oldest whole turns are dropped
+past ``max_context_length`` turns or an approximate token budget (4 characters a
+token, the usual rule of thumb for English with BPE tokenizers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from voiceterm.bus import Message
+from voiceterm.events import (
+    AgentGenerationComplete,
+    AgentInterrupted,
+    AgentResponse,
+    AgentSpeechSent,
+    ToolCall,
+    ToolResult,
+    UserTranscriptionReceived,
+)
+
+ChatMessage = dict[str, Any]
+
+# Events the conversation remembers; everything else passes by.
+_REMEMBERED = (
+    UserTranscriptionReceived,
+    AgentResponse,
+    AgentSpeechSent,
+    AgentInterrupted,
+    ToolCall,
+    ToolResult,
+)
+
+CHARS_PER_TOKEN = 4
+
+
+def approx_tokens(text: str) -> int:
+    """A cheap token estimate (about 4 characters a token, at least 1 per word)."""
+    return max(len(text) // CHARS_PER_TOKEN, len(text.split()))
+
+
+def _event_of(message_or_event: Any) -> Any:
+    return message_or_event.event if isinstance(message_or_event, Message) else message_or_event
+
+
+@dataclass(slots=True)
+class ConversationContext:
+    """What a generation sees: the conversation so far and the system prompt."""
+
+    events: list[Any] = field(default_factory=list)
+    system_prompt: str = ""
+
+    def get_latest_user_transcript_message(self) -> str | None:
+        """The text of the most recent user transcript, or ``None``."""
+        for event in reversed(self.events):
+            if isinstance(event, UserTranscriptionReceived):
+                return event.content
+        return None
+
+    def get_committed_events(self) -> list[Any]:
+        """The conversation as the user experienced it.
+
+        In a turn where the agent was cut off, its text is replaced by what was
+        actually played (``AgentSpeechSent``), or removed if nothing was heard.
+        Markers (``AgentSpeechSent``, ``AgentInterrupted``) are left out.
+        """
+        return committed_events(self.events)
+
+
+def _split_turns(events: Sequence[Any]) -> list[list[Any]]:
+    """Group events into turns, each starting at a user transcript."""
+    turns: list[list[Any]] = []
+    for event in events:
+        if isinstance(event, UserTranscriptionReceived) or not turns:
+            turns.append([])
+        turns[-1].append(event)
+    return turns
+
+
+def committed_events(events: Sequence[Any]) -> list[Any]:
+    """See :meth:`ConversationContext.get_committed_events`."""
+    committed: list[Any] = []
+    for turn in _split_turns(events):
+        interrupted = any(isinstance(e, AgentInterrupted) for e in turn)
+        spoken = "".join(e.content for e in turn if isinstance(e, AgentSpeechSent))
+        spoken_placed = False
+        for event in turn:
+            if isinstance(event, (AgentSpeechSent, AgentInterrupted)):
+                continue
+            if isinstance(event, AgentResponse) and interrupted:
+                if spoken_placed or not spoken.strip():
+                    continue
+                event = replace(event, content=spoken)
+                spoken_placed = True
+            committed.append(event)
+    return committed
+
+
+class Node:
+    """Anything that sits on a bridge. Its ``id`` names it on the bus."""
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self.id = node_id or type(self).__name__
+
+
+class ReasoningNode(Node):
+    """A node that remembers the conversation and generates the agent's answers.
+
+    Args:
+        system_prompt: the instructions given to the LLM on every turn.
+        max_context_length: how many turns (a user transcript and what followed)
+            are kept.
+        max_context_tokens: an approximate token budget for the kept history.
+        node_id: the node's id on the bus (default: the class name).
+    """
+
+    def __init__(
+        self,
+        system_prompt: str = "",
+        max_context_length: int = 100,
+        *,
+        max_context_tokens: int = 4096,
+        node_id: str | None = None,
+    ) -> None:
+        super().__init__(node_id)
+        self.system_prompt = system_prompt
+        self.max_context_length = max_context_length
+        self.max_context_tokens = max_context_tokens
+        self.conversation_events: list[Any] = []
+        # A new generation starts a new agent message instead of extending the last.
+        self._agent_message_open = False
+
+    # --- memory --------------------------------------------------------------------
+
+    def add_event(self, message_or_event: Any) -> None:
+        """Remember a user, agent or tool event; consecutive text chunks merge.
+
+        Accepts a :class:`~voiceterm.bus.Message` or a bare event, so it can be used
+        directly as a route step: ``bridge.on(UserTranscriptionReceived).map(node.add_event)``.
+        """
+        event = _event_of(message_or_event)
+        if not isinstance(event, _REMEMBERED):
+            return
+        history = self.conversation_events
+        last = history[-1] if history else None
+        if last is event:
+            return
+        if (
+            isinstance(event, AgentResponse)
+            and type(last) is AgentResponse
+            and self._agent_message_open
+        ):
+            history[-1] = replace(last, content=last.content + event.content)
+        elif isinstance(event, AgentSpeechSent) and type(last) is AgentSpeechSent:
+            history[-1] = replace(last, content=last.content + event.content)
+        elif (
+            isinstance(event, UserTranscriptionReceived) and type(last) is UserTranscriptionReceived
+        ):
+            # Two utterances with no answer between them are one request.
+            joined = f"{last.content.rstrip()} {event.content.lstrip()}".strip()
+            history[-1] = replace(last, content=joined)
+        elif isinstance(event, AgentInterrupted) and self._current_turn_interrupted():
+            return
+        else:
+            history.append(event)
+        self._agent_message_open = isinstance(event, AgentResponse)
+
+    def _current_turn_interrupted(self) -> bool:
+        for event in reversed(self.conversation_events):
+            if isinstance(event, AgentInterrupted):
+                return True
+            if isinstance(event, UserTranscriptionReceived):
+                return False
+        return False
+
+    def clear_context(self) -> None:
+        """Forget the whole conversation."""
+        self.conversation_events.clear()
+
+    def trim_context(self) -> None:
+        """Drop the oldest whole turns past the turn limit or the token budget."""
+        turns = _split_turns(self.conversation_events)
+        if len(turns) > self.max_context_length:
+            turns = turns[-self.max_context_length :]
+        budget = self.max_context_tokens - approx_tokens(self.system_prompt)
+        while len(turns) > 1 and sum(_turn_tokens(t) for t in turns) > budget:
+            turns.pop(0)
+        self.conversation_events = [event for turn in turns for event in turn]
+
+    # --- generation ------------------------------------------------------------------
+
+    async def generate(self, message: Any = None) -> AsyncIterator[Any]:
+        """Stream the answer to the conversation so far.
+
+        The triggering event is remembered first when it is a transcript. Yields what
+        :meth:`process_context` yields (remembering agent text and tool events), then
+        ``AgentGenerationComplete`` unless ``process_context`` already yielded one.
+        If the run is cancelled, the turn is marked as interrupted.
+        """
+        if message is not None:
+            self.add_event(message)
+        self.trim_context()
+        self._agent_message_open = False
+        context = ConversationContext(list(self.conversation_events), self.system_prompt)
+        total_length = 0
+        chunk_count = 0
+        completed = False
+        try:
+            async for item in self.process_context(context):
+                event = _event_of(item)
+                if isinstance(event, AgentResponse):
+                    total_length += len(event.content)
+                    chunk_count += 1
+                    self.add_event(event)
+                elif isinstance(event, (ToolCall, ToolResult)):
+                    self.add_event(event)
+                elif isinstance(event, AgentGenerationComplete):
+                    completed = True
+                yield item
+        except asyncio.CancelledError:
+            self.add_event(AgentInterrupted(reason="generation_cancelled"))
+            raise
+        if not completed:
+            yield AgentGenerationComplete(total_length=total_length, chunk_count=chunk_count)
+
+    async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
+        """Yield the answer's chunks for ``context``. Subclasses override this."""
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    def on_interrupt_generate(self, message: Any = None) -> None:
+        """Called once when the user cuts the generation off; marks the turn."""
+        self.add_event(AgentInterrupted(reason="user_speech"))
+
+    # --- LLM formatting ---------------------------------------------------------------
+
+    def format_for_llm(self, events: Sequence[Any]) -> list[ChatMessage]:
+        """Chat messages (``role``/``content``) for an LLM, starting with the system prompt.
+
+        Tool calls and results become short system notes, a form every chat template
+        accepts (small models have no tool role); consecutive messages of the same
+        role are joined.
+        """
+        messages: list[ChatMessage] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        for event in events:
+            role, content = _chat_line(event)
+            if not content:
+                continue
+            if messages and messages[-1]["role"] == role and len(messages) > 1:
+                messages[-1]["content"] = f"{messages[-1]['content']}\n{content}"
+            else:
+                messages.append({"role": role, "content": content})
+        return messages
+
+
+def _chat_line(event: Any) -> tuple[str, str]:
+    if isinstance(event, UserTranscriptionReceived):
+        return "user", event.content.strip()
+    if isinstance(event, AgentResponse):
+        return "assistant", event.content.strip()
+    if isinstance(event, ToolCall):
+        return "system", f"(called tool {event.tool_name} with {event.tool_args})"
+    if isinstance(event, ToolResult):
+        outcome = f"failed: {event.error}" if event.error else f"returned: {event.result}"
+        return "system", f"(tool {event.tool_name} {outcome})"
+    return "", ""
+
+
+def _turn_tokens(turn: Sequence[Any]) -> int:
+    return sum(approx_tokens(_chat_line(event)[1]) for event in turn)
