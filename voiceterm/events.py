@@ -196,6 +196,19 @@ class AudioLevel(Event):
 
 
 @dataclass(slots=True)
+class StageStatus(Event):
+    """A stage's lifecycle: ``loading``, ``ready``, ``failed`` or ``stopped``.
+
+    Start-up progress (models loading, devices opening) and stage crashes reach
+    the UI this way; ``detail`` is one human sentence (the model name, the error).
+    """
+
+    stage: str = ""
+    state: str = "loading"
+    detail: str = ""
+
+
+@dataclass(slots=True)
 class TurnMark(Event):
     """A named instant of the current turn (``speech_end``, ``stt_done``, ...).
 
@@ -233,6 +246,7 @@ __all__ = [
     "Event",
     "LogMetric",
     "StageSpan",
+    "StageStatus",
     "ToolCall",
     "ToolResult",
     "TurnMark",
