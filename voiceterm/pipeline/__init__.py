@@ -1,0 +1,1 @@
+"""The voice pipeline: engines joined on the bus, and the agent facade over them."""

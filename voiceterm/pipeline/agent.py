@@ -1,0 +1,334 @@
+"""The voice agent: engines, nodes and bridges joined on one bus, behind one facade.
+
+Data flow (see DESIGN.md)::
+
+    AudioSource -> Listener (VAD) -> SttNode -> LlamaNode -> SentenceNode
+                                                              -> TtsNode -> PlayerNode -> AudioSink
+
+Everything a person or a UI does goes through :class:`VoiceAgent`: ``start`` loads
+the three models in parallel worker threads (``StageStatus`` events report each),
+``submit_text`` answers a typed message, ``interrupt`` cuts the agent off, and the
+``timeline`` records every chunk of every turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from voiceterm.bridge import Bridge
+from voiceterm.bus import Bus, Message
+from voiceterm.config import Config
+from voiceterm.errors import VoicetermError
+from voiceterm.events import (
+    AgentGenerationComplete,
+    AgentInterrupted,
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    StageStatus,
+    UserTranscriptionReceived,
+)
+from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.publish import Publisher
+from voiceterm.pipeline.respond import LlamaNode
+from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
+from voiceterm.pipeline.transcribe import SttNode
+from voiceterm.timeline import Timeline
+
+logger = logging.getLogger(__name__)
+
+_QUIET_FOR_S = 0.4  # how long nothing may happen before a file run counts as done
+
+
+@dataclass(slots=True)
+class Engines:
+    """The loaded engines; any of them may be shared between agents (tests do)."""
+
+    transcriber: Any
+    llm: Any
+    tts: Any
+    tools: Any
+    descriptions: dict[str, str]
+
+
+def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None = None) -> Engines:
+    """Load STT, LLM and TTS in parallel threads (blocking; call from a thread or at start-up).
+
+    Raises:
+        ModelError: the first model that is missing or does not load.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voiceterm.modelstore import resolve_model
+
+    def report(stage: str, state: str, detail: str) -> None:
+        if on_status is not None:
+            on_status(StageStatus(stage=stage, state=state, detail=detail))
+
+    def load_stt() -> Any:
+        from voiceterm.engines.stt import WhisperTranscriber
+
+        model = resolve_model("stt", config.stt.model)
+        report("stt", "loading", model.description)
+        engine = WhisperTranscriber(model.path, pad_to_30s=config.stt.pad_to_30s)
+        report("stt", "ready", model.description)
+        return engine, model.description
+
+    def load_llm() -> Any:
+        from voiceterm.engines.llm import LlamaEngine
+
+        model = resolve_model("llm", config.llm.model)
+        report("llm", "loading", model.description)
+        engine = LlamaEngine(
+            model.path,
+            n_ctx=config.llm.context_tokens,
+            temperature=config.llm.temperature,
+            max_tokens=config.llm.max_tokens,
+        )
+        report("llm", "ready", model.description)
+        return engine, model.description
+
+    def load_tts() -> Any:
+        from voiceterm.engines.tts import PiperSynthesizer
+
+        model = resolve_model("tts", config.tts.model)
+        report("tts", "loading", model.description)
+        engine = PiperSynthesizer(model.path, length_scale=config.tts.length_scale)
+        report("tts", "ready", model.description)
+        return engine, model.description
+
+    loaders = {"stt": load_stt, "llm": load_llm, "tts": load_tts}
+    results: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="load") as pool:
+        futures = {stage: pool.submit(loader) for stage, loader in loaders.items()}
+        errors: list[VoicetermError] = []
+        for stage, future in futures.items():
+            try:
+                results[stage] = future.result()
+            except VoicetermError as exc:
+                report(stage, "failed", exc.message)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+    from voiceterm.tools import default_registry
+
+    return Engines(
+        transcriber=results["stt"][0],
+        llm=results["llm"][0],
+        tts=results["tts"][0],
+        tools=default_registry(),
+        descriptions={stage: results[stage][1] for stage in loaders},
+    )
+
+
+def _route_busy(route: Any) -> bool:
+    # TODO(core): use a public Route.pending once the core exposes one.
+    return (
+        bool(getattr(route, "_data", ()))
+        or bool(getattr(route, "_control", ()))
+        or (getattr(route, "_run", None) is not None)
+    )
+
+
+class VoiceAgent:
+    """The whole assistant on one bus.
+
+    Args:
+        config: settings.
+        source: where the user's audio comes from (microphone or WAV file).
+        sink: where the answer is played (speaker or WAV file).
+        engines: already loaded engines; ``None`` loads them in ``start()``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        source: Any,
+        sink: Any,
+        engines: Engines | None = None,
+        source_name: str = "",
+        sink_name: str = "",
+    ) -> None:
+        self.config = config
+        self.bus = Bus()
+        self.timeline = Timeline()
+        self.engines = engines
+        self.source = source
+        self.sink = sink
+        self.activity = AgentActivity()
+        self._names = {"mic": source_name, "speaker": sink_name}
+        self._publish = Publisher(self.bus, "agent")
+        self.llm_node: LlamaNode | None = None
+        self.player: PlayerNode | None = None
+        self.listener: Listener | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._last_activity = time.monotonic()
+        observer = Bridge("observer", queue_size=4096)
+        observer.on("*").map(self._observe)
+        self.bus.register_bridge(observer)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load models (in parallel), wire the nodes and start listening."""
+        await self.bus.start()
+        if self.engines is None:
+            loop = asyncio.get_running_loop()
+
+            def on_status(status: StageStatus) -> None:
+                loop.call_soon_threadsafe(self._publish, status)
+
+            self.engines = await asyncio.to_thread(load_engines, self.config, on_status)
+        else:
+            for stage, description in self.engines.descriptions.items():
+                self._publish(StageStatus(stage=stage, state="ready", detail=description))
+        self._wire(self.engines)
+        self.sink.start(asyncio.get_running_loop())
+        self._publish(StageStatus(stage="speaker", state="ready", detail=self._names["speaker"]))
+        self.source.start()
+        self._publish(StageStatus(stage="mic", state="ready", detail=self._names["mic"]))
+        assert self.listener is not None
+        self._listen_task = asyncio.get_running_loop().create_task(
+            self.listener.run(), name="listener"
+        )
+
+    def _wire(self, engines: Engines) -> None:
+        from voiceterm.engines.vad import VadSegmenter, VadSettings
+
+        config = self.config
+        vad = VadSegmenter(
+            VadSettings(
+                aggressiveness=config.vad.aggressiveness,
+                start_voiced_ms=config.vad.start_ms,
+                hangover_ms=config.vad.hangover_ms,
+                preroll_ms=config.vad.preroll_ms,
+                max_utterance_s=config.vad.max_utterance_s,
+            )
+        )
+        self.listener = Listener(
+            self.source,
+            vad,
+            Publisher(self.bus, Listener.id),
+            self.activity,
+            barge_in=config.barge_in.enabled,
+            min_speech_ms=config.barge_in.min_speech_ms,
+            echo=config.audio.echo,
+        )
+        stt = SttNode(engines.transcriber)
+        self.llm_node = LlamaNode(
+            engines.llm,
+            system_prompt=config.llm.system_prompt,
+            max_tokens=config.llm.max_tokens,
+            tools=engines.tools,
+        )
+        sentences = SentenceNode()
+        tts = TtsNode(engines.tts)
+        self.player = PlayerNode(self.sink, Publisher(self.bus, PlayerNode.id))
+        for node, attach in (
+            (stt, lambda b: stt.attach(b)),
+            (self.llm_node, lambda b: self.llm_node.attach(b) if self.llm_node else None),
+            (sentences, lambda b: sentences.attach(b, "llm")),
+            (tts, lambda b: tts.attach(b)),
+            (self.player, lambda b: self.player.attach(b, TtsNode.id) if self.player else None),
+        ):
+            bridge = Bridge(node)
+            attach(bridge)
+            self.bus.register_bridge(bridge)
+
+    async def stop(self) -> None:
+        """Stop listening and playing, cancel every route, release the devices."""
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            await asyncio.wait({self._listen_task}, timeout=2.0)
+        try:
+            self.source.close()
+        finally:
+            try:
+                self.sink.close()
+            finally:
+                await self.bus.stop()
+                await self._publish.close()
+
+    # --- what a person can do ---------------------------------------------------------
+
+    async def submit_text(self, text: str) -> None:
+        """Answer a typed message with voice, as if it had been spoken."""
+        text = text.strip()
+        if not text:
+            return
+        if self.activity.busy:
+            await self.interrupt("typed_message")
+        await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))
+
+    async def interrupt(self, reason: str = "key") -> None:
+        """Cut the agent off: stop generating, synthesizing and playing."""
+        await self.bus.broadcast(Message("agent", AgentInterrupted(reason=reason)))
+
+    def set_muted(self, muted: bool) -> None:
+        self.source.muted = muted
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        if self.listener is not None:
+            self.listener.push_to_talk = enabled
+
+    def push_to_talk(self, pressed: bool) -> None:
+        if self.listener is not None:
+            self.listener.set_talk_pressed(pressed)
+
+    def clear_conversation(self) -> None:
+        if self.llm_node is not None:
+            self.llm_node.clear_context()
+
+    def describe(self) -> dict[str, str]:
+        described = dict(self.engines.descriptions) if self.engines else {}
+        described.update({k: v for k, v in self._names.items() if v})
+        return described
+
+    # --- observation ---------------------------------------------------------------------
+
+    def _observe(self, message: Message) -> None:
+        self.timeline.record(message)
+        event = message.event
+        activity = self.activity
+        if isinstance(event, UserTranscriptionReceived):
+            activity.thinking = True
+        elif isinstance(event, AgentStartedSpeaking):
+            activity.speaking = True
+        elif isinstance(event, AgentStoppedSpeaking):
+            activity.speaking = False
+            activity.thinking = False
+            activity.last_sound_end = event.last_sample_time or time.monotonic()
+        elif isinstance(event, AgentInterrupted):
+            activity.thinking = False
+        elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
+            activity.thinking = False
+        if type(event).__name__ not in ("AudioLevel",):
+            self._last_activity = time.monotonic()
+
+    def _pipeline_pending(self) -> bool:
+        for bridge in self.bus.bridges:
+            for route in bridge.routes:
+                if _route_busy(route):
+                    return True
+        return self.sink.position() is not None
+
+    async def wait_until_quiet(self, timeout: float = 120.0) -> None:
+        """Wait until the input ended and every turn has been answered and played."""
+        deadline = time.monotonic() + timeout
+        if self.listener is not None:
+            await asyncio.wait_for(self.listener.finished.wait(), timeout)
+        while time.monotonic() < deadline:
+            quiet_for = time.monotonic() - self._last_activity
+            if (
+                not self._pipeline_pending()
+                and not self.activity.speaking
+                and quiet_for > _QUIET_FOR_S
+            ):
+                return
+            await asyncio.sleep(0.05)
+        logger.warning("pipeline still busy after %.0f s", timeout)

@@ -1,0 +1,161 @@
+"""Running the agent without the TUI: on a WAV file, or live on sound devices.
+
+File mode reads the question from a WAV (paced in real time by default, so the
+latency figures mean what they would with a microphone), writes the spoken
+answer to a WAV and prints each turn's transcript and timings. Live mode does the
+same on the microphone and speaker until Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from voiceterm.bridge import Bridge
+from voiceterm.bus import Message
+from voiceterm.config import Config
+from voiceterm.events import (
+    AgentError,
+    AgentStoppedSpeaking,
+    StageStatus,
+    ToolCall,
+    ToolResult,
+    UserTranscriptionReceived,
+)
+from voiceterm.pipeline.agent import Engines, VoiceAgent
+
+_MARKS = (
+    ("voice-to-voice", "speech_end", "playback_start"),
+    ("end-of-speech wait", "speech_end", "vad_stop"),
+    ("stt", "vad_stop", "stt_done"),
+    ("llm first token", "stt_done", "llm_first_token"),
+    ("first sentence", "llm_first_token", "first_sentence"),
+    ("tts first audio", "first_sentence", "tts_first_audio"),
+    ("to playback", "tts_first_audio", "playback_start"),
+    ("barge-in", "barge_in_onset", "playback_stopped"),
+)
+
+
+def format_turn_timings(marks: dict[str, float]) -> str:
+    """One line of per-turn timings in milliseconds, for the marks that exist."""
+    parts = []
+    for label, start, end in _MARKS:
+        if start in marks and end in marks:
+            parts.append(f"{label} {1000 * (marks[end] - marks[start]):.0f} ms")
+    return ", ".join(parts) if parts else "no timings"
+
+
+class TurnPrinter:
+    """Prints each turn as it completes: what the user said, the answer, timings."""
+
+    id = "printer"
+
+    def __init__(self, agent: VoiceAgent, out: TextIO) -> None:
+        self._agent = agent
+        self._out = out
+
+    def attach(self, bridge: Bridge) -> None:
+        bridge.on("*").map(self.on_message)
+
+    def on_message(self, message: Message) -> None:
+        event = message.event
+        out = self._out
+        if isinstance(event, UserTranscriptionReceived):
+            print(f"you:   {event.content}", file=out, flush=True)
+        elif isinstance(event, ToolCall):
+            print(f"tool:  {event.tool_name}({event.tool_args})", file=out, flush=True)
+        elif isinstance(event, ToolResult):
+            shown = event.error or event.result
+            print(f"tool:  -> {shown}", file=out, flush=True)
+        elif isinstance(event, AgentStoppedSpeaking):
+            turn = self._agent.timeline.current_turn()
+            if turn is None:
+                return
+            said = turn.agent_text.strip()
+            suffix = "  [interrupted]" if event.interrupted else ""
+            print(f"agent: {said}{suffix}", file=out, flush=True)
+            print(f"       {format_turn_timings(turn.marks)}", file=out, flush=True)
+        elif isinstance(event, AgentError):
+            print(f"error: {event.error}", file=sys.stderr, flush=True)
+        elif isinstance(event, StageStatus) and event.state == "failed":
+            print(f"error: {event.stage}: {event.detail}", file=sys.stderr, flush=True)
+
+
+async def run_file(
+    config: Config,
+    input_path: Path,
+    output_path: Path,
+    *,
+    realtime: bool = True,
+    engines: Engines | None = None,
+    out: TextIO = sys.stdout,
+) -> VoiceAgent:
+    """Answer the speech in ``input_path``; write the spoken answers to ``output_path``."""
+    from voiceterm.audio.wavio import WavFileSink, WavFileSource
+
+    source = WavFileSource(input_path, realtime=realtime)
+    sink = WavFileSink(output_path, realtime=realtime)
+    agent = VoiceAgent(
+        config,
+        source=source,
+        sink=sink,
+        engines=engines,
+        source_name=str(input_path),
+        sink_name=str(output_path),
+    )
+    printer = TurnPrinter(agent, out)
+    bridge = Bridge(printer, queue_size=4096)
+    printer.attach(bridge)
+    agent.bus.register_bridge(bridge)
+    try:
+        await agent.start()
+        await agent.wait_until_quiet()
+    finally:
+        await agent.stop()
+    summary = agent.timeline.summary() if hasattr(agent.timeline, "summary") else None
+    if summary:
+        print(summary, file=out, flush=True)
+    return agent
+
+
+async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
+    """Talk through the sound devices until Ctrl+C or SIGTERM."""
+    from voiceterm.audio.devices import MicrophoneSource
+    from voiceterm.audio.player import Player
+
+    source = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
+    sink = Player(device=config.audio.output_device)
+    agent = VoiceAgent(
+        config,
+        source=source,
+        sink=sink,
+        source_name=_device_label(source, "microphone"),
+        sink_name=_device_label(sink, "speaker"),
+    )
+    printer = TurnPrinter(agent, out)
+    bridge = Bridge(printer, queue_size=4096)
+    printer.attach(bridge)
+    agent.bus.register_bridge(bridge)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await agent.start()
+        print("listening — speak, or press Ctrl+C to quit", file=out, flush=True)
+        await stop.wait()
+    finally:
+        await agent.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
+
+
+def _device_label(device: Any, fallback: str) -> str:
+    name = getattr(device, "device_name", None)
+    return str(name) if name else f"default {fallback}"

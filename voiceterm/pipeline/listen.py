@@ -1,0 +1,148 @@
+"""The listener: microphone frames -> VAD -> user speech events, and barge-in.
+
+Runs as one task that pulls ``AudioFrame``\\ s from an ``AudioSource``. Frames are
+fed to the VAD on the event loop: webrtcvad costs microseconds per frame, far less
+than a thread hop. While the agent is busy (thinking or speaking), confirmed user
+speech — at least ``min_speech_ms`` of it, so a cough does not count — publishes
+``AgentInterrupted``: the LLM, TTS and player stop. With ``echo="half_duplex"``
+the microphone is ignored while the agent speaks (and for a short tail after), for
+rooms where the speaker would otherwise be heard as the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from voiceterm.events import (
+    AgentInterrupted,
+    AudioLevel,
+    StageSpan,
+    TurnMark,
+    UserStartedSpeaking,
+    UserStoppedSpeaking,
+)
+from voiceterm.pipeline.publish import Publisher
+
+logger = logging.getLogger(__name__)
+
+_LEVEL_INTERVAL_S = 0.05  # meters redraw at 20 Hz; faster only costs CPU
+_HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
+
+
+@dataclass(slots=True)
+class AgentActivity:
+    """What the agent is doing, as far as barge-in cares."""
+
+    thinking: bool = False
+    speaking: bool = False
+    last_sound_end: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.thinking or self.speaking
+
+
+class Listener:
+    """Turns captured audio into ``UserStartedSpeaking``/``UserStoppedSpeaking``."""
+
+    id = "listener"
+
+    def __init__(
+        self,
+        source: Any,
+        segmenter: Any,
+        publisher: Publisher,
+        activity: AgentActivity,
+        *,
+        barge_in: bool = True,
+        min_speech_ms: int = 150,
+        echo: str = "off",
+        echo_canceller: Any = None,
+    ) -> None:
+        self._source = source
+        self._vad = segmenter
+        self._publish = publisher
+        self._activity = activity
+        self._barge_in = barge_in
+        self._min_speech_s = min_speech_ms / 1000
+        self._echo = echo
+        self._aec = echo_canceller
+        self._onset: float | None = None
+        self._barged = False
+        self._last_level = 0.0
+        self.push_to_talk = False
+        self._talk_pressed = False
+        self.finished = asyncio.Event()
+        self.utterances = 0
+
+    async def run(self) -> None:
+        """Read frames until the source ends; then flush the last utterance."""
+        try:
+            async for frame in self._source.frames():
+                self._on_frame(frame.samples, frame.t_start, frame.t_end)
+            end = time.monotonic()
+            for event in self._vad.flush(end):
+                self._on_vad_event(event, end)
+        finally:
+            self.finished.set()
+
+    def set_talk_pressed(self, pressed: bool) -> None:
+        """Push-to-talk: while released, the microphone is ignored; release ends the utterance."""
+        was_pressed, self._talk_pressed = self._talk_pressed, pressed
+        if was_pressed and not pressed and self.push_to_talk:
+            now = time.monotonic()
+            for event in self._vad.flush(now):
+                self._on_vad_event(event, now)
+
+    def _ignoring_mic(self, t: float) -> bool:
+        if self.push_to_talk and not self._talk_pressed:
+            return True
+        if self._echo != "half_duplex":
+            return False
+        activity = self._activity
+        return activity.speaking or t < activity.last_sound_end + _HALF_DUPLEX_TAIL_S
+
+    def _on_frame(self, samples: Any, t_start: float, t_end: float) -> None:
+        if self._aec is not None:
+            samples = self._aec.process_capture(samples)
+        if self._ignoring_mic(t_start):
+            samples = samples * 0
+        events = self._vad.feed(samples, t_start)
+        for event in events:
+            self._on_vad_event(event, time.monotonic())
+        if self._onset is not None and not self._barged and self._barge_in:
+            if self._activity.busy and t_end - self._onset >= self._min_speech_s:
+                self._barged = True
+                self._publish(TurnMark(name="barge_in_onset", at=self._onset))
+                self._publish(AgentInterrupted(reason="user_speech"))
+        now = time.monotonic()
+        if now - self._last_level >= _LEVEL_INTERVAL_S:
+            self._last_level = now
+            self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+
+    def _on_vad_event(self, event: Any, t_now: float) -> None:
+        kind = type(event).__name__
+        if kind == "SpeechStarted":
+            self._onset = event.onset_time
+            self._barged = False
+            self._publish(UserStartedSpeaking(onset_time=event.onset_time))
+        elif kind == "SpeechEnded":
+            self._onset = None
+            self.utterances += 1
+            self._publish(TurnMark(name="speech_end", at=event.speech_end))
+            self._publish(TurnMark(name="vad_stop", at=t_now))
+            self._publish(
+                StageSpan(stage="vad", start=event.speech_start, end=event.speech_end, content="")
+            )
+            self._publish(
+                UserStoppedSpeaking(
+                    audio=event.audio,
+                    sample_rate=16000,
+                    speech_start=event.speech_start,
+                    speech_end=event.speech_end,
+                )
+            )

@@ -1,0 +1,55 @@
+"""``voiceterm models``: each stage's model, where it came from, its size, and
+whether it loads (all three are loaded in parallel, as at start-up)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from voiceterm.config import Config
+from voiceterm.errors import VoicetermError
+from voiceterm.modelstore import STAGES, ResolvedModel, Stage, resolve_model
+
+
+def _load(stage: Stage, model: ResolvedModel, config: Config) -> Any:
+    if stage == "stt":
+        from voiceterm.engines.stt import WhisperTranscriber
+
+        return WhisperTranscriber(model.path)
+    if stage == "llm":
+        from voiceterm.engines.llm import LlamaEngine
+
+        return LlamaEngine(model.path, n_ctx=config.llm.context_tokens)
+    from voiceterm.engines.tts import PiperSynthesizer
+
+    return PiperSynthesizer(model.path, warm_up=False)
+
+
+def _check(stage: Stage, config: Config) -> tuple[str, bool]:
+    explicit = {"stt": config.stt.model, "llm": config.llm.model, "tts": config.tts.model}[stage]
+    try:
+        model = resolve_model(stage, explicit)
+    except VoicetermError as error:
+        return f"{stage.upper():4} missing   {error}", False
+    size_mb = model.size_bytes / 1e6
+    head = f"{stage.upper():4} {model.description}\n     {model.path}\n     from {model.origin}, {size_mb:.0f} MB"
+    started = time.monotonic()
+    try:
+        _load(stage, model, config)
+    except VoicetermError as error:
+        return f"{head}, does NOT load: {error}", False
+    return f"{head}, loads in {time.monotonic() - started:.1f} s", True
+
+
+def print_models(config: Config) -> int:
+    """Print the report; exit status 0 when every model loads, else 2."""
+    with ThreadPoolExecutor(max_workers=len(STAGES)) as pool:
+        results = list(pool.map(lambda stage: _check(stage, config), STAGES))
+    for text, _ok in results:
+        print(text)
+    ok = all(ok for _text, ok in results)
+    if not ok:
+        print("voiceterm: a model is missing or does not load (see above).", file=sys.stderr)
+    return 0 if ok else 2

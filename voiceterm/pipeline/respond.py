@@ -1,0 +1,113 @@
+"""The LLM node: answers each transcript by streaming tokens from llama.cpp.
+
+Tools first: a small deterministic intent step (``voiceterm.tools.intent``) spots
+questions the tiny embedded model cannot answer reliably (the time, arithmetic),
+runs the tool (``ToolCall`` -> ``ToolResult``) and speaks its result. Everything
+else streams from the model with the conversation as the user heard it
+(``get_committed_events``), trimmed to the context window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from voiceterm.bridge import Bridge
+from voiceterm.events import (
+    AgentInterrupted,
+    AgentResponse,
+    AgentSpeechSent,
+    StageSpan,
+    ToolCall,
+    ToolResult,
+    TurnMark,
+    UserTranscriptionReceived,
+)
+from voiceterm.nodes import ConversationContext, ReasoningNode
+
+
+class LlamaNode(ReasoningNode):
+    """A ``ReasoningNode`` backed by ``voiceterm.engines.llm.LlamaEngine``."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        system_prompt: str,
+        max_tokens: int = 96,
+        tools: Any = None,
+        node_id: str = "llm",
+    ) -> None:
+        super().__init__(
+            system_prompt=system_prompt,
+            max_context_length=20,
+            max_context_tokens=getattr(engine, "n_ctx", 2048) // 2,
+            node_id=node_id,
+        )
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self.tools = tools
+
+    def attach(self, bridge: Bridge) -> None:
+        (
+            bridge.on(UserTranscriptionReceived)
+            .exclusive()
+            .interrupt_on(AgentInterrupted, handler=self.on_interrupt_generate)
+            .stream(self.generate)
+            .broadcast()
+        )
+        bridge.on(AgentSpeechSent).map(self.add_event)
+        bridge.on(AgentInterrupted).map(self.add_event)
+
+    async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
+        user_text = context.get_latest_user_transcript_message() or ""
+        if self.tools is not None:
+            answered = False
+            async for item in self._answer_with_tool(user_text):
+                answered = True
+                yield item
+            if answered:
+                return
+        async for item in self._stream_llm(context):
+            yield item
+
+    async def _answer_with_tool(self, user_text: str) -> AsyncIterator[Any]:
+        from voiceterm.tools.intent import detect_intent
+
+        intent = detect_intent(user_text)
+        if intent is None:
+            return
+        call = ToolCall(tool_name=intent.tool_name, tool_args=dict(intent.tool_args))
+        yield call
+        start = time.monotonic()
+        outcome = self.tools.run(call.tool_name, call.tool_args)
+        end = time.monotonic()
+        result = getattr(outcome, "result", outcome)
+        error = getattr(outcome, "error", None)
+        yield ToolResult(
+            tool_name=call.tool_name,
+            tool_args=call.tool_args,
+            result=result,
+            error=error,
+            tool_call_id=call.tool_call_id,
+        )
+        yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
+        yield TurnMark(name="llm_first_token", at=end)
+        yield AgentResponse(content=intent.phrase(result, error))
+
+    async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
+        from voiceterm.engines.llm import astream_chat
+
+        messages = self.format_for_llm(context.get_committed_events())
+        previous = time.monotonic()
+        first = True
+        async for piece in astream_chat(self.engine, messages, max_tokens=self.max_tokens):
+            now = time.monotonic()
+            if first:
+                first = False
+                yield TurnMark(name="llm_first_token", at=now)
+            yield StageSpan(stage="llm", start=previous, end=now, content=piece)
+            previous = now
+            if piece:
+                yield AgentResponse(content=piece)

@@ -1,0 +1,269 @@
+"""From the agent's text to sound: sentence pieces, Piper synthesis, playback.
+
+Three nodes, each on its own bridge:
+
+* ``SentenceNode`` cuts the streamed answer into pieces (a short first clause so
+  sound starts early, then sentences) and broadcasts ``AgentSentence``.
+* ``TtsNode`` synthesizes each piece in a worker thread and broadcasts
+  ``AgentAudioChunk``; an ``AgentInterrupted`` cancels it between chunks.
+* ``PlayerNode`` hands chunks to an ``AudioSink`` and turns the sink's progress
+  reports into ``AgentStartedSpeaking``, ``AgentSpeechSent`` (what was actually
+  heard) and ``AgentStoppedSpeaking``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from voiceterm.audio.frames import PlaybackTag
+from voiceterm.bridge import Bridge
+from voiceterm.bus import Message
+from voiceterm.events import (
+    AgentAudioChunk,
+    AgentGenerationComplete,
+    AgentInterrupted,
+    AgentResponse,
+    AgentSentence,
+    AgentSpeechSent,
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    Event,
+    StageSpan,
+    TurnMark,
+)
+from voiceterm.patterns.sentences import SentenceSplitter
+from voiceterm.pipeline.publish import Publisher
+
+if TYPE_CHECKING:
+    from voiceterm.audio.frames import AudioSink
+
+
+class Synthesizer(Protocol):
+    """What the TTS node needs from an engine (``PiperSynthesizer`` fits)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Any]: ...
+
+
+class SentenceNode:
+    """Cuts the answer into speakable pieces as the tokens arrive."""
+
+    id = "sentences"
+
+    def __init__(self, *, first_piece_min_chars: int | None = 12) -> None:
+        self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
+        self._index = 0
+
+    def attach(self, bridge: Bridge, llm_node_id: str) -> None:
+        # One route for both event types keeps them in order: the final flush must
+        # come after the last chunk.
+        bridge.on(Event, source=llm_node_id).stream(self.handle).broadcast()
+        bridge.on(AgentInterrupted).map(self.reset)
+
+    def handle(self, message: Message) -> Iterator[Event]:
+        event = message.event
+        if isinstance(event, AgentResponse):
+            for piece in self._splitter.push(event.content):
+                yield from self._emit(piece, final=False)
+        elif isinstance(event, AgentGenerationComplete):
+            rest = self._splitter.flush()
+            if rest:
+                yield from self._emit(rest, final=True)
+            elif self._index:
+                yield AgentSentence(content="", index=self._index, final=True)
+            self._index = 0
+
+    def _emit(self, piece: str, *, final: bool) -> Iterator[Event]:
+        now = time.monotonic()
+        if self._index == 0:
+            yield TurnMark(name="first_sentence", at=now)
+        yield StageSpan(stage="sentence", start=now, end=now, content=piece)
+        yield AgentSentence(content=piece, index=self._index, final=final)
+        self._index += 1
+
+    def reset(self, message: Message | None = None) -> None:
+        self._splitter.reset()
+        self._index = 0
+
+
+class TtsNode:
+    """Synthesizes each sentence piece in a worker thread, chunk by chunk."""
+
+    id = "tts"
+
+    def __init__(self, synthesizer: Synthesizer) -> None:
+        self._tts = synthesizer
+        self._first_audio_marked = False
+        self.turn_id = 0
+
+    def attach(self, bridge: Bridge) -> None:
+        (
+            bridge.on(AgentSentence)
+            .interrupt_on(AgentInterrupted, handler=self._on_interrupt)
+            .stream(self.synthesize)
+            .broadcast()
+        )
+
+    def _on_interrupt(self, message: Message) -> None:
+        self._first_audio_marked = False
+
+    async def synthesize(self, message: Message) -> AsyncIterator[Event]:
+        sentence: AgentSentence = message.event
+        if sentence.index == 0:
+            self._first_audio_marked = False
+            self.turn_id += 1
+        if not sentence.content.strip():
+            yield AgentAudioChunk(
+                audio=None,
+                sample_rate=self._tts.sample_rate,
+                text="",
+                sentence_index=sentence.index,
+                last_of_sentence=True,
+            )
+            return
+        cancel = threading.Event()
+        chunks = self._tts.synthesize(sentence.content, cancel)
+        index = 0
+        try:
+            while True:
+                start = time.monotonic()
+                audio = await asyncio.to_thread(next, chunks, None)
+                if audio is None:
+                    break
+                end = time.monotonic()
+                if not self._first_audio_marked:
+                    self._first_audio_marked = True
+                    yield TurnMark(name="tts_first_audio", at=end)
+                yield StageSpan(stage="tts", start=start, end=end, content=sentence.content)
+                yield AgentAudioChunk(
+                    audio=audio,
+                    sample_rate=self._tts.sample_rate,
+                    text=sentence.content if index == 0 else "",
+                    sentence_index=sentence.index,
+                    chunk_index=index,
+                    last_of_sentence=False,
+                )
+                index += 1
+        finally:
+            cancel.set()
+        yield AgentAudioChunk(
+            audio=None,
+            sample_rate=self._tts.sample_rate,
+            text="",
+            sentence_index=sentence.index,
+            chunk_index=index,
+            last_of_sentence=True,
+        )
+
+
+def heard_words(text: str, fraction: float) -> str:
+    """The words of ``text`` a listener heard when ``fraction`` of it had played.
+
+    A word counts as heard once playback passed its middle: speech time is roughly
+    proportional to characters, so positions are measured in characters.
+    """
+    if fraction >= 1.0:
+        return text
+    if fraction <= 0.0 or not text:
+        return ""
+    limit = fraction * len(text)
+    heard: list[str] = []
+    position = 0
+    for word in text.split(" "):
+        middle = position + len(word) / 2
+        if middle > limit:
+            break
+        heard.append(word)
+        position += len(word) + 1
+    return " ".join(heard).strip()
+
+
+class PlayerNode:
+    """Plays audio chunks on a sink and reports what was actually heard."""
+
+    id = "player"
+
+    def __init__(self, sink: AudioSink, publisher: Publisher) -> None:
+        self._sink = sink
+        self._publish = publisher
+        self._turn_id = 0
+        self._speaking = False
+        self._texts: dict[tuple[int, int], str] = {}
+        self._durations: dict[PlaybackTag, float] = {}
+        self._generation_done = False
+        self._pending_chunks = 0
+        sink.on_started = self._on_started
+        sink.on_tag_done = self._on_tag_done
+        sink.on_idle = self._on_idle
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def attach(self, bridge: Bridge, tts_node_id: str) -> None:
+        bridge.on(AgentAudioChunk, source=tts_node_id).interrupt_on(AgentInterrupted).map(self.play)
+        bridge.on(AgentInterrupted).map(self.stop)
+
+    def play(self, message: Message) -> None:
+        chunk: AgentAudioChunk = message.event
+        if chunk.sentence_index == 0 and chunk.chunk_index == 0:
+            self._turn_id += 1
+        key = (self._turn_id, chunk.sentence_index)
+        if chunk.text:
+            self._texts[key] = chunk.text
+        if chunk.audio is None:
+            return
+        tag = PlaybackTag(
+            turn_id=self._turn_id,
+            sentence_index=chunk.sentence_index,
+            text=chunk.text,
+            chunk_index=chunk.chunk_index,
+        )
+        self._pending_chunks += 1
+        self._durations[tag] = len(chunk.audio) / chunk.sample_rate
+        self._sink.enqueue(chunk.audio, chunk.sample_rate, tag)
+
+    def stop(self, message: Message | None = None) -> None:
+        """Barge-in: silence the sink now and record the part that was heard."""
+        position = self._sink.position()
+        t_end = self._sink.stop_now()
+        self._pending_chunks = 0
+        self._durations.clear()
+        if position is not None:
+            key = (position.tag.turn_id, position.tag.sentence_index)
+            text = self._texts.get(key, "")
+            heard = heard_words(text, position.fraction)
+            if heard:
+                self._publish(AgentSpeechSent(content=heard + " "))
+        self._texts.clear()
+        if self._speaking:
+            self._speaking = False
+            self._publish(TurnMark(name="playback_stopped", at=t_end))
+            self._publish(AgentStoppedSpeaking(interrupted=True, last_sample_time=t_end))
+
+    def _on_started(self, tag: PlaybackTag, t_audible: float) -> None:
+        if tag.turn_id != self._turn_id:
+            return
+        self._speaking = True
+        self._publish(TurnMark(name="playback_start", at=t_audible))
+        self._publish(AgentStartedSpeaking(playback_start=t_audible))
+
+    def _on_tag_done(self, tag: PlaybackTag, t: float) -> None:
+        self._pending_chunks = max(0, self._pending_chunks - 1)
+        key = (tag.turn_id, tag.sentence_index)
+        text = self._texts.pop(key, "") if tag.chunk_index == 0 else ""
+        duration = self._durations.pop(tag, 0.0)
+        self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
+        if text:
+            self._publish(AgentSpeechSent(content=text + " "))
+
+    def _on_idle(self, t: float) -> None:
+        if self._speaking and self._pending_chunks == 0:
+            self._speaking = False
+            self._publish(AgentStoppedSpeaking(interrupted=False, last_sample_time=t))
