@@ -1,0 +1,553 @@
+"""Sound devices through sounddevice (PortAudio): listing, choosing, and the microphone.
+
+- ``list_devices()`` -> ``DeviceList`` (what ``voiceterm devices`` prints).
+- ``find_device(name_or_index, "input" | "output")`` -> ``DeviceInfo``: a device index,
+  a case-insensitive piece of its name, or ``None`` for the system default. Unknown or
+  ambiguous names raise ``AudioDeviceError`` naming the choices.
+- ``MicrophoneSource`` -> an ``AudioSource`` of 16 kHz int16 mono ``AudioFrame``\\ s.
+
+Devices that refuse 16 kHz are common, so the microphone tries 16 kHz first and
+otherwise captures at the device's default rate and resamples with a streaming soxr
+resampler. PortAudio's callback thread only copies each block into a bounded deque
+and wakes the event loop (at most one pending wake-up, so a stalled loop cannot pile
+up callbacks); when the loop lags the oldest blocks are dropped and counted.
+
+sounddevice is imported lazily (it loads PortAudio and enumerates devices on import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
+from voiceterm.errors import AudioDeviceError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Int16Array = npt.NDArray[np.int16]
+
+log = logging.getLogger(__name__)
+
+DeviceKind = Literal["input", "output"]
+
+_INSTALL_HINT = "Install PortAudio (Debian/Ubuntu: apt-get install libportaudio2)."
+_CHOOSE_HINT = "Run `voiceterm devices` to see the devices, then pick one by name or index."
+
+
+# --- sounddevice import ---------------------------------------------------------
+
+
+class _AlsaQuiet:
+    """Keeps alive the no-op ALSA error handler installed by ``silence_alsa_messages``.
+
+    ALSA prints its own errors ("underrun occurred", probing of absent cards) straight
+    to file descriptor 2, which would scribble over the TUI. The handler must outlive
+    every ALSA call, so the ctypes callback is held here for the life of the process.
+    """
+
+    handler: Any = None
+
+
+def silence_alsa_messages() -> None:
+    """Stop libasound from writing diagnostics to stderr (no-op without ALSA).
+
+    Underruns are still counted from PortAudio's status flags.
+    """
+    if _AlsaQuiet.handler is not None:
+        return
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("asound")
+    if name is None:
+        return
+    try:
+        asound = ctypes.CDLL(name)
+    except OSError:
+        return
+    # void handler(const char *file, int line, const char *func, int err, const char *fmt, ...)
+    handler_type = ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+    )
+
+    def _ignore(file: bytes, line: int, func: bytes, err: int, fmt: bytes) -> None:
+        return None
+
+    _AlsaQuiet.handler = handler_type(_ignore)
+    asound.snd_lib_error_set_handler(_AlsaQuiet.handler)
+
+
+def import_sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio into an ``AudioDeviceError``."""
+    silence_alsa_messages()
+    try:
+        import sounddevice
+    except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
+        raise AudioDeviceError(
+            "The PortAudio library is not installed, so no sound device can be used.",
+            hint=_INSTALL_HINT,
+        ) from exc
+    except ImportError as exc:
+        raise AudioDeviceError(
+            "The sounddevice package is not installed.", hint="pip install sounddevice"
+        ) from exc
+    module: ModuleType = sounddevice
+    return module
+
+
+# --- listing and choosing --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One PortAudio device."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    default_low_input_latency: float = 0.0
+    default_low_output_latency: float = 0.0
+
+    def channels(self, kind: DeviceKind) -> int:
+        """Maximum channel count for capture (``"input"``) or playback (``"output"``)."""
+        return self.max_input_channels if kind == "input" else self.max_output_channels
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceList:
+    """Inputs and outputs PortAudio sees, and the system defaults (``None``: none)."""
+
+    inputs: list[DeviceInfo] = field(default_factory=list)
+    outputs: list[DeviceInfo] = field(default_factory=list)
+    default_input: int | None = None
+    default_output: int | None = None
+
+    def format(self) -> str:
+        """Human-readable listing; ``*`` marks the defaults."""
+        lines: list[str] = []
+        sections: tuple[tuple[str, list[DeviceInfo], int | None, DeviceKind], ...] = (
+            ("Inputs (microphones)", self.inputs, self.default_input, "input"),
+            ("Outputs (speakers)", self.outputs, self.default_output, "output"),
+        )
+        for title, devices, default, kind in sections:
+            lines.append(f"{title}:")
+            if not devices:
+                lines.append("  (none)")
+            for dev in devices:
+                mark = "*" if dev.index == default else " "
+                lines.append(
+                    f" {mark}{dev.index:>3}  {dev.name}  [{dev.hostapi}, "
+                    f"{dev.channels(kind)} ch, {dev.default_samplerate:g} Hz]"
+                )
+        lines.append("Choose with --input-device / --output-device NAME-OR-INDEX.")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _device_info(sd: ModuleType, raw: dict[str, Any]) -> DeviceInfo:
+    hostapi = sd.query_hostapis(raw["hostapi"])["name"]
+    return DeviceInfo(
+        index=int(raw["index"]),
+        name=str(raw["name"]),
+        hostapi=str(hostapi),
+        max_input_channels=int(raw["max_input_channels"]),
+        max_output_channels=int(raw["max_output_channels"]),
+        default_samplerate=float(raw["default_samplerate"]),
+        default_low_input_latency=float(raw["default_low_input_latency"]),
+        default_low_output_latency=float(raw["default_low_output_latency"]),
+    )
+
+
+def _default_index(sd: ModuleType, kind: DeviceKind) -> int | None:
+    try:
+        index = sd.default.device[0 if kind == "input" else 1]
+    except Exception:
+        return None
+    if index is None or int(index) < 0:
+        try:  # sounddevice's default may be unset; ask PortAudio itself
+            index = sd.query_devices(kind=kind)["index"]
+        except Exception:
+            return None
+    return int(index)
+
+
+def list_devices() -> DeviceList:
+    """All devices PortAudio sees, split into inputs and outputs.
+
+    Raises:
+        AudioDeviceError: PortAudio itself is missing.
+    """
+    sd = import_sounddevice()
+    devices = [_device_info(sd, raw) for raw in sd.query_devices()]
+    return DeviceList(
+        inputs=[d for d in devices if d.max_input_channels > 0],
+        outputs=[d for d in devices if d.max_output_channels > 0],
+        default_input=_default_index(sd, "input"),
+        default_output=_default_index(sd, "output"),
+    )
+
+
+def find_device(name_or_index: int | str | None, kind: DeviceKind) -> DeviceInfo:
+    """Resolve a device choice for capture (``"input"``) or playback (``"output"``).
+
+    Args:
+        name_or_index: ``None`` (or ``""``/``"default"``) for the system default, an
+            index (int or digits), or a case-insensitive piece of the device name. An
+            exact name wins over partial matches.
+
+    Raises:
+        AudioDeviceError: no device of that kind, no match, or several matches.
+    """
+    devices = list_devices()
+    candidates = devices.inputs if kind == "input" else devices.outputs
+    what = "input (microphone)" if kind == "input" else "output (speaker)"
+    if not candidates:
+        raise AudioDeviceError(
+            f"No {what} device was found.",
+            hint="Connect one, check that the sound server runs (PulseAudio/PipeWire), "
+            "or run `voiceterm devices`.",
+        )
+    choice = name_or_index.strip() if isinstance(name_or_index, str) else name_or_index
+    if choice is None or choice in ("", "default"):
+        default = devices.default_input if kind == "input" else devices.default_output
+        for dev in candidates:
+            if dev.index == default:
+                return dev
+        return candidates[0]
+    if isinstance(choice, int) or choice.isdigit():
+        index = int(choice)
+        for dev in candidates:
+            if dev.index == index:
+                return dev
+        raise AudioDeviceError(f"There is no {what} device with index {index}.", hint=_CHOOSE_HINT)
+    wanted = choice.lower()
+    exact = [d for d in candidates if d.name.lower() == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    matches = exact or [d for d in candidates if wanted in d.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        names = ", ".join(repr(d.name) for d in candidates)
+        raise AudioDeviceError(
+            f"No {what} device matches {choice!r} (there are: {names}).", hint=_CHOOSE_HINT
+        )
+    names = ", ".join(f"{d.index}: {d.name!r}" for d in matches)
+    raise AudioDeviceError(
+        f"{choice!r} matches several {what} devices ({names}).",
+        hint="Use a longer part of the name, or the index.",
+    )
+
+
+def pick_sample_rate(info: DeviceInfo, kind: DeviceKind, preferred: int | None = None) -> int:
+    """A rate the device accepts for int16 mono: ``preferred`` if it works, else its default.
+
+    Raises:
+        AudioDeviceError: the device accepts none of the rates tried.
+    """
+    sd = import_sounddevice()
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    tried: list[int] = []
+    for rate in (preferred, int(info.default_samplerate), 48000, 44100):
+        if not rate or rate in tried:
+            continue
+        tried.append(rate)
+        try:
+            check(device=info.index, samplerate=rate, channels=1, dtype="int16")
+        except Exception:
+            continue
+        return rate
+    raise AudioDeviceError(
+        f"The device {info.name!r} accepts none of the sample rates "
+        f"{', '.join(map(str, tried))} Hz for 16-bit mono {kind}.",
+        hint=_CHOOSE_HINT,
+    )
+
+
+def open_stream_error(exc: Exception, kind: DeviceKind, name: str) -> AudioDeviceError:
+    """Turn PortAudio's complaint about opening a stream into an ``AudioDeviceError``."""
+    text = str(exc)
+    what = "microphone" if kind == "input" else "speaker"
+    if "unavailable" in text.lower() or "busy" in text.lower():
+        hint = "Another program may be using it; close it, or choose another device."
+    else:
+        hint = _CHOOSE_HINT
+    return AudioDeviceError(f"Could not open the {what} {name!r}: {text}.", hint=hint)
+
+
+# --- the microphone ---------------------------------------------------------------
+
+
+class StreamResampler16k:
+    """Streaming int16 resampler to 16 kHz that keeps state across blocks (soxr)."""
+
+    def __init__(self, from_rate: int) -> None:
+        import soxr
+
+        self.from_rate = from_rate
+        self._stream = soxr.ResampleStream(from_rate, CAPTURE_RATE, 1, dtype="int16")
+
+    def process(self, block: Int16Array) -> Int16Array:
+        """Resample one block; output length varies around ``len * 16000 / from_rate``."""
+        import numpy as np
+
+        out = self._stream.resample_chunk(block)
+        return np.asarray(out, dtype=np.int16).reshape(-1)
+
+
+class MicrophoneSource:
+    """Captures the microphone as 16 kHz int16 mono ``AudioFrame``\\ s.
+
+    Args:
+        device: name (substring), index, or ``None`` for the system default input.
+        block_ms: length of each yielded frame (10, 20 or 30 ms suit webrtcvad).
+        sample_rate: force a device capture rate (default: 16 kHz if the device takes
+            it, else its default rate, resampled).
+        latency: PortAudio's suggested input latency (seconds, ``"low"``, ``"high"``).
+        max_queued_ms: how much captured audio may wait for a lagging event loop
+            before the oldest is dropped (and counted in ``dropped``).
+        reopen: when the device vanishes mid-session, report it (``on_error``) and
+            retry every second until it returns, instead of raising from ``frames()``.
+        on_error: called on the loop with the ``AudioDeviceError`` when capture stops.
+        on_restored: called on the loop when capture has resumed.
+
+    Attributes:
+        muted: when true, frames keep coming but carry silence.
+        overflows: input overflows reported by PortAudio (audio lost in the device).
+        dropped: blocks dropped because the event loop did not keep up.
+        t_start of each frame comes from PortAudio's ``inputBufferAdcTime`` mapped onto
+        ``time.monotonic()`` (PortAudio's own clock is not monotonic's).
+    """
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        *,
+        block_ms: int = 20,
+        sample_rate: int | None = None,
+        latency: float | str = "low",
+        max_queued_ms: int = 1000,
+        reopen: bool = True,
+        on_error: Callable[[AudioDeviceError], None] | None = None,
+        on_restored: Callable[[], None] | None = None,
+    ) -> None:
+        if not 5 <= block_ms <= 100:
+            raise ValueError("block_ms must be between 5 and 100")
+        self.device = device
+        self.block_ms = block_ms
+        self.latency = latency
+        self.reopen = reopen
+        self.on_error = on_error
+        self.on_restored = on_restored
+        self.muted = False
+        self.overflows = 0
+        self.dropped = 0
+        self.device_name = ""
+        self.device_rate = 0
+        self._requested_rate = sample_rate
+        self._frame_len = CAPTURE_RATE * block_ms // 1000
+        self._blocks: deque[tuple[Int16Array, float]] = deque(
+            maxlen=max(2, max_queued_ms // block_ms)
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_event: asyncio.Event | None = None
+        self._wake_pending = False
+        self._stream: Any = None
+        self._resampler: StreamResampler16k | None = None
+        self._fallback_age = 0.0
+        self._last_callback = 0.0
+        self._closed = False
+        self._pending: Int16Array | None = None  # resampled samples not yet framed
+        self._clock: float | None = None  # smoothed capture time of _pending[0]
+        self._offset = 0
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the frames yielded: always 16 kHz."""
+        return CAPTURE_RATE
+
+    def start(self) -> None:
+        """Open the device and start capturing; call from the running event loop.
+
+        Raises:
+            AudioDeviceError: no input device, no match, busy, or it refuses to open.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._wake_event = asyncio.Event()
+        self._closed = False
+        self._open()
+
+    def _open(self) -> None:
+        sd = import_sounddevice()
+        info = find_device(self.device, "input")
+        self.device_name = info.name
+        rate = self._requested_rate or pick_sample_rate(info, "input", preferred=CAPTURE_RATE)
+        try:
+            stream = sd.InputStream(
+                device=info.index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=rate * self.block_ms // 1000,
+                latency=self.latency,
+                callback=self._callback,
+            )
+            stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise open_stream_error(exc, "input", info.name) from exc
+        self.device_rate = rate
+        self._resampler = StreamResampler16k(rate) if rate != CAPTURE_RATE else None
+        self._pending = None
+        self._clock = None
+        self._fallback_age = float(stream.latency) + self.block_ms / 1000
+        self._last_callback = time.monotonic()
+        self._stream = stream
+        log.info("microphone %r open at %d Hz", info.name, rate)
+
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy, stamp, hand over. Never block, never wait.
+        if status.input_overflow:
+            self.overflows += 1
+        now = time.monotonic()
+        age = time_info.currentTime - time_info.inputBufferAdcTime
+        if time_info.inputBufferAdcTime <= 0 or not 0.0 <= age < 2.0:
+            age = self._fallback_age
+        self._last_callback = now
+        if len(self._blocks) == self._blocks.maxlen:
+            self.dropped += 1  # append below pushes out the oldest block
+        self._blocks.append((indata[:, 0].copy(), now - age))
+        if not self._wake_pending and self._loop is not None:
+            self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        if self._wake_event is not None:
+            self._wake_event.set()
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        """Yield 16 kHz frames of ``block_ms`` each until ``close()``.
+
+        Raises:
+            AudioDeviceError: the device vanished and ``reopen`` is false.
+        """
+        if self._wake_event is None:
+            raise RuntimeError("MicrophoneSource.start() must be called first")
+        event = self._wake_event
+        while not self._closed:
+            try:
+                async with asyncio.timeout(0.5):
+                    await event.wait()
+            except TimeoutError:
+                if not self._closed and not self._healthy():
+                    await self._recover()
+                continue
+            event.clear()
+            while self._blocks:
+                block, t_adc = self._blocks.popleft()
+                for frame in self._assemble(block, t_adc):
+                    yield frame
+
+    def _assemble(self, block: Int16Array, t_adc: float) -> list[AudioFrame]:
+        """Resample one device block and cut it into exact ``block_ms`` frames."""
+        import numpy as np
+
+        rate = self.device_rate
+        t_block_end = t_adc + len(block) / rate
+        piece = self._resampler.process(block) if self._resampler is not None else block
+        pending = piece if self._pending is None else np.concatenate((self._pending, piece))
+        # The newest sample we hold ends at t_block_end (ignoring the resampler's
+        # few-ms delay). PortAudio's timestamps jitter by up to a block, so follow
+        # them through a slow filter: continuity, nudged 5 % toward each measurement
+        # (no drift), and a jump only when they disagree by more than 50 ms.
+        measured = t_block_end - len(pending) / CAPTURE_RATE
+        predicted = self._clock
+        if predicted is None or abs(measured - predicted) > 0.05:
+            t_first = measured
+        else:
+            t_first = predicted + 0.05 * (measured - predicted)
+        frames: list[AudioFrame] = []
+        n = self._frame_len
+        start = 0
+        while len(pending) - start >= n:
+            samples = pending[start : start + n]
+            if self.muted:
+                samples = np.zeros(n, dtype=np.int16)
+            frames.append(
+                AudioFrame(
+                    samples=np.ascontiguousarray(samples),
+                    t_start=t_first + start / CAPTURE_RATE,
+                    offset=self._offset,
+                )
+            )
+            self._offset += n
+            start += n
+        self._pending = pending[start:] if start < len(pending) else None
+        self._clock = t_first + start / CAPTURE_RATE
+        return frames
+
+    def _healthy(self) -> bool:
+        stream = self._stream
+        return (
+            stream is not None
+            and bool(stream.active)
+            and time.monotonic() - self._last_callback < 1.0
+        )
+
+    async def _recover(self) -> None:
+        """The device stopped: report it, then reopen every second until it works."""
+        error = AudioDeviceError(
+            f"The microphone {self.device_name!r} stopped delivering audio.",
+            hint="It may have been unplugged or taken by another program; "
+            "voiceterm tries to reopen it every second.",
+        )
+        if not self.reopen:
+            self.close()
+            raise error
+        log.warning("%s", error)
+        if self.on_error is not None:
+            self.on_error(error)
+        await asyncio.to_thread(self._close_stream)
+        while not self._closed:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self._open)
+            except AudioDeviceError as exc:
+                log.debug("microphone still unavailable: %s", exc.message)
+                continue
+            log.warning("microphone %r reopened", self.device_name)
+            if self.on_restored is not None:
+                self.on_restored()
+            return
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.abort()
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def close(self) -> None:
+        """Stop capturing and release the device; ``frames()`` ends."""
+        self._closed = True
+        self._close_stream()
+        self._blocks.clear()
+        if self._wake_event is not None:
+            self._wake_event.set()

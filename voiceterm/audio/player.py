@@ -1,0 +1,501 @@
+"""Speaker output: gapless playback of tagged speech chunks, with honest timing.
+
+Two layers:
+
+- ``PlaybackEngine`` is the sample-exact core. A device callback (or a simulated
+  clock, see ``voiceterm.audio.wavio.WavFileSink``) calls ``fill(out, t_dac)`` once per
+  block with the monotonic time at which that block's first sample will reach the
+  DAC. The engine copies queued chunks into the block and reports, through a
+  ``post`` function, when a turn's first non-silent sample will be heard, when each
+  chunk ends, and when the queue runs dry. ``stop_now()`` may be called from another
+  thread: it drops the queue and the next ``fill`` writes silence.
+- ``Player`` runs the engine in a sounddevice (PortAudio) output stream.
+
+Concurrency: ``fill`` runs on PortAudio's thread and never blocks, takes no lock and
+allocates nothing but a few small tuples. The control side (``enqueue``,
+``stop_now``) runs on the event loop. They share a ``collections.deque`` (its
+``append``/``popleft``/``clear`` are atomic under the GIL) and a stop generation
+counter: each chunk remembers the generation it was queued in, and ``fill`` drops
+any chunk older than the current generation. So a chunk queued *after* a stop is
+never lost to that stop, whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from voiceterm.audio.frames import (
+    SILENCE_THRESHOLD,
+    IdleCallback,
+    PlaybackPosition,
+    PlaybackTag,
+    StartedCallback,
+    TagDoneCallback,
+)
+from voiceterm.errors import AudioDeviceError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Int16Array = npt.NDArray[np.int16]
+
+log = logging.getLogger(__name__)
+
+PostFn = Callable[[str, PlaybackTag | None, float], None]
+"""``post(kind, tag, t)`` with kind ``"started"``, ``"tag_done"`` or ``"idle"``."""
+
+
+@dataclass(slots=True, eq=False)
+class _Chunk:
+    samples: Int16Array
+    tag: PlaybackTag
+    first_loud: int  # index of the first non-silent sample, -1 if all silent
+    generation: int
+    pos: int = 0
+
+
+def first_loud_sample(audio: Int16Array, threshold: int = SILENCE_THRESHOLD) -> int:
+    """Index of the first sample louder than ``threshold``, or -1 if there is none."""
+    import numpy as np
+
+    # Compare both signs instead of np.abs: abs(-32768) overflows int16.
+    loud = np.flatnonzero((audio > threshold) | (audio < -threshold))
+    return int(loud[0]) if loud.size else -1
+
+
+class PlaybackEngine:
+    """Queue of tagged chunks at one sample rate, drained block by block by ``fill``.
+
+    Args:
+        sample_rate: rate of the samples handed to ``enqueue`` and written by ``fill``.
+        post: called (on the filling thread) for every playback event; it must only
+            hand the event over, e.g. with ``loop.call_soon_threadsafe``.
+        history: how many recently written segments ``position()`` can look back on.
+    """
+
+    def __init__(self, sample_rate: int, post: PostFn, history: int = 256) -> None:
+        self.sample_rate = sample_rate
+        self._post = post
+        self._pending: deque[_Chunk] = deque()
+        self._current: _Chunk | None = None
+        self._generation = 0  # bumped by stop_now (control side)
+        self._seen_generation = 0  # what fill last acted on (filling side)
+        self._started_turn: int | None = None
+        self._sounding = False
+        self._last_sound_end = 0.0
+        self._filling = False
+        self._block_end = 0.0
+        # (t_dac_start, tag, first sample index in the chunk, count, chunk length)
+        self._segments: deque[tuple[float, PlaybackTag, int, int, int]] = deque(maxlen=history)
+        self.gaps = 0
+        """Times a turn's sound resumed after the queue ran dry mid-turn (late TTS)."""
+        self._dry_turn: int | None = None
+
+    # --- control side (event loop) ---------------------------------------------
+
+    def enqueue(self, samples: Int16Array, tag: PlaybackTag) -> None:
+        """Queue int16 mono ``samples`` (already at ``sample_rate``) after the rest."""
+        if len(samples) == 0:
+            return
+        self._pending.append(_Chunk(samples, tag, first_loud_sample(samples), self._generation))
+
+    def stop_now(self) -> float:
+        """Drop all queued audio; the next block is silent.
+
+        Returns:
+            Monotonic time at which the last sample already handed to the device
+            ends. If a block is being filled at this very moment, the end of that
+            block (an upper bound, at most one block late).
+        """
+        self._generation += 1
+        self._pending.clear()
+        if self._filling:
+            return self._block_end
+        return self._last_sound_end
+
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        """The chunk and sample being heard at monotonic time ``at`` (default: now)."""
+        now = time.monotonic() if at is None else at
+        for t_start, tag, first, count, total in reversed(tuple(self._segments)):
+            if t_start <= now:
+                offset = int((now - t_start) * self.sample_rate)
+                if offset >= count:
+                    return None  # the newest segment before `now` has ended: silence
+                return PlaybackPosition(tag, first + offset, total, self.sample_rate)
+        return None
+
+    @property
+    def busy(self) -> bool:
+        """True while there is audio queued or being played."""
+        return self._current is not None or bool(self._pending)
+
+    @property
+    def last_sound_end(self) -> float:
+        """Monotonic time at which the last sample written so far ends."""
+        return self._last_sound_end
+
+    # --- filling side (device thread) ------------------------------------------
+
+    def fill(self, out: Int16Array, t_dac: float) -> int:
+        """Write the next ``len(out)`` samples into ``out``.
+
+        Args:
+            out: the device buffer (1-D int16 view), filled in place, padded with zeros.
+            t_dac: monotonic time at which ``out[0]`` will be heard.
+
+        Returns:
+            How many samples came from queued audio (the rest is padding).
+        """
+        n = len(out)
+        rate = self.sample_rate
+        self._filling = True
+        self._block_end = t_dac + n / rate
+        generation = self._generation
+        if generation != self._seen_generation:
+            self._seen_generation = generation
+            self._started_turn = None
+            self._dry_turn = None
+            if self._current is not None and self._current.generation < generation:
+                self._current = None
+        filled = 0
+        while filled < n:
+            chunk = self._current
+            if chunk is None:
+                try:
+                    chunk = self._pending.popleft()
+                except IndexError:
+                    break
+                if chunk.generation < generation:
+                    continue
+                self._current = chunk
+                if self._dry_turn == chunk.tag.turn_id:
+                    self.gaps += 1
+                self._dry_turn = None
+            count = min(n - filled, len(chunk.samples) - chunk.pos)
+            out[filled : filled + count] = chunk.samples[chunk.pos : chunk.pos + count]
+            t_segment = t_dac + filled / rate
+            self._segments.append((t_segment, chunk.tag, chunk.pos, count, len(chunk.samples)))
+            loud = chunk.first_loud
+            if chunk.pos <= loud < chunk.pos + count and self._started_turn != chunk.tag.turn_id:
+                self._started_turn = chunk.tag.turn_id
+                self._post("started", chunk.tag, t_segment + (loud - chunk.pos) / rate)
+            chunk.pos += count
+            filled += count
+            self._sounding = True
+            self._last_sound_end = t_dac + filled / rate
+            if chunk.pos >= len(chunk.samples):
+                self._current = None
+                self._dry_turn = chunk.tag.turn_id
+                self._post("tag_done", chunk.tag, self._last_sound_end)
+        if filled < n:
+            out[filled:] = 0
+            if self._sounding:
+                self._sounding = False
+                self._post("idle", None, self._last_sound_end)
+        self._filling = False
+        return filled
+
+
+class SinkCallbacks:
+    """The three playback callbacks and their delivery on an asyncio loop.
+
+    Shared by ``Player`` and ``WavFileSink``: the engine's ``post`` lands in
+    ``post_threadsafe`` (or ``post_soon``), which schedules ``dispatch`` on the loop,
+    which calls whatever callback is set at that moment.
+    """
+
+    def __init__(self) -> None:
+        self.on_started: StartedCallback | None = None
+        self.on_tag_done: TagDoneCallback | None = None
+        self.on_idle: IdleCallback | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        return self._loop
+
+    def post_threadsafe(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        # The loop may be closing while the device still calls back: drop the event.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self.dispatch, kind, tag, t)
+
+    def post_soon(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(self.dispatch, kind, tag, t)
+
+    def dispatch(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
+        try:
+            if kind == "started" and self.on_started is not None and tag is not None:
+                self.on_started(tag, t)
+            elif kind == "tag_done" and self.on_tag_done is not None and tag is not None:
+                self.on_tag_done(tag, t)
+            elif kind == "idle" and self.on_idle is not None:
+                self.on_idle(t)
+        except Exception:  # a listener's bug must not kill playback
+            log.exception("playback %s callback failed", kind)
+
+
+def resample_int16(audio: Int16Array, from_rate: int, to_rate: int) -> Int16Array:
+    """Resample int16 mono audio with soxr (high quality), keeping int16."""
+    import numpy as np
+
+    if from_rate == to_rate:
+        return np.ascontiguousarray(audio, dtype=np.int16)
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(audio, dtype=np.int16), from_rate, to_rate)
+    return np.asarray(out, dtype=np.int16)
+
+
+class Player:
+    """Plays tagged int16 chunks on an output device through PortAudio.
+
+    Args:
+        device: device name (substring), index, or ``None`` for the system default.
+        block_ms: samples per callback, in milliseconds (10-20 ms: ``stop_now``
+            silences within one block).
+        latency: PortAudio's suggested output latency, seconds or ``"low"``/``"high"``.
+            ``"high"`` is the safe default: through PulseAudio's ALSA plugin ``"low"``
+            underflows constantly.
+        sample_rate: force a device rate; default: the device's own default rate.
+        reopen: when the device disappears, retry every second instead of failing.
+        on_error: called on the loop with an ``AudioDeviceError`` when the device is
+            lost (playback is then silent until it returns).
+        on_restored: called on the loop when a lost device has been reopened.
+
+    Attributes:
+        on_started, on_tag_done, on_idle: playback callbacks (see ``AudioSink``),
+            always called on the asyncio loop.
+        underflows: output underflows reported by PortAudio (audible clicks).
+    """
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        *,
+        block_ms: int = 10,
+        latency: float | str = "high",
+        sample_rate: int | None = None,
+        reopen: bool = True,
+        on_error: Callable[[AudioDeviceError], None] | None = None,
+        on_restored: Callable[[], None] | None = None,
+    ) -> None:
+        if not 2 <= block_ms <= 100:
+            raise ValueError("block_ms must be between 2 and 100")
+        self.device = device
+        self.block_ms = block_ms
+        self.latency = latency
+        self.reopen = reopen
+        self.on_error = on_error
+        self.on_restored = on_restored
+        self._requested_rate = sample_rate
+        self._callbacks = SinkCallbacks()
+        self._engine: PlaybackEngine | None = None
+        self._stream: Any = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._last_callback = 0.0
+        self._fallback_latency = 0.0
+        self._closed = False
+        self.underflows = 0
+        self.device_name = ""
+
+    # callbacks are stored on the shared SinkCallbacks so the engine's thread sees them
+    @property
+    def on_started(self) -> StartedCallback | None:
+        return self._callbacks.on_started
+
+    @on_started.setter
+    def on_started(self, fn: StartedCallback | None) -> None:
+        self._callbacks.on_started = fn
+
+    @property
+    def on_tag_done(self) -> TagDoneCallback | None:
+        return self._callbacks.on_tag_done
+
+    @on_tag_done.setter
+    def on_tag_done(self, fn: TagDoneCallback | None) -> None:
+        self._callbacks.on_tag_done = fn
+
+    @property
+    def on_idle(self) -> IdleCallback | None:
+        return self._callbacks.on_idle
+
+    @on_idle.setter
+    def on_idle(self, fn: IdleCallback | None) -> None:
+        self._callbacks.on_idle = fn
+
+    @property
+    def sample_rate(self) -> int:
+        """The device rate every chunk is resampled to (known after ``start``)."""
+        return self._engine.sample_rate if self._engine is not None else 0
+
+    @property
+    def output_latency(self) -> float:
+        """PortAudio's reported output latency in seconds (after ``start``)."""
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    @property
+    def gaps(self) -> int:
+        """Times a turn's audio ran dry before its next chunk arrived."""
+        return self._engine.gaps if self._engine is not None else 0
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Open the output device and start the stream (silent until ``enqueue``).
+
+        Raises:
+            AudioDeviceError: no such device, no output device, or it cannot be opened.
+        """
+        from voiceterm.audio.devices import find_device, pick_sample_rate
+
+        running_loop = self._callbacks.bind_loop(loop)
+        info = find_device(self.device, "output")
+        self.device_name = info.name
+        rate = self._requested_rate or pick_sample_rate(info, "output")
+        self._engine = PlaybackEngine(rate, self._callbacks.post_threadsafe)
+        self._open_stream(info.index)
+        if self._watchdog is None:
+            self._watchdog = running_loop.create_task(self._watch_device(), name="player-watchdog")
+
+    def _open_stream(self, index: int) -> None:
+        from voiceterm.audio.devices import import_sounddevice, open_stream_error
+
+        sd = import_sounddevice()
+        assert self._engine is not None
+        rate = self._engine.sample_rate
+        try:
+            stream = sd.OutputStream(
+                device=index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=max(1, rate * self.block_ms // 1000),
+                latency=self.latency,
+                callback=self._callback,
+            )
+            stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise open_stream_error(exc, "output", self.device_name) from exc
+        self._fallback_latency = float(stream.latency)
+        self._last_callback = time.monotonic()
+        self._stream = stream
+
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: no blocking, no locks, no big allocations.
+        if status.output_underflow:
+            self.underflows += 1
+        now = time.monotonic()
+        # PortAudio's clock is not time.monotonic (ALSA uses CLOCK_REALTIME), so only
+        # the *difference* DAC time - current time is used: the output latency.
+        ahead = time_info.outputBufferDacTime - time_info.currentTime
+        if time_info.outputBufferDacTime <= 0 or not 0.0 <= ahead < 2.0:
+            ahead = self._fallback_latency
+        self._last_callback = now
+        engine = self._engine
+        if engine is None:
+            outdata.fill(0)
+            return
+        engine.fill(outdata[:, 0], now + ahead)
+
+    def enqueue(self, audio: Int16Array, sample_rate: int, tag: PlaybackTag) -> None:
+        """Queue int16 mono audio to play after what is queued, without a gap.
+
+        The chunk is resampled to the device rate here, on the caller's thread.
+        """
+        engine = self._require_engine()
+        engine.enqueue(resample_int16(audio, sample_rate, engine.sample_rate), tag)
+
+    def stop_now(self) -> float:
+        """Drop everything queued; the device goes silent within one block.
+
+        Returns:
+            Monotonic time at which the last sample already handed to the device ends
+            (what is in PortAudio's and the sound server's buffers still plays).
+        """
+        if self._engine is None:
+            return time.monotonic()
+        return self._engine.stop_now()
+
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        """The chunk and sample heard at monotonic time ``at`` (default: now)."""
+        return self._engine.position(at) if self._engine is not None else None
+
+    @property
+    def busy(self) -> bool:
+        """True while audio is queued or playing."""
+        return self._engine is not None and self._engine.busy
+
+    def close(self) -> None:
+        """Stop the stream and release the device (queued audio is dropped)."""
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._engine is not None:
+            self._engine.stop_now()
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.abort()
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def _require_engine(self) -> PlaybackEngine:
+        if self._engine is None:
+            raise RuntimeError("Player.start() must be called first")
+        return self._engine
+
+    async def _watch_device(self) -> None:
+        """Notice a vanished device (no callbacks for a second) and reopen it."""
+        from voiceterm.audio.devices import find_device
+
+        while not self._closed:
+            await asyncio.sleep(0.5)
+            stream = self._stream
+            alive = (
+                stream is not None
+                and stream.active
+                and time.monotonic() - self._last_callback < 1.0
+            )
+            if alive:
+                continue
+            error = AudioDeviceError(
+                f"The output device {self.device_name!r} stopped playing.",
+                hint="It may have been unplugged or taken by another program; "
+                "voiceterm tries to reopen it every second.",
+            )
+            if not self.reopen:
+                log.error("%s", error)
+                return
+            log.warning("%s", error)
+            if self._engine is not None:
+                self._engine.stop_now()
+                self._callbacks.post_soon("idle", None, time.monotonic())
+            if self.on_error is not None:
+                self.on_error(error)
+            await asyncio.to_thread(self._close_stream)
+            while not self._closed:
+                await asyncio.sleep(1.0)
+                try:
+                    info = await asyncio.to_thread(find_device, self.device, "output")
+                    await asyncio.to_thread(self._open_stream, info.index)
+                except AudioDeviceError as exc:
+                    log.debug("output device still unavailable: %s", exc.message)
+                    continue
+                log.warning("output device %r reopened", self.device_name)
+                if self.on_restored is not None:
+                    self.on_restored()
+                break
