@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from voiceterm.errors import ConfigError
 
@@ -102,26 +102,31 @@ def default_config_path() -> Path:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    text = str(annotation)
+    """Turn a TOML value or a flag's string into the setting's type."""
     if value is None:
         return None
-    if "bool" in text and not isinstance(value, bool):
+    kinds = set(get_args(annotation)) or {annotation}
+    if bool in kinds:
+        if isinstance(value, bool):
+            return value
         if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
             return True
         if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"{where} must be true or false, not {value!r}.")
-    if "float" in text and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where} must be a number, not {value!r}.") from exc
-    if text == "int" and not isinstance(value, bool):
+    if int in kinds and not isinstance(value, bool):
         try:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} must be a whole number, not {value!r}.") from exc
-    if "str" in text:
+    if float in kinds and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where} must be a number, not {value!r}.") from exc
+    if str in kinds:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where} must be text, not {value!r}.")
         return str(value)
     return value
 

@@ -317,11 +317,11 @@ class VoiceAgent:
                     return True
         return self.sink.position() is not None
 
-    async def wait_until_quiet(self, timeout: float = 120.0) -> None:
+    async def wait_until_quiet(self, limit_s: float = 120.0) -> None:
         """Wait until the input ended and every turn has been answered and played."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_s
         if self.listener is not None:
-            await asyncio.wait_for(self.listener.finished.wait(), timeout)
+            await asyncio.wait_for(self.listener.finished.wait(), limit_s)
         while time.monotonic() < deadline:
             quiet_for = time.monotonic() - self._last_activity
             if (
@@ -331,4 +331,4 @@ class VoiceAgent:
             ):
                 return
             await asyncio.sleep(0.05)
-        logger.warning("pipeline still busy after %.0f s", timeout)
+        logger.warning("pipeline still busy after %.0f s", limit_s)

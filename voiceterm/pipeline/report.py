@@ -34,7 +34,10 @@ def _check(stage: Stage, config: Config) -> tuple[str, bool]:
     except VoicetermError as error:
         return f"{stage.upper():4} missing   {error}", False
     size_mb = model.size_bytes / 1e6
-    head = f"{stage.upper():4} {model.description}\n     {model.path}\n     from {model.origin}, {size_mb:.0f} MB"
+    head = (
+        f"{stage.upper():4} {model.description}\n     {model.path}\n"
+        f"     from {model.origin}, {size_mb:.0f} MB"
+    )
     started = time.monotonic()
     try:
         _load(stage, model, config)
