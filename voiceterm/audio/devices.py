@@ -8,9 +8,11 @@
 
 Devices that refuse 16 kHz are common, so the microphone tries 16 kHz first and
 otherwise captures at the device's default rate and resamples with a streaming soxr
-resampler. PortAudio's callback thread only copies each block into a bounded deque
-and wakes the event loop (at most one pending wake-up, so a stalled loop cannot pile
-up callbacks); when the loop lags the oldest blocks are dropped and counted.
+resampler (``voiceterm.audio.resample.StreamResampler``, whose filter delay is
+subtracted from the frame times). PortAudio's callback thread only copies each
+block into a bounded deque and wakes the event loop (at most one pending wake-up,
+so a stalled loop cannot pile up callbacks); when the loop lags, the oldest blocks
+are dropped and counted.
 
 sounddevice is imported lazily (it loads PortAudio and enumerates devices on import).
 """
@@ -28,6 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
+from voiceterm.audio.resample import StreamResampler
 from voiceterm.errors import AudioDeviceError
 
 if TYPE_CHECKING:
@@ -293,23 +296,6 @@ def open_stream_error(exc: Exception, kind: DeviceKind, name: str) -> AudioDevic
 # --- the microphone ---------------------------------------------------------------
 
 
-class StreamResampler16k:
-    """Streaming int16 resampler to 16 kHz that keeps state across blocks (soxr)."""
-
-    def __init__(self, from_rate: int) -> None:
-        import soxr
-
-        self.from_rate = from_rate
-        self._stream = soxr.ResampleStream(from_rate, CAPTURE_RATE, 1, dtype="int16")
-
-    def process(self, block: Int16Array) -> Int16Array:
-        """Resample one block; output length varies around ``len * 16000 / from_rate``."""
-        import numpy as np
-
-        out = self._stream.resample_chunk(block)
-        return np.asarray(out, dtype=np.int16).reshape(-1)
-
-
 class MicrophoneSource:
     """Captures the microphone as 16 kHz int16 mono ``AudioFrame``\\ s.
 
@@ -368,7 +354,7 @@ class MicrophoneSource:
         self._wake_event: asyncio.Event | None = None
         self._wake_pending = False
         self._stream: Any = None
-        self._resampler: StreamResampler16k | None = None
+        self._resampler: StreamResampler | None = None
         self._fallback_age = 0.0
         self._last_callback = 0.0
         self._closed = False
@@ -411,7 +397,7 @@ class MicrophoneSource:
         except (sd.PortAudioError, ValueError) as exc:
             raise open_stream_error(exc, "input", info.name) from exc
         self.device_rate = rate
-        self._resampler = StreamResampler16k(rate) if rate != CAPTURE_RATE else None
+        self._resampler = StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
         self._pending = None
         self._clock = None
         self._fallback_age = float(stream.latency) + self.block_ms / 1000
@@ -470,10 +456,13 @@ class MicrophoneSource:
 
         rate = self.device_rate
         t_block_end = t_adc + len(block) / rate
-        piece = self._resampler.process(block) if self._resampler is not None else block
+        piece: Int16Array = block
+        if self._resampler is not None:
+            t_block_end -= self._resampler.delay_s  # its output lags its input
+            piece = np.asarray(self._resampler.process(block), dtype=np.int16).reshape(-1)
         pending = piece if self._pending is None else np.concatenate((self._pending, piece))
-        # The newest sample we hold ends at t_block_end (ignoring the resampler's
-        # few-ms delay). PortAudio's timestamps jitter by up to a block, so follow
+        # The newest sample we hold ends at t_block_end. PortAudio's timestamps
+        # jitter by up to a block, so follow
         # them through a slow filter: continuity, nudged 5 % toward each measurement
         # (no drift), and a jump only when they disagree by more than 50 ms.
         measured = t_block_end - len(pending) / CAPTURE_RATE

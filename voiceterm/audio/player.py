@@ -247,15 +247,13 @@ class SinkCallbacks:
 
 
 def resample_int16(audio: Int16Array, from_rate: int, to_rate: int) -> Int16Array:
-    """Resample int16 mono audio with soxr (high quality), keeping int16."""
+    """Resample a whole int16 mono chunk (soxr, high quality), keeping int16."""
     import numpy as np
 
-    if from_rate == to_rate:
-        return np.ascontiguousarray(audio, dtype=np.int16)
-    import soxr
+    from voiceterm.audio.resample import resample
 
-    out = soxr.resample(np.ascontiguousarray(audio, dtype=np.int16), from_rate, to_rate)
-    return np.asarray(out, dtype=np.int16)
+    mono = np.ascontiguousarray(audio, dtype=np.int16).reshape(-1)
+    return np.asarray(resample(mono, from_rate, to_rate), dtype=np.int16)
 
 
 class Player:

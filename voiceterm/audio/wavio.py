@@ -194,7 +194,9 @@ def write_wav(path: str | Path, audio: npt.ArrayLike, sample_rate: int) -> None:
     pcm = np.asarray(array, dtype="<i2")
     path = Path(path)
     try:
-        with wave.open(str(path), "wb") as out:
+        # Open the file ourselves: wave.open(path) leaves a half-built writer behind
+        # (and a warning from its __del__) when the path cannot be opened.
+        with open(path, "wb") as handle, wave.open(handle, "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
             out.setframerate(int(sample_rate))
