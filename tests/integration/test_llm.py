@@ -1,0 +1,369 @@
+"""The LLM engine on the real embedded model (SmolLM2-135M), and the async adapter.
+
+Speed is not asserted here (scripts/bench_llm.py measures it); these tests check
+what a user would notice: an answer streams in, stops when cut off, the next
+answer is fine, long conversations keep working, broken model files give one
+clear sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voiceterm.engines.llm import (
+    ChatMessage,
+    LlamaEngine,
+    astream_chat,
+    json_schema_grammar,
+)
+from voiceterm.errors import EngineError, ModelError
+from voiceterm.modelstore import resolve_model
+
+SYSTEM = {"role": "system", "content": "You are a friendly voice assistant. Answer briefly."}
+ENGLISH_WORDS = {"the", "a", "an", "is", "are", "and", "to", "of", "you", "i", "it", "they", "can"}
+
+
+def looks_like_english(text: str) -> bool:
+    words = re.findall(r"[a-z']+", text.lower())
+    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return (
+        len(words) >= 3 and letters / max(len(text), 1) > 0.6 and bool(ENGLISH_WORDS & set(words))
+    )
+
+
+def ask(question: str) -> list[ChatMessage]:
+    return [SYSTEM, {"role": "user", "content": question}]
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    return resolve_model("llm").path
+
+
+@pytest.fixture(scope="module")
+def engine(model_path: Path) -> Iterator[LlamaEngine]:
+    with LlamaEngine(model_path, max_tokens=48) as loaded:
+        yield loaded
+
+
+# --- the real model ---------------------------------------------------------------
+
+
+@pytest.mark.models
+def test_streams_an_english_answer_in_pieces(engine: LlamaEngine) -> None:
+    pieces = list(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    text = "".join(pieces)
+    assert len(pieces) >= 5
+    assert looks_like_english(text), text
+    stats = engine.last_stats
+    assert stats.tokens_generated >= len(pieces) - 1
+    assert stats.time_to_first_token is not None and stats.time_to_first_token > 0
+    assert stats.tokens_per_second is not None and stats.tokens_per_second > 0
+    assert stats.stop_reason in ("stop", "length")
+    assert "<|im_" not in text  # the template's control tokens never leak into speech
+
+
+@pytest.mark.models
+def test_uses_the_models_own_chat_template(engine: LlamaEngine) -> None:
+    assert engine.chat_template_source == "gguf"
+    prompt = engine.render_prompt(ask("Hi"))
+    assert prompt.startswith("<|im_start|>system\nYou are a friendly voice assistant.")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert engine.count_tokens("Hello there, how are you?") > 3
+
+
+@pytest.mark.models
+def test_cancel_stops_within_one_token_and_the_next_answer_is_clean(engine: LlamaEngine) -> None:
+    cancel = threading.Event()
+    seen_after_cancel = 0
+    for index, _piece in enumerate(engine.stream_chat(ask("Tell me about dogs."), cancel)):
+        if cancel.is_set():
+            seen_after_cancel += 1
+        if index == 2:
+            cancel.set()
+    assert seen_after_cancel <= 1
+    assert engine.last_stats.stop_reason == "cancelled"
+    assert engine.last_stats.tokens_generated <= 4
+
+    # A cancel from another thread, mid-token, also ends the stream promptly.
+    cancel = threading.Event()
+    pieces = engine.stream_chat(ask("Tell me about horses."), cancel)
+    next(pieces)
+    threading.Timer(0.01, cancel.set).start()
+    rest = list(pieces)
+    assert len(rest) < 47
+    assert engine.last_stats.stop_reason == "cancelled"
+
+    text = "".join(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    assert looks_like_english(text), text
+    assert engine.last_stats.stop_reason in ("stop", "length")
+
+
+@pytest.mark.models
+def test_an_abandoned_stream_leaves_the_model_usable(engine: LlamaEngine) -> None:
+    stream = engine.stream_chat(ask("Tell me about the sea."), threading.Event())
+    next(stream)
+    stream.close()  # what a cancelled consumer does
+    text = "".join(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    assert looks_like_english(text), text
+
+
+@pytest.mark.models
+def test_second_turn_reuses_the_prompt_cache(engine: LlamaEngine) -> None:
+    conversation = ask("Hello! What can you do?")
+    first_reply = "".join(engine.stream_chat(conversation, threading.Event()))
+    first = engine.last_stats
+    conversation += [
+        {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": "Tell me more about that."},
+    ]
+    "".join(engine.stream_chat(conversation, threading.Event()))
+    second = engine.last_stats
+    assert second.prompt_tokens > first.prompt_tokens
+    # Only the new part is evaluated: the reply (re-tokenized) and the new question.
+    assert second.prompt_tokens_evaluated < second.prompt_tokens
+    assert second.prompt_tokens_cached >= first.prompt_tokens - 2
+    new_tokens = second.prompt_tokens - first.prompt_tokens
+    assert second.prompt_tokens_evaluated <= new_tokens + 2
+
+
+@pytest.mark.models
+def test_grammar_constrains_the_output(engine: LlamaEngine) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"tool": {"enum": ["clock", "calculator", "none"]}},
+        "required": ["tool"],
+    }
+    text = "".join(
+        engine.stream_chat(
+            ask("Which tool answers: what time is it? Reply in JSON."),
+            threading.Event(),
+            grammar=json_schema_grammar(schema),
+            max_tokens=20,
+        )
+    )
+    assert json.loads(text)["tool"] in ("clock", "calculator", "none")
+
+
+@pytest.mark.models
+def test_fit_messages_keeps_the_system_prompt_and_drops_the_oldest(engine: LlamaEngine) -> None:
+    conversation: list[ChatMessage] = [SYSTEM]
+    for turn in range(12):
+        conversation += [
+            {"role": "user", "content": f"Question {turn}: tell me something about number {turn}."},
+            {"role": "assistant", "content": f"Answer {turn}: " + "a fairly long answer " * 6},
+        ]
+    conversation.append({"role": "user", "content": "And finally, what about you?"})
+    fitted = engine.fit_messages(conversation, 200)
+    assert fitted[0] == SYSTEM
+    assert fitted[-1] == conversation[-1]
+    assert len(fitted) < len(conversation)
+    assert fitted[1:] == conversation[len(conversation) - len(fitted) + 1 :]  # newest, whole
+    assert fitted[1]["role"] == "user"  # turns are dropped whole
+    assert len(engine.prompt_tokens(fitted)) <= 200
+    assert engine.fit_messages(conversation[:3], 200) == conversation[:3]  # fits: unchanged
+
+
+@pytest.mark.models
+def test_fit_messages_shortens_a_single_overlong_question(engine: LlamaEngine) -> None:
+    question = "Please listen. " * 200 + "What is the weather like on Mars?"
+    fitted = engine.fit_messages(ask(question), 120)
+    assert fitted[0] == SYSTEM
+    assert fitted[1]["content"].endswith("What is the weather like on Mars?")
+    assert len(engine.prompt_tokens(fitted)) <= 120
+    with pytest.raises(EngineError, match="system prompt"):
+        engine.fit_messages([{"role": "system", "content": "word " * 300}], 50)
+
+
+@pytest.mark.models
+def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path: Path) -> None:
+    with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
+        conversation: list[ChatMessage] = [SYSTEM]
+        for turn in range(8):
+            conversation += [
+                {"role": "user", "content": f"Tell me fact number {turn} about the moon."},
+                {"role": "assistant", "content": "The moon is far away. " * 5},
+            ]
+        conversation.append({"role": "user", "content": "Thanks! One more about the sun?"})
+        text = "".join(small.stream_chat(conversation, threading.Event()))
+        trimmed = small.last_stats
+        assert text.strip()
+        assert trimmed.messages_dropped > 0
+        assert trimmed.prompt_tokens <= 384 - 24
+
+        # The next turn keeps the same start, so the cache still serves it.
+        conversation += [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": "And about the stars?"},
+        ]
+        "".join(small.stream_chat(conversation, threading.Event()))
+        after = small.last_stats
+        assert after.messages_dropped == trimmed.messages_dropped
+        assert after.prompt_tokens_evaluated < after.prompt_tokens // 2
+
+
+@pytest.mark.models
+async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
+    pieces = [piece async for piece in astream_chat(engine, ask("Tell me about cats."))]
+    assert looks_like_english("".join(pieces))
+
+    received: list[str] = []
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for piece in astream_chat(engine, ask("Tell me about the ocean.")):
+            received.append(piece)
+            if len(received) == 2:
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.last_stats.stop_reason == "cancelled"
+    assert not engine._lock.locked()  # the worker finished before the cancel completed
+    again = [piece async for piece in astream_chat(engine, ask("Tell me a fun fact about cats."))]
+    assert looks_like_english("".join(again))
+
+
+# --- broken model files --------------------------------------------------------------
+
+
+@pytest.mark.models
+def test_missing_or_corrupt_models_give_one_clear_sentence(
+    tmp_path: Path, model_path: Path
+) -> None:
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("this is not a model")
+    truncated = tmp_path / "truncated.gguf"
+    with model_path.open("rb") as source:
+        truncated.write_bytes(source.read(2_000_000))
+    cases = {
+        tmp_path / "missing.gguf": "does not exist",
+        tmp_path: "is not a file",
+        not_gguf: "not a GGUF model file",
+        truncated: "truncated or corrupt",
+    }
+    for path, says in cases.items():
+        with pytest.raises(ModelError) as caught:
+            LlamaEngine(path)
+        message = caught.value.message
+        assert says in message
+        assert message.count(". ") == 0 and "\n" not in message  # one sentence
+        assert caught.value.hint
+    with pytest.raises(ModelError) as caught:
+        LlamaEngine(truncated)
+    assert "not within the file bounds" in caught.value.hint  # llama.cpp's reason, kept
+
+
+# --- the async adapter with a fake engine (no model needed) ---------------------------
+
+
+class FakeEngine:
+    """Yields numbered pieces slowly; records how many generations run at once."""
+
+    def __init__(self, pieces: int = 50, delay: float = 0.002, fail_at: int | None = None) -> None:
+        self.pieces = pieces
+        self.delay = delay
+        self.fail_at = fail_at
+        self.running = 0
+        self.most_at_once = 0
+        self.last_cancel: threading.Event | None = None
+        self.received: list[list[dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Generator[str, None, None]:
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.last_cancel = cancel
+        self.received.append([dict(m) for m in messages])
+        try:
+            for index in range(self.pieces):
+                if cancel.is_set():
+                    return
+                time.sleep(self.delay)
+                if index == self.fail_at:
+                    raise EngineError("llama.cpp failed while generating.")
+                yield f"w{index} "
+        finally:
+            time.sleep(0.02)  # slow clean-up: the adapter must still wait for it
+            with self._lock:
+                self.running -= 1
+
+
+async def test_astream_chat_yields_everything_in_order() -> None:
+    fake = FakeEngine(pieces=20)
+    pieces = [piece async for piece in astream_chat(fake, ask("hi"))]
+    assert pieces == [f"w{i} " for i in range(20)]
+    assert fake.running == 0
+
+
+async def test_cancelling_the_task_stops_and_waits_for_the_worker() -> None:
+    fake = FakeEngine(pieces=1000)
+    received: list[str] = []
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for piece in astream_chat(fake, ask("hi")):
+            received.append(piece)
+            if len(received) == 3:
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fake.last_cancel is not None and fake.last_cancel.is_set()
+    assert fake.running == 0  # the worker was done before the cancel returned
+    assert len(received) < 1000
+
+
+async def test_closing_early_stops_the_worker_and_never_overlaps() -> None:
+    fake = FakeEngine(pieces=1000)
+    for _ in range(3):  # a new turn replaces the old one, three times over
+        stream = astream_chat(fake, ask("hi"))
+        async for _piece in stream:
+            break
+        await stream.aclose()
+        assert fake.running == 0
+    assert fake.most_at_once == 1
+
+
+async def test_engine_errors_reach_the_loop() -> None:
+    fake = FakeEngine(pieces=10, fail_at=3)
+    received: list[str] = []
+    with pytest.raises(EngineError, match="failed while generating"):
+        async for piece in astream_chat(fake, ask("hi")):
+            received.append(piece)
+    assert received == ["w0 ", "w1 ", "w2 "]
+
+
+async def test_the_conversation_is_copied_before_the_worker_reads_it() -> None:
+    fake = FakeEngine(pieces=3)
+    conversation = ask("hi")
+    stream = astream_chat(fake, conversation)
+    first = await anext(stream)
+    conversation.append({"role": "user", "content": "changed meanwhile"})
+    rest = [piece async for piece in stream]
+    assert [first, *rest] == ["w0 ", "w1 ", "w2 "]
+    assert fake.received == [[dict(SYSTEM), {"role": "user", "content": "hi"}]]
