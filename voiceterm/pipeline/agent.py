@@ -313,7 +313,7 @@ class VoiceAgent:
     def _pipeline_pending(self) -> bool:
         for bridge in self.bus.bridges:
             for route in bridge.routes:
-                if _route_busy(route):
+                if route.pending:
                     return True
         return self.sink.position() is not None
 

@@ -27,6 +27,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.pipeline.agent import Engines, VoiceAgent
+from voiceterm.timeline import HEADLINES, Turn, format_seconds, summarize
 
 _MARKS = (
     ("voice-to-voice", "speech_end", "playback_start"),
@@ -72,7 +73,7 @@ class TurnPrinter:
             shown = event.error or event.result
             print(f"tool:  -> {shown}", file=out, flush=True)
         elif isinstance(event, AgentStoppedSpeaking):
-            turn = self._agent.timeline.current_turn()
+            turn = self._agent.timeline.current
             if turn is None:
                 return
             said = turn.agent_text.strip()
@@ -116,10 +117,22 @@ async def run_file(
         await agent.wait_until_quiet()
     finally:
         await agent.stop()
-    summary = agent.timeline.summary() if hasattr(agent.timeline, "summary") else None
-    if summary:
-        print(summary, file=out, flush=True)
+    print(format_summary(agent.timeline.turns), file=out, flush=True)
     return agent
+
+
+def format_summary(turns: list[Turn]) -> str:
+    """p50/p95 of each headline figure over the turns that measured it."""
+    answered = [t for t in turns if not t.is_empty]
+    lines = [f"{len(answered)} turn(s)"]
+    for key, label in HEADLINES:
+        stats = summarize(answered)[key]
+        if stats.count:
+            lines.append(
+                f"  {label:<12} p50 {format_seconds(stats.p50):>8}  "
+                f"p95 {format_seconds(stats.p95):>8}  (n={stats.count})"
+            )
+    return "\n".join(lines)
 
 
 async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:

@@ -132,6 +132,10 @@ class Listener:
             self._publish(UserStartedSpeaking(onset_time=event.onset_time))
         elif kind == "SpeechEnded":
             self._onset = None
+            if event.too_short:
+                # A click or a cough: not a turn. Say it ended, with nothing to transcribe.
+                self._publish(UserStoppedSpeaking(audio=None, speech_end=event.speech_end))
+                return
             self.utterances += 1
             self._publish(TurnMark(name="speech_end", at=event.speech_end))
             self._publish(TurnMark(name="vad_stop", at=t_now))

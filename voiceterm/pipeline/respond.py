@@ -73,28 +73,26 @@ class LlamaNode(ReasoningNode):
             yield item
 
     async def _answer_with_tool(self, user_text: str) -> AsyncIterator[Any]:
-        from voiceterm.tools.intent import detect_intent
+        from voiceterm.tools.intent import detect_intent, spoken_answer
 
-        intent = detect_intent(user_text)
-        if intent is None:
+        request = detect_intent(user_text)
+        if request is None:
             return
-        call = ToolCall(tool_name=intent.tool_name, tool_args=dict(intent.tool_args))
+        call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
         yield call
         start = time.monotonic()
-        outcome = self.tools.run(call.tool_name, call.tool_args)
+        outcome = self.tools.run(request.name, request.args)
         end = time.monotonic()
-        result = getattr(outcome, "result", outcome)
-        error = getattr(outcome, "error", None)
         yield ToolResult(
             tool_name=call.tool_name,
             tool_args=call.tool_args,
-            result=result,
-            error=error,
+            result=outcome.result,
+            error=outcome.error,
             tool_call_id=call.tool_call_id,
         )
         yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
         yield TurnMark(name="llm_first_token", at=end)
-        yield AgentResponse(content=intent.phrase(result, error))
+        yield AgentResponse(content=spoken_answer(request, outcome))
 
     async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
         from voiceterm.engines.llm import astream_chat
