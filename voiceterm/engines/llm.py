@@ -68,11 +68,12 @@ def default_thread_count() -> int:
     """Threads for llama.cpp: all cores but one, at least 1, at most 4.
 
     One core is left for audio, STT, TTS and the UI, which run at the same time.
-    llama.cpp's threads wait for each other at every layer (OpenMP barriers), so
-    when another busy thread takes one of their cores, all of them stall: on the
-    2-core reference machine with other work running, 2 threads gave prompt
-    evaluations of 0.13 s to 4.3 s and 41 to 126 tokens/s, while 1 thread gave a
-    steady 0.27 s and 54 to 78 tokens/s (see scripts/bench_llm.py).
+    llama.cpp's threads meet at a barrier after every layer, so when another
+    busy thread takes one of their cores, all of them stall. On the 2-core
+    reference machine (scripts/bench_llm.py) 2 threads were faster when nothing
+    else ran (first token 146 ms vs 227 ms, 94 vs 66 tokens/s) but collapsed with
+    one core busy (3.6 s to first token, 3.5 tokens/s), where 1 thread held
+    257 ms and 74 tokens/s. Pass ``n_threads`` to choose otherwise.
     """
     return max(1, min((os.cpu_count() or 1) - 1, 4))
 
@@ -255,7 +256,8 @@ class LlamaEngine:
     Args:
         model_path: A ``.gguf`` file (see ``voiceterm.modelstore.resolve_model``).
         n_ctx: Context window in tokens.
-        n_threads: CPU threads; ``None`` uses :func:`default_thread_count`.
+        n_threads: CPU threads for generating; ``None`` uses :func:`default_thread_count`.
+        n_threads_batch: CPU threads for evaluating prompts (default: ``n_threads``).
         seed: Sampling seed, for repeatable answers.
         temperature: Sampling temperature (0 is greedy). 0.2 and top_p 0.9 are
             SmolLM2's recommended settings.
@@ -274,6 +276,7 @@ class LlamaEngine:
         *,
         n_ctx: int = 2048,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         seed: int = 0,
         temperature: float = 0.2,
         top_p: float = 0.9,
@@ -287,6 +290,7 @@ class LlamaEngine:
         self._llama_cpp = llama_cpp
         self.model_path = path
         self.n_threads = n_threads or default_thread_count()
+        self.n_threads_batch = n_threads_batch or self.n_threads
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
@@ -298,7 +302,7 @@ class LlamaEngine:
                 str(path),
                 n_ctx=n_ctx,
                 n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
+                n_threads_batch=self.n_threads_batch,
                 seed=seed,
                 verbose=False,
             )
@@ -583,6 +587,16 @@ class LlamaEngine:
             finally:
                 tokens.close()
         return time.monotonic() - started
+
+    def reset(self) -> None:
+        """Forget the KV cache and the trim position (a cleared conversation).
+
+        Not needed for correctness -- a different prompt simply matches less of
+        the cache -- but it makes the next call's cost independent of the last.
+        """
+        with self._lock:
+            self._llm.reset()
+            self._trim_anchor = None
 
     def _next_token(self, tokens: Iterator[int]) -> int | None:
         try:

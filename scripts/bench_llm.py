@@ -1,0 +1,281 @@
+"""Benchmark the LLM stage on the embedded model (or any GGUF) and print a report.
+
+Measures, on this machine:
+- load time; time to first token and tokens/s per thread setting, on an idle
+  machine and with one core kept busy (as when TTS runs beside the LLM);
+- prompt evaluation of a multi-turn conversation with the KV cache reused
+  (only the new turn is evaluated) and without (the whole prompt);
+- the first turn with and without ``warm_up`` of the system prompt;
+- cancel latency: flag set from another thread -> generator finished, p50/p99,
+  and through ``astream_chat``: ``task.cancel()`` -> task done;
+- for the tools design: whether the tiny model can route requests to tools
+  when a grammar forces it to answer ``{"tool": ...}``, against the rule-based
+  intent step on the same requests.
+
+Run: ``.venv/bin/python scripts/bench_llm.py [--model PATH] [--runs N]``.
+Keep runs small on a shared 2-core machine; figures vary with other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from voiceterm.engines.llm import ChatMessage, LlamaEngine, astream_chat, json_schema_grammar
+from voiceterm.modelstore import resolve_model
+from voiceterm.tools.intent import detect_intent
+
+SYSTEM: ChatMessage = {
+    "role": "system",
+    "content": "You are a friendly voice assistant. Answer in one or two short sentences.",
+}
+QUESTIONS = (
+    "Tell me a fun fact about cats.",
+    "What should I cook for dinner tonight?",
+    "How do airplanes stay in the air?",
+    "Give me a tip for sleeping better.",
+    "Why is the sky blue?",
+    "What is a good name for a dog?",
+)
+ROUTING_CASES = (
+    ("what time is it", "clock"),
+    ("what's the date today", "clock"),
+    ("what day is it", "clock"),
+    ("tell me the time please", "clock"),
+    ("what is twelve times seven", "calculator"),
+    ("what's 15 percent of 80", "calculator"),
+    ("square root of 144", "calculator"),
+    ("what is 3 plus 4", "calculator"),
+    ("tell me a joke", "none"),
+    ("what is the capital of France", "none"),
+    ("how are you", "none"),
+    ("who wrote hamlet", "none"),
+)
+
+
+def ms(seconds: float | None) -> str:
+    return "   n/a" if seconds is None else f"{seconds * 1000:7.1f} ms"
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run(engine: LlamaEngine, messages: list[ChatMessage], max_tokens: int | None = None) -> str:
+    return "".join(engine.stream_chat(messages, threading.Event(), max_tokens=max_tokens))
+
+
+def speed_by_threads(
+    model: Path, configs: Sequence[tuple[int, int]], runs: int, busy: bool
+) -> None:
+    load_note = "one core kept busy by another process (as TTS would)" if busy else "no extra load"
+    print(f"\n## First token and generation speed, cold prompt, 48 tokens, {load_note}")
+    print("threads (gen/batch) | first token p50 (max) | prompt tokens | tokens/s p50 (min)")
+    hog = (
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    )  # a stand-in for a concurrent stage on one core
+    try:
+        for threads, batch_threads in configs:
+            with LlamaEngine(
+                model, n_threads=threads, n_threads_batch=batch_threads, temperature=0.0
+            ) as engine:
+                firsts: list[float] = []
+                speeds: list[float] = []
+                prompt_tokens = 0
+                for index in range(runs):
+                    engine.reset()
+                    run(engine, [SYSTEM, {"role": "user", "content": QUESTIONS[index % 6]}], 48)
+                    stats = engine.last_stats
+                    prompt_tokens = stats.prompt_tokens
+                    if stats.time_to_first_token is not None:
+                        firsts.append(stats.time_to_first_token)
+                    if stats.tokens_per_second is not None:
+                        speeds.append(stats.tokens_per_second)
+                print(
+                    f"{threads:>11d}/{batch_threads:<7d} | {ms(statistics.median(firsts))} "
+                    f"({ms(max(firsts)).strip()}) | {prompt_tokens:13d} | "
+                    f"{statistics.median(speeds):6.1f} ({min(speeds):.1f})"
+                )
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+
+
+def cache_reuse(engine: LlamaEngine) -> None:
+    print("\n## Prompt evaluation of turn N, with and without KV-cache reuse")
+    conversation: list[ChatMessage] = [SYSTEM]
+    rows = []
+    for turn, question in enumerate(QUESTIONS):
+        conversation.append({"role": "user", "content": question})
+        reply = run(engine, conversation, 40)
+        cached = engine.last_stats
+        conversation.append({"role": "assistant", "content": reply})
+        if turn in (0, 2, 5):
+            engine.reset()
+            run(engine, conversation[:-1], 40)  # the same prompt, cache emptied first
+            cold = engine.last_stats
+            rows.append((turn + 1, cached, cold))
+            # Put the cache back as the conversation left it.
+            engine.reset()
+            run(engine, conversation[:-1], 1)
+    print(
+        "turn | prompt tokens | with cache: evaluated, eval time, first token "
+        "| without cache: evaluated, eval time, first token"
+    )
+    for turn, cached, cold in rows:
+        print(
+            f"{turn:4d} | {cached.prompt_tokens:13d} | {cached.prompt_tokens_evaluated:9d}, "
+            f"{ms(cached.prompt_eval_seconds)}, {ms(cached.time_to_first_token)} "
+            f"| {cold.prompt_tokens_evaluated:9d}, {ms(cold.prompt_eval_seconds)}, "
+            f"{ms(cold.time_to_first_token)}"
+        )
+
+
+def warm_up_effect(engine: LlamaEngine, runs: int) -> None:
+    print("\n## First turn: system prompt warmed up beforehand or not")
+    cold: list[float] = []
+    warm: list[float] = []
+    for index in range(runs):
+        question = [SYSTEM, {"role": "user", "content": QUESTIONS[index % 6]}]
+        engine.reset()
+        run(engine, question, 8)
+        cold.append(engine.last_stats.time_to_first_token or 0.0)
+        engine.reset()
+        engine.warm_up([SYSTEM])
+        run(engine, question, 8)
+        warm.append(engine.last_stats.time_to_first_token or 0.0)
+    print(
+        f"first token p50: cold {ms(statistics.median(cold))}, warm {ms(statistics.median(warm))}"
+    )
+
+
+def cancel_latency(engine: LlamaEngine, runs: int) -> None:
+    print("\n## Cancel latency (flag set -> generator finished)")
+    rng = random.Random(0)
+    latencies: list[float] = []
+    for index in range(runs):
+        cancel = threading.Event()
+        set_at: list[float] = []
+        stream = engine.stream_chat(
+            [SYSTEM, {"role": "user", "content": QUESTIONS[index % 6]}], cancel, max_tokens=200
+        )
+        next(stream)
+
+        def trip(flag: threading.Event = cancel, stamp: list[float] = set_at) -> None:
+            stamp.append(time.monotonic())
+            flag.set()
+
+        timer = threading.Timer(rng.uniform(0.02, 0.2), trip)
+        timer.start()
+        for _piece in stream:
+            pass
+        ended = time.monotonic()
+        timer.join()
+        if engine.last_stats.stop_reason == "cancelled" and set_at:
+            latencies.append(ended - set_at[0])
+    print(
+        f"thread flag, {len(latencies)} runs: p50 {ms(percentile(latencies, 0.5))}, "
+        f"p99 {ms(percentile(latencies, 0.99))}, max {ms(max(latencies))}"
+    )
+
+    async def via_asyncio() -> list[float]:
+        results: list[float] = []
+        for index in range(runs):
+            first = asyncio.Event()
+
+            async def consume(question: str, ready: asyncio.Event = first) -> None:
+                messages = [SYSTEM, {"role": "user", "content": question}]
+                async for _piece in astream_chat(engine, messages, max_tokens=200):
+                    ready.set()
+
+            task = asyncio.create_task(consume(QUESTIONS[index % 6]))
+            await first.wait()
+            await asyncio.sleep(rng.uniform(0.02, 0.2))
+            started = time.monotonic()
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            results.append(time.monotonic() - started)
+        return results
+
+    latencies = asyncio.run(via_asyncio())
+    print(
+        f"astream_chat task.cancel() -> worker done, {len(latencies)} runs: "
+        f"p50 {ms(percentile(latencies, 0.5))}, p99 {ms(percentile(latencies, 0.99))}"
+    )
+
+
+def tool_routing(engine: LlamaEngine) -> None:
+    print("\n## Tool routing: tiny model under a grammar vs the rule-based intent step")
+    schema = {
+        "type": "object",
+        "properties": {"tool": {"enum": ["clock", "calculator", "none"]}},
+        "required": ["tool"],
+    }
+    grammar = json_schema_grammar(schema)
+    router = (
+        'You route requests to tools. Reply with JSON. Use "clock" for questions about the '
+        'time, date or day, "calculator" for arithmetic, and "none" for anything else.'
+    )
+    model_right = rules_right = 0
+    for said, wanted in ROUTING_CASES:
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": router},
+            {"role": "user", "content": said},
+        ]
+        text = "".join(
+            engine.stream_chat(messages, threading.Event(), grammar=grammar, max_tokens=20)
+        )
+        try:
+            chosen = json.loads(text)["tool"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            chosen = "?"
+        intent = detect_intent(said)
+        by_rules = intent.name if intent is not None else "none"
+        model_right += chosen == wanted
+        rules_right += by_rules == wanted
+    total = len(ROUTING_CASES)
+    print(f"model + grammar: {model_right}/{total} right; rules: {rules_right}/{total} right")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the LLM stage.")
+    parser.add_argument("--model", help="a GGUF file (default: the embedded SmolLM2)")
+    parser.add_argument("--runs", type=int, default=10, help="runs per latency figure")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = resolve_model("llm", args.model).path
+    print(f"# LLM benchmark: {model.name}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    started = time.monotonic()
+    with LlamaEngine(model) as engine:
+        print(f"load {ms(time.monotonic() - started)}")
+    cores = os.cpu_count() or 1
+    configs = sorted({(1, 1), (1, cores), (cores, cores)})
+    for busy in (False, True):
+        speed_by_threads(model, configs, max(3, args.runs // 2), busy)
+    with LlamaEngine(model) as engine:
+        print(f"\nengine defaults: n_threads={engine.n_threads}, n_ctx={engine.n_ctx}")
+        cache_reuse(engine)
+        warm_up_effect(engine, max(3, args.runs // 2))
+        cancel_latency(engine, args.runs)
+        tool_routing(engine)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
