@@ -38,7 +38,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,6 +107,8 @@ HEADLINES: tuple[tuple[str, str], ...] = (
 # being heard, not to the turn whose answer is still playing.
 _USER_LANES = frozenset({"vad", "stt"})
 _USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done"})
+# A transcript this close to an stt_done mark is that utterance's (not a typed message).
+_STT_WINDOW_S = 0.5
 
 
 @dataclass(slots=True)
@@ -160,6 +162,8 @@ class Turn:
     speaking: bool = False
     agent_started: bool = False
     generation_done: bool = False
+    awaiting_transcript: bool = False
+    """The user stopped speaking and the STT has not answered yet."""
     tools: list[ToolUse] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     spans: list[Span] = field(default_factory=list)
@@ -183,7 +187,13 @@ class Turn:
     @property
     def is_empty(self) -> bool:
         """Nothing worth keeping: no words from either side (a cough the STT dropped)."""
-        return not (self.user_text or self.user_partial or self.agent_started or self.errors)
+        return not (
+            self.user_text
+            or self.user_partial
+            or self.agent_started
+            or self.errors
+            or self.awaiting_transcript
+        )
 
     @property
     def agent_running(self) -> bool:
@@ -311,6 +321,8 @@ class Timeline:
             in ``Turn.dropped_spans`` and not kept).
         clock_offset: seconds to add to a monotonic time to get a Unix time; by
             default measured now. Tests pass a fixed value for stable output.
+        typed_sources: node ids whose ``UserTranscriptionReceived`` is always a typed
+            message (voiceterm's agent sends typed text as ``"keyboard"``).
 
     ``record`` runs on the event loop (it is a route step): it does no I/O and
     takes microseconds.
@@ -322,6 +334,7 @@ class Timeline:
         *,
         max_spans_per_turn: int = 4000,
         clock_offset: float | None = None,
+        typed_sources: Collection[str] = ("keyboard",),
     ) -> None:
         if max_turns < 1:
             raise ValueError("max_turns must be at least 1")
@@ -332,12 +345,13 @@ class Timeline:
         """Grows on every change to any turn."""
         self._turns: deque[Turn] = deque(maxlen=max_turns)
         self._next_number = 1
+        self.typed_sources = frozenset(typed_sources)
         self._agent_turn: Turn | None = None
+        self._stt_turn: Turn | None = None
         self._handlers: dict[type[Any], Callable[[Any], bool] | None] = {
             UserStartedSpeaking: self._user_started,
             UserStoppedSpeaking: self._user_stopped,
             UserTranscriptionPartial: self._partial,
-            UserTranscriptionReceived: self._transcript,
             AgentResponse: self._response,
             AgentGenerationComplete: self._generation_complete,
             AgentSentence: self._sentence,
@@ -384,19 +398,27 @@ class Timeline:
 
         Returns ``None`` so that a route ``.map(timeline.record)`` ends there.
         """
-        event = message.event if isinstance(message, Message) else message
-        event_type = type(event)
-        try:
-            handler = self._handlers[event_type]
-        except KeyError:
-            handler = self._handlers[event_type] = self._handler_for_subclass(event_type)
-        if handler is not None and handler(event):
+        if isinstance(message, Message):
+            event, source = message.event, message.source
+        else:
+            event, source = message, ""
+        if isinstance(event, UserTranscriptionReceived):
+            changed = self._transcript(event, source)
+        else:
+            event_type = type(event)
+            try:
+                handler = self._handlers[event_type]
+            except KeyError:
+                handler = self._handlers[event_type] = self._handler_for_subclass(event_type)
+            changed = handler is not None and handler(event)
+        if changed:
             self.version += 1
 
     def clear(self) -> None:
         """Forget every turn (numbering goes on)."""
         self._turns.clear()
         self._agent_turn = None
+        self._stt_turn = None
         self.version += 1
 
     def _handler_for_subclass(self, event_type: type[Any]) -> Callable[[Any], bool] | None:
@@ -422,10 +444,24 @@ class Timeline:
         return turn
 
     def _user_turn(self, at: float) -> Turn:
+        """The turn being spoken now (the VAD's events)."""
         current = self.current
-        if current is None or current.source == "agent" or current.user_text:
+        if current is None or current.source != "voice" or current.user_text:
             current = self._new_turn(at, "voice")
         return current
+
+    def _awaiting(self) -> Turn | None:
+        """The oldest utterance still waiting for its transcript."""
+        return next((turn for turn in self._turns if turn.awaiting_transcript), None)
+
+    def _stt_target(self, at: float) -> Turn:
+        """The turn an STT result belongs to.
+
+        The user may start the next utterance before the STT has finished the last
+        one, so STT results go to the oldest utterance waiting for one, not simply
+        to the newest turn.
+        """
+        return self._stt_turn or self._awaiting() or self._user_turn(at)
 
     def _agent_target(self, at: float) -> Turn:
         turn = self._agent_turn
@@ -457,6 +493,7 @@ class Timeline:
         turn._set_mark("speech_end", end, explicit=False)
         turn._set_mark("vad_stop", event.timestamp, explicit=False)
         turn._derive_span("vad", start, end, "speech", self.max_spans_per_turn)
+        turn.awaiting_transcript = True
         return self._touch(turn)
 
     def _partial(self, event: UserTranscriptionPartial) -> bool:
@@ -464,10 +501,11 @@ class Timeline:
         turn.user_partial = event.content
         return self._touch(turn)
 
-    def _transcript(self, event: UserTranscriptionReceived) -> bool:
-        current = self.current
-        if current is not None and current.source == "voice" and not current.agent_started:
-            turn = current
+    def _transcript(self, event: UserTranscriptionReceived, source: str) -> bool:
+        turn = None if source in self.typed_sources else self._spoken_turn_for(event.timestamp)
+        self._stt_turn = None
+        if turn is not None:
+            turn.awaiting_transcript = False
             turn.user_text = f"{turn.user_text} {event.content}".strip()
             turn._set_mark("stt_done", event.timestamp, explicit=False)
             start = turn.marks.get("vad_stop", turn.marks.get("speech_end", event.timestamp))
@@ -479,6 +517,19 @@ class Timeline:
         # From now on the agent's output answers this turn.
         self._agent_turn = turn
         return self._touch(turn)
+
+    def _spoken_turn_for(self, at: float) -> Turn | None:
+        """The voice turn a transcript made at ``at`` belongs to, or ``None`` (typed)."""
+        stt_turn = self._stt_turn
+        if stt_turn is not None and abs(at - stt_turn.marks.get("stt_done", at)) <= _STT_WINDOW_S:
+            return stt_turn
+        awaiting = self._awaiting()
+        if awaiting is not None:
+            return awaiting
+        current = self.current
+        if current is not None and current.source == "voice" and not current.agent_started:
+            return current  # a pipeline that sends no UserStoppedSpeaking
+        return None
 
     def _response(self, event: AgentResponse) -> bool:
         turn = self._agent_target(event.timestamp)
@@ -602,7 +653,12 @@ class Timeline:
         return self._touch(turn)
 
     def _mark(self, event: TurnMark) -> bool:
-        if event.name in _USER_MARKS:
+        if event.name == "stt_done":
+            turn = self._awaiting() or self._user_turn(event.at)
+            turn.awaiting_transcript = False
+            # The transcript that follows (if the STT heard words) is this turn's.
+            self._stt_turn = turn
+        elif event.name in _USER_MARKS:
             turn = self._user_turn(event.at)
         else:
             turn = self._agent_target(event.at)
@@ -610,7 +666,9 @@ class Timeline:
         return self._touch(turn)
 
     def _span(self, event: StageSpan) -> bool:
-        if event.stage in _USER_LANES:
+        if event.stage == "stt":
+            turn = self._stt_target(event.start)
+        elif event.stage in _USER_LANES:
             turn = self._user_turn(event.start)
         else:
             turn = self._agent_target(event.start)
@@ -668,7 +726,8 @@ def format_seconds(seconds: float | None) -> str:
 
 def format_wall(unix_time: float) -> str:
     """A Unix time as local ``HH:MM:SS.mmm``."""
-    return datetime.fromtimestamp(unix_time).strftime("%H:%M:%S.%f")[:-3]
+    # Round to the millisecond first: 1.33 is 1.3299999... and must not show as .329.
+    return datetime.fromtimestamp(round(unix_time, 3)).strftime("%H:%M:%S.%f")[:-3]
 
 
 # --- exports --------------------------------------------------------------------------

@@ -244,11 +244,46 @@ def test_a_cough_the_stt_dropped_leaves_no_turn_behind() -> None:
         timeline,
         UserStartedSpeaking(timestamp=1.0),
         UserStoppedSpeaking(speech_end=1.2, timestamp=1.3),
+        TurnMark(name="stt_done", at=1.4, detail=""),  # the STT heard no words
         UserStartedSpeaking(timestamp=5.0),
-        UserTranscriptionReceived(content="hello", timestamp=6.0),
+        UserStoppedSpeaking(speech_end=5.8, timestamp=6.0),
+        TurnMark(name="stt_done", at=6.1, timestamp=6.1),
+        UserTranscriptionReceived(content="hello", timestamp=6.1),
     )
     [turn] = timeline.turns
     assert (turn.number, turn.user_text, turn.started_at) == (1, "hello", 5.0)
+
+
+def test_a_transcript_goes_to_its_utterance_when_the_next_one_has_begun() -> None:
+    timeline = Timeline()
+    feed(
+        timeline,
+        UserStartedSpeaking(onset_time=1.0, timestamp=1.1),
+        UserStoppedSpeaking(speech_start=1.0, speech_end=2.0, timestamp=2.3),
+        # The user goes on talking before the STT has finished the first part.
+        UserStartedSpeaking(onset_time=2.5, timestamp=2.6),
+        TurnMark(name="stt_done", at=2.7, timestamp=2.7),
+        StageSpan(stage="stt", start=2.3, end=2.7, content="first part", timestamp=2.7),
+        UserTranscriptionReceived(content="first part", timestamp=2.7),
+        UserStoppedSpeaking(speech_start=2.5, speech_end=3.5, timestamp=3.8),
+        TurnMark(name="stt_done", at=3.9, timestamp=3.9),
+        UserTranscriptionReceived(content="second part", timestamp=3.9),
+    )
+    first, second = timeline.turns
+    assert (first.user_text, first.marks["stt_done"]) == ("first part", 2.7)
+    assert [s.content for s in first.lane_spans("stt")] == ["first part"]
+    assert (second.user_text, second.marks["stt_done"]) == ("second part", 3.9)
+    assert second.marks["speech_end"] == 3.5
+
+
+def test_text_from_the_keyboard_is_a_typed_turn_even_while_an_utterance_waits() -> None:
+    timeline = Timeline()
+    timeline.record(Message("listener", UserStartedSpeaking(timestamp=1.0)))
+    timeline.record(Message("listener", UserStoppedSpeaking(speech_end=1.5, timestamp=1.8)))
+    timeline.record(Message("keyboard", UserTranscriptionReceived(content="typed", timestamp=2)))
+    spoken, typed = timeline.turns
+    assert spoken.awaiting_transcript and not spoken.user_text
+    assert (typed.source, typed.user_text) == ("typed", "typed")
 
 
 def test_tool_calls_pair_with_their_results() -> None:
