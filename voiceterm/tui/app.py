@@ -1,0 +1,358 @@
+"""The voiceterm app: the conversation, the live state, and the chunk timeline.
+
+The app never blocks the pipeline: it hears the bus through one bridge that
+drops the oldest data when the UI falls behind, and every bus message reaches
+widgets only as a Textual message posted by :class:`~voiceterm.tui.feed.BusFeed`.
+Conversation text is read from the agent's :class:`~voiceterm.timeline.Timeline`
+at most ``REDRAW_HZ`` times a second.
+
+Calls into the agent run as workers (``exit_on_error=False``); a failure becomes a
+notification with a hint, never a traceback over the screen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from voiceterm.errors import VoicetermError
+from voiceterm.events import (
+    AgentError,
+    AgentGenerationComplete,
+    AgentInterrupted,
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    StageStatus,
+    UserStartedSpeaking,
+    UserStoppedSpeaking,
+    UserTranscriptionReceived,
+)
+from voiceterm.timeline import Timeline, export_markdown, export_timeline
+from voiceterm.tui.feed import BusEvent, BusFeed, MicLevel, TimelineChanged
+from voiceterm.tui.protocol import AgentLike
+from voiceterm.tui.screens.help_screen import HelpScreen
+from voiceterm.tui.screens.timeline_screen import TimelineScreen
+from voiceterm.tui.widgets.conversation import ConversationView
+from voiceterm.tui.widgets.status import ActivityIndicator, MicMeter, ModeIndicator, StageBadges
+
+logger = logging.getLogger(__name__)
+
+REDRAW_HZ = 20.0
+"""The most conversation redraws per second (tokens arrive faster)."""
+_SAFETY_POLL_S = 0.5  # catches a timeline change whose message was merged away
+
+STAGE_HINTS: dict[str, str] = {
+    "mic": "Check that a microphone is connected (`voiceterm devices` lists them); "
+    "you can still type.",
+    "speaker": "Check the output device (`voiceterm devices`); answers still appear here.",
+    "stt": "Run `voiceterm models` to see which speech model is missing; you can still type.",
+    "llm": "Run `voiceterm models` to see which language model is missing.",
+    "tts": "Run `voiceterm models` to see which voice is missing; answers still appear here.",
+    "vad": "Voice detection is off; you can still type.",
+}
+
+
+class VoicetermApp(App[None]):
+    """The terminal UI around a voice agent.
+
+    Args:
+        agent: the pipeline facade (see :class:`~voiceterm.tui.protocol.AgentLike`).
+        export_dir: where the timeline exports are written (default: the current folder).
+        start_agent: start the agent when the app starts (tests may start it themselves).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "voiceterm"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "toggle_mute", "Mute"),
+        Binding("f3", "toggle_push_to_talk", "Push-to-talk"),
+        Binding("f4", "talk", "Talk"),
+        Binding("escape", "interrupt", "Interrupt"),
+        Binding("ctrl+l", "clear_conversation", "Clear"),
+        Binding("ctrl+t", "open_timeline", "Timeline"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    activity: reactive[str] = reactive("starting")
+    muted: reactive[bool] = reactive(False)
+    push_to_talk: reactive[bool] = reactive(False)
+    talking: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        agent: AgentLike,
+        *,
+        export_dir: Path | None = None,
+        start_agent: bool = True,
+    ) -> None:
+        super().__init__()
+        self.agent = agent
+        self.export_dir = export_dir or Path.cwd()
+        self._start_agent = start_agent
+        self.feed = BusFeed(self)
+        self._last_redraw = 0.0
+        self._redraw_timer: Timer | None = None
+        self._shown_version = -1
+        self._stopped = False
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ConversationView(id="conversation")
+        with Horizontal(id="status"):
+            yield ActivityIndicator(id="activity")
+            yield MicMeter(id="mic-meter")
+            yield ModeIndicator("always listening", id="mode")
+        yield StageBadges(id="stages")
+        yield Input(placeholder="Type a message and press Enter, or just speak", id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.feed.attach(self.agent.bus)
+        self.query_one("#prompt", Input).focus()
+        self.set_interval(_SAFETY_POLL_S, self._poll_timeline, name="timeline poll")
+        if self._start_agent:
+            self.start_agent()
+
+    # --- the agent, in workers ---------------------------------------------------------------
+
+    @work(exclusive=True, group="agent-start", exit_on_error=False)
+    async def start_agent(self) -> None:
+        """Load models and open devices; the app stays usable meanwhile."""
+        await self.agent.start()
+        self.query_one(StageBadges).set_descriptions(self.agent.describe())
+        if self.activity == "starting":
+            self.activity = "listening"
+
+    @work(group="agent-submit", exit_on_error=False)
+    async def submit(self, text: str) -> None:
+        await self.agent.submit_text(text)
+
+    @work(exclusive=True, group="agent-interrupt", exit_on_error=False)
+    async def interrupt_agent(self) -> None:
+        await self.agent.interrupt()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        logger.error("%s failed", event.worker.name, exc_info=error)
+        if isinstance(error, VoicetermError):
+            message = f"{error.message}\n{error.hint}" if error.hint else error.message
+            self.notify(message, title=error.title, severity="error", timeout=12)
+        else:
+            self.notify(
+                f"{type(error).__name__}: {error}\nvoiceterm keeps running; the log has details.",
+                title="Something went wrong",
+                severity="error",
+                timeout=12,
+            )
+        if event.worker.group == "agent-start" and self.activity == "starting":
+            self.activity = "listening"
+
+    async def action_quit(self) -> None:
+        await self._stop_agent()
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self._stop_agent()
+
+    async def _stop_agent(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self.agent.stop()
+        except Exception:  # shutting down: log, never show a traceback
+            logger.exception("agent did not stop cleanly")
+        await self.feed.detach()
+
+    # --- what the bus says ---------------------------------------------------------------------
+
+    def on_mic_level(self, message: MicLevel) -> None:
+        self.query_one(MicMeter).set_level(message.level_db, message.voiced)
+
+    def on_timeline_changed(self, message: TimelineChanged) -> None:
+        self.feed.change_handled()
+        self._schedule_redraw()
+
+    def on_bus_event(self, message: BusEvent) -> None:
+        event = message.event
+        if isinstance(event, StageStatus):
+            self._stage_status(event)
+        elif isinstance(event, AgentError):
+            where = f" in {event.source}" if event.source else ""
+            self.notify(
+                f"{event.error}\nvoiceterm keeps running; the log has details.",
+                title=f"Error{where}",
+                severity="error",
+                timeout=10,
+            )
+            if self.activity == "thinking":
+                self.activity = "listening"
+        elif isinstance(event, UserStartedSpeaking):
+            self.activity = "hearing"
+        elif isinstance(event, UserStoppedSpeaking | UserTranscriptionReceived):
+            self.activity = "thinking"
+        elif isinstance(event, AgentStartedSpeaking):
+            self.activity = "speaking"
+        elif isinstance(event, AgentStoppedSpeaking | AgentInterrupted):
+            if self.activity != "hearing":
+                self.activity = "listening"
+        elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
+            if self.activity == "thinking":
+                self.activity = "listening"
+
+    def _stage_status(self, status: StageStatus) -> None:
+        self.query_one(StageBadges).set_stage(status.stage, status.state, status.detail)
+        if status.state == "failed":
+            hint = STAGE_HINTS.get(status.stage, "Check the log for details.")
+            detail = status.detail or f"The {status.stage} stage failed."
+            self.notify(
+                f"{detail}\n{hint}",
+                title=f"{status.stage.upper()} not available",
+                severity="error",
+                timeout=15,
+            )
+
+    def _schedule_redraw(self) -> None:
+        # At most REDRAW_HZ redraws a second; the last change is never lost.
+        if self._redraw_timer is not None:
+            return
+        wait = self._last_redraw + 1.0 / REDRAW_HZ - time.monotonic()
+        if wait <= 0:
+            self._redraw()
+        else:
+            self._redraw_timer = self.set_timer(wait, self._redraw, name="redraw")
+
+    def _poll_timeline(self) -> None:
+        if self.agent.timeline.version != self._shown_version:
+            self._schedule_redraw()
+
+    def _redraw(self) -> None:
+        self._redraw_timer = None
+        self._last_redraw = time.monotonic()
+        timeline = self.agent.timeline
+        self._shown_version = timeline.version
+        self.query_one(ConversationView).sync(timeline)
+        for screen in self.screen_stack:
+            if isinstance(screen, TimelineScreen):
+                screen.refresh_data()
+
+    # --- state shown in the status line -------------------------------------------------------
+
+    def watch_activity(self, activity: str) -> None:
+        self.query_one(ActivityIndicator).activity = "muted" if self.muted else activity
+
+    def watch_muted(self, muted: bool) -> None:
+        self.query_one(MicMeter).set_muted(muted)
+        self.query_one(ActivityIndicator).activity = "muted" if muted else self.activity
+
+    def _show_mode(self) -> None:
+        self.query_one(ModeIndicator).show(push_to_talk=self.push_to_talk, talking=self.talking)
+        self.refresh_bindings()
+
+    def watch_push_to_talk(self) -> None:
+        self._show_mode()
+
+    def watch_talking(self) -> None:
+        self._show_mode()
+
+    # --- what a person does ------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def _typed(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.clear()
+        if text:
+            self.submit(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "talk":
+            return self.push_to_talk
+        return True
+
+    def action_toggle_mute(self) -> None:
+        """Mute or unmute the microphone."""
+        self.muted = not self.muted
+        self.agent.set_muted(self.muted)
+
+    def action_toggle_push_to_talk(self) -> None:
+        """Switch between push-to-talk and always listening."""
+        if self.talking:
+            self.action_talk()
+        self.push_to_talk = not self.push_to_talk
+        self.agent.set_push_to_talk(self.push_to_talk)
+
+    def action_talk(self) -> None:
+        """In push-to-talk: press to talk, press again when done (terminals see no key-up)."""
+        if not self.push_to_talk:
+            return
+        self.talking = not self.talking
+        self.agent.push_to_talk(self.talking)
+
+    def action_interrupt(self) -> None:
+        """Cut the agent off."""
+        self.interrupt_agent()
+
+    def action_clear_conversation(self) -> None:
+        """Forget the conversation and empty the pane (the timeline keeps the turns)."""
+        self.agent.clear_conversation()
+        current = self.agent.timeline.current
+        self.query_one(ConversationView).clear_conversation(current.number if current else 0)
+
+    def action_open_timeline(self) -> None:
+        """Show every chunk of every turn on a time axis."""
+        if not isinstance(self.screen, TimelineScreen):
+            self.push_screen(TimelineScreen(self.agent.timeline, self.export_dir))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_export_trace(self) -> None:
+        self._export(export_timeline, "Chrome trace")
+
+    def action_export_markdown(self) -> None:
+        self._export(export_markdown, "Conversation")
+
+    def _export(self, write: Callable[[Timeline, Path], Path], what: str) -> None:
+        try:
+            path = write(self.agent.timeline, self.export_dir)
+        except VoicetermError as error:
+            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
+            return
+        self.notify(str(path), title=f"{what} written")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Mute / unmute microphone", "F2", self.action_toggle_mute)
+        yield SystemCommand(
+            "Push-to-talk / always listening", "F3", self.action_toggle_push_to_talk
+        )
+        if self.push_to_talk:
+            yield SystemCommand("Talk (push-to-talk)", "F4", self.action_talk)
+        yield SystemCommand("Interrupt the agent", "Esc", self.action_interrupt)
+        yield SystemCommand("Clear the conversation", "Ctrl+L", self.action_clear_conversation)
+        yield SystemCommand("Open the timeline", "Ctrl+T", self.action_open_timeline)
+        yield SystemCommand(
+            "Export timeline as Chrome trace", "JSON for Perfetto", self.action_export_trace
+        )
+        yield SystemCommand(
+            "Export conversation as Markdown", "with timings", self.action_export_markdown
+        )
+        yield SystemCommand("Help", "F1: keys and what they do", self.action_help)
