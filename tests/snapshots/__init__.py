@@ -1,0 +1,1 @@
+"""Snapshot tests of the Textual app's screens."""
