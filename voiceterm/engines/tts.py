@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.errors import EngineError, ModelError
+from voiceterm.patterns.sentences import SENTENCE_STARTERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     Int16Audio = npt.NDArray[np.int16]
 
-__all__ = ["PiperSynthesizer"]
+__all__ = ["PiperSynthesizer", "expand_for_speech"]
 
 _FULL_SCALE = 32767
 # Piper reads "[[ ... ]]" as raw phonemes; from an LLM it is just brackets.
@@ -47,11 +48,69 @@ _RAW_PHONEME_CLOSE = re.compile(r"\]{2,}")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WARM_UP_TEXT = "Hello."
 
+# espeak-ng (Piper's phonemizer) ends a sentence at the dot of "Dr.", "Mr.",
+# "No. 5" or an initial, and Piper then speaks "Doctor." and "Smith is here." as
+# two sentences with a full stop's pause between them; "Ms." comes out as "M S"
+# and "vs." as "V S". Writing such words out keeps the sentence whole.
+_TITLES = {
+    "Dr": "Doctor", "Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor",
+    "St": "Saint", "Mt": "Mount", "Gen": "General", "Gov": "Governor", "Sen": "Senator",
+    "Rep": "Representative", "Capt": "Captain", "Lt": "Lieutenant", "Sgt": "Sergeant",
+    "Col": "Colonel", "Rev": "Reverend", "Pres": "President", "Hon": "Honorable",
+}  # fmt: skip
+_BEFORE_NUMBER = {
+    "No": "number", "no": "number", "Nos": "numbers", "Jan": "January", "Feb": "February",
+    "Mar": "March", "Apr": "April", "Jun": "June", "Jul": "July", "Aug": "August",
+    "Sep": "September", "Sept": "September", "Oct": "October", "Nov": "November",
+    "Dec": "December", "p": "page", "pp": "pages", "Vol": "volume", "vol": "volume",
+    "Ch": "chapter", "ch": "chapter", "Fig": "figure", "fig": "figure",
+}  # fmt: skip
+_ANYWHERE = {"vs": "versus", "Jr": "Junior", "Sr": "Senior", "approx": "approximately"}
+_TITLE_BEFORE_NAME = re.compile(r"\b(" + "|".join(_TITLES) + r")\.(?=\s+[A-Z])")
+_ABBREVIATION_BEFORE_NUMBER = re.compile(r"\b(" + "|".join(_BEFORE_NUMBER) + r")\.(?=\s*\d)")
+_ABBREVIATION_ANYWHERE = re.compile(r"\b(" + "|".join(_ANYWHERE) + r")\.(?=\s)")
+_I_E = re.compile(r"\bi\.e\.(?=\s)", re.IGNORECASE)
+# An initial before another initial or a name: "J. R. R. Tolkien", "George W. Bush".
+_INITIAL = re.compile(r"\b([A-HJ-Z])\.\s+(?=([A-Z][\w'’]*))")
+_ELLIPSIS_INSIDE = re.compile(r"\s*(?:\.{3,}|…)\s*(?=\S)")
+_ELLIPSIS_AT_END = re.compile(r"\s*(?:\.{3,}|…)\s*$")
 
-def _prepare_text(text: str) -> str:
+
+def expand_for_speech(text: str) -> str:
+    """Rewrite what Piper's espeak-ng would mis-speak or break a sentence at.
+
+    Titles before a name ("Dr. Smith" -> "Doctor Smith"), abbreviations before a
+    number ("No. 5" -> "number 5", "Jan. 5"), "vs.", "Jr.", "i.e.", initials
+    before a name ("J. R. R. Tolkien" -> "J R R Tolkien"), and an ellipsis (which
+    espeak skips without a pause: "Wait... what" -> "Wait, what").
+
+    Args:
+        text: One piece of an answer, already free of markdown.
+
+    Returns:
+        The text to hand to Piper.
+    """
+    text = _TITLE_BEFORE_NAME.sub(lambda m: _TITLES[m.group(1)], text)
+    text = _ABBREVIATION_BEFORE_NUMBER.sub(lambda m: _BEFORE_NUMBER[m.group(1)], text)
+    text = _ABBREVIATION_ANYWHERE.sub(lambda m: _ANYWHERE[m.group(1)], text)
+    text = _I_E.sub("that is,", text)
+
+    def initial(match: re.Match[str]) -> str:
+        if match.group(2) in SENTENCE_STARTERS:
+            return match.group(0)  # "vitamin C. It helps": a real sentence end
+        return f"{match.group(1)} "
+
+    text = _INITIAL.sub(initial, text)
+    text = _ELLIPSIS_INSIDE.sub(", ", text)
+    return _ELLIPSIS_AT_END.sub(".", text)
+
+
+def _prepare_text(text: str, *, expand: bool) -> str:
     text = _CONTROL_CHARS.sub(" ", text)
     text = _RAW_PHONEME_OPEN.sub("[", text)
     text = _RAW_PHONEME_CLOSE.sub("]", text)
+    if expand:
+        text = expand_for_speech(text)
     return text.strip()
 
 
@@ -76,6 +135,7 @@ class PiperSynthesizer:
         keep_leading_silence_s: float = 0.01,
         silence_threshold: float = 0.005,
         num_threads: int | None = None,
+        expand_abbreviations: bool = True,
         warm_up: bool = True,
     ) -> None:
         """Load a voice (and by default run one tiny synthesis to warm it up).
@@ -95,6 +155,8 @@ class PiperSynthesizer:
                 sample counts as silence when trimming.
             num_threads: ONNX Runtime intra-op threads; default: ONNX Runtime's
                 choice (all cores).
+            expand_abbreviations: Pass text through :func:`expand_for_speech`
+                first, so "Dr. Smith" is one sentence, not two.
             warm_up: Synthesize a short word now, so the first real answer does
                 not pay for lazy initialization.
 
@@ -105,6 +167,7 @@ class PiperSynthesizer:
         self._model_path = Path(model_path)
         self._config_path = Path(config_path) if config_path else Path(f"{self._model_path}.json")
         self._volume = volume
+        self._expand = expand_abbreviations
         self._keep_leading = keep_leading_silence_s
         self._threshold = int(silence_threshold * _FULL_SCALE)
         started = time.monotonic()
@@ -185,7 +248,7 @@ class PiperSynthesizer:
         Raises:
             EngineError: Piper failed on this text.
         """
-        prepared = _prepare_text(text)
+        prepared = _prepare_text(text, expand=self._expand)
         if not prepared:
             return
         chunks = iter(self._voice.synthesize(prepared, self._syn_config))

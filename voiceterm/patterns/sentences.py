@@ -28,7 +28,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SentenceSplitter", "clean_for_speech", "ends_with_sentence", "split_sentences"]
+__all__ = [
+    "SENTENCE_STARTERS",
+    "SentenceSplitter",
+    "clean_for_speech",
+    "ends_with_sentence",
+    "split_sentences",
+]
 
 _TERMINATORS = ".!?…"
 # Characters that may trail a terminator and still belong to its sentence:
@@ -60,7 +66,7 @@ _BEFORE_NUMBER = frozenset(
 # After an initial or a dotted acronym ("W.", "U.S."), a capitalised word is
 # usually part of a name ("George W. Bush", "U.S. Army"); only these words are
 # taken as the start of a new sentence.
-_SENTENCE_STARTERS = frozenset(
+SENTENCE_STARTERS = frozenset(
     {
         "The", "This", "That", "These", "Those", "It", "It's", "Its", "I", "I'm", "He",
         "She", "We", "They", "You", "There", "Then", "But", "And", "So", "However", "If",
@@ -177,7 +183,7 @@ def _judge_terminator(text: str, start: int, end: int, final: bool) -> bool | No
         next_word = match.group().replace("’", "'")
         if len(next_word) == 1 and text[match.end() : match.end() + 1] == ".":
             return False  # another initial: "J. R. R. Tolkien"
-        return next_word in _SENTENCE_STARTERS
+        return next_word in SENTENCE_STARTERS
     return True
 
 
