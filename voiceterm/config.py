@@ -33,10 +33,12 @@ class AudioSettings:
 class VadSettings:
     aggressiveness: int = 3
     """webrtcvad aggressiveness, 0 (lenient) to 3 (strict)."""
-    start_ms: int = 90
+    start_ms: int = 60
     """Voiced audio needed before speech counts as started."""
     hangover_ms: int = 300
     """Silence after speech that ends an utterance (the end-of-speech wait)."""
+    incomplete_wait_ms: int = 400
+    """Extra wait for more speech when the transcript sounds unfinished ("and", a comma)."""
     preroll_ms: int = 300
     """Audio kept from before the start, so the first syllable is not lost."""
     max_utterance_s: float = 30.0

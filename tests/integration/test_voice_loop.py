@@ -153,3 +153,23 @@ def test_sixty_second_monologue_is_split_and_answered(engines: Engines, tmp_path
     assert users, printed
     assert sum(len(u.content.split()) for u in users) > 60, "most of the monologue was lost"
     assert np.abs(spoken.astype(np.int32)).max() > 1000, "no spoken answer"
+
+
+def test_a_pause_mid_sentence_does_not_split_the_turn(engines: Engines, tmp_path: Path) -> None:
+    audio = np.concatenate(
+        [
+            silence(0.3),
+            speak("Please tell me about the"),
+            silence(0.45),  # longer than the VAD's end-of-speech wait
+            speak("moon and the stars."),
+            silence(0.5),
+        ]
+    )
+    printed, _spoken, agent = run(engines, audio, tmp_path)
+    node = agent.llm_node  # type: ignore[attr-defined]
+    users = [
+        e.content for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)
+    ]
+    assert len(users) == 1, printed
+    assert "moon" in users[0].lower() and "tell" in users[0].lower(), users
+    assert printed.count("you:") == 1, printed

@@ -89,6 +89,9 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
             temperature=config.llm.temperature,
             max_tokens=config.llm.max_tokens,
         )
+        # The system prompt is the same every turn: evaluating it now puts it in the
+        # KV cache, so the first answer only reads the user's words.
+        engine.warm_up([{"role": "system", "content": config.llm.system_prompt}])
         report("llm", "ready", model.description)
         return engine, model.description
 
@@ -166,6 +169,7 @@ class VoiceAgent:
         self.llm_node: LlamaNode | None = None
         self.player: PlayerNode | None = None
         self.listener: Listener | None = None
+        self._stt: SttNode | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._last_activity = time.monotonic()
         observer = Bridge("observer", queue_size=4096)
@@ -219,7 +223,12 @@ class VoiceAgent:
             min_speech_ms=config.barge_in.min_speech_ms,
             echo=config.audio.echo,
         )
-        stt = SttNode(engines.transcriber)
+        stt = SttNode(
+            engines.transcriber,
+            Publisher(self.bus, SttNode.id),
+            incomplete_wait_s=config.vad.incomplete_wait_ms / 1000,
+        )
+        self._stt = stt
         self.llm_node = LlamaNode(
             engines.llm,
             system_prompt=config.llm.system_prompt,
@@ -242,6 +251,8 @@ class VoiceAgent:
 
     async def stop(self) -> None:
         """Stop listening and playing, cancel every route, release the devices."""
+        if self._stt is not None:
+            self._stt.close()
         if self._listen_task is not None:
             self._listen_task.cancel()
             await asyncio.wait({self._listen_task}, timeout=2.0)
@@ -315,6 +326,8 @@ class VoiceAgent:
             for route in bridge.routes:
                 if route.pending:
                     return True
+        if self._stt is not None and self._stt.holding:
+            return True
         return self.sink.position() is not None
 
     async def wait_until_quiet(self, limit_s: float = 120.0) -> None:

@@ -39,10 +39,14 @@ class LlamaNode(ReasoningNode):
         tools: Any = None,
         node_id: str = "llm",
     ) -> None:
+        # The engine fits the prompt into its window itself, trimming in steps so
+        # the prompt's start (and llama.cpp's KV cache) stays the same for several
+        # turns. The node's own bounds only cap memory, far above the window, so
+        # they never trim a turn the engine would have kept.
         super().__init__(
             system_prompt=system_prompt,
-            max_context_length=20,
-            max_context_tokens=getattr(engine, "n_ctx", 2048) // 2,
+            max_context_length=500,
+            max_context_tokens=getattr(engine, "n_ctx", 2048) * 8,
             node_id=node_id,
         )
         self.engine = engine

@@ -56,8 +56,11 @@ class SentenceNode:
 
     id = "sentences"
 
-    def __init__(self, *, first_piece_min_chars: int | None = 12) -> None:
+    def __init__(
+        self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 6
+    ) -> None:
         self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
+        self._first_piece_words = first_piece_words
         self._index = 0
 
     def attach(self, bridge: Bridge, llm_node_id: str) -> None:
@@ -71,6 +74,9 @@ class SentenceNode:
         if isinstance(event, AgentResponse):
             for piece in self._splitter.push(event.content):
                 yield from self._emit(piece, final=False)
+            early = self._early_first_piece()
+            if early:
+                yield from self._emit(early, final=False)
         elif isinstance(event, AgentGenerationComplete):
             rest = self._splitter.flush()
             if rest:
@@ -78,6 +84,25 @@ class SentenceNode:
             elif self._index:
                 yield AgentSentence(content="", index=self._index, final=True)
             self._index = 0
+
+    def _early_first_piece(self) -> str | None:
+        """The first words of an answer that has no clause boundary yet.
+
+        Time to first audio grows with the first piece's length (Piper needs
+        about 0.15 s per second of speech here), so an answer whose first clause
+        runs long starts with its first few words instead.
+        """
+        if self._index or not self._first_piece_words:
+            return None
+        words = self._splitter.pending.split(" ")
+        # The last word may still be growing; only complete words count.
+        if len(words) <= self._first_piece_words:
+            return None
+        head = " ".join(words[: self._first_piece_words])
+        rest = " ".join(words[self._first_piece_words :])
+        self._splitter.reset()
+        self._splitter.push(rest)
+        return head.strip() or None
 
     def _emit(self, piece: str, *, final: bool) -> Iterator[Event]:
         now = time.monotonic()

@@ -1,4 +1,9 @@
-"""The STT node: each finished utterance becomes a transcript, in a worker thread."""
+"""The STT node: each finished utterance becomes a transcript, in a worker thread.
+
+A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.turns`) is held
+for ``incomplete_wait_s``: if the user goes on talking, the next utterance's words
+join it; if not, it is sent as it is.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from voiceterm.events import (
     Event,
     StageSpan,
     TurnMark,
+    UserStartedSpeaking,
     UserStoppedSpeaking,
     UserTranscriptionReceived,
 )
+from voiceterm.pipeline.publish import Publisher
+from voiceterm.pipeline.turns import sounds_finished
 
 
 class Transcriber(Protocol):
@@ -29,21 +37,61 @@ class SttNode:
 
     id = "stt"
 
-    def __init__(self, transcriber: Transcriber) -> None:
+    def __init__(
+        self, transcriber: Transcriber, publisher: Publisher, *, incomplete_wait_s: float = 0.4
+    ) -> None:
         self._transcriber = transcriber
+        self._publish = publisher
+        self._incomplete_wait_s = incomplete_wait_s
+        self._held = ""
+        self._release: asyncio.TimerHandle | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Whether an unfinished-sounding transcript is waiting for more speech."""
+        return bool(self._held)
 
     def attach(self, bridge: Bridge) -> None:
         bridge.on(UserStoppedSpeaking).stream(self.transcribe).broadcast()
+        bridge.on(UserStartedSpeaking).map(self._user_went_on)
+
+    def _user_went_on(self, message: Message) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+
+    def _send_held(self) -> None:
+        self._release = None
+        text, self._held = self._held, ""
+        if text:
+            self._publish(UserTranscriptionReceived(content=text))
 
     async def transcribe(self, message: Message) -> AsyncIterator[Event]:
         utterance: UserStoppedSpeaking = message.event
-        if utterance.audio is None or len(utterance.audio) == 0:
+        text = ""
+        if utterance.audio is not None and len(utterance.audio):
+            start = time.monotonic()
+            result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
+            end = time.monotonic()
+            text = str(getattr(result, "text", result)).strip()
+            yield TurnMark(name="stt_done", at=end, detail=text)
+            yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+        combined = f"{self._held} {text}".strip()
+        self._held = ""
+        if not combined:
             return
-        start = time.monotonic()
-        result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
-        end = time.monotonic()
-        text = str(getattr(result, "text", result)).strip()
-        yield TurnMark(name="stt_done", at=end, detail=text)
-        yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
-        if text:
-            yield UserTranscriptionReceived(content=text)
+        if self._incomplete_wait_s <= 0 or sounds_finished(combined):
+            yield UserTranscriptionReceived(content=combined)
+            return
+        self._held = combined
+        self._release = asyncio.get_running_loop().call_later(
+            self._incomplete_wait_s, self._send_held
+        )
+
+    def close(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None

@@ -1,0 +1,34 @@
+"""Is the user done? A transcript that sounds unfinished earns a longer wait.
+
+The VAD ends an utterance after a short silence (``vad.hangover_ms``), because
+that wait adds straight to voice-to-voice latency. People also pause mid-sentence
+("I'd like to go to the ... station"), and a short wait cuts those sentences.
+Whisper's own punctuation says which is which: a finished sentence ends with
+``.``, ``?`` or ``!``; a cut one ends with a comma, an ellipsis, no punctuation,
+or a word that cannot end a sentence. Only those wait longer
+(``vad.incomplete_wait_ms``) for the rest, so the common case stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Words after which an English sentence cannot end.
+_CONTINUATIONS = frozenset(
+    """a an the and but or nor so because if than that which who whose whom to of
+    in on at by for from with about into over under between like as is are was
+    were be been am my your his her its our their this these those um uh er erm
+    very really just not no and then""".split()
+)
+_WORD = re.compile(r"[a-z']+")
+
+
+def sounds_finished(transcript: str) -> bool:
+    """Whether ``transcript`` reads like a complete turn."""
+    text = transcript.strip()
+    if not text or text.endswith(("...", "…", ",", ";", ":", "-")):
+        return False
+    if not text.endswith((".", "?", "!")):
+        return False
+    words = _WORD.findall(text.lower())
+    return bool(words) and words[-1] not in _CONTINUATIONS
