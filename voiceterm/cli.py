@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(run_live(config))
             return 0
-        from voiceterm.tui.app import run_app
+        from voiceterm.tui.launch import run_app
 
         return run_app(config)
     except VoicetermError as error:

@@ -137,6 +137,30 @@ def _route_busy(route: Any) -> bool:
     )
 
 
+class SilentSink:
+    """Plays nothing: stands in for a speaker that could not be opened."""
+
+    def __init__(self) -> None:
+        self.on_started: Any = None
+        self.on_tag_done: Any = None
+        self.on_idle: Any = None
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        return None
+
+    def enqueue(self, audio: Any, sample_rate: int, tag: Any) -> None:
+        return None
+
+    def stop_now(self) -> float:
+        return time.monotonic()
+
+    def position(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class VoiceAgent:
     """The whole assistant on one bus.
 
@@ -179,7 +203,17 @@ class VoiceAgent:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load models (in parallel), wire the nodes and start listening."""
+        """Load models (in parallel), open the devices, wire the nodes, start listening.
+
+        A device that cannot be opened is reported (``StageStatus`` "failed") and the
+        rest keeps working: without a speaker answers are text only, without a
+        microphone typing still works. The first such error is raised at the end,
+        after everything else is running, so a caller can show it.
+
+        Raises:
+            ModelError: a model is missing or does not load (nothing is started).
+            AudioDeviceError: the microphone or the speaker could not be opened.
+        """
         await self.bus.start()
         if self.engines is None:
             loop = asyncio.get_running_loop()
@@ -191,15 +225,31 @@ class VoiceAgent:
         else:
             for stage, description in self.engines.descriptions.items():
                 self._publish(StageStatus(stage=stage, state="ready", detail=description))
+        device_error: VoicetermError | None = None
+        try:
+            self.sink.start(asyncio.get_running_loop())
+            self._publish(
+                StageStatus(stage="speaker", state="ready", detail=self._names["speaker"])
+            )
+        except VoicetermError as error:
+            device_error = error
+            self._publish(StageStatus(stage="speaker", state="failed", detail=error.message))
+            self.sink = SilentSink()
+            self.sink.start(asyncio.get_running_loop())
         self._wire(self.engines)
-        self.sink.start(asyncio.get_running_loop())
-        self._publish(StageStatus(stage="speaker", state="ready", detail=self._names["speaker"]))
-        self.source.start()
-        self._publish(StageStatus(stage="mic", state="ready", detail=self._names["mic"]))
-        assert self.listener is not None
-        self._listen_task = asyncio.get_running_loop().create_task(
-            self.listener.run(), name="listener"
-        )
+        try:
+            self.source.start()
+        except VoicetermError as error:
+            device_error = device_error or error
+            self._publish(StageStatus(stage="mic", state="failed", detail=error.message))
+        else:
+            self._publish(StageStatus(stage="mic", state="ready", detail=self._names["mic"]))
+            assert self.listener is not None
+            self._listen_task = asyncio.get_running_loop().create_task(
+                self.listener.run(), name="listener"
+            )
+        if device_error is not None:
+            raise device_error
 
     def _wire(self, engines: Engines) -> None:
         from voiceterm.engines.vad import VadSegmenter, VadSettings

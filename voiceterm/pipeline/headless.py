@@ -21,7 +21,6 @@ from voiceterm.config import Config
 from voiceterm.events import (
     AgentError,
     AgentStoppedSpeaking,
-    StageStatus,
     ToolCall,
     ToolResult,
     UserTranscriptionReceived,
@@ -82,8 +81,6 @@ class TurnPrinter:
             print(f"       {format_turn_timings(turn.marks)}", file=out, flush=True)
         elif isinstance(event, AgentError):
             print(f"error: {event.error}", file=sys.stderr, flush=True)
-        elif isinstance(event, StageStatus) and event.state == "failed":
-            print(f"error: {event.stage}: {event.detail}", file=sys.stderr, flush=True)
 
 
 async def run_file(

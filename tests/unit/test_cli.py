@@ -1,0 +1,65 @@
+"""The command line as a user meets it: clear messages and exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA
+
+
+def voiceterm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voiceterm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_help_documents_every_setting_and_the_config_path() -> None:
+    result = voiceterm("--help")
+    assert result.returncode == 0
+    for flag in ("--vad-hangover-ms", "--llm-model", "--barge-in-min-speech-ms", "--config"):
+        assert flag in result.stdout
+    assert "config.toml" in result.stdout
+
+
+def test_missing_input_file_is_one_clear_sentence(tmp_path: Path) -> None:
+    result = voiceterm("--input", str(tmp_path / "none.wav"), "--output", str(tmp_path / "a.wav"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_input_without_output_says_they_go_together(tmp_path: Path) -> None:
+    result = voiceterm("--input", str(tmp_path / "q.wav"))
+    assert result.returncode == 2
+    assert "--input and --output go together" in result.stderr
+
+
+def test_bad_config_file_exits_with_a_hint() -> None:
+    result = voiceterm("--config", str(DATA / "config" / "not_toml.toml"), "devices")
+    assert result.returncode == 2
+    assert "not valid TOML" in result.stderr
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.models
+def test_models_report_names_sources_and_a_corrupt_model(tmp_path: Path) -> None:
+    good = voiceterm("models")
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.count("from package") == 3
+    assert good.stdout.count("loads in") == 3
+    corrupt = tmp_path / "broken.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(64))
+    bad = voiceterm("models", "--llm-model", str(corrupt))
+    assert bad.returncode == 2
+    assert "does NOT load" in bad.stdout
+    assert "from explicit" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr
