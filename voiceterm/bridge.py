@@ -14,29 +14,40 @@ Semantics, in short:
   node before the next step sees them. ``None`` ends the chain for that value.
 * Each route owns a bounded queue and one worker task, so triggers of one route
   run one after another, in order, and chunks of one run reach subscribers in the
-  order they were yielded. A slow route only holds up its own queue.
+  order they were yielded. A slow route only holds up its own queue (and, when
+  that queue is full and blocks, the publishers that send to it).
 * A route with ``interrupt_on`` or ``exclusive`` runs each trigger in a task of its
   own, so that it can be cancelled between chunks: the generator sees
   ``CancelledError`` and its ``finally`` runs, nothing more from that run is
   broadcast, triggers queued before the interrupt are dropped, and the next run
-  starts only when the cancelled one has finished.
+  starts only when the cancelled one has finished. An interrupt that finds
+  nothing running and nothing queued does nothing (its handler is not called).
 * A route ignores messages its own bridge sent (no accidental self-loops) unless
   its ``source=`` names this bridge's node explicitly.
 * An exception in a step is logged and published as ``AgentError``; the route
   keeps serving later triggers.
+* Fairness: a producer that never suspends (a generator that yields without
+  awaiting) would keep the event loop to itself; every route therefore yields to
+  the loop after a fixed number of chunks, which bounds how long an interrupt
+  can wait to be seen.
+
+Performance notes (why the code looks the way it does): steps are driven by a
+plain function that only creates a coroutine when something really has to be
+awaited (an async ``map``, a ``stream`` stage, a full queue), because creating
+and awaiting a coroutine per step per chunk was most of the cost of a chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from voiceterm.bus import Message
 from voiceterm.events import AgentError, ControlEvent
+from voiceterm.patterns.streams import close_async_iterator
 
 if TYPE_CHECKING:
     from voiceterm.bus import Bus
@@ -44,12 +55,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OverflowPolicy = Literal["block", "drop_oldest"]
-Trigger = type[Any] | Literal["*"]
+Trigger: TypeAlias = type[Any] | tuple[type[Any], ...] | Literal["*"]
 
 _MAP, _FILTER, _STREAM, _BROADCAST = range(4)
 
 # How long stop() waits for a cancelled task: libraries may swallow CancelledError.
 _CANCEL_TIMEOUT_S = 2.0
+
+# Chunks (or messages) a route handles before it lets the event loop run others.
+# At a few microseconds a chunk this keeps the longest stretch well under 1 ms,
+# while the cost of yielding (a loop iteration) stays small per chunk.
+FAIRNESS_BUDGET = 64
+
+_MISSING = object()
 
 
 def node_id_of(node: Any) -> str:
@@ -60,8 +78,16 @@ def node_id_of(node: Any) -> str:
     return node_id if isinstance(node_id, str) and node_id else type(node).__name__
 
 
+def _trigger_name(trigger: Trigger) -> str:
+    if isinstance(trigger, tuple):
+        return "|".join(t.__name__ for t in trigger)
+    if isinstance(trigger, str):
+        return trigger
+    return trigger.__name__
+
+
 class _Run:
-    """One execution of a route for one trigger."""
+    """One execution of an isolated route for one trigger."""
 
     __slots__ = ("interrupted", "task")
 
@@ -70,32 +96,17 @@ class _Run:
         self.task: asyncio.Task[None] | None = None
 
 
-async def _close_generator(agen: Any, error: BaseException) -> None:
-    """Finish an abandoned generator so its ``finally`` runs.
-
-    A cancelled run throws ``CancelledError`` into the generator (that is what the
-    seed's interruption-aware nodes expect); anything else closes it.
-    """
-    try:
-        if isinstance(error, asyncio.CancelledError) and hasattr(agen, "athrow"):
-            try:
-                await agen.athrow(asyncio.CancelledError())
-            except (asyncio.CancelledError, StopAsyncIteration):
-                return
-            # The generator swallowed the cancellation and yielded again.
-            await agen.aclose()
-        elif hasattr(agen, "aclose"):
-            await agen.aclose()
-    except RuntimeError as exc:  # "athrow(): asynchronous generator is already running"
-        logger.debug("could not close generator: %s", exc)
-    except Exception:
-        logger.exception("generator failed while closing")
-
-
 class Route:
     """A chain of steps run for every message that matches its trigger.
 
     Built by :meth:`Bridge.on`; every builder method returns the route itself.
+
+    Attributes:
+        trigger: The event class (or classes, or ``"*"``) that starts the route.
+        name: Used in task names, logs and ``AgentError.source``.
+        suspended: Whether triggers are currently ignored (see :meth:`suspend_on`).
+        dropped: Data messages dropped because the queue was full (``drop_oldest``).
+        errors: Exceptions raised by this route's steps so far.
     """
 
     def __init__(
@@ -108,6 +119,7 @@ class Route:
         property_filters: dict[str, Any],
     ) -> None:
         self._bridge = bridge
+        self._node_id = bridge.node_id
         self.trigger = trigger
         self._source = source
         self._filter_fn = filter_fn
@@ -118,8 +130,11 @@ class Route:
         self._suspend_types: tuple[type[Any], ...] = ()
         self._resume_types: tuple[type[Any], ...] = ()
         self._exclusive = False
+        self._isolated = False
+        self.queue_size = bridge.queue_size
+        self.when_full: OverflowPolicy = bridge.when_full
         self.suspended = False
-        self.name = f"{bridge.node_id}:{getattr(trigger, '__name__', trigger)}"
+        self.name = f"{bridge.node_id}:{_trigger_name(trigger)}"
         # Two queues so that control events never wait behind data.
         self._control: deque[Message] = deque()
         self._data: deque[Message] = deque()
@@ -127,6 +142,9 @@ class Route:
         self._space_waiters: list[asyncio.Future[None]] = []
         self._worker: asyncio.Task[None] | None = None
         self._run: _Run | None = None
+        self._busy = False
+        self._stopped = False
+        self._budget = FAIRNESS_BUDGET
         self.dropped = 0
         self.errors = 0
 
@@ -138,7 +156,7 @@ class Route:
         return self
 
     def filter(self, fn: Callable[[Message], Any]) -> Route:
-        """Continue only when ``fn(message)`` is true."""
+        """Continue only when ``fn(message)`` (sync or async) is true."""
         self._steps.append((_FILTER, fn))
         return self
 
@@ -155,7 +173,8 @@ class Route:
         """Publish every value that reaches this step on the bus, at once.
 
         With ``event_cls``, a value that is not already an instance is wrapped as
-        ``event_cls(value)`` (or ``event_cls()`` for ``None``).
+        ``event_cls(value)`` (or ``event_cls()`` for ``None``). The value flows on
+        unchanged to any later step.
         """
         self._steps.append((_BROADCAST, event_cls))
         return self
@@ -165,16 +184,22 @@ class Route:
     ) -> Route:
         """Cancel the running run when one of ``event_types`` arrives.
 
-        ``handler(message)`` is called once per interrupt that found work to cancel.
+        ``handler(message)`` (sync, or async and then run in a task) is called once
+        per interrupt that found work to cancel, before the run's ``finally``
+        blocks execute.
         """
         self._interrupt_types += event_types
         if handler is not None:
             self._interrupt_handler = handler
+        self._isolated = True
         self._bridge._invalidate()
         return self
 
     def suspend_on(self, *event_types: type[Any]) -> Route:
-        """Ignore triggers after one of ``event_types`` until ``resume_on`` fires."""
+        """Ignore triggers after one of ``event_types`` until ``resume_on`` fires.
+
+        A run in progress and triggers already queued are not affected.
+        """
         self._suspend_types += event_types
         self._bridge._invalidate()
         return self
@@ -187,8 +212,23 @@ class Route:
 
     def exclusive(self) -> Route:
         """One run at a time: a new trigger cancels the running one and replaces
-        anything still queued (a voice turn must never run two generations)."""
+        anything still queued (a voice turn must never run two generations).
+
+        The cancelled run sees ``CancelledError`` like an interrupted one; no
+        interrupt handler is called.
+        """
         self._exclusive = True
+        self._isolated = True
+        return self
+
+    def queue(self, size: int | None = None, *, when_full: OverflowPolicy | None = None) -> Route:
+        """Override the bridge's queue size and overflow policy for this route."""
+        if size is not None:
+            if size < 1:
+                raise ValueError("queue size must be at least 1")
+            self.queue_size = size
+        if when_full is not None:
+            self.when_full = when_full
         return self
 
     def named(self, name: str) -> Route:
@@ -196,46 +236,81 @@ class Route:
         self.name = name
         return self
 
-    # --- matching and delivery (called by the bridge, synchronously) ----------
+    # --- state ---------------------------------------------------------------------
 
-    def _isolated(self) -> bool:
-        return self._exclusive or bool(self._interrupt_types)
+    @property
+    def pending(self) -> bool:
+        """Whether the route has queued triggers or is handling one right now."""
+        return bool(self._control or self._data) or self._busy
+
+    # --- matching and delivery (called by the bus, synchronously) ----------------------
+
+    def triggered_by(self, event_type: type[Any]) -> bool:
+        """Whether events of ``event_type`` start this route (before filters)."""
+        trigger = self.trigger
+        return trigger == "*" or (not isinstance(trigger, str) and issubclass(event_type, trigger))
+
+    def controlled_by(self, event_type: type[Any]) -> bool:
+        """Whether events of ``event_type`` interrupt, suspend or resume this route."""
+        types = self._interrupt_types + self._suspend_types + self._resume_types
+        return bool(types) and issubclass(event_type, types)
 
     def accepts(self, message: Message) -> bool:
+        """Whether ``message`` passes this route's source, property and function filters."""
         if self.suspended:
             return False
-        if self._source is not None:
-            if message.source != self._source:
+        source = self._source
+        if source is None:
+            if message.source == self._node_id:
                 return False
-        elif message.source == self._bridge.node_id:
+        elif message.source != source:
             return False
-        event = message.event
-        for key, expected in self._property_filters:
-            if getattr(event, key, _MISSING) != expected:
-                return False
-        return self._filter_fn is None or bool(self._filter_fn(message))
+        if self._property_filters:
+            event = message.event
+            for key, expected in self._property_filters:
+                if getattr(event, key, _MISSING) != expected:
+                    return False
+        filter_fn = self._filter_fn
+        if filter_fn is None:
+            return True
+        try:
+            return bool(filter_fn(message))
+        except Exception as exc:
+            self._bridge._spawn(self._report(exc), f"report {self.name}")
+            return False
 
-    def full(self) -> bool:
-        return len(self._data) >= self._bridge.queue_size
-
-    def push(self, message: Message) -> None:
+    def enqueue(self, message: Message) -> bool:
+        """Queue ``message``; ``False`` (and not queued) if full and blocking."""
+        if self._stopped:
+            return True
+        if self._exclusive:
+            self._control.clear()
+            self._data.clear()
+            self._cancel_run(self._run)
         if isinstance(message.event, ControlEvent):
             self._control.append(message)
         else:
-            if self._exclusive:
-                self._data.clear()
-                self._cancel_run(self._run)
-            elif len(self._data) >= self._bridge.queue_size:
-                self._data.popleft()  # only reached with when_full="drop_oldest"
+            data = self._data
+            if len(data) >= self.queue_size:
+                if self.when_full == "block":
+                    return False
+                data.popleft()
                 self.dropped += 1
-            self._data.append(message)
+            data.append(message)
         wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        return True
 
     def space(self) -> asyncio.Future[None]:
-        future = asyncio.get_running_loop().create_future()
-        self._space_waiters.append(future)
+        """A future that is done when the queue may have room again."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._stopped or len(self._data) < self.queue_size:
+            future.set_result(None)
+        else:
+            self._space_waiters.append(future)
         return future
 
     def control(self, message: Message) -> None:
@@ -249,15 +324,21 @@ class Route:
             self.interrupt(message)
 
     def interrupt(self, message: Message | None = None) -> bool:
-        """Cancel the running run and drop queued triggers; ``True`` if any."""
+        """Cancel the running run and drop queued triggers; ``True`` if there were any.
+
+        The interrupt handler is called (with ``message``) only when there was
+        something to cancel.
+        """
         run = self._run
-        running = run is not None and not run.interrupted and not (run.task and run.task.done())
-        had_work = running or bool(self._data)
-        if not had_work:
+        running = (
+            run is not None and not run.interrupted and run.task is not None and not run.task.done()
+        )
+        if not running and not self._data:
             return False
         self._data.clear()
         self._wake_space_waiters()
-        self._cancel_run(run)
+        if running:
+            self._cancel_run(run)
         handler = self._interrupt_handler
         if handler is not None and message is not None:
             self._bridge._call_handler(handler, message, self.name)
@@ -277,125 +358,218 @@ class Route:
             if not future.done():
                 future.set_result(None)
 
-    # --- execution ---------------------------------------------------------------
+    # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the worker task on the running loop (idempotent)."""
+        self._stopped = False
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
                 self._work(), name=f"route {self.name}"
             )
 
     async def stop(self) -> None:
+        """Cancel the worker and any run, drop queued messages, release publishers."""
+        self._stopped = True
+        self._control.clear()
+        self._data.clear()
+        self._wake_space_waiters()
         worker, self._worker = self._worker, None
-        if worker is None:
+        if worker is None or worker.done():
             return
         worker.cancel()
-        done, _ = await asyncio.wait({worker}, timeout=_CANCEL_TIMEOUT_S)
+        if worker is asyncio.current_task():
+            return  # stopped from inside its own route: it ends when this step returns
+        done, _ = await asyncio.wait((worker,), timeout=_CANCEL_TIMEOUT_S)
         if not done:
             logger.warning("route %s did not stop within %.1f s", self.name, _CANCEL_TIMEOUT_S)
+
+    # --- execution -------------------------------------------------------------------------
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         control, data = self._control, self._data
         try:
             while True:
-                if not control and not data:
-                    self._wakeup = loop.create_future()
-                    await self._wakeup
-                    self._wakeup = None
+                if control:
+                    message = control.popleft()
+                elif data:
+                    message = data.popleft()
+                else:
+                    self._busy = False
+                    self._budget = FAIRNESS_BUDGET
+                    wakeup = self._wakeup = loop.create_future()
+                    await wakeup
                     continue
-                message = control.popleft() if control else data.popleft()
+                self._busy = True
                 if self._space_waiters:
                     self._wake_space_waiters()
-                if self._isolated():
+                if self._isolated:
                     run = _Run()
                     run.task = loop.create_task(
                         self._execute(message, run), name=f"run {self.name}"
                     )
                     self._run = run
                     # asyncio.wait, not await: a cancelled run must not cancel the worker.
-                    await asyncio.wait({run.task})
+                    await asyncio.wait((run.task,))
                     self._run = None
-                else:
-                    await self._execute(message, None)
+                    continue
+                try:
+                    pending = self._drive(message, 0, None)
+                    if pending is not None:
+                        await pending
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    await self._report(exc)
+                self._budget -= 1
+                if self._budget <= 0:
+                    await self._yield_to_loop()
         finally:
+            self._busy = False
+            self._wakeup = None
             current = self._run
             if current is not None and current.task is not None and not current.task.done():
                 self._cancel_run(current)
-                await asyncio.wait({current.task}, timeout=_CANCEL_TIMEOUT_S)
+                await asyncio.wait((current.task,), timeout=_CANCEL_TIMEOUT_S)
             self._run = None
 
-    async def _execute(self, message: Message, run: _Run | None) -> None:
+    async def _yield_to_loop(self) -> None:
+        self._budget = FAIRNESS_BUDGET
+        await asyncio.sleep(0)
+
+    async def _execute(self, message: Message, run: _Run) -> None:
         try:
-            await self._run_steps(message, 0, run)
+            pending = self._drive(message, 0, run)
+            if pending is not None:
+                await pending
         except asyncio.CancelledError:
-            if run is None or not run.interrupted:
+            if not run.interrupted:
                 raise
+            # An interrupted run ends quietly: the worker goes on with the next trigger.
         except Exception as exc:
-            self.errors += 1
-            logger.exception("route %s failed", self.name)
-            await self._bridge.publish(
-                AgentError(error=f"{type(exc).__name__}: {exc}", source=self.name)
-            )
+            await self._report(exc)
 
-    async def _run_steps(self, value: Any, start: int, run: _Run | None) -> None:
+    def _drive(self, value: Any, index: int, run: _Run | None) -> Awaitable[None] | None:
+        """Run steps from ``index`` on, synchronously as far as possible.
+
+        Returns ``None`` when the chain finished, or an awaitable that finishes it
+        (the caller awaits it at once).
+        """
         steps = self._steps
-        for index in range(start, len(steps)):
+        count = len(steps)
+        while index < count:
             kind, fn = steps[index]
+            index += 1
+            if kind == _BROADCAST:
+                waiting = self._publish(value, fn, run)
+                if waiting is not None:
+                    return self._after_publish(waiting, value, index, run)
+                continue
+            message = value if type(value) is Message else Message(self._node_id, value)
             if kind == _MAP:
-                value = fn(self._as_message(value))
-                if inspect.isawaitable(value):
-                    value = await value
+                value = fn(message)
                 if value is None:
-                    return
+                    return None
+                if hasattr(value, "__await__"):
+                    return self._after_map(value, index, run)
             elif kind == _FILTER:
-                if not fn(self._as_message(value)):
-                    return
-            elif kind == _STREAM:
-                produced = fn(self._as_message(value))
-                await self._stream(produced, index + 1, run)
-                return
+                passed = fn(message)
+                if hasattr(passed, "__await__"):
+                    return self._after_filter(passed, value, index, run)
+                if not passed:
+                    return None
             else:
-                await self._broadcast(value, fn, run)
+                return self._stream(fn(message), index, run)
+        return None
 
-    async def _stream(self, produced: Any, next_index: int, run: _Run | None) -> None:
-        if inspect.isawaitable(produced) and not hasattr(produced, "__aiter__"):
+    async def _after_map(self, awaitable: Awaitable[Any], index: int, run: _Run | None) -> None:
+        value = await awaitable
+        if value is not None:
+            pending = self._drive(value, index, run)
+            if pending is not None:
+                await pending
+
+    async def _after_filter(
+        self, awaitable: Awaitable[Any], value: Any, index: int, run: _Run | None
+    ) -> None:
+        if await awaitable:
+            pending = self._drive(value, index, run)
+            if pending is not None:
+                await pending
+
+    async def _after_publish(
+        self, waiting: Awaitable[None], value: Any, index: int, run: _Run | None
+    ) -> None:
+        await waiting
+        pending = self._drive(value, index, run)
+        if pending is not None:
+            await pending
+
+    async def _stream(self, produced: Any, index: int, run: _Run | None) -> None:
+        if not hasattr(produced, "__aiter__") and hasattr(produced, "__await__"):
             produced = await produced
         if produced is None:
             return
         if hasattr(produced, "__aiter__"):
-            iterator: AsyncIterator[Any] = produced.__aiter__()
+            iterator = produced.__aiter__()
             try:
                 async for chunk in iterator:
-                    await self._run_steps(chunk, next_index, run)
+                    if run is not None and run.interrupted:
+                        raise asyncio.CancelledError
+                    pending = self._drive(chunk, index, run)
+                    if pending is not None:
+                        await pending
+                    self._budget -= 1
+                    if self._budget <= 0:
+                        await self._yield_to_loop()
             except BaseException as exc:
-                await _close_generator(iterator, exc)
+                await close_async_iterator(iterator, exc)
                 raise
             return
-        for chunk in produced:
-            await self._run_steps(chunk, next_index, run)
+        iterable = iter(produced)
+        try:
+            for chunk in iterable:
+                if run is not None and run.interrupted:
+                    raise asyncio.CancelledError
+                pending = self._drive(chunk, index, run)
+                if pending is not None:
+                    await pending
+                self._budget -= 1
+                if self._budget <= 0:
+                    await self._yield_to_loop()
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
 
-    async def _broadcast(self, value: Any, event_cls: type[Any] | None, run: _Run | None) -> None:
+    def _publish(
+        self, value: Any, event_cls: type[Any] | None, run: _Run | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Broadcast ``value``; an awaitable if some blocking queue was full."""
         event = value.event if type(value) is Message else value
         if event_cls is not None and not isinstance(event, event_cls):
             event = event_cls() if event is None else event_cls(event)
         if event is None:
-            return
+            return None
         if run is not None and run.interrupted:
             raise asyncio.CancelledError
         bus = self._bridge.bus
         if bus is None or not bus.running:
-            return
-        message = Message(self._bridge.node_id, event)
-        stuck = bus.deliver_now(message)
-        if stuck >= 0:
-            await bus.finish_delivery(message, stuck)
+            return None
+        message = Message(self._node_id, event)
+        blocked = bus._deliver(message)
+        if blocked is None:
+            return None
+        return bus._deliver_blocked(message, blocked)
 
-    def _as_message(self, value: Any) -> Message:
-        return value if type(value) is Message else Message(self._bridge.node_id, value)
-
-
-_MISSING = object()
+    async def _report(self, exc: Exception) -> None:
+        """Log a step's exception and publish it as ``AgentError``."""
+        self.errors += 1
+        logger.error("route %s failed", self.name, exc_info=exc)
+        await self._bridge.publish(
+            AgentError(error=f"{type(exc).__name__}: {exc}", source=self.name)
+        )
 
 
 class Bridge:
@@ -403,7 +577,8 @@ class Bridge:
 
     Args:
         node: the node (its id is ``node.id``, the string itself, or the class name).
-        queue_size: how many messages each route of this bridge may hold.
+        queue_size: how many data messages each route of this bridge may hold
+            (a route can override it with :meth:`Route.queue`).
         when_full: ``"block"`` makes a publisher wait for room (nothing is lost);
             ``"drop_oldest"`` drops the oldest queued data message and counts it in
             ``Route.dropped`` (for meters and UIs that only want the latest).
@@ -420,13 +595,12 @@ class Bridge:
         self.when_full: OverflowPolicy = when_full
         self.bus: Bus | None = None
         self._routes: list[Route] = []
-        self._routes_for: dict[type[Any], tuple[Route, ...]] = {}
-        self._controls_for: dict[type[Any], tuple[Route, ...]] = {}
-        self._handler_tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
     @property
     def routes(self) -> tuple[Route, ...]:
+        """This bridge's routes, in the order they were made."""
         return tuple(self._routes)
 
     def on(
@@ -437,12 +611,17 @@ class Bridge:
         filter_fn: Callable[[Message], bool] | None = None,
         **property_filters: Any,
     ) -> Route:
-        """Start a route for ``event`` (a class, matching subclasses too, or ``"*"``).
+        """Start a route for ``event``: a class (subclasses match too), a tuple of
+        classes, or ``"*"`` for everything.
 
         Args:
+            event: What triggers the route.
             source: only messages from this node id.
             filter_fn: only messages for which ``filter_fn(message)`` is true.
             property_filters: only events whose attributes equal these values.
+
+        Returns:
+            The new route, to chain builder calls on.
         """
         route = Route(
             self, event, source=source, filter_fn=filter_fn, property_filters=property_filters
@@ -454,73 +633,50 @@ class Bridge:
         return route
 
     def attach(self, bus: Bus) -> None:
+        """Remember the bus this bridge publishes on (called by ``register_bridge``)."""
         self.bus = bus
 
     def start(self) -> None:
+        """Start every route's worker (called by the bus)."""
         self._started = True
         for route in self._routes:
             route.start()
 
     async def stop(self) -> None:
+        """Stop every route and the tasks this bridge started (called by the bus)."""
         self._started = False
-        for task in self._handler_tasks:
+        for task in self._tasks:
             task.cancel()
         await asyncio.gather(*(route.stop() for route in self._routes))
-        if self._handler_tasks:
-            await asyncio.wait(self._handler_tasks, timeout=_CANCEL_TIMEOUT_S)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=_CANCEL_TIMEOUT_S)
 
     async def publish(self, event: Any) -> None:
         """Broadcast ``event`` from this bridge's node (for nodes that push)."""
         if self.bus is not None:
             await self.bus.broadcast(Message(self.node_id, event))
 
-    # --- called by the bus ----------------------------------------------------------
-
-    def interrupt(self, message: Message) -> None:
-        event_type = type(message.event)
-        routes = self._controls_for.get(event_type)
-        if routes is None:
-            routes = self._controls_for[event_type] = tuple(
-                r
-                for r in self._routes
-                if issubclass(event_type, r._interrupt_types + r._suspend_types + r._resume_types)
-            )
-        for route in routes:
-            route.control(message)
-
-    def deliver(self, message: Message) -> bool:
-        """Queue ``message`` on every matching route; ``False`` if a blocking one is full.
-
-        All-or-nothing: either every matching route gets it or none does, so a retry
-        never queues it twice.
-        """
-        event_type = type(message.event)
-        routes = self._routes_for.get(event_type)
-        if routes is None:
-            routes = self._routes_for[event_type] = tuple(
-                r for r in self._routes if r.trigger == "*" or issubclass(event_type, r.trigger)
-            )
-        if not routes:
-            return True
-        matching = [r for r in routes if r.accepts(message)]
-        if self.when_full == "block" and not isinstance(message.event, ControlEvent):
-            for route in matching:
-                if route.full() and not route._exclusive:
-                    return False
-        for route in matching:
-            route.push(message)
-        return True
-
-    async def wait_for_space(self, message: Message) -> None:
-        full = [r for r in self._routes if r.full() and r.accepts(message)]
-        if full:
-            await full[0].space()
-
     # --- internals ----------------------------------------------------------------
 
     def _invalidate(self) -> None:
-        self._routes_for.clear()
-        self._controls_for.clear()
+        if self.bus is not None:
+            self.bus.invalidate()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coroutine`` in a task this bridge owns (cancelled on stop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coroutine.close()
+            return
+        task = loop.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     def _call_handler(self, handler: Callable[[Message], Any], message: Message, name: str) -> None:
         try:
@@ -528,7 +684,9 @@ class Bridge:
         except Exception:
             logger.exception("interrupt handler of %s failed", name)
             return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._handler_tasks.add(task)
-            task.add_done_callback(self._handler_tasks.discard)
+        if hasattr(result, "__await__"):
+            self._spawn(_await(result), f"interrupt handler of {name}")
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
