@@ -1,0 +1,357 @@
+"""Test speech: synthetic (espeak-ng) and recordings of real people.
+
+Synthetic speech comes from ``espeak-ng`` with several voices and speeds, made
+on the fly into a cache directory (nothing is committed).
+
+Real speech comes from Debian's ``pocketsphinx-testdata`` package (BSD-2, CMU
+Sphinx test data), installed by ``.ci/run`` with::
+
+    apt-get install -y --no-install-recommends pocketsphinx-testdata
+
+It holds 16 kHz recordings of real people with reference transcripts: five
+sentences read by a LibriVox volunteer (Sense and Sensibility), five
+playing-card phrases (CMU "cards"), "go forward ten meters" (AN4) and a TIDIGITS
+digit string. :func:`real_recordings` returns them; tests that need them call
+:func:`require_real_recordings`, which skips with the install command when the
+package is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceterm.audio.resample import resample
+
+RATE = 16000
+"""Everything returned here is mono int16 at this rate."""
+
+REAL_SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data")
+REAL_SPEECH_INSTALL = "apt-get install -y --no-install-recommends pocketsphinx-testdata"
+
+# (espeak-ng voice, words per minute): a spread of accents, pitches and speeds.
+VOICES: tuple[tuple[str, int], ...] = (
+    ("en-us", 160),
+    ("en-gb", 140),
+    ("en-us+f3", 175),
+    ("en-gb-x-rp+m3", 150),
+    ("en-us+klatt2", 130),
+    ("en-029", 185),
+)
+
+_CACHE_DIR = Path(tempfile.gettempdir()) / "voiceterm-test-speech"
+
+Audio = npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One utterance with its reference transcript."""
+
+    name: str
+    audio: Audio
+    transcript: str
+    speaker: str
+    real: bool
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / RATE
+
+    @property
+    def text(self) -> str:
+        """The reference transcript (same as ``transcript``)."""
+        return self.transcript
+
+
+# --- WAV files ---------------------------------------------------------------
+
+
+def read_wav(path: Path) -> tuple[Audio, int]:
+    """Read a 16-bit PCM WAV; several channels are averaged to mono."""
+    with wave.open(str(path), "rb") as reader:
+        if reader.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
+        channels = reader.getnchannels()
+        rate = reader.getframerate()
+        frames = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    if channels > 1:
+        frames = frames.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return frames.astype(np.int16), rate
+
+
+def write_wav(path: Path, audio: Audio, rate: int = RATE) -> Path:
+    """Write mono int16 samples as a 16-bit PCM WAV and return ``path``."""
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(np.asarray(audio, dtype="<i2").tobytes())
+    return path
+
+
+def read_speech(path: Path) -> Audio:
+    """Read a WAV (any rate) or a headerless 16 kHz ``.raw`` file as 16 kHz int16."""
+    if path.suffix == ".raw":
+        return np.frombuffer(path.read_bytes(), dtype="<i2").astype(np.int16)
+    audio, rate = read_wav(path)
+    return np.asarray(resample(audio, rate, RATE), dtype=np.int16)
+
+
+# --- synthetic speech ------------------------------------------------------------
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def espeak(text: str, voice: str = "en-us", wpm: int = 160) -> Audio:
+    """Speak ``text`` with espeak-ng; returns 16 kHz int16 (cached on disk)."""
+    key = hashlib.sha1(f"{voice}|{wpm}|{text}".encode()).hexdigest()[:16]
+    _CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    path = _CACHE_DIR / f"{key}.wav"
+    if not path.exists():
+        partial = path.with_suffix(".part.wav")
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(partial), text],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        partial.replace(path)
+    return read_speech(path)
+
+
+def silence(seconds: float) -> Audio:
+    return np.zeros(round(seconds * RATE), dtype=np.int16)
+
+
+def white_noise(seconds: float, level_dbfs: float = -30.0, seed: int = 0) -> Audio:
+    """Gaussian white noise whose RMS is ``level_dbfs`` dB below full scale."""
+    rng = np.random.default_rng(seed)
+    rms = 32768.0 * 10 ** (level_dbfs / 20)
+    samples = rng.normal(0.0, rms, round(seconds * RATE))
+    return np.clip(samples, -32768, 32767).astype(np.int16)
+
+
+def concat(*parts: Audio) -> Audio:
+    return np.concatenate([np.asarray(p, dtype=np.int16) for p in parts])
+
+
+def with_pauses(pieces: list[Audio], pause_s: float, lead_s: float = 0.5) -> Audio:
+    """Join utterances with ``pause_s`` of silence between them and around them."""
+    parts: list[Audio] = [silence(lead_s)]
+    for index, piece in enumerate(pieces):
+        if index:
+            parts.append(silence(pause_s))
+        parts.append(piece)
+    parts.append(silence(lead_s))
+    return concat(*parts)
+
+
+def clip(audio: Audio, gain: float) -> Audio:
+    """Amplify by ``gain`` and hard-clip at full scale, like an overdriven microphone."""
+    louder = audio.astype(np.float64) * gain
+    return np.clip(louder, -32768, 32767).astype(np.int16)
+
+
+SYNTHETIC_SENTENCES: tuple[str, ...] = (
+    "What time is it right now?",
+    "Please set a timer for ten minutes.",
+    "How far away is the moon from the earth?",
+    "Tell me a short story about a brave little dog.",
+    "What is twelve times seven?",
+    "Turn off the lights in the kitchen.",
+    # Short commands: on clips this short Whisper is most prone to loop.
+    "Stop.",
+    "Yes, please.",
+    "Next song.",
+    "Louder, please.",
+    "Cancel that.",
+    "Good morning.",
+)
+
+
+def synthetic_recordings() -> list[Recording]:
+    """Each sentence in :data:`SYNTHETIC_SENTENCES` spoken by a different voice."""
+    recordings = []
+    for index, text in enumerate(SYNTHETIC_SENTENCES):
+        voice, wpm = VOICES[index % len(VOICES)]
+        recordings.append(
+            Recording(
+                name=f"espeak-{voice}-{index}",
+                audio=concat(silence(0.3), espeak(text, voice, wpm), silence(0.3)),
+                transcript=text,
+                speaker=f"espeak-ng {voice} {wpm} wpm",
+                real=False,
+            )
+        )
+    return recordings
+
+
+# --- recordings of real people ----------------------------------------------------
+
+
+def real_speech_available() -> bool:
+    return (REAL_SPEECH_DIR / "librivox" / "transcription").is_file()
+
+
+def require_real_recordings() -> list[Recording]:
+    """The real recordings, or skip the calling test with the install command."""
+    if not real_speech_available():
+        import pytest
+
+        pytest.skip(f"recordings of real people missing: {REAL_SPEECH_INSTALL}")
+    return real_recordings()
+
+
+def _sphinx_transcripts(path: Path) -> dict[str, str]:
+    """Parse ``<s> words </s> (utterance-id)`` lines."""
+    transcripts = {}
+    for line in path.read_text().splitlines():
+        if "(" not in line:
+            continue
+        words, _, rest = line.rpartition("(")
+        words = words.replace("<s>", "").replace("</s>", "")
+        transcripts[rest.strip(" )")] = " ".join(words.split())
+    return transcripts
+
+
+def speech_corpus() -> list[Recording]:
+    """Real recordings when installed (first), then the espeak-ng set."""
+    real = real_recordings() if real_speech_available() else []
+    return real + synthetic_recordings()
+
+
+def real_recordings() -> list[Recording]:
+    """Recordings of real people from ``pocketsphinx-testdata`` (12 utterances)."""
+    base = REAL_SPEECH_DIR
+    recordings: list[Recording] = []
+    librivox = _sphinx_transcripts(base / "librivox" / "transcription")
+    for utterance_id, text in sorted(librivox.items()):
+        recordings.append(
+            Recording(
+                name=f"librivox-{utterance_id[-4:]}",
+                audio=read_speech(base / "librivox" / f"{utterance_id}.wav"),
+                transcript=text,
+                speaker="LibriVox reader (Sense and Sensibility)",
+                real=True,
+            )
+        )
+    cards = _sphinx_transcripts(base / "cards" / "cards.transcription")
+    for utterance_id, text in sorted(cards.items()):
+        recordings.append(
+            Recording(
+                name=f"cards-{utterance_id}",
+                audio=read_speech(base / "cards" / f"{utterance_id}.wav"),
+                transcript=text,
+                speaker="CMU cards speaker",
+                real=True,
+            )
+        )
+    # Transcripts of these two come from the package's own grammar and TIDIGITS
+    # file name (goforward.gram's <move> rule; "2934z" is two nine three four zero).
+    recordings.append(
+        Recording(
+            name="an4-goforward",
+            audio=read_speech(base / "goforward.raw"),
+            transcript="go forward ten meters",
+            speaker="CMU AN4 speaker",
+            real=True,
+        )
+    )
+    recordings.append(
+        Recording(
+            name="tidigits-dhd-2934z",
+            audio=read_speech(base / "tidigits" / "dhd.2934z.raw"),
+            transcript="two nine three four zero",
+            speaker="TIDIGITS speaker dhd",
+            real=True,
+        )
+    )
+    return recordings
+
+
+# --- word error rate ---------------------------------------------------------------
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def _number_words(digits: str) -> list[str]:
+    """Spell a digit string: up to three digits as a number, longer ones digit by digit."""
+    if len(digits) > 3 or (len(digits) > 1 and digits.startswith("0")):
+        return [_ONES[int(d)] for d in digits]
+    value = int(digits)
+    words: list[str] = []
+    if value >= 100:
+        words += [_ONES[value // 100], "hundred"]
+        value %= 100
+        if value == 0:
+            return words
+    if value < 20:
+        words.append(_ONES[value])
+    else:
+        words.append(_TENS[value // 10])
+        if value % 10:
+            words.append(_ONES[value % 10])
+    return words
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-case words without punctuation; numbers spelled out; a few abbreviations expanded.
+
+    Whisper writes "Mr." and "10", references say "mister" and "ten": both sides
+    go through this before words are compared.
+    """
+    import re
+
+    cleaned = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " "))
+    words: list[str] = []
+    for token in cleaned.split():
+        token = token.strip("'")
+        if not token:
+            continue
+        if token.isdigit():
+            words += _number_words(token)
+        else:
+            words.append(_ABBREVIATIONS.get(token, token))
+    return words
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edit distance, reference word count) after :func:`normalize_words`."""
+    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, start=1):
+            current[j] = min(
+                previous[j] + 1,  # deletion
+                current[j - 1] + 1,  # insertion
+                previous[j - 1] + (ref_word != hyp_word),  # substitution or match
+            )
+        previous = current
+    return previous[-1], len(ref)
+
+
+def word_error_rate(pairs: list[tuple[str, str]]) -> float:
+    """Corpus WER in percent over (reference, hypothesis) pairs."""
+    errors = total = 0
+    for reference, hypothesis in pairs:
+        e, n = word_errors(reference, hypothesis)
+        errors += e
+        total += n
+    return 100.0 * errors / max(total, 1)

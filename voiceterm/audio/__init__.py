@@ -1,0 +1,1 @@
+"""Audio helpers: resampling and sample-format conversion (numpy arrays, mono)."""
