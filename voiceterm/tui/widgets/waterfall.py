@@ -37,6 +37,7 @@ LANE_COLORS: dict[str, tuple[str, str]] = {
 }
 _OTHER_COLORS = ("orange1", "dark_orange3")
 _SELECTED = Style(color="black", bgcolor="bright_white", bold=True)
+_BARGE_IN_MARKS = frozenset({"barge_in_onset", "playback_stopped"})
 _NICE_STEPS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -232,8 +233,12 @@ class Waterfall(Widget, can_focus=True):
     @staticmethod
     def _focus_length(spans: list[Chunk], low: float) -> float:
         playback = sorted((c for c in spans if c.lane == "playback"), key=lambda c: c.start)
-        others = [c.end for c in spans if c.lane not in ("playback", MARKS_LANE)]
-        ends = [*others, playback[0].end] if playback else [c.end for c in spans]
+        if not playback:
+            return max(max(c.end for c in spans) - low, 0.1)
+        ends = [c.end for c in spans if c.lane not in ("playback", MARKS_LANE)]
+        ends.append(playback[0].end)
+        # A barge-in is part of the story, however late in the answer it came.
+        ends += [c.end for c in spans if c.is_mark and c.content in _BARGE_IN_MARKS]
         return max(max(ends) - low, 0.1)
 
     def action_zoom(self, factor: float) -> None:
