@@ -14,7 +14,7 @@ token, the usual rule of thumb for English with BPE tokenizers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from voiceterm.events import (
     ToolResult,
     UserTranscriptionReceived,
 )
+from voiceterm.patterns.streams import close_async_iterator
 
 ChatMessage = dict[str, Any]
 
@@ -122,7 +123,19 @@ class ReasoningNode(Node):
             are kept.
         max_context_tokens: an approximate token budget for the kept history.
         node_id: the node's id on the bus (default: the class name).
+
+    Attributes:
+        conversation_events: The remembered conversation, oldest first.
+        chunk_counter: How many ``AgentResponse`` chunks the current (or last)
+            generation has yielded so far; ``process_context`` may read it, e.g.
+            for its own ``AgentGenerationComplete(chunk_count=self.chunk_counter)``.
+        emit_completion: Whether :meth:`generate` ends with
+            ``AgentGenerationComplete`` when ``process_context`` did not yield one.
+            Stream stages after ``generate`` see that marker too; set this to
+            ``False`` for stages that only understand ``AgentResponse``.
     """
+
+    emit_completion: bool = True
 
     def __init__(
         self,
@@ -137,6 +150,7 @@ class ReasoningNode(Node):
         self.max_context_length = max_context_length
         self.max_context_tokens = max_context_tokens
         self.conversation_events: list[Any] = []
+        self.chunk_counter = 0
         # A new generation starts a new agent message instead of extending the last.
         self._agent_message_open = False
 
@@ -173,6 +187,9 @@ class ReasoningNode(Node):
             return
         else:
             history.append(event)
+            if isinstance(event, UserTranscriptionReceived):
+                # A new turn: keep memory bounded even if no generation follows.
+                self.trim_context()
         self._agent_message_open = isinstance(event, AgentResponse)
 
     def _current_turn_interrupted(self) -> bool:
@@ -186,52 +203,73 @@ class ReasoningNode(Node):
     def clear_context(self) -> None:
         """Forget the whole conversation."""
         self.conversation_events.clear()
+        self._agent_message_open = False
 
     def trim_context(self) -> None:
-        """Drop the oldest whole turns past the turn limit or the token budget."""
-        turns = _split_turns(self.conversation_events)
-        if len(turns) > self.max_context_length:
-            turns = turns[-self.max_context_length :]
+        """Drop the oldest whole turns past the turn limit or the token budget.
+
+        The most recent turn is always kept, however long it is.
+        """
+        all_turns = _split_turns(self.conversation_events)
+        turns = all_turns[-max(self.max_context_length, 1) :]
         budget = self.max_context_tokens - approx_tokens(self.system_prompt)
-        while len(turns) > 1 and sum(_turn_tokens(t) for t in turns) > budget:
-            turns.pop(0)
-        self.conversation_events = [event for turn in turns for event in turn]
+        sizes = [_turn_tokens(turn) for turn in turns]
+        total = sum(sizes)
+        first = 0
+        while first < len(turns) - 1 and total > budget:
+            total -= sizes[first]
+            first += 1
+        kept = turns[first:]
+        if len(kept) < len(all_turns):
+            self.conversation_events = [event for turn in kept for event in turn]
 
     # --- generation ------------------------------------------------------------------
 
-    async def generate(self, message: Any = None) -> AsyncIterator[Any]:
+    async def generate(self, message: Any = None) -> AsyncGenerator[Any, None]:
         """Stream the answer to the conversation so far.
 
-        The triggering event is remembered first when it is a transcript. Yields what
-        :meth:`process_context` yields (remembering agent text and tool events), then
-        ``AgentGenerationComplete`` unless ``process_context`` already yielded one.
-        If the run is cancelled, the turn is marked as interrupted.
+        The triggering event is remembered first when it is one the conversation
+        keeps (a transcript, a tool result). Yields what :meth:`process_context`
+        yields (remembering agent text and tool events), then
+        ``AgentGenerationComplete(total_length, chunk_count)`` unless
+        ``process_context`` already yielded one (or ``emit_completion`` is off).
+
+        If the run is cancelled, the turn is marked as interrupted and
+        ``process_context`` is closed at once with ``CancelledError`` thrown into
+        it, so its ``finally`` runs before the next run can start.
         """
         if message is not None:
             self.add_event(message)
         self.trim_context()
         self._agent_message_open = False
+        self.chunk_counter = 0
         context = ConversationContext(list(self.conversation_events), self.system_prompt)
         total_length = 0
-        chunk_count = 0
         completed = False
+        iterator = self.process_context(context).__aiter__()
         try:
-            async for item in self.process_context(context):
+            async for item in iterator:
                 event = _event_of(item)
                 if isinstance(event, AgentResponse):
                     total_length += len(event.content)
-                    chunk_count += 1
+                    self.chunk_counter += 1
                     self.add_event(event)
                 elif isinstance(event, (ToolCall, ToolResult)):
                     self.add_event(event)
                 elif isinstance(event, AgentGenerationComplete):
                     completed = True
                 yield item
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             self.add_event(AgentInterrupted(reason="generation_cancelled"))
+            await close_async_iterator(iterator, exc)
             raise
-        if not completed:
-            yield AgentGenerationComplete(total_length=total_length, chunk_count=chunk_count)
+        except BaseException as exc:
+            # Closed by the consumer (GeneratorExit) or failed: finish process_context
+            # now rather than whenever the garbage collector gets to it.
+            await close_async_iterator(iterator, exc)
+            raise
+        if not completed and self.emit_completion:
+            yield AgentGenerationComplete(total_length=total_length, chunk_count=self.chunk_counter)
 
     async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         """Yield the answer's chunks for ``context``. Subclasses override this."""
@@ -247,21 +285,26 @@ class ReasoningNode(Node):
     def format_for_llm(self, events: Sequence[Any]) -> list[ChatMessage]:
         """Chat messages (``role``/``content``) for an LLM, starting with the system prompt.
 
-        Tool calls and results become short system notes, a form every chat template
+        The events are first cut to what the user actually heard
+        (:func:`committed_events`; a no-op for events that are already committed),
+        so an answer that was cut off is remembered as far as it was spoken. Tool
+        calls and results become short system notes, a form every chat template
         accepts (small models have no tool role); consecutive messages of the same
-        role are joined.
+        role are joined (never into the system prompt).
         """
         messages: list[ChatMessage] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        for event in events:
+        prompt_only = bool(messages)
+        for event in committed_events(events):
             role, content = _chat_line(event)
             if not content:
                 continue
-            if messages and messages[-1]["role"] == role and len(messages) > 1:
+            if messages and not prompt_only and messages[-1]["role"] == role:
                 messages[-1]["content"] = f"{messages[-1]['content']}\n{content}"
             else:
                 messages.append({"role": role, "content": content})
+            prompt_only = False
         return messages
 
 
