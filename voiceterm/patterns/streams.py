@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ async def _next_of(iterator: AsyncIterator[T]) -> T:
     return await iterator.__anext__()
 
 
-async def merge_streams(*streams: AsyncIterable[T]) -> AsyncIterator[T]:
+async def merge_streams(*streams: AsyncIterable[T]) -> AsyncGenerator[T, None]:
     """Yield the chunks of all ``streams`` as they arrive, until all are done.
 
     Each stream runs ahead by at most one chunk. When several chunks are ready at
