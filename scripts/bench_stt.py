@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -176,6 +177,10 @@ def bench_stt(recordings: list[Recording], repeats: int) -> None:
             f"{wer_fast - wer_pad:+8.1f}   (target <= +1.0)"
         )
 
+    ns_fast = max(r.fast.no_speech_prob for r in runs)
+    ns_pad = max(r.padded.no_speech_prob for r in runs)
+    print(f"  highest no-speech probability on speech: padded {ns_pad:.2f}, fast {ns_fast:.2f}")
+
     print("\nsilence and noise (both paths should return '')")
     for name, audio in noise_set().items():
         clip = audio[: 3 * RATE]
@@ -247,7 +252,9 @@ def tune_vad(recordings: list[Recording]) -> None:
     for name, audio in noises.items():
         print(f"    {name:16s} {count_starts(audio, base)}")
 
-    print("\n  longest unvoiced gap inside each utterance (the hangover must exceed it)")
+    print(
+        "\n  longest pause between speech runs inside one utterance (the hangover must exceed it)"
+    )
     paused = [
         (
             "espeak pauses 1",
@@ -271,11 +278,12 @@ def tune_vad(recordings: list[Recording]) -> None:
         for i in range(0, len(audio) - frame + 1, frame):
             segmenter.feed(audio[i : i + frame], i / RATE)
             flags.append(segmenter.voiced)
-        voiced = [i for i, f in enumerate(flags) if f]
-        longest = run = 0
-        for flag in flags[voiced[0] : voiced[-1] + 1] if voiced else []:
-            run = 0 if flag else run + 1
-            longest = max(longest, run)
+        # Speech runs are what could start an utterance (start_voiced_ms of voiced
+        # frames); lone voiced frames (a click, a breath) are not speech.
+        text = "".join("#" if f else "." for f in flags)
+        need = max(1, base.start_voiced_ms // base.frame_ms)
+        runs = [(m.start(), m.end()) for m in re.finditer(f"#{{{need},}}", text)]
+        longest = max((b[0] - a[1] for a, b in zip(runs, runs[1:], strict=False)), default=0)
         gaps.append((name, longest * base.frame_ms))
     for name, gap in sorted(gaps, key=lambda g: -g[1])[:8]:
         print(f"    {name:22s} {gap:5.0f} ms")

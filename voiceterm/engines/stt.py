@@ -8,18 +8,25 @@ frames ~13 ms.
 
 **Fast path** (the default): CTranslate2's Whisper encoder accepts shorter
 features, so :class:`WhisperTranscriber` computes the features of the utterance
-only, adds ``pad_s`` of zero features (the same zeros the 30 s path pads with),
-encodes that, and decodes greedily from the encoder output.
+only, appends ``pad_s`` of constant padding, encodes that, and decodes greedily
+from the encoder output.
 
 The catch, measured here: on a short window Whisper often does not emit
 end-of-text and repeats the utterance ("10 of clubs 10 of clubs ..." up to the
-448-token limit, ~1 s of decoding). Clips of 1-3 s loop most; windows of 10 s
-or more did not loop on the test set. So each attempt decodes with a token
-budget proportional to the audio length (``tokens_per_s`` * duration +
-``tokens_base``, far above real speech rates of ~4 tokens/s), and an attempt
-that hits the budget or repeats itself is retried on the next longer window
-in ``fallback_windows_s`` (10 s, then the full 30 s window, which is exactly the
-padded path). Like Whisper's temperature fallback, a retry only costs time.
+token limit, ~1 s of decoding). With the zero padding the 30 s path uses, 1 s
+of padding made 6 of the 24 test utterances loop (the short ones), 3 s made 3,
+5 s made 1. What the padding *contains* matters more: a constant 0.7 in
+normalised log-mel units instead of zero (a flat, steady background rather than
+near-silence; why it helps is not known) for 5 s made none loop, with the lowest
+WER of the grid
+(``scripts/bench_stt.py --tune-stt`` prints it: values 0-1.0 by 1-5 s).
+
+As a safety net each attempt decodes with a token budget proportional to the
+audio length (``tokens_per_s`` * duration + ``tokens_base``, above real speech
+rates of ~4 tokens/s), and an attempt that hits the budget or repeats itself
+is retried on the next longer window in ``fallback_windows_s`` (10 s, then the
+full 30 s window with zero padding, which is exactly the padded path). Like
+Whisper's temperature fallback, a retry only costs time.
 
 **Reference path** (``pad_to_30s=True``): plain ``WhisperModel.transcribe``
 (greedy, temperature 0, no timestamps, no built-in VAD, so the two paths differ
@@ -103,7 +110,16 @@ _WORD_KEY = re.compile(r"[^\w']+")
 
 @dataclass(frozen=True, slots=True)
 class HallucinationFilter:
-    """When to throw Whisper's output away; thresholds from ``scripts/bench_stt.py``."""
+    """When to throw Whisper's output away.
+
+    Measured with tiny.en on both paths: on silence-like input (white and pink
+    noise at -50..-10 dBFS, 50 Hz hum, a 1 kHz tone, key clicks) the no-speech
+    probability was 0.70-0.97 with average log-probability -1.2 to -2.5, so
+    Whisper's own 0.6 / -1.0 rule drops all of it. Real speech in the test set
+    stayed at or below 0.56 no-speech probability. A spoken "Thank you." (the
+    classic hallucination) came out at 0.29-0.31 and -0.17 to -0.50, so known
+    phrases are dropped only above 0.5 or below -0.9.
+    """
 
     silence_dbfs: float = -60.0
     """Input quieter than this (RMS) is not transcribed at all."""

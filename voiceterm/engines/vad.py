@@ -31,9 +31,9 @@ How the defaults were chosen: ``scripts/bench_stt.py --tune-vad`` reprints every
 sweep. Test material: 12 recordings of real people (Debian's
 pocketsphinx-testdata), 12 espeak-ng utterances in 6 voices, 3 espeak-ng
 sentences full of commas, and 100 s of silence and noise (white -50..-10 dBFS,
-pink -40/-25 dBFS, 50 Hz hum, key clicks). Frames of 20 ms: webrtcvad costs
-~31 µs per 20 ms frame here (1.5 ms per second of audio), 10 ms frames cost more
-per second and 30 ms frames react later.
+pink -40/-25 dBFS, 50 Hz hum, key clicks). Frames of 20 ms: the segmenter
+costs 23-31 µs per 20 ms frame here (1.1-1.5 ms per second of audio); 10 ms
+frames cost ~1.6x more per second of audio, 30 ms frames react later.
 
 * ``energy_margin_db=10``: without the energy test, every mode (0-3) starts a
   false utterance on 8-10 of the 10 noises (loud white/pink noise is "speech"
@@ -55,7 +55,7 @@ per second and 30 ms frames react later.
 * ``hangover_ms=500``: the end-of-speech wait adds straight to voice-to-voice
   latency, while too short a wait cuts a sentence at a natural pause. The
   longest pause inside one utterance is 460 ms (espeak-ng at a comma) and at
-  most 240 ms in the real recordings. Utterances split in two: 5 of 27 at
+  most 260 ms in the real recordings. Utterances split in two: 5 of 27 at
   200 ms, 3 at 300 ms, 2 at 400 ms, none from 500 ms up; two utterances 0.8-1 s
   apart were never merged up to 1000 ms. 500 ms is the shortest wait that cut
   nothing; lower it (setting) to trade cut sentences for latency.
@@ -146,7 +146,7 @@ class SpeechStarted:
     onset_time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # eq=False: it holds a numpy array
 class SpeechEnded:
     """An utterance ended.
 
