@@ -79,3 +79,13 @@ async def test_interrupted_or_failed_answers_are_not_cached() -> None:
         async for _ in cached_stream(cache, "f", failing.stream):
             pass
     assert "f" not in cache
+
+
+def test_the_cache_is_a_drop_in_for_a_dict() -> None:
+    cache = ResponseCache(max_entries=1)
+    cache["a"] = ["x", "y"]
+    assert "a" in cache
+    assert cache["a"] == ("x", "y")
+    cache["b"] = ["z"]
+    with pytest.raises(KeyError):
+        cache["a"]

@@ -51,6 +51,17 @@ class ResponseCache:
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    # Mapping-style access, so the cache is a drop-in for the seed's plain dict
+    # (``self.response_cache = ResponseCache()`` in ``CachedStreamingNode``).
+    def __getitem__(self, key: Hashable) -> tuple[str, ...]:
+        chunks = self.get(key)
+        if chunks is None:
+            raise KeyError(key)
+        return chunks
+
+    def __setitem__(self, key: Hashable, chunks: Iterable[str]) -> None:
+        self.put(key, chunks)
+
     def get(self, key: Hashable) -> tuple[str, ...] | None:
         """The chunks stored for ``key`` (marking it recently used), or ``None``."""
         chunks = self._entries.get(key)
