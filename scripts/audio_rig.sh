@@ -23,6 +23,9 @@
 # runtime dir, HOME and anonymous auth on a unix socket works as root and needs no
 # D-Bus, no cookie and no login session. It starts with -n (no default.pa), so it
 # never touches real hardware. Everything it owns lives in $VT_RIG_DIR.
+# --realtime/--high-priority: as root PulseAudio gives its sink threads SCHED_RR and
+# itself nice -11, so the rig keeps time while the app under test loads both cores
+# (without, a starved daemon delivered capture audio late and in lumps).
 # Every command is idempotent and non-interactive (CI runs it from scratch).
 
 set -euo pipefail
@@ -33,7 +36,8 @@ SOCKET="$RUNTIME/native"
 PIDFILE="$RUNTIME/pid"
 LOG="$RIG_DIR/pulseaudio.log"
 RATE="${VT_RIG_RATE:-48000}"          # a typical device rate, so 16 kHz needs resampling
-LOOPBACK_LATENCY_MS="${VT_RIG_LOOPBACK_MS:-30}"
+LOOPBACK_LATENCY_MS="${VT_RIG_LOOPBACK_MS:-30}"   # the echo path's delay
+KEEPALIVE_LATENCY_MS=30
 
 export PULSE_SERVER="unix:$SOCKET"
 # Keep client libraries away from the caller's own PulseAudio files.
@@ -66,6 +70,38 @@ ensure_sink() {  # name description
         pactl load-module module-null-sink sink_name="$1" rate="$RATE" channels=1 \
             format=s16le sink_properties="device.description=$2" >/dev/null
     fi
+}
+
+# A null sink left alone runs at its maximum latency (2 s): it renders in 2-second
+# bursts, so its monitor delivers audio in bursts and capture timestamps are
+# meaningless. A silent loopback into each sink asks for a low latency and keeps
+# both sinks rendering in small blocks, like a sound card.
+ensure_keepalive() {
+    if ! pactl list short sources | awk '{print $2}' | grep -qx vt_silence; then
+        pactl load-module module-null-source source_name=vt_silence rate="$RATE" channels=1 \
+            >/dev/null
+    fi
+    local sink
+    for sink in vt_mic vt_speaker; do
+        if ! pactl list short modules \
+            | grep -q "module-loopback.*source=vt_silence sink=$sink "; then
+            pactl load-module module-loopback source=vt_silence sink="$sink" \
+                latency_msec="$KEEPALIVE_LATENCY_MS" source_dont_move=true sink_dont_move=true \
+                sink_input_properties=media.name=vt_keepalive >/dev/null
+        fi
+    done
+}
+
+# Right after start a null sink has rendered up to 2 s ahead; wait (at most 5 s)
+# until both sinks are within 100 ms of real time, or the first stream's timing lies.
+wait_until_settled() {
+    local worst
+    for _ in $(seq 100); do
+        worst=$(pactl list sinks | awk '/^[ \t]*Latency:/ {print $2}' | sort -n | tail -1)
+        [[ -n "$worst" && "$worst" -lt 100000 ]] && return
+        sleep 0.05
+    done
+    log "warning: sinks still ${worst:-?} us ahead after 5 s"
 }
 
 loopback_modules() {
@@ -124,7 +160,7 @@ start() {
         # HOME/XDG_* point into the rig so the daemon reads and writes nothing of the user's.
         HOME="$RIG_DIR/home" XDG_RUNTIME_DIR="$RIG_DIR" XDG_CONFIG_HOME="$RIG_DIR/home/.config" \
             pulseaudio -n --daemonize=yes --system=false --exit-idle-time=-1 \
-            --use-pid-file=yes --realtime=no --high-priority=no --log-level=notice \
+            --use-pid-file=yes --realtime=yes --high-priority=yes --log-level=notice \
             --log-target="file:$LOG" \
             -L "module-native-protocol-unix socket=$SOCKET auth-anonymous=1" \
             || die "pulseaudio did not start; see $LOG"
@@ -137,9 +173,11 @@ start() {
     fi
     ensure_sink vt_mic "voiceterm_test_microphone"
     ensure_sink vt_speaker "voiceterm_test_speaker"
+    ensure_keepalive
     pactl set-default-sink vt_speaker
     pactl set-default-source vt_mic.monitor
     set_echo "$echo_gain"
+    wait_until_settled
     print_env
 }
 

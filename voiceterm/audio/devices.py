@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
+import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -90,11 +93,61 @@ def silence_alsa_messages() -> None:
     asound.snd_lib_error_set_handler(_AlsaQuiet.handler)
 
 
+class _NativeStderr:
+    """Process-wide state of ``native_stderr_silenced`` (file descriptor 2 is global).
+
+    PortAudio's ALSA host API prints "Expression '...' failed" lines to fd 2 when a
+    device cannot be opened, e.g. on every reopen attempt while a device is gone.
+    Nested and concurrent users (the microphone's and the speaker's reopen threads)
+    share one redirection: the lock and depth make sure fd 2 is restored exactly
+    once, by the last user out.
+    """
+
+    lock = threading.Lock()
+    depth = 0
+    saved_fd = -1
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to fd 2 to /dev/null for the duration.
+
+    Python's own ``sys.stderr`` output in other threads is briefly silenced too, so
+    keep the block short (opening a stream takes milliseconds).
+    """
+    with _NativeStderr.lock:
+        if _NativeStderr.depth == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            except (OSError, ValueError):  # no fd 2 (daemonized, closed): nothing to hide
+                saved = -1
+            _NativeStderr.saved_fd = saved
+        _NativeStderr.depth += 1
+    try:
+        yield
+    finally:
+        with _NativeStderr.lock:
+            _NativeStderr.depth -= 1
+            if _NativeStderr.depth == 0 and _NativeStderr.saved_fd >= 0:
+                os.dup2(_NativeStderr.saved_fd, 2)
+                os.close(_NativeStderr.saved_fd)
+                _NativeStderr.saved_fd = -1
+
+
 def import_sounddevice() -> ModuleType:
-    """Import sounddevice, turning a missing PortAudio into an ``AudioDeviceError``."""
+    """Import sounddevice, turning a missing PortAudio into an ``AudioDeviceError``.
+
+    The first import initializes PortAudio, which probes every ALSA device; its
+    complaints about absent ones are kept off the terminal.
+    """
     silence_alsa_messages()
     try:
-        import sounddevice
+        with native_stderr_silenced():
+            import sounddevice
     except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
         raise AudioDeviceError(
             "The PortAudio library is not installed, so no sound device can be used.",
@@ -271,7 +324,8 @@ def pick_sample_rate(info: DeviceInfo, kind: DeviceKind, preferred: int | None =
             continue
         tried.append(rate)
         try:
-            check(device=info.index, samplerate=rate, channels=1, dtype="int16")
+            with native_stderr_silenced():  # PortAudio opens the device to check it
+                check(device=info.index, samplerate=rate, channels=1, dtype="int16")
         except Exception:
             continue
         return rate
@@ -291,6 +345,61 @@ def open_stream_error(exc: Exception, kind: DeviceKind, name: str) -> AudioDevic
     else:
         hint = _CHOOSE_HINT
     return AudioDeviceError(f"Could not open the {what} {name!r}: {text}.", hint=hint)
+
+
+def raise_thread_priority(priority: int = 10) -> bool:
+    """Give the calling thread real-time round-robin scheduling, if allowed.
+
+    Called once from inside an audio callback, so it is PortAudio's callback thread
+    that gets it: a callback that runs late underflows (clicks) or overflows (lost
+    input) when the model threads load every core. Needs root or an rtprio limit
+    (as PulseAudio and PipeWire clients usually have); otherwise nothing changes.
+    The callback is short and sleeps between blocks, so it cannot starve anyone.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except (OSError, AttributeError):  # not permitted, or not Linux
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def realtime_threads_created(priority: int = 10) -> Iterator[bool]:
+    """Threads started inside this block get real-time priority, where allowed.
+
+    Opening a stream through PulseAudio's ALSA plugin starts libpulse's own I/O
+    thread, and starting it starts PortAudio's callback thread. Both must run on
+    time even when Whisper, llama.cpp and Piper load every core: a late plugin thread
+    starves the sound server's buffer (a dropout PortAudio never reports). New
+    threads inherit their creator's scheduling, so the calling thread is raised for
+    the few milliseconds of the open and put back afterwards. Yields whether it
+    could (root, or an rtprio limit); without permission nothing changes.
+    """
+    try:
+        policy = os.sched_getscheduler(0)
+        param = os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except (OSError, AttributeError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
+
+
+def stream_is_healthy(stream: Any, last_callback: float, callbacks_seen: bool) -> bool:
+    """Whether a PortAudio stream still runs: active, and called back recently.
+
+    A stream's very first callback can take ~2 s (seen with PulseAudio's ALSA plugin
+    right after PortAudio starts up), so silence counts as death only after 5 s
+    before the first callback and after 1 s once callbacks have flowed.
+    """
+    if stream is None or not stream.active:
+        return False
+    allowed = 1.0 if callbacks_seen else 5.0
+    return time.monotonic() - last_callback < allowed
 
 
 # --- the microphone ---------------------------------------------------------------
@@ -316,6 +425,7 @@ class MicrophoneSource:
         muted: when true, frames keep coming but carry silence.
         overflows: input overflows reported by PortAudio (audio lost in the device).
         dropped: blocks dropped because the event loop did not keep up.
+        realtime_thread: whether PortAudio's callback thread got real-time priority.
         t_start of each frame comes from PortAudio's ``inputBufferAdcTime`` mapped onto
         ``time.monotonic()`` (PortAudio's own clock is not monotonic's).
     """
@@ -343,6 +453,7 @@ class MicrophoneSource:
         self.muted = False
         self.overflows = 0
         self.dropped = 0
+        self.realtime_thread = False
         self.device_name = ""
         self.device_rate = 0
         self._requested_rate = sample_rate
@@ -357,6 +468,7 @@ class MicrophoneSource:
         self._resampler: StreamResampler | None = None
         self._fallback_age = 0.0
         self._last_callback = 0.0
+        self._callbacks_seen = False
         self._closed = False
         self._pending: Int16Array | None = None  # resampled samples not yet framed
         self._clock: float | None = None  # smoothed capture time of _pending[0]
@@ -384,16 +496,17 @@ class MicrophoneSource:
         self.device_name = info.name
         rate = self._requested_rate or pick_sample_rate(info, "input", preferred=CAPTURE_RATE)
         try:
-            stream = sd.InputStream(
-                device=info.index,
-                samplerate=rate,
-                channels=1,
-                dtype="int16",
-                blocksize=rate * self.block_ms // 1000,
-                latency=self.latency,
-                callback=self._callback,
-            )
-            stream.start()
+            with native_stderr_silenced(), realtime_threads_created():
+                stream = sd.InputStream(
+                    device=info.index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=rate * self.block_ms // 1000,
+                    latency=self.latency,
+                    callback=self._callback,
+                )
+                stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             raise open_stream_error(exc, "input", info.name) from exc
         self.device_rate = rate
@@ -402,11 +515,14 @@ class MicrophoneSource:
         self._clock = None
         self._fallback_age = float(stream.latency) + self.block_ms / 1000
         self._last_callback = time.monotonic()
+        self._callbacks_seen = False
         self._stream = stream
         log.info("microphone %r open at %d Hz", info.name, rate)
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy, stamp, hand over. Never block, never wait.
+        if not self._callbacks_seen:
+            self.realtime_thread = raise_thread_priority()
         if status.input_overflow:
             self.overflows += 1
         now = time.monotonic()
@@ -414,6 +530,7 @@ class MicrophoneSource:
         if time_info.inputBufferAdcTime <= 0 or not 0.0 <= age < 2.0:
             age = self._fallback_age
         self._last_callback = now
+        self._callbacks_seen = True
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped += 1  # append below pushes out the oldest block
         self._blocks.append((indata[:, 0].copy(), now - age))
@@ -492,12 +609,7 @@ class MicrophoneSource:
         return frames
 
     def _healthy(self) -> bool:
-        stream = self._stream
-        return (
-            stream is not None
-            and bool(stream.active)
-            and time.monotonic() - self._last_callback < 1.0
-        )
+        return stream_is_healthy(self._stream, self._last_callback, self._callbacks_seen)
 
     async def _recover(self) -> None:
         """The device stopped: report it, then reopen every second until it works."""

@@ -98,6 +98,7 @@ class PlaybackEngine:
         self.gaps = 0
         """Times a turn's sound resumed after the queue ran dry mid-turn (late TTS)."""
         self._dry_turn: int | None = None
+        self._last_turn: int | None = None
 
     # --- control side (event loop) ---------------------------------------------
 
@@ -193,12 +194,13 @@ class PlaybackEngine:
             self._last_sound_end = t_dac + filled / rate
             if chunk.pos >= len(chunk.samples):
                 self._current = None
-                self._dry_turn = chunk.tag.turn_id
+                self._last_turn = chunk.tag.turn_id
                 self._post("tag_done", chunk.tag, self._last_sound_end)
         if filled < n:
             out[filled:] = 0
             if self._sounding:
                 self._sounding = False
+                self._dry_turn = self._last_turn  # a later chunk of this turn comes late
                 self._post("idle", None, self._last_sound_end)
         self._filling = False
         return filled
@@ -276,6 +278,7 @@ class Player:
         on_started, on_tag_done, on_idle: playback callbacks (see ``AudioSink``),
             always called on the asyncio loop.
         underflows: output underflows reported by PortAudio (audible clicks).
+        realtime_thread: whether PortAudio's callback thread got real-time priority.
     """
 
     def __init__(
@@ -303,9 +306,11 @@ class Player:
         self._stream: Any = None
         self._watchdog: asyncio.Task[None] | None = None
         self._last_callback = 0.0
+        self._callbacks_seen = False
         self._fallback_latency = 0.0
         self._closed = False
         self.underflows = 0
+        self.realtime_thread = False
         self.device_name = ""
 
     # callbacks are stored on the shared SinkCallbacks so the engine's thread sees them
@@ -366,30 +371,41 @@ class Player:
             self._watchdog = running_loop.create_task(self._watch_device(), name="player-watchdog")
 
     def _open_stream(self, index: int) -> None:
-        from voiceterm.audio.devices import import_sounddevice, open_stream_error
+        from voiceterm.audio.devices import (
+            import_sounddevice,
+            native_stderr_silenced,
+            open_stream_error,
+            realtime_threads_created,
+        )
 
         sd = import_sounddevice()
         assert self._engine is not None
         rate = self._engine.sample_rate
         try:
-            stream = sd.OutputStream(
-                device=index,
-                samplerate=rate,
-                channels=1,
-                dtype="int16",
-                blocksize=max(1, rate * self.block_ms // 1000),
-                latency=self.latency,
-                callback=self._callback,
-            )
-            stream.start()
+            with native_stderr_silenced(), realtime_threads_created():
+                stream = sd.OutputStream(
+                    device=index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=max(1, rate * self.block_ms // 1000),
+                    latency=self.latency,
+                    callback=self._callback,
+                )
+                stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             raise open_stream_error(exc, "output", self.device_name) from exc
         self._fallback_latency = float(stream.latency)
         self._last_callback = time.monotonic()
+        self._callbacks_seen = False
         self._stream = stream
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: no blocking, no locks, no big allocations.
+        if not self._callbacks_seen:
+            from voiceterm.audio.devices import raise_thread_priority
+
+            self.realtime_thread = raise_thread_priority()
         if status.output_underflow:
             self.underflows += 1
         now = time.monotonic()
@@ -399,6 +415,7 @@ class Player:
         if time_info.outputBufferDacTime <= 0 or not 0.0 <= ahead < 2.0:
             ahead = self._fallback_latency
         self._last_callback = now
+        self._callbacks_seen = True
         engine = self._engine
         if engine is None:
             outdata.fill(0)
@@ -457,18 +474,12 @@ class Player:
         return self._engine
 
     async def _watch_device(self) -> None:
-        """Notice a vanished device (no callbacks for a second) and reopen it."""
-        from voiceterm.audio.devices import find_device
+        """Notice a vanished device (inactive, or no callbacks) and reopen it."""
+        from voiceterm.audio.devices import find_device, stream_is_healthy
 
         while not self._closed:
             await asyncio.sleep(0.5)
-            stream = self._stream
-            alive = (
-                stream is not None
-                and stream.active
-                and time.monotonic() - self._last_callback < 1.0
-            )
-            if alive:
+            if stream_is_healthy(self._stream, self._last_callback, self._callbacks_seen):
                 continue
             error = AudioDeviceError(
                 f"The output device {self.device_name!r} stopped playing.",
