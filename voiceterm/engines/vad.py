@@ -32,7 +32,7 @@ sweep. Test material: 12 recordings of real people (Debian's
 pocketsphinx-testdata), 12 espeak-ng utterances in 6 voices, 3 espeak-ng
 sentences full of commas, and 100 s of silence and noise (white -50..-10 dBFS,
 pink -40/-25 dBFS, 50 Hz hum, key clicks). Frames of 20 ms: the segmenter
-costs 23-31 µs per 20 ms frame here (1.1-1.5 ms per second of audio); 10 ms
+costs 15-31 µs per 20 ms frame here (0.8-1.5 ms per second of audio); 10 ms
 frames cost ~1.6x more per second of audio, 30 ms frames react later.
 
 * ``energy_margin_db=10``: without the energy test, every mode (0-3) starts a
@@ -59,7 +59,9 @@ frames cost ~1.6x more per second of audio, 30 ms frames react later.
   200 ms, 3 at 300 ms, 2 at 400 ms, none from 500 ms up; two utterances 0.8-1 s
   apart were never merged up to 1000 ms. 500 ms is the shortest wait that cut
   nothing; lower it (setting) to trade cut sentences for latency.
-* ``tail_ms=300``: WER 8.3% with a tail of 0 or 100 ms, 7.7% with 300 or 600 ms.
+* ``tail_ms=300``: WER 8.3% with a tail of 0 or 100 ms, 7.7% with 300 ms
+  (7.7-8.3% with 600 ms across runs: int8 decoding on two threads is not
+  bit-for-bit repeatable).
 * ``min_utterance_ms=200``: the shortest spoken word tried ("Go.") has a 320 ms
   voiced span; noise bursts of 50-250 ms give 60-160 ms.
 * ``max_utterance_s=20`` (``split_search_ms=1000``): well inside Whisper's 30 s
