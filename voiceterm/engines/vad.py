@@ -33,7 +33,7 @@ pocketsphinx-testdata), 12 espeak-ng utterances in 6 voices, 3 espeak-ng
 sentences full of commas, and 100 s of silence and noise (white -50..-10 dBFS,
 pink -40/-25 dBFS, 50 Hz hum, key clicks). Frames of 20 ms: the segmenter
 costs 15-31 µs per 20 ms frame here (0.8-1.5 ms per second of audio); 10 ms
-frames cost ~1.6x more per second of audio, 30 ms frames react later.
+frames cost 1.3-3x more per second of audio, 30 ms frames react later.
 
 * ``energy_margin_db=10``: without the energy test, every mode (0-3) starts a
   false utterance on 8-10 of the 10 noises (loud white/pink noise is "speech"
