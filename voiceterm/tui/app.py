@@ -108,22 +108,32 @@ class VoicetermApp(App[None]):
         self._redraw_timer: Timer | None = None
         self._shown_version = -1
         self._stopped = False
+        # Kept as attributes: bus messages may still arrive while the app closes,
+        # when querying the DOM would find nothing.
+        self.conversation = ConversationView(id="conversation")
+        self.activity_indicator = ActivityIndicator(id="activity")
+        self.mic_meter = MicMeter(id="mic-meter")
+        self.mode_indicator = ModeIndicator("always listening", id="mode")
+        self.stage_badges = StageBadges(id="stages")
+        self.prompt = Input(
+            placeholder="Type a message and press Enter, or just speak", id="prompt"
+        )
 
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield ConversationView(id="conversation")
+        yield self.conversation
         with Horizontal(id="status"):
-            yield ActivityIndicator(id="activity")
-            yield MicMeter(id="mic-meter")
-            yield ModeIndicator("always listening", id="mode")
-        yield StageBadges(id="stages")
-        yield Input(placeholder="Type a message and press Enter, or just speak", id="prompt")
+            yield self.activity_indicator
+            yield self.mic_meter
+            yield self.mode_indicator
+        yield self.stage_badges
+        yield self.prompt
         yield Footer()
 
     def on_mount(self) -> None:
         self.feed.attach(self.agent.bus)
-        self.query_one("#prompt", Input).focus()
+        self.prompt.focus()
         self.set_interval(_SAFETY_POLL_S, self._poll_timeline, name="timeline poll")
         if self._start_agent:
             self.start_agent()
@@ -134,7 +144,7 @@ class VoicetermApp(App[None]):
     async def start_agent(self) -> None:
         """Load models and open devices; the app stays usable meanwhile."""
         await self.agent.start()
-        self.query_one(StageBadges).set_descriptions(self.agent.describe())
+        self.stage_badges.set_descriptions(self.agent.describe())
         if self.activity == "starting":
             self.activity = "listening"
 
@@ -184,13 +194,17 @@ class VoicetermApp(App[None]):
     # --- what the bus says ---------------------------------------------------------------------
 
     def on_mic_level(self, message: MicLevel) -> None:
-        self.query_one(MicMeter).set_level(message.level_db, message.voiced)
+        if not self.is_running:
+            return
+        self.mic_meter.set_level(message.level_db, message.voiced)
 
     def on_timeline_changed(self, message: TimelineChanged) -> None:
         self.feed.change_handled()
         self._schedule_redraw()
 
     def on_bus_event(self, message: BusEvent) -> None:
+        if not self.is_running:
+            return
         event = message.event
         if isinstance(event, StageStatus):
             self._stage_status(event)
@@ -218,7 +232,7 @@ class VoicetermApp(App[None]):
                 self.activity = "listening"
 
     def _stage_status(self, status: StageStatus) -> None:
-        self.query_one(StageBadges).set_stage(status.stage, status.state, status.detail)
+        self.stage_badges.set_stage(status.stage, status.state, status.detail)
         if status.state == "failed":
             hint = STAGE_HINTS.get(status.stage, "Check the log for details.")
             detail = status.detail or f"The {status.stage} stage failed."
@@ -245,10 +259,12 @@ class VoicetermApp(App[None]):
 
     def _redraw(self) -> None:
         self._redraw_timer = None
+        if not self.is_running:
+            return  # shutting down: the widgets are going away
         self._last_redraw = time.monotonic()
         timeline = self.agent.timeline
         self._shown_version = timeline.version
-        self.query_one(ConversationView).sync(timeline)
+        self.conversation.sync(timeline)
         for screen in self.screen_stack:
             if isinstance(screen, TimelineScreen):
                 screen.refresh_data()
@@ -256,14 +272,14 @@ class VoicetermApp(App[None]):
     # --- state shown in the status line -------------------------------------------------------
 
     def watch_activity(self, activity: str) -> None:
-        self.query_one(ActivityIndicator).activity = "muted" if self.muted else activity
+        self.activity_indicator.activity = "muted" if self.muted else activity
 
     def watch_muted(self, muted: bool) -> None:
-        self.query_one(MicMeter).set_muted(muted)
-        self.query_one(ActivityIndicator).activity = "muted" if muted else self.activity
+        self.mic_meter.set_muted(muted)
+        self.activity_indicator.activity = "muted" if muted else self.activity
 
     def _show_mode(self) -> None:
-        self.query_one(ModeIndicator).show(push_to_talk=self.push_to_talk, talking=self.talking)
+        self.mode_indicator.show(push_to_talk=self.push_to_talk, talking=self.talking)
         self.refresh_bindings()
 
     def watch_push_to_talk(self) -> None:
@@ -313,7 +329,7 @@ class VoicetermApp(App[None]):
         """Forget the conversation and empty the pane (the timeline keeps the turns)."""
         self.agent.clear_conversation()
         current = self.agent.timeline.current
-        self.query_one(ConversationView).clear_conversation(current.number if current else 0)
+        self.conversation.clear_conversation(current.number if current else 0)
 
     def action_open_timeline(self) -> None:
         """Show every chunk of every turn on a time axis."""

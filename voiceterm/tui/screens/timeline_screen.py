@@ -95,7 +95,7 @@ def chunk_text(turn: Turn, chunk: Chunk, timeline: Timeline, position: tuple[int
         text.append(f"   {index + 1} of {count}\n", style="dim")
         text.append("at    ", style="dim")
         text.append(format_wall(timeline.to_wall(chunk.start)))
-        text.append(f"  ({_relative(chunk.start - anchor)} from the end of speech)", style="dim")
+        text.append(f"  ({_relative(chunk.start - anchor)} from {zero_of(turn)})", style="dim")
         return text
     text.append(LANE_TITLES.get(chunk.lane, chunk.lane), style="bold")
     text.append(f"   chunk {index + 1} of {count}   ", style="dim")
@@ -107,9 +107,14 @@ def chunk_text(turn: Turn, chunk: Chunk, timeline: Timeline, position: tuple[int
     for label, at in (("start", chunk.start), ("end  ", chunk.end)):
         text.append(f"\n{label} ", style="dim")
         text.append(format_wall(timeline.to_wall(at)))
-        note = " from the end of speech" if label == "start" else ""
+        note = f" from {zero_of(turn)}" if label == "start" else ""
         text.append(f"  ({_relative(at - anchor)}{note})", style="dim")
     return text
+
+
+def zero_of(turn: Turn) -> str:
+    """What time zero of a turn's axis is (see ``Turn.anchor``)."""
+    return "the end of speech" if "speech_end" in turn.marks else "the message"
 
 
 def _relative(seconds: float) -> str:
@@ -144,7 +149,6 @@ class TimelineScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#turn-list", OptionList).border_title = "Turns"
-        self.query_one("#waterfall", Waterfall).border_title = "Chunks (time 0 = end of speech)"
         self.refresh_data()
         turns = self.query_one("#turn-list", OptionList)
         if turns.option_count:
@@ -193,6 +197,7 @@ class TimelineScreen(Screen[None]):
             return
         self.query_one("#headline", Static).update(headline_text(turn, self.timeline))
         waterfall = self.query_one("#waterfall", Waterfall)
+        waterfall.border_title = f"Chunks (time 0 = {zero_of(turn).removeprefix('the ')})"
         waterfall.show_turn(turn)
         if waterfall.selected is None:
             self.query_one("#chunk-detail", Static).update(

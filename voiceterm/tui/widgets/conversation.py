@@ -98,9 +98,10 @@ class ConversationView(VerticalScroll):
         super().__init__(id=id)
         self._views: dict[int, TurnView] = {}
         self._cleared_through = 0
+        self._hint = Static(self.HINT, id="conversation-hint")
 
     def compose(self) -> ComposeResult:
-        yield Static(self.HINT, id="conversation-hint")
+        yield self._hint
 
     @property
     def shown_turns(self) -> list[int]:
@@ -113,10 +114,12 @@ class ConversationView(VerticalScroll):
         for view in self._views.values():
             view.remove()
         self._views.clear()
-        self.query_one("#conversation-hint").display = True
+        self._hint.display = True
 
     def sync(self, timeline: Timeline) -> None:
         """Mount new turns, redraw changed ones, drop the ones the timeline forgot."""
+        if not self.is_mounted:
+            return  # not yet, or no longer, on screen
         at_end = self.scroll_offset.y >= self.max_scroll_y - 1
         kept = {
             t.number: t
@@ -135,6 +138,6 @@ class ConversationView(VerticalScroll):
                 view.sync()
         if new_views:
             self.mount_all(new_views)
-        self.query_one("#conversation-hint").display = not self._views
+        self._hint.display = not self._views
         if at_end:
             self.call_after_refresh(self.scroll_end, animate=False)

@@ -221,7 +221,7 @@ class Waterfall(Widget, can_focus=True):
         spans = [c for _, chunks in self.rows for c in chunks]
         if self.turn is None or not spans:
             return 0.0, 0.1, columns
-        low = min(c.start for c in spans)
+        low = self._low(spans)
         full = max(max(c.end for c in spans) - low, 0.1) * 1.02
         visible = min(full, self._focus_length(spans, low) * 1.05) / self.zoom
         visible = min(visible, full)
@@ -229,6 +229,11 @@ class Waterfall(Widget, can_focus=True):
         centre = (selected.start + selected.end) / 2 if selected else low + visible / 2
         start = min(max(low, centre - visible / 2), low + full - visible)
         return start, visible / columns, columns
+
+    def _low(self, spans: list[Chunk]) -> float:
+        """The earliest time drawn: the first chunk, or time zero if that is earlier."""
+        low = min(c.start for c in spans)
+        return min(low, self.turn.anchor) if self.turn is not None else low
 
     @staticmethod
     def _focus_length(spans: list[Chunk], low: float) -> float:
@@ -246,7 +251,7 @@ class Waterfall(Widget, can_focus=True):
         spans = [c for _, chunks in self.rows for c in chunks]
         smallest = 1.0
         if spans:
-            low = min(c.start for c in spans)
+            low = self._low(spans)
             full = max(max(c.end for c in spans) - low, 0.1) * 1.02
             smallest = min(1.0, self._focus_length(spans, low) * 1.05 / full)
         self.zoom = max(smallest, min(64.0, self.zoom * factor))
