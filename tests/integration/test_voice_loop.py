@@ -144,7 +144,7 @@ def test_sixty_second_monologue_is_split_and_answered(engines: Engines, tmp_path
         "I have been thinking about the weather and the garden and the long walk "
         "we took yesterday along the river"
     )
-    pieces = []
+    pieces: list[np.ndarray] = []
     while sum(len(p) for p in pieces) < 60 * RATE:
         pieces += [sentence, silence(0.1)]
     printed, spoken, agent = run(engines, np.concatenate(pieces), tmp_path)

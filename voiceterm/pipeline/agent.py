@@ -288,16 +288,21 @@ class VoiceAgent:
         sentences = SentenceNode()
         tts = TtsNode(engines.tts)
         self.player = PlayerNode(self.sink, Publisher(self.bus, PlayerNode.id))
-        for node, attach in (
-            (stt, lambda b: stt.attach(b)),
-            (self.llm_node, lambda b: self.llm_node.attach(b) if self.llm_node else None),
-            (sentences, lambda b: sentences.attach(b, "llm")),
-            (tts, lambda b: tts.attach(b)),
-            (self.player, lambda b: self.player.attach(b, TtsNode.id) if self.player else None),
-        ):
-            bridge = Bridge(node)
-            attach(bridge)
-            self.bus.register_bridge(bridge)
+        self._attach(stt, stt.attach)
+        self._attach(self.llm_node, self.llm_node.attach)
+        self._attach(sentences, lambda bridge: sentences.attach(bridge, self.llm_node_id))
+        self._attach(tts, tts.attach)
+        player = self.player
+        self._attach(player, lambda bridge: player.attach(bridge, TtsNode.id))
+
+    def _attach(self, node: Any, attach: Callable[[Bridge], None]) -> None:
+        bridge = Bridge(node)
+        attach(bridge)
+        self.bus.register_bridge(bridge)
+
+    @property
+    def llm_node_id(self) -> str:
+        return self.llm_node.id if self.llm_node is not None else "llm"
 
     async def stop(self) -> None:
         """Stop listening and playing, cancel every route, release the devices."""
