@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.conftest import SIZE, FakeAgent, screen_text, styles_of, wait_for
-from voiceterm.errors import ModelError
+from voiceterm.errors import AudioDeviceError, ModelError
 from voiceterm.events import (
     AgentResponse,
     AgentStartedSpeaking,
@@ -171,6 +171,17 @@ async def test_a_failing_stage_and_start_up_error_become_notifications_with_a_hi
         assert "Traceback" not in screen_text(app)
         await pilot.press(*"still here", "enter")  # typing still works
         await wait_for(pilot, lambda: "You said: still here." in screen_text(app))
+
+
+async def test_a_failure_reported_twice_is_shown_once() -> None:
+    error = AudioDeviceError("No mic found.", hint="Connect a microphone.")
+    agent = FakeAgent(failed_stage="mic", start_error=error)
+    app = VoicetermApp(agent)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.activity == "listening")
+        await wait_for(pilot, lambda: "Whisper tiny.en (demo)" in screen_text(app))
+        await pilot.pause(0.1)
+        assert [note.message.splitlines()[0] for note in app._notifications] == ["No mic found."]
 
 
 async def test_an_agent_error_shows_a_notification(app: VoicetermApp, agent: FakeAgent) -> None:

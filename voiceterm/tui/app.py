@@ -108,6 +108,7 @@ class VoicetermApp(App[None]):
         self._redraw_timer: Timer | None = None
         self._shown_version = -1
         self._stopped = False
+        self._failures_shown: set[str] = set()
         # Kept as attributes: bus messages may still arrive while the app closes,
         # when querying the DOM would find nothing.
         self.conversation = ConversationView(id="conversation")
@@ -163,7 +164,7 @@ class VoicetermApp(App[None]):
         logger.error("%s failed", event.worker.name, exc_info=error)
         if isinstance(error, VoicetermError):
             message = f"{error.message}\n{error.hint}" if error.hint else error.message
-            self.notify(message, title=error.title, severity="error", timeout=12)
+            self._notify_failure(error.message, message, error.title)
         else:
             self.notify(
                 f"{type(error).__name__}: {error}\nvoiceterm keeps running; the log has details.",
@@ -236,12 +237,17 @@ class VoicetermApp(App[None]):
         if status.state == "failed":
             hint = STAGE_HINTS.get(status.stage, "Check the log for details.")
             detail = status.detail or f"The {status.stage} stage failed."
-            self.notify(
-                f"{detail}\n{hint}",
-                title=f"{status.stage.upper()} not available",
-                severity="error",
-                timeout=15,
+            self._notify_failure(
+                detail, f"{detail}\n{hint}", f"{status.stage.upper()} not available"
             )
+
+    def _notify_failure(self, key: str, message: str, title: str) -> None:
+        # A stage that fails reports it (StageStatus) and start() may raise the same
+        # error: whichever reaches the app first is shown, once.
+        if key in self._failures_shown:
+            return
+        self._failures_shown.add(key)
+        self.notify(message, title=title, severity="error", timeout=15)
 
     def _schedule_redraw(self) -> None:
         # At most REDRAW_HZ redraws a second; the last change is never lost.
