@@ -43,6 +43,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from voiceterm.bus import Message
@@ -96,6 +97,10 @@ class _Run:
         self.task: asyncio.Task[None] | None = None
 
 
+# One compiled step: does its work on a value; None when done, else what to await.
+Sink = Callable[[Any, _Run | None], Awaitable[None] | None]
+
+
 class Route:
     """A chain of steps run for every message that matches its trigger.
 
@@ -125,6 +130,7 @@ class Route:
         self._filter_fn = filter_fn
         self._property_filters = tuple(property_filters.items())
         self._steps: list[tuple[int, Any]] = []
+        self._compiled: Sink | None = None
         self._interrupt_types: tuple[type[Any], ...] = ()
         self._interrupt_handler: Callable[[Message], Any] | None = None
         self._suspend_types: tuple[type[Any], ...] = ()
@@ -153,11 +159,13 @@ class Route:
     def map(self, fn: Callable[[Message], Any]) -> Route:
         """Call ``fn(message)`` (sync or async); its return value flows on."""
         self._steps.append((_MAP, fn))
+        self._compiled = None
         return self
 
     def filter(self, fn: Callable[[Message], Any]) -> Route:
         """Continue only when ``fn(message)`` (sync or async) is true."""
         self._steps.append((_FILTER, fn))
+        self._compiled = None
         return self
 
     def stream(self, fn: Callable[[Message], Any]) -> Route:
@@ -167,6 +175,7 @@ class Route:
         coroutine that gives an iterable, or a plain iterable.
         """
         self._steps.append((_STREAM, fn))
+        self._compiled = None
         return self
 
     def broadcast(self, event_cls: type[Any] | None = None) -> Route:
@@ -177,6 +186,7 @@ class Route:
         unchanged to any later step.
         """
         self._steps.append((_BROADCAST, event_cls))
+        self._compiled = None
         return self
 
     def interrupt_on(
@@ -278,6 +288,42 @@ class Route:
         except Exception as exc:
             self._bridge._spawn(self._report(exc), f"report {self.name}")
             return False
+
+    def offer(self, message: Message) -> bool:
+        """Queue ``message`` if it passes the filters (the bus's fast path).
+
+        Returns ``False`` only when the message was accepted but the queue is full
+        and blocks; the caller then waits with :meth:`space` and retries
+        :meth:`enqueue`.
+        """
+        # accepts() and enqueue() inlined for the common case: this runs for every
+        # chunk and every listening route.
+        if self.suspended or self._stopped:
+            return True
+        if (
+            self._filter_fn is not None
+            or self._property_filters
+            or self._source is not None
+            or self._exclusive
+        ):
+            return not self.accepts(message) or self.enqueue(message)
+        if message.source == self._node_id:
+            return True
+        if isinstance(message.event, ControlEvent):
+            return self.enqueue(message)
+        data = self._data
+        if len(data) >= self.queue_size:
+            if self.when_full == "block":
+                return False
+            data.popleft()
+            self.dropped += 1
+        data.append(message)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        return True
 
     def enqueue(self, message: Message) -> bool:
         """Queue ``message``; ``False`` (and not queued) if full and blocking."""
@@ -414,17 +460,28 @@ class Route:
                     await asyncio.wait((run.task,))
                     self._run = None
                     continue
-                try:
-                    pending = self._drive(message, 0, None)
-                    if pending is not None:
-                        await pending
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    await self._report(exc)
-                self._budget -= 1
-                if self._budget <= 0:
-                    await self._yield_to_loop()
+                # Plain routes: handle this message and any data queued behind it in
+                # one go (a control event still goes first as soon as one arrives).
+                chain = self._compiled or self._chain()
+                while True:
+                    try:
+                        pending = chain(message, None)
+                        if pending is not None:
+                            await pending
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        await self._report(exc)
+                    self._budget -= 1
+                    if self._budget <= 0:
+                        await self._yield_to_loop()
+                    if control or not data or self._isolated:
+                        break
+                    message = data.popleft()
+                    if self._space_waiters:
+                        self._wake_space_waiters()
+                    if self._compiled is not chain:
+                        chain = self._compiled or self._chain()
         finally:
             self._busy = False
             self._wakeup = None
@@ -440,7 +497,7 @@ class Route:
 
     async def _execute(self, message: Message, run: _Run) -> None:
         try:
-            pending = self._drive(message, 0, run)
+            pending = self._chain()(message, run)
             if pending is not None:
                 await pending
         except asyncio.CancelledError:
@@ -450,96 +507,121 @@ class Route:
         except Exception as exc:
             await self._report(exc)
 
-    def _drive(self, value: Any, index: int, run: _Run | None) -> Awaitable[None] | None:
-        """Run steps from ``index`` on, synchronously as far as possible.
+    # --- the compiled chain ----------------------------------------------------------------
+    #
+    # The steps are turned, once, into a chain of plain functions ("sinks"): each
+    # takes a value and the run, does its step synchronously, and calls the next
+    # sink. A sink returns None when the chain is done, or an awaitable when it
+    # must wait (an async map or filter, a stream stage, a full queue); only then
+    # is a coroutine made. This keeps a chunk's trip through a route cheap.
 
-        Returns ``None`` when the chain finished, or an awaitable that finishes it
-        (the caller awaits it at once).
-        """
-        steps = self._steps
-        count = len(steps)
-        while index < count:
-            kind, fn = steps[index]
-            index += 1
-            if kind == _BROADCAST:
-                waiting = self._publish(value, fn, run)
-                if waiting is not None:
-                    return self._after_publish(waiting, value, index, run)
-                continue
-            message = value if type(value) is Message else Message(self._node_id, value)
+    def _chain(self) -> Sink:
+        chain = self._compiled
+        if chain is None:
+            chain = self._compiled = self._compile()
+        return chain
+
+    def _compile(self) -> Sink:
+        sink: Sink = _end_of_chain
+        for kind, fn in reversed(self._steps):
             if kind == _MAP:
-                value = fn(message)
-                if value is None:
-                    return None
-                if hasattr(value, "__await__"):
-                    return self._after_map(value, index, run)
+                sink = self._map_sink(fn, sink)
             elif kind == _FILTER:
-                passed = fn(message)
-                if hasattr(passed, "__await__"):
-                    return self._after_filter(passed, value, index, run)
-                if not passed:
-                    return None
+                sink = self._filter_sink(fn, sink)
+            elif kind == _STREAM:
+                sink = self._stream_sink(fn, sink)
             else:
-                return self._stream(fn(message), index, run)
-        return None
+                sink = self._broadcast_sink(fn, sink)
+        return sink
 
-    async def _after_map(self, awaitable: Awaitable[Any], index: int, run: _Run | None) -> None:
-        value = await awaitable
-        if value is not None:
-            pending = self._drive(value, index, run)
-            if pending is not None:
-                await pending
+    def _map_sink(self, fn: Callable[[Message], Any], after: Sink) -> Sink:
+        node_id = self._node_id
 
-    async def _after_filter(
-        self, awaitable: Awaitable[Any], value: Any, index: int, run: _Run | None
-    ) -> None:
-        if await awaitable:
-            pending = self._drive(value, index, run)
-            if pending is not None:
-                await pending
+        def map_step(value: Any, run: _Run | None) -> Awaitable[None] | None:
+            result = fn(value if type(value) is Message else Message(node_id, value))
+            if result is None:
+                return None
+            if hasattr(result, "__await__"):
+                return _continue_after_map(result, after, run)
+            return after(result, run)
 
-    async def _after_publish(
-        self, waiting: Awaitable[None], value: Any, index: int, run: _Run | None
-    ) -> None:
-        await waiting
-        pending = self._drive(value, index, run)
-        if pending is not None:
-            await pending
+        return map_step
 
-    async def _stream(self, produced: Any, index: int, run: _Run | None) -> None:
-        if not hasattr(produced, "__aiter__") and hasattr(produced, "__await__"):
-            produced = await produced
-        if produced is None:
-            return
-        if hasattr(produced, "__aiter__"):
-            iterator = produced.__aiter__()
-            try:
-                async for chunk in iterator:
-                    if run is not None and run.interrupted:
-                        raise asyncio.CancelledError
-                    pending = self._drive(chunk, index, run)
-                    if pending is not None:
-                        await pending
-                    self._budget -= 1
-                    if self._budget <= 0:
-                        await self._yield_to_loop()
-            except BaseException as exc:
-                await close_async_iterator(iterator, exc)
-                raise
-            return
-        iterable = iter(produced)
+    def _filter_sink(self, fn: Callable[[Message], Any], after: Sink) -> Sink:
+        node_id = self._node_id
+
+        def filter_step(value: Any, run: _Run | None) -> Awaitable[None] | None:
+            passed = fn(value if type(value) is Message else Message(node_id, value))
+            if hasattr(passed, "__await__"):
+                return _continue_after_filter(passed, value, after, run)
+            return after(value, run) if passed else None
+
+        return filter_step
+
+    def _stream_sink(self, fn: Callable[[Message], Any], after: Sink) -> Sink:
+        node_id = self._node_id
+        pump = self._pump
+
+        def stream_step(value: Any, run: _Run | None) -> Awaitable[None] | None:
+            return pump(
+                fn(value if type(value) is Message else Message(node_id, value)), after, run
+            )
+
+        return stream_step
+
+    def _broadcast_sink(self, event_cls: type[Any] | None, after: Sink) -> Sink:
+        publish = self._publish
+        last = after is _end_of_chain
+
+        def broadcast_step(value: Any, run: _Run | None) -> Awaitable[None] | None:
+            waiting = publish(value, event_cls, run)
+            if last:
+                return waiting
+            if waiting is not None:
+                return _continue_after_wait(waiting, value, after, run)
+            return after(value, run)
+
+        return broadcast_step
+
+    async def _pump(self, produced: Any, after: Sink, run: _Run | None) -> None:
+        """Iterate what a stream stage produced, sending each chunk down the chain."""
+        if type(produced) is not AsyncGeneratorType:
+            if not hasattr(produced, "__aiter__") and hasattr(produced, "__await__"):
+                produced = await produced
+            if produced is None:
+                return
+            if not hasattr(produced, "__aiter__"):
+                await self._pump_iterable(produced, after, run)
+                return
+            produced = produced.__aiter__()
         try:
-            for chunk in iterable:
+            async for chunk in produced:
                 if run is not None and run.interrupted:
                     raise asyncio.CancelledError
-                pending = self._drive(chunk, index, run)
+                pending = after(chunk, run)
+                if pending is not None:
+                    await pending
+                self._budget -= 1
+                if self._budget <= 0:
+                    await self._yield_to_loop()
+        except BaseException as exc:
+            await close_async_iterator(produced, exc)
+            raise
+
+    async def _pump_iterable(self, produced: Any, after: Sink, run: _Run | None) -> None:
+        iterator = iter(produced)
+        try:
+            for chunk in iterator:
+                if run is not None and run.interrupted:
+                    raise asyncio.CancelledError
+                pending = after(chunk, run)
                 if pending is not None:
                     await pending
                 self._budget -= 1
                 if self._budget <= 0:
                     await self._yield_to_loop()
         finally:
-            close = getattr(iterable, "close", None)
+            close = getattr(iterator, "close", None)
             if close is not None:
                 close()
 
@@ -555,7 +637,7 @@ class Route:
         if run is not None and run.interrupted:
             raise asyncio.CancelledError
         bus = self._bridge.bus
-        if bus is None or not bus.running:
+        if bus is None or not bus._running:
             return None
         message = Message(self._node_id, event)
         blocked = bus._deliver(message)
@@ -690,3 +772,33 @@ class Bridge:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _end_of_chain(value: Any, run: _Run | None) -> None:
+    return None
+
+
+async def _continue_after_map(awaitable: Awaitable[Any], after: Sink, run: _Run | None) -> None:
+    value = await awaitable
+    if value is not None:
+        pending = after(value, run)
+        if pending is not None:
+            await pending
+
+
+async def _continue_after_filter(
+    awaitable: Awaitable[Any], value: Any, after: Sink, run: _Run | None
+) -> None:
+    if await awaitable:
+        pending = after(value, run)
+        if pending is not None:
+            await pending
+
+
+async def _continue_after_wait(
+    waiting: Awaitable[None], value: Any, after: Sink, run: _Run | None
+) -> None:
+    await waiting
+    pending = after(value, run)
+    if pending is not None:
+        await pending

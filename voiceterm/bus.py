@@ -202,7 +202,7 @@ class Bus:
             self._call_taps(message)
         blocked: list[Route] | None = None
         for route in plan.routes:
-            if route.accepts(message) and not route.enqueue(message):
+            if not route.offer(message):
                 if blocked is None:
                     blocked = [route]
                 else:
