@@ -172,7 +172,7 @@ class RouteHarness:
     def __init__(self, *bridges: Bridge, bus: Bus | None = None) -> None:
         self.bus = bus or Bus()
         self.messages: list[Message] = []
-        self._changed: asyncio.Event | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         for bridge in bridges:
             self.bus.register_bridge(bridge)
         self._untap = self.bus.tap(self._record)
@@ -239,8 +239,9 @@ class RouteHarness:
 
         async def wait() -> list[E]:
             while len(found := matches()) < count:
-                changed = self._changed = asyncio.Event()
-                await changed.wait()
+                changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._waiters.append(changed)
+                await changed
             return found
 
         try:
@@ -275,8 +276,11 @@ class RouteHarness:
 
     def _record(self, message: Message) -> None:
         self.messages.append(message)
-        if self._changed is not None:
-            self._changed.set()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 def collect(items: Iterable[Any], event_type: type[E]) -> list[E]:

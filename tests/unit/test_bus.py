@@ -15,7 +15,7 @@ import voiceterm
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
 from voiceterm.events import AgentResponse, Event, UserStartedSpeaking
-from voiceterm.testing import RouteHarness
+from voiceterm.testing import FakeLLMClient, RouteHarness, word_chunks
 
 
 @dataclass(slots=True)
@@ -209,3 +209,44 @@ async def test_bridge_registered_on_a_running_bus_starts_at_once() -> None:
     await asyncio.sleep(0)
     await bus.stop()
     assert seen == [5]
+
+
+# --- the shipped fakes and harness (voiceterm.testing) --------------------------------
+
+
+async def test_fake_llm_streams_scripted_chunks_and_can_fail_or_be_cancelled() -> None:
+    assert word_chunks("Hello there, you.") == ["Hello", " there,", " you."]
+    client = FakeLLMClient(lambda messages: f"echo {messages}")
+    assert [c.text async for c in client.generate_stream("hi")] == ["echo", " hi"]
+    assert client.calls == ["hi"]
+
+    failing = FakeLLMClient(["a", "b", "c"], fail_after=2, error=ValueError("boom"))
+    got: list[str] = []
+    with pytest.raises(ValueError, match="boom"):
+        async for chunk in failing.generate_stream([]):
+            got.append(chunk.text)
+    assert got == ["a", "b"]
+
+    slow = FakeLLMClient(["a", "b", "c"], delay=0.001)
+    stream = slow.generate_stream([])
+    assert (await stream.__anext__()).text == "a"
+    stream.cancel()
+    assert [c.text async for c in stream] == []
+    closed = slow.generate_stream([])
+    await closed.aclose()
+    assert closed.closed and [c.text async for c in closed] == []
+
+
+async def test_harness_waits_for_several_things_at_once_and_reports_timeouts() -> None:
+    async with RouteHarness() as harness:
+        first = asyncio.create_task(harness.wait_for(Ping, count=1))
+        second = asyncio.create_task(harness.wait_for(Ping, count=2))
+        await asyncio.sleep(0)
+        await harness.send(Ping(n=1))
+        await harness.send(Ping(n=2))
+        assert [p.n for p in await first] == [1, 2]
+        assert [p.n for p in await second] == [1, 2]
+        with pytest.raises(TimeoutError, match="1 AgentResponse; last seen: Ping, Ping"):
+            await harness.wait_for(AgentResponse, limit_s=0.01)
+        assert harness.events(Ping, source="user") == harness.events(Ping)
+        assert harness.text() == ""
