@@ -6,9 +6,10 @@ and results, what was actually spoken, where the agent was cut off), builds a
 yields, followed by ``AgentGenerationComplete``. Subclasses implement
 ``process_context`` — see ``shared/seed/streaming-responses.txt``.
 
-History stays bounded: before each generation the oldest whole turns are dropped
-past ``max_context_length`` turns or an approximate token budget (4 characters a
-token, the usual rule of thumb for English with BPE tokenizers).
+History stays bounded: when a new turn starts and before each generation the
+oldest whole turns are dropped past ``max_context_length`` turns or an
+approximate token budget (4 characters a token, the usual rule of thumb for
+English with BPE tokenizers).
 """
 
 from __future__ import annotations
