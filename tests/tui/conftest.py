@@ -82,9 +82,13 @@ class FakeAgent(ScriptedAgent):
 
 
 @pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Wall-clock times on screen in UTC, whatever the machine's zone."""
+def utc(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Wall-clock times on screen in UTC, whatever the machine's zone; logs in a temp dir."""
     monkeypatch.setenv("TZ", "UTC")
+    # The app logs to the user's log folder: keep that in a temporary one.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
     time.tzset()
     yield
     monkeypatch.undo()

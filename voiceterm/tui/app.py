@@ -42,6 +42,7 @@ from voiceterm.events import (
 )
 from voiceterm.timeline import Timeline, export_markdown, export_timeline
 from voiceterm.tui.feed import BusEvent, BusFeed, MicLevel, TimelineChanged
+from voiceterm.tui.logs import LogRedirect, default_log_path
 from voiceterm.tui.protocol import AgentLike
 from voiceterm.tui.screens.help_screen import HelpScreen
 from voiceterm.tui.screens.timeline_screen import TimelineScreen
@@ -71,6 +72,8 @@ class VoicetermApp(App[None]):
     Args:
         agent: the pipeline facade (see :class:`~voiceterm.tui.protocol.AgentLike`).
         export_dir: where the timeline exports are written (default: the current folder).
+        log_path: where log records go while the app owns the terminal (default:
+            ``voiceterm.log`` in the user's log folder).
         start_agent: start the agent when the app starts (tests may start it themselves).
     """
 
@@ -97,12 +100,15 @@ class VoicetermApp(App[None]):
         agent: AgentLike,
         *,
         export_dir: Path | None = None,
+        log_path: Path | None = None,
         start_agent: bool = True,
     ) -> None:
         super().__init__()
         self.agent = agent
         self.export_dir = export_dir or Path.cwd()
         self._start_agent = start_agent
+        self.log_path = log_path or default_log_path()
+        self._log_redirect = LogRedirect(self.log_path)
         self.feed = BusFeed(self)
         self._last_redraw = 0.0
         self._redraw_timer: Timer | None = None
@@ -131,6 +137,9 @@ class VoicetermApp(App[None]):
         yield self.stage_badges
         yield self.prompt
         yield Footer()
+
+    def on_load(self) -> None:
+        self._log_redirect.install()
 
     def on_mount(self) -> None:
         self.feed.attach(self.agent.bus)
@@ -191,6 +200,7 @@ class VoicetermApp(App[None]):
         except Exception:  # shutting down: log, never show a traceback
             logger.exception("agent did not stop cleanly")
         await self.feed.detach()
+        self._log_redirect.uninstall()
 
     # --- what the bus says ---------------------------------------------------------------------
 
