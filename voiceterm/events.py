@@ -66,6 +66,21 @@ class UserStoppedSpeaking(Event):
 
 
 @dataclass(slots=True)
+class UserSpeechPaused(Event):
+    """The user has been silent for a moment but the utterance is not over yet.
+
+    Carries the utterance so far, so that transcription and the LLM's prompt can
+    start while the end-of-speech wait runs; if the user goes on talking, that
+    work is simply not used. ``speech_end`` is the last voiced sample so far.
+    """
+
+    audio: Any = None
+    sample_rate: int = 16000
+    speech_start: float | None = None
+    speech_end: float | None = None
+
+
+@dataclass(slots=True)
 class UserTranscriptionPartial(Event):
     """A provisional transcript while the user is still talking."""
 
@@ -250,6 +265,7 @@ __all__ = [
     "ToolCall",
     "ToolResult",
     "TurnMark",
+    "UserSpeechPaused",
     "UserStartedSpeaking",
     "UserStoppedSpeaking",
     "UserTranscriptionPartial",

@@ -246,6 +246,33 @@ class VadSegmenter:
         """True between a :class:`SpeechStarted` and its :class:`SpeechEnded`."""
         return self._speaking
 
+    @property
+    def trailing_silence_ms(self) -> int:
+        """Unvoiced audio since the last voiced frame of the utterance in progress."""
+        return self._silence_run * self.settings.frame_ms if self._speaking else 0
+
+    def current_utterance(self) -> SpeechEnded | None:
+        """The utterance in progress as it would end now, or ``None`` outside one.
+
+        For speculative work during a pause: if no voiced frame follows, the
+        utterance that does end has the same ``speech_end`` and the same speech.
+        """
+        import numpy as np
+
+        if not self._speaking or self._onset is None or self._last_voiced_index < 0:
+            return None
+        kept = self._frames[: self._last_voiced_index + 1 + self._tail_frames]
+        # The tail is not all here yet: pad it with silence, so that the transcript
+        # of this audio is the transcript the finished utterance will get.
+        missing = self._last_voiced_index + 1 + self._tail_frames - len(self._frames)
+        padding = np.zeros(max(0, missing) * self._frame_len, dtype=np.int16)
+        return SpeechEnded(
+            audio=np.concatenate([*(f.samples for f in kept), padding]),
+            speech_start=self._onset,
+            speech_end=self._last_voiced_end,
+            audio_start=kept[0].start,
+        )
+
     def reset(self) -> None:
         """Forget everything: partial frames, pre-roll and any utterance in progress."""
         import numpy as np

@@ -196,9 +196,11 @@ class VoiceAgent:
         self._stt: SttNode | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._last_activity = time.monotonic()
-        observer = Bridge("observer", queue_size=4096)
-        observer.on("*").map(self._observe)
-        self.bus.register_bridge(observer)
+        # A tap, not a route: the timeline must see messages in broadcast order
+        # (routes let control events overtake queued data).
+        self.bus.tap(self._observe)
+        self._wired = asyncio.Event()
+        self._load_error: VoicetermError | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -221,7 +223,12 @@ class VoiceAgent:
             def on_status(status: StageStatus) -> None:
                 loop.call_soon_threadsafe(self._publish, status)
 
-            self.engines = await asyncio.to_thread(load_engines, self.config, on_status)
+            try:
+                self.engines = await asyncio.to_thread(load_engines, self.config, on_status)
+            except VoicetermError as error:
+                self._load_error = error
+                self._wired.set()  # nothing will be wired: let waiting messages fail
+                raise
         else:
             for stage, description in self.engines.descriptions.items():
                 self._publish(StageStatus(stage=stage, state="ready", detail=description))
@@ -237,6 +244,7 @@ class VoiceAgent:
             self.sink = SilentSink()
             self.sink.start(asyncio.get_running_loop())
         self._wire(self.engines)
+        self._wired.set()
         try:
             self.source.start()
         except VoicetermError as error:
@@ -327,6 +335,10 @@ class VoiceAgent:
         text = text.strip()
         if not text:
             return
+        # Typed while the models load: answer once they are ready, not never.
+        await self._wired.wait()
+        if self._load_error is not None:
+            raise self._load_error
         if self.activity.busy:
             await self.interrupt("typed_message")
         await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))

@@ -20,6 +20,9 @@ from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.events import (
     AgentError,
+    AgentGenerationComplete,
+    AgentInterrupted,
+    AgentResponse,
     AgentStoppedSpeaking,
     ToolCall,
     ToolResult,
@@ -50,37 +53,53 @@ def format_turn_timings(marks: dict[str, float]) -> str:
 
 
 class TurnPrinter:
-    """Prints each turn as it completes: what the user said, the answer, timings."""
+    """Prints each turn as it happens: what the user said, the answer, its timings."""
 
     id = "printer"
 
     def __init__(self, agent: VoiceAgent, out: TextIO) -> None:
         self._agent = agent
         self._out = out
+        self._answer: list[str] = []
+        self._printed_turns: set[int] = set()
 
     def attach(self, bridge: Bridge) -> None:
         bridge.on("*").map(self.on_message)
 
+    def _print(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
     def on_message(self, message: Message) -> None:
         event = message.event
-        out = self._out
         if isinstance(event, UserTranscriptionReceived):
-            print(f"you:   {event.content}", file=out, flush=True)
+            self._answer = []  # a new turn replaces an answer still being written
+            self._print(f"you:   {event.content}")
         elif isinstance(event, ToolCall):
-            print(f"tool:  {event.tool_name}({event.tool_args})", file=out, flush=True)
+            self._print(f"tool:  {event.tool_name}({event.tool_args})")
         elif isinstance(event, ToolResult):
-            shown = event.error or event.result
-            print(f"tool:  -> {shown}", file=out, flush=True)
+            self._print(f"tool:  -> {event.error or event.result}")
+        elif isinstance(event, AgentResponse):
+            self._answer.append(event.content)
+        elif isinstance(event, AgentGenerationComplete):
+            answer, self._answer = "".join(self._answer).strip(), []
+            if answer:
+                self._print(f"agent: {answer}")
+        elif isinstance(event, AgentInterrupted):
+            self._answer = []
+            self._print(f"       [interrupted: {event.reason}]")
         elif isinstance(event, AgentStoppedSpeaking):
-            turn = self._agent.timeline.current
-            if turn is None:
-                return
-            said = turn.agent_text.strip()
-            suffix = "  [interrupted]" if event.interrupted else ""
-            print(f"agent: {said}{suffix}", file=out, flush=True)
-            print(f"       {format_turn_timings(turn.marks)}", file=out, flush=True)
+            self._print_timings()
         elif isinstance(event, AgentError):
             print(f"error: {event.error}", file=sys.stderr, flush=True)
+
+    def _print_timings(self) -> None:
+        # The turn that just finished playing: the newest one that started playback.
+        for turn in reversed(self._agent.timeline.turns):
+            if "playback_start" in turn.marks:
+                if turn.number not in self._printed_turns:
+                    self._printed_turns.add(turn.number)
+                    self._print(f"       {format_turn_timings(turn.marks)}")
+                return
 
 
 async def run_file(

@@ -22,6 +22,7 @@ from voiceterm.events import (
     AudioLevel,
     StageSpan,
     TurnMark,
+    UserSpeechPaused,
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
@@ -62,6 +63,7 @@ class Listener:
         min_speech_ms: int = 150,
         echo: str = "off",
         echo_canceller: Any = None,
+        pause_ms: int = 100,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -71,6 +73,8 @@ class Listener:
         self._min_speech_s = min_speech_ms / 1000
         self._echo = echo
         self._aec = echo_canceller
+        self._pause_ms = pause_ms
+        self._pause_sent = False
         self._onset: float | None = None
         self._barged = False
         self._last_level = 0.0
@@ -114,6 +118,7 @@ class Listener:
         events = self._vad.feed(samples, t_start)
         for event in events:
             self._on_vad_event(event, time.monotonic())
+        self._check_pause()
         if self._onset is not None and not self._barged and self._barge_in:
             if self._activity.busy and t_end - self._onset >= self._min_speech_s:
                 self._barged = True
@@ -123,6 +128,28 @@ class Listener:
         if now - self._last_level >= _LEVEL_INTERVAL_S:
             self._last_level = now
             self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+
+    def _check_pause(self) -> None:
+        """Announce a pause once per silence, so STT and the LLM can start early."""
+        if not self._pause_ms:
+            return
+        silence = self._vad.trailing_silence_ms
+        if silence == 0:
+            self._pause_sent = False
+            return
+        if self._pause_sent or silence < self._pause_ms:
+            return
+        utterance = self._vad.current_utterance()
+        if utterance is None:
+            return
+        self._pause_sent = True
+        self._publish(
+            UserSpeechPaused(
+                audio=utterance.audio,
+                speech_start=utterance.speech_start,
+                speech_end=utterance.speech_end,
+            )
+        )
 
     def _on_vad_event(self, event: Any, t_now: float) -> None:
         kind = type(event).__name__

@@ -9,11 +9,13 @@ else streams from the model with the conversation as the user heard it
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from voiceterm.bridge import Bridge
+from voiceterm.bus import Message
 from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
@@ -22,6 +24,7 @@ from voiceterm.events import (
     ToolCall,
     ToolResult,
     TurnMark,
+    UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
 from voiceterm.nodes import ConversationContext, ReasoningNode
@@ -52,6 +55,8 @@ class LlamaNode(ReasoningNode):
         self.engine = engine
         self.max_tokens = max_tokens
         self.tools = tools
+        self.prefills = 0
+        self.prefill_seconds = 0.0
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -63,6 +68,25 @@ class LlamaNode(ReasoningNode):
         )
         bridge.on(AgentSpeechSent).map(self.add_event)
         bridge.on(AgentInterrupted).map(self.add_event)
+        bridge.on(UserTranscriptionPartial).map(self.prefill)
+
+    async def prefill(self, message: Message) -> None:
+        """Evaluate the prompt the user's words so far would give, into the KV cache.
+
+        Runs during the end-of-speech wait; when the turn then ends with the same
+        words, the generation finds its whole prompt cached and its first token
+        comes at once. Different words only cost the prefix that no longer matches.
+        """
+        warm_up = getattr(self.engine, "warm_up", None)
+        if warm_up is None:
+            return
+        partial: UserTranscriptionPartial = message.event
+        events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
+        messages = self.format_for_llm(ConversationContext(events).get_committed_events())
+        start = time.monotonic()
+        await asyncio.to_thread(warm_up, messages)
+        self.prefills += 1
+        self.prefill_seconds = time.monotonic() - start
 
     async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         user_text = context.get_latest_user_transcript_message() or ""

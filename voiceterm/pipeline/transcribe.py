@@ -18,8 +18,10 @@ from voiceterm.events import (
     Event,
     StageSpan,
     TurnMark,
+    UserSpeechPaused,
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
 from voiceterm.pipeline.publish import Publisher
@@ -45,6 +47,11 @@ class SttNode:
         self._incomplete_wait_s = incomplete_wait_s
         self._held = ""
         self._release: asyncio.TimerHandle | None = None
+        # (speech_end, text, start, end) of the last pause's transcript.
+        self._speculation: tuple[float | None, str, float, float] | None = None
+        # Counted separately because starts are control events and overtake ends.
+        self._utterances_started = 0
+        self._utterances_ended = 0
 
     @property
     def holding(self) -> bool:
@@ -52,10 +59,13 @@ class SttNode:
         return bool(self._held)
 
     def attach(self, bridge: Bridge) -> None:
-        bridge.on(UserStoppedSpeaking).stream(self.transcribe).broadcast()
+        # One route for pauses and ends keeps them in order: an end can reuse the
+        # transcript of the pause before it.
+        bridge.on(Event, filter_fn=_is_utterance).stream(self.handle).broadcast()
         bridge.on(UserStartedSpeaking).map(self._user_went_on)
 
     def _user_went_on(self, message: Message) -> None:
+        self._utterances_started += 1
         if self._release is not None:
             self._release.cancel()
             self._release = None
@@ -66,10 +76,37 @@ class SttNode:
         if text:
             self._publish(UserTranscriptionReceived(content=text))
 
-    async def transcribe(self, message: Message) -> AsyncIterator[Event]:
-        utterance: UserStoppedSpeaking = message.event
+    async def handle(self, message: Message) -> AsyncIterator[Event]:
+        event = message.event
+        if isinstance(event, UserSpeechPaused):
+            async for item in self._speculate(event):
+                yield item
+        elif isinstance(event, UserStoppedSpeaking):
+            self._utterances_ended += 1
+            async for item in self.transcribe(event):
+                yield item
+
+    async def _speculate(self, pause: UserSpeechPaused) -> AsyncIterator[Event]:
+        """Transcribe the utterance so far while the end-of-speech wait runs."""
+        if pause.audio is None or not len(pause.audio):
+            return
+        start = time.monotonic()
+        result = await asyncio.to_thread(self._transcriber.transcribe, pause.audio)
+        end = time.monotonic()
+        text = str(getattr(result, "text", result)).strip()
+        self._speculation = (pause.speech_end, text, start, end)
+        if text:
+            yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
+
+    async def transcribe(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
         text = ""
-        if utterance.audio is not None and len(utterance.audio):
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation[0] == utterance.speech_end:
+            # Nothing was said after the pause: its transcript is this utterance's.
+            _speech_end, text, start, end = speculation
+            yield TurnMark(name="stt_done", at=time.monotonic(), detail=text)
+            yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
+        elif utterance.audio is not None and len(utterance.audio):
             start = time.monotonic()
             result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
             end = time.monotonic()
@@ -87,6 +124,9 @@ class SttNode:
             yield UserTranscriptionReceived(content=combined)
             return
         self._held = combined
+        if self._utterances_started > self._utterances_ended:
+            # The user is already talking again: the next utterance joins this one.
+            return
         self._release = asyncio.get_running_loop().call_later(
             self._incomplete_wait_s, self._send_held
         )
@@ -95,3 +135,7 @@ class SttNode:
         if self._release is not None:
             self._release.cancel()
             self._release = None
+
+
+def _is_utterance(message: Message) -> bool:
+    return isinstance(message.event, (UserSpeechPaused, UserStoppedSpeaking))
