@@ -7,8 +7,8 @@ For each test utterance, in one run on the same loaded engines:
   speech_end``: from the last voiced input sample to the first audible output
   sample, so it includes the VAD's end-of-speech wait.
 * baseline: the same end-of-speech wait, then the whole utterance transcribed
-  with stock faster-whisper (padded to 30 s), the whole reply generated, the whole
-  reply synthesized, and only then the first audible sample.
+  with stock faster-whisper (padded to 30 s), the whole reply generated (no prompt
+  cache), the whole reply synthesized, and only then the first audible sample.
 
 Usage: ``.venv/bin/python scripts/bench_voice.py [--utterances N]``
 """
@@ -84,6 +84,8 @@ def baseline_turn(
     from voiceterm.nodes import ReasoningNode
 
     wait = config.vad.hangover_ms / 1000
+    # A naive pipeline keeps no prompt cache: drop the KV state the streaming run left.
+    engines.llm.reset()
     t0 = time.monotonic()
     transcript = padded.transcribe(text_in).text
     t_stt = time.monotonic()

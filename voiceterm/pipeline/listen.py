@@ -63,7 +63,7 @@ class Listener:
         min_speech_ms: int = 150,
         echo: str = "off",
         echo_canceller: Any = None,
-        pause_ms: int = 100,
+        pause_ms: int = 60,
     ) -> None:
         self._source = source
         self._vad = segmenter
