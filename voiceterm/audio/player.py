@@ -95,12 +95,25 @@ class PlaybackEngine:
         self._block_end = 0.0
         # (t_dac_start, tag, first sample index in the chunk, count, chunk length)
         self._segments: deque[tuple[float, PlaybackTag, int, int, int]] = deque(maxlen=history)
+        self._tap: deque[tuple[float, Int16Array]] | None = None
         self.gaps = 0
         """Times a turn's sound resumed after the queue ran dry mid-turn (late TTS)."""
         self._dry_turn: int | None = None
         self._last_turn: int | None = None
 
     # --- control side (event loop) ---------------------------------------------
+
+    def tap(self, max_blocks: int = 500) -> deque[tuple[float, Int16Array]]:
+        """Start copying every block written, with its DAC time, into a bounded deque.
+
+        The echo canceller's reference signal: exactly what the device plays,
+        silence included, stamped with when it is heard. ``fill`` appends (the
+        oldest block is dropped if nobody reads for ``max_blocks`` blocks);
+        the reader pops from the left.
+        """
+        if self._tap is None:
+            self._tap = deque(maxlen=max_blocks)
+        return self._tap
 
     def enqueue(self, samples: Int16Array, tag: PlaybackTag) -> None:
         """Queue int16 mono ``samples`` (already at ``sample_rate``) after the rest."""
@@ -198,6 +211,9 @@ class PlaybackEngine:
                 self._post("tag_done", chunk.tag, self._last_sound_end)
         if filled < n:
             out[filled:] = 0
+        if self._tap is not None:
+            self._tap.append((t_dac, out.copy()))  # one small block: the AEC's reference
+        if filled < n:
             if self._sounding:
                 self._sounding = False
                 self._dry_turn = self._last_turn  # a later chunk of this turn comes late
@@ -421,6 +437,14 @@ class Player:
             outdata.fill(0)
             return
         engine.fill(outdata[:, 0], now + ahead)
+
+    def render_tap(self) -> deque[tuple[float, Int16Array]]:
+        """What the device plays, block by block with its DAC time (echo reference).
+
+        See ``PlaybackEngine.tap``; wrap it in ``voiceterm.audio.echo.RenderReference``
+        with ``sample_rate``.
+        """
+        return self._require_engine().tap()
 
     def enqueue(self, audio: Int16Array, sample_rate: int, tag: PlaybackTag) -> None:
         """Queue int16 mono audio to play after what is queued, without a gap.

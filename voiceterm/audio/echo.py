@@ -1,0 +1,400 @@
+"""Echo handling: keep the assistant from hearing its own voice through the microphone.
+
+On a laptop the microphone hears the speaker. Two ways to cope, behind one protocol:
+
+- acoustic echo cancellation (AEC) with what was played as the reference signal:
+  WebRTC's audio processing module (AEC3), from PyPI either as
+  ``livekit.rtc.AudioProcessingModule`` (``LiveKitEchoCanceller``, a prebuilt wheel)
+  or as ``aec_audio_processing.AudioProcessor`` (``WebRtcEchoCanceller``, built from
+  source at install time). The user can still barge in while the assistant speaks.
+- ``HalfDuplexGate``: the microphone goes silent while sound plays and for a short
+  tail after it. Needs no library and cannot be fooled by loud echo, but the user
+  cannot interrupt by voice.
+
+An ``EchoCanceller`` takes 16 kHz int16 mono audio: ``process_render`` the audio as
+it reaches the speaker, ``process_capture`` the microphone's, in 10 ms frames
+(any multiple of 10 ms may be passed at once; render remainders are buffered).
+Render and capture must be fed in time order: render audio first, up to the capture
+frame's own time. ``EchoCancelledSource`` does that alignment: it wraps a
+microphone ``AudioSource`` and a ``RenderReference`` tapped from the ``Player``
+(``PlaybackEngine.tap``) and yields cleaned frames.
+
+Choice by measurement (``scripts/bench_echo.py``, echo looped back at -6 dB through
+the PulseAudio rig): see that script's report; the default is the one it favours.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from voiceterm.audio.frames import CAPTURE_RATE, SILENCE_THRESHOLD, AudioFrame, AudioSource
+from voiceterm.errors import EngineError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from voiceterm.audio.resample import StreamResampler
+
+    Int16Array = npt.NDArray[np.int16]
+
+FRAME_SAMPLES = CAPTURE_RATE // 100  # the 10 ms frames WebRTC's APM works on
+
+EchoMode = Literal["aec", "livekit", "webrtc", "half_duplex", "off"]
+
+
+@runtime_checkable
+class EchoCanceller(Protocol):
+    """Removes the played audio (render) from the captured audio (capture)."""
+
+    name: str
+
+    def process_render(self, played: Int16Array) -> None:
+        """Feed 16 kHz int16 audio as it reaches the speaker (silence included)."""
+        ...
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        """Clean 16 kHz int16 microphone audio (a multiple of 10 ms); same length back."""
+        ...
+
+
+class _RenderFramer:
+    """Cuts render audio of any length into exact 10 ms frames."""
+
+    def __init__(self) -> None:
+        self._rest: Int16Array | None = None
+
+    def frames(self, audio: Int16Array) -> list[Int16Array]:
+        import numpy as np
+
+        data = audio if self._rest is None else np.concatenate((self._rest, audio))
+        count = len(data) // FRAME_SAMPLES
+        self._rest = data[count * FRAME_SAMPLES :] if len(data) % FRAME_SAMPLES else None
+        return [data[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(count)]
+
+
+def _check_capture(captured: Int16Array) -> None:
+    if len(captured) % FRAME_SAMPLES:
+        raise ValueError(
+            f"capture audio must be a multiple of {FRAME_SAMPLES} samples (10 ms at 16 kHz), "
+            f"got {len(captured)}"
+        )
+
+
+class LiveKitEchoCanceller:
+    """WebRTC AEC3 through ``livekit.rtc.AudioProcessingModule`` (PyPI ``livekit``).
+
+    Args:
+        noise_suppression: also let WebRTC suppress stationary noise.
+        high_pass_filter: remove rumble below ~80 Hz (helps the AEC).
+        stream_delay_ms: hint for the render-to-capture delay; AEC3 finds the real
+            one itself, this only speeds up convergence.
+
+    Raises:
+        EngineError: the ``livekit`` package is not installed.
+    """
+
+    name = "livekit"
+
+    def __init__(
+        self,
+        *,
+        noise_suppression: bool = False,
+        high_pass_filter: bool = True,
+        stream_delay_ms: int = 0,
+    ) -> None:
+        try:
+            from livekit import rtc
+        except ImportError as exc:
+            raise EngineError(
+                "Echo cancellation needs the livekit package (WebRTC's audio processing).",
+                hint="pip install livekit, or set audio.echo = half_duplex.",
+            ) from exc
+        self._rtc = rtc
+        self._apm = rtc.AudioProcessingModule(
+            echo_cancellation=True,
+            noise_suppression=noise_suppression,
+            high_pass_filter=high_pass_filter,
+            auto_gain_control=False,
+        )
+        self._delay_ms = stream_delay_ms
+        self._framer = _RenderFramer()
+
+    def _frame(self, samples: Int16Array) -> Any:
+        import numpy as np
+
+        data = bytearray(np.ascontiguousarray(samples, dtype="<i2").tobytes())
+        return self._rtc.AudioFrame(data, CAPTURE_RATE, 1, FRAME_SAMPLES)
+
+    def process_render(self, played: Int16Array) -> None:
+        for frame in self._framer.frames(played):
+            self._apm.process_reverse_stream(self._frame(frame))
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        import numpy as np
+
+        _check_capture(captured)
+        out = np.empty(len(captured), dtype=np.int16)
+        for start in range(0, len(captured), FRAME_SAMPLES):
+            frame = self._frame(captured[start : start + FRAME_SAMPLES])
+            self._apm.set_stream_delay_ms(self._delay_ms)
+            self._apm.process_stream(frame)
+            out[start : start + FRAME_SAMPLES] = np.frombuffer(frame.data, dtype=np.int16)
+        return out
+
+
+class WebRtcEchoCanceller:
+    """WebRTC AEC through ``aec_audio_processing.AudioProcessor`` (PyPI ``aec-audio-processing``).
+
+    Args:
+        noise_suppression: also suppress stationary noise.
+        stream_delay_ms: hint for the render-to-capture delay.
+
+    Raises:
+        EngineError: the ``aec-audio-processing`` package is not installed.
+    """
+
+    name = "webrtc"
+
+    def __init__(self, *, noise_suppression: bool = False, stream_delay_ms: int = 0) -> None:
+        try:
+            from aec_audio_processing import AudioProcessor
+        except ImportError as exc:
+            raise EngineError(
+                "Echo cancellation needs the aec-audio-processing package.",
+                hint="pip install aec-audio-processing, or set audio.echo = half_duplex.",
+            ) from exc
+        self._ap = AudioProcessor(
+            enable_aec=True, enable_ns=noise_suppression, enable_agc=False, enable_vad=False
+        )
+        self._ap.set_stream_format(CAPTURE_RATE, 1)
+        self._ap.set_reverse_stream_format(CAPTURE_RATE, 1)
+        self._ap.set_stream_delay(stream_delay_ms)
+        self._framer = _RenderFramer()
+
+    def process_render(self, played: Int16Array) -> None:
+        import numpy as np
+
+        for frame in self._framer.frames(played):
+            self._ap.process_reverse_stream(np.ascontiguousarray(frame, dtype="<i2").tobytes())
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        import numpy as np
+
+        _check_capture(captured)
+        out = np.empty(len(captured), dtype=np.int16)
+        for start in range(0, len(captured), FRAME_SAMPLES):
+            frame = np.ascontiguousarray(captured[start : start + FRAME_SAMPLES], dtype="<i2")
+            cleaned = self._ap.process_stream(frame.tobytes())
+            out[start : start + FRAME_SAMPLES] = np.frombuffer(cleaned, dtype="<i2")
+        return out
+
+
+class ResidualEchoGate:
+    """Silences what an echo canceller let through when it is mostly removed echo.
+
+    AEC3 leaves short residual bursts (-45 dBFS and below on the rig with the echo
+    as loud as the user) that a VAD listening to otherwise digital silence takes
+    for speech. A 20 ms frame from which the canceller removed more than
+    ``min_removed_db`` was nearly all echo, so it is zeroed; a user talking over
+    the assistant keeps the output within a few dB of the input and passes.
+
+    Args:
+        canceller: the echo canceller to wrap.
+        min_removed_db: removal (input level - output level) from which a frame
+            counts as echo.
+    """
+
+    def __init__(self, canceller: EchoCanceller, *, min_removed_db: float = 20.0) -> None:
+        self.canceller = canceller
+        self.name = f"{canceller.name}+gate"
+        self._ratio = 10.0 ** (min_removed_db / 10.0)  # in power
+
+    def process_render(self, played: Int16Array) -> None:
+        self.canceller.process_render(played)
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        import numpy as np
+
+        cleaned = self.canceller.process_capture(captured)
+        power_in = float(np.mean(np.square(captured, dtype=np.float64)))
+        power_out = float(np.mean(np.square(cleaned, dtype=np.float64)))
+        if power_out * self._ratio < power_in:
+            return np.zeros_like(cleaned)
+        return cleaned
+
+
+class HalfDuplexGate:
+    """Silences the microphone while the speaker plays, and for ``tail_ms`` after.
+
+    Args:
+        tail_ms: how long after the last loud render sample the microphone stays
+            closed (room reverberation, and the device's capture latency).
+        threshold: render samples above this count as sound.
+    """
+
+    name = "half_duplex"
+
+    def __init__(self, *, tail_ms: int = 300, threshold: int = SILENCE_THRESHOLD) -> None:
+        self._tail = CAPTURE_RATE * tail_ms // 1000
+        self._threshold = threshold
+        self._since_sound = self._tail  # samples of render since the last loud one
+
+    @property
+    def closed(self) -> bool:
+        """True while the microphone is being silenced."""
+        return self._since_sound < self._tail
+
+    def process_render(self, played: Int16Array) -> None:
+        import numpy as np
+
+        loud = np.flatnonzero((played > self._threshold) | (played < -self._threshold))
+        if loud.size:
+            self._since_sound = len(played) - 1 - int(loud[-1])
+        else:
+            self._since_sound += len(played)
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        import numpy as np
+
+        if self.closed:
+            return np.zeros_like(captured)
+        return captured
+
+
+class NoEchoHandling:
+    """Passes the microphone through untouched (headphones, or no speaker)."""
+
+    name = "off"
+
+    def process_render(self, played: Int16Array) -> None:
+        return None
+
+    def process_capture(self, captured: Int16Array) -> Int16Array:
+        return captured
+
+
+def make_echo_canceller(mode: EchoMode | str, *, tail_ms: int = 300) -> EchoCanceller:
+    """The echo handling for a config value.
+
+    Args:
+        mode: ``"aec"`` (WebRTC AEC3 from whichever package is installed, livekit
+            first, plus the residual echo gate), ``"livekit"`` or ``"webrtc"`` (that
+            package, plus the gate), ``"half_duplex"`` or ``"off"``.
+        tail_ms: the half-duplex gate's tail.
+
+    Raises:
+        EngineError: no AEC library for ``mode`` is installed.
+        ValueError: an unknown mode.
+    """
+    if mode == "aec":
+        try:
+            return ResidualEchoGate(LiveKitEchoCanceller())
+        except EngineError:
+            pass
+        try:
+            return ResidualEchoGate(WebRtcEchoCanceller())
+        except EngineError:
+            raise EngineError(
+                "Echo cancellation needs WebRTC's audio processing module.",
+                hint="pip install livekit (or aec-audio-processing), "
+                "or set audio.echo = half_duplex.",
+            ) from None
+    if mode == "livekit":
+        return ResidualEchoGate(LiveKitEchoCanceller())
+    if mode == "webrtc":
+        return ResidualEchoGate(WebRtcEchoCanceller())
+    if mode == "half_duplex":
+        return HalfDuplexGate(tail_ms=tail_ms)
+    if mode == "off":
+        return NoEchoHandling()
+    raise ValueError(f"unknown echo mode {mode!r}: use aec, livekit, webrtc, half_duplex or off")
+
+
+class RenderReference:
+    """What the speaker played, at 16 kHz, with the monotonic time it was heard.
+
+    Reads the ``(t_dac, block)`` pairs a ``PlaybackEngine`` tap collects on the
+    device thread (a bounded deque: append/popleft are atomic), resamples them to
+    16 kHz, and hands out everything heard up to a given time.
+
+    Args:
+        tap: from ``PlaybackEngine.tap()`` / ``Player.render_tap()``.
+        rate: the sample rate of the tapped blocks (the player's device rate).
+    """
+
+    def __init__(self, tap: deque[tuple[float, Int16Array]], rate: int) -> None:
+        from voiceterm.audio.resample import StreamResampler
+
+        self._tap = tap
+        self._rate = rate
+        self._resampler: StreamResampler | None = (
+            StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
+        )
+
+    def until(self, t: float) -> list[Int16Array]:
+        """Blocks (16 kHz) whose sound started at or before monotonic time ``t``."""
+        import numpy as np
+
+        out: list[Int16Array] = []
+        tap = self._tap
+        while tap and tap[0][0] <= t:
+            _, block = tap.popleft()
+            if self._resampler is not None:
+                block = np.asarray(self._resampler.process(block), dtype=np.int16)
+            if len(block):
+                out.append(block)
+        return out
+
+
+class EchoCancelledSource:
+    """An ``AudioSource`` that removes the speaker's sound from another source.
+
+    Before each captured frame is cleaned, every render block heard up to the end
+    of that frame is fed to the canceller, so render always leads its echo.
+
+    Args:
+        source: the microphone (16 kHz frames, multiples of 10 ms).
+        canceller: an ``EchoCanceller``.
+        reference: what the speaker played (``RenderReference``); ``None`` feeds no
+            render, which only makes sense for ``NoEchoHandling``.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        canceller: EchoCanceller,
+        reference: RenderReference | None,
+    ) -> None:
+        self.source = source
+        self.canceller = canceller
+        self.reference = reference
+
+    @property
+    def muted(self) -> bool:
+        return self.source.muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self.source.muted = value
+
+    @property
+    def device_name(self) -> str:
+        return str(getattr(self.source, "device_name", ""))
+
+    def start(self) -> None:
+        self.source.start()
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        """The source's frames with the echo removed."""
+        async for frame in self.source.frames():
+            if self.reference is not None:
+                for block in self.reference.until(frame.t_end):
+                    self.canceller.process_render(block)
+            cleaned = self.canceller.process_capture(frame.samples)
+            yield AudioFrame(cleaned, frame.t_start, frame.offset, frame.sample_rate)
+
+    def close(self) -> None:
+        self.source.close()
