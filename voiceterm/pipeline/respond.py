@@ -88,8 +88,21 @@ class LlamaNode(ReasoningNode):
         self.prefills += 1
         self.prefill_seconds = time.monotonic() - start
 
+    @property
+    def tool_strategy(self) -> str:
+        """``"native"`` when the model's chat template takes tool specs, else ``"rules"``."""
+        from voiceterm.tools.intent import choose_strategy
+
+        if self.tools is None:
+            return "none"
+        return choose_strategy(getattr(self.engine, "chat_template_source", None))
+
     async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         user_text = context.get_latest_user_transcript_message() or ""
+        if self.tool_strategy == "native":
+            async for item in self._stream_llm_with_tools(context):
+                yield item
+            return
         if self.tools is not None:
             answered = False
             async for item in self._answer_with_tool(user_text):
@@ -137,3 +150,57 @@ class LlamaNode(ReasoningNode):
             previous = now
             if piece:
                 yield AgentResponse(content=piece)
+
+    async def _stream_llm_with_tools(self, context: ConversationContext) -> AsyncIterator[Any]:
+        """A function-calling model decides on tools itself, in its own call format.
+
+        Text is spoken as it streams; a tool call in the output is held back, run,
+        and its result handed back to the model, which then answers (at most
+        ``MAX_TOOL_ROUNDS`` rounds, so a confused model cannot loop forever).
+        """
+        from voiceterm.engines.llm import astream_chat
+        from voiceterm.tools.intent import (
+            ToolCallStreamFilter,
+            assistant_tool_call_message,
+            tool_result_message,
+        )
+
+        messages: list[dict[str, Any]] = self.format_for_llm(context.get_committed_events())
+        specs = self.tools.specs()
+        first = True
+        previous = time.monotonic()
+        for _round in range(MAX_TOOL_ROUNDS):
+            calls_filter = ToolCallStreamFilter()
+            async for piece in astream_chat(
+                self.engine, messages, max_tokens=self.max_tokens, tools=specs
+            ):
+                now = time.monotonic()
+                if first:
+                    first = False
+                    yield TurnMark(name="llm_first_token", at=now)
+                yield StageSpan(stage="llm", start=previous, end=now, content=piece)
+                previous = now
+                speakable = calls_filter.feed(piece)
+                if speakable:
+                    yield AgentResponse(content=speakable)
+            rest, requests = calls_filter.finish()
+            if rest:
+                yield AgentResponse(content=rest)
+            if not requests:
+                return
+            messages.append(assistant_tool_call_message(requests))
+            for request in requests:
+                call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
+                yield call
+                outcome = self.tools.run(request.name, request.args)
+                yield ToolResult(
+                    tool_name=call.tool_name,
+                    tool_args=call.tool_args,
+                    result=outcome.result,
+                    error=outcome.error,
+                    tool_call_id=call.tool_call_id,
+                )
+                messages.append(tool_result_message(request, outcome, request.call_id))
+
+
+MAX_TOOL_ROUNDS = 3
