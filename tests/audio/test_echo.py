@@ -1,0 +1,296 @@
+"""Echo handling: the assistant must not hear itself, and must still hear the user.
+
+The first tests need no sound card (synthetic echo). The rig tests loop the speaker
+sink into the microphone sink at -6 dB, play speech through ``Player`` and listen
+through ``EchoCancelledSource`` with the player's render tap as the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from tests.audio.conftest import DEVICE, Rig, SpeechMaker
+from voiceterm.audio.devices import MicrophoneSource
+from voiceterm.audio.echo import (
+    FRAME_SAMPLES,
+    EchoCancelledSource,
+    EchoCanceller,
+    HalfDuplexGate,
+    LiveKitEchoCanceller,
+    NoEchoHandling,
+    RenderReference,
+    ResidualEchoGate,
+    WebRtcEchoCanceller,
+    make_echo_canceller,
+)
+from voiceterm.audio.frames import AudioFrame, AudioSource, PlaybackTag
+from voiceterm.audio.player import Player, resample_int16
+from voiceterm.audio.wavio import read_wav
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadSegmenter
+
+pytestmark = pytest.mark.audio
+
+Int16Array = npt.NDArray[np.int16]
+
+BACKENDS: list[tuple[str, Callable[[], EchoCanceller]]] = [
+    ("livekit", LiveKitEchoCanceller),
+    ("aec_audio_processing", WebRtcEchoCanceller),
+]
+AVAILABLE = [
+    pytest.param(
+        make,
+        id=name,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(name) is None, reason=f"{name} not installed"
+        ),
+    )
+    for name, make in BACKENDS
+]
+
+
+def level(audio: Int16Array) -> float:
+    return float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-9))
+
+
+def speechlike(seconds: float, seed: int) -> Int16Array:
+    """Noise shaped by a syllable-rate envelope: broadband and speech-paced."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / 16000) ** 2
+    return (np.clip(rng.normal(0, 0.15, n) * envelope, -1, 1) * 32767).astype(np.int16)
+
+
+# --- no sound card --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", AVAILABLE)
+def test_webrtc_aec_removes_a_synthetic_echo(make: Callable[[], EchoCanceller]) -> None:
+    far = speechlike(6.0, seed=1)
+    delay = int(0.04 * 16000)
+    echo = np.convolve(np.concatenate((np.zeros(delay), far[:-delay] * 0.5)), [0.6, 0.3, 0.1])
+    mic = np.round(echo[: len(far)]).astype(np.int16)
+    canceller = make()
+    out = []
+    for i in range(0, len(far), 320):
+        canceller.process_render(far[i : i + 320])
+        out.append(canceller.process_capture(mic[i : i + 320]))
+    cleaned = np.concatenate(out)
+    second_half = slice(len(far) // 2, None)
+    assert level(mic[second_half]) - level(cleaned[second_half]) > 20  # ERLE in dB
+
+
+@pytest.mark.parametrize("make", AVAILABLE)
+def test_capture_must_come_in_whole_10ms_frames(make: Callable[[], EchoCanceller]) -> None:
+    canceller = make()
+    canceller.process_render(np.zeros(123, np.int16))  # render may be any length
+    assert (
+        len(canceller.process_capture(np.zeros(2 * FRAME_SAMPLES, np.int16))) == 2 * FRAME_SAMPLES
+    )
+    with pytest.raises(ValueError, match="multiple of 160"):
+        canceller.process_capture(np.zeros(100, np.int16))
+
+
+def test_half_duplex_gate_closes_while_sound_plays_and_for_its_tail() -> None:
+    gate = HalfDuplexGate(tail_ms=100)
+    voice = np.full(320, 5000, np.int16)
+    assert gate.process_capture(voice).any()  # nothing played: open
+    gate.process_render(np.full(160, 3000, np.int16))
+    assert not gate.process_capture(voice).any()
+    gate.process_render(np.zeros(1280, np.int16))  # 80 ms of silence: still in the tail
+    assert not gate.process_capture(voice).any()
+    gate.process_render(np.zeros(480, np.int16))  # 110 ms: open again
+    assert gate.process_capture(voice).any()
+
+
+def test_residual_gate_zeroes_mostly_removed_frames_and_keeps_talk_over() -> None:
+    class Halver:
+        name = "fake"
+
+        def __init__(self, factor: float) -> None:
+            self.factor = factor
+
+        def process_render(self, played: Int16Array) -> None:
+            return None
+
+        def process_capture(self, captured: Int16Array) -> Int16Array:
+            return (captured * self.factor).astype(np.int16)
+
+    loud = np.full(320, 10000, np.int16)
+    assert not ResidualEchoGate(Halver(0.01)).process_capture(loud).any()  # -40 dB: echo
+    assert ResidualEchoGate(Halver(0.5)).process_capture(loud).any()  # -6 dB: a voice
+
+
+def test_echo_modes_by_name() -> None:
+    assert isinstance(make_echo_canceller("off"), NoEchoHandling)
+    assert isinstance(make_echo_canceller("half_duplex", tail_ms=200), HalfDuplexGate)
+    with pytest.raises(ValueError, match="unknown echo mode"):
+        make_echo_canceller("loud")
+
+
+def test_render_reference_hands_out_blocks_heard_by_a_time() -> None:
+    from collections import deque
+
+    tap: deque[tuple[float, Int16Array]] = deque()
+    for i in range(10):
+        tap.append((100.0 + i * 0.01, np.full(480, i, np.int16)))
+    reference = RenderReference(tap, 48000)
+    first = reference.until(100.045)  # blocks starting at .00 .01 .02 .03 .04
+    assert len(tap) == 5
+    assert sum(len(b) for b in first) <= 5 * 160
+    rest = reference.until(200.0)
+    assert not tap
+    assert abs(sum(len(b) for b in first + rest) - 10 * 160) <= 160  # minus the filter delay
+
+
+# --- through the rig -------------------------------------------------------------------
+
+
+class Tee:
+    """An AudioSource that records the frames it passes on (the raw microphone)."""
+
+    def __init__(self, source: AudioSource) -> None:
+        self.source = source
+        self.raw: list[AudioFrame] = []
+        self.muted = False
+
+    def start(self) -> None:
+        self.source.start()
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        async for frame in self.source.frames():
+            self.raw.append(frame)
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@pytest.fixture
+def echo_rig(rig: Rig) -> Iterator[Rig]:
+    rig.set_echo(-6)
+    try:
+        yield rig
+    finally:
+        rig.set_echo(None)
+
+
+async def listen_while_speaking(
+    canceller: EchoCanceller, speech: Path, rig: Rig, barge_in: Path | None = None
+) -> tuple[list[AudioFrame], list[AudioFrame], float, float, float]:
+    """Play ``speech`` with echo on; returns raw and cleaned frames and key times."""
+    audio, rate = read_wav(speech)
+    player = Player(device=DEVICE, block_ms=10)
+    player.start()
+    reference = RenderReference(player.render_tap(), player.sample_rate)
+    tee = Tee(MicrophoneSource(device=DEVICE, block_ms=20))
+    source = EchoCancelledSource(tee, canceller, reference)
+    source.start()
+    cleaned: list[AudioFrame] = []
+
+    async def collect() -> None:
+        async for frame in source.frames():
+            cleaned.append(frame)
+
+    task = asyncio.create_task(collect())
+    started = asyncio.Event()
+    idle = asyncio.Event()
+    times: dict[str, float] = {}
+
+    def on_started(tag: PlaybackTag, t: float) -> None:
+        times.setdefault("start", t)
+        started.set()
+
+    def on_idle(t: float) -> None:
+        times.setdefault("end", t)
+        idle.set()
+
+    player.on_started = on_started
+    player.on_idle = on_idle
+    await asyncio.sleep(1.0)
+    player.enqueue(audio, rate, PlaybackTag(1))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    t_user = 0.0
+    if barge_in is not None:
+        await asyncio.sleep(1.5)
+        t_user = time.monotonic()
+        await asyncio.to_thread(rig.play_into_mic(barge_in).wait, 10)
+    await asyncio.wait_for(idle.wait(), timeout=20)
+    await asyncio.sleep(0.8)  # the echo's tail
+    source.close()
+    await asyncio.wait_for(task, timeout=5)
+    player.close()
+    return tee.raw, cleaned, times["start"], times["end"], t_user
+
+
+def speech_onsets(frames: list[AudioFrame], min_speech_s: float = 0.15) -> list[float]:
+    """Where the app's VAD would see >= 150 ms of speech (the barge-in rule)."""
+    vad = VadSegmenter()
+    onset: float | None = None
+    found: list[float] = []
+    for frame in frames:
+        for event in vad.feed(frame.samples, frame.t_start):
+            if isinstance(event, SpeechStarted):
+                onset = event.onset_time
+            elif isinstance(event, SpeechEnded):
+                onset = None
+        if onset is not None and frame.t_end - onset >= min_speech_s:
+            found.append(onset)
+            onset = None
+    return found
+
+
+def joined(frames: list[AudioFrame], t0: float, t1: float) -> Int16Array:
+    return np.concatenate([f.samples for f in frames if t0 <= f.t_start < t1])
+
+
+FAR = "Sure. The weather today is mild, with a light breeze from the west, and some sun later on."
+NEAR = "Stop, wait a moment please."
+
+
+async def test_aec_removes_the_assistants_voice_from_the_microphone(
+    echo_rig: Rig, make_speech: SpeechMaker
+) -> None:
+    raw, cleaned, t_start, t_end, _ = await listen_while_speaking(
+        make_echo_canceller("aec"), make_speech(FAR), echo_rig
+    )
+    assert speech_onsets(raw), "the rig's echo should be heard as speech without cancellation"
+    assert speech_onsets(cleaned) == []  # no self-interruption
+    steady = (t_start + 1.5, t_end)
+    erle = level(joined(raw, *steady)) - level(joined(cleaned, *steady))
+    assert erle > 25
+
+
+async def test_aec_keeps_the_user_talking_over_the_assistant(
+    echo_rig: Rig, make_speech: SpeechMaker
+) -> None:
+    raw, cleaned, t_start, t_end, t_user = await listen_while_speaking(
+        make_echo_canceller("aec"), make_speech(FAR), echo_rig, barge_in=make_speech(NEAR)
+    )
+    onsets = speech_onsets(cleaned)
+    assert onsets, "the user's barge-in was lost"
+    assert all(t_user - 0.1 <= t <= t_user + 1.5 for t in onsets)  # only the user, no echo
+    near, rate = read_wav(make_speech(NEAR))
+    user_alone = level(resample_int16(near, rate, 16000))
+    kept = level(joined(cleaned, t_user + 0.2, t_user + 1.2)) - user_alone
+    assert kept > -10  # the user's voice is not suppressed along with the echo
+
+
+async def test_half_duplex_gate_mutes_the_microphone_while_speaking(
+    echo_rig: Rig, make_speech: SpeechMaker
+) -> None:
+    raw, cleaned, t_start, t_end, _ = await listen_while_speaking(
+        HalfDuplexGate(tail_ms=300), make_speech(FAR), echo_rig
+    )
+    assert speech_onsets(raw)
+    # Closed while sound plays; it may reopen in a pause longer than its tail, when
+    # the room (here: the loopback) is quiet again.
+    assert np.abs(joined(cleaned, t_start, t_end).astype(np.int32)).max() < 200
+    assert speech_onsets(cleaned) == []
