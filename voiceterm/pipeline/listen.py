@@ -120,7 +120,11 @@ class Listener:
             self._on_vad_event(event, time.monotonic())
         self._check_pause()
         if self._onset is not None and not self._barged and self._barge_in:
-            if self._activity.busy and t_end - self._onset >= self._min_speech_s:
+            # Count the voiced span, not the time since the onset: the VAD stays "in
+            # speech" through its hangover, so an 80 ms cough would otherwise pass
+            # min_speech_ms during the silence after it.
+            voiced_until = t_end - self._vad.trailing_silence_ms / 1000
+            if self._activity.busy and voiced_until - self._onset >= self._min_speech_s:
                 self._barged = True
                 self._publish(TurnMark(name="barge_in_onset", at=self._onset))
                 self._publish(AgentInterrupted(reason="user_speech"))
