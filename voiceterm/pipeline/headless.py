@@ -157,7 +157,7 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
     from voiceterm.audio.player import Player
 
     source = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    sink = Player(device=config.audio.output_device)
+    sink = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
     agent = VoiceAgent(
         config,
         source=source,

@@ -13,7 +13,7 @@ def run_app(config: Config) -> int:
     from voiceterm.tui.app import VoicetermApp
 
     source = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    sink = Player(device=config.audio.output_device)
+    sink = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
     agent = VoiceAgent(
         config,
         source=source,
