@@ -301,7 +301,8 @@ class VoiceAgent:
             self.activity,
             barge_in=config.barge_in.enabled,
             min_speech_ms=config.barge_in.min_speech_ms,
-            echo=config.audio.echo,
+            # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
+            echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
         )
         stt = SttNode(
             engines.transcriber,

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
@@ -153,17 +153,17 @@ def format_summary(turns: list[Turn]) -> str:
 
 async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
     """Talk through the sound devices until Ctrl+C or SIGTERM."""
-    from voiceterm.audio.devices import MicrophoneSource
-    from voiceterm.audio.player import Player
+    from voiceterm.pipeline.devices import open_live_devices
 
-    source = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    sink = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
+    devices = open_live_devices(config)
+    if devices.notice:
+        print(f"note: {devices.notice}", file=sys.stderr, flush=True)
     agent = VoiceAgent(
         config,
-        source=source,
-        sink=sink,
-        source_name=_device_label(source, "microphone"),
-        sink_name=_device_label(sink, "speaker"),
+        source=devices.source,
+        sink=devices.sink,
+        source_name=devices.source_name,
+        sink_name=devices.sink_name,
     )
     printer = TurnPrinter(agent, out)
     bridge = Bridge(printer, queue_size=4096)
@@ -183,8 +183,3 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
-
-
-def _device_label(device: Any, fallback: str) -> str:
-    name = getattr(device, "device_name", None)
-    return str(name) if name else f"default {fallback}"

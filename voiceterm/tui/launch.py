@@ -7,19 +7,17 @@ from voiceterm.config import Config
 
 def run_app(config: Config) -> int:
     """Open the microphone and speaker, start the agent inside the app, run it."""
-    from voiceterm.audio.devices import MicrophoneSource
-    from voiceterm.audio.player import Player
     from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.devices import open_live_devices
     from voiceterm.tui.app import VoicetermApp
 
-    source = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    sink = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
+    devices = open_live_devices(config)
     agent = VoiceAgent(
         config,
-        source=source,
-        sink=sink,
-        source_name=config.audio.input_device or "default microphone",
-        sink_name=config.audio.output_device or "default speaker",
+        source=devices.source,
+        sink=devices.sink,
+        source_name=devices.source_name,
+        sink_name=devices.sink_name,
     )
     VoicetermApp(agent).run()
     return 0

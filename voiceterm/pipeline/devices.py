@@ -1,0 +1,59 @@
+"""The live sound devices for a config: microphone (echo-cancelled) and speaker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from voiceterm.config import Config
+from voiceterm.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LiveDevices:
+    """What the agent listens to and plays on, with names for the status line."""
+
+    source: Any
+    sink: Any
+    source_name: str
+    sink_name: str
+    echo: str
+    """The echo handling in use (``aec`` may fall back to ``half_duplex``)."""
+    notice: str = ""
+    """Why the echo handling differs from the config, if it does."""
+
+
+def open_live_devices(config: Config) -> LiveDevices:
+    """Microphone and speaker; the microphone cleaned of the speaker's sound.
+
+    ``audio.echo = "aec"`` without a WebRTC audio-processing package installed
+    falls back to half-duplex (the microphone is ignored while the agent speaks),
+    with a notice, rather than leaving the agent to interrupt itself.
+    """
+    from voiceterm.audio.devices import MicrophoneSource
+    from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
+    from voiceterm.audio.player import Player
+
+    mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
+    player = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
+    echo = config.audio.echo
+    notice = ""
+    try:
+        canceller = make_echo_canceller(echo)
+    except EngineError as error:
+        notice = f"{error.message} Using half-duplex instead. ({error.hint})"
+        logger.warning("%s", notice)
+        echo = "half_duplex"
+        canceller = make_echo_canceller(echo)
+    source: Any = mic if echo == "off" else EchoCancelledSource(mic, canceller, player=player)
+    return LiveDevices(
+        source=source,
+        sink=player,
+        source_name=config.audio.input_device or "default microphone",
+        sink_name=config.audio.output_device or "default speaker",
+        echo=echo,
+        notice=notice,
+    )
