@@ -9,6 +9,9 @@ For each gain this script records, through real PortAudio devices:
      the microphone), with the ``Player``'s render tap as the reference;
   C. double talk: the assistant speaks and, 3 s in, the user talks over it.
 
+One canceller instance handles B and then C, as one instance does in the app (B is
+its first answer, with a cold AEC; C its second).
+
 Then it runs every echo handler over the same recordings, feeding render and
 capture in time order exactly as ``EchoCancelledSource`` does live, and reports:
 
@@ -29,10 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +53,11 @@ from voiceterm.audio.echo import (  # noqa: E402
     HalfDuplexGate,
     LiveKitEchoCanceller,
     NoEchoHandling,
+    RenderReference,
     ResidualEchoGate,
     WebRtcEchoCanceller,
 )
 from voiceterm.audio.frames import AudioFrame, PlaybackTag  # noqa: E402
-from voiceterm.audio.resample import StreamResampler  # noqa: E402
 from voiceterm.audio.wavio import read_wav  # noqa: E402
 
 Int16Array = npt.NDArray[np.int16]
@@ -68,14 +73,24 @@ CONVERGE_S = 1.5
 
 
 @dataclass
-class Recording:
-    """Captured 16 kHz frames and the render blocks (16 kHz) with their times."""
+class Phase:
+    """When one phase ran and what happened in it (monotonic times)."""
+
+    begin: float = 0.0
+    end: float = 0.0
+    t_far: float = 0.0  # the assistant's first sample heard
+    t_far_end: float = 0.0  # ... and its last
+    t_near: float = 0.0  # paplay of the user's speech started
+
+
+@dataclass
+class Session:
+    """One continuous capture (16 kHz frames) and render tap across all phases."""
 
     frames: list[AudioFrame] = field(default_factory=list)
     render: list[tuple[float, Int16Array]] = field(default_factory=list)
-    t_far: float = 0.0  # when the assistant's first sample was heard
-    t_far_end: float = 0.0
-    t_near: float = 0.0  # when paplay of the user's speech started
+    render_rate: int = 0
+    phases: dict[str, Phase] = field(default_factory=dict)
 
 
 def espeak(text: str, path: Path, voice: str) -> Path:
@@ -104,8 +119,8 @@ def stop_rig(rig_dir: Path) -> None:
     )
 
 
-async def record(far: Path, near: Path) -> tuple[Recording, Recording, Recording]:
-    """Phases A, B and C through the live devices."""
+async def record(far: Path, near: Path) -> Session:
+    """Phases A, B and C through the live devices, as one continuous session."""
     from voiceterm.audio.devices import MicrophoneSource
     from voiceterm.audio.player import Player
 
@@ -113,69 +128,67 @@ async def record(far: Path, near: Path) -> tuple[Recording, Recording, Recording
     player = Player(device="pulse", block_ms=10)
     player.start()
     tap = player.render_tap()
-    resampler = StreamResampler(player.sample_rate, 16000)
     mic = MicrophoneSource(device="pulse", block_ms=20)
     mic.start()
-    current = Recording()
+    session = Session(render_rate=player.sample_rate)
+    phase = Phase()
 
     async def capture() -> None:
         async for frame in mic.frames():
-            current.frames.append(frame)
+            session.frames.append(frame)
 
     async def drain_tap() -> None:
         while True:
             while tap:
-                t, block = tap.popleft()
-                current.render.append((t, np.asarray(resampler.process(block), dtype=np.int16)))
+                session.render.append(tap.popleft())
             await asyncio.sleep(0.02)
 
     started = asyncio.Event()
     idle = asyncio.Event()
 
     def on_started(tag: PlaybackTag, t: float) -> None:
-        current.t_far = t
+        phase.t_far = t
         started.set()
 
     def on_idle(t: float) -> None:
-        current.t_far_end = t
+        phase.t_far_end = t
         idle.set()
 
     player.on_started = on_started
     player.on_idle = on_idle
     tasks = [asyncio.create_task(capture()), asyncio.create_task(drain_tap())]
     await asyncio.sleep(2.0)  # streams flowing, the loopback settled
-
-    recordings = []
-    for phase in "ABC":
-        current = Recording()
+    for name in "ABC":
+        phase = Phase(begin=time.monotonic())
+        session.phases[name] = phase
         started.clear()
         idle.clear()
         await asyncio.sleep(0.5)
-        if phase == "A":
-            current.t_near = time.monotonic()
+        if name == "A":
+            phase.t_near = time.monotonic()
             await asyncio.to_thread(
                 subprocess.run, ["paplay", "--device=vt_mic", str(near)], check=True
             )
             await asyncio.sleep(1.0)
         else:
-            player.enqueue(far_audio, far_rate, PlaybackTag(turn_id=ord(phase)))
+            player.enqueue(far_audio, far_rate, PlaybackTag(turn_id=ord(name)))
             await started.wait()
-            if phase == "C":
+            if name == "C":
                 await asyncio.sleep(BARGE_IN_AFTER_S)
-                current.t_near = time.monotonic()
+                phase.t_near = time.monotonic()
                 await asyncio.to_thread(
                     subprocess.run, ["paplay", "--device=vt_mic", str(near)], check=True
                 )
             await idle.wait()
             await asyncio.sleep(1.0)
-        recordings.append(current)
+        phase.end = time.monotonic()
+    await asyncio.sleep(0.3)  # the last frames
     for task in tasks:
         task.cancel()
     mic.close()
     player.close()
     await asyncio.gather(*tasks, return_exceptions=True)
-    a, b, c = recordings
-    return a, b, c
+    return session
 
 
 @dataclass
@@ -186,23 +199,21 @@ class Result:
     cost_us: float
 
 
-def run_canceller(make: Callable[[], EchoCanceller], rec: Recording) -> Result:
-    """Feed render and capture in time order, as EchoCancelledSource does."""
-    canceller = make()
-    render = sorted(rec.render, key=lambda item: item[0])
-    index = 0
+def run_canceller(canceller: EchoCanceller, session: Session) -> Result:
+    """Feed render and capture in time order, exactly as EchoCancelledSource does."""
+    reference = RenderReference(deque(session.render), session.render_rate)
     outputs: list[Int16Array] = []
     spent = 0.0
-    for frame in rec.frames:
+    for frame in session.frames:
         start = time.perf_counter()
-        while index < len(render) and render[index][0] <= frame.t_end:
-            canceller.process_render(render[index][1])
-            index += 1
+        for block in reference.until(frame.t_end):
+            canceller.process_render(block)
         outputs.append(canceller.process_capture(frame.samples))
         spent += time.perf_counter() - start
-    captured = np.concatenate([f.samples for f in rec.frames])
-    times = np.array([f.t_start for f in rec.frames])
-    return Result(np.concatenate(outputs), captured, times, spent / (len(rec.frames) * 2) * 1e6)
+    captured = np.concatenate([f.samples for f in session.frames])
+    times = np.array([f.t_start for f in session.frames])
+    cost = spent / (len(session.frames) * 2) * 1e6
+    return Result(np.concatenate(outputs), captured, times, cost)
 
 
 def energy(audio: Int16Array) -> float:
@@ -224,15 +235,18 @@ def frame_levels_dbfs(audio: Int16Array) -> npt.NDArray[np.float64]:
     return levels
 
 
-def interruptions(output: Int16Array, times: npt.NDArray[np.float64]) -> list[float]:
-    """Onsets of speech the listener would act on (>= MIN_SPEECH_S before it ends)."""
+def interruptions(result: Result, t0: float, t1: float) -> list[float]:
+    """Onsets in [t0, t1) of speech the listener acts on (>= MIN_SPEECH_S long).
+
+    The VAD runs over the whole session, as the app's listener would.
+    """
     from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadSegmenter
 
     vad = VadSegmenter()
     onset: float | None = None
     fired: list[float] = []
-    for i, t in enumerate(times):
-        for event in vad.feed(output[i * 320 : (i + 1) * 320], float(t)):
+    for i, t in enumerate(result.times):
+        for event in vad.feed(result.output[i * 320 : (i + 1) * 320], float(t)):
             if isinstance(event, SpeechStarted):
                 onset = event.onset_time
             elif isinstance(event, SpeechEnded):
@@ -240,24 +254,26 @@ def interruptions(output: Int16Array, times: npt.NDArray[np.float64]) -> list[fl
         if onset is not None and t + 0.02 - onset >= MIN_SPEECH_S:
             fired.append(onset)
             onset = None
-    return fired
+    return [t for t in fired if t0 <= t < t1]
 
 
-def report(gain: float, a: Recording, b: Recording, c: Recording) -> None:
+def report(gain: float, session: Session) -> None:
     print(f"\n== echo loopback at {gain:+g} dB ==")
-    near_speech = np.flatnonzero(np.abs(np.concatenate([f.samples for f in a.frames])) > 1000)
-    a_times = np.array([f.t_start for f in a.frames])
-    near_onset = a_times[near_speech[0] // 320] - a.t_near if near_speech.size else 0.3
-    near_len = (near_speech[-1] - near_speech[0]) / 16000 if near_speech.size else 1.5
-    near_level = 10 * np.log10(
-        energy(np.concatenate([f.samples for f in a.frames])[near_speech[0] : near_speech[-1]])
-    )
-    b_in = np.concatenate([f.samples for f in b.frames])
+    a, b, c = (session.phases[name] for name in "ABC")
+    captured = np.concatenate([f.samples for f in session.frames])
+    times = np.array([f.t_start for f in session.frames])
+    in_a = np.flatnonzero((times >= a.begin) & (times < a.end))
+    a_audio = captured[in_a[0] * 320 : (in_a[-1] + 1) * 320]
+    near_speech = np.flatnonzero(np.abs(a_audio.astype(np.int32)) > 1000)
+    near_onset = times[in_a[0] + near_speech[0] // 320] - a.t_near
+    near_len = (near_speech[-1] - near_speech[0]) / 16000
+    near_level = 10 * np.log10(energy(a_audio[near_speech[0] : near_speech[-1]]))
     full_scale = 10 * np.log10(32768.0**2)
-    echo_level = 10 * np.log10(energy(b_in)) - full_scale
+    in_b = np.flatnonzero((times >= b.t_far) & (times < b.t_far_end))
+    echo_level = 10 * np.log10(energy(captured[in_b[0] * 320 : (in_b[-1] + 1) * 320]))
     print(
         f"user alone {near_level - full_scale:.1f} dBFS, "
-        f"echo in the microphone {echo_level:.1f} dBFS (mean power)"
+        f"echo in the microphone {echo_level - full_scale:.1f} dBFS (mean power)"
     )
     handlers: list[tuple[str, Callable[[], EchoCanceller]]] = [
         ("off", NoEchoHandling),
@@ -272,40 +288,48 @@ def report(gain: float, a: Recording, b: Recording, c: Recording) -> None:
         f"{'barge-in':>10}{'after ms':>9}{'user dB':>9}{'us/10ms':>9}"
     )
     print(header)
+    notes: list[str] = []
     for name, make in handlers:
         try:
-            rb = run_canceller(make, b)
-            rc = run_canceller(make, c)
+            # One instance for the whole session, as in the app: answer B meets a
+            # cold canceller, answer C a warm one.
+            result = run_canceller(make(), session)
         except Exception as exc:  # a missing library: say so and go on
             print(f"{name:<22}unavailable: {exc}")
             continue
-        steady = window(rb, b.t_far + CONVERGE_S, b.t_far_end)
-        early = window(rb, b.t_far, b.t_far + CONVERGE_S)
-        erle = 10 * np.log10(energy(rb.captured[steady]) / energy(rb.output[steady]))
-        erle_early = 10 * np.log10(energy(rb.captured[early]) / energy(rb.output[early]))
-        self_int = len(interruptions(rb.output, rb.times))
+        steady = window(result, b.t_far + CONVERGE_S, b.t_far_end)
+        early = window(result, b.t_far, b.t_far + CONVERGE_S)
+        erle = 10 * np.log10(energy(result.captured[steady]) / energy(result.output[steady]))
+        erle_early = 10 * np.log10(energy(result.captured[early]) / energy(result.output[early]))
         t_user = c.t_near + near_onset
-        caught = [
-            t for t in interruptions(rc.output, rc.times) if t_user - 0.2 <= t <= t_user + near_len
-        ]
-        before = [t for t in interruptions(rc.output, rc.times) if t < t_user - 0.2]
-        levels = frame_levels_dbfs(rb.output[steady])
-        residual_p95 = float(np.percentile(levels, 95)) if levels.size else -100.0
-        user = window(rc, t_user, t_user + near_len)
-        user_db = 10 * np.log10(energy(rc.output[user])) - near_level
-        after = f"{(caught[0] + MIN_SPEECH_S - t_user) * 1000:.0f}" if caught else "-"
-        interrupted = self_int + len(before)
-        print(
-            f"{name:<22}{erle:>9.1f}{erle_early:>11.1f}{residual_p95:>10.1f}{interrupted:>9}"
-            f"{'yes' if caught else 'NO':>10}{after:>9}{user_db:>9.1f}{rb.cost_us:>9.0f}"
+        self_int = interruptions(result, b.begin, b.end) + interruptions(
+            result, c.begin, t_user - 0.2
         )
+        caught = interruptions(result, t_user - 0.2, t_user + near_len)
+        levels = frame_levels_dbfs(result.output[steady])
+        residual_p95 = float(np.percentile(levels, 95)) if levels.size else -100.0
+        user = window(result, t_user, t_user + near_len)
+        user_db = 10 * np.log10(energy(result.output[user])) - near_level
+        after = f"{(caught[0] + MIN_SPEECH_S - t_user) * 1000:.0f}" if caught else "-"
+        if self_int:
+            when = [
+                f"{'B' if t < b.end else 'C'} +{t - (b.t_far if t < b.end else c.t_far):.2f}s"
+                for t in self_int
+            ]
+            notes.append(f"{name}: self-interruption at {', '.join(when)} into the answer")
+        print(
+            f"{name:<22}{erle:>9.1f}{erle_early:>11.1f}{residual_p95:>10.1f}{len(self_int):>9}"
+            f"{'yes' if caught else 'NO':>10}{after:>9}{user_db:>9.1f}{result.cost_us:>9.0f}"
+        )
+    for note in notes:
+        print(f"  {note}")
     print(
-        "self-int: echo-only stretches the VAD would take for >=150 ms of user speech "
-        "(self-interruptions); resid p95: 95th percentile of the 20 ms residual echo "
-        "level (dBFS) while the assistant speaks; barge-in: user speech over the echo "
-        "detected; after ms: "
-        "from the user's onset to the listener's decision; user dB: user level kept "
-        "(output during the barge-in vs. the user alone, includes the residual echo)."
+        "ERLE: echo removed while the first answer (B) plays, after 1.5 s (and during "
+        "its first 1.5 s); resid p95: 95th percentile of the 20 ms residual echo level "
+        "(dBFS); self-int: echo the app's VAD takes for >= 150 ms of user speech, in "
+        "both answers; barge-in: the user's speech over the second answer (C) is "
+        "detected; after ms: from the user's onset to the listener's decision; user dB: "
+        "the user's level kept (output during the barge-in vs. the user alone)."
     )
 
 
@@ -315,7 +339,15 @@ async def main() -> None:
     )
     parser.add_argument("--gains", type=float, nargs="+", default=[-10.0, -3.0])
     parser.add_argument("--rounds", type=int, default=1, help="recordings per gain")
+    parser.add_argument("--save", type=Path, help="keep the recordings (pickles) in this folder")
+    parser.add_argument("--load", type=Path, nargs="+", help="analyse saved recordings only")
     args = parser.parse_args()
+    if args.load:
+        for path in args.load:
+            with path.open("rb") as handle:
+                gain, session = pickle.load(handle)
+            report(gain, session)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-echo-"))
     far = espeak(FAR_TEXT, work / "far.wav", "en-us")
     near = espeak(NEAR_TEXT, work / "near.wav", "en+f3")
@@ -327,10 +359,15 @@ async def main() -> None:
                 sd = sys.modules["sounddevice"]
                 sd._terminate()
                 sd._initialize()
-            a, b, c = await record(far, near)
+            session = await record(far, near)
         finally:
             stop_rig(rig_dir)
-        report(gain, a, b, c)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            target = args.save / f"echo{gain:+g}dB-{time.strftime('%H%M%S')}.pkl"
+            with target.open("wb") as handle:
+                pickle.dump((gain, session), handle)
+        report(gain, session)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,31 @@ frame's own time. ``EchoCancelledSource`` does that alignment: it wraps a
 microphone ``AudioSource`` and a ``RenderReference`` tapped from the ``Player``
 (``PlaybackEngine.tap``) and yields cleaned frames.
 
-Choice by measurement (``scripts/bench_echo.py``, echo looped back at -6 dB through
-the PulseAudio rig): see that script's report; the default is the one it favours.
+Choice by measurement (``scripts/bench_echo.py``: espeak speech through ``Player``,
+looped back into the microphone by the PulseAudio rig; the user's voice -21 dBFS;
+5 sessions of 2 answers and 1 barge-in per gain, the app's own VAD and its 150 ms
+barge-in rule deciding):
+
+======================  ==================  ==================
+                         echo at -6 dB       echo at 0 dB
+======================  ==================  ==================
+livekit AEC3 + gate      0/10 self-int.      0/10 self-int.
+                         5/5 barge-ins       5/5 barge-ins
+aec-audio-proc. + gate   0/10, 5/5           1/10, 5/5
+AEC3 alone (either)      ERLE 30-60 dB; residual bursts (-45..-30 dBFS, 100-200 ms)
+                         became 1-3 self-interruptions per 10 answers at 0 dB
+======================  ==================  ==================
+
+AEC3 costs 70-120 µs per 10 ms frame (either package); the user keeps -1 to -3 dB.
+The two tie on quality; livekit is the default because it installs as a prebuilt
+wheel in seconds while aec-audio-processing compiles WebRTC (~10 min here).
+``ResidualEchoGate`` (10 dB) is part of ``"aec"``: AEC3 alone lets short bursts of
+residual echo through (first answer while it converges, and now and then later),
+which a VAD listening to otherwise digital silence takes for speech.
+Aligning the reference on the DAC clock matters as much: correcting every
+single-block timestamp glitch (PortAudio stamps a block up to ~70 ms off now and
+then) tore the reference and caused most self-interruptions, so ``RenderReference``
+only corrects offsets that persist.
 """
 
 from __future__ import annotations
@@ -207,7 +230,7 @@ class ResidualEchoGate:
             counts as echo.
     """
 
-    def __init__(self, canceller: EchoCanceller, *, min_removed_db: float = 20.0) -> None:
+    def __init__(self, canceller: EchoCanceller, *, min_removed_db: float = 10.0) -> None:
         self.canceller = canceller
         self.name = f"{canceller.name}+gate"
         self._ratio = 10.0 ** (min_removed_db / 10.0)  # in power
@@ -314,25 +337,76 @@ def make_echo_canceller(mode: EchoMode | str, *, tail_ms: int = 300) -> EchoCanc
 
 
 class RenderReference:
-    """What the speaker played, at 16 kHz, with the monotonic time it was heard.
+    """What the speaker played, at 16 kHz, laid out on the time it was heard.
 
     Reads the ``(t_dac, block)`` pairs a ``PlaybackEngine`` tap collects on the
     device thread (a bounded deque: append/popleft are atomic), resamples them to
     16 kHz, and hands out everything heard up to a given time.
 
+    The blocks' DAC times keep the reference in step with the room: when the device
+    underflowed (a late callback leaves a hole in the sound) the next block's time
+    jumps, and that hole is filled with silence here; an overlap is trimmed. An AEC
+    fed a reference that slipped by even 20 ms has to re-learn the echo path, and
+    lets echo through while it does.
+
     Args:
         tap: from ``PlaybackEngine.tap()`` / ``Player.render_tap()``.
         rate: the sample rate of the tapped blocks (the player's device rate).
+        tolerance_s: timing jitter accepted before a hole or overlap is corrected.
+        max_hole_s: longest hole filled (the stream stopped, e.g. a reopened device).
     """
 
-    def __init__(self, tap: deque[tuple[float, Int16Array]], rate: int) -> None:
+    def __init__(
+        self,
+        tap: deque[tuple[float, Int16Array]],
+        rate: int,
+        *,
+        tolerance_s: float = 0.003,
+        max_hole_s: float = 0.5,
+    ) -> None:
         from voiceterm.audio.resample import StreamResampler
 
         self._tap = tap
         self._rate = rate
+        self._tolerance = tolerance_s
+        self._max_hole = max_hole_s
+        self._next_t: float | None = None  # where the reference stream is, in time
+        self._suspect: float | None = None  # drift seen once, not yet confirmed
+        self.holes = 0
+        """Underflow holes filled with silence so far."""
         self._resampler: StreamResampler | None = (
             StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
         )
+
+    def _aligned(self, t: float, block: Int16Array) -> Int16Array:
+        """The block, with silence before it for a hole or its start cut for an overlap.
+
+        A correction needs two blocks in a row off by the same amount: a real hole
+        shifts every later timestamp, while PortAudio now and then stamps a single
+        block tens of ms off and the next one right again. Correcting such a spike
+        would itself tear the reference (measured: it caused most residual echo).
+        """
+        import numpy as np
+
+        expected = self._next_t
+        if expected is None or abs(t - expected) > self._max_hole:  # (re)start here
+            self._suspect = None
+            self._next_t = t + len(block) / self._rate
+            return block
+        drift = t - expected
+        if abs(drift) <= self._tolerance:
+            self._suspect = None
+        elif self._suspect is None or abs(drift - self._suspect) > self._tolerance:
+            self._suspect = drift  # one block off: wait for the next to confirm
+        else:
+            self._suspect = None
+            if drift > 0:
+                self.holes += 1
+                block = np.concatenate((np.zeros(round(drift * self._rate), np.int16), block))
+            else:
+                block = block[min(len(block), round(-drift * self._rate)) :]
+        self._next_t = expected + len(block) / self._rate
+        return block
 
     def until(self, t: float) -> list[Int16Array]:
         """Blocks (16 kHz) whose sound started at or before monotonic time ``t``."""
@@ -341,12 +415,22 @@ class RenderReference:
         out: list[Int16Array] = []
         tap = self._tap
         while tap and tap[0][0] <= t:
-            _, block = tap.popleft()
+            t_block, block = tap.popleft()
+            block = self._aligned(t_block, block)
             if self._resampler is not None:
                 block = np.asarray(self._resampler.process(block), dtype=np.int16)
             if len(block):
                 out.append(block)
         return out
+
+
+class RenderTapped(Protocol):
+    """A sink that can share what it plays (``Player``)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def render_tap(self) -> deque[tuple[float, Int16Array]]: ...
 
 
 class EchoCancelledSource:
@@ -358,19 +442,27 @@ class EchoCancelledSource:
     Args:
         source: the microphone (16 kHz frames, multiples of 10 ms).
         canceller: an ``EchoCanceller``.
-        reference: what the speaker played (``RenderReference``); ``None`` feeds no
-            render, which only makes sense for ``NoEchoHandling``.
+        reference: what the speaker played; or give ``player`` instead.
+        player: a started-later ``Player``: its render tap is taken in ``start()``
+            (start the player first). With neither, no render is fed, which only
+            suits ``NoEchoHandling``.
+
+    Example:
+        ``EchoCancelledSource(MicrophoneSource(), make_echo_canceller("aec"), player=player)``
     """
 
     def __init__(
         self,
         source: AudioSource,
         canceller: EchoCanceller,
-        reference: RenderReference | None,
+        reference: RenderReference | None = None,
+        *,
+        player: RenderTapped | None = None,
     ) -> None:
         self.source = source
         self.canceller = canceller
         self.reference = reference
+        self._player = player
 
     @property
     def muted(self) -> bool:
@@ -385,6 +477,9 @@ class EchoCancelledSource:
         return str(getattr(self.source, "device_name", ""))
 
     def start(self) -> None:
+        """Start the source (and take the player's render tap, if given a player)."""
+        if self.reference is None and self._player is not None:
+            self.reference = RenderReference(self._player.render_tap(), self._player.sample_rate)
         self.source.start()
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
