@@ -257,7 +257,21 @@ def interruptions(result: Result, t0: float, t1: float) -> list[float]:
     return [t for t in fired if t0 <= t < t1]
 
 
-def report(gain: float, session: Session) -> None:
+@dataclass
+class Tally:
+    """One handler's results over every session at one gain."""
+
+    answers: int = 0
+    self_interruptions: int = 0
+    barge_ins: int = 0
+    caught: int = 0
+    erle: list[float] = field(default_factory=list)
+    decision_ms: list[float] = field(default_factory=list)
+    user_db: list[float] = field(default_factory=list)
+    cost_us: list[float] = field(default_factory=list)
+
+
+def report(gain: float, session: Session, tallies: dict[tuple[float, str], Tally]) -> None:
     print(f"\n== echo loopback at {gain:+g} dB ==")
     a, b, c = (session.phases[name] for name in "ABC")
     captured = np.concatenate([f.samples for f in session.frames])
@@ -317,6 +331,16 @@ def report(gain: float, session: Session) -> None:
                 for t in self_int
             ]
             notes.append(f"{name}: self-interruption at {', '.join(when)} into the answer")
+        tally = tallies.setdefault((gain, name), Tally())
+        tally.answers += 2
+        tally.self_interruptions += len(self_int)
+        tally.barge_ins += 1
+        tally.caught += bool(caught)
+        tally.erle.append(erle)
+        tally.user_db.append(user_db)
+        tally.cost_us.append(result.cost_us)
+        if caught:
+            tally.decision_ms.append((caught[0] + MIN_SPEECH_S - t_user) * 1000)
         print(
             f"{name:<22}{erle:>9.1f}{erle_early:>11.1f}{residual_p95:>10.1f}{len(self_int):>9}"
             f"{'yes' if caught else 'NO':>10}{after:>9}{user_db:>9.1f}{result.cost_us:>9.0f}"
@@ -333,6 +357,22 @@ def report(gain: float, session: Session) -> None:
     )
 
 
+def summarize(tallies: dict[tuple[float, str], Tally]) -> None:
+    """Every session at each gain, per handler."""
+    print("\n== summary (all sessions) ==")
+    print(
+        f"{'gain':>5}  {'handler':<22}{'self-interruptions':>20}{'barge-ins caught':>18}"
+        f"{'ERLE p50':>10}{'decision p50':>14}{'user dB':>9}{'us/10ms':>9}"
+    )
+    for (gain, name), t in tallies.items():
+        decision = f"{np.median(t.decision_ms):.0f} ms" if t.decision_ms else "-"
+        print(
+            f"{gain:>+5g}  {name:<22}{f'{t.self_interruptions} in {t.answers} answers':>20}"
+            f"{f'{t.caught}/{t.barge_ins}':>18}{np.median(t.erle):>10.1f}{decision:>14}"
+            f"{np.median(t.user_db):>9.1f}{np.median(t.cost_us):>9.0f}"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -342,11 +382,13 @@ async def main() -> None:
     parser.add_argument("--save", type=Path, help="keep the recordings (pickles) in this folder")
     parser.add_argument("--load", type=Path, nargs="+", help="analyse saved recordings only")
     args = parser.parse_args()
+    tallies: dict[tuple[float, str], Tally] = {}
     if args.load:
         for path in args.load:
             with path.open("rb") as handle:
                 gain, session = pickle.load(handle)
-            report(gain, session)
+            report(gain, session, tallies)
+        summarize(tallies)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-echo-"))
     far = espeak(FAR_TEXT, work / "far.wav", "en-us")
@@ -367,7 +409,8 @@ async def main() -> None:
             target = args.save / f"echo{gain:+g}dB-{time.strftime('%H%M%S')}.pkl"
             with target.open("wb") as handle:
                 pickle.dump((gain, session), handle)
-        report(gain, session)
+        report(gain, session, tallies)
+    summarize(tallies)
 
 
 if __name__ == "__main__":

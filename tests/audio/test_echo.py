@@ -167,6 +167,17 @@ def test_render_reference_fills_a_lasting_hole_and_ignores_a_one_block_glitch() 
     assert stream[:480].all() and stream[960:].all()
 
 
+async def test_a_speaker_that_never_started_leaves_the_microphone_working(tmp_path: Path) -> None:
+    from voiceterm.audio.wavio import WavFileSource, write_wav
+
+    write_wav(tmp_path / "in.wav", np.full(1600, 1000, np.int16), 16000)
+    mic = WavFileSource(tmp_path / "in.wav", realtime=False, trailing_silence_s=0.0)
+    source = EchoCancelledSource(mic, HalfDuplexGate(), player=Player(device="no such speaker"))
+    source.start()  # no reference to take: the player failed before it could play
+    frames = [frame async for frame in source.frames()]
+    assert len(frames) == 5 and all(frame.samples.any() for frame in frames)
+
+
 # --- through the rig -------------------------------------------------------------------
 
 
