@@ -76,6 +76,8 @@ class TtsSettings:
     """A Piper voice .onnx file, with its .onnx.json beside it (default: the bundled joe-medium)."""
     length_scale: float | None = None
     """Speaking rate: above 1 slower, below 1 faster (default: the voice's own)."""
+    threads: int = 1
+    """Piper's CPU threads. One leaves a core to the LLM, which writes while Piper speaks."""
 
 
 @dataclass(slots=True)

@@ -100,7 +100,9 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
 
         model = resolve_model("tts", config.tts.model)
         report("tts", "loading", model.description)
-        engine = PiperSynthesizer(model.path, length_scale=config.tts.length_scale)
+        engine = PiperSynthesizer(
+            model.path, length_scale=config.tts.length_scale, num_threads=config.tts.threads
+        )
         report("tts", "ready", model.description)
         return engine, model.description
 
