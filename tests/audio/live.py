@@ -364,8 +364,9 @@ class RigIO:
         os.environ["PULSE_SINK"] = self.sink
         os.environ["PULSE_SOURCE"] = self.source
         try:
-            if saved["PULSE_SERVER"] != self.env.get("PULSE_SERVER"):
-                # PortAudio lists devices once; a new server may add the pulse device.
+            if not any(device["name"] == "pulse" for device in sd.query_devices()):
+                # PortAudio lists devices once, and lists "pulse" only when a server
+                # answered. (Never re-initialize with a stream open: it kills the stream.)
                 sd._terminate()
                 sd._initialize()
             # Two streams, not one duplex stream: through the pulse plugin a duplex
@@ -691,3 +692,44 @@ def running_app(env: Mapping[str, str], args: Sequence[str] = (), **kw: Any) -> 
         yield app
     finally:
         app.stop()
+
+
+# --- the rig, for scripts (tests use the ``rig`` fixture) ------------------------------
+
+
+@dataclass
+class RigControl:
+    """``scripts/audio_rig.sh`` with its own daemon folder (``VT_RIG_DIR``)."""
+
+    rig_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def script(self) -> Path:
+        return Path(__file__).resolve().parents[2] / "scripts" / "audio_rig.sh"
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(
+            ["bash", str(self.script), *args],
+            env={**os.environ, "VT_RIG_DIR": str(self.rig_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"audio_rig.sh {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def start(self) -> dict[str, str]:
+        for line in self.run("start").splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            self.env[name] = value.strip("'\"")
+        return self.env
+
+    def set_echo(self, gain_db: float | None) -> None:
+        self.run("echo", "off" if gain_db is None else f"{gain_db:g}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run("stop")
