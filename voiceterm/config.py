@@ -86,6 +86,8 @@ class BargeInSettings:
     """Let the user cut the agent off by speaking."""
     min_speech_ms: int = 150
     """Speech needed, while the agent talks, before it is cut off (coughs are shorter)."""
+    min_level_db: float = -32.0
+    """While the agent speaks, only speech this loud (dBFS) counts; echo residue is quieter."""
 
 
 @dataclass(slots=True)

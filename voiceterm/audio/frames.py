@@ -164,8 +164,8 @@ class AudioSink(Protocol):
         """Drop everything queued, silence within one block, return when sound ends."""
         ...
 
-    def position(self) -> PlaybackPosition | None:
-        """The chunk and sample being heard now, or ``None`` when silent."""
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        """The chunk and sample heard at monotonic ``at`` (default: now), or ``None``."""
         ...
 
     def close(self) -> None:

@@ -178,7 +178,7 @@ class SilentSink:
     def stop_now(self) -> float:
         return time.monotonic()
 
-    def position(self) -> None:
+    def position(self, at: float | None = None) -> None:
         return None
 
     def close(self) -> None:
@@ -303,6 +303,8 @@ class VoiceAgent:
             self.activity,
             barge_in=config.barge_in.enabled,
             min_speech_ms=config.barge_in.min_speech_ms,
+            min_level_db=config.barge_in.min_level_db,
+            start_ms=config.vad.start_ms,
             # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
             echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
         )

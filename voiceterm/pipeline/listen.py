@@ -64,6 +64,8 @@ class Listener:
         echo: str = "off",
         echo_canceller: Any = None,
         pause_ms: int = 60,
+        min_level_db: float = -32.0,
+        start_ms: int = 60,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -74,6 +76,9 @@ class Listener:
         self._echo = echo
         self._aec = echo_canceller
         self._pause_ms = pause_ms
+        self._min_level_db = min_level_db
+        self._start_s = start_ms / 1000
+        self._barge_voiced_s = 0.0
         self._pause_sent = False
         self._onset: float | None = None
         self._barged = False
@@ -120,11 +125,17 @@ class Listener:
             self._on_vad_event(event, time.monotonic())
         self._check_pause()
         if self._onset is not None and not self._barged and self._barge_in:
-            # Count the voiced span, not the time since the onset: the VAD stays "in
+            # Count voiced audio, not the time since the onset: the VAD stays "in
             # speech" through its hangover, so an 80 ms cough would otherwise pass
-            # min_speech_ms during the silence after it.
-            voiced_until = t_end - self._vad.trailing_silence_ms / 1000
-            if self._activity.busy and voiced_until - self._onset >= self._min_speech_s:
+            # min_speech_ms during the silence after it. While the agent speaks, only
+            # frames above min_level_db count: what echo cancellation leaves of the
+            # agent's own voice comes in short, quiet bursts (-31 to -42 dBFS on the
+            # rig), a person talking over it is louder (-18 to -32 dBFS).
+            if self._vad.voiced and (
+                not self._activity.speaking or self._vad.level_db >= self._min_level_db
+            ):
+                self._barge_voiced_s += t_end - t_start
+            if self._activity.busy and self._barge_voiced_s >= self._min_speech_s:
                 self._barged = True
                 self._publish(TurnMark(name="barge_in_onset", at=self._onset))
                 self._publish(AgentInterrupted(reason="user_speech"))
@@ -159,6 +170,8 @@ class Listener:
         kind = type(event).__name__
         if kind == "SpeechStarted":
             self._onset = event.onset_time
+            # The start confirmation's voiced frames count toward a barge-in too.
+            self._barge_voiced_s = self._start_s
             self._barged = False
             self._publish(UserStartedSpeaking(onset_time=event.onset_time))
         elif kind == "SpeechEnded":

@@ -223,6 +223,7 @@ class PlayerNode:
         self._durations: dict[PlaybackTag, float] = {}
         self._generation_done = False
         self._pending_chunks = 0
+        self._stopped = False
         sink.on_started = self._on_started
         sink.on_tag_done = self._on_tag_done
         sink.on_idle = self._on_idle
@@ -239,6 +240,9 @@ class PlayerNode:
         chunk: AgentAudioChunk = message.event
         if chunk.sentence_index == 0 and chunk.chunk_index == 0:
             self._turn_id += 1
+            self._stopped = False
+        elif self._stopped:
+            return  # a chunk of the answer that was cut off, arriving late
         key = (self._turn_id, chunk.sentence_index)
         if chunk.text:
             self._texts[key] = chunk.text
@@ -256,8 +260,10 @@ class PlayerNode:
 
     def stop(self, message: Message | None = None) -> None:
         """Barge-in: silence the sink now and record the part that was heard."""
-        position = self._sink.position()
         t_end = self._sink.stop_now()
+        self._stopped = True
+        # What the device buffer still played after the call counts as heard.
+        position = self._sink.position(at=t_end - 0.001)
         self._pending_chunks = 0
         self._durations.clear()
         if position is not None:
