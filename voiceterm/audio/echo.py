@@ -72,6 +72,10 @@ log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = CAPTURE_RATE // 100  # the 10 ms frames WebRTC's APM works on
 
+IDLE_AFTER_S = 2.0
+"""Seconds of silent speaker after which the microphone bypasses echo cancellation
+(longer than any room's echo tail)."""
+
 EchoMode = Literal["aec", "livekit", "webrtc", "half_duplex", "off"]
 
 
@@ -496,11 +500,26 @@ class EchoCancelledSource:
         self.source.start()
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
-        """The source's frames with the echo removed."""
+        """The source's frames with the echo removed.
+
+        While the speaker has been silent for ``IDLE_AFTER_S`` there is no echo to
+        remove, and frames pass through untouched: the canceller costs about as
+        much CPU as the rest of an idle session together. Render and capture are
+        skipped together, so the canceller's idea of the echo delay still holds
+        when sound resumes.
+        """
+        import numpy as np
+
+        last_sound = float("-inf")
         async for frame in self.source.frames():
-            if self.reference is not None:
-                for block in self.reference.until(frame.t_end):
-                    self.canceller.process_render(block)
+            blocks = self.reference.until(frame.t_end) if self.reference is not None else []
+            if any(int(np.abs(block).max(initial=0)) > SILENCE_THRESHOLD for block in blocks):
+                last_sound = frame.t_end
+            if frame.t_end - last_sound > IDLE_AFTER_S and self.reference is not None:
+                yield frame
+                continue
+            for block in blocks:
+                self.canceller.process_render(block)
             cleaned = self.canceller.process_capture(frame.samples)
             yield AudioFrame(cleaned, frame.t_start, frame.offset, frame.sample_rate)
 
