@@ -23,8 +23,11 @@ class AudioSettings:
     """Microphone: a device index or part of its name (default: the system default)."""
     output_device: str | None = None
     """Speaker: a device index or part of its name (default: the system default)."""
-    block_ms: int = 20
-    """Capture block length in milliseconds."""
+    block_ms: int = 40
+    """Microphone block in milliseconds (the VAD still works in 20 ms frames; longer
+    blocks wake the app less often: idle CPU 5.0% at 20 ms, 3.4% at 40 ms of one core)."""
+    output_block_ms: int = 20
+    """Speaker block in milliseconds: a barge-in silences the speaker within one block."""
     echo: str = "aec"
     """Echo handling while the agent speaks: aec, half_duplex or off."""
 

@@ -38,7 +38,7 @@ def open_live_devices(config: Config) -> LiveDevices:
     from voiceterm.audio.player import Player
 
     mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    player = Player(device=config.audio.output_device, block_ms=config.audio.block_ms)
+    player = Player(device=config.audio.output_device, block_ms=config.audio.output_block_ms)
     echo = config.audio.echo
     notice = ""
     try:
