@@ -28,9 +28,9 @@ Reported:
   ``off`` (no echo handling) is run as a control over a few answers: it shows
   that the echo path really reaches the app.
 
-Runtime with the defaults (20 turns, 20 barge-ins, 50 answers, half_duplex [+ aec
-when wired]): about 20 minutes per echo mode on 2 cores; ``--quick`` runs 5/5/5
-in about 5 minutes. Answers are capped at ``--max-tokens`` (48) in the live app
+Runtime with the defaults (20 turns, 20 barge-ins, 10 coughs, 50 answers per echo
+mode, half_duplex and aec): about 45 minutes on 2 cores, most of it the 2 x 50
+answers (``--answers`` sets it); ``--quick`` runs 5 of each in about 9 minutes. Answers are capped at ``--max-tokens`` (48) in the live app
 and in the file-based run alike, so that turns take seconds, not half a minute.
 
 Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
@@ -530,10 +530,12 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        block_ms = Config().audio.block_ms
+        audio = Config().audio
+        block_ms = audio.block_ms
+        output_block_ms = int(getattr(audio, "output_block_ms", block_ms))
 
         async def measure() -> None:
-            player = Player(block_ms=block_ms)
+            player = Player(block_ms=output_block_ms)
             player.start(asyncio.get_running_loop())
             report.latencies["player output latency"] = player.output_latency
             player.close()
@@ -547,6 +549,7 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
 
         asyncio.run(measure())
         report.latencies["capture block"] = block_ms / 1000
+        report.latencies["playback block"] = output_block_ms / 1000
     finally:
         for name, value in saved.items():
             if value is None:
