@@ -30,12 +30,14 @@ Reported:
 
 Runtime with the defaults (20 turns, 20 barge-ins, 10 coughs, 50 answers per echo
 mode, half_duplex and aec): about 45 minutes on 2 cores, most of it the 2 x 50
-answers (``--answers`` sets it); ``--quick`` runs 5 of each in about 9 minutes. Answers are capped at ``--max-tokens`` (48) in the live app
-and in the file-based run alike, so that turns take seconds, not half a minute.
+answers (``--answers`` sets it); ``--quick`` runs 5 of each in about 9 minutes.
+Answers are capped at ``--max-tokens`` (48) in the live app and in the
+file-based run alike, so that turns take seconds, not half a minute.
 
 Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
            [--answers 50] [--echo-modes half_duplex aec] [--echo-gain -6]
-           [--min-speech-ms 150] [--skip-file] [--quick] [--json out.json]
+           [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
+           [--json out.json] [-v]
 Needs pulseaudio, pulseaudio-utils and espeak-ng (scripts/setup.sh --dev).
 """
 
