@@ -113,6 +113,9 @@ class SttNode:
             text = str(getattr(result, "text", result)).strip()
             yield TurnMark(name="stt_done", at=end, detail=text)
             yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
+        else:
+            # Too short to transcribe (a cough): the timeline still closes the utterance.
+            yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
         if self._release is not None:
             self._release.cancel()
             self._release = None
