@@ -132,6 +132,7 @@ class AgentAudioChunk(Event):
     sentence_index: int = 0
     chunk_index: int = 0
     last_of_sentence: bool = True
+    last_of_answer: bool = False
 
 
 @dataclass(slots=True)

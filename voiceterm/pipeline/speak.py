@@ -24,6 +24,7 @@ from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.events import (
     AgentAudioChunk,
+    AgentError,
     AgentGenerationComplete,
     AgentInterrupted,
     AgentResponse,
@@ -150,6 +151,7 @@ class TtsNode:
                 text="",
                 sentence_index=sentence.index,
                 last_of_sentence=True,
+                last_of_answer=sentence.final,
             )
             return
         cancel = threading.Event()
@@ -184,6 +186,7 @@ class TtsNode:
             sentence_index=sentence.index,
             chunk_index=index,
             last_of_sentence=True,
+            last_of_answer=sentence.final,
         )
 
 
@@ -221,7 +224,10 @@ class PlayerNode:
         self._speaking = False
         self._texts: dict[tuple[int, int], str] = {}
         self._durations: dict[PlaybackTag, float] = {}
-        self._generation_done = False
+        # The answer speaks until its last piece has played: the sink running dry
+        # between two sentences (synthesis fell behind) is a pause, not the end.
+        self._answer_complete = False
+        self._idle_since: float | None = None
         self._pending_chunks = 0
         self._stopped = False
         sink.on_started = self._on_started
@@ -235,19 +241,26 @@ class PlayerNode:
     def attach(self, bridge: Bridge, tts_node_id: str) -> None:
         bridge.on(AgentAudioChunk, source=tts_node_id).interrupt_on(AgentInterrupted).map(self.play)
         bridge.on(AgentInterrupted).map(self.stop)
+        bridge.on(AgentError).map(self._on_error)
 
     def play(self, message: Message) -> None:
         chunk: AgentAudioChunk = message.event
         if chunk.sentence_index == 0 and chunk.chunk_index == 0:
             self._turn_id += 1
             self._stopped = False
+            self._answer_complete = False
         elif self._stopped:
             return  # a chunk of the answer that was cut off, arriving late
         key = (self._turn_id, chunk.sentence_index)
         if chunk.text:
             self._texts[key] = chunk.text
+        if chunk.last_of_answer:
+            self._answer_complete = True
         if chunk.audio is None:
+            if self._answer_complete and self._idle_since is not None:
+                self._finish(self._idle_since)  # the sink had already played everything
             return
+        self._idle_since = None
         tag = PlaybackTag(
             turn_id=self._turn_id,
             sentence_index=chunk.sentence_index,
@@ -294,7 +307,21 @@ class PlayerNode:
         if text:
             self._publish(AgentSpeechSent(content=text + " "))
 
+    def _on_error(self, message: Message) -> None:
+        # A stage that crashed will not send the rest of the answer: what has been
+        # queued is all there is.
+        self._answer_complete = True
+        if self._idle_since is not None:
+            self._finish(self._idle_since)
+
     def _on_idle(self, t: float) -> None:
-        if self._speaking and self._pending_chunks == 0:
+        if self._pending_chunks:
+            return
+        self._idle_since = t
+        if self._answer_complete:
+            self._finish(t)
+
+    def _finish(self, t: float) -> None:
+        if self._speaking:
             self._speaking = False
             self._publish(AgentStoppedSpeaking(interrupted=False, last_sample_time=t))

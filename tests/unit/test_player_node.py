@@ -1,0 +1,129 @@
+"""PlayerNode: the agent speaks from the first sample of an answer to its last.
+
+The sink running dry between two sentences (synthesis fell behind on a busy
+machine) is a pause in the answer. If it ended the answer, the agent would stop
+counting as busy mid-sentence: the user could no longer barge in, and
+half-duplex would open the microphone to the agent's own voice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceterm.audio.frames import (
+    IdleCallback,
+    PlaybackPosition,
+    PlaybackTag,
+    StartedCallback,
+    TagDoneCallback,
+)
+from voiceterm.bus import Message
+from voiceterm.events import (
+    AgentAudioChunk,
+    AgentError,
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    Event,
+)
+from voiceterm.pipeline.speak import PlayerNode
+
+
+class ScriptedSink:
+    """A sink whose progress the test reports by hand."""
+
+    def __init__(self) -> None:
+        self.on_started: StartedCallback | None = None
+        self.on_tag_done: TagDoneCallback | None = None
+        self.on_idle: IdleCallback | None = None
+        self.queued: list[PlaybackTag] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        pass
+
+    def enqueue(self, audio: npt.NDArray[np.int16], sample_rate: int, tag: PlaybackTag) -> None:
+        self.queued.append(tag)
+
+    def stop_now(self) -> float:
+        return 0.0
+
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def play_all(self, t: float) -> None:
+        """Everything queued has played; the last sample ended at ``t``."""
+        for tag in self.queued:
+            if tag.sentence_index == 0 and tag.chunk_index == 0 and self.on_started:
+                self.on_started(tag, t - 1.0)
+            if self.on_tag_done:
+                self.on_tag_done(tag, t)
+        self.queued.clear()
+        if self.on_idle:
+            self.on_idle(t)
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def stops(self) -> list[AgentStoppedSpeaking]:
+        return [e for e in self.events if isinstance(e, AgentStoppedSpeaking)]
+
+
+def sound(index: int) -> Message:
+    chunk = AgentAudioChunk(
+        audio=np.zeros(2205, dtype=np.int16), text=f"piece {index}", sentence_index=index
+    )
+    return Message("tts", chunk)
+
+
+def end_of(index: int, *, final: bool) -> Message:
+    return Message(
+        "tts",
+        AgentAudioChunk(audio=None, sentence_index=index, chunk_index=1, last_of_answer=final),
+    )
+
+
+def player() -> tuple[PlayerNode, ScriptedSink, Heard]:
+    sink, heard = ScriptedSink(), Heard()
+    return PlayerNode(sink, heard), sink, heard  # type: ignore[arg-type]
+
+
+def test_running_dry_between_sentences_does_not_end_the_answer() -> None:
+    node, sink, heard = player()
+    node.play(sound(0))
+    node.play(end_of(0, final=False))
+    sink.play_all(t=1.0)  # the second sentence is still being synthesized
+    assert heard.stops() == []
+    assert node.speaking
+    node.play(sound(1))
+    node.play(end_of(1, final=True))
+    sink.play_all(t=2.5)
+    assert [stop.last_sample_time for stop in heard.stops()] == [2.5]
+    assert sum(isinstance(e, AgentStartedSpeaking) for e in heard.events) == 1
+    assert not node.speaking
+
+
+def test_the_last_piece_arriving_after_the_sink_ran_dry_ends_the_answer() -> None:
+    node, sink, heard = player()
+    node.play(sound(0))
+    sink.play_all(t=1.0)
+    node.play(end_of(0, final=True))
+    assert [stop.last_sample_time for stop in heard.stops()] == [1.0]
+
+
+def test_a_crashed_stage_ends_the_answer_with_what_was_played() -> None:
+    node, sink, heard = player()
+    node.play(sound(0))
+    sink.play_all(t=1.0)
+    assert heard.stops() == []
+    node._on_error(Message("llm", AgentError(error="RuntimeError: boom", source="llm")))
+    assert [stop.last_sample_time for stop in heard.stops()] == [1.0]
