@@ -196,15 +196,21 @@ def test_talking_over_the_answer_stops_it(full_duplex: LiveApp, io: RigIO) -> No
 def test_a_cough_does_not_stop_the_answer(full_duplex: LiveApp, io: RigIO) -> None:
     app = full_duplex
     since, _, first_sound = ask(app, io, speech("Tell me a long story about a brave little cat."))
-    time.sleep(max(0.0, first_sound + 0.4 - time.monotonic()))
+    time.sleep(max(0.0, first_sound + 0.3 - time.monotonic()))
     burst = io.play(cough(0.08), 16000)
     t_cough = io.started_at(burst) + 0.2  # the burst follows 0.2 s of silence
     end = app.wait_for(TIMINGS, since=since, timeout=60)
-    assert end.t > t_cough + 0.3, "the answer ended before the cough: nothing was tested"
+    answer_end = io.wait_for_silence(t_cough, quiet_s=0.6, timeout=30)
+    assert answer_end is not None, "the answer never ended"
     assert app.find(INTERRUPTED, since) is None, app.transcript()
-    assert "barge-in" not in end.text
-    sound = io.recorded(t_cough, t_cough + 0.8)
-    assert sound.loud_seconds() > 0.4, "the answer went quiet at the cough"
+    assert "barge-in" not in end.text, app.transcript()
+    assert answer_end > t_cough + 0.3, f"the answer ended at the cough:\n{app.transcript()}"
+    # The whole printed answer was heard, not just its start: nothing went quiet at the cough.
+    agent = app.find(r"^agent:", since)
+    assert agent is not None, app.transcript()
+    printed = agent.text.removeprefix("agent:").strip()
+    heard = transcribe(io.recorded(first_sound - 0.05, answer_end + 0.1).at_16k())
+    assert words_in_common(heard, printed) >= 0.6, (heard, printed)
 
 
 @pytest.mark.models
