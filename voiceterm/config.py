@@ -91,6 +91,14 @@ class BargeInSettings:
     """Speech needed, while the agent talks, before it is cut off (coughs are shorter)."""
     min_level_db: float = -32.0
     """While the agent speaks, only speech this loud (dBFS) counts; echo residue is quieter."""
+    hold: bool = True
+    """Hold the answer when speech starts; cut it off once confirmed (off: min_speech_ms)."""
+    hold_settle_ms: int = 200
+    """After the hold, how long the agent's own echo may still be arriving (not counted)."""
+    hold_confirm_ms: int = 150
+    """Speech after the settle time that confirms the barge-in and cuts the answer off."""
+    hold_quiet_ms: int = 400
+    """Silence (after the settle time) that lets a hold go: it was echo or a cough; play on."""
 
 
 @dataclass(slots=True)

@@ -165,6 +165,25 @@ class AgentInterrupted(ControlEvent):
 
 
 @dataclass(slots=True)
+class BargeInSuspected(ControlEvent):
+    """Someone may be talking over the agent: playback holds while the listener checks.
+
+    Holding the sound also silences the agent's own echo, so what goes on being
+    heard after the hold is the user (``AgentInterrupted`` follows) and what stops
+    with it was echo or a cough (``BargeInDismissed`` follows).
+    """
+
+    onset_time: float = 0.0
+
+
+@dataclass(slots=True)
+class BargeInDismissed(ControlEvent):
+    """It was not the user taking the turn: the held answer plays on."""
+
+    onset_time: float = 0.0
+
+
+@dataclass(slots=True)
 class AgentError(Event):
     """Something failed inside a stage; the app keeps going."""
 
@@ -258,6 +277,8 @@ __all__ = [
     "AgentStartedSpeaking",
     "AgentStoppedSpeaking",
     "AudioLevel",
+    "BargeInDismissed",
+    "BargeInSuspected",
     "ControlEvent",
     "Event",
     "LogMetric",

@@ -39,6 +39,8 @@ class ScriptedSink:
         self.on_tag_done: TagDoneCallback | None = None
         self.on_idle: IdleCallback | None = None
         self.queued: list[PlaybackTag] = []
+        self.calls: list[str] = []
+        self.sound_ends = 0.0
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         pass
@@ -47,13 +49,26 @@ class ScriptedSink:
         self.queued.append(tag)
 
     def stop_now(self) -> float:
-        return 0.0
+        self.calls.append("stop")
+        return self.sound_ends + 0.5  # later than the hold: it went silent at the hold
+
+    def pause(self) -> float:
+        self.calls.append("pause")
+        return self.sound_ends
+
+    def resume(self) -> None:
+        self.calls.append("resume")
 
     def position(self, at: float | None = None) -> PlaybackPosition | None:
         return None
 
     def close(self) -> None:
         pass
+
+    def sounds(self, t: float) -> None:
+        """The first queued chunk became audible at ``t``."""
+        assert self.on_started is not None
+        self.on_started(self.queued[0], t)
 
     def play_all(self, t: float) -> None:
         """Everything queued has played; the last sample ended at ``t``."""
@@ -127,3 +142,33 @@ def test_a_crashed_stage_ends_the_answer_with_what_was_played() -> None:
     assert heard.stops() == []
     node._on_error(Message("llm", AgentError(error="RuntimeError: boom", source="llm")))
     assert [stop.last_sample_time for stop in heard.stops()] == [1.0]
+
+
+def test_a_held_answer_cut_off_ends_where_it_was_held() -> None:
+    node, sink, heard = player()
+    node.play(sound(0))
+    sink.sounds(1.0)
+    sink.sound_ends = 1.2
+    node.hold()
+    node.stop()
+    assert sink.calls == ["pause", "stop"]
+    stops = heard.stops()
+    assert [(s.interrupted, s.last_sample_time) for s in stops] == [(True, 1.2)]
+
+
+def test_a_released_answer_plays_on() -> None:
+    node, sink, heard = player()
+    node.play(sound(0))
+    sink.sounds(1.0)
+    node.hold()
+    node.release()
+    node.release()  # a second release does nothing
+    assert sink.calls == ["pause", "resume"]
+    assert heard.stops() == []
+    assert node.speaking
+
+
+def test_nothing_is_held_when_nothing_is_playing() -> None:
+    node, sink, _ = player()
+    node.hold()
+    assert sink.calls == []

@@ -164,6 +164,14 @@ class AudioSink(Protocol):
         """Drop everything queued, silence within one block, return when sound ends."""
         ...
 
+    def pause(self) -> float:
+        """Hold playback in place (silent within one block); return when sound ends."""
+        ...
+
+    def resume(self) -> None:
+        """Continue paused playback from the sample where it was held."""
+        ...
+
     def position(self, at: float | None = None) -> PlaybackPosition | None:
         """The chunk and sample heard at monotonic ``at`` (default: now), or ``None``."""
         ...

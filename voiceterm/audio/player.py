@@ -87,6 +87,7 @@ class PlaybackEngine:
         self._pending: deque[_Chunk] = deque()
         self._current: _Chunk | None = None
         self._generation = 0  # bumped by stop_now (control side)
+        self._paused = False  # set by pause, cleared by resume and stop_now (control side)
         self._seen_generation = 0  # what fill last acted on (filling side)
         self._started_turn: int | None = None
         self._sounding = False
@@ -131,6 +132,27 @@ class PlaybackEngine:
         """
         self._generation += 1
         self._pending.clear()
+        self._paused = False
+        return self._sound_end_now()
+
+    def pause(self) -> float:
+        """Hold playback where it is: blocks are silent until ``resume`` or ``stop_now``.
+
+        Returns:
+            Monotonic time at which the sound ends (as for ``stop_now``).
+        """
+        self._paused = True
+        return self._sound_end_now()
+
+    def resume(self) -> None:
+        """Continue a paused chunk from the sample where it was held."""
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _sound_end_now(self) -> float:
         if self._filling:
             return self._block_end
         return self._last_sound_end
@@ -179,6 +201,13 @@ class PlaybackEngine:
             self._dry_turn = None
             if self._current is not None and self._current.generation < generation:
                 self._current = None
+        if self._paused:
+            # Held, not finished: no "idle", and the chunk keeps its position.
+            out[:] = 0
+            if self._tap is not None:
+                self._tap.append((t_dac, out.copy()))
+            self._filling = False
+            return 0
         filled = 0
         while filled < n:
             chunk = self._current
@@ -464,6 +493,17 @@ class Player:
         if self._engine is None:
             return time.monotonic()
         return self._engine.stop_now()
+
+    def pause(self) -> float:
+        """Hold playback (silent within one block); returns when the sound ends."""
+        if self._engine is None:
+            return time.monotonic()
+        return self._engine.pause()
+
+    def resume(self) -> None:
+        """Continue paused playback from where it was held."""
+        if self._engine is not None:
+            self._engine.resume()
 
     def position(self, at: float | None = None) -> PlaybackPosition | None:
         """The chunk and sample heard at monotonic time ``at`` (default: now)."""

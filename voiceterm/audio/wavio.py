@@ -414,6 +414,15 @@ class WavFileSink:
             return time.monotonic()
         return self._engine.stop_now()
 
+    def pause(self) -> float:
+        """Hold playback (real-time mode; fast mode has already written everything)."""
+        if not self.realtime:
+            return time.monotonic()
+        return self._engine.pause()
+
+    def resume(self) -> None:
+        self._engine.resume()
+
     def position(self, at: float | None = None) -> PlaybackPosition | None:
         """The chunk and sample being "heard" at monotonic ``at`` (default: now)."""
         return self._engine.position(at)

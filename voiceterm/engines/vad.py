@@ -290,6 +290,19 @@ class VadSegmenter:
         self._silence_run = 0
         self.voiced = False
 
+    def discard_utterance(self) -> None:
+        """Drop the utterance in progress without ending it (no ``SpeechEnded``).
+
+        The noise floor is kept; the next voiced frames start a new utterance.
+        """
+        self._speaking = False
+        self._frames = []
+        self._onset = None
+        self._last_voiced_index = -1
+        self._silence_run = 0
+        self._voiced_run = 0
+        self._ring.clear()
+
     def feed(self, samples: npt.NDArray[np.int16], t_first_sample: float) -> list[VadEvent]:
         """Process a chunk of 16 kHz int16 samples of any length.
 

@@ -178,6 +178,12 @@ class SilentSink:
     def stop_now(self) -> float:
         return time.monotonic()
 
+    def pause(self) -> float:
+        return time.monotonic()
+
+    def resume(self) -> None:
+        pass
+
     def position(self, at: float | None = None) -> None:
         return None
 
@@ -305,6 +311,10 @@ class VoiceAgent:
             min_speech_ms=config.barge_in.min_speech_ms,
             min_level_db=config.barge_in.min_level_db,
             start_ms=config.vad.start_ms,
+            hold=config.barge_in.hold,
+            hold_settle_ms=config.barge_in.hold_settle_ms,
+            hold_confirm_ms=config.barge_in.hold_confirm_ms,
+            hold_quiet_ms=config.barge_in.hold_quiet_ms,
             # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
             echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
         )

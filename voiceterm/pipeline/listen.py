@@ -2,11 +2,20 @@
 
 Runs as one task that pulls ``AudioFrame``\\ s from an ``AudioSource``. Frames are
 fed to the VAD on the event loop: webrtcvad costs microseconds per frame, far less
-than a thread hop. While the agent is busy (thinking or speaking), confirmed user
-speech — at least ``min_speech_ms`` of it, so a cough does not count — publishes
-``AgentInterrupted``: the LLM, TTS and player stop. With ``echo="half_duplex"``
-the microphone is ignored while the agent speaks (and for a short tail after), for
-rooms where the speaker would otherwise be heard as the user.
+than a thread hop.
+
+Barge-in while the agent speaks is "hold, then confirm": as soon as the VAD hears
+speech (loud enough: ``min_level_db``) it publishes ``BargeInSuspected`` and the
+player holds the answer where it is, so the sound stops within a block of the
+onset. Holding the sound also silences the agent's own echo; after
+``hold_settle_ms`` (the echo still on its way) the listener counts speech again.
+``hold_confirm_ms`` more of it is the user taking the turn: ``AgentInterrupted``
+cuts the LLM, TTS and player off. ``hold_quiet_ms`` of silence instead (echo that
+died with the held sound, a cough) publishes ``BargeInDismissed``: the answer plays
+on from where it stopped and the sound is not a turn. While the agent is only thinking there is
+nothing to hold: ``min_speech_ms`` of speech interrupts it. With
+``echo="half_duplex"`` the microphone is ignored while the agent speaks (and for a
+short tail after), for rooms where the speaker would otherwise be heard as the user.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Any
 from voiceterm.events import (
     AgentInterrupted,
     AudioLevel,
+    BargeInDismissed,
+    BargeInSuspected,
     StageSpan,
     TurnMark,
     UserSpeechPaused,
@@ -47,6 +58,16 @@ class AgentActivity:
         return self.thinking or self.speaking
 
 
+@dataclass(slots=True)
+class _Hold:
+    """A suspected barge-in: the answer is held since ``since`` (monotonic)."""
+
+    onset: float
+    since: float
+    confirmed_s: float = 0.0
+    last_speech: float = 0.0  # end of the last counted frame (capture time)
+
+
 class Listener:
     """Turns captured audio into ``UserStartedSpeaking``/``UserStoppedSpeaking``."""
 
@@ -66,6 +87,10 @@ class Listener:
         pause_ms: int = 60,
         min_level_db: float = -32.0,
         start_ms: int = 60,
+        hold: bool = True,
+        hold_settle_ms: int = 200,
+        hold_confirm_ms: int = 150,
+        hold_quiet_ms: int = 400,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -78,6 +103,13 @@ class Listener:
         self._pause_ms = pause_ms
         self._min_level_db = min_level_db
         self._start_s = start_ms / 1000
+        self._hold_enabled = hold
+        self._hold_settle_s = hold_settle_ms / 1000
+        self._hold_confirm_s = hold_confirm_ms / 1000
+        self._hold_quiet_s = hold_quiet_ms / 1000
+        self._hold: _Hold | None = None
+        self._over_agent = False  # the utterance in progress began while the agent spoke
+        self._loud_s = 0.0  # voiced audio above min_level_db in the utterance in progress
         self._barge_voiced_s = 0.0
         self._pause_sent = False
         self._onset: float | None = None
@@ -123,26 +155,81 @@ class Listener:
         events = self._vad.feed(samples, t_start)
         for event in events:
             self._on_vad_event(event, time.monotonic())
-        self._check_pause()
-        if self._onset is not None and not self._barged and self._barge_in:
-            # Count voiced audio, not the time since the onset: the VAD stays "in
-            # speech" through its hangover, so an 80 ms cough would otherwise pass
-            # min_speech_ms during the silence after it. While the agent speaks, only
-            # frames above min_level_db count: what echo cancellation leaves of the
-            # agent's own voice comes in short, quiet bursts (-31 to -42 dBFS on the
-            # rig), a person talking over it is louder (-18 to -32 dBFS).
-            if self._vad.voiced and (
-                not self._activity.speaking or self._vad.level_db >= self._min_level_db
-            ):
-                self._barge_voiced_s += t_end - t_start
-            if self._activity.busy and self._barge_voiced_s >= self._min_speech_s:
-                self._barged = True
-                self._publish(TurnMark(name="barge_in_onset", at=self._onset))
-                self._publish(AgentInterrupted(reason="user_speech"))
+        if self._hold is None:
+            # No speculative transcript of what may be echo or a cough.
+            self._check_pause()
+        if self._onset is not None and self._vad.voiced:
+            if self._vad.level_db >= self._min_level_db:
+                self._loud_s += t_end - t_start
+        if self._hold is not None:
+            self._check_hold(self._hold, t_start, t_end)
+        elif self._onset is not None and not self._barged and self._barge_in:
+            self._check_barge_in(t_start, t_end)
         now = time.monotonic()
         if now - self._last_level >= _LEVEL_INTERVAL_S:
             self._last_level = now
             self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+
+    def _counts(self) -> bool:
+        """Whether the frame just fed is speech that may be the user's."""
+        # While the agent speaks, only frames above min_level_db count: what echo
+        # cancellation leaves of the agent's own voice is mostly quieter (-31 to
+        # -42 dBFS on the rig) than a person talking over it (-18 to -32 dBFS).
+        return self._vad.voiced and (
+            not self._activity.speaking or self._vad.level_db >= self._min_level_db
+        )
+
+    def _check_barge_in(self, t_start: float, t_end: float) -> None:
+        activity = self._activity
+        counts = self._counts()
+        if counts and activity.speaking and self._hold_enabled:
+            assert self._onset is not None
+            self._hold = _Hold(onset=self._onset, since=time.monotonic())
+            logger.info("barge-in? holding the answer (%.0f dBFS)", self._vad.level_db)
+            self._publish(BargeInSuspected(onset_time=self._onset))
+            return
+        # Count voiced audio, not the time since the onset: the VAD stays "in speech"
+        # through its hangover, so an 80 ms cough would otherwise pass min_speech_ms
+        # during the silence after it.
+        if counts:
+            self._barge_voiced_s += t_end - t_start
+        if activity.busy and self._barge_voiced_s >= self._min_speech_s:
+            assert self._onset is not None
+            self._cut_off(self._onset)
+
+    def _check_hold(self, hold: _Hold, t_start: float, t_end: float) -> None:
+        # The hold outlives the VAD's utterances: "Wait, ... tell me" may be two.
+        settled = hold.since + self._hold_settle_s
+        if self._counts() and t_start >= settled:
+            hold.confirmed_s += t_end - t_start
+            hold.last_speech = t_end
+        if hold.confirmed_s >= self._hold_confirm_s:
+            logger.info("barge-in confirmed %.0f ms after the hold", self._held_ms())
+            self._cut_off(hold.onset)
+        elif t_end >= max(settled, hold.last_speech) + self._hold_quiet_s:
+            self._let_go(t_end)
+
+    def _cut_off(self, onset: float) -> None:
+        """The user is taking the turn: stop the agent."""
+        self._barged = True
+        self._hold = None
+        self._publish(TurnMark(name="barge_in_onset", at=onset))
+        self._publish(AgentInterrupted(reason="user_speech"))
+
+    def _let_go(self, t: float) -> None:
+        """Not the user after all: the held answer plays on; the sound is not a turn."""
+        logger.info("not a barge-in: playing on after %.0f ms", self._held_ms())
+        hold, self._hold = self._hold, None
+        assert hold is not None
+        self._pause_sent = False
+        self._publish(BargeInDismissed(onset_time=hold.onset))
+        if self._onset is not None:
+            self._vad.discard_utterance()
+            self._onset = None
+            self._publish(UserStoppedSpeaking(audio=None, speech_end=t))
+
+    def _held_ms(self) -> float:
+        return 1000 * (time.monotonic() - self._hold.since) if self._hold else 0.0
 
     def _check_pause(self) -> None:
         """Announce a pause once per silence, so STT and the LLM can start early."""
@@ -170,14 +257,25 @@ class Listener:
         kind = type(event).__name__
         if kind == "SpeechStarted":
             self._onset = event.onset_time
+            self._over_agent = self._activity.speaking
+            self._loud_s = 0.0
             # The start confirmation's voiced frames count toward a barge-in too.
             self._barge_voiced_s = self._start_s
             self._barged = False
             self._publish(UserStartedSpeaking(onset_time=event.onset_time))
         elif kind == "SpeechEnded":
             self._onset = None
-            if event.too_short:
-                # A click or a cough: not a turn. Say it ended, with nothing to transcribe.
+            if self._hold is not None:
+                # Not a turn while it is unclear whose voice it was; the hold decides.
+                self._publish(UserStoppedSpeaking(audio=None, speech_end=event.speech_end))
+                return
+            # Begun over the agent's voice and never loud enough to hold it: what echo
+            # cancellation left of that voice, not the user.
+            quiet_over_agent = (
+                self._over_agent and not self._barged and self._loud_s < self._min_speech_s
+            )
+            if event.too_short or quiet_over_agent:
+                # Not a turn. Say it ended, with nothing to transcribe.
                 self._publish(UserStoppedSpeaking(audio=None, speech_end=event.speech_end))
                 return
             self.utterances += 1

@@ -32,6 +32,8 @@ from voiceterm.events import (
     AgentSpeechSent,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
+    BargeInDismissed,
+    BargeInSuspected,
     Event,
     StageSpan,
     TurnMark,
@@ -230,6 +232,7 @@ class PlayerNode:
         self._idle_since: float | None = None
         self._pending_chunks = 0
         self._stopped = False
+        self._held_until: float | None = None  # when the held sound ended
         sink.on_started = self._on_started
         sink.on_tag_done = self._on_tag_done
         sink.on_idle = self._on_idle
@@ -242,6 +245,8 @@ class PlayerNode:
         bridge.on(AgentAudioChunk, source=tts_node_id).interrupt_on(AgentInterrupted).map(self.play)
         bridge.on(AgentInterrupted).map(self.stop)
         bridge.on(AgentError).map(self._on_error)
+        bridge.on(BargeInSuspected).map(self.hold)
+        bridge.on(BargeInDismissed).map(self.release)
 
     def play(self, message: Message) -> None:
         chunk: AgentAudioChunk = message.event
@@ -271,9 +276,25 @@ class PlayerNode:
         self._durations[tag] = len(chunk.audio) / chunk.sample_rate
         self._sink.enqueue(chunk.audio, chunk.sample_rate, tag)
 
+    def hold(self, message: Message | None = None) -> None:
+        """Maybe a barge-in: hold the sound where it is until ``release`` or ``stop``."""
+        if self._speaking and self._held_until is None:
+            self._held_until = self._sink.pause()
+            self._publish(TurnMark(name="playback_held", at=self._held_until))
+
+    def release(self, message: Message | None = None) -> None:
+        """Not a barge-in after all: play on from where the sound was held."""
+        if self._held_until is not None:
+            self._held_until = None
+            self._sink.resume()
+            self._publish(TurnMark(name="playback_released", at=time.monotonic()))
+
     def stop(self, message: Message | None = None) -> None:
         """Barge-in: silence the sink now and record the part that was heard."""
         t_end = self._sink.stop_now()
+        if self._held_until is not None:
+            # Nothing was heard after the hold: that is when the answer stopped.
+            t_end, self._held_until = min(t_end, self._held_until), None
         self._stopped = True
         # What the device buffer still played after the call counts as heard.
         position = self._sink.position(at=t_end - 0.001)

@@ -1,0 +1,221 @@
+"""Barge-in as the Listener decides it: hold the answer, then confirm or let go.
+
+The VAD is scripted here (which frames are voiced, how loud), so each test is
+about the listener's rule alone; the real VAD and real devices are exercised by
+tests/audio/test_live_app.py.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
+from voiceterm.events import (
+    AgentInterrupted,
+    BargeInDismissed,
+    BargeInSuspected,
+    Event,
+    TurnMark,
+    UserSpeechPaused,
+    UserStartedSpeaking,
+    UserStoppedSpeaking,
+)
+from voiceterm.pipeline.listen import AgentActivity, Listener
+
+FRAME_S = 0.02
+LOUD, QUIET = -20.0, -45.0
+
+
+@dataclass
+class Frame:
+    voiced: bool
+    level_db: float = LOUD
+
+
+class ScriptedVad:
+    """Says what the test says: voiced or not, how loud, and start/end of speech."""
+
+    def __init__(self) -> None:
+        self.voiced = False
+        self.level_db = -90.0
+        self.in_speech = False
+        self.onset: float | None = None
+        self.discarded = 0
+        self.trailing_silence_ms = 0
+        self.next_frame = Frame(False)
+
+    def feed(self, samples: object, t: float) -> list[VadEvent]:
+        frame = self.next_frame
+        self.voiced, self.level_db = frame.voiced, frame.level_db
+        if frame.voiced and not self.in_speech:
+            self.in_speech, self.onset = True, t
+            return [SpeechStarted(onset_time=t)]
+        return []
+
+    def end(self, t: float) -> list[VadEvent]:
+        assert self.onset is not None
+        self.in_speech = False
+        audio = np.zeros(1600, dtype=np.int16)
+        return [SpeechEnded(audio=audio, speech_start=self.onset, speech_end=t)]
+
+    def current_utterance(self) -> None:
+        return None
+
+    def discard_utterance(self) -> None:
+        self.discarded += 1
+        self.in_speech, self.onset = False, None
+
+    def flush(self, t: float) -> list[VadEvent]:
+        return []
+
+
+class Rig:
+    """A listener fed frame by frame on a simulated capture clock."""
+
+    def __init__(self, *, speaking: bool = True, thinking: bool = False, hold: bool = True):
+        self.events: list[Event] = []
+        self.vad = ScriptedVad()
+        self.activity = AgentActivity(thinking=thinking, speaking=speaking)
+        self.listener = Listener(
+            source=None,
+            segmenter=self.vad,
+            publisher=self.events.append,  # type: ignore[arg-type]
+            activity=self.activity,
+            min_speech_ms=150,
+            start_ms=60,  # the VAD's start confirmation counts toward min_speech_ms
+            hold=hold,
+            hold_settle_ms=200,
+            hold_confirm_ms=150,
+            hold_quiet_ms=400,
+            pause_ms=0,
+        )
+        self.t = time.monotonic()
+
+    def frames(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self.vad.next_frame = frame
+            self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
+            self.t += FRAME_S
+
+    def vad_ends(self) -> None:
+        for event in self.vad.end(self.t):
+            self.listener._on_vad_event(event, self.t)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def talk(ms: int, level: float = LOUD) -> list[Frame]:
+    return [Frame(True, level)] * (ms // 20)
+
+
+def silence(ms: int) -> list[Frame]:
+    return [Frame(False, -90.0)] * (ms // 20)
+
+
+def test_speech_over_the_answer_holds_it_at_once_and_cuts_it_off_when_it_goes_on() -> None:
+    rig = Rig()
+    rig.frames(talk(20))
+    assert len(rig.of(BargeInSuspected)) == 1, "the answer was not held at the onset"
+    assert rig.of(AgentInterrupted) == []
+    rig.frames(talk(600))
+    assert len(rig.of(AgentInterrupted)) == 1
+    assert rig.of(BargeInDismissed) == []
+    onset = [e for e in rig.of(TurnMark) if isinstance(e, TurnMark)]
+    assert [m.at for m in onset if m.name == "barge_in_onset"] == [rig.vad.onset]
+
+
+def test_sound_that_stops_with_the_held_answer_lets_it_play_on_and_is_no_turn() -> None:
+    # Echo of the agent's own voice, or a cough: it is over by the settle time.
+    rig = Rig()
+    rig.frames(talk(160) + silence(700))
+    assert len(rig.of(BargeInSuspected)) == 1
+    assert len(rig.of(BargeInDismissed)) == 1
+    assert rig.of(AgentInterrupted) == []
+    assert rig.vad.discarded == 1, "the echo would have been transcribed as a user turn"
+    stops = rig.of(UserStoppedSpeaking)
+    assert len(stops) == 1 and stops[0].audio is None  # type: ignore[attr-defined]
+
+
+def test_a_pause_after_the_first_word_does_not_let_the_hold_go() -> None:
+    # "Wait, ... tell me about a horse": the comma's pause is not the end.
+    rig = Rig()
+    rig.frames(talk(200) + silence(300) + talk(300))
+    assert rig.of(BargeInDismissed) == []
+    assert len(rig.of(AgentInterrupted)) == 1
+
+
+def test_an_utterance_that_ends_during_the_hold_is_no_turn_and_the_answer_plays_on() -> None:
+    rig = Rig()
+    rig.frames(talk(80) + silence(100))
+    rig.vad_ends()
+    assert rig.of(BargeInDismissed) == []  # the hold decides, after its quiet time
+    rig.frames(silence(700))
+    assert len(rig.of(BargeInDismissed)) == 1
+    assert rig.of(AgentInterrupted) == []
+    assert all(e.audio is None for e in rig.of(UserStoppedSpeaking))  # type: ignore[attr-defined]
+
+
+def test_words_after_an_utterance_that_ended_during_the_hold_confirm_it() -> None:
+    rig = Rig()
+    rig.frames(talk(200) + silence(100))
+    rig.vad_ends()
+    rig.frames(silence(200) + talk(300))
+    assert len(rig.of(AgentInterrupted)) == 1
+    marks = [m for m in rig.of(TurnMark) if isinstance(m, TurnMark) and m.name == "barge_in_onset"]
+    assert len(marks) == 1 and marks[0].at < rig.t - 0.7, "the onset is the first word's"
+
+
+def test_quiet_sound_while_the_agent_speaks_does_not_hold_it() -> None:
+    # Echo residue under barge_in.min_level_db.
+    rig = Rig()
+    rig.frames(talk(600, level=QUIET))
+    assert rig.of(BargeInSuspected) == []
+    assert rig.of(AgentInterrupted) == []
+
+
+def test_quiet_speech_begun_over_the_answer_is_no_turn() -> None:
+    rig = Rig()
+    rig.frames(talk(600, level=QUIET))
+    rig.vad_ends()
+    stops = rig.of(UserStoppedSpeaking)
+    assert len(stops) == 1 and stops[0].audio is None  # type: ignore[attr-defined]
+
+
+def test_speech_begun_as_the_answer_ends_is_a_turn() -> None:
+    rig = Rig()
+    rig.frames(talk(20, level=QUIET))
+    rig.activity.speaking = False  # the answer's last sample
+    rig.frames(talk(400))
+    rig.vad_ends()
+    stops = rig.of(UserStoppedSpeaking)
+    assert len(stops) == 1 and stops[0].audio is not None  # type: ignore[attr-defined]
+
+
+def test_while_the_agent_only_thinks_speech_interrupts_after_min_speech() -> None:
+    rig = Rig(speaking=False, thinking=True)
+    rig.frames(talk(80))  # 60 ms to confirm the start + 80 ms
+    assert rig.of(AgentInterrupted) == []
+    rig.frames(talk(20))
+    assert len(rig.of(AgentInterrupted)) == 1
+    assert rig.of(BargeInSuspected) == []  # nothing is playing: nothing to hold
+
+
+def test_without_hold_speech_cuts_the_answer_off_after_min_speech() -> None:
+    rig = Rig(hold=False)
+    rig.frames(talk(80))  # 60 ms to confirm the start + 80 ms
+    assert rig.of(AgentInterrupted) == []
+    rig.frames(talk(20))
+    assert len(rig.of(AgentInterrupted)) == 1
+    assert rig.of(BargeInSuspected) == []
+
+
+def test_an_idle_agent_just_hears_a_turn() -> None:
+    rig = Rig(speaking=False)
+    rig.frames(talk(400))
+    assert len(rig.of(UserStartedSpeaking)) == 1
+    assert rig.of(BargeInSuspected) == rig.of(AgentInterrupted) == []
+    assert rig.of(UserSpeechPaused) == []

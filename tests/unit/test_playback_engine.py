@@ -1,0 +1,56 @@
+"""PlaybackEngine.pause/resume: a held answer is silent at once and resumes sample-exact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voiceterm.audio.frames import PlaybackTag
+from voiceterm.audio.player import PlaybackEngine
+
+RATE = 1000
+BLOCK = 10
+
+
+class Posts:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def __call__(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
+        self.kinds.append(kind)
+
+
+def ramp(n: int) -> np.ndarray:
+    return np.arange(1000, 1000 + n, dtype=np.int16)
+
+
+def fill(engine: PlaybackEngine, t: float) -> np.ndarray:
+    out = np.full(BLOCK, 7, dtype=np.int16)
+    engine.fill(out, t)
+    return out
+
+
+def test_a_held_chunk_is_silent_then_continues_from_the_sample_where_it_stopped() -> None:
+    posts = Posts()
+    engine = PlaybackEngine(RATE, posts)
+    audio = ramp(40)
+    engine.enqueue(audio, PlaybackTag(turn_id=1, sentence_index=0))
+    first = fill(engine, 0.0)
+    assert list(first) == list(audio[:10])
+    sound_ends = engine.pause()
+    assert sound_ends == 0.01  # the block already handed to the device still plays
+    for block in range(3):
+        assert not fill(engine, 0.01 * (block + 1)).any(), "sound went on while held"
+    assert "idle" not in posts.kinds, "a held answer is not a finished one"
+    engine.resume()
+    assert list(fill(engine, 0.04)) == list(audio[10:20])
+
+
+def test_stopping_a_held_answer_drops_it_and_the_next_answer_plays() -> None:
+    engine = PlaybackEngine(RATE, Posts())
+    engine.enqueue(ramp(40), PlaybackTag(turn_id=1, sentence_index=0))
+    fill(engine, 0.0)
+    engine.pause()
+    engine.stop_now()
+    assert not fill(engine, 0.01).any()
+    engine.enqueue(ramp(10), PlaybackTag(turn_id=2, sentence_index=0))
+    assert list(fill(engine, 0.02)) == list(ramp(10))
