@@ -19,9 +19,11 @@ Reported:
   (the VAD's first voiced frame of the clip) -> the last assistant sample on the
   speaker, over chained trials (each barge-in asks for the next answer). Then
   ``--coughs`` fresh answers each get an 80 ms cough; one that cuts the answer off
-  is counted. ``--min-speech-ms 150 0`` repeats both for several values (0: the
-  answer stops as soon as the VAD confirms speech, i.e. the latency a rule that
-  pauses playback at the VAD start and confirms later would have).
+  is counted, and so is how long the answer fell silent around it (with
+  ``barge_in.hold`` a cough holds the answer until the hold is let go).
+  ``--hold on off`` and ``--min-speech-ms 150 0`` repeat both for each setting
+  (hold off: the answer is cut after min_speech_ms of speech; hold on, the
+  default: it is held at the VAD's start and cut once the speech is confirmed).
 * echo, with the rig's loopback (speaker -> microphone) at ``--echo-gain`` dB, for
   each ``--echo-modes`` mode: self-interruptions and phantom turns over
   ``--answers`` complete answers, and barge-ins caught over the echo.
@@ -36,7 +38,7 @@ file-based run alike, so that turns take seconds, not half a minute.
 
 Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
            [--answers 50] [--echo-modes half_duplex aec] [--echo-gain -6]
-           [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
+           [--hold on off] [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
            [--json out.json] [-v]
 Needs pulseaudio, pulseaudio-utils and espeak-ng (scripts/setup.sh --dev).
 """
@@ -48,6 +50,7 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -122,6 +125,8 @@ class Series:
 class BargeInResult:
     min_speech_ms: int
     echo: str
+    hold: str = "on"
+    """barge_in.hold: on pauses the answer at the VAD's start and confirms later."""
     signal: Series = field(default_factory=Series)
     continuous: Series = field(default_factory=Series)
     """Only cuts of an answer that sounded without a pause from before the onset."""
@@ -131,6 +136,8 @@ class BargeInResult:
     not_talking: int = 0
     coughs: int = 0
     cough_cuts: int = 0
+    cough_silences: Series = field(default_factory=Series)
+    """The longest silence in the answer from 0.2 s before to 1.6 s after a cough."""
 
 
 @dataclass
@@ -358,13 +365,17 @@ def coughs(session: Session, count: int, result: BargeInResult) -> None:
             continue
         wait_until(first_sound + 0.05)
         t_cough = io.started_at(io.play(burst, 16000)) + 0.2
-        time.sleep(1.2)
+        time.sleep(1.8)
         cut = session.app.find(INTERRUPTED.pattern, mark) is not None
+        spans = io.recorded(t_cough - 0.2, t_cough + 1.6).spans(0.05)
+        silences = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
         went_on = io.recorded(t_cough + 0.6, t_cough + 1.0).last_loud() is not None
         if not cut and not went_on:
             continue  # the answer ended by itself right after the cough: nothing learnt
         result.coughs += 1
         result.cough_cuts += cut
+        if not cut:
+            result.cough_silences.add(max(silences, default=0.0))
         print(f"  cough {result.coughs:2d}: {'CUT THE ANSWER OFF' if cut else 'ignored'}")
 
 
@@ -405,7 +416,7 @@ def judge_barge_in(
     state += "" if caught else " NOT CAUGHT"
     print(
         f"  barge-in {result.trials + result.not_talking:2d} (echo {result.echo}, "
-        f"{result.min_speech_ms} ms): {shown}{state}",
+        f"hold {result.hold}, {result.min_speech_ms} ms): {shown}{state}",
         flush=True,
     )
     if session.verbose and (not caught or not talking):
@@ -600,8 +611,9 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     for barge in report.barge_ins:
         print()
         print(
-            f"barge-in, echo {barge.echo}, barge_in.min_speech_ms={barge.min_speech_ms} "
-            f"(onset in the mic signal -> last assistant sample)"
+            f"barge-in, echo {barge.echo}, barge_in.hold={barge.hold}, "
+            f"min_speech_ms={barge.min_speech_ms} "
+            "(onset in the mic signal -> last assistant sample)"
         )
         print("                                                   n    p50    p95")
         p50 = percentile(barge.continuous.values, 50)
@@ -614,6 +626,7 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
             )
         )
         print(barge.app.row("the app's own timeline"))
+        print(barge.cough_silences.row("answer silent around an 80 ms cough (longest)"))
         valid = barge.trials
         print(
             f"  caught {barge.caught}/{valid}"
@@ -665,6 +678,9 @@ def main() -> int:
     parser.add_argument("--echo-gain", type=float, default=-6.0, help="loopback gain, dB")
     parser.add_argument("--control-answers", type=int, default=5, help="answers with echo=off")
     parser.add_argument("--min-speech-ms", type=int, nargs="+", default=[150])
+    parser.add_argument(
+        "--hold", nargs="+", choices=["on", "off"], default=["on"], help="barge_in.hold values"
+    )
     parser.add_argument("--coughs", type=int, default=10, help="cough trials per setting")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--skip-file", action="store_true", help="no file-based run")
@@ -700,9 +716,11 @@ def main() -> int:
             device_latencies(env, report)
             with RigIO(env) as io:
                 bench = Bench(env, io, config_home, common, verbose=args.verbose)
-                for index, min_speech in enumerate(args.min_speech_ms):
+                settings = [(m, h) for h in args.hold for m in args.min_speech_ms]
+                for index, (min_speech, hold) in enumerate(settings):
                     flags = ["--audio-echo", "off", "--barge-in-min-speech-ms", str(min_speech)]
-                    barge = BargeInResult(min_speech, "off")
+                    flags += ["--barge-in-hold", hold]
+                    barge = BargeInResult(min_speech, "off", hold)
                     with bench.app(flags) as session:
                         if index == 0:
                             voice_to_voice(session, clips, report)
