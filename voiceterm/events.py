@@ -57,12 +57,15 @@ class UserStoppedSpeaking(Event):
 
     ``audio`` is the utterance (mono, ``sample_rate`` Hz, with pre-roll);
     ``speech_end`` is the monotonic time of the last voiced input sample.
+    ``discarded``: it is not a turn (a click, a cough, the agent's own echo) and
+    carries no audio.
     """
 
     audio: Any = None
     sample_rate: int = 16000
     speech_start: float | None = None
     speech_end: float | None = None
+    discarded: bool = False
 
 
 @dataclass(slots=True)

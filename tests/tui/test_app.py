@@ -10,6 +10,7 @@ from voiceterm.events import (
     AgentResponse,
     AgentStartedSpeaking,
     UserStartedSpeaking,
+    UserStoppedSpeaking,
     UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
@@ -60,6 +61,23 @@ async def test_partial_words_show_while_the_user_speaks_then_the_final_text(
         await agent.publish(UserTranscriptionReceived(content="What is new?", timestamp=2.0))
         await wait_for(pilot, lambda: "What is new?" in screen_text(app))
         assert "what is …" not in screen_text(app)
+
+
+async def test_a_cough_is_heard_then_forgotten(app: VoicetermApp, agent: FakeAgent) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.activity == "listening")
+        await agent.publish(UserStartedSpeaking(timestamp=1.0))
+        await wait_for(pilot, lambda: app.activity == "hearing")
+        await agent.publish(UserStoppedSpeaking(discarded=True, timestamp=1.1))
+        await wait_for(pilot, lambda: app.activity != "hearing")
+        assert app.activity == "listening", "nothing was said: there is nothing to think about"
+        await agent.publish(AgentStartedSpeaking(timestamp=2.0))
+        await wait_for(pilot, lambda: app.activity == "speaking")
+        await agent.publish(UserStartedSpeaking(timestamp=2.5))
+        await wait_for(pilot, lambda: app.activity == "hearing")
+        await agent.publish(UserStoppedSpeaking(discarded=True, timestamp=2.6))
+        await wait_for(pilot, lambda: app.activity != "hearing")
+        assert app.activity == "speaking", "the held answer plays on"
 
 
 async def test_a_cut_off_answer_shows_what_was_not_heard_struck_through(

@@ -226,7 +226,7 @@ class Listener:
         if self._onset is not None:
             self._vad.discard_utterance()
             self._onset = None
-            self._publish(UserStoppedSpeaking(audio=None, speech_end=t))
+            self._publish(UserStoppedSpeaking(speech_end=t, discarded=True))
 
     def _held_ms(self) -> float:
         return 1000 * (time.monotonic() - self._hold.since) if self._hold else 0.0
@@ -267,7 +267,7 @@ class Listener:
             self._onset = None
             if self._hold is not None:
                 # Not a turn while it is unclear whose voice it was; the hold decides.
-                self._publish(UserStoppedSpeaking(audio=None, speech_end=event.speech_end))
+                self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
             # Begun over the agent's voice and never loud enough to hold it: what echo
             # cancellation left of that voice, not the user.
@@ -276,7 +276,7 @@ class Listener:
             )
             if event.too_short or quiet_over_agent:
                 # Not a turn. Say it ended, with nothing to transcribe.
-                self._publish(UserStoppedSpeaking(audio=None, speech_end=event.speech_end))
+                self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
             self.utterances += 1
             self._publish(TurnMark(name="speech_end", at=event.speech_end))

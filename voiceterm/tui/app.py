@@ -35,6 +35,7 @@ from voiceterm.events import (
     AgentInterrupted,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
+    BargeInDismissed,
     StageStatus,
     UserStartedSpeaking,
     UserStoppedSpeaking,
@@ -115,6 +116,7 @@ class VoicetermApp(App[None]):
         self._shown_version = -1
         self._stopped = False
         self._failures_shown: set[str] = set()
+        self._agent_speaking = False
         # Kept as attributes: bus messages may still arrive while the app closes,
         # when querying the DOM would find nothing.
         self.conversation = ConversationView(id="conversation")
@@ -231,11 +233,18 @@ class VoicetermApp(App[None]):
                 self.activity = "listening"
         elif isinstance(event, UserStartedSpeaking):
             self.activity = "hearing"
+        elif isinstance(event, UserStoppedSpeaking) and event.discarded:
+            # A cough, a click, or the agent's own echo: nothing to answer.
+            self.activity = "speaking" if self._agent_speaking else "listening"
+        elif isinstance(event, BargeInDismissed):
+            self.activity = "speaking" if self._agent_speaking else self.activity
         elif isinstance(event, UserStoppedSpeaking | UserTranscriptionReceived):
             self.activity = "thinking"
         elif isinstance(event, AgentStartedSpeaking):
+            self._agent_speaking = True
             self.activity = "speaking"
         elif isinstance(event, AgentStoppedSpeaking | AgentInterrupted):
+            self._agent_speaking = False
             if self.activity != "hearing":
                 self.activity = "listening"
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
