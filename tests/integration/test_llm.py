@@ -137,6 +137,33 @@ def test_second_turn_reuses_the_prompt_cache(engine: LlamaEngine) -> None:
 
 
 @pytest.mark.models
+def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: Path) -> None:
+    # Greedy sampling, so the reply with and without speculation can be compared.
+    with LlamaEngine(model_path, max_tokens=40, temperature=0.0) as greedy:
+        question = ask("What is the tallest mountain in the world?")
+        plain = "".join(greedy.stream_chat(question, threading.Event()))
+        greedy.reset()
+        ahead = greedy.speculate(question, threading.Event(), tokens=10, max_tokens=40)
+        assert len(ahead) >= 5 and plain.startswith("".join(ahead))
+        replayed = "".join(greedy.stream_chat(question, threading.Event()))
+        stats = greedy.last_stats
+        assert replayed == plain
+        assert stats.speculated_tokens == 10
+        assert stats.tokens_generated == len(greedy._llm.tokenize(plain.encode(), add_bos=False))
+
+
+@pytest.mark.models
+def test_a_speculation_for_other_words_is_forgotten(model_path: Path) -> None:
+    with LlamaEngine(model_path, max_tokens=24, temperature=0.0) as greedy:
+        other = ask("Name a big city in Europe.")
+        plain = "".join(greedy.stream_chat(other, threading.Event()))
+        greedy.speculate(ask("Name a big"), threading.Event(), tokens=8, max_tokens=24)
+        after = "".join(greedy.stream_chat(other, threading.Event()))
+        assert greedy.last_stats.speculated_tokens == 0
+        assert after == plain
+
+
+@pytest.mark.models
 def test_grammar_constrains_the_output(engine: LlamaEngine) -> None:
     schema = {
         "type": "object",

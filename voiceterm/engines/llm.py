@@ -15,7 +15,10 @@ worker thread. It:
 - keeps the conversation inside the context window by dropping the oldest turns
   (never the system prompt), in steps, so the kept prefix -- and with it the
   cache -- stays the same for several turns after a trim;
-- reports what the last call cost (:class:`GenerationStats`).
+- reports what the last call cost (:class:`GenerationStats`);
+- can start a reply before it is asked for (:meth:`LlamaEngine.speculate`, while
+  the user may still be talking): when the same prompt then comes for real, the
+  reply starts with the tokens already sampled and continues after them.
 
 :func:`astream_chat` runs :meth:`LlamaEngine.stream_chat` in a worker thread and
 hands the pieces to the event loop; cancelling it stops the worker and waits for
@@ -93,6 +96,7 @@ class GenerationStats:
         tokens_generated: Tokens sampled and handed out (the end-of-turn token
             is not counted).
         messages_dropped: Old messages left out to fit the context window.
+        speculated_tokens: Tokens of the reply sampled ahead by ``speculate``.
         stop_reason: ``"stop"`` (end of turn), ``"length"`` (max_tokens),
             ``"cancelled"`` or ``"context_full"``.
     """
@@ -105,6 +109,7 @@ class GenerationStats:
     prompt_eval_seconds: float = 0.0
     tokens_generated: int = 0
     messages_dropped: int = 0
+    speculated_tokens: int = 0
     stop_reason: StopReason = ""
 
     @property
@@ -246,6 +251,31 @@ def json_schema_grammar(schema: Mapping[str, Any]) -> str:
 # --- the engine ----------------------------------------------------------------
 
 
+def decoder_for_utf8() -> Any:
+    """Bytes of tokens -> text; a character split over two tokens comes out whole."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+@dataclass(slots=True)
+class _Speculation:
+    """The start of a reply sampled ahead of time (see ``LlamaEngine.speculate``)."""
+
+    prompt: list[int]
+    tokens: list[int]
+    pieces: list[str]
+    decoder: Any  # the UTF-8 decoder after ``tokens``: a split character continues
+    ended: bool  # the reply ended within ``tokens``
+    # llama's own generator, paused after ``tokens``: resuming it continues the very
+    # same sampling (its sampler remembers the tokens for the repeat penalty).
+    generator: Iterator[int] | None
+
+    def close(self) -> None:
+        if self.generator is not None:
+            with contextlib.suppress(Exception):
+                self.generator.close()  # type: ignore[attr-defined]
+            self.generator = None
+
+
 class LlamaEngine:
     """A loaded GGUF chat model with a streaming, cancellable chat call.
 
@@ -321,6 +351,7 @@ class LlamaEngine:
         self._stats = GenerationStats()
         self._grammars: dict[str, Any] = {}
         self._trim_anchor: tuple[int, ChatMessage] | None = None
+        self._speculation: _Speculation | None = None
 
     # --- facts ------------------------------------------------------------
 
@@ -517,12 +548,38 @@ class LlamaEngine:
         prompt = self.prompt_tokens(fitted, tools)
         stats.prompt_tokens = len(prompt)
         compiled_grammar = self._compile_grammar(grammar)
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and (speculation.prompt != prompt or grammar is not None):
+            speculation.close()
+            speculation = None
         if cancel.is_set():
+            if speculation is not None:
+                speculation.close()
             stats.stop_reason = "cancelled"
             stats.finished_at = time.monotonic()
             return
-        self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
-        tokens = self._llm.generate(
+        if speculation is None:
+            self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
+            tokens = self._start(prompt, compiled_grammar)
+            yield from self._sample(tokens, cancel, max_tokens, stats, decoder_for_utf8())
+            return
+        # The start of this very reply was sampled ahead of time: hand it out now and
+        # let llama's paused generator go on from there.
+        stats.first_token_at = time.monotonic()
+        stats.tokens_generated = stats.speculated_tokens = len(speculation.tokens)
+        yield from speculation.pieces
+        if speculation.generator is None or stats.tokens_generated >= max_tokens:
+            speculation.close()
+            stats.stop_reason = "stop" if speculation.ended else "length"
+            yield from self._flush(speculation.decoder)
+            stats.finished_at = time.monotonic()
+            return
+        yield from self._sample(
+            speculation.generator, cancel, max_tokens, stats, speculation.decoder
+        )
+
+    def _start(self, prompt: list[int], compiled_grammar: Any) -> Iterator[int]:
+        tokens: Iterator[int] = self._llm.generate(
             prompt,
             temp=self.temperature,
             top_p=self.top_p,
@@ -530,7 +587,23 @@ class LlamaEngine:
             repeat_penalty=self.repeat_penalty,
             grammar=compiled_grammar,
         )
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return tokens
+
+    def _sample(
+        self,
+        tokens: Iterator[int],
+        cancel: threading.Event,
+        max_tokens: int,
+        stats: GenerationStats,
+        decoder: Any,
+        sampled: list[int] | None = None,
+    ) -> Generator[str, None, None]:
+        """Hand out the pieces of ``tokens`` until the turn ends, ``max_tokens``, or ``cancel``.
+
+        With ``sampled`` (a speculation), the sampled tokens are appended to it and
+        the generator is left open when ``max_tokens`` is reached, so it can go on.
+        """
+        keep_open = False
         try:
             while True:
                 if cancel.is_set():
@@ -550,25 +623,87 @@ class LlamaEngine:
                     stats.stop_reason = "stop"
                     break
                 stats.tokens_generated += 1
+                if sampled is not None:
+                    sampled.append(token)
                 piece = decoder.decode(self._llm.detokenize([token]))
                 if piece:
                     yield piece
                 if stats.tokens_generated >= max_tokens:
                     stats.stop_reason = "length"
+                    keep_open = sampled is not None
                     break
                 if self._llm.n_tokens + 1 >= self.n_ctx:
                     stats.stop_reason = "context_full"
                     break
-            if stats.stop_reason != "cancelled":
-                tail = decoder.decode(b"", final=True)
-                if tail:
-                    yield tail
+            if stats.stop_reason != "cancelled" and not keep_open:
+                yield from self._flush(decoder)
         finally:
             # Closing llama's generator leaves its state consistent: the KV cache
             # holds the prompt and the tokens evaluated so far, and the next call
             # reuses whatever prefix still matches.
-            tokens.close()
+            if not keep_open:
+                tokens.close()  # type: ignore[attr-defined]
             stats.finished_at = time.monotonic()
+
+    @staticmethod
+    def _flush(decoder: Any) -> Iterator[str]:  # the decoder's held-back bytes
+        tail = str(decoder.decode(b"", final=True))
+        if tail:
+            yield tail
+
+    def speculate(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        tokens: int = 12,
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample the first ``tokens`` of the reply to ``messages`` ahead of time.
+
+        For the end-of-speech wait: if the next :meth:`stream_chat` renders the
+        very same prompt (and has no grammar), it hands these pieces out at once
+        and continues after them, exactly as if it had sampled them itself.
+        Any other call simply forgets them. ``max_tokens`` must be the one the
+        real call will use (it decides how the conversation is fitted).
+
+        Returns:
+            The text pieces sampled (empty when cancelled before the first).
+        """
+        if not self._lock.acquire(timeout=LOCK_TIMEOUT_S):
+            return []
+        try:
+            self._drop_speculation()
+            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            fitted = self._messages_for_generation(messages, self.n_ctx - budget, None)
+            prompt = self.prompt_tokens(fitted)
+            stats = GenerationStats(started_at=time.monotonic())
+            decoder = decoder_for_utf8()
+            sampled: list[int] = []
+            self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
+            generator = self._start(prompt, None)
+            pieces = list(
+                self._sample(generator, cancel, min(tokens, budget), stats, decoder, sampled)
+            )
+            if stats.stop_reason not in ("length", "stop"):
+                return []  # cancelled, or no room left: nothing to go on from
+            ended = stats.stop_reason == "stop"  # the whole reply is in ``pieces``
+            self._speculation = _Speculation(
+                prompt=prompt,
+                tokens=sampled,
+                pieces=pieces,
+                decoder=decoder,
+                ended=ended,
+                generator=None if ended else generator,
+            )
+            return pieces
+        finally:
+            self._lock.release()
+
+    def _drop_speculation(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            speculation.close()
 
     def warm_up(self, messages: Sequence[ChatMessage]) -> float:
         """Evaluate ``messages`` ahead of time (typically just the system prompt).
@@ -581,6 +716,7 @@ class LlamaEngine:
         """
         started = time.monotonic()
         with self._lock:
+            self._drop_speculation()
             tokens = self._llm.generate(self.prompt_tokens(messages), temp=0.0)
             try:
                 self._next_token(tokens)
@@ -595,6 +731,7 @@ class LlamaEngine:
         the cache -- but it makes the next call's cost independent of the last.
         """
         with self._lock:
+            self._drop_speculation()
             self._llm.reset()
             self._trim_anchor = None
 
@@ -641,6 +778,7 @@ class LlamaEngine:
     def close(self) -> None:
         """Free the model (waits for a running generation to end)."""
         with self._lock:
+            self._drop_speculation()
             self._llm.close()
 
     def __enter__(self) -> LlamaEngine:
