@@ -64,6 +64,8 @@ class LlmSettings:
     """The model's context window."""
     max_tokens: int = 96
     """The longest answer, in tokens."""
+    speculate_tokens: int = 12
+    """Tokens of the answer sampled during the end-of-speech wait (0: none)."""
     temperature: float = 0.3
     """Sampling temperature."""
     system_prompt: str = (
@@ -81,6 +83,8 @@ class TtsSettings:
     """Speaking rate: above 1 slower, below 1 faster (default: the voice's own)."""
     threads: int = 1
     """Piper's CPU threads. One leaves a core to the LLM, which writes while Piper speaks."""
+    first_piece_words: int = 6
+    """An answer with no clause boundary yet starts speaking its first this-many words."""
 
 
 @dataclass(slots=True)

@@ -168,6 +168,25 @@ class AgentInterrupted(ControlEvent):
 
 
 @dataclass(slots=True)
+class AgentSpeculation(Event):
+    """The start of the answer to a provisional transcript, sampled ahead of time.
+
+    Not an answer yet: if the user's turn ends with exactly ``transcript``, the
+    answer begins with ``pieces`` (and the stages after the LLM can prepare them).
+    """
+
+    transcript: str = ""
+    pieces: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class SpeculativeSentence(Event):
+    """The first piece the answer will be cut into, if the speculation holds."""
+
+    content: str = ""
+
+
+@dataclass(slots=True)
 class BargeInSuspected(ControlEvent):
     """Someone may be talking over the agent: playback holds while the listener checks.
 
@@ -276,6 +295,7 @@ __all__ = [
     "AgentInterrupted",
     "AgentResponse",
     "AgentSentence",
+    "AgentSpeculation",
     "AgentSpeechSent",
     "AgentStartedSpeaking",
     "AgentStoppedSpeaking",
@@ -286,6 +306,7 @@ __all__ = [
     "Event",
     "LogMetric",
     "StageSpan",
+    "SpeculativeSentence",
     "StageStatus",
     "ToolCall",
     "ToolResult",

@@ -39,7 +39,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -597,13 +597,16 @@ class LlamaEngine:
         stats: GenerationStats,
         decoder: Any,
         sampled: list[int] | None = None,
+        enough: Callable[[str], bool] | None = None,
     ) -> Generator[str, None, None]:
         """Hand out the pieces of ``tokens`` until the turn ends, ``max_tokens``, or ``cancel``.
 
         With ``sampled`` (a speculation), the sampled tokens are appended to it and
-        the generator is left open when ``max_tokens`` is reached, so it can go on.
+        the generator is left open when ``max_tokens`` is reached, or when
+        ``enough(text so far)`` holds, so it can go on.
         """
         keep_open = False
+        text = ""
         try:
             while True:
                 if cancel.is_set():
@@ -628,7 +631,8 @@ class LlamaEngine:
                 piece = decoder.decode(self._llm.detokenize([token]))
                 if piece:
                     yield piece
-                if stats.tokens_generated >= max_tokens:
+                    text += piece
+                if stats.tokens_generated >= max_tokens or (enough is not None and enough(text)):
                     stats.stop_reason = "length"
                     keep_open = sampled is not None
                     break
@@ -658,8 +662,11 @@ class LlamaEngine:
         *,
         tokens: int = 12,
         max_tokens: int | None = None,
+        enough: Callable[[str], bool] | None = None,
     ) -> list[str]:
         """Sample the first ``tokens`` of the reply to ``messages`` ahead of time.
+
+        Sampling stops early once ``enough(text so far)`` holds.
 
         For the end-of-speech wait: if the next :meth:`stream_chat` renders the
         very same prompt (and has no grammar), it hands these pieces out at once
@@ -683,7 +690,9 @@ class LlamaEngine:
             self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
             generator = self._start(prompt, None)
             pieces = list(
-                self._sample(generator, cancel, min(tokens, budget), stats, decoder, sampled)
+                self._sample(
+                    generator, cancel, min(tokens, budget), stats, decoder, sampled, enough
+                )
             )
             if stats.stop_reason not in ("length", "stop"):
                 return []  # cancelled, or no room left: nothing to go on from

@@ -172,6 +172,9 @@ class PiperSynthesizer:
         self._threshold = int(silence_threshold * _FULL_SCALE)
         started = time.monotonic()
         self._voice = self._load(use_cuda=use_cuda, num_threads=num_threads)
+        # espeak-ng (Piper's phonemizer) keeps global state: one step at a time, even
+        # when two texts are being spoken (an answer's first piece made ahead of time).
+        self._step_lock = threading.Lock()
         self._syn_config = self._make_syn_config(length_scale)
         self.load_seconds = time.monotonic() - started
         """Seconds spent loading the voice (without the warm-up)."""
@@ -257,7 +260,8 @@ class PiperSynthesizer:
                 return
             try:
                 # Each step runs espeak (first step only) and one ONNX inference.
-                chunk = next(chunks)
+                with self._step_lock:
+                    chunk = next(chunks)
             except StopIteration:
                 return
             except Exception as exc:

@@ -329,8 +329,10 @@ class VoiceAgent:
             system_prompt=config.llm.system_prompt,
             max_tokens=config.llm.max_tokens,
             tools=engines.tools,
+            speculate_tokens=config.llm.speculate_tokens,
+            first_piece_words=config.tts.first_piece_words,
         )
-        sentences = SentenceNode()
+        sentences = SentenceNode(first_piece_words=config.tts.first_piece_words)
         tts = TtsNode(engines.tts)
         self.player = PlayerNode(self.sink, Publisher(self.bus, PlayerNode.id))
         self._attach(stt, stt.attach)

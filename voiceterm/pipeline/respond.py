@@ -10,6 +10,7 @@ else streams from the model with the conversation as the user heard it
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from voiceterm.bus import Message
 from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
+    AgentSpeculation,
     AgentSpeechSent,
     StageSpan,
     ToolCall,
@@ -28,6 +30,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.nodes import ConversationContext, ReasoningNode
+from voiceterm.pipeline.turns import sounds_finished
 
 
 class LlamaNode(ReasoningNode):
@@ -41,6 +44,8 @@ class LlamaNode(ReasoningNode):
         max_tokens: int = 96,
         tools: Any = None,
         node_id: str = "llm",
+        speculate_tokens: int = 12,
+        first_piece_words: int = 6,
     ) -> None:
         # The engine fits the prompt into its window itself, trimming in steps so
         # the prompt's start (and llama.cpp's KV cache) stays the same for several
@@ -57,6 +62,10 @@ class LlamaNode(ReasoningNode):
         self.tools = tools
         self.prefills = 0
         self.prefill_seconds = 0.0
+        self.speculate_tokens = speculate_tokens
+        self.first_piece_words = first_piece_words
+        self.speculations = 0
+        self._speculating: tuple[str, threading.Event] | None = None
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -68,25 +77,79 @@ class LlamaNode(ReasoningNode):
         )
         bridge.on(AgentSpeechSent).map(self.add_event)
         bridge.on(AgentInterrupted).map(self.add_event)
-        bridge.on(UserTranscriptionPartial).map(self.prefill)
+        bridge.on(UserTranscriptionPartial).map(self.prefill).broadcast()
 
-    async def prefill(self, message: Message) -> None:
-        """Evaluate the prompt the user's words so far would give, into the KV cache.
+    async def prefill(self, message: Message) -> AgentSpeculation | None:
+        """Get ready to answer the user's words so far, during the end-of-speech wait.
 
-        Runs during the end-of-speech wait; when the turn then ends with the same
-        words, the generation finds its whole prompt cached and its first token
-        comes at once. Different words only cost the prefix that no longer matches.
+        The prompt they would give is evaluated into the KV cache; when they sound
+        like a finished turn, the answer's first tokens are sampled too
+        (``LlamaEngine.speculate``), and announced as ``AgentSpeculation`` so that
+        the sentence and TTS stages can prepare its first piece. When the turn then
+        ends with the same words, the answer starts with all of it at once.
+        Different words only cost the work that no longer matches.
         """
-        warm_up = getattr(self.engine, "warm_up", None)
-        if warm_up is None:
-            return
         partial: UserTranscriptionPartial = message.event
         events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
+        self._stop_speculating()
         start = time.monotonic()
-        await asyncio.to_thread(warm_up, messages)
+        speculate = getattr(self.engine, "speculate", None)
+        pieces: list[str] = []
+        if speculate is not None and self._worth_speculating(partial.content):
+            cancel = threading.Event()
+            self._speculating = (partial.content, cancel)
+            pieces = await asyncio.to_thread(
+                speculate,
+                messages,
+                cancel,
+                tokens=self.speculate_tokens,
+                max_tokens=self.max_tokens,
+                enough=self._has_first_piece,
+            )
+            if self._speculating is not None and self._speculating[1] is cancel:
+                self._speculating = None
+        else:
+            warm_up = getattr(self.engine, "warm_up", None)
+            if warm_up is None:
+                return None
+            await asyncio.to_thread(warm_up, messages)
         self.prefills += 1
         self.prefill_seconds = time.monotonic() - start
+        if not pieces:
+            return None
+        self.speculations += 1
+        return AgentSpeculation(transcript=partial.content, pieces=tuple(pieces))
+
+    def _has_first_piece(self, text: str) -> bool:
+        # The sentence stage speaks the first words once the word after them begins
+        # (or a clause before that): sampling more would only come later.
+        return len(text.split()) > self.first_piece_words
+
+    def _worth_speculating(self, transcript: str) -> bool:
+        # An unfinished-sounding turn waits longer for more words anyway, and a
+        # question the tools answer does not reach the model.
+        if not self.speculate_tokens or not sounds_finished(transcript):
+            return False
+        if self.tool_strategy == "native":
+            return False
+        if self.tools is not None:
+            from voiceterm.tools.intent import detect_intent
+
+            return detect_intent(transcript) is None
+        return True
+
+    def _stop_speculating(self, unless_for: str | None = None) -> None:
+        speculating = self._speculating
+        if speculating is not None and speculating[0] != unless_for:
+            speculating[1].set()
+            self._speculating = None
+
+    async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
+        # A speculation for other words would only hold the model up.
+        self._stop_speculating(unless_for=context.get_latest_user_transcript_message())
+        async for item in self._process_context(context):
+            yield item
 
     @property
     def tool_strategy(self) -> str:
@@ -97,7 +160,7 @@ class LlamaNode(ReasoningNode):
             return "none"
         return choose_strategy(getattr(self.engine, "chat_template_source", None))
 
-    async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
+    async def _process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         user_text = context.get_latest_user_transcript_message() or ""
         if self.tool_strategy == "native":
             async for item in self._stream_llm_with_tools(context):

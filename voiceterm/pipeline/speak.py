@@ -29,12 +29,14 @@ from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
     AgentSentence,
+    AgentSpeculation,
     AgentSpeechSent,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     BargeInDismissed,
     BargeInSuspected,
     Event,
+    SpeculativeSentence,
     StageSpan,
     TurnMark,
 )
@@ -62,6 +64,7 @@ class SentenceNode:
     def __init__(
         self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 6
     ) -> None:
+        self._first_piece_min_chars = first_piece_min_chars
         self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
         self._first_piece_words = first_piece_words
         self._index = 0
@@ -71,6 +74,20 @@ class SentenceNode:
         # come after the last chunk.
         bridge.on(Event, source=llm_node_id).stream(self.handle).broadcast()
         bridge.on(AgentInterrupted).map(self.reset)
+        bridge.on(AgentSpeculation).map(self.first_piece_of).broadcast()
+
+    def first_piece_of(self, message: Message) -> SpeculativeSentence | None:
+        """The first piece an answer starting with the speculated pieces will be cut into."""
+        speculation: AgentSpeculation = message.event
+        scratch = SentenceNode(
+            first_piece_min_chars=self._first_piece_min_chars,
+            first_piece_words=self._first_piece_words,
+        )
+        for piece in speculation.pieces:
+            for event in scratch.handle(Message(message.source, AgentResponse(content=piece))):
+                if isinstance(event, AgentSentence):
+                    return SpeculativeSentence(content=event.content)
+        return None
 
     def handle(self, message: Message) -> Iterator[Event]:
         event = message.event
@@ -128,7 +145,9 @@ class TtsNode:
     def __init__(self, synthesizer: Synthesizer) -> None:
         self._tts = synthesizer
         self._first_audio_marked = False
+        self._ahead: _Ahead | None = None
         self.turn_id = 0
+        self.ahead_used = 0
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -137,6 +156,38 @@ class TtsNode:
             .stream(self.synthesize)
             .broadcast()
         )
+        bridge.on(SpeculativeSentence).map(self.synthesize_ahead)
+
+    async def synthesize_ahead(self, message: Message) -> None:
+        """Synthesize the first piece of an answer that may be about to start."""
+        text = message.event.content
+        if self._ahead is not None:
+            if self._ahead.text == text:
+                return
+            self._ahead.cancel.set()
+        ahead = self._ahead = _Ahead(text)
+        chunks = self._tts.synthesize(text, ahead.cancel)
+        try:
+            while not ahead.cancel.is_set():
+                audio = await asyncio.to_thread(next, chunks, None)
+                if audio is None:
+                    ahead.complete = True
+                    break
+                ahead.chunks.append(audio)
+        finally:
+            ahead.end = time.monotonic()
+            ahead.done.set()
+
+    async def _take_ahead(self, sentence: AgentSentence) -> _Ahead | None:
+        """The first piece's audio, if it was synthesized ahead for this very text."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        if sentence.index != 0 or ahead.text != sentence.content:
+            ahead.cancel.set()
+            return None
+        await ahead.done.wait()
+        return ahead if ahead.complete else None
 
     def _on_interrupt(self, message: Message) -> None:
         self._first_audio_marked = False
@@ -146,6 +197,31 @@ class TtsNode:
         if sentence.index == 0:
             self._first_audio_marked = False
             self.turn_id += 1
+        ahead = await self._take_ahead(sentence)
+        if ahead is not None:
+            self.ahead_used += 1
+            self._first_audio_marked = True
+            yield TurnMark(name="tts_first_audio", at=time.monotonic())
+            yield StageSpan(stage="tts", start=ahead.start, end=ahead.end, content=ahead.text)
+            for index, audio in enumerate(ahead.chunks):
+                yield AgentAudioChunk(
+                    audio=audio,
+                    sample_rate=self._tts.sample_rate,
+                    text=sentence.content if index == 0 else "",
+                    sentence_index=sentence.index,
+                    chunk_index=index,
+                    last_of_sentence=False,
+                )
+            yield AgentAudioChunk(
+                audio=None,
+                sample_rate=self._tts.sample_rate,
+                text="",
+                sentence_index=sentence.index,
+                chunk_index=len(ahead.chunks),
+                last_of_sentence=True,
+                last_of_answer=sentence.final,
+            )
+            return
         if not sentence.content.strip():
             yield AgentAudioChunk(
                 audio=None,
@@ -190,6 +266,19 @@ class TtsNode:
             last_of_sentence=True,
             last_of_answer=sentence.final,
         )
+
+
+class _Ahead:
+    """Audio of a piece synthesized before it was asked for."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.chunks: list[Any] = []
+        self.cancel = threading.Event()
+        self.done = asyncio.Event()
+        self.complete = False
+        self.start = time.monotonic()
+        self.end = self.start
 
 
 def heard_words(text: str, fraction: float) -> str:

@@ -1,0 +1,145 @@
+"""Answering during the end-of-speech wait: the LLM samples the answer's start, the
+sentence stage says what its first piece will be, and TTS makes that piece ahead.
+
+Scripted engines stand in for llama.cpp and Piper; tests/integration/test_llm.py
+checks on the real model that a speculated start gives the very same answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from voiceterm.bus import Message
+from voiceterm.events import (
+    AgentAudioChunk,
+    AgentResponse,
+    AgentSentence,
+    AgentSpeculation,
+    SpeculativeSentence,
+    UserTranscriptionPartial,
+)
+from voiceterm.pipeline.respond import LlamaNode
+from voiceterm.pipeline.speak import SentenceNode, TtsNode
+
+ANSWER = ["The", " moon", " is", " a", " big", " rock", " that", " orbits", " Earth", "."]
+
+
+class ScriptedModel:
+    """Records what it was asked to do; ``speculate`` samples from ``ANSWER``."""
+
+    chat_template_source = ""
+
+    def __init__(self) -> None:
+        self.speculated: list[list[dict[str, Any]]] = []
+        self.warmed: list[list[dict[str, Any]]] = []
+
+    def speculate(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        cancel: threading.Event,
+        *,
+        tokens: int = 12,
+        max_tokens: int | None = None,
+        enough: Callable[[str], bool] | None = None,
+    ) -> list[str]:
+        self.speculated.append([dict(m) for m in messages])
+        pieces: list[str] = []
+        for piece in ANSWER[:tokens]:
+            pieces.append(piece)
+            if enough is not None and enough("".join(pieces)):
+                break
+        return pieces
+
+    def warm_up(self, messages: Sequence[Mapping[str, Any]]) -> float:
+        self.warmed.append([dict(m) for m in messages])
+        return 0.0
+
+
+class CountingSynthesizer:
+    sample_rate = 22050
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Any]:
+        self.texts.append(text)
+        yield np.full(100, len(self.texts), dtype=np.int16)
+
+
+def partial(text: str) -> Message:
+    return Message("stt", UserTranscriptionPartial(content=text))
+
+
+async def test_a_finished_sounding_partial_gets_the_answers_start_sampled() -> None:
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.", first_piece_words=6)
+    speculation = await node.prefill(partial("Tell me about the moon."))
+    assert speculation is not None
+    # Sampled until the seventh word began: enough for a six-word first piece.
+    assert speculation.pieces == tuple(ANSWER[:7])
+    assert speculation.transcript == "Tell me about the moon."
+    assert model.speculated[0][-1] == {"role": "user", "content": "Tell me about the moon."}
+
+
+async def test_an_unfinished_partial_only_warms_the_cache() -> None:
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.")
+    assert await node.prefill(partial("Tell me about the")) is None
+    assert model.speculated == [] and len(model.warmed) == 1
+
+
+async def test_no_speculation_when_it_is_turned_off() -> None:
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.", speculate_tokens=0)
+    assert await node.prefill(partial("Tell me about the moon.")) is None
+    assert model.speculated == []
+
+
+def test_the_speculated_first_piece_is_the_one_the_answer_starts_with() -> None:
+    sentences = SentenceNode(first_piece_words=6)
+    spec = AgentSpeculation(transcript="Tell me about the moon.", pieces=tuple(ANSWER[:7]))
+    ahead = sentences.first_piece_of(Message("llm", spec))
+    assert isinstance(ahead, SpeculativeSentence)
+    real = SentenceNode(first_piece_words=6)
+    first = next(
+        event
+        for piece in ANSWER
+        for event in real.handle(Message("llm", AgentResponse(content=piece)))
+        if isinstance(event, AgentSentence)
+    )
+    assert ahead.content == first.content == "The moon is a big rock"
+
+
+async def chunks_of(tts: TtsNode, sentence: AgentSentence) -> list[AgentAudioChunk]:
+    return [
+        item
+        async for item in tts.synthesize(Message("sentences", sentence))
+        if isinstance(item, AgentAudioChunk)
+    ]
+
+
+async def test_a_piece_made_ahead_is_played_without_being_synthesized_again() -> None:
+    synthesizer = CountingSynthesizer()
+    tts = TtsNode(synthesizer)
+    await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="The moon is")))
+    chunks = await chunks_of(tts, AgentSentence(content="The moon is", index=0))
+    assert synthesizer.texts == ["The moon is"]
+    sound = [c for c in chunks if c.audio is not None]
+    assert len(sound) == 1 and sound[0].text == "The moon is"
+    assert chunks[-1].audio is None and chunks[-1].last_of_sentence
+    assert tts.ahead_used == 1
+
+
+async def test_a_piece_made_ahead_for_other_words_is_not_played() -> None:
+    synthesizer = CountingSynthesizer()
+    tts = TtsNode(synthesizer)
+    await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="The sun is")))
+    chunks = await chunks_of(tts, AgentSentence(content="The moon is", index=0))
+    assert synthesizer.texts == ["The sun is", "The moon is"]
+    assert [c.text for c in chunks if c.audio is not None] == ["The moon is"]
+    assert int(chunks[0].audio[0]) == 2, "the audio made ahead was played"
+    assert tts.ahead_used == 0
