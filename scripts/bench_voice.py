@@ -10,7 +10,13 @@ For each test utterance, in one run on the same loaded engines:
   with stock faster-whisper (padded to 30 s), the whole reply generated (no prompt
   cache), the whole reply synthesized, and only then the first audible sample.
 
-Usage: ``.venv/bin/python scripts/bench_voice.py [--utterances N]``
+Several configurations can be compared side by side in one run:
+``--variants default llm.speculate_tokens=0 tts.first_piece_words=4`` runs the
+streaming pipeline once per variant on every utterance (interleaved, so load on
+the machine hits them alike); a variant is ``section.key=value`` settings joined
+with ``+``.
+
+Usage: ``.venv/bin/python scripts/bench_voice.py [--utterances N] [--variants V ...]``
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from tests.speech import speech_corpus  # noqa: E402
 from voiceterm.audio.wavio import WavFileSink, WavFileSource, write_wav  # noqa: E402
 from voiceterm.bridge import Bridge  # noqa: E402
 from voiceterm.bus import Message  # noqa: E402
-from voiceterm.config import Config  # noqa: E402
+from voiceterm.config import Config, apply_values  # noqa: E402
 from voiceterm.events import TurnMark  # noqa: E402
 from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines  # noqa: E402
 
@@ -110,11 +116,36 @@ def baseline_turn(
     }
 
 
+STAGES = (
+    ("end-of-speech wait", "speech_end", "vad_stop"),
+    ("stt", "vad_stop", "stt_done"),
+    ("llm first token", "stt_done", "llm_first_token"),
+    ("first sentence", "llm_first_token", "first_sentence"),
+    ("tts first audio", "first_sentence", "tts_first_audio"),
+    ("audio to speaker", "tts_first_audio", "playback_start"),
+)
+
+
+def variant_config(variant: str) -> Config:
+    """``default`` or ``section.key=value+section.key=value`` over the defaults."""
+    config = Config()
+    if variant == "default":
+        return config
+    values: dict[str, dict[str, str]] = {}
+    for setting in variant.split("+"):
+        name, _, value = setting.partition("=")
+        section, _, key = name.strip().partition(".")
+        values.setdefault(section, {})[key] = value.strip()
+    return apply_values(config, values, f"variant {variant!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=12)
+    parser.add_argument("--variants", nargs="+", default=["default"])
     args = parser.parse_args()
-    config = Config()
+    configs = {variant: variant_config(variant) for variant in args.variants}
+    config = configs[args.variants[0]]
     print("loading models ...", flush=True)
     engines = load_engines(config)
     from voiceterm.engines.stt import WhisperTranscriber
@@ -122,9 +153,9 @@ def main() -> int:
 
     padded = WhisperTranscriber(resolve_model("stt").path, pad_to_30s=True)
     corpus = speech_corpus()[: args.utterances]
-    streaming: list[float] = []
+    streaming: dict[str, list[float]] = {variant: [] for variant in configs}
     baseline: list[float] = []
-    stages: dict[str, list[float]] = {}
+    stages: dict[str, dict[str, list[float]]] = {variant: {} for variant in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for index, item in enumerate(corpus):
             audio = np.concatenate(
@@ -132,47 +163,49 @@ def main() -> int:
             )
             wav = Path(tmp) / f"q{index}.wav"
             write_wav(wav, audio, RATE)
-            marks = asyncio.run(streaming_turn(config, engines, wav, Path(tmp) / f"a{index}.wav"))
-            if "speech_end" in marks and "playback_start" in marks:
-                v2v = marks["playback_start"] - marks["speech_end"]
-                streaming.append(v2v)
-                for label, start, end in (
-                    ("end-of-speech wait", "speech_end", "vad_stop"),
-                    ("stt", "vad_stop", "stt_done"),
-                    ("llm first token", "stt_done", "llm_first_token"),
-                    ("first sentence", "llm_first_token", "first_sentence"),
-                    ("tts first audio", "first_sentence", "tts_first_audio"),
-                    ("audio to speaker", "tts_first_audio", "playback_start"),
-                ):
+            shown = []
+            for variant, variant_cfg in configs.items():
+                out = Path(tmp) / f"a{index}.wav"
+                marks = asyncio.run(streaming_turn(variant_cfg, engines, wav, out))
+                if "speech_end" not in marks or "playback_start" not in marks:
+                    print(
+                        f"  utterance {index} ({variant}): no answer was played ({sorted(marks)})"
+                    )
+                    shown.append("   n/a")
+                    continue
+                streaming[variant].append(marks["playback_start"] - marks["speech_end"])
+                shown.append(f"{streaming[variant][-1] * 1000:6.0f}")
+                for label, start, end in STAGES:
                     if start in marks and end in marks:
-                        stages.setdefault(label, []).append(marks[end] - marks[start])
-            else:
-                print(f"  utterance {index}: no answer was played ({sorted(marks)})")
+                        stage_times = stages[variant].setdefault(label, [])
+                        stage_times.append(marks[end] - marks[start])
             base = baseline_turn(config, engines, padded, item.audio)
             baseline.append(base["v2v"])
-            shown = f"{streaming[-1] * 1000:6.0f}" if streaming else "   n/a"
             print(
-                f"  {index:2d} streaming {shown} ms   baseline {base['v2v'] * 1000:6.0f} ms"
+                f"  {index:2d} streaming {' / '.join(shown)} ms"
+                f"   baseline {base['v2v'] * 1000:6.0f} ms"
                 f"   {item.text[:50]!r}",
                 flush=True,
             )
     print()
-    print(f"voice-to-voice over {len(corpus)} utterances (ms)      p50      p95")
-    print(
-        f"  streaming pipeline                      {percentile(streaming, 50) * 1000:6.0f}"
-        f"   {percentile(streaming, 95) * 1000:6.0f}"
-    )
+    print(f"voice-to-voice over {len(corpus)} utterances (ms)      p50      p95   baseline/this")
+    base_p50 = statistics.median(baseline) if baseline else float("nan")
+    for variant, times in streaming.items():
+        ratio = base_p50 / statistics.median(times) if times else float("nan")
+        print(
+            f"  streaming ({variant[:26]})".ljust(42)
+            + f"{percentile(times, 50) * 1000:6.0f}   {percentile(times, 95) * 1000:6.0f}"
+            + f"   {ratio:.1f}x"
+        )
     print(
         f"  sequential baseline                     {percentile(baseline, 50) * 1000:6.0f}"
         f"   {percentile(baseline, 95) * 1000:6.0f}"
     )
-    if streaming and baseline:
-        ratio = statistics.median(baseline) / statistics.median(streaming)
-        print(f"  streaming is {ratio:.1f}x faster at p50")
-    print("\nstreaming, per stage (ms)                 p50      p95")
-    for label, values in stages.items():
-        p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
-        print(f"  {label:<38}{p50:6.0f}   {p95:6.0f}")
+    for variant, per_stage in stages.items():
+        print(f"\nstreaming ({variant}), per stage (ms)".ljust(43) + "p50      p95")
+        for label, values in per_stage.items():
+            p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
+            print(f"  {label:<38}{p50:6.0f}   {p95:6.0f}")
     return 0
 
 
