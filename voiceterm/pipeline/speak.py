@@ -62,7 +62,7 @@ class SentenceNode:
     id = "sentences"
 
     def __init__(
-        self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 6
+        self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 4
     ) -> None:
         self._first_piece_min_chars = first_piece_min_chars
         self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
@@ -146,6 +146,7 @@ class TtsNode:
         self._tts = synthesizer
         self._first_audio_marked = False
         self._ahead: _Ahead | None = None
+        self._first_piece = ""  # the current answer's first piece, once it was asked for
         self.turn_id = 0
         self.ahead_used = 0
 
@@ -161,6 +162,8 @@ class TtsNode:
     async def synthesize_ahead(self, message: Message) -> None:
         """Synthesize the first piece of an answer that may be about to start."""
         text = message.event.content
+        if text == self._first_piece:
+            return  # the answer got there first: it is being synthesized already
         if self._ahead is not None:
             if self._ahead.text == text:
                 return
@@ -196,6 +199,7 @@ class TtsNode:
         sentence: AgentSentence = message.event
         if sentence.index == 0:
             self._first_audio_marked = False
+            self._first_piece = sentence.content
             self.turn_id += 1
         ahead = await self._take_ahead(sentence)
         if ahead is not None:
