@@ -202,73 +202,45 @@ class TtsNode:
             self._first_piece = sentence.content
             self.turn_id += 1
         ahead = await self._take_ahead(sentence)
+        count = 0
         if ahead is not None:
             self.ahead_used += 1
             self._first_audio_marked = True
             yield TurnMark(name="tts_first_audio", at=time.monotonic())
             yield StageSpan(stage="tts", start=ahead.start, end=ahead.end, content=ahead.text)
-            for index, audio in enumerate(ahead.chunks):
-                yield AgentAudioChunk(
-                    audio=audio,
-                    sample_rate=self._tts.sample_rate,
-                    text=sentence.content if index == 0 else "",
-                    sentence_index=sentence.index,
-                    chunk_index=index,
-                    last_of_sentence=False,
-                )
-            yield AgentAudioChunk(
-                audio=None,
-                sample_rate=self._tts.sample_rate,
-                text="",
-                sentence_index=sentence.index,
-                chunk_index=len(ahead.chunks),
-                last_of_sentence=True,
-                last_of_answer=sentence.final,
-            )
-            return
-        if not sentence.content.strip():
-            yield AgentAudioChunk(
-                audio=None,
-                sample_rate=self._tts.sample_rate,
-                text="",
-                sentence_index=sentence.index,
-                last_of_sentence=True,
-                last_of_answer=sentence.final,
-            )
-            return
-        cancel = threading.Event()
-        chunks = self._tts.synthesize(sentence.content, cancel)
-        index = 0
-        try:
-            while True:
-                start = time.monotonic()
-                audio = await asyncio.to_thread(next, chunks, None)
-                if audio is None:
-                    break
-                end = time.monotonic()
-                if not self._first_audio_marked:
-                    self._first_audio_marked = True
-                    yield TurnMark(name="tts_first_audio", at=end)
-                yield StageSpan(stage="tts", start=start, end=end, content=sentence.content)
-                yield AgentAudioChunk(
-                    audio=audio,
-                    sample_rate=self._tts.sample_rate,
-                    text=sentence.content if index == 0 else "",
-                    sentence_index=sentence.index,
-                    chunk_index=index,
-                    last_of_sentence=False,
-                )
-                index += 1
-        finally:
-            cancel.set()
-        yield AgentAudioChunk(
-            audio=None,
+            for audio in ahead.chunks:
+                yield self._chunk(sentence, count, audio)
+                count += 1
+        elif sentence.content.strip():
+            cancel = threading.Event()
+            chunks = self._tts.synthesize(sentence.content, cancel)
+            try:
+                while True:
+                    start = time.monotonic()
+                    audio = await asyncio.to_thread(next, chunks, None)
+                    if audio is None:
+                        break
+                    end = time.monotonic()
+                    if not self._first_audio_marked:
+                        self._first_audio_marked = True
+                        yield TurnMark(name="tts_first_audio", at=end)
+                    yield StageSpan(stage="tts", start=start, end=end, content=sentence.content)
+                    yield self._chunk(sentence, count, audio)
+                    count += 1
+            finally:
+                cancel.set()
+        yield self._chunk(sentence, count, None)
+
+    def _chunk(self, sentence: AgentSentence, index: int, audio: Any) -> AgentAudioChunk:
+        """Audio number ``index`` of ``sentence``; ``None`` marks the sentence's end."""
+        return AgentAudioChunk(
+            audio=audio,
             sample_rate=self._tts.sample_rate,
-            text="",
+            text=sentence.content if index == 0 and audio is not None else "",
             sentence_index=sentence.index,
             chunk_index=index,
-            last_of_sentence=True,
-            last_of_answer=sentence.final,
+            last_of_sentence=audio is None,
+            last_of_answer=audio is None and sentence.final,
         )
 
 
