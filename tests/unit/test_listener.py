@@ -185,6 +185,24 @@ def test_quiet_speech_begun_over_the_answer_is_no_turn() -> None:
     assert len(stops) == 1 and stops[0].discarded  # type: ignore[attr-defined]
 
 
+def test_quiet_speech_just_after_the_answer_is_its_echo_not_a_turn() -> None:
+    rig = Rig(speaking=False)
+    rig.activity.last_sound_end = rig.t - 0.1  # the echo of the last words is still coming
+    rig.frames(talk(400, level=QUIET))
+    rig.vad_ends()
+    stops = rig.of(UserStoppedSpeaking)
+    assert len(stops) == 1 and stops[0].discarded  # type: ignore[attr-defined]
+
+
+def test_a_loud_answer_just_after_the_agent_finished_is_a_turn() -> None:
+    rig = Rig(speaking=False)
+    rig.activity.last_sound_end = rig.t - 0.1
+    rig.frames(talk(400))
+    rig.vad_ends()
+    stops = rig.of(UserStoppedSpeaking)
+    assert len(stops) == 1 and not stops[0].discarded  # type: ignore[attr-defined]
+
+
 def test_speech_begun_as_the_answer_ends_is_a_turn() -> None:
     rig = Rig()
     rig.frames(talk(20, level=QUIET))

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 _LEVEL_INTERVAL_S = 0.05  # meters redraw at 20 Hz; faster only costs CPU
 _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
+# Speech that starts this soon after the agent's last sample may still be its echo
+# (the echo path's delay, the canceller's tail): it must be loud to be a turn.
+_ECHO_TAIL_S = 0.6
 
 
 @dataclass(slots=True)
@@ -257,7 +260,11 @@ class Listener:
         kind = type(event).__name__
         if kind == "SpeechStarted":
             self._onset = event.onset_time
-            self._over_agent = self._activity.speaking
+            activity = self._activity
+            self._over_agent = activity.speaking or (
+                self._echo != "half_duplex"
+                and event.onset_time < activity.last_sound_end + _ECHO_TAIL_S
+            )
             self._loud_s = 0.0
             # The start confirmation's voiced frames count toward a barge-in too.
             self._barge_voiced_s = self._start_s
