@@ -39,7 +39,7 @@ file-based run alike, so that turns take seconds, not half a minute.
 Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
            [--answers 50] [--echo-modes half_duplex aec] [--echo-gain -6]
            [--hold on off] [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
-           [--json out.json] [-v]
+           [--json out.json] [--app-flag=--llm-speculate-tokens=0 ...] [-v]
 Needs pulseaudio, pulseaudio-utils and espeak-ng (scripts/setup.sh --dev).
 """
 
@@ -528,7 +528,8 @@ def echo_run(bench: Bench, mode: str, answers: int, args: argparse.Namespace) ->
         if mode == "off":
             break
     if mode != "off":
-        trials = args.barge_ins if mode != "half_duplex" else min(5, args.barge_ins)
+        wanted = args.barge_ins if args.echo_barge_ins is None else args.echo_barge_ins
+        trials = wanted if mode != "half_duplex" else min(5, wanted)
         result.barge = BargeInResult(args.min_speech_ms[0], mode)
         barge_in_runs(bench, flags, trials, result.barge)
     return result
@@ -673,6 +674,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20, help="voice-to-voice turns")
     parser.add_argument("--barge-ins", type=int, default=20, help="barge-in trials per setting")
+    parser.add_argument(
+        "--echo-barge-ins", type=int, help="barge-ins over echo (default: --barge-ins)"
+    )
     parser.add_argument("--answers", type=int, default=50, help="answers per echo mode")
     parser.add_argument("--echo-modes", nargs="*", default=["half_duplex", "aec"])
     parser.add_argument("--echo-gain", type=float, default=-6.0, help="loopback gain, dB")
@@ -687,6 +691,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 of everything")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the app's lines")
+    parser.add_argument(
+        "--app-flag", action="append", default=[], help="extra voiceterm flag (repeatable)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.turns, args.barge_ins, args.answers, args.coughs = 5, 5, 5, 5
@@ -710,7 +717,7 @@ def main() -> int:
         env = rig.start()
         config_home = Path(rig_dir) / "config"
         config_home.mkdir()
-        common = ["--llm-max-tokens", str(args.max_tokens)]
+        common = ["--llm-max-tokens", str(args.max_tokens), *args.app_flag]
         try:
             report.calibration_ms = calibrate(env).errors_ms
             device_latencies(env, report)

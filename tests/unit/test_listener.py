@@ -237,3 +237,14 @@ def test_an_idle_agent_just_hears_a_turn() -> None:
     assert len(rig.of(UserStartedSpeaking)) == 1
     assert rig.of(BargeInSuspected) == rig.of(AgentInterrupted) == []
     assert rig.of(UserSpeechPaused) == []
+
+
+def test_after_echo_was_let_go_the_next_hold_of_that_answer_must_be_louder() -> None:
+    rig = Rig()
+    rig.frames(talk(160, level=-25.0) + silence(700))  # echo at -25 dBFS, let go
+    assert len(rig.of(BargeInDismissed)) == 1
+    rig.frames(talk(160, level=-24.0) + silence(700))  # the same echo again: no stutter
+    assert len(rig.of(BargeInSuspected)) == 1
+    rig.frames(talk(600, level=-18.0))  # a person, louder than the echo
+    assert len(rig.of(BargeInSuspected)) == 2
+    assert len(rig.of(AgentInterrupted)) == 1

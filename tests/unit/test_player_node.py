@@ -172,3 +172,21 @@ def test_nothing_is_held_when_nothing_is_playing() -> None:
     node, sink, _ = player()
     node.hold()
     assert sink.calls == []
+
+
+async def test_a_hold_nobody_ends_lets_the_answer_play_on() -> None:
+    import asyncio
+
+    from voiceterm.pipeline import speak
+
+    node, sink, heard = player()
+    node.play(sound(0))
+    sink.sounds(1.0)
+    original, speak.MAX_HOLD_S = speak.MAX_HOLD_S, 0.05
+    try:
+        node.hold()
+        await asyncio.sleep(0.15)
+    finally:
+        speak.MAX_HOLD_S = original
+    assert sink.calls == ["pause", "resume"]
+    assert heard.stops() == []

@@ -46,6 +46,7 @@ _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
 # Speech that starts this soon after the agent's last sample may still be its echo
 # (the echo path's delay, the canceller's tail): it must be loud to be a turn.
 _ECHO_TAIL_S = 0.6
+_ECHO_MARGIN_DB = 3.0  # how much louder than dismissed echo the next hold must be
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class _Hold:
     since: float
     confirmed_s: float = 0.0
     last_speech: float = 0.0  # end of the last counted frame (capture time)
+    level_db: float = -90.0  # the level that started it
 
 
 class Listener:
@@ -111,6 +113,10 @@ class Listener:
         self._hold_confirm_s = hold_confirm_ms / 1000
         self._hold_quiet_s = hold_quiet_ms / 1000
         self._hold: _Hold | None = None
+        # Echo that held the answer and died with it sets how loud the next hold of
+        # the same answer must be: echo residue stays at a similar level for a while.
+        self._hold_floor_db = min_level_db
+        self._floor_for_sound_end = 0.0
         self._over_agent = False  # the utterance in progress began while the agent spoke
         self._loud_s = 0.0  # voiced audio above min_level_db in the utterance in progress
         self._barge_voiced_s = 0.0
@@ -161,9 +167,16 @@ class Listener:
         if self._hold is None:
             # No speculative transcript of what may be echo or a cough.
             self._check_pause()
-        if self._onset is not None and self._vad.voiced:
-            if self._vad.level_db >= self._min_level_db:
-                self._loud_s += t_end - t_start
+        activity = self._activity
+        if (
+            self._onset is not None
+            and self._vad.voiced
+            and self._vad.level_db >= self._min_level_db
+            and not activity.speaking
+            and t_start >= activity.last_sound_end + self._hold_settle_s
+        ):
+            # Loud speech clear of the agent's voice and of its echo's way back.
+            self._loud_s += t_end - t_start
         if self._hold is not None:
             self._check_hold(self._hold, t_start, t_end)
         elif self._onset is not None and not self._barged and self._barge_in:
@@ -185,11 +198,20 @@ class Listener:
     def _check_barge_in(self, t_start: float, t_end: float) -> None:
         activity = self._activity
         counts = self._counts()
-        if counts and activity.speaking and self._hold_enabled:
-            assert self._onset is not None
-            self._hold = _Hold(onset=self._onset, since=time.monotonic())
-            logger.info("barge-in? holding the answer (%.0f dBFS)", self._vad.level_db)
-            self._publish(BargeInSuspected(onset_time=self._onset))
+        if activity.last_sound_end != self._floor_for_sound_end:
+            # A new answer (or a new stretch of one) starts from the configured floor.
+            self._floor_for_sound_end = activity.last_sound_end
+            self._hold_floor_db = self._min_level_db
+        if activity.speaking and self._hold_enabled:
+            # While it speaks, only a hold can lead to a cut: echo quieter than the
+            # floor is no reason to stop, and a person louder than it holds first.
+            if counts and self._vad.level_db >= self._hold_floor_db:
+                assert self._onset is not None
+                self._hold = _Hold(
+                    onset=self._onset, since=time.monotonic(), level_db=self._vad.level_db
+                )
+                logger.info("barge-in? holding the answer (%.0f dBFS)", self._vad.level_db)
+                self._publish(BargeInSuspected(onset_time=self._onset))
             return
         # Count voiced audio, not the time since the onset: the VAD stays "in speech"
         # through its hangover, so an 80 ms cough would otherwise pass min_speech_ms
@@ -224,6 +246,7 @@ class Listener:
         logger.info("not a barge-in: playing on after %.0f ms", self._held_ms())
         hold, self._hold = self._hold, None
         assert hold is not None
+        self._hold_floor_db = max(self._hold_floor_db, hold.level_db + _ECHO_MARGIN_DB)
         self._pause_sent = False
         self._publish(BargeInDismissed(onset_time=hold.onset))
         if self._onset is not None:
@@ -276,8 +299,9 @@ class Listener:
                 # Not a turn while it is unclear whose voice it was; the hold decides.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
-            # Begun over the agent's voice and never loud enough to hold it: what echo
-            # cancellation left of that voice, not the user.
+            # Begun over the agent's voice (or its echo's tail) and not confirmed as a
+            # barge-in, with too little loud speech after the echo died down: what echo
+            # cancellation left of the agent's voice, not the user.
             quiet_over_agent = (
                 self._over_agent and not self._barged and self._loud_s < self._min_speech_s
             )

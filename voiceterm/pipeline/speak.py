@@ -14,6 +14,7 @@ Three nodes, each on its own bridge:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -189,7 +190,12 @@ class TtsNode:
         if sentence.index != 0 or ahead.text != sentence.content:
             ahead.cancel.set()
             return None
-        await ahead.done.wait()
+        try:
+            # A few words take Piper well under a second; never wait on it for long.
+            await asyncio.wait_for(ahead.done.wait(), timeout=2.0)
+        except TimeoutError:
+            ahead.cancel.set()
+            return None
         return ahead if ahead.complete else None
 
     def _on_interrupt(self, message: Message) -> None:
@@ -279,6 +285,11 @@ def heard_words(text: str, fraction: float) -> str:
     return " ".join(heard).strip()
 
 
+# A hold is the listener's to end (cut off, or let go); should that word never come,
+# the answer plays on after this long rather than stay silent for good.
+MAX_HOLD_S = 2.5
+
+
 class PlayerNode:
     """Plays audio chunks on a sink and reports what was actually heard."""
 
@@ -298,6 +309,7 @@ class PlayerNode:
         self._pending_chunks = 0
         self._stopped = False
         self._held_until: float | None = None  # when the held sound ended
+        self._hold_expiry: asyncio.TimerHandle | None = None
         sink.on_started = self._on_started
         sink.on_tag_done = self._on_tag_done
         sink.on_idle = self._on_idle
@@ -346,17 +358,27 @@ class PlayerNode:
         if self._speaking and self._held_until is None:
             self._held_until = self._sink.pause()
             self._publish(TurnMark(name="playback_held", at=self._held_until))
+            with contextlib.suppress(RuntimeError):  # no loop: nothing can expire
+                loop = asyncio.get_running_loop()
+                self._hold_expiry = loop.call_later(MAX_HOLD_S, self.release)
 
     def release(self, message: Message | None = None) -> None:
         """Not a barge-in after all: play on from where the sound was held."""
+        self._cancel_hold_expiry()
         if self._held_until is not None:
             self._held_until = None
             self._sink.resume()
             self._publish(TurnMark(name="playback_released", at=time.monotonic()))
 
+    def _cancel_hold_expiry(self) -> None:
+        if self._hold_expiry is not None:
+            self._hold_expiry.cancel()
+            self._hold_expiry = None
+
     def stop(self, message: Message | None = None) -> None:
         """Barge-in: silence the sink now and record the part that was heard."""
         t_end = self._sink.stop_now()
+        self._cancel_hold_expiry()
         if self._held_until is not None:
             # Nothing was heard after the hold: that is when the answer stopped.
             t_end, self._held_until = min(t_end, self._held_until), None
