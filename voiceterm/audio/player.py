@@ -148,10 +148,6 @@ class PlaybackEngine:
         """Continue a paused chunk from the sample where it was held."""
         self._paused = False
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def _sound_end_now(self) -> float:
         if self._filling:
             return self._block_end

@@ -264,9 +264,9 @@ class _Speculation:
     tokens: list[int]
     pieces: list[str]
     decoder: Any  # the UTF-8 decoder after ``tokens``: a split character continues
-    ended: bool  # the reply ended within ``tokens``
     # llama's own generator, paused after ``tokens``: resuming it continues the very
     # same sampling (its sampler remembers the tokens for the repeat penalty).
+    # ``None``: the reply ended within ``tokens``.
     generator: Iterator[int] | None
 
     def close(self) -> None:
@@ -569,8 +569,8 @@ class LlamaEngine:
         stats.tokens_generated = stats.speculated_tokens = len(speculation.tokens)
         yield from speculation.pieces
         if speculation.generator is None or stats.tokens_generated >= max_tokens:
+            stats.stop_reason = "stop" if speculation.generator is None else "length"
             speculation.close()
-            stats.stop_reason = "stop" if speculation.ended else "length"
             yield from self._flush(speculation.decoder)
             stats.finished_at = time.monotonic()
             return
@@ -702,7 +702,6 @@ class LlamaEngine:
                 tokens=sampled,
                 pieces=pieces,
                 decoder=decoder,
-                ended=ended,
                 generator=None if ended else generator,
             )
             return pieces

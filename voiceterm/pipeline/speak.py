@@ -18,6 +18,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.audio.frames import PlaybackTag
@@ -170,17 +171,25 @@ class TtsNode:
                 return
             self._ahead.cancel.set()
         ahead = self._ahead = _Ahead(text)
-        chunks = self._tts.synthesize(text, ahead.cancel)
         try:
-            while not ahead.cancel.is_set():
-                audio = await asyncio.to_thread(next, chunks, None)
-                if audio is None:
-                    ahead.complete = True
-                    break
+            async for audio, _start, _end in self._synthesized(text, ahead.cancel):
                 ahead.chunks.append(audio)
+            ahead.complete = not ahead.cancel.is_set()
         finally:
             ahead.end = time.monotonic()
             ahead.done.set()
+
+    async def _synthesized(
+        self, text: str, cancel: threading.Event
+    ) -> AsyncIterator[tuple[Any, float, float]]:
+        """Piper's chunks of ``text``, each computed in a worker thread: (audio, start, end)."""
+        chunks = self._tts.synthesize(text, cancel)
+        while not cancel.is_set():
+            start = time.monotonic()
+            audio = await asyncio.to_thread(next, chunks, None)
+            if audio is None:
+                return
+            yield audio, start, time.monotonic()
 
     async def _take_ahead(self, sentence: AgentSentence) -> _Ahead | None:
         """The first piece's audio, if it was synthesized ahead for this very text."""
@@ -219,14 +228,8 @@ class TtsNode:
                 count += 1
         elif sentence.content.strip():
             cancel = threading.Event()
-            chunks = self._tts.synthesize(sentence.content, cancel)
             try:
-                while True:
-                    start = time.monotonic()
-                    audio = await asyncio.to_thread(next, chunks, None)
-                    if audio is None:
-                        break
-                    end = time.monotonic()
+                async for audio, start, end in self._synthesized(sentence.content, cancel):
                     if not self._first_audio_marked:
                         self._first_audio_marked = True
                         yield TurnMark(name="tts_first_audio", at=end)
@@ -250,17 +253,17 @@ class TtsNode:
         )
 
 
+@dataclass(eq=False)
 class _Ahead:
     """Audio of a piece synthesized before it was asked for."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.chunks: list[Any] = []
-        self.cancel = threading.Event()
-        self.done = asyncio.Event()
-        self.complete = False
-        self.start = time.monotonic()
-        self.end = self.start
+    text: str
+    chunks: list[Any] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    complete: bool = False
+    start: float = field(default_factory=time.monotonic)
+    end: float = 0.0
 
 
 def heard_words(text: str, fraction: float) -> str:
