@@ -30,6 +30,9 @@ class AudioSettings:
     """Speaker block in milliseconds: a barge-in silences the speaker within one block."""
     echo: str = "aec"
     """Echo handling while the agent speaks: aec, half_duplex or off."""
+    drop_own_words: bool = True
+    """Do not answer speech heard while (or just after) the agent spoke whose words
+    repeat the agent's own: its voice come back through the microphone."""
 
 
 @dataclass(slots=True)

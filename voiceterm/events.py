@@ -58,7 +58,7 @@ class UserStoppedSpeaking(Event):
     ``audio`` is the utterance (mono, ``sample_rate`` Hz, with pre-roll);
     ``speech_end`` is the monotonic time of the last voiced input sample.
     ``discarded``: it is not a turn (a click, a cough, the agent's own echo) and
-    carries no audio.
+    carries no audio. ``barge_in``: it cut the agent off.
     """
 
     audio: Any = None
@@ -66,6 +66,7 @@ class UserStoppedSpeaking(Event):
     speech_start: float | None = None
     speech_end: float | None = None
     discarded: bool = False
+    barge_in: bool = False
 
 
 @dataclass(slots=True)
@@ -95,6 +96,18 @@ class UserTranscriptionReceived(Event):
     """The final transcript of one user utterance (or a typed message)."""
 
     content: str = ""
+
+
+@dataclass(slots=True)
+class UserTranscriptionDropped(Event):
+    """An utterance that is not a turn after all, seen in its transcript.
+
+    ``reason`` is ``"nothing_heard"`` (Whisper found no words) or ``"own_voice"``
+    (the words are the agent's own, come back through the microphone).
+    """
+
+    content: str = ""
+    reason: str = "nothing_heard"
 
 
 # --- the agent ------------------------------------------------------------
@@ -314,6 +327,7 @@ __all__ = [
     "UserSpeechPaused",
     "UserStartedSpeaking",
     "UserStoppedSpeaking",
+    "UserTranscriptionDropped",
     "UserTranscriptionPartial",
     "UserTranscriptionReceived",
 ]

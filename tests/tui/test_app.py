@@ -11,6 +11,7 @@ from voiceterm.events import (
     AgentStartedSpeaking,
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionDropped,
     UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
@@ -78,6 +79,23 @@ async def test_a_cough_is_heard_then_forgotten(app: VoicetermApp, agent: FakeAge
         await agent.publish(UserStoppedSpeaking(discarded=True, timestamp=2.6))
         await wait_for(pilot, lambda: app.activity != "hearing")
         assert app.activity == "speaking", "the held answer plays on"
+
+
+async def test_an_utterance_without_a_turn_in_it_leaves_thinking(
+    app: VoicetermApp, agent: FakeAgent
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.activity == "listening")
+        await agent.publish(AgentStartedSpeaking(timestamp=1.0))
+        await agent.publish(UserStartedSpeaking(timestamp=1.5))
+        await agent.publish(UserStoppedSpeaking(audio=b"..", timestamp=2.5))
+        await wait_for(pilot, lambda: app.activity == "thinking")
+        await agent.publish(
+            UserTranscriptionDropped(content="a heart full of", reason="own_voice", timestamp=2.7)
+        )
+        await wait_for(pilot, lambda: app.activity != "thinking")
+        assert app.activity == "speaking", "its own echo is not a question: it speaks on"
+        assert "a heart full of" not in screen_text(app)
 
 
 async def test_a_cut_off_answer_shows_what_was_not_heard_struck_through(

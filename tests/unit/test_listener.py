@@ -45,11 +45,15 @@ class ScriptedVad:
         self.onset: float | None = None
         self.discarded = 0
         self.trailing_silence_ms = 0
+        self.last_voiced = 0.0
         self.next_frame = Frame(False)
 
     def feed(self, samples: object, t: float) -> list[VadEvent]:
         frame = self.next_frame
         self.voiced, self.level_db = frame.voiced, frame.level_db
+        self.trailing_silence_ms = 0 if frame.voiced else self.trailing_silence_ms + 20
+        if frame.voiced:
+            self.last_voiced = t + FRAME_S
         if frame.voiced and not self.in_speech:
             self.in_speech, self.onset = True, t
             return [SpeechStarted(onset_time=t)]
@@ -61,8 +65,11 @@ class ScriptedVad:
         audio = np.zeros(1600, dtype=np.int16)
         return [SpeechEnded(audio=audio, speech_start=self.onset, speech_end=t)]
 
-    def current_utterance(self) -> None:
-        return None
+    def current_utterance(self) -> SpeechEnded | None:
+        if not self.in_speech or self.onset is None:
+            return None
+        audio = np.zeros(1600, dtype=np.int16)
+        return SpeechEnded(audio=audio, speech_start=self.onset, speech_end=self.last_voiced)
 
     def discard_utterance(self) -> None:
         self.discarded += 1
@@ -75,7 +82,9 @@ class ScriptedVad:
 class Rig:
     """A listener fed frame by frame on a simulated capture clock."""
 
-    def __init__(self, *, speaking: bool = True, thinking: bool = False, hold: bool = True):
+    def __init__(
+        self, *, speaking: bool = True, thinking: bool = False, hold: bool = True, pause_ms: int = 0
+    ):
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(thinking=thinking, speaking=speaking)
@@ -90,7 +99,7 @@ class Rig:
             hold_settle_ms=200,
             hold_confirm_ms=150,
             hold_quiet_ms=400,
-            pause_ms=0,
+            pause_ms=pause_ms,
         )
         self.t = time.monotonic()
 
@@ -192,6 +201,18 @@ def test_quiet_speech_just_after_the_answer_is_its_echo_not_a_turn() -> None:
     rig.vad_ends()
     stops = rig.of(UserStoppedSpeaking)
     assert len(stops) == 1 and stops[0].discarded  # type: ignore[attr-defined]
+
+
+def test_echo_gets_no_early_transcript_but_the_users_pause_does() -> None:
+    # An early transcript of echo would be answered if the utterance were ever
+    # taken for a turn; and it costs Whisper and LLM time for nothing.
+    rig = Rig(pause_ms=60)
+    rig.frames(talk(400, level=QUIET) + silence(100) + talk(200, level=QUIET))
+    assert rig.of(UserSpeechPaused) == []
+    rig.vad_ends()
+    idle = Rig(speaking=False, pause_ms=60)
+    idle.frames(talk(400) + silence(100) + talk(200))
+    assert len(idle.of(UserSpeechPaused)) == 1
 
 
 def test_a_loud_answer_just_after_the_agent_finished_is_a_turn() -> None:

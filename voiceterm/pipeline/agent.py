@@ -27,12 +27,14 @@ from voiceterm.errors import VoicetermError
 from voiceterm.events import (
     AgentGenerationComplete,
     AgentInterrupted,
+    AgentSentence,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     StageStatus,
     UserTranscriptionReceived,
 )
 from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
@@ -218,6 +220,7 @@ class VoiceAgent:
         self.source = source
         self.sink = sink
         self.activity = AgentActivity()
+        self.own_voice = OwnVoice()
         self._names = {"mic": source_name, "speaker": sink_name}
         self._publish = Publisher(self.bus, "agent")
         self.llm_node: LlamaNode | None = None
@@ -322,6 +325,7 @@ class VoiceAgent:
             engines.transcriber,
             Publisher(self.bus, SttNode.id),
             incomplete_wait_s=config.vad.incomplete_wait_ms / 1000,
+            own_voice=self.own_voice if config.audio.drop_own_words else None,
         )
         self._stt = stt
         self.llm_node = LlamaNode(
@@ -414,12 +418,16 @@ class VoiceAgent:
         activity = self.activity
         if isinstance(event, UserTranscriptionReceived):
             activity.thinking = True
+        elif isinstance(event, AgentSentence):
+            self.own_voice.said(event.content, event.timestamp)
         elif isinstance(event, AgentStartedSpeaking):
             activity.speaking = True
+            self.own_voice.started(event.playback_start or event.timestamp)
         elif isinstance(event, AgentStoppedSpeaking):
             activity.speaking = False
             activity.thinking = False
             activity.last_sound_end = event.last_sample_time or time.monotonic()
+            self.own_voice.stopped(activity.last_sound_end)
         elif isinstance(event, AgentInterrupted):
             activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:

@@ -164,7 +164,7 @@ class Listener:
         events = self._vad.feed(samples, t_start)
         for event in events:
             self._on_vad_event(event, time.monotonic())
-        if self._hold is None:
+        if self._hold is None and not self._echo_so_far():
             # No speculative transcript of what may be echo or a cough.
             self._check_pause()
         activity = self._activity
@@ -254,6 +254,14 @@ class Listener:
             self._onset = None
             self._publish(UserStoppedSpeaking(speech_end=t, discarded=True))
 
+    def _echo_so_far(self) -> bool:
+        """Whether the utterance in progress is, so far, what echo cancellation left.
+
+        That is: begun over the agent's voice (or its echo's tail), not confirmed as
+        a barge-in, and with too little loud speech since the echo died down.
+        """
+        return self._over_agent and not self._barged and self._loud_s < self._min_speech_s
+
     def _held_ms(self) -> float:
         return 1000 * (time.monotonic() - self._hold.since) if self._hold else 0.0
 
@@ -299,16 +307,16 @@ class Listener:
                 # Not a turn while it is unclear whose voice it was; the hold decides.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
-            # Begun over the agent's voice (or its echo's tail) and not confirmed as a
-            # barge-in, with too little loud speech after the echo died down: what echo
-            # cancellation left of the agent's voice, not the user.
-            quiet_over_agent = (
-                self._over_agent and not self._barged and self._loud_s < self._min_speech_s
-            )
-            if event.too_short or quiet_over_agent:
+            if event.too_short or self._echo_so_far():
                 # Not a turn. Say it ended, with nothing to transcribe.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
+            if self._over_agent or self._activity.speaking:
+                logger.info(
+                    "speech %s the agent's voice taken as a turn (%.0f ms loud after its echo)",
+                    "begun over" if self._over_agent else "ending over",
+                    1000 * self._loud_s,
+                )
             self.utterances += 1
             self._publish(TurnMark(name="speech_end", at=event.speech_end))
             self._publish(TurnMark(name="vad_stop", at=t_now))
@@ -321,5 +329,6 @@ class Listener:
                     sample_rate=16000,
                     speech_start=event.speech_start,
                     speech_end=event.speech_end,
+                    barge_in=self._barged,
                 )
             )

@@ -2,12 +2,14 @@
 
 A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.turns`) is held
 for ``incomplete_wait_s``: if the user goes on talking, the next utterance's words
-join it; if not, it is sent as it is.
+join it; if not, it is sent as it is. A transcript of the agent's own voice (see
+:mod:`voiceterm.pipeline.own_voice`) is dropped, not answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -21,11 +23,15 @@ from voiceterm.events import (
     UserSpeechPaused,
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionDropped,
     UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
+from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turns import sounds_finished
+
+logger = logging.getLogger(__name__)
 
 
 class Transcriber(Protocol):
@@ -40,11 +46,17 @@ class SttNode:
     id = "stt"
 
     def __init__(
-        self, transcriber: Transcriber, publisher: Publisher, *, incomplete_wait_s: float = 0.4
+        self,
+        transcriber: Transcriber,
+        publisher: Publisher,
+        *,
+        incomplete_wait_s: float = 0.4,
+        own_voice: OwnVoice | None = None,
     ) -> None:
         self._transcriber = transcriber
         self._publish = publisher
         self._incomplete_wait_s = incomplete_wait_s
+        self._own_voice = own_voice
         self._held = ""
         self._release: asyncio.TimerHandle | None = None
         # (speech_end, text, start, end) of the last pause's transcript.
@@ -95,12 +107,15 @@ class SttNode:
         end = time.monotonic()
         text = str(getattr(result, "text", result)).strip()
         self._speculation = (pause.speech_end, text, start, end)
-        if text:
+        if text and not self._is_own_voice(text, pause.speech_start, pause.speech_end):
             yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
 
     async def transcribe(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
         text = ""
         speculation, self._speculation = self._speculation, None
+        if utterance.discarded:
+            # Not a turn (echo, a cough): what its pause transcribed is not one either.
+            speculation = None
         if speculation is not None and speculation[0] == utterance.speech_end:
             # Nothing was said after the pause: its transcript is this utterance's.
             _speech_end, text, start, end = speculation
@@ -116,6 +131,18 @@ class SttNode:
         else:
             # Too short to transcribe (a cough): the timeline still closes the utterance.
             yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
+        if not text:
+            yield UserTranscriptionDropped(reason="nothing_heard")
+        elif not utterance.barge_in and self._is_own_voice(
+            text, utterance.speech_start, utterance.speech_end
+        ):
+            # A barge-in is confirmed after the held answer fell silent: not echo.
+            logger.info("heard its own voice, not answering: %r", text)
+            yield UserTranscriptionDropped(content=text, reason="own_voice")
+            if self._held and self._release is None:
+                # What the user said before it still waits for the rest, as before.
+                self._schedule_release()
+            return
         if self._release is not None:
             self._release.cancel()
             self._release = None
@@ -130,9 +157,15 @@ class SttNode:
         if self._utterances_started > self._utterances_ended:
             # The user is already talking again: the next utterance joins this one.
             return
+        self._schedule_release()
+
+    def _schedule_release(self) -> None:
         self._release = asyncio.get_running_loop().call_later(
             self._incomplete_wait_s, self._send_held
         )
+
+    def _is_own_voice(self, text: str, start: float | None, end: float | None) -> bool:
+        return self._own_voice is not None and self._own_voice.heard_in(text, start, end)
 
     def close(self) -> None:
         if self._release is not None:

@@ -39,6 +39,7 @@ from voiceterm.events import (
     StageStatus,
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionDropped,
     UserTranscriptionReceived,
 )
 from voiceterm.timeline import Timeline, export_markdown, export_timeline
@@ -233,7 +234,9 @@ class VoicetermApp(App[None]):
                 self.activity = "listening"
         elif isinstance(event, UserStartedSpeaking):
             self.activity = "hearing"
-        elif isinstance(event, UserStoppedSpeaking) and event.discarded:
+        elif (isinstance(event, UserStoppedSpeaking) and event.discarded) or isinstance(
+            event, UserTranscriptionDropped
+        ):
             # A cough, a click, or the agent's own echo: nothing to answer.
             self.activity = "speaking" if self._agent_speaking else "listening"
         elif isinstance(event, BargeInDismissed):

@@ -39,6 +39,7 @@ from voiceterm.events import (
     ToolResult,
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionDropped,
     UserTranscriptionReceived,
 )
 
@@ -46,6 +47,7 @@ from voiceterm.events import (
 ONE_BY_ONE: tuple[type[Any], ...] = (
     UserStartedSpeaking,
     UserStoppedSpeaking,
+    UserTranscriptionDropped,
     UserTranscriptionReceived,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
