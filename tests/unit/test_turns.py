@@ -7,7 +7,18 @@ from voiceterm.pipeline.turns import sounds_finished
 
 @pytest.mark.parametrize(
     "text",
-    ["What time is it?", "Tell me about the moon.", "Stop!", "It's 84.", "Thanks, that's all."],
+    [
+        "What time is it?",
+        "Tell me about the moon.",
+        "Stop!",
+        "It's 84.",
+        "Thanks, that's all.",
+        # Short commands and numbers, which Whisper leaves unpunctuated.
+        "10 of clubs",
+        "5 5",
+        "29340",
+        "stop",
+    ],
 )
 def test_finished_sentences(text: str) -> None:
     assert sounds_finished(text)
@@ -24,6 +35,9 @@ def test_finished_sentences(text: str) -> None:
         "What is twelve and",
         "Um.",
         "Can you tell me",
+        "Tell me about",
+        "What is",
+        "I think that",
     ],
 )
 def test_unfinished_sentences(text: str) -> None:

@@ -7,6 +7,11 @@ Whisper's own punctuation says which is which: a finished sentence ends with
 ``.``, ``?`` or ``!``; a cut one ends with a comma, an ellipsis, no punctuation,
 or a word that cannot end a sentence. Only those wait longer
 (``vad.incomplete_wait_ms``) for the rest, so the common case stays fast.
+
+Except short phrases: Whisper leaves a command of a few words or a number
+unpunctuated even when it is all there ("10 of clubs", "5 5", "29340" from the
+CMU recordings in the tests), so up to ``SHORT_PHRASE_WORDS`` words without
+punctuation count as finished unless they end on a word that cannot end one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ _CONTINUATIONS = frozenset(
     were be been am my your his her its our their this these those um uh er erm
     very really just not no and then""".split()
 )
-_WORD = re.compile(r"[a-z']+")
+_WORD = re.compile(r"[a-z0-9']+")
+SHORT_PHRASE_WORDS = 3
 
 
 def sounds_finished(transcript: str) -> bool:
@@ -28,7 +34,7 @@ def sounds_finished(transcript: str) -> bool:
     text = transcript.strip()
     if not text or text.endswith(("...", "…", ",", ";", ":", "-")):
         return False
-    if not text.endswith((".", "?", "!")):
-        return False
     words = _WORD.findall(text.lower())
+    if not text.endswith((".", "?", "!")) and len(words) > SHORT_PHRASE_WORDS:
+        return False
     return bool(words) and words[-1] not in _CONTINUATIONS
