@@ -288,9 +288,6 @@ class LlamaEngine:
         n_ctx: Context window in tokens.
         n_threads: CPU threads for generating; ``None`` uses :func:`default_thread_count`.
         n_threads_batch: CPU threads for evaluating prompts (default: ``n_threads``).
-        n_threads_ahead: CPU threads for work done ahead of time (:meth:`speculate`,
-            :meth:`warm_up`), while the user speaks or listens and nothing else
-            runs (default: all cores, at most 4).
         seed: Sampling seed, for repeatable answers.
         temperature: Sampling temperature (0 is greedy). 0.2 and top_p 0.9 are
             SmolLM2's recommended settings.
@@ -310,7 +307,6 @@ class LlamaEngine:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
-        n_threads_ahead: int | None = None,
         seed: int = 0,
         temperature: float = 0.2,
         top_p: float = 0.9,
@@ -325,7 +321,6 @@ class LlamaEngine:
         self.model_path = path
         self.n_threads = n_threads or default_thread_count()
         self.n_threads_batch = n_threads_batch or self.n_threads
-        self.n_threads_ahead = n_threads_ahead or max(1, min(os.cpu_count() or 1, 4))
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
@@ -694,12 +689,11 @@ class LlamaEngine:
             sampled: list[int] = []
             self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
             generator = self._start(prompt, None)
-            with self._threads(self.n_threads_ahead):
-                pieces = list(
-                    self._sample(
-                        generator, cancel, min(tokens, budget), stats, decoder, sampled, enough
-                    )
+            pieces = list(
+                self._sample(
+                    generator, cancel, min(tokens, budget), stats, decoder, sampled, enough
                 )
+            )
             if stats.stop_reason not in ("length", "stop"):
                 return []  # cancelled, or no room left: nothing to go on from
             ended = stats.stop_reason == "stop"  # the whole reply is in ``pieces``
@@ -729,7 +723,7 @@ class LlamaEngine:
             Seconds spent.
         """
         started = time.monotonic()
-        with self._lock, self._threads(self.n_threads_ahead):
+        with self._lock:
             self._drop_speculation()
             tokens = self._llm.generate(self.prompt_tokens(messages), temp=0.0)
             try:
@@ -737,25 +731,6 @@ class LlamaEngine:
             finally:
                 tokens.close()
         return time.monotonic() - started
-
-    @contextlib.contextmanager
-    def _threads(self, count: int) -> Iterator[None]:
-        """Evaluate with ``count`` threads inside the block (the lock must be held).
-
-        Work done ahead runs while the user talks or listens, when the other stages
-        are idle: all cores finish a speculation in about half the time (92 against
-        167 ms on 2 cores). Answers go back to ``n_threads``, which leaves a core to
-        Piper speaking the answer as it is written.
-        """
-        set_threads = self._llama_cpp.llama_set_n_threads
-        if count == self.n_threads and count == self.n_threads_batch:
-            yield
-            return
-        set_threads(self._llm.ctx, count, count)
-        try:
-            yield
-        finally:
-            set_threads(self._llm.ctx, self.n_threads, self.n_threads_batch)
 
     def reset(self) -> None:
         """Forget the KV cache and the trim position (a cleared conversation).
