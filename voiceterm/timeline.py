@@ -77,6 +77,7 @@ LANE_TITLES: dict[str, str] = {
     "sentence": "sentences",
     "tts": "TTS synth",
     "playback": "playback",
+    "ahead": "LLM ahead",
 }
 
 MARKS: tuple[str, ...] = (
@@ -105,7 +106,8 @@ HEADLINES: tuple[tuple[str, str], ...] = (
 
 # Lanes and marks that belong to the user's side of a turn: they go to the turn
 # being heard, not to the turn whose answer is still playing.
-_USER_LANES = frozenset({"vad", "stt"})
+# "ahead": the LLM's work during the end-of-speech wait, before the transcript.
+_USER_LANES = frozenset({"vad", "stt", "ahead"})
 _USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done"})
 # A transcript this close to an stt_done mark is that utterance's (not a typed message).
 _STT_WINDOW_S = 0.5
@@ -205,8 +207,11 @@ class Turn:
 
     def lanes(self) -> list[str]:
         """The lanes to draw: the standard ones, then any other lane that has spans."""
-        extra = sorted({s.lane for s in self.spans} - set(LANES))
-        return [*LANES, *extra]
+        present = {s.lane for s in self.spans}
+        lanes = list(LANES)
+        if "ahead" in present:  # drawn only in turns that had it, before the LLM lane
+            lanes.insert(lanes.index("llm"), "ahead")
+        return [*lanes, *sorted(present - set(lanes))]
 
     def lane_spans(self, lane: str) -> list[Span]:
         """The spans of ``lane``, in start order."""

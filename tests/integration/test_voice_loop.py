@@ -86,6 +86,9 @@ def test_question_gets_a_spoken_answer_that_says_what_the_agent_wrote(
         e.content for e in node.conversation_events if type(e).__name__ == "AgentResponse"
     )
     assert agent_text.strip()
+    # The timeline shows the model's work during the end-of-speech wait.
+    turns = agent.timeline.turns  # type: ignore[attr-defined]
+    assert any(turn.lane_spans("ahead") for turn in turns), "no work ahead in the timeline"
     # The answer WAV, transcribed again, says what the agent wrote.
     heard = engines.transcriber.transcribe(resample(spoken, 22050, RATE)).text
     said, understood = set(words(agent_text)), set(words(heard))

@@ -424,3 +424,18 @@ def test_exports_write_files_and_fail_with_a_hint(tmp_path: Path) -> None:
     with pytest.raises(VoicetermError) as failure:
         export_markdown(timeline, tmp_path / "missing" / "c.md")
     assert failure.value.hint
+
+
+def test_work_done_ahead_is_drawn_in_the_turn_being_heard_before_the_llm_lane() -> None:
+    timeline = Timeline()
+    feed(timeline, *voice_turn(10.0, "Hello there.", ["Hi", " there."]))
+    # The next question: its answer is started during the end-of-speech wait.
+    feed(
+        timeline,
+        UserStartedSpeaking(onset_time=19.0, timestamp=19.1),
+        StageSpan(stage="ahead", start=20.15, end=20.3, content="The moon is …"),
+    )
+    first, second = timeline.turns
+    assert [s.content for s in second.lane_spans("ahead")] == ["The moon is …"]
+    assert second.lanes()[:4] == ["vad", "stt", "ahead", "llm"]
+    assert "ahead" not in first.lanes()

@@ -77,7 +77,17 @@ class LlamaNode(ReasoningNode):
         )
         bridge.on(AgentSpeechSent).map(self.add_event)
         bridge.on(AgentInterrupted).map(self.add_event)
-        bridge.on(UserTranscriptionPartial).map(self.prefill).broadcast()
+        bridge.on(UserTranscriptionPartial).stream(self._work_ahead).broadcast()
+
+    async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
+        """``prefill``, shown in the timeline's "ahead" lane of the turn being heard."""
+        start = time.monotonic()
+        speculation = await self.prefill(message)
+        sampled = "".join(speculation.pieces).strip() if speculation is not None else ""
+        content = f"{sampled} …" if sampled else "(prompt read)"
+        yield StageSpan(stage="ahead", start=start, end=time.monotonic(), content=content)
+        if speculation is not None:
+            yield speculation
 
     async def prefill(self, message: Message) -> AgentSpeculation | None:
         """Get ready to answer the user's words so far, during the end-of-speech wait.

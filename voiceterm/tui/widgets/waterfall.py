@@ -33,6 +33,7 @@ LANE_COLORS: dict[str, tuple[str, str]] = {
     "sentence": ("bright_yellow", "yellow"),
     "tts": ("bright_green", "green"),
     "playback": ("deep_sky_blue1", "dodger_blue3"),
+    "ahead": ("orchid", "dark_magenta"),
     MARKS_LANE: ("bright_white", "grey70"),
 }
 _OTHER_COLORS = ("orange1", "dark_orange3")
