@@ -431,6 +431,9 @@ def wait_until(t: float) -> None:
     time.sleep(max(0.0, t - time.monotonic()))
 
 
+SLOW_ANSWER_S = 3.0  # an answer this late is shown in full with -v
+
+
 def echo_answers(session: Session, prompts: list[Utterance], result: EchoResult) -> bool:
     """Complete answers with echo: count self-interruptions and phantom turns.
 
@@ -467,6 +470,9 @@ def echo_answers(session: Session, prompts: list[Utterance], result: EchoResult)
             flag = f"  SELF-INTERRUPTED x{cuts}, {turns} turns: {lines[:6]}"
         shown = "no answer" if value is None else f"{1000 * value:4.0f} ms"
         print(f"  echo {result.mode} {index:2d}: v2v {shown}{flag}", flush=True)
+        if session.verbose and (value is None or value > SLOW_ANSWER_S):
+            for text in lines:  # what the app said about a lost or very late answer
+                print(f"      | {text}", flush=True)
         if not quiet:
             result.runaways += 1
             print(f"  echo {result.mode}: the app keeps answering itself; restarting it")

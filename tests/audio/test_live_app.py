@@ -257,10 +257,6 @@ def test_half_duplex_does_not_interrupt_itself_over_echo(apps: Apps, rig: Rig, i
 # (an echo burst stops with the held sound, so the answer plays on) keep it from
 # cutting itself off, while a person talking over it still does.
 # scripts/bench_live.py counts both over 50 answers.
-# Known issue, kept out of the default run (pytest -m known_issue runs it): it
-# passes on a quiet machine, but over 50 answers under load the agent still takes
-# some of its own echo for a user's turn (#4), so it would be a flaky gate.
-@pytest.mark.known_issue
 @needs_aec
 @pytest.mark.models
 def test_aec_does_not_interrupt_itself_but_hears_the_user(apps: Apps, rig: Rig, io: RigIO) -> None:

@@ -21,7 +21,9 @@ from voiceterm.events import (
     AgentSpeculation,
     SpeculativeSentence,
     UserTranscriptionPartial,
+    UserTranscriptionReceived,
 )
+from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import SentenceNode, TtsNode
 
@@ -53,6 +55,11 @@ class ScriptedModel:
             if enough is not None and enough("".join(pieces)):
                 break
         return pieces
+
+    def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
+    ) -> Iterator[str]:
+        yield from ANSWER
 
     def warm_up(self, messages: Sequence[Mapping[str, Any]]) -> float:
         self.warmed.append([dict(m) for m in messages])
@@ -90,6 +97,20 @@ async def test_an_unfinished_partial_only_warms_the_cache() -> None:
     node = LlamaNode(model, system_prompt="Be brief.")
     assert await node.prefill(partial("Tell me about the")) is None
     assert model.speculated == [] and len(model.warmed) == 1
+
+
+async def test_a_partial_left_over_from_a_turn_already_answered_is_skipped() -> None:
+    # It waited in the queue behind other work while the turn ended: sampling for
+    # it now would only keep the model from the answer.
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    stale = partial("Tell me about the moon.")
+    turn = ConversationContext([UserTranscriptionReceived(content="Tell me about the moon.")])
+    answer = [item async for item in node.process_context(turn)]
+    assert answer
+    assert await node.prefill(stale) is None
+    assert model.speculated == [] and model.warmed == []
+    assert await node.prefill(partial("And the sun?")) is not None, "the next turn's words"
 
 
 async def test_no_speculation_when_it_is_turned_off() -> None:

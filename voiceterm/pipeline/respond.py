@@ -66,6 +66,7 @@ class LlamaNode(ReasoningNode):
         self.first_piece_words = first_piece_words
         self.speculations = 0
         self._speculating: tuple[str, threading.Event] | None = None
+        self._answering_since = 0.0  # when the newest answer began
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -100,6 +101,10 @@ class LlamaNode(ReasoningNode):
         Different words only cost the work that no longer matches.
         """
         partial: UserTranscriptionPartial = message.event
+        if partial.timestamp <= self._answering_since:
+            # Queued behind other work while the turn ended: its words are being
+            # answered already (or were superseded), and the answer needs the model.
+            return None
         events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
         self._stop_speculating()
@@ -157,6 +162,7 @@ class LlamaNode(ReasoningNode):
 
     async def process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         # A speculation for other words would only hold the model up.
+        self._answering_since = time.monotonic()
         self._stop_speculating(unless_for=context.get_latest_user_transcript_message())
         async for item in self._process_context(context):
             yield item
