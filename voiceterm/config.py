@@ -86,7 +86,7 @@ class TtsSettings:
     """Speaking rate: above 1 slower, below 1 faster (default: the voice's own)."""
     threads: int = 1
     """Piper's CPU threads. One leaves a core to the LLM, which writes while Piper speaks."""
-    first_piece_words: int = 4
+    first_piece_words: int = 3
     """An answer with no clause boundary yet starts speaking its first this-many words."""
 
 

@@ -45,7 +45,7 @@ class LlamaNode(ReasoningNode):
         tools: Any = None,
         node_id: str = "llm",
         speculate_tokens: int = 12,
-        first_piece_words: int = 4,
+        first_piece_words: int = 3,
     ) -> None:
         # The engine fits the prompt into its window itself, trimming in steps so
         # the prompt's start (and llama.cpp's KV cache) stays the same for several

@@ -64,7 +64,7 @@ class SentenceNode:
     id = "sentences"
 
     def __init__(
-        self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 4
+        self, *, first_piece_min_chars: int | None = 12, first_piece_words: int = 3
     ) -> None:
         self._first_piece_min_chars = first_piece_min_chars
         self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
