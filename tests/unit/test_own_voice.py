@@ -101,6 +101,15 @@ def unused_publisher() -> Publisher:
     return Publisher(Bus(), "stt")
 
 
+def stt_hearing(text: str, own_voice: OwnVoice | None = None) -> SttNode:
+    """An STT node whose every utterance transcribes to ``text``."""
+    return SttNode(FixedTranscriber(text), unused_publisher(), own_voice=own_voice)
+
+
+def answered(events: list[Event]) -> list[str]:
+    return [e.content for e in events if isinstance(e, UserTranscriptionReceived)]
+
+
 async def transcripts(node: SttNode, utterance: UserStoppedSpeaking) -> list[Event]:
     return [event async for event in node.transcribe(utterance)]
 
@@ -110,13 +119,9 @@ def utterance(start: float, end: float) -> UserStoppedSpeaking:
 
 
 async def test_the_stt_node_drops_its_own_voice_and_says_why() -> None:
-    node = SttNode(
-        FixedTranscriber("a heart full of love and a spirit"),
-        unused_publisher(),
-        own_voice=agent_spoke(),
-    )
+    node = stt_hearing("a heart full of love and a spirit", agent_spoke())
     events = await transcripts(node, utterance(103.0, 104.0))
-    assert not [e for e in events if isinstance(e, UserTranscriptionReceived)]
+    assert answered(events) == []
     dropped = [e for e in events if isinstance(e, UserTranscriptionDropped)]
     assert [(d.reason, d.content) for d in dropped] == [
         ("own_voice", "a heart full of love and a spirit")
@@ -124,14 +129,9 @@ async def test_the_stt_node_drops_its_own_voice_and_says_why() -> None:
 
 
 async def test_the_same_words_after_the_echo_died_are_answered() -> None:
-    node = SttNode(
-        FixedTranscriber("a heart full of love and a spirit."),
-        unused_publisher(),
-        own_voice=agent_spoke(),
-    )
+    node = stt_hearing("a heart full of love and a spirit.", agent_spoke())
     events = await transcripts(node, utterance(110.0, 111.0))
-    received = [e for e in events if isinstance(e, UserTranscriptionReceived)]
-    assert [r.content for r in received] == ["a heart full of love and a spirit."]
+    assert answered(events) == ["a heart full of love and a spirit."]
 
 
 async def test_an_unfinished_sentence_before_the_echo_is_still_answered() -> None:
@@ -158,7 +158,7 @@ async def test_an_unfinished_sentence_before_the_echo_is_still_answered() -> Non
 
 
 async def test_nothing_heard_is_reported_as_dropped() -> None:
-    node = SttNode(FixedTranscriber(""), unused_publisher())
+    node = stt_hearing("")
     events = await transcripts(node, utterance(1.0, 2.0))
     assert [(e.reason, e.content) for e in events if isinstance(e, UserTranscriptionDropped)] == [
         ("nothing_heard", "")
@@ -167,17 +167,12 @@ async def test_nothing_heard_is_reported_as_dropped() -> None:
 
 async def test_a_barge_in_is_answered_even_in_the_agents_words() -> None:
     # It was confirmed after the held answer fell silent: a person, not echo.
-    node = SttNode(
-        FixedTranscriber("No, a heart full of love is not enough."),
-        unused_publisher(),
-        own_voice=agent_spoke(),
-    )
+    node = stt_hearing("No, a heart full of love is not enough.", agent_spoke())
     barge_in = UserStoppedSpeaking(
         audio=[0] * 1600, speech_start=103.0, speech_end=104.0, barge_in=True
     )
     events = await transcripts(node, barge_in)
-    received = [e for e in events if isinstance(e, UserTranscriptionReceived)]
-    assert [r.content for r in received] == ["No, a heart full of love is not enough."]
+    assert answered(events) == ["No, a heart full of love is not enough."]
 
 
 async def test_echo_the_listener_discarded_is_not_answered_from_its_early_transcript() -> None:
