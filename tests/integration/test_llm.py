@@ -238,6 +238,23 @@ def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path:
         assert after.prompt_tokens_evaluated < after.prompt_tokens // 2
 
 
+def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_path: Path) -> None:
+    # Once the history outgrows the window, dropping old turns changes the prompt's
+    # start and all of it is evaluated again; read ahead, the next turn finds it cached.
+    with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
+        history: list[ChatMessage] = [SYSTEM]
+        for turn in range(8):
+            history += [
+                {"role": "user", "content": f"Tell me fact number {turn} about the moon."},
+                {"role": "assistant", "content": "The moon is far away. " * 5},
+            ]
+        small.read_ahead(history, max_tokens=24)
+        "".join(small.stream_chat([*history, ask("And the sun?")[1]], threading.Event()))
+        turn = small.last_stats
+        assert turn.messages_dropped > 0, "the test needs a history that must be trimmed"
+        assert turn.prompt_tokens_evaluated < 40, turn
+
+
 @pytest.mark.models
 async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
     pieces = [piece async for piece in astream_chat(engine, ask("Tell me about cats."))]

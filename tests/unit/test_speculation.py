@@ -19,6 +19,8 @@ from voiceterm.events import (
     AgentResponse,
     AgentSentence,
     AgentSpeculation,
+    AgentSpeechSent,
+    AgentStoppedSpeaking,
     SpeculativeSentence,
     UserTranscriptionPartial,
     UserTranscriptionReceived,
@@ -38,6 +40,7 @@ class ScriptedModel:
     def __init__(self) -> None:
         self.speculated: list[list[dict[str, Any]]] = []
         self.warmed: list[list[dict[str, Any]]] = []
+        self.read: list[list[dict[str, Any]]] = []
 
     def speculate(
         self,
@@ -60,6 +63,10 @@ class ScriptedModel:
         self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
     ) -> Iterator[str]:
         yield from ANSWER
+
+    def read_ahead(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> float:
+        self.read.append([dict(m) for m in messages])
+        return 0.0
 
     def warm_up(self, messages: Sequence[Mapping[str, Any]]) -> float:
         self.warmed.append([dict(m) for m in messages])
@@ -111,6 +118,20 @@ async def test_a_partial_left_over_from_a_turn_already_answered_is_skipped() -> 
     assert await node.prefill(stale) is None
     assert model.speculated == [] and model.warmed == []
     assert await node.prefill(partial("And the sun?")) is not None, "the next turn's words"
+
+
+async def test_after_an_answer_the_history_as_heard_is_read_ahead() -> None:
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
+    node.add_event(AgentResponse(content="The moon is far away."))
+    await node._after_speech(Message("player", AgentSpeechSent(content="The moon is far away. ")))
+    assert model.read == [], "the answer is still playing"
+    await node._after_speech(Message("player", AgentStoppedSpeaking()))
+    assert model.read[-1][-2:] == [
+        {"role": "user", "content": "Tell me about the moon."},
+        {"role": "assistant", "content": "The moon is far away."},
+    ]
 
 
 async def test_no_speculation_when_it_is_turned_off() -> None:

@@ -732,6 +732,33 @@ class LlamaEngine:
                 tokens.close()
         return time.monotonic() - started
 
+    def read_ahead(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, room: int = 64
+    ) -> float:
+        """Evaluate the conversation so far, fitted as the next turn will fit it.
+
+        For the quiet moment after an answer: when the history has outgrown the
+        window, dropping old turns changes the prompt's start and the whole of it
+        must be evaluated again (seconds, not milliseconds). Done here, the next
+        turn finds it in the KV cache and only reads the user's new words. ``room``
+        tokens are kept free for those words, so that the next turn needs no trim
+        of its own.
+
+        Returns:
+            Seconds spent.
+        """
+        started = time.monotonic()
+        with self._lock:
+            self._drop_speculation()
+            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            fitted = self._messages_for_generation(messages, self.n_ctx - budget - room, None)
+            tokens = self._llm.generate(self.prompt_tokens(fitted), temp=0.0)
+            try:
+                self._next_token(tokens)
+            finally:
+                tokens.close()
+        return time.monotonic() - started
+
     def reset(self) -> None:
         """Forget the KV cache and the trim position (a cleared conversation).
 

@@ -22,6 +22,8 @@ from voiceterm.events import (
     AgentResponse,
     AgentSpeculation,
     AgentSpeechSent,
+    AgentStoppedSpeaking,
+    Event,
     StageSpan,
     ToolCall,
     ToolResult,
@@ -65,6 +67,7 @@ class LlamaNode(ReasoningNode):
         self.speculate_tokens = speculate_tokens
         self.first_piece_words = first_piece_words
         self.speculations = 0
+        self.read_aheads = 0
         self._speculating: tuple[str, threading.Event] | None = None
         self._answering_since = 0.0  # when the newest answer began
 
@@ -76,9 +79,25 @@ class LlamaNode(ReasoningNode):
             .stream(self.generate)
             .broadcast()
         )
-        bridge.on(AgentSpeechSent).map(self.add_event)
+        # One route keeps them in order: what was heard is in the history before the
+        # history is read ahead.
+        bridge.on(Event, filter_fn=_speech_played).map(self._after_speech)
         bridge.on(AgentInterrupted).map(self.add_event)
         bridge.on(UserTranscriptionPartial).stream(self._work_ahead).broadcast()
+
+    async def _after_speech(self, message: Message) -> None:
+        if isinstance(message.event, AgentSpeechSent):
+            self.add_event(message)
+            return
+        read_ahead = getattr(self.engine, "read_ahead", None)
+        if read_ahead is None or self._speculating is not None:
+            return  # the user's next words are being worked on already
+        messages = self.format_for_llm(
+            ConversationContext(self.conversation_events).get_committed_events()
+        )
+        if len(messages) > 1:
+            self.read_aheads += 1
+            await asyncio.to_thread(read_ahead, messages, max_tokens=self.max_tokens)
 
     async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
         """``prefill``, shown in the timeline's "ahead" lane of the turn being heard."""
@@ -283,3 +302,7 @@ class LlamaNode(ReasoningNode):
 
 
 MAX_TOOL_ROUNDS = 3
+
+
+def _speech_played(message: Message) -> bool:
+    return isinstance(message.event, (AgentSpeechSent, AgentStoppedSpeaking))
