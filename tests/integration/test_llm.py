@@ -250,9 +250,9 @@ def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_pa
             ]
         small.read_ahead(history, max_tokens=24)
         "".join(small.stream_chat([*history, ask("And the sun?")[1]], threading.Event()))
-        turn = small.last_stats
-        assert turn.messages_dropped > 0, "the test needs a history that must be trimmed"
-        assert turn.prompt_tokens_evaluated < 40, turn
+        stats = small.last_stats
+        assert stats.messages_dropped > 0, "the test needs a history that must be trimmed"
+        assert stats.prompt_tokens_evaluated < 40, stats
 
 
 @pytest.mark.models
