@@ -724,12 +724,7 @@ class LlamaEngine:
         """
         started = time.monotonic()
         with self._lock:
-            self._drop_speculation()
-            tokens = self._llm.generate(self.prompt_tokens(messages), temp=0.0)
-            try:
-                self._next_token(tokens)
-            finally:
-                tokens.close()
+            self._evaluate(messages)
         return time.monotonic() - started
 
     def read_ahead(
@@ -749,15 +744,20 @@ class LlamaEngine:
         """
         started = time.monotonic()
         with self._lock:
-            self._drop_speculation()
             budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
-            fitted = self._messages_for_generation(messages, self.n_ctx - budget - room, None)
-            tokens = self._llm.generate(self.prompt_tokens(fitted), temp=0.0)
-            try:
-                self._next_token(tokens)
-            finally:
-                tokens.close()
+            self._evaluate(
+                self._messages_for_generation(messages, self.n_ctx - budget - room, None)
+            )
         return time.monotonic() - started
+
+    def _evaluate(self, messages: Sequence[ChatMessage]) -> None:
+        """Put the prompt of ``messages`` into the KV cache (the lock must be held)."""
+        self._drop_speculation()
+        tokens = self._llm.generate(self.prompt_tokens(messages), temp=0.0)
+        try:
+            self._next_token(tokens)
+        finally:
+            tokens.close()
 
     def reset(self) -> None:
         """Forget the KV cache and the trim position (a cleared conversation).
