@@ -62,12 +62,8 @@ class LlamaNode(ReasoningNode):
         self.engine = engine
         self.max_tokens = max_tokens
         self.tools = tools
-        self.prefills = 0
-        self.prefill_seconds = 0.0
         self.speculate_tokens = speculate_tokens
         self.first_piece_words = first_piece_words
-        self.speculations = 0
-        self.read_aheads = 0
         self._speculating: tuple[str, threading.Event] | None = None
         self._answering_since = 0.0  # when the newest answer began
 
@@ -96,7 +92,6 @@ class LlamaNode(ReasoningNode):
             ConversationContext(self.conversation_events).get_committed_events()
         )
         if len(messages) > 1:
-            self.read_aheads += 1
             await asyncio.to_thread(read_ahead, messages, max_tokens=self.max_tokens)
 
     async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
@@ -127,7 +122,6 @@ class LlamaNode(ReasoningNode):
         events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
         self._stop_speculating()
-        start = time.monotonic()
         speculate = getattr(self.engine, "speculate", None)
         pieces: list[str] = []
         if speculate is not None and self._worth_speculating(partial.content):
@@ -148,11 +142,8 @@ class LlamaNode(ReasoningNode):
             if warm_up is None:
                 return None
             await asyncio.to_thread(warm_up, messages)
-        self.prefills += 1
-        self.prefill_seconds = time.monotonic() - start
         if not pieces:
             return None
-        self.speculations += 1
         return AgentSpeculation(transcript=partial.content, pieces=tuple(pieces))
 
     def _has_first_piece(self, text: str) -> bool:
