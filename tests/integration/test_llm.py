@@ -211,15 +211,21 @@ def test_fit_messages_shortens_a_single_overlong_question(engine: LlamaEngine) -
         engine.fit_messages([{"role": "system", "content": "word " * 300}], 50)
 
 
+def moon_history() -> list[ChatMessage]:
+    """Eight turns about the moon: too long for a 384-token window."""
+    history: list[ChatMessage] = [SYSTEM]
+    for turn in range(8):
+        history += [
+            {"role": "user", "content": f"Tell me fact number {turn} about the moon."},
+            {"role": "assistant", "content": "The moon is far away. " * 5},
+        ]
+    return history
+
+
 @pytest.mark.models
 def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path: Path) -> None:
     with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
-        conversation: list[ChatMessage] = [SYSTEM]
-        for turn in range(8):
-            conversation += [
-                {"role": "user", "content": f"Tell me fact number {turn} about the moon."},
-                {"role": "assistant", "content": "The moon is far away. " * 5},
-            ]
+        conversation = moon_history()
         conversation.append({"role": "user", "content": "Thanks! One more about the sun?"})
         text = "".join(small.stream_chat(conversation, threading.Event()))
         trimmed = small.last_stats
@@ -238,16 +244,12 @@ def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path:
         assert after.prompt_tokens_evaluated < after.prompt_tokens // 2
 
 
+@pytest.mark.models
 def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_path: Path) -> None:
     # Once the history outgrows the window, dropping old turns changes the prompt's
     # start and all of it is evaluated again; read ahead, the next turn finds it cached.
     with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
-        history: list[ChatMessage] = [SYSTEM]
-        for turn in range(8):
-            history += [
-                {"role": "user", "content": f"Tell me fact number {turn} about the moon."},
-                {"role": "assistant", "content": "The moon is far away. " * 5},
-            ]
+        history = moon_history()
         small.read_ahead(history, max_tokens=24)
         "".join(small.stream_chat([*history, ask("And the sun?")[1]], threading.Event()))
         stats = small.last_stats
