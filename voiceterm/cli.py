@@ -19,10 +19,13 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voiceterm.config import Config, apply_values, default_config_path, load_config, settings_help
 from voiceterm.errors import VoicetermError
+
+if TYPE_CHECKING:
+    from voiceterm.pipeline.agent import VoiceAgent
 
 # Offline, always: a hub download is a bug.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fast", action="store_true", help="with --input: as fast as possible, not real time"
     )
-    parser.add_argument("--trace", type=Path, help="write the timeline as Chrome trace JSON")
-    parser.add_argument("--markdown", type=Path, help="write the conversation as Markdown")
+    parser.add_argument(
+        "--trace", type=Path, help="on exit, write the timeline as Chrome trace JSON"
+    )
+    parser.add_argument("--markdown", type=Path, help="on exit, write the conversation as Markdown")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     group = parser.add_argument_group("settings (see below)")
     for key, _default, doc in settings_help():
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             from voiceterm.pipeline.headless import run_live
 
-            asyncio.run(run_live(config))
+            _export(args, asyncio.run(run_live(config)))
             return 0
         from voiceterm.tui.launch import run_app
 
@@ -135,7 +140,12 @@ def _run_file(args: argparse.Namespace, config: Config) -> int:
             "--input and --output go together.",
             hint="voiceterm --input question.wav --output answer.wav",
         )
-    agent = asyncio.run(run_file(config, args.input, args.output, realtime=not args.fast))
+    _export(args, asyncio.run(run_file(config, args.input, args.output, realtime=not args.fast)))
+    return 0
+
+
+def _export(args: argparse.Namespace, agent: VoiceAgent) -> None:
+    """Write the session's timeline where ``--trace`` and ``--markdown`` asked."""
     if args.trace or args.markdown:
         from voiceterm.timeline import export_markdown, export_timeline
 
@@ -143,7 +153,6 @@ def _run_file(args: argparse.Namespace, config: Config) -> int:
             export_timeline(agent.timeline, args.trace)
         if args.markdown:
             export_markdown(agent.timeline, args.markdown)
-    return 0
 
 
 if __name__ == "__main__":

@@ -151,8 +151,8 @@ def format_summary(turns: list[Turn]) -> str:
     return "\n".join(lines)
 
 
-async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
-    """Talk through the sound devices until Ctrl+C or SIGTERM."""
+async def run_live(config: Config, *, out: TextIO = sys.stdout) -> VoiceAgent:
+    """Talk through the sound devices until Ctrl+C or SIGTERM; returns the stopped agent."""
     from voiceterm.pipeline.devices import open_live_devices
 
     devices = open_live_devices(config)
@@ -183,3 +183,4 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
+    return agent
