@@ -3,6 +3,8 @@
 Measures, on this machine:
 - load time; time to first token and tokens/s per thread setting, on an idle
   machine and with one core kept busy (as when TTS runs beside the LLM);
+- the speculation of an answer's first words in the end-of-speech wait, over a
+  growing conversation, with the prompt read on one core and on all of them;
 - prompt evaluation of a multi-turn conversation with the KV cache reused
   (only the new turn is evaluated) and without (the whole prompt);
 - the first turn with and without ``warm_up`` of the system prompt;
@@ -112,6 +114,39 @@ def speed_by_threads(
         if hog is not None:
             hog.kill()
             hog.wait()
+
+
+def speculation_by_prompt_threads(model: Path, turns: int) -> None:
+    """The answer's first words during the end-of-speech wait, as the app samples them.
+
+    A conversation of ``turns`` turns grows the history; each turn speculates the
+    reply's first words (prompt read, then up to 12 tokens, stopping after 4 words)
+    with the prompt read on one core and on all of them: what ``CoreShare`` picks
+    while Whisper and Piper rest.
+    """
+    cores = os.cpu_count() or 1
+    print(f"\n## Speculation in the end-of-speech wait, {turns} turns, prompt read on 1 vs {cores}")
+    print("prompt threads | speculation p50 (max) | history at the end")
+    for batch_threads in sorted({1, cores}):
+        with LlamaEngine(
+            model, n_threads=1, n_threads_batch=batch_threads, max_tokens=48, seed=1
+        ) as engine:
+            engine.warm_up([SYSTEM])
+            history: list[ChatMessage] = [SYSTEM]
+            times: list[float] = []
+            for turn in range(turns):
+                messages = [*history, {"role": "user", "content": QUESTIONS[turn % 6]}]
+                started = time.monotonic()
+                engine.speculate(
+                    messages, threading.Event(), tokens=12, enough=lambda t: len(t.split()) > 3
+                )
+                times.append(time.monotonic() - started)
+                history = [*messages, {"role": "assistant", "content": run(engine, messages, 48)}]
+                engine.read_ahead(history, max_tokens=48)
+            print(
+                f"{batch_threads:14d} | {ms(statistics.median(times))} ({ms(max(times)).strip()}) "
+                f"| {len(engine.prompt_tokens(history))} tokens"
+            )
 
 
 def cache_reuse(engine: LlamaEngine) -> None:
@@ -268,6 +303,7 @@ def main() -> None:
     configs = sorted({(1, 1), (1, cores), (cores, cores)})
     for busy in (False, True):
         speed_by_threads(model, configs, max(3, args.runs // 2), busy)
+    speculation_by_prompt_threads(model, 2 * args.runs)
     with LlamaEngine(model) as engine:
         print(f"\nengine defaults: n_threads={engine.n_threads}, n_ctx={engine.n_ctx}")
         cache_reuse(engine)

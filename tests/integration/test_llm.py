@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm import (
     ChatMessage,
     LlamaEngine,
@@ -150,6 +151,61 @@ def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: P
         assert replayed == plain
         assert stats.speculated_tokens == 10
         assert stats.tokens_generated == len(greedy._llm.tokenize(plain.encode(), add_bos=False))
+
+
+@pytest.mark.models
+def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
+    model_path: Path,
+) -> None:
+    cores = CoreShare()
+    with LlamaEngine(
+        model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
+    ) as greedy:
+        question = ask("What is the capital of France?")
+        alone = "".join(greedy.stream_chat(question, threading.Event()))
+        assert greedy.last_prompt_threads == 2
+        greedy.reset()
+        with cores.computing("stt"):
+            beside_whisper = "".join(greedy.stream_chat(question, threading.Event()))
+            assert greedy.last_prompt_threads == 1
+        assert beside_whisper == alone  # the same answer, whatever the threads
+        history = [*question, {"role": "assistant", "content": alone}]
+        greedy.read_ahead(history, max_tokens=16)
+        assert greedy.last_prompt_threads == 1  # seconds long: never on every core
+        greedy.warm_up(history)
+        assert greedy.last_prompt_threads == 2
+
+
+@pytest.mark.models
+def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
+    cores = CoreShare()
+    with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
+        question = ask("Name a big city in Europe.")
+        texts: list[str] = []
+        pieces: list[list[str]] = []
+
+        def never_enough(text: str) -> bool:  # records each token's text so far
+            texts.append(text)
+            return False
+
+        def speculate() -> None:
+            pieces.append(
+                greedy.speculate(question, threading.Event(), tokens=6, enough=never_enough)
+            )
+
+        whisper = cores.computing("stt")
+        whisper.__enter__()
+        worker = threading.Thread(target=speculate)
+        try:
+            worker.start()
+            worker.join(1.0)
+            # Newer words are being transcribed: at most the first token meanwhile.
+            assert len(texts) <= 1
+        finally:
+            whisper.__exit__(None, None, None)
+        worker.join(30)
+        # Then it went on to the end.
+        assert len(texts) > 1 and "".join(pieces[0]).startswith(texts[-1])
 
 
 @pytest.mark.models

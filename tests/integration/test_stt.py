@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cores import WatchedCores
 from tests.speech import (
     RATE,
     clip,
@@ -164,6 +165,18 @@ def test_silence_does_not_run_the_model(fast: WhisperTranscriber) -> None:
     result = fast.transcribe(silence(2))
     assert result.text == "" and result.attempts == 0 and result.no_speech_prob == 1.0
     assert fast.transcribe(np.zeros(0, dtype=np.int16)).text == ""
+
+
+@pytest.mark.models
+def test_whisper_tells_the_other_engines_while_it_computes(model_path: Path) -> None:
+    # The LLM reads prompts on every core only while Whisper and Piper rest.
+    cores = WatchedCores()
+    stt = WhisperTranscriber(model_path, cores=cores)
+    assert stt.transcribe(silence(2)).text == ""
+    assert cores.seen == []  # silence never reaches the model
+    assert stt.transcribe(concat(silence(0.3), espeak("Turn off the lights."), silence(0.3))).text
+    assert cores.seen == ["stt"]
+    assert not cores.others_computing("llm")
 
 
 @pytest.mark.models

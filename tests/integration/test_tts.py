@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.cores import WatchedCores
 from voiceterm.engines.tts import PiperSynthesizer, expand_for_speech
 from voiceterm.errors import ModelError
 from voiceterm.modelstore import resolve_model
@@ -58,6 +59,20 @@ def test_a_sentence_becomes_audible_speech_of_plausible_length(tts: PiperSynthes
     assert 0.15 * words < seconds < 0.8 * words
     assert rms_dbfs(audio) > -30  # clearly audible, not a whisper or silence
     assert np.abs(audio.astype(np.int32)).max() <= 0.95 * FULL_SCALE  # headroom (volume 0.9)
+
+
+def test_piper_tells_the_other_engines_while_it_computes(tts: PiperSynthesizer) -> None:
+    # The LLM reads prompts on every core only while Whisper and Piper rest.
+    watched, shared = WatchedCores(), tts.cores
+    tts.cores = watched
+    try:
+        chunks = list(tts.synthesize("Hello there. How are you?"))
+    finally:
+        tts.cores = shared
+    assert len(chunks) == 2
+    # One step per sentence (plus the one that finds there is no more).
+    assert watched.seen.count("tts") >= 2 and set(watched.seen) == {"tts"}
+    assert not watched.others_computing("llm")
 
 
 def test_each_sentence_is_its_own_chunk(tts: PiperSynthesizer) -> None:

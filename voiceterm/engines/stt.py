@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.engines.cores import CoreShare
 from voiceterm.errors import EngineError, ModelError
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class WhisperTranscriber:
         tokens_per_s: the fast path's token budget per second of audio.
         tokens_base: the fast path's token budget on top of that.
         hallucinations: when to drop output.
+        cores: shared with the other engines, to tell them when Whisper computes.
 
     Raises:
         ModelError: the model is missing, incomplete or cannot be loaded.
@@ -270,8 +272,10 @@ class WhisperTranscriber:
         tokens_per_s: float = 5.0,
         tokens_base: int = 6,
         hallucinations: HallucinationFilter | None = None,
+        cores: CoreShare | None = None,
     ) -> None:
         self.model_path = Path(model_path)
+        self.cores = cores or CoreShare()
         self.pad_to_30s = pad_to_30s
         self.beam_size = beam_size
         self.language = language
@@ -385,7 +389,7 @@ class WhisperTranscriber:
             return result("", None)
         try:
             decoded: _Decoded | None
-            with self._lock:
+            with self._lock, self.cores.computing("stt"):
                 if self.pad_to_30s or samples.size > _FULL_WINDOW_FRAMES * _HOP:
                     decoded = self._decode_padded(samples)
                 else:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.engines.cores import CoreShare
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.patterns.sentences import SENTENCE_STARTERS
 
@@ -137,6 +138,7 @@ class PiperSynthesizer:
         num_threads: int | None = None,
         expand_abbreviations: bool = True,
         warm_up: bool = True,
+        cores: CoreShare | None = None,
     ) -> None:
         """Load a voice (and by default run one tiny synthesis to warm it up).
 
@@ -159,11 +161,13 @@ class PiperSynthesizer:
                 first, so "Dr. Smith" is one sentence, not two.
             warm_up: Synthesize a short word now, so the first real answer does
                 not pay for lazy initialization.
+            cores: Shared with the other engines, to tell them when Piper computes.
 
         Raises:
             ModelError: The model or its config is missing, corrupt or unusable.
             EngineError: piper-tts is not installed.
         """
+        self.cores = cores or CoreShare()
         self._model_path = Path(model_path)
         self._config_path = Path(config_path) if config_path else Path(f"{self._model_path}.json")
         self._volume = volume
@@ -260,7 +264,7 @@ class PiperSynthesizer:
                 return
             try:
                 # Each step runs espeak (first step only) and one ONNX inference.
-                with self._step_lock:
+                with self._step_lock, self.cores.computing("tts"):
                     chunk = next(chunks)
             except StopIteration:
                 return

@@ -65,7 +65,10 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from voiceterm.engines.cores import CoreShare
     from voiceterm.modelstore import resolve_model
+
+    cores = CoreShare()  # the three engines share the CPU: see voiceterm.engines.cores
 
     def report(stage: str, state: str, detail: str) -> None:
         if on_status is not None:
@@ -76,7 +79,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
 
         model = resolve_model("stt", config.stt.model)
         report("stt", "loading", model.description)
-        engine = WhisperTranscriber(model.path, pad_to_30s=config.stt.pad_to_30s)
+        engine = WhisperTranscriber(model.path, pad_to_30s=config.stt.pad_to_30s, cores=cores)
         report("stt", "ready", model.description)
         return engine, model.description
 
@@ -90,6 +93,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
             n_ctx=config.llm.context_tokens,
             temperature=config.llm.temperature,
             max_tokens=config.llm.max_tokens,
+            cores=cores,
         )
         # The system prompt is the same every turn: evaluating it now puts it in the
         # KV cache, so the first answer only reads the user's words.
@@ -103,7 +107,10 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         model = resolve_model("tts", config.tts.model)
         report("tts", "loading", model.description)
         engine = PiperSynthesizer(
-            model.path, length_scale=config.tts.length_scale, num_threads=config.tts.threads
+            model.path,
+            length_scale=config.tts.length_scale,
+            num_threads=config.tts.threads,
+            cores=cores,
         )
         report("tts", "ready", model.description)
         return engine, model.description

@@ -1,0 +1,80 @@
+"""CoreShare: the LLM may take every core only while STT and TTS rest."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from voiceterm.engines.cores import CoreShare
+
+
+def test_an_engine_is_computing_only_inside_its_block() -> None:
+    cores = CoreShare()
+    assert not cores.others_computing("llm")
+    with cores.computing("stt"):
+        assert cores.others_computing("llm")
+        assert not cores.others_computing("stt")  # its own work does not count
+    assert not cores.others_computing("llm")
+
+
+def test_overlapping_work_of_one_engine_counts_until_the_last_ends() -> None:
+    cores = CoreShare()
+    with cores.computing("tts"):
+        with cores.computing("tts"):
+            pass
+        assert cores.others_computing("llm")
+    assert not cores.others_computing("llm")
+
+
+def test_a_failure_inside_the_block_still_ends_the_work() -> None:
+    cores = CoreShare()
+    with pytest.raises(RuntimeError), cores.computing("stt"):
+        raise RuntimeError("whisper failed")
+    assert not cores.others_computing("llm")
+
+
+def test_other_threads_see_the_work() -> None:
+    cores = CoreShare()
+    started, release = threading.Event(), threading.Event()
+
+    def transcribe() -> None:
+        with cores.computing("stt"):
+            started.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=transcribe)
+    worker.start()
+    assert started.wait(5)
+    assert cores.others_computing("llm")
+    release.set()
+    worker.join(5)
+    assert not cores.others_computing("llm")
+
+
+def test_every_core_is_taken_only_when_no_other_engine_computes() -> None:
+    cores = CoreShare()
+    with cores.computing("stt"), cores.every_core("llm") as alone:
+        assert not alone
+    with cores.every_core("llm") as alone:
+        assert alone
+    with cores.every_core("llm") as alone:  # given back at the end of the block
+        assert alone
+
+
+def test_whisper_waits_for_a_prompt_read_on_every_core_to_end() -> None:
+    cores = CoreShare()
+    order: list[str] = []
+
+    def transcribe() -> None:
+        with cores.computing("stt"):
+            order.append("stt")
+
+    with cores.every_core("llm") as alone:
+        assert alone
+        worker = threading.Thread(target=transcribe)
+        worker.start()
+        worker.join(0.2)
+        order.append("llm read")
+    worker.join(5)
+    assert order == ["llm read", "stt"]

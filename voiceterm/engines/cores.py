@@ -1,0 +1,81 @@
+"""Sharing the CPU between engines that run at the same time.
+
+llama.cpp's threads meet at a barrier after every layer, and so do CTranslate2's
+(Whisper): when two engines each run a thread per core, every barrier waits for a
+thread that has no core, and both crawl (a 130 ms transcript took 2.5 s beside a
+prompt read on both cores). One engine alone on all cores is much faster: the
+answer's first tokens during the end-of-speech wait took 95-108 ms on both cores
+against 159-188 ms on one (``scripts/bench_llm.py``, "Speculation in the
+end-of-speech wait").
+
+So the engines take turns for the whole CPU: the LLM reads a prompt on every core
+only when nothing else computes (``every_core``), and Whisper and Piper wait for
+such a read to end before they start (``computing``). A read is one batch of a
+turn's words, tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+# An engine never waits longer than this for the cores (a safety net: a prompt
+# read on every core takes tens of milliseconds).
+MAX_WAIT_S = 1.0
+
+
+class CoreShare:
+    """Which engines compute right now, and who holds every core (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running: dict[str, int] = {}
+        self._holder: str | None = None
+
+    @contextlib.contextmanager
+    def computing(self, engine: str) -> Iterator[None]:
+        """Mark ``engine`` as computing for the ``with`` block.
+
+        Waits first (up to :data:`MAX_WAIT_S`) while another engine holds every core.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self._holder in (None, engine), timeout=MAX_WAIT_S)
+            self._running[engine] = self._running.get(engine, 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running[engine] -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def every_core(self, engine: str) -> Iterator[bool]:
+        """Take every core for the ``with`` block if no other engine computes.
+
+        Yields whether they were taken; if not, ``engine`` should use its share.
+        """
+        with self._changed:
+            alone = self._holder is None and not self._others_running(engine)
+            if alone:
+                self._holder = engine
+        try:
+            yield alone
+        finally:
+            if alone:
+                with self._changed:
+                    self._holder = None
+                    self._changed.notify_all()
+
+    def others_computing(self, engine: str) -> bool:
+        """Whether any engine but ``engine`` computes now."""
+        with self._changed:
+            return self._others_running(engine)
+
+    def is_computing(self, engine: str) -> bool:
+        """Whether ``engine`` computes now."""
+        with self._changed:
+            return self._running.get(engine, 0) > 0
+
+    def _others_running(self, engine: str) -> bool:
+        return any(count for name, count in self._running.items() if name != engine)
