@@ -10,6 +10,7 @@ else streams from the model with the conversation as the user heard it
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +34,8 @@ from voiceterm.events import (
 )
 from voiceterm.nodes import ConversationContext, ReasoningNode
 from voiceterm.pipeline.turns import sounds_finished
+
+logger = logging.getLogger(__name__)
 
 
 class LlamaNode(ReasoningNode):
@@ -92,7 +95,8 @@ class LlamaNode(ReasoningNode):
             ConversationContext(self.conversation_events).get_committed_events()
         )
         if len(messages) > 1:
-            await asyncio.to_thread(read_ahead, messages, max_tokens=self.max_tokens)
+            seconds = await asyncio.to_thread(read_ahead, messages, max_tokens=self.max_tokens)
+            logger.info("read the conversation ahead in %.0f ms", 1000 * seconds)
 
     async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
         """``prefill``, shown in the timeline's "ahead" lane of the turn being heard."""

@@ -106,6 +106,7 @@ class SttNode:
         result = await asyncio.to_thread(self._transcriber.transcribe, pause.audio)
         end = time.monotonic()
         text = str(getattr(result, "text", result)).strip()
+        _log_transcript("pause", result, start, end)
         self._speculation = (pause.speech_end, text, start, end)
         if text and not self._is_own_voice(text, pause.speech_start, pause.speech_end):
             yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
@@ -126,6 +127,7 @@ class SttNode:
             result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
             end = time.monotonic()
             text = str(getattr(result, "text", result)).strip()
+            _log_transcript("final", result, start, end)
             yield TurnMark(name="stt_done", at=end, detail=text)
             yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
         else:
@@ -171,6 +173,19 @@ class SttNode:
         if self._release is not None:
             self._release.cancel()
             self._release = None
+
+
+def _log_transcript(kind: str, result: Any, start: float, end: float) -> None:
+    # Whisper's own figures tell a slow model (retries on longer windows) from a
+    # slow machine (the wall time far above the compute time) in a -v log.
+    logger.info(
+        "stt %s: %.0f ms (Whisper %.0f ms, %s attempts) %r",
+        kind,
+        1000 * (end - start),
+        1000 * float(getattr(result, "compute_s", 0.0)),
+        getattr(result, "attempts", "?"),
+        str(getattr(result, "text", result)),
+    )
 
 
 def _is_utterance(message: Message) -> bool:
