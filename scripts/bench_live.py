@@ -195,6 +195,7 @@ def file_based_v2v(clips: list[Utterance], max_tokens: int, report: Report) -> N
     from voiceterm.audio.wavio import write_wav
     from voiceterm.config import Config
     from voiceterm.pipeline.agent import load_engines
+    from voiceterm.pipeline.headless import format_turn_timings
 
     spec = importlib.util.spec_from_file_location(
         "bench_voice", ROOT / "scripts" / "bench_voice.py"
@@ -217,6 +218,7 @@ def file_based_v2v(clips: list[Utterance], max_tokens: int, report: Report) -> N
                 value = marks["playback_start"] - marks["speech_end"]
                 report.file_v2v.add(value)
                 print(f"  file {index:2d} {1000 * value:6.0f} ms  {clip.text[:50]!r}", flush=True)
+                print(f"      | {format_turn_timings(marks)}", flush=True)
             else:
                 print(f"  file {index:2d}    no answer  {clip.text[:50]!r}", flush=True)
     del engines
