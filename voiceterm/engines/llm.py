@@ -86,8 +86,9 @@ def prompt_thread_count() -> int:
     """Threads for reading a prompt while no other engine computes: all cores, at most 4.
 
     A prompt is read in one batch, so its threads meet at a barrier once per layer,
-    not once per layer and token; alone on the machine, both cores read a turn's
-    words in 95-108 ms against 159-188 ms on one (see :mod:`voiceterm.engines.cores`).
+    not once per layer and token: alone on the machine, both cores sample the
+    answer's first words in 109 ms against 163 ms on one (p50, scripts/bench_llm.py;
+    see :mod:`voiceterm.engines.cores` for why only alone).
     """
     return max(1, min(os.cpu_count() or 1, 4))
 
