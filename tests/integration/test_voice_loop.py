@@ -176,3 +176,39 @@ def test_a_pause_mid_sentence_does_not_split_the_turn(engines: Engines, tmp_path
     assert len(users) == 1, printed
     assert "rome" in users[0].lower() and "history" in users[0].lower(), users
     assert printed.count("you:") == 1, printed
+
+
+def test_a_recording_longer_than_the_answer_limit_is_heard_to_the_end(
+    engines: Engines, tmp_path: Path
+) -> None:
+    # A recording plays in real time, however long; only the answers after it are
+    # given a time limit (a 3.5-minute recording used to end in a TimeoutError).
+    import asyncio
+
+    from voiceterm.audio.wavio import WavFileSink, WavFileSource
+    from voiceterm.pipeline.agent import VoiceAgent
+
+    question = tmp_path / "question.wav"
+    write_wav(question, np.concatenate([silence(1.0), speak("What is two plus three?")]), RATE)
+
+    async def talk() -> VoiceAgent:
+        agent = VoiceAgent(
+            Config(),
+            source=WavFileSource(question, realtime=True),
+            sink=WavFileSink(tmp_path / "answer.wav", realtime=False),
+            engines=engines,
+        )
+        try:
+            await agent.start()
+            await agent.wait_until_quiet(limit_s=1.0)
+        finally:
+            await agent.stop()
+        return agent
+
+    agent = asyncio.run(talk())
+    node = agent.llm_node
+    assert node is not None
+    heard = [
+        e.content for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)
+    ]
+    assert any("plus" in text.lower() or "+" in text for text in heard), heard

@@ -452,10 +452,14 @@ class VoiceAgent:
         return self.sink.position() is not None
 
     async def wait_until_quiet(self, limit_s: float = 120.0) -> None:
-        """Wait until the input ended and every turn has been answered and played."""
-        deadline = time.monotonic() + limit_s
+        """Wait until the input ended and every turn has been answered and played.
+
+        The input takes as long as it lasts (a recording plays in real time); after
+        it, the last answers get ``limit_s`` to be spoken.
+        """
         if self.listener is not None:
-            await asyncio.wait_for(self.listener.finished.wait(), limit_s)
+            await self.listener.finished.wait()
+        deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             quiet_for = time.monotonic() - self._last_activity
             if (
