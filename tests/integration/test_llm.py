@@ -193,16 +193,12 @@ def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
                 greedy.speculate(question, threading.Event(), tokens=6, enough=never_enough)
             )
 
-        whisper = cores.computing("stt")
-        whisper.__enter__()
         worker = threading.Thread(target=speculate)
-        try:
+        with cores.computing("stt"):
             worker.start()
             worker.join(1.0)
             # Newer words are being transcribed: at most the first token meanwhile.
             assert len(texts) <= 1
-        finally:
-            whisper.__exit__(None, None, None)
         worker.join(30)
         # Then it went on to the end.
         assert len(texts) > 1 and "".join(pieces[0]).startswith(texts[-1])

@@ -338,9 +338,8 @@ class LlamaEngine:
         self.n_threads = n_threads or default_thread_count()
         self.n_threads_batch = n_threads_batch or prompt_thread_count()
         self.cores = cores or CoreShare()
-        self._batch_threads = self.n_threads_batch
         self.last_prompt_threads = self.n_threads_batch
-        """Threads the latest prompt read ran on."""
+        """Threads the latest prompt read ran on (llama.cpp keeps them until changed)."""
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
@@ -806,10 +805,9 @@ class LlamaEngine:
             yield
 
     def _set_prompt_threads(self, threads: int) -> None:
-        if threads != self._batch_threads:
+        if threads != self.last_prompt_threads:
             self._llama_cpp.llama_set_n_threads(self._llm.ctx, self.n_threads, threads)
-            self._batch_threads = threads
-        self.last_prompt_threads = threads
+            self.last_prompt_threads = threads
 
     def _give_way_to_stt(self, cancel: threading.Event) -> None:
         """Hold a speculation while Whisper computes (sharing a core stalls both).
