@@ -461,12 +461,13 @@ class VoiceAgent:
             await self.listener.finished.wait()
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            quiet_for = time.monotonic() - self._last_activity
-            if (
-                not self._pipeline_pending()
-                and not self.activity.speaking
-                and quiet_for > _QUIET_FOR_S
-            ):
+            if self.quiet_for() > _QUIET_FOR_S:
                 return
             await asyncio.sleep(0.05)
         logger.warning("pipeline still busy after %.0f s", limit_s)
+
+    def quiet_for(self) -> float:
+        """Seconds since anything last happened; 0.0 while a turn is still in flight."""
+        if self._pipeline_pending() or self.activity.speaking:
+            return 0.0
+        return time.monotonic() - self._last_activity
