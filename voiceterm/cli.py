@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from voiceterm.tui.launch import run_app
 
-        return run_app(config)
+        _export(args, run_app(config))
+        return 0
     except VoicetermError as error:
         print(f"voiceterm: {error.message}", file=sys.stderr)
         if error.hint:

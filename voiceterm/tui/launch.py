@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from voiceterm.config import Config
 
+if TYPE_CHECKING:
+    from voiceterm.pipeline.agent import VoiceAgent
 
-def run_app(config: Config) -> int:
-    """Open the microphone and speaker, start the agent inside the app, run it."""
+
+def run_app(config: Config) -> VoiceAgent:
+    """Open the microphone and speaker, start the agent inside the app, run it.
+
+    Returns the agent once the app has quit, for its timeline (``--trace``).
+    """
     from voiceterm.pipeline.agent import VoiceAgent
     from voiceterm.pipeline.devices import open_live_devices
     from voiceterm.tui.app import VoicetermApp
@@ -20,4 +28,4 @@ def run_app(config: Config) -> int:
         sink_name=devices.sink_name,
     )
     VoicetermApp(agent).run()
-    return 0
+    return agent
