@@ -127,8 +127,6 @@ class Series:
     """Seconds, one per trial."""
 
     values: list[float] = field(default_factory=list)
-    by_clip: dict[int, float] = field(default_factory=dict)
-    """The value of each clip, where the bench pairs them up."""
 
     def add(self, value: float | None) -> None:
         if value is not None:
@@ -241,13 +239,18 @@ def file_based_v2v(
             marks = asyncio.run(
                 bench_voice.streaming_turn(config, engines, wav, Path(tmp) / f"a{index}.wav")
             )
-            if "speech_end" in marks and "playback_start" in marks:
-                value = marks["playback_start"] - marks["speech_end"]
-                report.file_v2v.add(value)
-                print(f"  file {index:2d} {1000 * value:6.0f} ms  {clip.text[:50]!r}", flush=True)
-                print(f"      | {format_turn_timings(marks)}", flush=True)
-            else:
-                print(f"  file {index:2d}    no answer  {clip.text[:50]!r}", flush=True)
+            report.file_v2v.add(file_figure("file", index, clip, marks))
+
+
+def file_figure(label: str, index: int, clip: Utterance, marks: dict[str, float]) -> float | None:
+    """Voice-to-voice of a file-based turn from its marks (None: no answer), printed."""
+    if "speech_end" not in marks or "playback_start" not in marks:
+        print(f"  {label} {index:2d}    no answer  {clip.text[:50]!r}", flush=True)
+        return None
+    value = marks["playback_start"] - marks["speech_end"]
+    print(f"  {label} {index:2d} {1000 * value:6.0f} ms  {clip.text[:50]!r}", flush=True)
+    print(f"      | {format_turn_timings(marks)}", flush=True)
+    return value
 
 
 class TurnTakingSource:
@@ -444,26 +447,18 @@ def voice_to_voice(
     print(f"  first turn after start: {ms(first if first is not None else float('nan'))} ms")
     print(f"      | {timings}")
     for index, clip in enumerate(clips):
-        if conversation is not None and index % 2 == 0:
-            file_turn(conversation, index, clip, report)
-        live = live_turn(session, index, clip, report)
-        if conversation is not None and index % 2 == 1:
-            file_turn(conversation, index, clip, report)
-        file = report.file_conversation_v2v.by_clip.get(index)
+        if conversation is None:
+            live_turn(session, index, clip, report)
+            continue
+        if index % 2 == 0:
+            file = file_figure("conv", index, clip, conversation.turn(clip))
+            live = live_turn(session, index, clip, report)
+        else:
+            live = live_turn(session, index, clip, report)
+            file = file_figure("conv", index, clip, conversation.turn(clip))
+        report.file_conversation_v2v.add(file)
         if live is not None and file is not None:
             report.paired_differences.add(live - file)
-
-
-def file_turn(conversation: FileConversation, index: int, clip: Utterance, report: Report) -> None:
-    marks = conversation.turn(clip)
-    if "speech_end" not in marks or "playback_start" not in marks:
-        print(f"  conv {index:2d}    no answer  {clip.text[:50]!r}", flush=True)
-        return
-    value = marks["playback_start"] - marks["speech_end"]
-    report.file_conversation_v2v.add(value)
-    report.file_conversation_v2v.by_clip[index] = value
-    print(f"  conv {index:2d} {1000 * value:6.0f} ms  {clip.text[:50]!r}", flush=True)
-    print(f"      | {format_turn_timings(marks)}", flush=True)
 
 
 def live_turn(session: Session, index: int, clip: Utterance, report: Report) -> float | None:

@@ -105,11 +105,7 @@ def test_the_tui_answers_aloud_and_writes_trace_and_markdown_on_quit(
             answer_at = io.wait_for_sound(t_start + question.speech_end, timeout=10)
         assert answer_at is not None, "the TUI never answered aloud"
         # Let the answer play out, then quit the way a person does.
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < 1.5 and time.monotonic() < deadline + 60:
-            if io.recorded(time.monotonic() - 0.3).last_loud() is not None:
-                quiet_since = time.monotonic()
-            time.sleep(0.1)
+        io.wait_for_silence(answer_at, quiet_s=1.5, timeout=60)
     app.press(CTRL_Q)
     assert app.process.wait(timeout=30) == 0
 
