@@ -8,6 +8,9 @@ Measures, on this machine:
 - prompt evaluation of a multi-turn conversation with the KV cache reused
   (only the new turn is evaluated) and without (the whole prompt);
 - the first turn with and without ``warm_up`` of the system prompt;
+- a long conversation as the app holds it (2048-token window, read ahead after
+  every answer): what the turn that outgrows the window costs, with the kept
+  turns' cache slid down over the dropped ones and with them read again;
 - cancel latency: flag set from another thread -> generator finished, p50/p99,
   and through ``astream_chat``: ``task.cancel()`` -> task done;
 - for the tools design: whether the tiny model can route requests to tools
@@ -179,6 +182,43 @@ def cache_reuse(engine: LlamaEngine) -> None:
         )
 
 
+def history_trim(model: Path, turns: int) -> None:
+    """A conversation that outgrows the window, as the app runs it, slide on and off.
+
+    After every answer the app reads the history ahead on one core (the next turn
+    then finds it cached). When the history no longer fits, old turns are dropped
+    and the kept ones either slide down in the KV cache or are read again.
+    """
+    print(f"\n## A {turns}-turn conversation outgrowing the 2048-token window (read ahead, 1 core)")
+    print("kept turns | trims | read-ahead at a trim (max) | other read-aheads p50 | 1st token max")
+    animals = "cat dog horse cow pig goat duck bird fish frog bear lion tiger wolf fox owl bee ant"
+    for slide in (True, False):
+        with LlamaEngine(
+            model, n_threads=1, max_tokens=48, temperature=0.0, slide_cache=slide
+        ) as engine:
+            history: list[ChatMessage] = [SYSTEM]
+            read_aheads: list[float] = []
+            dropped: list[int] = []
+            first_tokens: list[float] = []
+            for turn in range(turns):
+                animal = animals.split()[turn % 18]
+                history.append({"role": "user", "content": f"Tell me a story about a {animal}."})
+                reply = run(engine, history, 48)
+                first_tokens.append(engine.last_stats.time_to_first_token or 0.0)
+                dropped.append(engine.last_stats.messages_dropped)
+                history.append({"role": "assistant", "content": reply})
+                read_aheads.append(engine.read_ahead(history, max_tokens=48))
+            # A read-ahead trimmed when the turn after it dropped more than the one before.
+            trimmed = {turn - 1 for turn in range(1, turns) if dropped[turn] > dropped[turn - 1]}
+            at_trims = [read_aheads[turn] for turn in sorted(trimmed)]
+            others = [seconds for turn, seconds in enumerate(read_aheads) if turn not in trimmed]
+            print(
+                f"{'slid down' if slide else 'read again':10s} | {len(at_trims):5d} | "
+                f"{ms(max(at_trims, default=0.0))} | {ms(statistics.median(others))} "
+                f"| {ms(max(first_tokens))}"
+            )
+
+
 def warm_up_effect(engine: LlamaEngine, runs: int) -> None:
     print("\n## First turn: system prompt warmed up beforehand or not")
     cold: list[float] = []
@@ -304,6 +344,7 @@ def main() -> None:
     for busy in (False, True):
         speed_by_threads(model, configs, max(3, args.runs // 2), busy)
     speculation_by_prompt_threads(model, 2 * args.runs)
+    history_trim(model, 4 * args.runs)
     with LlamaEngine(model) as engine:
         print(f"\nengine defaults: n_threads={engine.n_threads}, n_ctx={engine.n_ctx}")
         cache_reuse(engine)

@@ -310,6 +310,28 @@ def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_pa
 
 
 @pytest.mark.models
+def test_a_trim_in_a_running_conversation_does_not_read_the_kept_turns_again(
+    model_path: Path,
+) -> None:
+    # Reading the kept turns again took 12 s on one core in a 2048-token window;
+    # sliding their cache cells down over the dropped turns spares all of it.
+    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
+        history: list[ChatMessage] = [SYSTEM]
+        for turn in range(40):
+            question = f"Tell me fact number {turn} about the sea."
+            history.append({"role": "user", "content": question})
+            answer = "".join(small.stream_chat(history, threading.Event()))
+            history.append({"role": "assistant", "content": answer})
+            if small.last_stats.messages_dropped:
+                break
+        stats = small.last_stats
+        assert stats.messages_dropped > 0, "the test needs a conversation that outgrows the window"
+        assert stats.prompt_tokens > 200
+        assert stats.prompt_tokens_evaluated < 40, stats  # the new question only
+        assert looks_like_english(answer), answer
+
+
+@pytest.mark.models
 async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
     pieces = [piece async for piece in astream_chat(engine, ask("Tell me about cats."))]
     assert looks_like_english("".join(pieces))

@@ -14,7 +14,9 @@ worker thread. It:
   to the same conversation costs only the new turn);
 - keeps the conversation inside the context window by dropping the oldest turns
   (never the system prompt), in steps, so the kept prefix -- and with it the
-  cache -- stays the same for several turns after a trim;
+  cache -- stays the same for several turns after a trim; at a trim, the kept
+  turns' cache cells slide down over the dropped ones (llama.cpp's context
+  shift) instead of being read again;
 - reports what the last call cost (:class:`GenerationStats`);
 - can start a reply before it is asked for (:meth:`LlamaEngine.speculate`, while
   the user may still be talking): when the same prompt then comes for real, the
@@ -62,10 +64,14 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 # After the conversation overflows, trim it to this share of the budget, so that
-# the next few turns fit without trimming again (each trim costs a full re-eval).
+# the next few turns fit without trimming again (a trim moves the whole cache, and
+# re-reads all of it for a model whose cache cannot move).
 TRIM_TARGET = 0.75
 # How long a second caller waits for a running generation before giving up.
 LOCK_TIMEOUT_S = 30.0
+# Slide cached turns down over dropped ones only when it spares at least this
+# many tokens of reading (a shift re-rotates every cached key: not free either).
+MIN_SHIFT_TOKENS = 32
 
 
 def default_thread_count() -> int:
@@ -144,6 +150,59 @@ class GenerationStats:
 
 
 # --- llama.cpp's process-wide logging -----------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheSlide:
+    """Cached tokens that can move down to serve a prompt that dropped some turns.
+
+    The prompt equals the cache up to ``start``; the cache's next ``dropped``
+    tokens are gone from the prompt; the ``kept`` tokens after them come next in
+    the prompt.
+    """
+
+    start: int
+    dropped: int
+    kept: int
+
+
+def find_slide(cached: Sequence[int], prompt: Sequence[int], min_kept: int) -> CacheSlide | None:
+    """Where ``prompt`` skips a stretch of ``cached`` and then goes on with it.
+
+    The slide keeps at most ``len(prompt) - 1`` tokens, so at least one prompt
+    token is read afresh (its logits give the first token). None when fewer than
+    ``min_kept`` tokens would be spared.
+    """
+    start = 0
+    for cached_token, prompt_token in zip(cached, prompt, strict=False):
+        if cached_token != prompt_token:
+            break
+        start += 1
+    room = len(prompt) - 1 - start
+    if room < min_kept or len(cached) - start <= min_kept:
+        return None
+    best: CacheSlide | None = None
+    first = prompt[start]
+    for resume in range(start + 1, len(cached) - min_kept + 1):
+        if cached[resume] != first:
+            continue
+        kept = 0
+        limit = min(room, len(cached) - resume)
+        while kept < limit and cached[resume + kept] == prompt[start + kept]:
+            kept += 1
+        if kept >= min_kept and (best is None or kept > best.kept):
+            best = CacheSlide(start=start, dropped=resume - start, kept=kept)
+            if kept == limit:
+                break
+    return best
+
+
+def _cache_can_shift(llama_cpp: Any, llm: Any) -> bool:
+    # llama-cpp-python before 0.3.10 has no llama_memory_* calls; some caches
+    # (recurrent models) cannot move positions.
+    if not hasattr(llama_cpp, "llama_memory_seq_add"):
+        return False
+    return bool(llama_cpp.llama_memory_can_shift(llama_cpp.llama_get_memory(llm.ctx)))
 
 
 class _LlamaLogRouter:
@@ -310,6 +369,8 @@ class LlamaEngine:
         top_k: Sample among this many most likely tokens.
         repeat_penalty: Discourages loops, which tiny models fall into.
         max_tokens: Default cap on tokens per answer.
+        slide_cache: At a trim, move the kept turns' cache cells down instead of
+            reading them again (off only to measure what it spares).
 
     Raises:
         ModelError: The file is missing, not GGUF, or llama.cpp cannot load it.
@@ -329,6 +390,7 @@ class LlamaEngine:
         top_k: int = 40,
         repeat_penalty: float = 1.1,
         max_tokens: int = 160,
+        slide_cache: bool = True,
     ) -> None:
         path = Path(model_path).expanduser()
         _check_gguf_file(path)
@@ -371,6 +433,9 @@ class LlamaEngine:
         self._grammars: dict[str, Any] = {}
         self._trim_anchor: tuple[int, ChatMessage] | None = None
         self._speculation: _Speculation | None = None
+        self._can_shift = slide_cache and _cache_can_shift(llama_cpp, self._llm)
+        self.last_shift: CacheSlide | None = None
+        """The latest slide of cached turns over dropped ones (see ``_shift_cache_for``)."""
 
     # --- facts ------------------------------------------------------------
 
@@ -598,6 +663,7 @@ class LlamaEngine:
         )
 
     def _start(self, prompt: list[int], compiled_grammar: Any) -> Iterator[int]:
+        self._shift_cache_for(prompt)
         tokens: Iterator[int] = self._llm.generate(
             prompt,
             temp=self.temperature,
@@ -781,7 +847,9 @@ class LlamaEngine:
     def _evaluate(self, messages: Sequence[ChatMessage], *, every_core: bool) -> None:
         """Put the prompt of ``messages`` into the KV cache (the lock must be held)."""
         self._drop_speculation()
-        tokens = self._llm.generate(self.prompt_tokens(messages), temp=0.0)
+        prompt = self.prompt_tokens(messages)
+        self._shift_cache_for(prompt)
+        tokens = self._llm.generate(prompt, temp=0.0)
         try:
             with self._prompt_read(every_core=every_core):
                 self._next_token(tokens)
@@ -803,6 +871,42 @@ class LlamaEngine:
         with self.cores.every_core("llm") as alone:
             self._set_prompt_threads(self.n_threads_batch if alone else self.n_threads)
             yield
+
+    def _shift_cache_for(self, prompt: Sequence[int]) -> None:
+        """Slide the cached turns that ``prompt`` kept down over the ones it dropped.
+
+        When old turns are dropped, the prompt keeps its start (the system prompt)
+        but everything after it moves up, so llama-cpp-python's prefix match would
+        read all kept turns again (~6 ms a token on one core: seconds in a long
+        conversation). Instead, the dropped turns' cells are removed and the kept
+        ones moved down to their new positions (llama.cpp re-rotates their keys),
+        as llama.cpp's own context shift does. The kept turns' cells were computed
+        with the dropped turns before them; llama.cpp's chat programs live with
+        that too. The lock must be held.
+        """
+        llm = self._llm
+        if not self._can_shift or llm.n_tokens == 0:
+            return
+        cached: list[int] = llm.input_ids[: llm.n_tokens].tolist()
+        slide = find_slide(cached, prompt, MIN_SHIFT_TOKENS)
+        if slide is None:
+            return
+        llama_cpp, memory = self._llama_cpp, self._llama_cpp.llama_get_memory(llm.ctx)
+        end = slide.start + slide.dropped + slide.kept
+        if not llama_cpp.llama_memory_seq_rm(memory, -1, slide.start, slide.start + slide.dropped):
+            return  # a model whose cache cannot lose a middle part: read as before
+        llama_cpp.llama_memory_seq_rm(memory, -1, end, -1)
+        llama_cpp.llama_memory_seq_add(memory, 0, slide.start + slide.dropped, end, -slide.dropped)
+        llm.input_ids[slide.start : slide.start + slide.kept] = cached[
+            slide.start + slide.dropped : end
+        ]
+        llm.n_tokens = slide.start + slide.kept
+        self.last_shift = slide
+        log.debug(
+            "llm: slid %d cached tokens down over %d dropped ones",
+            slide.kept,
+            slide.dropped,
+        )
 
     def _set_prompt_threads(self, threads: int) -> None:
         if threads != self.last_prompt_threads:
