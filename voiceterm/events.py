@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 _tool_call_ids = itertools.count(1)
 
@@ -266,6 +266,36 @@ class AudioLevel(Event):
 
 
 @dataclass(slots=True)
+class AudioGlitches(Event):
+    """The sound devices dropped audio; counts since they were opened.
+
+    Published when a count grows. ``speaker_underflows``: the speaker ran dry
+    (an audible click); ``mic_overflows``: microphone audio was lost before the
+    app read it. Both mean the machine was too busy to keep the audio in time.
+    """
+
+    speaker_underflows: int = 0
+    mic_overflows: int = 0
+    HINT: ClassVar[str] = (
+        "The machine is too busy to keep the sound in time: close other programs,"
+        " or raise audio.output_block_ms / audio.block_ms."
+    )
+
+    def describe(self) -> str:
+        """One sentence for a person: what was lost, since start."""
+        lost = []
+        if self.speaker_underflows:
+            lost.append(f"the speaker ran dry {_times(self.speaker_underflows)} (clicks)")
+        if self.mic_overflows:
+            lost.append(f"the microphone lost audio {_times(self.mic_overflows)}")
+        return f"Audio dropouts since start: {' and '.join(lost) or 'none'}."
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+@dataclass(slots=True)
 class StageStatus(Event):
     """A stage's lifecycle: ``loading``, ``ready``, ``failed`` or ``stopped``.
 
@@ -312,6 +342,7 @@ __all__ = [
     "AgentSpeechSent",
     "AgentStartedSpeaking",
     "AgentStoppedSpeaking",
+    "AudioGlitches",
     "AudioLevel",
     "BargeInDismissed",
     "BargeInSuspected",

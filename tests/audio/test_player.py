@@ -8,7 +8,9 @@ PortAudio's ADC times) for the timing.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +24,11 @@ from voiceterm.audio.devices import MicrophoneSource
 from voiceterm.audio.frames import AudioFrame, AudioSink, PlaybackTag
 from voiceterm.audio.player import Player, resample_int16
 from voiceterm.audio.wavio import read_wav
+from voiceterm.bus import Message
 from voiceterm.errors import AudioDeviceError
+from voiceterm.events import AudioGlitches
+from voiceterm.pipeline.glitches import GlitchWatch
+from voiceterm.pipeline.headless import TurnPrinter
 
 pytestmark = pytest.mark.audio
 
@@ -218,3 +224,27 @@ async def test_a_missing_speaker_is_a_clear_error(rig: Rig) -> None:
         player.start()
     assert info.value.hint
     player.close()
+
+
+def hold_the_interpreter(seconds: float) -> None:
+    """Keep the GIL without a pause, as a long pure-C call in another stage would."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        re.match(r"(a+)+$", "a" * 21 + "b")  # catastrophic backtracking: ~0.1 s, GIL held
+
+
+async def test_a_starved_speaker_is_counted_and_the_user_is_told(player: Player) -> None:
+    published: list[AudioGlitches] = []
+    watch = GlitchWatch(player, object(), published.append)
+    assert watch.check() is None, "the rig's speaker ran dry before the test starved it"
+    for _ in range(10):  # a ~0.3 s stall is far more than the 20-30 ms PortAudio buffers
+        hold_the_interpreter(0.3)
+        await asyncio.sleep(0.1)
+        if player.underflows:
+            break
+    assert player.underflows > 0
+    glitches = watch.check()
+    assert glitches is not None and glitches.speaker_underflows == player.underflows
+    out = io.StringIO()
+    TurnPrinter(agent=None, out=out).on_message(Message("agent", glitches))  # type: ignore[arg-type]
+    assert "the speaker ran dry" in out.getvalue()

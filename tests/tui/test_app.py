@@ -9,6 +9,7 @@ from voiceterm.errors import AudioDeviceError, ModelError
 from voiceterm.events import (
     AgentResponse,
     AgentStartedSpeaking,
+    AudioGlitches,
     UserStartedSpeaking,
     UserStoppedSpeaking,
     UserTranscriptionDropped,
@@ -229,6 +230,20 @@ async def test_an_agent_error_shows_a_notification(app: VoicetermApp, agent: Fak
         assert note.severity == "error" and note.title == "Error in llm"
         assert "the LLM stopped answering" in note.message
         await wait_for(pilot, lambda: "Error in llm" in screen_text(app))
+
+
+async def test_audio_dropouts_show_a_warning_with_a_hint(
+    app: VoicetermApp, agent: FakeAgent
+) -> None:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.activity == "listening")
+        await agent.publish(AudioGlitches(speaker_underflows=3))
+        await wait_for(pilot, lambda: len(app._notifications) == 1)
+        [note] = list(app._notifications)
+        assert note.severity == "warning" and note.title == "Audio dropouts"
+        assert "the speaker ran dry 3 times" in note.message
+        assert "close other programs" in note.message
+        assert app.activity == "listening"  # a warning, not a change of state
 
 
 async def test_timeline_and_help_open_from_keys_and_the_command_palette(

@@ -488,6 +488,11 @@ class EchoCancelledSource:
     def device_name(self) -> str:
         return str(getattr(self.source, "device_name", ""))
 
+    @property
+    def overflows(self) -> int:
+        """The microphone's input overflows (audio lost in the device)."""
+        return int(getattr(self.source, "overflows", 0))
+
     def start(self) -> None:
         """Start the source (and take the player's render tap, if given a player)."""
         if self.reference is None and self._player is not None:

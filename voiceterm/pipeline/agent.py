@@ -30,9 +30,12 @@ from voiceterm.events import (
     AgentSentence,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
+    AudioGlitches,
+    AudioLevel,
     StageStatus,
     UserTranscriptionReceived,
 )
+from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.listen import AgentActivity, Listener
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
@@ -235,6 +238,8 @@ class VoiceAgent:
         self.listener: Listener | None = None
         self._stt: SttNode | None = None
         self._listen_task: asyncio.Task[None] | None = None
+        self._glitch_task: asyncio.Task[None] | None = None
+        self.glitches: GlitchWatch | None = None
         self._last_activity = time.monotonic()
         # A tap, not a route: the timeline must see messages in broadcast order
         # (routes let control events overtake queued data).
@@ -296,6 +301,10 @@ class VoiceAgent:
             self._listen_task = asyncio.get_running_loop().create_task(
                 self.listener.run(), name="listener"
             )
+        self.glitches = GlitchWatch(self.sink, self.source, self._publish)
+        self._glitch_task = asyncio.get_running_loop().create_task(
+            self.glitches.run(), name="audio-glitches"
+        )
         if device_error is not None:
             raise device_error
 
@@ -366,9 +375,11 @@ class VoiceAgent:
         """Stop listening and playing, cancel every route, release the devices."""
         if self._stt is not None:
             self._stt.close()
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            await asyncio.wait({self._listen_task}, timeout=2.0)
+        tasks = {task for task in (self._listen_task, self._glitch_task) if task is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         try:
             self.source.close()
         finally:
@@ -439,7 +450,7 @@ class VoiceAgent:
             activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
             activity.thinking = False
-        if type(event).__name__ not in ("AudioLevel",):
+        if not isinstance(event, AudioLevel | AudioGlitches):
             self._last_activity = time.monotonic()
 
     def _pipeline_pending(self) -> bool:

@@ -24,6 +24,7 @@ from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
     AgentStoppedSpeaking,
+    AudioGlitches,
     ToolCall,
     ToolResult,
     UserTranscriptionReceived,
@@ -91,6 +92,8 @@ class TurnPrinter:
             self._print_timings()
         elif isinstance(event, AgentError):
             print(f"error: {event.error}", file=sys.stderr, flush=True)
+        elif isinstance(event, AudioGlitches):
+            self._print(f"audio: {event.describe()} {event.HINT}")
 
     def _print_timings(self) -> None:
         # The turn that just finished playing: the newest one that started playback.

@@ -35,6 +35,7 @@ from voiceterm.events import (
     AgentInterrupted,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
+    AudioGlitches,
     BargeInDismissed,
     StageStatus,
     UserStartedSpeaking,
@@ -232,6 +233,13 @@ class VoicetermApp(App[None]):
             )
             if self.activity == "thinking":
                 self.activity = "listening"
+        elif isinstance(event, AudioGlitches):
+            self.notify(
+                f"{event.describe()}\n{event.HINT}",
+                title="Audio dropouts",
+                severity="warning",
+                timeout=8,
+            )
         elif isinstance(event, UserStartedSpeaking):
             self.activity = "hearing"
         elif (isinstance(event, UserStoppedSpeaking) and event.discarded) or isinstance(
