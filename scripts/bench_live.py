@@ -730,7 +730,10 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
         output_block_ms = int(getattr(audio, "output_block_ms", block_ms))
 
         async def measure() -> None:
-            player = Player(block_ms=output_block_ms)
+            buffer_ms = audio.output_buffer_ms
+            player = Player(
+                block_ms=output_block_ms, latency=buffer_ms / 1000 if buffer_ms > 0 else "high"
+            )
             player.start(asyncio.get_running_loop())
             report.latencies["player output latency"] = player.output_latency
             player.close()

@@ -29,6 +29,11 @@ class AudioSettings:
     550 ms, side by side), for less idle CPU (3.4% of a core instead of 5.0%)."""
     output_block_ms: int = 20
     """Speaker block in milliseconds: a barge-in silences the speaker within one block."""
+    output_buffer_ms: int = 0
+    """Sound queued for the speaker ahead of time (PortAudio's output latency); 0 is
+    PortAudio's "high" default (40 ms on the rig). With 10 ms blocks, 30 answered 13 ms
+    sooner on the rig, but with the interpreter stalled for 13-55 ms at a time it
+    clicked 140 times in 8 s, the default 30 times (scripts/bench_speaker_buffer.py)."""
     echo: str = "aec"
     """Echo handling while the agent speaks: aec, half_duplex or off."""
     drop_own_words: bool = True

@@ -38,7 +38,12 @@ def open_live_devices(config: Config) -> LiveDevices:
     from voiceterm.audio.player import Player
 
     mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    player = Player(device=config.audio.output_device, block_ms=config.audio.output_block_ms)
+    buffer_ms = config.audio.output_buffer_ms
+    player = Player(
+        device=config.audio.output_device,
+        block_ms=config.audio.output_block_ms,
+        latency=buffer_ms / 1000 if buffer_ms > 0 else "high",
+    )
     echo = config.audio.echo
     notice = ""
     try:
