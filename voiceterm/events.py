@@ -278,7 +278,7 @@ class AudioGlitches(Event):
     mic_overflows: int = 0
     HINT: ClassVar[str] = (
         "The machine is too busy to keep the sound in time: close other programs,"
-        " or raise audio.output_block_ms / audio.block_ms."
+        " or raise audio.output_buffer_ms (speaker) / audio.block_ms (microphone)."
     )
 
     def describe(self) -> str:
