@@ -226,19 +226,17 @@ async def test_a_missing_speaker_is_a_clear_error(rig: Rig) -> None:
     player.close()
 
 
-def hold_the_interpreter(seconds: float) -> None:
-    """Keep the GIL without a pause, as a long pure-C call in another stage would."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        re.match(r"(a+)+$", "a" * 21 + "b")  # catastrophic backtracking: ~0.1 s, GIL held
+def hold_the_interpreter() -> None:
+    """Keep the GIL in one C call, as a long pure-C step of another stage would."""
+    re.match(r"(a+)+$", "a" * 23 + "b")  # catastrophic backtracking: ~0.3 s here
 
 
 async def test_a_starved_speaker_is_counted_and_the_user_is_told(player: Player) -> None:
     published: list[AudioGlitches] = []
     watch = GlitchWatch(player, object(), published.append)
     assert watch.check() is None, "the rig's speaker ran dry before the test starved it"
-    for _ in range(10):  # a ~0.3 s stall is far more than the 20-30 ms PortAudio buffers
-        hold_the_interpreter(0.3)
+    for _ in range(10):  # a ~0.3 s stall is far more than PortAudio's 20-40 ms buffer
+        hold_the_interpreter()
         await asyncio.sleep(0.1)
         if player.underflows:
             break

@@ -332,6 +332,32 @@ def test_a_trim_in_a_running_conversation_does_not_read_the_kept_turns_again(
 
 
 @pytest.mark.models
+def test_warming_up_unfinished_words_after_a_trim_reads_only_those_words(
+    model_path: Path,
+) -> None:
+    # Unfitted, the warm-up brought the dropped turns back and read the whole
+    # conversation again: 8 s in a 2048-token window, holding up the next answer.
+    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
+        history: list[ChatMessage] = [SYSTEM]
+        for turn in range(40):
+            history.append(
+                {"role": "user", "content": f"Tell me fact number {turn} about the sea."}
+            )
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": "".join(small.stream_chat(history, threading.Event())),
+                }
+            )
+            small.read_ahead(history)
+            if small.last_stats.messages_dropped:
+                break
+        assert small.last_stats.messages_dropped > 0, "the test needs a trimmed conversation"
+        small.warm_up([*history, {"role": "user", "content": "And tell me about the"}])
+        assert 0 < small.last_read_ahead_tokens < 40, small.last_read_ahead_tokens
+
+
+@pytest.mark.models
 async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
     pieces = [piece async for piece in astream_chat(engine, ask("Tell me about cats."))]
     assert looks_like_english("".join(pieces))

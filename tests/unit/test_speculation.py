@@ -68,7 +68,9 @@ class ScriptedModel:
         self.read.append([dict(m) for m in messages])
         return 0.0
 
-    def warm_up(self, messages: Sequence[Mapping[str, Any]]) -> float:
+    def warm_up(
+        self, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = None
+    ) -> float:
         self.warmed.append([dict(m) for m in messages])
         return 0.0
 

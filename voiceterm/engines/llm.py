@@ -435,6 +435,8 @@ class LlamaEngine:
         self._speculation: _Speculation | None = None
         self._can_shift = slide_cache and _cache_can_shift(llama_cpp, self._llm)
         self.last_shift: CacheSlide | None = None
+        self.last_read_ahead_tokens = 0
+        """Prompt tokens the latest ``warm_up`` or ``read_ahead`` had to read."""
         """The latest slide of cached turns over dropped ones (see ``_shift_cache_for``)."""
 
     # --- facts ------------------------------------------------------------
@@ -804,18 +806,23 @@ class LlamaEngine:
         if speculation is not None:
             speculation.close()
 
-    def warm_up(self, messages: Sequence[ChatMessage]) -> float:
-        """Evaluate ``messages`` ahead of time (typically just the system prompt).
+    def warm_up(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None) -> float:
+        """Evaluate ``messages`` ahead of time (the system prompt, or the words so far).
 
-        The first real turn then finds that prefix in the KV cache and only
-        evaluates the user's words, which cuts its time to first token.
+        The next call then finds that prefix in the KV cache and only evaluates
+        what follows, which cuts its time to first token. The conversation is
+        fitted as a reply of ``max_tokens`` (default: the engine's) will fit it:
+        unfitted, a long conversation would bring back the turns a trim dropped
+        and read them all again (seconds, with the lock held).
 
         Returns:
             Seconds spent.
         """
         started = time.monotonic()
         with self._lock:
-            self._evaluate(messages, every_core=True)
+            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            fitted = self._messages_for_generation(messages, self.n_ctx - budget, None)
+            self._evaluate(fitted, every_core=True)
         return time.monotonic() - started
 
     def read_ahead(
@@ -849,12 +856,14 @@ class LlamaEngine:
         self._drop_speculation()
         prompt = self.prompt_tokens(messages)
         self._shift_cache_for(prompt)
+        self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
         tokens = self._llm.generate(prompt, temp=0.0)
         try:
             with self._prompt_read(every_core=every_core):
                 self._next_token(tokens)
         finally:
             tokens.close()
+        self.last_read_ahead_tokens, _ = self._tokens_read()
 
     @contextlib.contextmanager
     def _prompt_read(self, *, every_core: bool) -> Iterator[None]:
@@ -956,12 +965,15 @@ class LlamaEngine:
         # as "eval"; before the first token everything evaluated was prompt. It
         # reports counts of at least 1 (to spare divisions by zero), so a count
         # only counts when time was spent on it.
+        stats.prompt_tokens_evaluated, stats.prompt_eval_seconds = self._tokens_read()
+
+    def _tokens_read(self) -> tuple[int, float]:
+        """Tokens evaluated since the perf counters were reset, and the seconds it took."""
         perf = self._llama_cpp.llama_perf_context(self._llm.ctx)
         evaluated = (perf.n_p_eval if perf.t_p_eval_ms > 0 else 0) + (
             perf.n_eval if perf.t_eval_ms > 0 else 0
         )
-        stats.prompt_tokens_evaluated = int(evaluated)
-        stats.prompt_eval_seconds = (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
+        return int(evaluated), (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
 
     def _compile_grammar(self, grammar: str | None) -> Any:
         if grammar is None:

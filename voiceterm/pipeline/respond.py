@@ -145,7 +145,7 @@ class LlamaNode(ReasoningNode):
             warm_up = getattr(self.engine, "warm_up", None)
             if warm_up is None:
                 return None
-            await asyncio.to_thread(warm_up, messages)
+            await asyncio.to_thread(warm_up, messages, max_tokens=self.max_tokens)
         if not pieces:
             return None
         return AgentSpeculation(transcript=partial.content, pieces=tuple(pieces))
