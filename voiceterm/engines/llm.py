@@ -149,7 +149,7 @@ class GenerationStats:
         return (self.tokens_generated - 1) / elapsed if elapsed > 0 else None
 
 
-# --- llama.cpp's process-wide logging -----------------------------------------
+# --- sliding the KV cache over dropped turns ---------------------------------
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,9 @@ def _cache_can_shift(llama_cpp: Any, llm: Any) -> bool:
     if not hasattr(llama_cpp, "llama_memory_seq_add"):
         return False
     return bool(llama_cpp.llama_memory_can_shift(llama_cpp.llama_get_memory(llm.ctx)))
+
+
+# --- llama.cpp's process-wide logging -----------------------------------------
 
 
 class _LlamaLogRouter:
@@ -435,9 +438,9 @@ class LlamaEngine:
         self._speculation: _Speculation | None = None
         self._can_shift = slide_cache and _cache_can_shift(llama_cpp, self._llm)
         self.last_shift: CacheSlide | None = None
+        """The latest slide of cached turns over dropped ones (see ``_shift_cache_for``)."""
         self.last_read_ahead_tokens = 0
         """Prompt tokens the latest ``warm_up`` or ``read_ahead`` had to read."""
-        """The latest slide of cached turns over dropped ones (see ``_shift_cache_for``)."""
 
     # --- facts ------------------------------------------------------------
 
