@@ -104,6 +104,12 @@ def test_the_tui_answers_aloud_and_writes_trace_and_markdown_on_quit(
             _, t_start = io.play_and_wait(question.audio, question.rate)
             answer_at = io.wait_for_sound(t_start + question.speech_end, timeout=10)
         assert answer_at is not None, "the TUI never answered aloud"
+        io.wait_for_silence(answer_at, quiet_s=1.5, timeout=60)
+        # The app may have started listening halfway through that question (it
+        # answered "friends" once): now that it listens, ask it whole.
+        _, t_start = io.play_and_wait(question.audio, question.rate)
+        answer_at = io.wait_for_sound(t_start + question.speech_end, timeout=10)
+        assert answer_at is not None, "the TUI did not answer the second question aloud"
         # Let the answer play out, then quit the way a person does.
         io.wait_for_silence(answer_at, quiet_s=1.5, timeout=60)
     app.press(CTRL_Q)
