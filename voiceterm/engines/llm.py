@@ -437,8 +437,6 @@ class LlamaEngine:
         self._trim_anchor: tuple[int, ChatMessage] | None = None
         self._speculation: _Speculation | None = None
         self._can_shift = slide_cache and _cache_can_shift(llama_cpp, self._llm)
-        self.last_shift: CacheSlide | None = None
-        """The latest slide of cached turns over dropped ones (see ``_shift_cache_for``)."""
         self.last_read_ahead_tokens = 0
         """Prompt tokens the latest ``warm_up`` or ``read_ahead`` had to read."""
 
@@ -547,6 +545,14 @@ class LlamaEngine:
         tail = self._llm.detokenize(content_tokens[-room:]).decode("utf-8", errors="ignore")
         return system + [{**first, "content": tail.lstrip()}, *turn[1:]]
 
+    def _reply_tokens(self, max_tokens: int | None) -> int:
+        """The room kept for a reply of ``max_tokens`` (default: the engine's).
+
+        Every call that fits the conversation (a reply, a speculation, a warm-up,
+        a read-ahead) fits it for this room, so they all keep the same turns.
+        """
+        return max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+
     def _messages_for_generation(
         self,
         messages: Sequence[ChatMessage],
@@ -631,7 +637,7 @@ class LlamaEngine:
     ) -> Generator[str, None, None]:
         stats = GenerationStats(started_at=time.monotonic())
         self._stats = stats
-        max_tokens = max(1, min(max_tokens, self.n_ctx // 2))
+        max_tokens = self._reply_tokens(max_tokens)
         fitted = self._messages_for_generation(messages, self.n_ctx - max_tokens, tools)
         stats.messages_dropped = len(messages) - len(fitted)
         prompt = self.prompt_tokens(fitted, tools)
@@ -777,7 +783,7 @@ class LlamaEngine:
             return []
         try:
             self._drop_speculation()
-            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            budget = self._reply_tokens(max_tokens)
             fitted = self._messages_for_generation(messages, self.n_ctx - budget, None)
             prompt = self.prompt_tokens(fitted)
             stats = GenerationStats(started_at=time.monotonic())
@@ -823,7 +829,7 @@ class LlamaEngine:
         """
         started = time.monotonic()
         with self._lock:
-            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            budget = self._reply_tokens(max_tokens)
             fitted = self._messages_for_generation(messages, self.n_ctx - budget, None)
             self._evaluate(fitted, every_core=True)
         return time.monotonic() - started
@@ -845,7 +851,7 @@ class LlamaEngine:
         """
         started = time.monotonic()
         with self._lock:
-            budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+            budget = self._reply_tokens(max_tokens)
             # One core only: this can take seconds, and the user may start talking
             # (Whisper) meanwhile; all cores would then stall at every layer.
             self._evaluate(
@@ -913,7 +919,6 @@ class LlamaEngine:
             slide.start + slide.dropped : end
         ]
         llm.n_tokens = slide.start + slide.kept
-        self.last_shift = slide
         log.debug(
             "llm: slid %d cached tokens down over %d dropped ones",
             slide.kept,
