@@ -309,6 +309,24 @@ def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_pa
         assert stats.prompt_tokens_evaluated < 40, stats
 
 
+def talk_until_trimmed(engine: LlamaEngine, *, read_ahead: bool) -> list[ChatMessage]:
+    """Ask about the sea turn by turn until a reply's conversation had to be trimmed.
+
+    Returns the conversation, ending with that reply. With ``read_ahead``, the
+    history is read ahead after every reply, as the app does.
+    """
+    history: list[ChatMessage] = [SYSTEM]
+    for turn in range(40):
+        history.append({"role": "user", "content": f"Tell me fact number {turn} about the sea."})
+        answer = "".join(engine.stream_chat(history, threading.Event()))
+        history.append({"role": "assistant", "content": answer})
+        if read_ahead:
+            engine.read_ahead(history)
+        if engine.last_stats.messages_dropped:
+            break
+    return history
+
+
 @pytest.mark.models
 def test_a_trim_in_a_running_conversation_does_not_read_the_kept_turns_again(
     model_path: Path,
@@ -316,14 +334,7 @@ def test_a_trim_in_a_running_conversation_does_not_read_the_kept_turns_again(
     # Reading the kept turns again took 12 s on one core in a 2048-token window;
     # sliding their cache cells down over the dropped turns spares all of it.
     with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
-        history: list[ChatMessage] = [SYSTEM]
-        for turn in range(40):
-            question = f"Tell me fact number {turn} about the sea."
-            history.append({"role": "user", "content": question})
-            answer = "".join(small.stream_chat(history, threading.Event()))
-            history.append({"role": "assistant", "content": answer})
-            if small.last_stats.messages_dropped:
-                break
+        answer = talk_until_trimmed(small, read_ahead=False)[-1]["content"]
         stats = small.last_stats
         assert stats.messages_dropped > 0, "the test needs a conversation that outgrows the window"
         assert stats.prompt_tokens > 200
@@ -338,20 +349,7 @@ def test_warming_up_unfinished_words_after_a_trim_reads_only_those_words(
     # Unfitted, the warm-up brought the dropped turns back and read the whole
     # conversation again: 8 s in a 2048-token window, holding up the next answer.
     with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
-        history: list[ChatMessage] = [SYSTEM]
-        for turn in range(40):
-            history.append(
-                {"role": "user", "content": f"Tell me fact number {turn} about the sea."}
-            )
-            history.append(
-                {
-                    "role": "assistant",
-                    "content": "".join(small.stream_chat(history, threading.Event())),
-                }
-            )
-            small.read_ahead(history)
-            if small.last_stats.messages_dropped:
-                break
+        history = talk_until_trimmed(small, read_ahead=True)
         assert small.last_stats.messages_dropped > 0, "the test needs a trimmed conversation"
         small.warm_up([*history, {"role": "user", "content": "And tell me about the"}])
         assert 0 < small.last_read_ahead_tokens < 40, small.last_read_ahead_tokens
