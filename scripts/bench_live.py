@@ -721,6 +721,7 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
     from voiceterm.audio.devices import MicrophoneSource
     from voiceterm.audio.player import Player
     from voiceterm.config import Config
+    from voiceterm.pipeline.devices import speaker_latency
 
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -730,10 +731,7 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
         output_block_ms = int(getattr(audio, "output_block_ms", block_ms))
 
         async def measure() -> None:
-            buffer_ms = audio.output_buffer_ms
-            player = Player(
-                block_ms=output_block_ms, latency=buffer_ms / 1000 if buffer_ms > 0 else "high"
-            )
+            player = Player(block_ms=output_block_ms, latency=speaker_latency(audio))
             player.start(asyncio.get_running_loop())
             report.latencies["player output latency"] = player.output_latency
             player.close()

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from voiceterm.config import Config
+from voiceterm.config import AudioSettings, Config
 from voiceterm.errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ class LiveDevices:
     """Why the echo handling differs from the config, if it does."""
 
 
+def speaker_latency(audio: AudioSettings) -> float | str:
+    """PortAudio's output latency for ``audio.output_buffer_ms`` (0: its "high" default)."""
+    return audio.output_buffer_ms / 1000 if audio.output_buffer_ms > 0 else "high"
+
+
 def open_live_devices(config: Config) -> LiveDevices:
     """Microphone and speaker; the microphone cleaned of the speaker's sound.
 
@@ -38,11 +43,10 @@ def open_live_devices(config: Config) -> LiveDevices:
     from voiceterm.audio.player import Player
 
     mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
-    buffer_ms = config.audio.output_buffer_ms
     player = Player(
         device=config.audio.output_device,
         block_ms=config.audio.output_block_ms,
-        latency=buffer_ms / 1000 if buffer_ms > 0 else "high",
+        latency=speaker_latency(config.audio),
     )
     echo = config.audio.echo
     notice = ""
