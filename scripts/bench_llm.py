@@ -3,6 +3,8 @@
 Measures, on this machine:
 - load time; time to first token and tokens/s per thread setting, on an idle
   machine and with one core kept busy (as when TTS runs beside the LLM);
+- the model as shipped against its 8-bit copy (``llm.eight_bit_copy``): reading
+  a turn, the speculation, a token, and how likely each finds a test text;
 - the speculation of an answer's first words in the end-of-speech wait, over a
   growing conversation, with the prompt read on one core and on all of them;
 - prompt evaluation of a multi-turn conversation with the KV cache reused
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -150,6 +153,69 @@ def speculation_by_prompt_threads(model: Path, turns: int) -> None:
                 f"{batch_threads:14d} | {ms(statistics.median(times))} ({ms(max(times)).strip()}) "
                 f"| {len(engine.prompt_tokens(history))} tokens"
             )
+
+
+def weights_side_by_side(model: Path, runs: int) -> None:
+    """The model as shipped against its 8-bit copy (``llm.eight_bit_copy``), interleaved.
+
+    Per run and engine, in a 10-turn conversation as the app holds it: reading a
+    new turn's words (every core), the speculation of the answer's first 4 words
+    (the read, then tokens on every core), tokens of the answer after that (one
+    core, as beside TTS), and how likely each finds a fixed text (the copy must
+    know as much as the original).
+    """
+    import tempfile
+
+    print(f"\n## Weights: {model.name} as shipped against its 8-bit copy, {runs} runs")
+    history: list[ChatMessage] = [SYSTEM]
+    for turn in range(10):
+        history += [
+            {"role": "user", "content": QUESTIONS[turn % 6]},
+            {"role": "assistant", "content": "That is a good question, and the answer is yes."},
+        ]
+    messages = [*history, {"role": "user", "content": "He might even have been made amiable."}]
+    with tempfile.TemporaryDirectory() as cache, contextlib.ExitStack() as stack:
+        engines = {
+            "as shipped": stack.enter_context(LlamaEngine(model, max_tokens=48, seed=1)),
+            "8-bit copy": stack.enter_context(
+                LlamaEngine(model, max_tokens=48, seed=1, eight_bit_copy_dir=Path(cache))
+            ),
+        }
+        if engines["8-bit copy"].weights_path == model:
+            print("(no copy: the model is not a small model in a 4-bit block format)")
+            return
+        figures: dict[str, dict[str, list[float]]] = {
+            name: {"read": [], "speculation": [], "token": []} for name in engines
+        }
+        for _ in range(runs):
+            for name, engine in engines.items():
+                engine.read_ahead(history, max_tokens=48)
+                figures[name]["read"].append(engine.warm_up(messages, max_tokens=48))
+                engine.read_ahead(history, max_tokens=48)
+                started = time.monotonic()
+                engine.speculate(
+                    messages, threading.Event(), enough=lambda text: len(text.split()) > 3
+                )
+                figures[name]["speculation"].append(time.monotonic() - started)
+                arrivals = [
+                    time.monotonic()
+                    for _piece in engine.stream_chat(messages, threading.Event(), max_tokens=16)
+                ]
+                gaps = [b - a for a, b in zip(arrivals[5:], arrivals[6:], strict=False)]
+                figures[name]["token"].extend(gaps)
+        print("weights    | read the turn | speculation | a token, 1 core | text log-prob")
+        for name, engine in engines.items():
+            row = {key: statistics.median(values) for key, values in figures[name].items()}
+            print(
+                f"{name:10s} | {ms(row['read'])}     | {ms(row['speculation'])}   "
+                f"| {ms(row['token'])}       | {engine.mean_log_probability(LOGPROB_TEXT):.3f}"
+            )
+
+
+LOGPROB_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Paris is the capital of France, "
+    "and the moon is about three hundred and eighty thousand kilometres away."
+)
 
 
 def cache_reuse(engine: LlamaEngine) -> None:
@@ -343,6 +409,7 @@ def main() -> None:
     configs = sorted({(1, 1), (1, cores), (cores, cores)})
     for busy in (False, True):
         speed_by_threads(model, configs, max(3, args.runs // 2), busy)
+    weights_side_by_side(model, args.runs)
     speculation_by_prompt_threads(model, 2 * args.runs)
     history_trim(model, 4 * args.runs)
     with LlamaEngine(model) as engine:

@@ -49,6 +49,8 @@ class VadSettings:
     """Voiced audio needed before speech counts as started."""
     hangover_ms: int = 300
     """Silence after speech that ends an utterance (the end-of-speech wait)."""
+    pause_ms: int = 60
+    """Silence after which the words so far are transcribed and answered ahead (0: never)."""
     incomplete_wait_ms: int = 400
     """Extra wait for more speech when the transcript sounds unfinished ("and", a comma)."""
     preroll_ms: int = 300
@@ -77,6 +79,8 @@ class LlmSettings:
     """Tokens of the answer sampled during the end-of-speech wait (0: none)."""
     temperature: float = 0.3
     """Sampling temperature."""
+    eight_bit_copy: bool = True
+    """Run a small 4-bit model from an 8-bit copy, made once in ~/.cache (faster on CPUs)."""
     system_prompt: str = (
         "You are voiceterm, a helpful voice assistant. Answer in one or two short "
         "spoken sentences. Do not use lists or markdown."

@@ -177,6 +177,31 @@ def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
 
 
 @pytest.mark.models
+def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
+    model_path: Path,
+) -> None:
+    # The speculation runs in the end-of-speech wait, when nothing else computes;
+    # the reply's later tokens run beside Piper.
+    cores = CoreShare()
+    with LlamaEngine(
+        model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
+    ) as greedy:
+        question = ask("What is the capital of France?")
+        plain = "".join(greedy.stream_chat(question, threading.Event()))
+        assert greedy.last_token_threads == 1
+        greedy.reset()
+        ahead = greedy.speculate(question, threading.Event(), tokens=4)
+        assert greedy.last_token_threads == 2
+        replayed = "".join(greedy.stream_chat(question, threading.Event()))
+        assert greedy.last_token_threads == 1
+        assert plain.startswith("".join(ahead)) and replayed == plain
+        greedy.reset()
+        with cores.computing("tts"):  # not alone: no more than its share
+            greedy.speculate(question, threading.Event(), tokens=4)
+            assert greedy.last_token_threads == 1
+
+
+@pytest.mark.models
 def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
     cores = CoreShare()
     with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:

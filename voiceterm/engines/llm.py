@@ -374,6 +374,9 @@ class LlamaEngine:
         max_tokens: Default cap on tokens per answer.
         slide_cache: At a trim, move the kept turns' cache cells down instead of
             reading them again (off only to measure what it spares).
+        eight_bit_copy_dir: Run a small 4-bit model from an 8-bit copy kept in
+            this directory, made on first use (see :mod:`voiceterm.engines.q8copy`);
+            ``None`` loads ``model_path`` as it is.
 
     Raises:
         ModelError: The file is missing, not GGUF, or llama.cpp cannot load it.
@@ -394,6 +397,7 @@ class LlamaEngine:
         repeat_penalty: float = 1.1,
         max_tokens: int = 160,
         slide_cache: bool = True,
+        eight_bit_copy_dir: Path | None = None,
     ) -> None:
         path = Path(model_path).expanduser()
         _check_gguf_file(path)
@@ -405,27 +409,15 @@ class LlamaEngine:
         self.cores = cores or CoreShare()
         self.last_prompt_threads = self.n_threads_batch
         """Threads the latest prompt read ran on (llama.cpp keeps them until changed)."""
+        self.last_token_threads = self.n_threads
+        """Threads the latest token was generated on."""
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
         self.repeat_penalty = repeat_penalty
         self.max_tokens = max_tokens
-        _LOG_ROUTER.recent_errors.clear()
-        try:
-            self._llm = llama_cpp.Llama(
-                str(path),
-                n_ctx=n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads_batch,
-                seed=seed,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as error:
-            reason = _LOG_ROUTER.last_error() or str(error)
-            raise ModelError(
-                f"llama.cpp could not load {path.name}; the file is probably truncated or corrupt.",
-                hint=f"replace the file (llama.cpp said: {reason})",
-            ) from None
+        self._llm, self.weights_path = self._load(path, n_ctx, seed, eight_bit_copy_dir)
+        """The file the weights were loaded from: ``model_path`` or its 8-bit copy."""
         # llama.cpp may round the context up (384 -> 512), but llama-cpp-python's
         # token buffer keeps the size asked for: the smaller one is the limit.
         self.n_ctx: int = min(n_ctx, int(self._llm.n_ctx()))
@@ -441,6 +433,56 @@ class LlamaEngine:
         """Prompt tokens the latest ``warm_up`` or ``read_ahead`` had to read."""
 
     # --- facts ------------------------------------------------------------
+
+    def _load(self, path: Path, n_ctx: int, seed: int, copy_dir: Path | None) -> tuple[Any, Path]:
+        """Load ``path``, or its 8-bit copy in ``copy_dir`` (made first if worth it)."""
+        from voiceterm.engines import q8copy
+
+        def load(weights: Path) -> Any:
+            return self._open(weights, n_ctx=n_ctx, seed=seed, reported_as=path)
+
+        if copy_dir is not None:
+            cached = q8copy.copy_path(path, copy_dir)
+            if cached.is_file():
+                try:
+                    return load(cached), cached
+                except ModelError:
+                    log.warning("llm: the 8-bit copy %s is damaged; making it again", cached)
+                    with contextlib.suppress(OSError):
+                        cached.unlink(missing_ok=True)
+        llm = load(path)
+        if copy_dir is None or not q8copy.worth_copying(path, llm.metadata):
+            return llm, path
+        copied = q8copy.make_copy(self._llama_cpp, path, copy_dir)
+        if copied is None:
+            return llm, path
+        try:
+            faster = load(copied)
+        except ModelError:
+            with contextlib.suppress(OSError):
+                copied.unlink(missing_ok=True)
+            return llm, path
+        llm.close()
+        return faster, copied
+
+    def _open(self, weights: Path, *, n_ctx: int, seed: int, reported_as: Path) -> Any:
+        _LOG_ROUTER.recent_errors.clear()
+        try:
+            return self._llama_cpp.Llama(
+                str(weights),
+                n_ctx=n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads_batch,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            reason = _LOG_ROUTER.last_error() or str(error)
+            raise ModelError(
+                f"llama.cpp could not load {reported_as.name}; "
+                "the file is probably truncated or corrupt.",
+                hint=f"replace the file (llama.cpp said: {reason})",
+            ) from None
 
     @property
     def model_name(self) -> str:
@@ -713,8 +755,16 @@ class LlamaEngine:
                 if stats.first_token_at is None:  # a fresh generator reads the prompt first
                     with self._prompt_read(every_core=True):
                         token = self._next_token(tokens)
+                elif sampled is not None:
+                    # A speculation runs in the end-of-speech wait, when nothing else
+                    # should compute: its tokens are the answer's first words.
+                    with self._prompt_read(every_core=True, generating=True):
+                        token = self._next_token(tokens)
                 else:
-                    token = self._next_token(tokens)
+                    # Marked, so that Piper knows not to take every core meanwhile.
+                    with self.cores.computing("llm"):
+                        self._set_threads(self.n_threads, self.last_prompt_threads)
+                        token = self._next_token(tokens)
                 if token is None:
                     stats.stop_reason = "stop"
                     break
@@ -875,19 +925,21 @@ class LlamaEngine:
         self.last_read_ahead_tokens, _ = self._tokens_read()
 
     @contextlib.contextmanager
-    def _prompt_read(self, *, every_core: bool) -> Iterator[None]:
-        """Around the evaluation of a prompt (the lock must be held).
+    def _prompt_read(self, *, every_core: bool, generating: bool = False) -> Iterator[None]:
+        """Around the evaluation of a prompt, or of one token (the lock must be held).
 
         On ``n_threads_batch`` threads when ``every_core`` is asked for and no other
         engine computes (they then wait for the read to end), else on ``n_threads``.
-        Generating one token at a time always uses ``n_threads``.
+        One token at a time is generated on ``n_threads``, unless ``generating``
+        asks for the same as a prompt read.
         """
         if not every_core:
-            self._set_prompt_threads(self.n_threads)
+            self._set_threads(self.n_threads, self.n_threads)
             yield
             return
         with self.cores.every_core("llm") as alone:
-            self._set_prompt_threads(self.n_threads_batch if alone else self.n_threads)
+            threads = self.n_threads_batch if alone else self.n_threads
+            self._set_threads(threads if generating else self.n_threads, threads)
             yield
 
     def _shift_cache_for(self, prompt: Sequence[int]) -> None:
@@ -925,10 +977,11 @@ class LlamaEngine:
             slide.dropped,
         )
 
-    def _set_prompt_threads(self, threads: int) -> None:
-        if threads != self.last_prompt_threads:
-            self._llama_cpp.llama_set_n_threads(self._llm.ctx, self.n_threads, threads)
-            self.last_prompt_threads = threads
+    def _set_threads(self, token: int, prompt: int) -> None:
+        """Threads for generating one token and for reading a prompt (llama.cpp keeps them)."""
+        if (token, prompt) != (self.last_token_threads, self.last_prompt_threads):
+            self._llama_cpp.llama_set_n_threads(self._llm.ctx, token, prompt)
+            self.last_token_threads, self.last_prompt_threads = token, prompt
 
     def _give_way_to_stt(self, cancel: threading.Event) -> None:
         """Hold a speculation while Whisper computes (sharing a core stalls both).
@@ -937,6 +990,30 @@ class LlamaEngine:
         """
         while self.cores.is_computing("stt") and not cancel.wait(0.005):
             pass
+
+    def mean_log_probability(self, text: str) -> float:
+        """How likely the model finds ``text``: its mean log-probability per token.
+
+        For comparing two builds of one model (an 8-bit copy knows as much as the
+        original when this hardly moves). Forgets the KV cache.
+        """
+        import numpy as np
+
+        with self._lock:
+            self._drop_speculation()
+            llm = self._llm
+            tokens = llm.tokenize(text.encode())
+            total = 0.0
+            llm.reset()
+            for index, token in enumerate(tokens[:-1]):
+                llm.eval([token])
+                logits = np.asarray(llm.scores[index], dtype=np.float64)
+                peak = float(logits.max())
+                normaliser = peak + float(np.log(np.exp(logits - peak).sum()))
+                total += float(logits[tokens[index + 1]]) - normaliser
+            llm.reset()
+            self._trim_anchor = None
+        return total / max(1, len(tokens) - 1)
 
     def reset(self) -> None:
         """Forget the KV cache and the trim position (a cleared conversation).

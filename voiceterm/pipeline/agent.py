@@ -88,6 +88,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
 
     def load_llm() -> Any:
         from voiceterm.engines.llm import LlamaEngine
+        from voiceterm.engines.q8copy import default_cache_dir
 
         model = resolve_model("llm", config.llm.model)
         report("llm", "loading", model.description)
@@ -97,12 +98,16 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
             temperature=config.llm.temperature,
             max_tokens=config.llm.max_tokens,
             cores=cores,
+            eight_bit_copy_dir=default_cache_dir() if config.llm.eight_bit_copy else None,
         )
         # The system prompt is the same every turn: evaluating it now puts it in the
         # KV cache, so the first answer only reads the user's words.
         engine.warm_up([{"role": "system", "content": config.llm.system_prompt}])
-        report("llm", "ready", model.description)
-        return engine, model.description
+        description = model.description
+        if engine.weights_path != engine.model_path:
+            description += " (8-bit copy)"
+        report("llm", "ready", description)
+        return engine, description
 
     def load_tts() -> Any:
         from voiceterm.engines.tts import PiperSynthesizer
@@ -330,6 +335,7 @@ class VoiceAgent:
             min_speech_ms=config.barge_in.min_speech_ms,
             min_level_db=config.barge_in.min_level_db,
             start_ms=config.vad.start_ms,
+            pause_ms=config.vad.pause_ms,
             hold=config.barge_in.hold,
             hold_settle_ms=config.barge_in.hold_settle_ms,
             hold_confirm_ms=config.barge_in.hold_confirm_ms,

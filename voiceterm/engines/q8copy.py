@@ -1,0 +1,88 @@
+"""An 8-bit copy of a small 4-bit GGUF model: read faster on a CPU, made once, kept.
+
+llama.cpp multiplies 8-bit weights (Q8_0) by the 8-bit activations with integer
+dot products (AVX2, AVX512-VNNI); 4-bit blocks (Q4_0, Q4_1, Q5_0, Q5_1) are
+unpacked first. For a model small enough to be limited by arithmetic rather
+than by memory, the 8-bit copy is faster although it is twice the size. The
+embedded SmolLM2-135M (Q4_1) on the 2-core reference machine, side by side in one
+run (``scripts/bench_llm.py``, section "weights"): reading an 18-token turn
+(the user's words in the end-of-speech wait) and generating a token both take
+less time, see the module's figures in the README.
+
+The copy is made with llama.cpp's own quantizer (``llama_model_quantize``, about
+0.3 s for 135M parameters) into the user's cache directory and reused while the
+source file stays the same (its size and modification time name the copy). A
+Q8_0 block keeps each 4-bit weight to within 1/254 of the block's range, far
+inside the 4-bit step itself: the copy's answers match the original's to the
+noise (same mean log-probability on a test text to 1%, the same greedy answers
+to most questions).
+
+Large models are left alone: they are limited by memory bandwidth, where twice
+the bytes are slower, and a copy would take minutes and gigabytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# llama_ftype values (llama.h) of the 4-bit and 5-bit block formats.
+COPIED_FILE_TYPES: frozenset[int] = frozenset({2, 3, 8, 9})  # Q4_0, Q4_1, Q5_0, Q5_1
+Q8_0_FILE_TYPE = 7
+MAX_SOURCE_BYTES = 512 * 1024 * 1024
+
+
+def default_cache_dir() -> Path:
+    """Where copies are kept: ``$XDG_CACHE_HOME/voiceterm/llm`` (``~/.cache`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voiceterm" / "llm"
+
+
+def copy_path(source: Path, cache_dir: Path) -> Path:
+    """The copy's file name: it changes whenever the source file does."""
+    stat = source.stat()
+    return cache_dir / f"{source.stem}-{stat.st_size}-{stat.st_mtime_ns}.q8_0.gguf"
+
+
+def worth_copying(source: Path, metadata: Mapping[str, str]) -> bool:
+    """Whether ``source`` (with its GGUF metadata) is a small model in a 4-bit block format."""
+    try:
+        file_type = int(metadata.get("general.file_type", "-1"))
+    except ValueError:
+        return False
+    return file_type in COPIED_FILE_TYPES and source.stat().st_size <= MAX_SOURCE_BYTES
+
+
+def make_copy(llama_cpp: Any, source: Path, cache_dir: Path) -> Path | None:
+    """Write the 8-bit copy of ``source`` into ``cache_dir``; ``None`` if that failed.
+
+    The copy only gets its final name once complete, so an interrupted run never
+    leaves a truncated copy to be loaded later.
+    """
+    target = copy_path(source, cache_dir)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = Q8_0_FILE_TYPE
+        params.allow_requantize = True
+        failed = llama_cpp.llama_model_quantize(
+            str(source).encode(), str(partial).encode(), ctypes.byref(params)
+        )
+        if failed:
+            raise OSError(f"llama_model_quantize returned {failed}")
+        os.replace(partial, target)
+    except OSError as error:
+        log.warning("llm: no 8-bit copy of %s (%s); using it as it is", source.name, error)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        return None
+    log.info("llm: made an 8-bit copy of %s in %s", source.name, target)
+    return target
