@@ -299,3 +299,18 @@ def test_whisper_understands_what_piper_says(
     audio16k = resample(tts.synthesize_all(text), tts.sample_rate, 16000)
     transcript = whisper.transcribe(audio16k)
     assert word_error_rate(text, transcript.text) <= 0.2, transcript.text
+
+
+def test_a_piece_made_while_nothing_else_computes_takes_every_core() -> None:
+    # The first words of an answer made ahead, in the end-of-speech wait.
+    voice = PiperSynthesizer.from_model_store(num_threads=1)
+    text = "That is a great question."
+    one_core = voice.synthesize_all(text)
+    assert not voice.last_step_on_every_core
+    every_core = np.concatenate(list(voice.synthesize(text, every_core=True)))
+    assert voice.last_step_on_every_core
+    assert abs(len(every_core) - len(one_core)) < 0.2 * len(one_core)
+    assert rms_dbfs(every_core) > -30
+    with voice.cores.computing("llm"):  # the answer goes on beside it: one core
+        list(voice.synthesize(text, every_core=True))
+        assert not voice.last_step_on_every_core

@@ -81,7 +81,9 @@ class CountingSynthesizer:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Any]:
+    def synthesize(
+        self, text: str, cancel: threading.Event | None = None, *, every_core: bool = False
+    ) -> Iterator[Any]:
         self.texts.append(text)
         yield np.full(100, len(self.texts), dtype=np.int16)
 

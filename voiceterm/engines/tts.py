@@ -21,7 +21,10 @@ so importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import re
 import threading
 import time
@@ -176,6 +179,14 @@ class PiperSynthesizer:
         self._threshold = int(silence_threshold * _FULL_SCALE)
         started = time.monotonic()
         self._voice = self._load(use_cuda=use_cuda, num_threads=num_threads)
+        # A second session on every core, for pieces made while nothing else
+        # computes: the first words of an answer made ahead, 54 against 81 ms p50 on
+        # one core (2 cores; scripts/bench_tts.py). A session's threads are fixed.
+        self._every_core_session: Any = None
+        self.last_step_on_every_core = False
+        """Whether the latest synthesis step ran on the every-core session."""
+        if not use_cuda and num_threads == 1 and (os.cpu_count() or 1) > 1:
+            self._every_core_session = self._load(use_cuda=False, num_threads=None).session
         # espeak-ng (Piper's phonemizer) keeps global state: one step at a time, even
         # when two texts are being spoken (an answer's first piece made ahead of time).
         self._step_lock = threading.Lock()
@@ -241,13 +252,17 @@ class PiperSynthesizer:
             ) from exc
         self.warm_up_seconds = time.monotonic() - started
 
-    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Int16Audio]:
+    def synthesize(
+        self, text: str, cancel: threading.Event | None = None, *, every_core: bool = False
+    ) -> Iterator[Int16Audio]:
         """Speak ``text``, one chunk per sentence as Piper finishes it.
 
         Args:
             text: What to say. Empty or unpronounceable text yields nothing.
             cancel: When set, no further sentence is started (the one being
                 computed, typically 20-200 ms of work, is finished and dropped).
+            every_core: Compute on every core while no other engine computes
+                (they wait for the step to end); on the voice's threads otherwise.
 
         Yields:
             Mono int16 audio at :attr:`sample_rate`, leading silence trimmed.
@@ -258,13 +273,15 @@ class PiperSynthesizer:
         prepared = _prepare_text(text, expand=self._expand)
         if not prepared:
             return
-        chunks = iter(self._voice.synthesize(prepared, self._syn_config))
+        # A voice of its own, so that each step can pick its session.
+        voice = dataclasses.replace(self._voice)
+        chunks = iter(voice.synthesize(prepared, self._syn_config))
         while True:
             if cancel is not None and cancel.is_set():
                 return
             try:
                 # Each step runs espeak (first step only) and one ONNX inference.
-                with self._step_lock, self.cores.computing("tts"):
+                with self._step_lock, self._cores_for_step(voice, every_core):
                     chunk = next(chunks)
             except StopIteration:
                 return
@@ -279,6 +296,24 @@ class PiperSynthesizer:
             audio = self._trim_leading_silence(chunk.audio_int16_array)
             if audio.size:
                 yield audio
+
+    @contextlib.contextmanager
+    def _cores_for_step(self, voice: Any, every_core: bool) -> Iterator[None]:
+        """Run one step of ``voice`` on every core when asked and alone, else its share."""
+        if not every_core or self._every_core_session is None:
+            voice.session = self._voice.session
+            self.last_step_on_every_core = False
+            with self.cores.computing("tts"):
+                yield
+            return
+        with self.cores.every_core("tts") as alone:
+            voice.session = self._every_core_session if alone else self._voice.session
+            self.last_step_on_every_core = alone
+            if alone:
+                yield
+                return
+            with self.cores.computing("tts"):
+                yield
 
     def synthesize_all(self, text: str, cancel: threading.Event | None = None) -> Int16Audio:
         """Speak ``text`` and return all of it as one array (empty if nothing to say).

@@ -55,7 +55,9 @@ class Synthesizer(Protocol):
     @property
     def sample_rate(self) -> int: ...
 
-    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[Any]: ...
+    def synthesize(
+        self, text: str, cancel: threading.Event | None = None, *, every_core: bool = False
+    ) -> Iterator[Any]: ...
 
 
 class SentenceNode:
@@ -172,7 +174,9 @@ class TtsNode:
             self._ahead.cancel.set()
         ahead = self._ahead = _Ahead(text)
         try:
-            async for audio, _start, _end in self._synthesized(text, ahead.cancel):
+            # Made in the end-of-speech wait, after the answer's first words were
+            # sampled: nothing else computes, and this piece is what the user waits for.
+            async for audio, _start, _end in self._synthesized(text, ahead.cancel, every_core=True):
                 ahead.chunks.append(audio)
             ahead.complete = not ahead.cancel.is_set()
         finally:
@@ -180,10 +184,10 @@ class TtsNode:
             ahead.done.set()
 
     async def _synthesized(
-        self, text: str, cancel: threading.Event
+        self, text: str, cancel: threading.Event, *, every_core: bool = False
     ) -> AsyncIterator[tuple[Any, float, float]]:
         """Piper's chunks of ``text``, each computed in a worker thread: (audio, start, end)."""
-        chunks = self._tts.synthesize(text, cancel)
+        chunks = self._tts.synthesize(text, cancel, every_core=every_core)
         while not cancel.is_set():
             start = time.monotonic()
             audio = await asyncio.to_thread(next, chunks, None)
