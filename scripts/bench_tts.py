@@ -11,6 +11,8 @@
    splitter produces, when it is ready, when its audio is ready (one TTS worker,
    pieces in order) and when it would play, with any gap in playback. Once per
    first-piece setting, so the effect of the early first clause is visible.
+5. An answer's first piece made ahead (in the end-of-speech wait), on the app's
+   one-core voice and on every core (what it takes while nothing else computes).
 
 Times are wall-clock on this machine (2 shared cores): run it on an idle machine.
 """
@@ -23,6 +25,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -170,6 +173,37 @@ def report_stream(
     )
 
 
+FIRST_PIECES = (
+    "That's a great",
+    "The moon is about",
+    "Go forward ten",
+    "I'm ready to",
+    "Eight of spades",
+    "The story is about",
+)
+
+
+def report_first_piece_on_every_core(path: Path, runs: int) -> None:
+    """An answer's first words made ahead: the app's one-core voice, alone on every core."""
+    import threading
+
+    tts = PiperSynthesizer(path, num_threads=1)
+    print(f"\n## An answer's first piece made ahead, one core vs every core ({runs} runs)")
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(runs):
+        for text in FIRST_PIECES:
+            for every_core in (False, True):
+                started = time.perf_counter()
+                next(iter(tts.synthesize(text, threading.Event(), every_core=every_core)))
+                times[every_core].append(time.perf_counter() - started)
+    for every_core, values in times.items():
+        label = "every core" if every_core else "one core  "
+        print(
+            f"{label}: first audio p50 {statistics.median(values) * 1000:4.0f} ms, "
+            f"max {max(values) * 1000:4.0f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -193,6 +227,7 @@ def main() -> None:
     print(f"(synthesis times: median of {args.runs} runs per piece)")
     for first_piece_min_chars in (None, 20, 12):
         report_stream(tts, args.token_ms, first_piece_min_chars, args.runs)
+    report_first_piece_on_every_core(path, max(3, args.runs))
 
 
 if __name__ == "__main__":

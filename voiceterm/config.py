@@ -49,7 +49,7 @@ class VadSettings:
     """Voiced audio needed before speech counts as started."""
     hangover_ms: int = 300
     """Silence after speech that ends an utterance (the end-of-speech wait)."""
-    pause_ms: int = 60
+    pause_ms: int = 40
     """Silence after which the words so far are transcribed and answered ahead (0: never)."""
     incomplete_wait_ms: int = 400
     """Extra wait for more speech when the transcript sounds unfinished ("and", a comma)."""
@@ -96,6 +96,8 @@ class TtsSettings:
     """Speaking rate: above 1 slower, below 1 faster (default: the voice's own)."""
     threads: int = 1
     """Piper's CPU threads. One leaves a core to the LLM, which writes while Piper speaks."""
+    ahead_on_every_core: bool = True
+    """Make the answer's first piece ahead (in the end-of-speech wait) on every core."""
     first_piece_words: int = 3
     """An answer with no clause boundary yet starts speaking its first this-many words."""
 

@@ -80,11 +80,13 @@ class CountingSynthesizer:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.every_core: list[bool] = []
 
     def synthesize(
         self, text: str, cancel: threading.Event | None = None, *, every_core: bool = False
     ) -> Iterator[Any]:
         self.texts.append(text)
+        self.every_core.append(every_core)
         yield np.full(100, len(self.texts), dtype=np.int16)
 
 
@@ -189,3 +191,16 @@ async def test_a_piece_made_ahead_for_other_words_is_not_played() -> None:
     assert [c.text for c in chunks if c.audio is not None] == ["The moon is"]
     assert int(chunks[0].audio[0]) == 2, "the audio made ahead was played"
     assert tts.ahead_used == 0
+
+
+async def test_only_the_piece_made_ahead_asks_for_every_core() -> None:
+    # It is made in the end-of-speech wait; the others beside the model's writing.
+    synthesizer = CountingSynthesizer()
+    tts = TtsNode(synthesizer)
+    await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="The sun is")))
+    await chunks_of(tts, AgentSentence(content="The moon is", index=0))
+    assert synthesizer.every_core == [True, False]
+    modest = CountingSynthesizer()
+    tts = TtsNode(modest, ahead_on_every_core=False)
+    await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="The sun is")))
+    assert modest.every_core == [False]

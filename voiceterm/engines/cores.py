@@ -9,10 +9,13 @@ end-of-speech wait took 109 ms on both cores against 163 ms on one, p50 over a
 20-turn conversation; with one core busy, the same prompt read on both cores took
 457 ms against 215 ms on one (``scripts/bench_llm.py``).
 
-So the engines take turns for the whole CPU: the LLM reads a prompt on every core
-only when nothing else computes (``every_core``), and Whisper and Piper wait for
-such a read to end before they start (``computing``). A read is one batch of a
-turn's words, tens of milliseconds.
+So the engines take turns for the whole CPU: the LLM reads a prompt (and samples
+the answer's first words in the end-of-speech wait) on every core only when
+nothing else computes (``every_core``), and Whisper and Piper wait for such a
+step to end before they start (``computing``). A step is one batch of a turn's
+words or one token, tens of milliseconds at most. Piper takes every core the same
+way for the answer's first piece made ahead; the LLM marks the tokens of an
+answer as ``computing``, so Piper then keeps to its own core.
 """
 
 from __future__ import annotations

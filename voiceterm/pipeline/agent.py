@@ -359,7 +359,7 @@ class VoiceAgent:
             first_piece_words=config.tts.first_piece_words,
         )
         sentences = SentenceNode(first_piece_words=config.tts.first_piece_words)
-        tts = TtsNode(engines.tts)
+        tts = TtsNode(engines.tts, ahead_on_every_core=config.tts.ahead_on_every_core)
         self.player = PlayerNode(self.sink, Publisher(self.bus, PlayerNode.id))
         self._attach(stt, stt.attach)
         self._attach(self.llm_node, self.llm_node.attach)

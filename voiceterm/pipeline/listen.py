@@ -89,7 +89,7 @@ class Listener:
         min_speech_ms: int = 150,
         echo: str = "off",
         echo_canceller: Any = None,
-        pause_ms: int = 60,
+        pause_ms: int = 40,
         min_level_db: float = -32.0,
         start_ms: int = 60,
         hold: bool = True,

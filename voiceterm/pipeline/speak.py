@@ -146,8 +146,9 @@ class TtsNode:
 
     id = "tts"
 
-    def __init__(self, synthesizer: Synthesizer) -> None:
+    def __init__(self, synthesizer: Synthesizer, *, ahead_on_every_core: bool = True) -> None:
         self._tts = synthesizer
+        self._ahead_on_every_core = ahead_on_every_core
         self._first_audio_marked = False
         self._ahead: _Ahead | None = None
         self._first_piece = ""  # the current answer's first piece, once it was asked for
@@ -176,7 +177,9 @@ class TtsNode:
         try:
             # Made in the end-of-speech wait, after the answer's first words were
             # sampled: nothing else computes, and this piece is what the user waits for.
-            async for audio, _start, _end in self._synthesized(text, ahead.cancel, every_core=True):
+            async for audio, _start, _end in self._synthesized(
+                text, ahead.cancel, every_core=self._ahead_on_every_core
+            ):
                 ahead.chunks.append(audio)
             ahead.complete = not ahead.cancel.is_set()
         finally:
