@@ -1007,7 +1007,10 @@ class LlamaEngine:
             llm.reset()
             for index, token in enumerate(tokens[:-1]):
                 llm.eval([token])
-                logits = np.asarray(llm.scores[index], dtype=np.float64)
+                # llama-cpp-python keeps no logits without logits_all: llama.cpp's own.
+                logits = np.ctypeslib.as_array(
+                    self._llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
+                ).astype(np.float64)
                 peak = float(logits.max())
                 normaliser = peak + float(np.log(np.exp(logits - peak).sum()))
                 total += float(logits[tokens[index + 1]]) - normaliser
