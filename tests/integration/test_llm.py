@@ -9,6 +9,7 @@ clear sentence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -153,14 +154,21 @@ def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: P
         assert stats.tokens_generated == len(greedy._llm.tokenize(plain.encode(), add_bos=False))
 
 
-@pytest.mark.models
-def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
-    model_path: Path,
-) -> None:
+@contextlib.contextmanager
+def greedy_on_two_cores(model_path: Path) -> Iterator[tuple[LlamaEngine, CoreShare]]:
+    """A greedy engine that generates on one core and may read prompts on two."""
     cores = CoreShare()
     with LlamaEngine(
         model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
     ) as greedy:
+        yield greedy, cores
+
+
+@pytest.mark.models
+def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
+    model_path: Path,
+) -> None:
+    with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
         alone = "".join(greedy.stream_chat(question, threading.Event()))
         assert greedy.last_prompt_threads == 2
@@ -182,10 +190,7 @@ def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
 ) -> None:
     # The speculation runs in the end-of-speech wait, when nothing else computes;
     # the reply's later tokens run beside Piper.
-    cores = CoreShare()
-    with LlamaEngine(
-        model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
-    ) as greedy:
+    with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
         plain = "".join(greedy.stream_chat(question, threading.Event()))
         assert greedy.last_token_threads == 1
