@@ -137,6 +137,13 @@ def default_config_path() -> Path:
     return user_config_path(APP_NAME) / "config.toml"
 
 
+def default_cache_path() -> Path:
+    """The user's cache directory for voiceterm (``~/.cache/voiceterm`` on Linux)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP_NAME)
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Turn a TOML value or a flag's string into the setting's type."""
     if value is None:

@@ -40,12 +40,6 @@ Q8_0_FILE_TYPE = 7
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
 
 
-def default_cache_dir() -> Path:
-    """Where copies are kept: ``$XDG_CACHE_HOME/voiceterm/llm`` (``~/.cache`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "voiceterm" / "llm"
-
-
 def copy_path(source: Path, cache_dir: Path) -> Path:
     """The copy's file name: it changes whenever the source file does."""
     stat = source.stat()

@@ -22,7 +22,7 @@ from typing import Any
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
-from voiceterm.config import Config
+from voiceterm.config import Config, default_cache_path
 from voiceterm.errors import VoicetermError
 from voiceterm.events import (
     AgentGenerationComplete,
@@ -88,7 +88,6 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
 
     def load_llm() -> Any:
         from voiceterm.engines.llm import LlamaEngine
-        from voiceterm.engines.q8copy import default_cache_dir
 
         model = resolve_model("llm", config.llm.model)
         report("llm", "loading", model.description)
@@ -98,7 +97,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
             temperature=config.llm.temperature,
             max_tokens=config.llm.max_tokens,
             cores=cores,
-            eight_bit_copy_dir=default_cache_dir() if config.llm.eight_bit_copy else None,
+            eight_bit_copy_dir=default_cache_path() / "llm" if config.llm.eight_bit_copy else None,
         )
         # The system prompt is the same every turn: evaluating it now puts it in the
         # KV cache, so the first answer only reads the user's words.
