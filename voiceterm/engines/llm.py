@@ -753,12 +753,12 @@ class LlamaEngine:
                     stats.stop_reason = "cancelled"
                     break
                 if stats.first_token_at is None:  # a fresh generator reads the prompt first
-                    with self._prompt_read(every_core=True):
+                    with self._compute_step(every_core=True):
                         token = self._next_token(tokens)
                 elif sampled is not None:
                     # A speculation runs in the end-of-speech wait, when nothing else
                     # should compute: its tokens are the answer's first words.
-                    with self._prompt_read(every_core=True, generating=True):
+                    with self._compute_step(every_core=True, generating=True):
                         token = self._next_token(tokens)
                 else:
                     # Marked, so that Piper knows not to take every core meanwhile.
@@ -918,14 +918,14 @@ class LlamaEngine:
         self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
         tokens = self._llm.generate(prompt, temp=0.0)
         try:
-            with self._prompt_read(every_core=every_core):
+            with self._compute_step(every_core=every_core):
                 self._next_token(tokens)
         finally:
             tokens.close()
         self.last_read_ahead_tokens, _ = self._tokens_read()
 
     @contextlib.contextmanager
-    def _prompt_read(self, *, every_core: bool, generating: bool = False) -> Iterator[None]:
+    def _compute_step(self, *, every_core: bool, generating: bool = False) -> Iterator[None]:
         """Around the evaluation of a prompt, or of one token (the lock must be held).
 
         On ``n_threads_batch`` threads when ``every_core`` is asked for and no other

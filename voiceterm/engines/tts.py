@@ -300,19 +300,12 @@ class PiperSynthesizer:
     @contextlib.contextmanager
     def _cores_for_step(self, voice: Any, every_core: bool) -> Iterator[None]:
         """Run one step of ``voice`` on every core when asked and alone, else its share."""
-        if not every_core or self._every_core_session is None:
-            voice.session = self._voice.session
-            self.last_step_on_every_core = False
-            with self.cores.computing("tts"):
-                yield
-            return
-        with self.cores.every_core("tts") as alone:
+        may_take_all = every_core and self._every_core_session is not None
+        taking = self.cores.every_core("tts") if may_take_all else contextlib.nullcontext(False)
+        with taking as alone:
             voice.session = self._every_core_session if alone else self._voice.session
             self.last_step_on_every_core = alone
-            if alone:
-                yield
-                return
-            with self.cores.computing("tts"):
+            with contextlib.nullcontext() if alone else self.cores.computing("tts"):
                 yield
 
     def synthesize_all(self, text: str, cancel: threading.Event | None = None) -> Int16Audio:
