@@ -235,6 +235,7 @@ async def test_a_starved_speaker_is_counted_and_the_user_is_told(player: Player)
     published: list[AudioGlitches] = []
     watch = GlitchWatch(player, object(), published.append)
     assert watch.check() is None, "the rig's speaker ran dry before the test starved it"
+    player.enqueue(tone(5.0), PIPER_RATE, PlaybackTag(1))
     for _ in range(10):  # a ~0.3 s stall is far more than PortAudio's 20-40 ms buffer
         hold_the_interpreter()
         await asyncio.sleep(0.1)

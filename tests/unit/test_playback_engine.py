@@ -1,11 +1,14 @@
-"""PlaybackEngine.pause/resume: a held answer is silent at once and resumes sample-exact."""
+"""PlaybackEngine.pause/resume: a held answer is silent at once and resumes sample-exact;
+the Player counts only underflows that could be heard."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
 from voiceterm.audio.frames import PlaybackTag
-from voiceterm.audio.player import PlaybackEngine
+from voiceterm.audio.player import PlaybackEngine, Player
 
 RATE = 1000
 BLOCK = 10
@@ -54,3 +57,26 @@ def test_stopping_a_held_answer_drops_it_and_the_next_answer_plays() -> None:
     assert not fill(engine, 0.01).any()
     engine.enqueue(ramp(10), PlaybackTag(turn_id=2, sentence_index=0))
     assert list(fill(engine, 0.02)) == list(ramp(10))
+
+
+def underflow_reported(player: Player) -> None:
+    """One PortAudio callback that reports an underflow, as the device thread makes it."""
+    status = SimpleNamespace(output_underflow=True)
+    timing = SimpleNamespace(outputBufferDacTime=1.02, currentTime=1.0)
+    player._callback(np.zeros((BLOCK, 1), np.int16), BLOCK, timing, status)
+
+
+def test_only_a_gap_that_cuts_into_sound_counts_as_a_click() -> None:
+    player = Player(block_ms=10)
+    player._engine = PlaybackEngine(RATE, Posts())
+    player._callbacks_seen = True  # no thread-priority call from the test's thread
+    underflow_reported(player)
+    assert player.underflows == 0, "a gap in silence was counted as a click"
+    player._engine.enqueue(ramp(40), PlaybackTag(turn_id=1))
+    underflow_reported(player)  # writes the first sound: a gap before it only delays it
+    assert player.underflows == 0
+    for _ in range(3):
+        underflow_reported(player)  # each between two blocks of the answer: clicks
+    assert player.underflows == 3
+    underflow_reported(player)  # after the last sound: silent
+    assert player.underflows == 3

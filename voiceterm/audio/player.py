@@ -81,7 +81,7 @@ class PlaybackEngine:
         history: how many recently written segments ``position()`` can look back on.
     """
 
-    def __init__(self, sample_rate: int, post: PostFn, history: int = 256) -> None:
+    def __init__(self, sample_rate: int, post: PostFn, history: int = 1024) -> None:
         self.sample_rate = sample_rate
         self._post = post
         self._pending: deque[_Chunk] = deque()
@@ -168,6 +168,11 @@ class PlaybackEngine:
     def busy(self) -> bool:
         """True while there is audio queued or being played."""
         return self._current is not None or bool(self._pending)
+
+    @property
+    def mid_sound(self) -> bool:
+        """The last block written carried sound and more is queued: a gap now cuts it."""
+        return self._sounding and self.busy
 
     @property
     def last_sound_end(self) -> float:
@@ -318,7 +323,8 @@ class Player:
     Attributes:
         on_started, on_tag_done, on_idle: playback callbacks (see ``AudioSink``),
             always called on the asyncio loop.
-        underflows: output underflows reported by PortAudio (audible clicks).
+        underflows: output underflows reported by PortAudio in the middle of sound
+            (audible clicks); one in silence is not counted.
         realtime_thread: whether PortAudio's callback thread got real-time priority.
     """
 
@@ -447,7 +453,11 @@ class Player:
             from voiceterm.audio.devices import raise_thread_priority
 
             self.realtime_thread = raise_thread_priority()
-        if status.output_underflow:
+        engine = self._engine
+        # A gap in silence, before an answer's first sound or after its last, is
+        # inaudible (PortAudio reports a few as the stream starts): only a gap
+        # that cuts into sound is a click.
+        if status.output_underflow and engine is not None and engine.mid_sound:
             self.underflows += 1
         now = time.monotonic()
         # PortAudio's clock is not time.monotonic (ALSA uses CLOCK_REALTIME), so only
@@ -457,7 +467,6 @@ class Player:
             ahead = self._fallback_latency
         self._last_callback = now
         self._callbacks_seen = True
-        engine = self._engine
         if engine is None:
             outdata.fill(0)
             return
