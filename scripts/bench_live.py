@@ -97,6 +97,7 @@ T = TypeVar("T")
 INTERRUPTED = re.compile(r"\[interrupted: user_speech\]")
 APP_V2V = re.compile(r"voice-to-voice (\d+) ms")
 APP_BARGE = re.compile(r"barge-in (\d+) ms")
+APP_DRY = re.compile(r"the speaker ran dry (once|(\d+) times)")
 
 ANIMALS = (
     "dog cat fox owl horse rabbit bear wolf mouse lion tiger duck goat sheep frog turtle "
@@ -185,6 +186,9 @@ class Report:
     barge_ins: list[BargeInResult] = field(default_factory=list)
     echo: list[EchoResult] = field(default_factory=list)
     latencies: dict[str, float] = field(default_factory=dict)
+    speaker_underflows: int = 0
+    """The app's speaker underflows (clicks), summed over every app started."""
+    apps: int = 0
     load: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -667,6 +671,9 @@ class Bench:
     config_home: Path
     common: list[str]
     verbose: bool = False
+    speaker_underflows: int = 0
+    """Summed over every app started: the last count each one printed."""
+    apps: int = 0
 
     @contextlib.contextmanager
     def app(self, flags: list[str]) -> Iterator[Session]:
@@ -678,6 +685,18 @@ class Bench:
             yield Session(app, self.io, verbose=self.verbose)
         finally:
             app.stop()
+            self.apps += 1
+            self.speaker_underflows += speaker_underflows(app)
+
+
+def speaker_underflows(app: LiveApp) -> int:
+    """The app's last printed count of speaker underflows (it prints them as they grow)."""
+    count = 0
+    for line in app.lines():
+        match = APP_DRY.search(line.text)
+        if match:
+            count = 1 if match.group(1) == "once" else int(match.group(2))
+    return count
 
 
 def barge_in_runs(
@@ -775,6 +794,10 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     if report.latencies:
         parts = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in report.latencies.items())
         print(f"  PortAudio on the rig: {parts}")
+    print(
+        f"  the app's speaker ran dry {report.speaker_underflows} times "
+        f"over {report.apps} app runs (PortAudio underflows: clicks)"
+    )
     print()
     print("voice-to-voice (ms)                              n    p50    p95")
     print(report.file_v2v.row("file-based, each clip a fresh conversation"))
@@ -962,6 +985,8 @@ def main() -> int:
                     runs.append(("off", args.control_answers))
                 for mode, answers in runs:
                     report.echo.append(echo_run(bench, mode, answers, args))
+                report.speaker_underflows = bench.speaker_underflows
+                report.apps = bench.apps
                 if io.restarts or io.overflows:
                     report.notes.append(
                         f"the bench's own streams: {io.restarts} reopened, "

@@ -72,29 +72,47 @@ async def underflows_while_stalled(
         player.close()
 
 
-async def run(seconds: float) -> None:
+async def run(seconds: float, settings: tuple[tuple[int, float | str], ...]) -> None:
     sizes = {depth: stall_ms(depth) for depth in STALL_SIZES}
     ranges = [STALL_SIZES[i : i + 3] for i in range(len(STALL_SIZES) - 2)]
     print(f"# Speaker buffer against interpreter stalls, {seconds:g} s of tone each")
-    print("stalls (ms)      | " + " | ".join(f"{b} ms blocks, {lat}" for b, lat in SETTINGS))
+    print("stalls (ms)      | " + " | ".join(f"{b} ms blocks, {lat}" for b, lat in settings))
     for depths in ranges:
         label = "/".join(f"{sizes[d]:.0f}" for d in depths)
         cells = []
-        for block_ms, latency in SETTINGS:
+        for block_ms, latency in settings:
             count, granted = await underflows_while_stalled(block_ms, latency, depths, seconds)
             cells.append(f"buffer {1000 * granted:.0f} ms: {count:3d} underflows")
         print(f"{label:16s} | " + " | ".join(cells), flush=True)
 
 
+def parse_setting(text: str) -> tuple[int, float | str]:
+    """``"5,0.02"`` -> (5, 0.02); ``"10,high"`` -> (10, "high")."""
+    block, _, latency = text.partition(",")
+    try:
+        return int(block), float(latency)
+    except ValueError:
+        return int(block), latency or "high"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="tone length per trial")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="BLOCK_MS,LATENCY",
+        help="settings to compare, e.g. 5,high 5,0.02 (default: "
+        + " ".join(f"{b},{lat}" for b, lat in SETTINGS)
+        + ")",
+    )
     args = parser.parse_args()
+    settings = tuple(parse_setting(text) for text in args.settings) if args.settings else SETTINGS
     with tempfile.TemporaryDirectory(prefix="vt-rig-") as rig_dir:
         rig = RigControl(Path(rig_dir))
         os.environ.update(rig.start())
         try:
-            asyncio.run(run(args.seconds))
+            asyncio.run(run(args.seconds, settings))
         finally:
             rig.run("stop")
 
