@@ -23,17 +23,24 @@ class AudioSettings:
     """Microphone: a device index or part of its name (default: the system default)."""
     output_device: str | None = None
     """Speaker: a device index or part of its name (default: the system default)."""
-    block_ms: int = 20
+    block_ms: int = 10
     """Microphone block in milliseconds. The end of speech is seen one block late at
-    worst: on the rig 40 ms blocks answered ~45 ms later (voice-to-voice p50 597 vs
-    550 ms, side by side), for less idle CPU (3.4% of a core instead of 5.0%)."""
-    output_block_ms: int = 20
-    """Speaker block in milliseconds: a barge-in silences the speaker within one block."""
+    worst, and PortAudio buffers two blocks: on the rig a click reached the app 10-24 ms
+    sooner with 10 ms blocks than with 20 (scripts/bench_round_trip.py), for ~1.5% of
+    a core more while idle. 40 ms blocks answered ~45 ms later than 20."""
+    output_block_ms: int = 5
+    """Speaker block in milliseconds: a barge-in silences the speaker within one block,
+    and PortAudio's "high" buffer grows with the block (30 ms at 5 ms blocks, 40 ms at
+    10 or 20). Microphone to speaker on the rig, side by side: 43 ms with 10 ms
+    microphone and 5 ms speaker blocks, 86 ms with 20 and 20 (scripts/bench_round_trip.py),
+    for 6.5% of a core while idle instead of 3.9%."""
     output_buffer_ms: int = 0
     """Sound queued for the speaker ahead of time (PortAudio's output latency); 0 is
-    PortAudio's "high" default (40 ms on the rig). With 10 ms blocks, 30 answered 13 ms
-    sooner on the rig, but with the interpreter stalled for 13-55 ms at a time it
-    clicked 140 times in 8 s, the default 30 times (scripts/bench_speaker_buffer.py)."""
+    PortAudio's "high" default for the block (30 ms at 5 ms blocks on the rig). The
+    speaker's callback needs the interpreter lock: a buffer of 30 ms rides out stalls of
+    up to ~11 ms, 40 ms up to ~22 (scripts/bench_speaker_buffer.py). Measured inside the
+    app during answers, no stall was longer than 12 ms; raise this (or output_block_ms)
+    if the app reports that the speaker ran dry."""
     echo: str = "aec"
     """Echo handling while the agent speaks: aec, half_duplex or off."""
     drop_own_words: bool = True
