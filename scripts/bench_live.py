@@ -17,9 +17,13 @@ Reported:
   (``scripts/bench_voice.py``'s streaming turn: ``WavFileSource`` -> pipeline ->
   ``WavFileSink``, paced in real time), and all clips as one conversation, as the
   live app hears them (same opening turn, same order, history kept, each clip
-  said after 1.5 s of quiet). The second is the like-for-like control for the
-  devices' cost: the live app answers turn 20 with 19 turns of history, and a
-  longer prompt takes the LLM longer (``--skip-conversation`` leaves it out).
+  said after 1.5 s of quiet). The fresh clips are said twice: on the quiet
+  machine before the rig starts, and again beside each live turn (engines of
+  their own, the idle live app, PulseAudio and this script's recorder running
+  alike), for a figure taken side by side. The conversation is the like-for-like
+  control for the devices' cost: the live app answers turn 20 with 19 turns of
+  history, and a longer prompt takes the LLM longer (``--skip-conversation``
+  leaves it out).
 * barge-in, echo off: the onset of the user's speech in the microphone signal
   (the VAD's first voiced frame of the clip) -> the last assistant sample on the
   speaker, over chained trials (each barge-in asks for the next answer). Then
@@ -53,6 +57,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib.util
 import itertools
@@ -63,7 +68,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,6 +179,9 @@ class EchoResult:
 class Report:
     calibration_ms: list[float] = field(default_factory=list)
     file_v2v: Series = field(default_factory=Series)
+    """Each clip a fresh conversation, on the quiet machine before the rig starts."""
+    file_fresh_beside_v2v: Series = field(default_factory=Series)
+    """Each clip a fresh conversation, said right beside its live turn (same load)."""
     file_conversation_v2v: Series = field(default_factory=Series)
     """The same clips as one conversation from a file, history kept as in the live app."""
     paired_differences: Series = field(default_factory=Series)
@@ -230,6 +238,12 @@ def file_based_v2v(
 
     Each clip is a fresh conversation: the history is cleared after every turn.
     """
+    for index, clip in enumerate(clips):
+        report.file_v2v.add(file_figure("file", index, clip, fresh_turn(config, engines, clip)))
+
+
+def fresh_turn(config: Config, engines: Engines, clip: Utterance) -> dict[str, float]:
+    """bench_voice.py's streaming turn on one clip, a fresh conversation; its marks."""
     spec = importlib.util.spec_from_file_location(
         "bench_voice", ROOT / "scripts" / "bench_voice.py"
     )
@@ -237,13 +251,12 @@ def file_based_v2v(
     bench_voice: Any = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_voice)
     with tempfile.TemporaryDirectory() as tmp:
-        for index, clip in enumerate(clips):
-            wav = Path(tmp) / f"q{index}.wav"
-            write_wav(wav, clip.audio, clip.rate)
-            marks = asyncio.run(
-                bench_voice.streaming_turn(config, engines, wav, Path(tmp) / f"a{index}.wav")
-            )
-            report.file_v2v.add(file_figure("file", index, clip, marks))
+        wav = Path(tmp) / "question.wav"
+        write_wav(wav, clip.audio, clip.rate)
+        marks: dict[str, float] = asyncio.run(
+            bench_voice.streaming_turn(config, engines, wav, Path(tmp) / "answer.wav")
+        )
+    return marks
 
 
 def file_figure(label: str, index: int, clip: Utterance, marks: dict[str, float]) -> float | None:
@@ -430,12 +443,14 @@ def voice_to_voice(
     clips: list[Utterance],
     report: Report,
     conversation: FileConversation | None = None,
+    fresh: Callable[[Utterance], dict[str, float]] | None = None,
 ) -> None:
     """The live turns; with ``conversation``, each clip is also said from a file.
 
     The file turn goes first on even clips and second on odd ones, so whatever
     one side leaves running (the LLM reading ahead after an answer) slows both
-    sides alike.
+    sides alike. With ``fresh`` (a fresh conversation per clip, on engines of its
+    own), each clip is also said that way, on the other side of the live turn.
     """
     # The app's first turn pays for Whisper's and Piper's first run (they are not
     # warmed up at load): measured apart, the file-based run has warm engines.
@@ -451,18 +466,22 @@ def voice_to_voice(
     print(f"  first turn after start: {ms(first if first is not None else float('nan'))} ms")
     print(f"      | {timings}")
     for index, clip in enumerate(clips):
+        if fresh is not None and index % 2 == 1:
+            report.file_fresh_beside_v2v.add(file_figure("fresh", index, clip, fresh(clip)))
         if conversation is None:
             live_turn(session, index, clip, report)
-            continue
-        if index % 2 == 0:
+        elif index % 2 == 0:
             file = file_figure("conv", index, clip, conversation.turn(clip))
             live = live_turn(session, index, clip, report)
         else:
             live = live_turn(session, index, clip, report)
             file = file_figure("conv", index, clip, conversation.turn(clip))
-        report.file_conversation_v2v.add(file)
-        if live is not None and file is not None:
-            report.paired_differences.add(live - file)
+        if conversation is not None:
+            report.file_conversation_v2v.add(file)
+            if live is not None and file is not None:
+                report.paired_differences.add(live - file)
+        if fresh is not None and index % 2 == 0:
+            report.file_fresh_beside_v2v.add(file_figure("fresh", index, clip, fresh(clip)))
 
 
 def live_turn(session: Session, index: int, clip: Utterance, report: Report) -> float | None:
@@ -801,12 +820,14 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     print()
     print("voice-to-voice (ms)                              n    p50    p95")
     print(report.file_v2v.row("file-based, each clip a fresh conversation"))
+    print(report.file_fresh_beside_v2v.row("  the same, said beside each live turn"))
     print(report.file_conversation_v2v.row("file-based, one conversation (as live)"))
     print(report.live_v2v.row("live, from the signals"))
     print(report.app_v2v.row("live, the app's own timeline"))
     live = report.live_v2v.values
     for label, series in (
         ("fresh", report.file_v2v),
+        ("fresh, beside", report.file_fresh_beside_v2v),
         ("one conversation", report.file_conversation_v2v),
     ):
         if series.values and live:
@@ -935,10 +956,14 @@ def main() -> int:
     clips = questions(args.turns)
     config = file_config(args.max_tokens, args.temperature)
     engines: Engines | None = None
+    fresh_engines: Engines | None = None
     if not args.skip_file:
         print("file-based: loading models ...", flush=True)
         engines = load_engines(config)
         file_based_v2v(config, engines, clips, report)
+        # The fresh turns beside the live ones get engines of their own: on the
+        # conversation's, they would evict its history from the LLM's cache.
+        fresh_engines = load_engines(config)
 
     modes = list(args.echo_modes)
     if "aec" in modes and not aec_wired():
@@ -972,9 +997,12 @@ def main() -> int:
                             if engines is not None and not args.skip_conversation:
                                 recording = Path(rig_dir) / "conversation.wav"
                                 conversation = FileConversation(config, engines, recording)
+                            fresh = None
+                            if fresh_engines is not None:
+                                fresh = functools.partial(fresh_turn, config, fresh_engines)
                             with conversation or contextlib.nullcontext():
-                                voice_to_voice(session, clips, report, conversation)
-                            del engines, conversation
+                                voice_to_voice(session, clips, report, conversation, fresh)
+                            del engines, conversation, fresh, fresh_engines
                             gc.collect()
                         coughs(session, args.coughs, barge)
                     barge_in_runs(bench, flags, args.barge_ins, barge)
