@@ -242,14 +242,21 @@ def file_based_v2v(
         report.file_v2v.add(file_figure("file", index, clip, fresh_turn(config, engines, clip)))
 
 
-def fresh_turn(config: Config, engines: Engines, clip: Utterance) -> dict[str, float]:
-    """bench_voice.py's streaming turn on one clip, a fresh conversation; its marks."""
+@functools.cache
+def bench_voice_module() -> Any:
+    """scripts/bench_voice.py, loaded once (scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(
         "bench_voice", ROOT / "scripts" / "bench_voice.py"
     )
     assert spec is not None and spec.loader is not None
-    bench_voice: Any = importlib.util.module_from_spec(spec)
+    bench_voice = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_voice)
+    return bench_voice
+
+
+def fresh_turn(config: Config, engines: Engines, clip: Utterance) -> dict[str, float]:
+    """bench_voice.py's streaming turn on one clip, a fresh conversation; its marks."""
+    bench_voice = bench_voice_module()
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "question.wav"
         write_wav(wav, clip.audio, clip.rate)
