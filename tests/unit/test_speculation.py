@@ -193,6 +193,27 @@ async def test_a_piece_made_ahead_for_other_words_is_not_played() -> None:
     assert tts.ahead_used == 0
 
 
+async def test_an_answer_starting_like_the_one_before_is_made_ahead_too() -> None:
+    # A small model opens many answers the same way ("That's a great question").
+    synthesizer = CountingSynthesizer()
+    tts = TtsNode(synthesizer)
+    for _turn in range(2):
+        await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="Well,")))
+        await chunks_of(tts, AgentSentence(content="Well,", index=0))
+        await chunks_of(tts, AgentSentence(content="it is.", index=1, final=True))
+    assert synthesizer.texts == ["Well,", "it is.", "Well,", "it is."]
+    assert tts.ahead_used == 2
+
+
+async def test_a_piece_already_being_said_is_not_made_ahead_again() -> None:
+    synthesizer = CountingSynthesizer()
+    tts = TtsNode(synthesizer)
+    await chunks_of(tts, AgentSentence(content="Well,", index=0))
+    # The speculation's news came after the answer itself: nothing more to make.
+    await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="Well,")))
+    assert synthesizer.texts == ["Well,"]
+
+
 async def test_only_the_piece_made_ahead_asks_for_every_core() -> None:
     # It is made in the end-of-speech wait; the others beside the model's writing.
     synthesizer = CountingSynthesizer()

@@ -151,7 +151,9 @@ class TtsNode:
         self._ahead_on_every_core = ahead_on_every_core
         self._first_audio_marked = False
         self._ahead: _Ahead | None = None
-        self._first_piece = ""  # the current answer's first piece, once it was asked for
+        # The first piece of the answer being synthesized, from its first sentence
+        # until its last one: the next answer may well start with the same words.
+        self._first_piece = ""
         self.turn_id = 0
         self.ahead_used = 0
 
@@ -216,6 +218,7 @@ class TtsNode:
 
     def _on_interrupt(self, message: Message) -> None:
         self._first_audio_marked = False
+        self._first_piece = ""
 
     async def synthesize(self, message: Message) -> AsyncIterator[Event]:
         sentence: AgentSentence = message.event
@@ -245,6 +248,8 @@ class TtsNode:
                     count += 1
             finally:
                 cancel.set()
+        if sentence.final:
+            self._first_piece = ""
         yield self._chunk(sentence, count, None)
 
     def _chunk(self, sentence: AgentSentence, index: int, audio: Any) -> AgentAudioChunk:
