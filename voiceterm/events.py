@@ -186,10 +186,13 @@ class AgentSpeculation(Event):
 
     Not an answer yet: if the user's turn ends with exactly ``transcript``, the
     answer begins with ``pieces`` (and the stages after the LLM can prepare them).
+    ``complete``: the pieces are the whole answer (a short reply that ended, or a
+    tool's), so its last piece is known too.
     """
 
     transcript: str = ""
     pieces: tuple[str, ...] = ()
+    complete: bool = False
 
 
 @dataclass(slots=True)

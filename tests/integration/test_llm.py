@@ -146,7 +146,8 @@ def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: P
         plain = "".join(greedy.stream_chat(question, threading.Event()))
         greedy.reset()
         ahead = greedy.speculate(question, threading.Event(), tokens=10, max_tokens=40)
-        assert len(ahead) >= 5 and plain.startswith("".join(ahead))
+        assert len(ahead.pieces) >= 5 and plain.startswith("".join(ahead.pieces))
+        assert not ahead.whole_reply
         replayed = "".join(greedy.stream_chat(question, threading.Event()))
         stats = greedy.last_stats
         assert replayed == plain
@@ -199,7 +200,7 @@ def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
         assert greedy.last_token_threads == 2
         replayed = "".join(greedy.stream_chat(question, threading.Event()))
         assert greedy.last_token_threads == 1
-        assert plain.startswith("".join(ahead)) and replayed == plain
+        assert plain.startswith("".join(ahead.pieces)) and replayed == plain
         greedy.reset()
         with cores.computing("tts"):  # not alone: no more than its share
             greedy.speculate(question, threading.Event(), tokens=4)
@@ -212,7 +213,7 @@ def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
     with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
         question = ask("Name a big city in Europe.")
         texts: list[str] = []
-        pieces: list[list[str]] = []
+        pieces: list[tuple[str, ...]] = []
 
         def never_enough(text: str) -> bool:  # records each token's text so far
             texts.append(text)
@@ -220,7 +221,7 @@ def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
 
         def speculate() -> None:
             pieces.append(
-                greedy.speculate(question, threading.Event(), tokens=6, enough=never_enough)
+                greedy.speculate(question, threading.Event(), tokens=6, enough=never_enough).pieces
             )
 
         worker = threading.Thread(target=speculate)

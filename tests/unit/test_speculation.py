@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from voiceterm.bus import Message
+from voiceterm.engines.llm import SampledStart
 from voiceterm.events import (
     AgentAudioChunk,
+    AgentGenerationComplete,
     AgentResponse,
     AgentSentence,
     AgentSpeculation,
@@ -28,6 +30,7 @@ from voiceterm.events import (
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import SentenceNode, TtsNode
+from voiceterm.tools.registry import default_registry
 
 ANSWER = ["The", " moon", " is", " a", " big", " rock", " that", " orbits", " Earth", "."]
 
@@ -37,7 +40,8 @@ class ScriptedModel:
 
     chat_template_source = ""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Sequence[str] = ANSWER) -> None:
+        self.answer = list(answer)
         self.speculated: list[list[dict[str, Any]]] = []
         self.warmed: list[list[dict[str, Any]]] = []
         self.read: list[list[dict[str, Any]]] = []
@@ -50,19 +54,19 @@ class ScriptedModel:
         tokens: int = 12,
         max_tokens: int | None = None,
         enough: Callable[[str], bool] | None = None,
-    ) -> list[str]:
+    ) -> SampledStart:
         self.speculated.append([dict(m) for m in messages])
         pieces: list[str] = []
-        for piece in ANSWER[:tokens]:
+        for piece in self.answer[:tokens]:
             pieces.append(piece)
             if enough is not None and enough("".join(pieces)):
                 break
-        return pieces
+        return SampledStart(pieces=tuple(pieces), whole_reply=pieces == self.answer)
 
     def stream_chat(
         self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
     ) -> Iterator[str]:
-        yield from ANSWER
+        yield from self.answer
 
     def read_ahead(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> float:
         self.read.append([dict(m) for m in messages])
@@ -160,6 +164,54 @@ def test_the_speculated_first_piece_is_the_one_the_answer_starts_with() -> None:
         if isinstance(event, AgentSentence)
     )
     assert ahead.content == first.content == "The moon is a big rock"
+
+
+def first_pieces(answer: Sequence[str], *, complete: bool) -> tuple[str | None, str]:
+    """The first piece said ahead of an answer, and the one the answer really starts with."""
+    spec = AgentSpeculation(transcript="Is it far?", pieces=tuple(answer), complete=complete)
+    ahead = SentenceNode().first_piece_of(Message("llm", spec))
+    real = SentenceNode()
+    responses: list[Any] = [AgentResponse(content=piece) for piece in answer]
+    said = [
+        event
+        for response in [*responses, AgentGenerationComplete()]
+        for event in real.handle(Message("llm", response))
+        if isinstance(event, AgentSentence)
+    ]
+    return (ahead.content if ahead is not None else None), said[0].content
+
+
+def test_a_short_answer_sampled_whole_is_said_ahead_whole() -> None:
+    # Two words never make a first piece by themselves: only knowing that the
+    # answer ended there lets its sound be made during the wait.
+    assert first_pieces(["Yes", "."], complete=True) == ("Yes.", "Yes.")
+    assert first_pieces(["Yes", "."], complete=False) == (None, "Yes.")
+
+
+async def test_a_short_reply_that_ended_is_announced_as_the_whole_answer() -> None:
+    model = ScriptedModel(answer=["Yes", "."])
+    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    speculation = await node.prefill(partial("Is the moon far away?"))
+    assert speculation is not None and speculation.complete
+    assert speculation.pieces == ("Yes", ".")
+    longer = await LlamaNode(ScriptedModel(), system_prompt="Be brief.").prefill(
+        partial("Tell me about the moon.")
+    )
+    assert longer is not None and not longer.complete
+
+
+async def test_a_tools_answer_is_announced_ahead_without_the_model() -> None:
+    model = ScriptedModel()
+    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    question = "What is twelve times seven?"
+    speculation = await node.prefill(partial(question))
+    assert model.speculated == [] and model.warmed == []
+    assert speculation is not None and speculation.complete
+    turn = ConversationContext([UserTranscriptionReceived(content=question)])
+    said = [
+        item.content async for item in node.process_context(turn) if isinstance(item, AgentResponse)
+    ]
+    assert list(speculation.pieces) == said and "84" in said[0]
 
 
 async def chunks_of(tts: TtsNode, sentence: AgentSentence) -> list[AgentAudioChunk]:

@@ -330,6 +330,19 @@ def decoder_for_utf8() -> Any:
     return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
+@dataclass(frozen=True, slots=True)
+class SampledStart:
+    """What :meth:`LlamaEngine.speculate` sampled.
+
+    Attributes:
+        pieces: The reply's first text pieces (empty when cancelled before the first).
+        whole_reply: The reply ended within them, so they are all of it.
+    """
+
+    pieces: tuple[str, ...] = ()
+    whole_reply: bool = False
+
+
 @dataclass(slots=True)
 class _Speculation:
     """The start of a reply sampled ahead of time (see ``LlamaEngine.speculate``)."""
@@ -815,7 +828,7 @@ class LlamaEngine:
         tokens: int = 12,
         max_tokens: int | None = None,
         enough: Callable[[str], bool] | None = None,
-    ) -> list[str]:
+    ) -> SampledStart:
         """Sample the first ``tokens`` of the reply to ``messages`` ahead of time.
 
         Sampling stops early once ``enough(text so far)`` holds.
@@ -827,10 +840,10 @@ class LlamaEngine:
         real call will use (it decides how the conversation is fitted).
 
         Returns:
-            The text pieces sampled (empty when cancelled before the first).
+            The text pieces sampled, and whether they are the whole reply.
         """
         if not self._lock.acquire(timeout=LOCK_TIMEOUT_S):
-            return []
+            return SampledStart()
         try:
             self._drop_speculation()
             budget = self._reply_tokens(max_tokens)
@@ -847,7 +860,7 @@ class LlamaEngine:
                 )
             )
             if stats.stop_reason not in ("length", "stop"):
-                return []  # cancelled, or no room left: nothing to go on from
+                return SampledStart()  # cancelled, or no room left: nothing to go on from
             ended = stats.stop_reason == "stop"  # the whole reply is in ``pieces``
             self._speculation = _Speculation(
                 prompt=prompt,
@@ -856,7 +869,7 @@ class LlamaEngine:
                 decoder=decoder,
                 generator=None if ended else generator,
             )
-            return pieces
+            return SampledStart(pieces=tuple(pieces), whole_reply=ended)
         finally:
             self._lock.release()
 

@@ -127,11 +127,13 @@ class LlamaNode(ReasoningNode):
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
         self._stop_speculating()
         speculate = getattr(self.engine, "speculate", None)
-        pieces: list[str] = []
+        tool_answer = self._tool_answer_ahead(partial.content)
+        pieces: tuple[str, ...] = ()
+        whole_reply = False
         if speculate is not None and self._worth_speculating(partial.content):
             cancel = threading.Event()
             self._speculating = (partial.content, cancel)
-            pieces = await asyncio.to_thread(
+            sampled = await asyncio.to_thread(
                 speculate,
                 messages,
                 cancel,
@@ -141,14 +143,36 @@ class LlamaNode(ReasoningNode):
             )
             if self._speculating is not None and self._speculating[1] is cancel:
                 self._speculating = None
-        else:
+            pieces, whole_reply = sampled.pieces, sampled.whole_reply  # a SampledStart
+        elif tool_answer is None:
             warm_up = getattr(self.engine, "warm_up", None)
             if warm_up is None:
                 return None
             await asyncio.to_thread(warm_up, messages, max_tokens=self.max_tokens)
+        if tool_answer is not None:
+            # The tool's answer is known at once, and is all of the reply.
+            pieces, whole_reply = (tool_answer,), True
         if not pieces:
             return None
-        return AgentSpeculation(transcript=partial.content, pieces=tuple(pieces))
+        return AgentSpeculation(transcript=partial.content, pieces=pieces, complete=whole_reply)
+
+    def _tool_answer_ahead(self, transcript: str) -> str | None:
+        """What the tools would say to ``transcript``, if they would answer it.
+
+        Only the rules strategy's tools (the clock, the calculator) are spotted
+        without the model, and they have no side effects: running one ahead is
+        as good as running it when the turn ends.
+        """
+        if self.tools is None or self.tool_strategy != "rules":
+            return None
+        if not sounds_finished(transcript):
+            return None
+        from voiceterm.tools.intent import detect_intent, spoken_answer
+
+        request = detect_intent(transcript)
+        if request is None:
+            return None
+        return spoken_answer(request, self.tools.run(request.name, request.args))
 
     def _has_first_piece(self, text: str) -> bool:
         # The sentence stage speaks the first words once the word after them begins

@@ -87,9 +87,12 @@ class SentenceNode:
             first_piece_min_chars=self._first_piece_min_chars,
             first_piece_words=self._first_piece_words,
         )
-        for piece in speculation.pieces:
-            for event in scratch.handle(Message(message.source, AgentResponse(content=piece))):
-                if isinstance(event, AgentSentence):
+        responses: list[Event] = [AgentResponse(content=piece) for piece in speculation.pieces]
+        if speculation.complete:
+            responses.append(AgentGenerationComplete())
+        for response in responses:
+            for event in scratch.handle(Message(message.source, response)):
+                if isinstance(event, AgentSentence) and event.content:
                     return SpeculativeSentence(content=event.content)
         return None
 
