@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -44,6 +45,25 @@ def test_the_copy_is_made_once_and_reused(model_path: Path, tmp_path: Path) -> N
         made = first.weights_path.stat().st_mtime_ns
     with LlamaEngine(model_path, eight_bit_copy_dir=tmp_path) as second:
         assert second.weights_path.stat().st_mtime_ns == made
+
+
+def test_a_reinstalled_model_file_leaves_one_copy_behind(model_path: Path, tmp_path: Path) -> None:
+    # pip gives the file a new modification time on every install: each install
+    # needs its own copy, and the ones before it are stale.
+    source = tmp_path / model_path.name
+    shutil.copyfile(model_path, source)
+    cache = tmp_path / "cache"
+    other_model = cache / "another-model-1234-5678.q8_0.gguf"
+    cache.mkdir()
+    other_model.write_bytes(b"GGUF")
+    with LlamaEngine(source, eight_bit_copy_dir=cache) as first:
+        assert first.weights_path != source
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    with LlamaEngine(source, eight_bit_copy_dir=cache) as reinstalled:
+        assert reinstalled.weights_path != first.weights_path
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [reinstalled.weights_path.name, other_model.name]
+    )
 
 
 def test_a_damaged_copy_is_made_again(model_path: Path, tmp_path: Path) -> None:
