@@ -230,6 +230,9 @@ def test_sigterm_while_speaking_exits_cleanly(apps: Apps, full_duplex: LiveApp, 
     apps.current = None
     assert code == 0, app.transcript()
     assert "Traceback" not in app.stderr_text, app.stderr_text
+    # And it said how the session went: the figures, and the dropouts counted.
+    said = app.transcript()
+    assert re.search(r"voice→voice +p50 +\d", said) and "Audio dropouts since start:" in said, said
     time.sleep(0.3)
     after = io.recorded(sent + 1.0)
     assert after.last_loud() is None, "sound went on after the app exited"

@@ -32,6 +32,18 @@ def test_only_growing_counts_are_published_with_totals_since_start() -> None:
     )
 
 
+def test_the_totals_can_be_read_without_publishing_them() -> None:
+    # At exit: the watch may not have looked since the last dropout.
+    speaker, mic = Counters(underflows=3), Counters()
+    published: list[AudioGlitches] = []
+    watch = GlitchWatch(speaker, mic, published.append)
+    assert watch.read().describe() == (
+        "Audio dropouts since start: the speaker ran dry 3 times (clicks)."
+    )
+    assert published == []
+    assert watch.check() is not None, "still news for the next check"
+
+
 def test_sources_without_counters_count_as_clean() -> None:
     published: list[AudioGlitches] = []
     assert GlitchWatch(object(), object(), published.append).check() is None

@@ -40,16 +40,20 @@ class GlitchWatch:
         self.interval_s = interval_s
         self._seen = (0, 0)
 
+    def read(self) -> AudioGlitches:
+        """The totals since start, published or not (the last ones, at exit)."""
+        return AudioGlitches(
+            speaker_underflows=int(getattr(self._sink, "underflows", 0)),
+            mic_overflows=int(getattr(self._source, "overflows", 0)),
+        )
+
     def check(self) -> AudioGlitches | None:
         """Read the counters; publish and return the event when they changed."""
-        counts = (
-            int(getattr(self._sink, "underflows", 0)),
-            int(getattr(self._source, "overflows", 0)),
-        )
+        glitches = self.read()
+        counts = (glitches.speaker_underflows, glitches.mic_overflows)
         if counts == self._seen:
             return None
         self._seen = counts
-        glitches = AudioGlitches(speaker_underflows=counts[0], mic_overflows=counts[1])
         logger.info("%s", glitches.describe())
         self._publish(glitches)
         return glitches

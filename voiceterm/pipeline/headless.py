@@ -186,4 +186,9 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> VoiceAgent:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
+    # On the way out, the session in figures; the dropout count is read once more,
+    # since the watch only looks every few seconds.
+    print(format_summary(agent.timeline.turns), file=out, flush=True)
+    if agent.glitches is not None:
+        print(f"audio: {agent.glitches.read().describe()}", file=out, flush=True)
     return agent
