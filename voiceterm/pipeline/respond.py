@@ -126,8 +126,13 @@ class LlamaNode(ReasoningNode):
         events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
         self._stop_speculating()
-        speculate = getattr(self.engine, "speculate", None)
         tool_answer = self._tool_answer_ahead(partial.content)
+        if tool_answer is not None:
+            # Known at once, and all of the reply: the model is not needed.
+            return AgentSpeculation(
+                transcript=partial.content, pieces=(tool_answer,), complete=True
+            )
+        speculate = getattr(self.engine, "speculate", None)
         pieces: tuple[str, ...] = ()
         whole_reply = False
         if speculate is not None and self._worth_speculating(partial.content):
@@ -144,14 +149,11 @@ class LlamaNode(ReasoningNode):
             if self._speculating is not None and self._speculating[1] is cancel:
                 self._speculating = None
             pieces, whole_reply = sampled.pieces, sampled.whole_reply  # a SampledStart
-        elif tool_answer is None:
+        else:
             warm_up = getattr(self.engine, "warm_up", None)
             if warm_up is None:
                 return None
             await asyncio.to_thread(warm_up, messages, max_tokens=self.max_tokens)
-        if tool_answer is not None:
-            # The tool's answer is known at once, and is all of the reply.
-            pieces, whole_reply = (tool_answer,), True
         if not pieces:
             return None
         return AgentSpeculation(transcript=partial.content, pieces=pieces, complete=whole_reply)
@@ -180,17 +182,11 @@ class LlamaNode(ReasoningNode):
         return len(text.split()) > self.first_piece_words
 
     def _worth_speculating(self, transcript: str) -> bool:
-        # An unfinished-sounding turn waits longer for more words anyway, and a
-        # question the tools answer does not reach the model.
+        # An unfinished-sounding turn waits longer for more words anyway. (A question
+        # the rules' tools answer never gets here: ``prefill`` answers it ahead.)
         if not self.speculate_tokens or not sounds_finished(transcript):
             return False
-        if self.tool_strategy == "native":
-            return False
-        if self.tools is not None:
-            from voiceterm.tools.intent import detect_intent
-
-            return detect_intent(transcript) is None
-        return True
+        return self.tool_strategy != "native"
 
     def _stop_speculating(self, unless_for: str | None = None) -> None:
         speculating = self._speculating

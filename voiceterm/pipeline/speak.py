@@ -92,7 +92,7 @@ class SentenceNode:
             responses.append(AgentGenerationComplete())
         for response in responses:
             for event in scratch.handle(Message(message.source, response)):
-                if isinstance(event, AgentSentence) and event.content:
+                if isinstance(event, AgentSentence):
                     return SpeculativeSentence(content=event.content)
         return None
 
