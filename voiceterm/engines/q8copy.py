@@ -77,28 +77,31 @@ def make_copy(llama_cpp: Any, source: Path, cache_dir: Path) -> Path | None:
         if failed:
             raise OSError(f"llama_model_quantize returned {failed}")
         os.replace(partial, target)
-        remove_older_copies(target, source, cache_dir)
     except OSError as error:
         log.warning("llm: no 8-bit copy of %s (%s); using it as it is", source.name, error)
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         return None
     log.info("llm: made an 8-bit copy of %s in %s", source.name, target)
+    remove_older_copies(target)
     return target
 
 
-def remove_older_copies(kept: Path, source: Path, cache_dir: Path) -> list[Path]:
-    """Delete the copies made of an earlier install of ``source``; returns what went.
+def remove_older_copies(kept: Path) -> list[Path]:
+    """Delete the copies made of an earlier install of ``kept``'s source; returns what went.
 
-    A process still running from one keeps its mapping (Linux frees the file
+    They are named as ``kept`` is (:func:`copy_path`) but for the modification
+    time. A process still running from one keeps its mapping (Linux frees the file
     once the last user closes it); one started later makes its copy again.
     """
+    same_file = kept.name.rsplit("-", 1)[0]  # the source's name and size
     removed: list[Path] = []
-    for older in cache_dir.glob(f"{source.stem}-{source.stat().st_size}-*.q8_0.gguf"):
-        if older != kept:
+    for older in kept.parent.iterdir():
+        name = older.name
+        if older != kept and name.endswith(".q8_0.gguf") and name.rsplit("-", 1)[0] == same_file:
             with contextlib.suppress(OSError):
                 older.unlink()
                 removed.append(older)
     if removed:
-        log.info("llm: removed %d older 8-bit copies of %s", len(removed), source.name)
+        log.info("llm: removed %d older 8-bit copies of %s", len(removed), same_file)
     return removed
