@@ -38,7 +38,7 @@ class AudioSettings:
     """Sound queued for the speaker ahead of time (PortAudio's output latency); 0 is
     PortAudio's "high" default for the block (30 ms at 5 ms blocks on the rig). The
     speaker's callback needs the interpreter lock: a buffer of 30 ms rides out stalls of
-    up to ~11 ms, 40 ms up to ~22 (scripts/bench_speaker_buffer.py). In 21 headless app
+    up to ~11 ms, 40 ms up to ~22 (scripts/bench_speaker_buffer.py). In 66 headless app
     runs on the rig the speaker never ran dry; raise this (or output_block_ms) if the
     app reports that it did."""
     echo: str = "aec"
