@@ -55,15 +55,34 @@ class VadSettings:
     start_ms: int = 60
     """Voiced audio needed before speech counts as started."""
     hangover_ms: int = 300
-    """Silence after speech that ends an utterance (the end-of-speech wait)."""
+    """Silence that ends an utterance with turn.detector = silence (the end-of-speech
+    wait); with smart_turn, it still ends speech that may be the agent's own echo."""
     pause_ms: int = 40
     """Silence after which the words so far are transcribed and answered ahead (0: never)."""
     incomplete_wait_ms: int = 400
-    """Extra wait for more speech when the transcript sounds unfinished ("and", a comma)."""
+    """With turn.detector = silence: extra wait for more speech when the transcript sounds
+    unfinished ("and", a comma)."""
     preroll_ms: int = 300
     """Audio kept from before the start, so the first syllable is not lost."""
     max_utterance_s: float = 30.0
     """An utterance longer than this is split."""
+
+
+@dataclass(slots=True)
+class TurnSettings:
+    detector: str = "smart_turn"
+    """What decides that you have finished: smart_turn (an audio model hears whether your
+    sentence is over at each pause, and words that sound unfinished keep it open) or
+    silence (vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words)."""
+    model: str | None = None
+    """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
+    check_ms: int = 160
+    """Silence after which the model is asked whether your turn is complete."""
+    threshold: float = 0.7
+    """The model's probability from which a turn counts as complete (higher: fewer
+    sentences cut at a pause, more turns that wait for the cap)."""
+    cap_ms: int = 1500
+    """Silence that ends a turn even when the model keeps calling it incomplete."""
 
 
 @dataclass(slots=True)
@@ -131,6 +150,7 @@ class BargeInSettings:
 class Config:
     audio: AudioSettings = field(default_factory=AudioSettings)
     vad: VadSettings = field(default_factory=VadSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)

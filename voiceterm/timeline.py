@@ -78,6 +78,7 @@ LANE_TITLES: dict[str, str] = {
     "tts": "TTS synth",
     "playback": "playback",
     "ahead": "LLM ahead",
+    "turn": "end of turn",
 }
 
 MARKS: tuple[str, ...] = (
@@ -107,7 +108,8 @@ HEADLINES: tuple[tuple[str, str], ...] = (
 # Lanes and marks that belong to the user's side of a turn: they go to the turn
 # being heard, not to the turn whose answer is still playing.
 # "ahead": the LLM's work during the end-of-speech wait, before the transcript.
-_USER_LANES = frozenset({"vad", "stt", "ahead"})
+# "turn": the end-of-turn checks at the user's pauses.
+_USER_LANES = frozenset({"vad", "turn", "stt", "ahead"})
 _USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done"})
 # A transcript this close to an stt_done mark is that utterance's (not a typed message).
 _STT_WINDOW_S = 0.5
@@ -211,6 +213,8 @@ class Turn:
         lanes = list(LANES)
         if "ahead" in present:  # drawn only in turns that had it, before the LLM lane
             lanes.insert(lanes.index("llm"), "ahead")
+        if "turn" in present:  # drawn only with an end-of-turn model, after the VAD
+            lanes.insert(lanes.index("vad") + 1, "turn")
         return [*lanes, *sorted(present - set(lanes))]
 
     def lane_spans(self, lane: str) -> list[Span]:

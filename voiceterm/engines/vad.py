@@ -251,11 +251,21 @@ class VadSegmenter:
         """Unvoiced audio since the last voiced frame of the utterance in progress."""
         return self._silence_run * self.settings.frame_ms if self._speaking else 0
 
-    def current_utterance(self) -> SpeechEnded | None:
+    @property
+    def last_voiced_end(self) -> float | None:
+        """End of the last voiced frame of the utterance in progress (``None`` outside one)."""
+        return self._last_voiced_end if self._speaking and self._onset is not None else None
+
+    def current_utterance(self, *, pad_tail: bool = True) -> SpeechEnded | None:
         """The utterance in progress as it would end now, or ``None`` outside one.
 
         For speculative work during a pause: if no voiced frame follows, the
         utterance that does end has the same ``speech_end`` and the same speech.
+
+        Args:
+            pad_tail: pad the ``tail_ms`` after the last voiced frame with digital
+                silence where it has not been heard yet (so that a transcript of it
+                is the finished utterance's); otherwise end with the last frame heard.
         """
         import numpy as np
 
@@ -265,7 +275,7 @@ class VadSegmenter:
         # The tail is not all here yet: pad it with silence, so that the transcript
         # of this audio is the transcript the finished utterance will get.
         missing = self._last_voiced_index + 1 + self._tail_frames - len(self._frames)
-        padding = np.zeros(max(0, missing) * self._frame_len, dtype=np.int16)
+        padding = np.zeros(max(0, missing if pad_tail else 0) * self._frame_len, dtype=np.int16)
         return SpeechEnded(
             audio=np.concatenate([*(f.samples for f in kept), padding]),
             speech_start=self._onset,
@@ -302,6 +312,18 @@ class VadSegmenter:
         self._silence_run = 0
         self._voiced_run = 0
         self._ring.clear()
+
+    def end_utterance(self) -> list[VadEvent]:
+        """End the utterance in progress now, as its hangover would (the turn is over).
+
+        Returns its :class:`SpeechEnded` (nothing outside an utterance). The frames
+        heard after the tail stay as pre-roll for the next one.
+        """
+        events: list[VadEvent] = []
+        if self._speaking:
+            cut = min(len(self._frames), self._last_voiced_index + 1 + self._tail_frames)
+            self._end_utterance(events, cut, forced=False)
+        return events
 
     def feed(self, samples: npt.NDArray[np.int16], t_first_sample: float) -> list[VadEvent]:
         """Process a chunk of 16 kHz int16 samples of any length.

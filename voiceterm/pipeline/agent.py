@@ -23,7 +23,7 @@ from typing import Any
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
-from voiceterm.errors import VoicetermError
+from voiceterm.errors import ConfigError, VoicetermError
 from voiceterm.events import (
     AgentGenerationComplete,
     AgentInterrupted,
@@ -42,6 +42,7 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
+from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class Engines:
     tts: Any
     tools: Any
     descriptions: dict[str, str]
+    turn: Any = None
+    """The end-of-turn model (``None``: a silence ends the turn)."""
 
 
 def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None = None) -> Engines:
@@ -71,7 +74,8 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
     from voiceterm.engines.cores import CoreShare
     from voiceterm.modelstore import resolve_model
 
-    cores = CoreShare()  # the three engines share the CPU: see voiceterm.engines.cores
+    check_turn_settings(config)
+    cores = CoreShare()  # the engines share the CPU: see voiceterm.engines.cores
 
     def report(stage: str, state: str, detail: str) -> None:
         if on_status is not None:
@@ -122,10 +126,20 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         report("tts", "ready", model.description)
         return engine, model.description
 
+    def load_turn() -> Any:
+        from voiceterm.engines.turn import SmartTurn
+
+        model = resolve_model("turn", config.turn.model)
+        report("turn", "loading", model.description)
+        engine = SmartTurn(model.path, cores=cores)
+        report("turn", "ready", model.description)
+        return engine, model.description
+
     loaders = {"stt": load_stt, "llm": load_llm, "tts": load_tts}
     results: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="load") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="load") as pool:
         futures = {stage: pool.submit(loader) for stage, loader in loaders.items()}
+        turn = pool.submit(load_turn) if config.turn.detector == "smart_turn" else None
         errors: list[VoicetermError] = []
         for stage, future in futures.items():
             try:
@@ -135,6 +149,15 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
                 errors.append(exc)
         if errors:
             raise errors[0]
+        turn_model: Any = None
+        if turn is not None:
+            try:
+                results["turn"] = turn.result()
+                turn_model = results["turn"][0]
+            except VoicetermError as exc:
+                # Answering a little early now and then beats not answering at all.
+                logger.error("end-of-turn model: %s", exc)
+                report("turn", "failed", f"{exc.message} A silence ends your turn instead.")
     from voiceterm.tools import default_registry
 
     return Engines(
@@ -142,8 +165,26 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         llm=results["llm"][0],
         tts=results["tts"][0],
         tools=default_registry(),
-        descriptions={stage: results[stage][1] for stage in loaders},
+        descriptions={stage: results[stage][1] for stage in (*loaders, "turn") if stage in results},
+        turn=turn_model,
     )
+
+
+def check_turn_settings(config: Config) -> None:
+    """Raise :class:`ConfigError` for ``[turn]`` settings that cannot work together."""
+    turn = config.turn
+    if turn.detector not in ("smart_turn", "silence"):
+        raise ConfigError(
+            f"turn.detector must be smart_turn or silence, not {turn.detector!r}.",
+            hint="set turn.detector = 'smart_turn' (or 'silence')",
+        )
+    if not 0.0 < turn.threshold < 1.0:
+        raise ConfigError(f"turn.threshold must be between 0 and 1, not {turn.threshold}.")
+    if not 0 < turn.check_ms < turn.cap_ms:
+        raise ConfigError(
+            f"turn.check_ms ({turn.check_ms}) must be above 0 and below turn.cap_ms "
+            f"({turn.cap_ms}): the model is asked before the silence cap ends the turn."
+        )
 
 
 def _route_busy(route: Any) -> bool:
@@ -316,14 +357,24 @@ class VoiceAgent:
         from voiceterm.engines.vad import VadSegmenter, VadSettings
 
         config = self.config
+        # Engines may be shared by agents with other settings (the benchmarks do).
+        turn_model = engines.turn if config.turn.detector == "smart_turn" else None
         vad = VadSegmenter(
             VadSettings(
                 aggressiveness=config.vad.aggressiveness,
                 start_voiced_ms=config.vad.start_ms,
-                hangover_ms=config.vad.hangover_ms,
+                # With a model, silence only caps the turn; the model ends it sooner.
+                hangover_ms=config.turn.cap_ms if turn_model else config.vad.hangover_ms,
                 preroll_ms=config.vad.preroll_ms,
                 max_utterance_s=config.vad.max_utterance_s,
             )
+        )
+        stt = SttNode(
+            engines.transcriber,
+            Publisher(self.bus, SttNode.id),
+            # With a model, unfinished-sounding words already kept the turn open.
+            incomplete_wait_s=0.0 if turn_model else config.vad.incomplete_wait_ms / 1000,
+            own_voice=self.own_voice if config.audio.drop_own_words else None,
         )
         self.listener = Listener(
             self.source,
@@ -341,12 +392,14 @@ class VoiceAgent:
             hold_quiet_ms=config.barge_in.hold_quiet_ms,
             # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
             echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
-        )
-        stt = SttNode(
-            engines.transcriber,
-            Publisher(self.bus, SttNode.id),
-            incomplete_wait_s=config.vad.incomplete_wait_ms / 1000,
-            own_voice=self.own_voice if config.audio.drop_own_words else None,
+            turn_model=turn_model,
+            turn_policy=TurnPolicy(
+                check_ms=config.turn.check_ms,
+                threshold=config.turn.threshold,
+                cap_ms=config.turn.cap_ms,
+            ),
+            quick_end_ms=config.vad.hangover_ms,
+            words_so_far=stt.words_at_pause,
         )
         self._stt = stt
         self.llm_node = LlamaNode(

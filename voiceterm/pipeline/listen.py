@@ -16,6 +16,14 @@ on from where it stopped and the sound is not a turn. While the agent is only th
 nothing to hold: ``min_speech_ms`` of speech interrupts it. With
 ``echo="half_duplex"`` the microphone is ignored while the agent speaks (and for a
 short tail after), for rooms where the speaker would otherwise be heard as the user.
+
+With an end-of-turn model (``turn_model``), a silence no longer ends the user's turn
+by itself: the VAD's hangover is the silence cap, and at each pause the model is
+asked whether the turn is complete (see :mod:`voiceterm.pipeline.turn_end`); words
+transcribed at the pause that sound unfinished (``words_so_far``: "and", a comma)
+keep it open whatever the model says, until the cap. Speech
+that may be echo, or that holds the answer, is not a turn to judge: it ends after
+``quick_end_ms`` of silence, as without the model.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +47,8 @@ from voiceterm.events import (
     UserStoppedSpeaking,
 )
 from voiceterm.pipeline.publish import Publisher
+from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
+from voiceterm.pipeline.turns import sounds_finished
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +107,10 @@ class Listener:
         hold_settle_ms: int = 200,
         hold_confirm_ms: int = 150,
         hold_quiet_ms: int = 400,
+        turn_model: TurnModel | None = None,
+        turn_policy: TurnPolicy | None = None,
+        quick_end_ms: int = 300,
+        words_so_far: Callable[[float], str | None] | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -124,6 +139,18 @@ class Listener:
         self._onset: float | None = None
         self._barged = False
         self._last_level = 0.0
+        self._end_of_turn = (
+            EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
+            if turn_model is not None
+            else None
+        )
+        self._quick_end_ms = quick_end_ms
+        self._words_so_far = words_so_far
+        self._ending_by_model: Verdict | None = None
+        self._input_ended = False
+        # A source faster than real time waits for each check, so that a file run
+        # decides as a live one would.
+        self._realtime = bool(getattr(source, "realtime", True))
         self.push_to_talk = False
         self._talk_pressed = False
         self.finished = asyncio.Event()
@@ -134,9 +161,9 @@ class Listener:
         try:
             async for frame in self._source.frames():
                 self._on_frame(frame.samples, frame.t_start, frame.t_end)
-            end = time.monotonic()
-            for event in self._vad.flush(end):
-                self._on_vad_event(event, end)
+                if self._end_of_turn is not None and not self._realtime:
+                    await self._end_of_turn.settle()
+            self._flush(time.monotonic())
         finally:
             self.finished.set()
 
@@ -144,9 +171,16 @@ class Listener:
         """Push-to-talk: while released, the microphone is ignored; release ends the utterance."""
         was_pressed, self._talk_pressed = self._talk_pressed, pressed
         if was_pressed and not pressed and self.push_to_talk:
-            now = time.monotonic()
+            self._flush(time.monotonic())
+
+    def _flush(self, now: float) -> None:
+        """The input ended (or push-to-talk let go): the utterance in progress ends."""
+        self._input_ended = True
+        try:
             for event in self._vad.flush(now):
                 self._on_vad_event(event, now)
+        finally:
+            self._input_ended = False
 
     def _ignoring_mic(self, t: float) -> bool:
         if self.push_to_talk and not self._talk_pressed:
@@ -167,6 +201,8 @@ class Listener:
         if self._hold is None and not self._echo_so_far():
             # No speculative transcript of what may be echo or a cough.
             self._check_pause()
+        if self._end_of_turn is not None:
+            self._check_turn_end(self._end_of_turn)
         activity = self._activity
         if (
             self._onset is not None
@@ -249,6 +285,8 @@ class Listener:
         self._hold_floor_db = max(self._hold_floor_db, hold.level_db + _ECHO_MARGIN_DB)
         self._pause_sent = False
         self._publish(BargeInDismissed(onset_time=hold.onset))
+        if self._end_of_turn is not None:
+            self._end_of_turn.utterance_over()
         if self._onset is not None:
             self._vad.discard_utterance()
             self._onset = None
@@ -264,6 +302,78 @@ class Listener:
 
     def _held_ms(self) -> float:
         return 1000 * (time.monotonic() - self._hold.since) if self._hold else 0.0
+
+    def _check_turn_end(self, end_of_turn: EndOfTurn) -> None:
+        """At a pause in the user's speech, ask whether the turn is over."""
+        vad = self._vad
+        speech_end = vad.last_voiced_end
+        silence = vad.trailing_silence_ms
+        if speech_end is None or self._onset is None or silence == 0:
+            return
+        if self._hold is not None or self.push_to_talk:
+            return  # the hold decides, or the key does
+        if self._echo_so_far():
+            if silence >= self._quick_end_ms:
+                self._end_utterance_now()
+            return
+        if end_of_turn.due(speech_end, silence):
+            utterance = vad.current_utterance(pad_tail=False)
+            if utterance is not None:
+                end_of_turn.ask(utterance.audio, speech_end, silence)
+
+    def _on_turn_verdict(self, verdict: Verdict) -> None:
+        if (
+            self._vad.last_voiced_end != verdict.speech_end
+            or self._hold is not None
+            or self._echo_so_far()
+        ):
+            return  # the user went on, or it is not a turn to judge any more
+        self._publish(
+            StageSpan(
+                stage="turn",
+                start=verdict.asked_at,
+                end=verdict.answered_at,
+                content=verdict.describe(),
+            )
+        )
+        if verdict.complete and self._sounds_unfinished(verdict.speech_end):
+            # "... and", "... the", a comma: the voice may sound done, the words do not.
+            self._publish(
+                StageSpan(
+                    stage="turn",
+                    start=verdict.answered_at,
+                    end=verdict.answered_at,
+                    content="the words sound unfinished: waiting",
+                )
+            )
+            return
+        if verdict.complete:
+            self._ending_by_model = verdict
+            try:
+                self._end_utterance_now()
+            finally:
+                self._ending_by_model = None
+
+    def _sounds_unfinished(self, speech_end: float) -> bool:
+        words = self._words_so_far(speech_end) if self._words_so_far else None
+        return words is not None and not sounds_finished(words)
+
+    def _end_utterance_now(self) -> None:
+        now = time.monotonic()
+        for event in self._vad.end_utterance():
+            self._on_vad_event(event, now)
+
+    def _silence_ended(self, event: Any, t_now: float, last_verdict: Verdict | None) -> StageSpan:
+        """The timeline's note of a turn that the model did not end."""
+        if self._input_ended:
+            reason = "end of input"
+        elif event.forced:
+            reason = "cap: the longest utterance"
+        else:
+            reason = f"cap: {self._vad.settings.hangover_ms} ms of silence"
+        if last_verdict is not None:
+            reason += f" ({last_verdict.describe()})"
+        return StageSpan(stage="turn", start=event.speech_end, end=t_now, content=reason)
 
     def _check_pause(self) -> None:
         """Announce a pause once per silence, so STT and the LLM can start early."""
@@ -303,6 +413,11 @@ class Listener:
             self._publish(UserStartedSpeaking(onset_time=event.onset_time))
         elif kind == "SpeechEnded":
             self._onset = None
+            end_of_turn = self._end_of_turn
+            last_verdict = None
+            if end_of_turn is not None:
+                last_verdict = end_of_turn.last_verdict
+                end_of_turn.utterance_over()
             if self._hold is not None:
                 # Not a turn while it is unclear whose voice it was; the hold decides.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
@@ -318,6 +433,8 @@ class Listener:
                     1000 * self._loud_s,
                 )
             self.utterances += 1
+            if end_of_turn is not None and self._ending_by_model is None:
+                self._publish(self._silence_ended(event, t_now, last_verdict))
             self._publish(TurnMark(name="speech_end", at=event.speech_end))
             self._publish(TurnMark(name="vad_stop", at=t_now))
             self._publish(

@@ -70,6 +70,13 @@ class SttNode:
         """Whether an unfinished-sounding transcript is waiting for more speech."""
         return bool(self._held)
 
+    def words_at_pause(self, speech_end: float) -> str | None:
+        """The words heard up to the pause after ``speech_end``, if they are transcribed yet."""
+        speculation = self._speculation
+        if speculation is None or speculation[0] != speech_end:
+            return None
+        return f"{self._held} {speculation[1]}".strip()
+
     def attach(self, bridge: Bridge) -> None:
         # One route for pauses and ends keeps them in order: an end can reuse the
         # transcript of the pause before it.

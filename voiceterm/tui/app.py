@@ -66,6 +66,7 @@ STAGE_HINTS: dict[str, str] = {
     "llm": "Run `voiceterm models` to see which language model is missing.",
     "tts": "Run `voiceterm models` to see which voice is missing; answers still appear here.",
     "vad": "Voice detection is off; you can still type.",
+    "turn": "Run `voiceterm models`; until it loads, a silence ends your turn.",
 }
 
 

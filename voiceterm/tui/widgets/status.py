@@ -111,7 +111,7 @@ class StageState:
     detail: str = ""
 
 
-STAGE_ORDER: tuple[str, ...] = ("stt", "llm", "tts", "vad", "mic", "speaker")
+STAGE_ORDER: tuple[str, ...] = ("stt", "llm", "tts", "turn", "vad", "mic", "speaker")
 _STATE_STYLE = {"loading": "yellow", "ready": "", "failed": "bold red", "stopped": "dim"}
 _STATE_MARK = {"loading": "…", "ready": "", "failed": " ✗", "stopped": " ■"}
 

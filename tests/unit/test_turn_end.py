@@ -1,0 +1,210 @@
+"""End of turn as the listener decides it: ask the model at each pause, or let the cap end it.
+
+The VAD is scripted (voiced or not, frame by frame) and the model is a stand-in
+that returns set probabilities, so each test is about the policy alone; the real
+model on real recordings is in tests/integration/test_turn_taking.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
+from voiceterm.events import (
+    AgentInterrupted,
+    Event,
+    StageSpan,
+    UserStoppedSpeaking,
+)
+from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.turn_end import TurnPolicy
+
+FRAME_S = 0.02
+CAP_MS = 1000
+
+
+class ScriptedVad:
+    """Voiced or not, as the test says; the utterance stays open until ended."""
+
+    def __init__(self) -> None:
+        self.settings = SimpleNamespace(hangover_ms=CAP_MS)
+        self.voiced = False
+        self.level_db = -20.0
+        self.in_speech = False
+        self.onset: float | None = None
+        self.last_voiced = 0.0
+        self.trailing_silence_ms = 0
+        self.next_voiced = False
+
+    @property
+    def last_voiced_end(self) -> float | None:
+        return self.last_voiced if self.in_speech else None
+
+    def feed(self, samples: object, t: float) -> list[VadEvent]:
+        self.voiced = self.next_voiced
+        events: list[VadEvent] = []
+        if self.voiced:
+            self.trailing_silence_ms = 0
+            self.last_voiced = t + FRAME_S
+            if not self.in_speech:
+                self.in_speech, self.onset = True, t
+                events.append(SpeechStarted(onset_time=t))
+        elif self.in_speech:
+            self.trailing_silence_ms += 20
+            if self.trailing_silence_ms >= CAP_MS:
+                events += self.end_utterance()
+        return events
+
+    def current_utterance(self, *, pad_tail: bool = True) -> SpeechEnded | None:
+        if not self.in_speech or self.onset is None:
+            return None
+        return SpeechEnded(
+            audio=np.zeros(1600, np.int16), speech_start=self.onset, speech_end=self.last_voiced
+        )
+
+    def end_utterance(self) -> list[VadEvent]:
+        ended = self.current_utterance()
+        self.in_speech, self.onset, self.trailing_silence_ms = False, None, 0
+        return [ended] if ended is not None else []
+
+    def discard_utterance(self) -> None:
+        self.in_speech, self.onset = False, None
+
+    def flush(self, t: float) -> list[VadEvent]:
+        return self.end_utterance()
+
+
+@dataclass
+class StandInModel:
+    """Returns the next of ``answers`` at each check; blocks while ``gate`` is clear."""
+
+    answers: list[float]
+    gate: threading.Event | None = None
+    asked: int = 0
+
+    def probability(self, audio: Any) -> float:
+        if self.gate is not None:
+            self.gate.wait(5)
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return answer
+
+
+class Rig:
+    def __init__(self, model: StandInModel, *, speaking: bool = False) -> None:
+        self.events: list[Event] = []
+        self.vad = ScriptedVad()
+        self.activity = AgentActivity(speaking=speaking)
+        self.listener = Listener(
+            source=None,
+            segmenter=self.vad,
+            publisher=self.events.append,  # type: ignore[arg-type]
+            activity=self.activity,
+            pause_ms=0,
+            turn_model=model,
+            turn_policy=TurnPolicy(check_ms=160, threshold=0.5, cap_ms=CAP_MS),
+            quick_end_ms=300,
+        )
+        self.t = time.monotonic()
+
+    async def frames(self, voiced: bool, count: int) -> None:
+        for _ in range(count):
+            self.vad.next_voiced = voiced
+            self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
+            self.t += FRAME_S
+            await asyncio.sleep(0)
+
+    async def settle(self) -> None:
+        assert self.listener._end_of_turn is not None
+        await self.listener._end_of_turn.settle()
+        await asyncio.sleep(0)
+
+    def turns(self) -> list[UserStoppedSpeaking]:
+        return [e for e in self.events if isinstance(e, UserStoppedSpeaking) and not e.discarded]
+
+    def decisions(self) -> list[str]:
+        return [e.content for e in self.events if isinstance(e, StageSpan) and e.stage == "turn"]
+
+
+async def test_a_pause_the_model_calls_complete_ends_the_turn_at_the_first_check() -> None:
+    rig = Rig(StandInModel([0.93]))
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)  # 160 ms of silence: the check
+    await rig.settle()
+    assert len(rig.turns()) == 1
+    assert rig.decisions() == ["model: complete 0.93 at 160 ms"]
+
+
+async def test_an_incomplete_pause_keeps_listening_and_the_next_pause_is_asked() -> None:
+    model = StandInModel([0.08, 0.91])
+    rig = Rig(model)
+    await rig.frames(True, 40)
+    await rig.frames(False, 35)  # a 700 ms pause mid-sentence
+    await rig.settle()
+    assert rig.turns() == []
+    await rig.frames(True, 30)  # the rest of the sentence
+    await rig.frames(False, 8)
+    await rig.settle()
+    turns = rig.turns()
+    assert len(turns) == 1 and model.asked == 2
+    assert turns[0].speech_start is not None and turns[0].speech_end is not None
+    assert turns[0].speech_end - turns[0].speech_start > 100 * FRAME_S  # both halves
+    assert rig.decisions() == [
+        "model: incomplete 0.08 at 160 ms",
+        "model: complete 0.91 at 160 ms",
+    ]
+
+
+async def test_the_cap_ends_a_turn_the_model_keeps_calling_incomplete() -> None:
+    rig = Rig(StandInModel([0.1]))
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    assert rig.turns() == []
+    await rig.frames(False, CAP_MS // 20)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[-1] == f"cap: {CAP_MS} ms of silence (model: incomplete 0.10 at 160 ms)"
+
+
+async def test_a_verdict_about_a_pause_the_user_talked_through_is_dropped() -> None:
+    gate = threading.Event()
+    rig = Rig(StandInModel([0.95], gate=gate))
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)  # asked; the model is slow to answer
+    await rig.frames(True, 5)  # ... and the user goes on meanwhile
+    gate.set()
+    await rig.settle()
+    assert rig.turns() == []
+    assert rig.decisions() == []
+
+
+async def test_a_pause_while_the_agent_is_silent_is_never_a_barge_in() -> None:
+    rig = Rig(StandInModel([0.05, 0.9]))
+    await rig.frames(True, 40)
+    await rig.frames(False, 40)
+    await rig.settle()
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    assert not any(isinstance(e, AgentInterrupted) for e in rig.events)
+    assert len(rig.turns()) == 1
+
+
+async def test_speech_over_the_agent_that_may_be_its_echo_is_not_judged() -> None:
+    model = StandInModel([0.9])
+    rig = Rig(model, speaking=True)
+    rig.listener._barge_in = False  # only the echo rule, no hold
+    await rig.frames(True, 5)  # quiet speech begun over the agent's voice: maybe echo
+    rig.activity.speaking = False
+    await rig.frames(False, 20)
+    await rig.settle()
+    assert model.asked == 0
+    stopped = [e for e in rig.events if isinstance(e, UserStoppedSpeaking)]
+    assert len(stopped) == 1 and stopped[0].discarded  # ended at the quick end, not a turn

@@ -1,0 +1,138 @@
+"""End of turn: at each pause, ask a model whether the user has finished.
+
+The VAD says *silence*; it does not say *done*. With ``turn.detector =
+"smart_turn"`` the listener keeps an utterance open through pauses, and after
+``check_ms`` of silence asks the end-of-turn model (Smart Turn, on the whole
+turn's audio) whether the turn is complete:
+
+* complete (probability at or above ``threshold``): the turn ends now;
+* incomplete: the listener keeps listening. Speech that follows joins the same
+  turn, and its next pause is asked again. ``cap_ms`` of silence (the VAD's
+  hangover in this mode) ends the turn whatever the model said.
+
+The check runs in a worker thread while frames keep arriving; a verdict about a
+pause that speech has since ended is dropped. Every check becomes a span in the
+turn's "end of turn" lane, saying what decided: ``model: complete 0.93 at
+160 ms``, ``model: incomplete 0.08 at 150 ms``, ``cap: 1500 ms of silence``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class TurnModel(Protocol):
+    """What the policy needs of an end-of-turn model (``SmartTurn`` fits)."""
+
+    def probability(self, audio: Any) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    """When to ask, and what the answer must be (the ``[turn]`` settings)."""
+
+    check_ms: int = 160
+    threshold: float = 0.7
+    cap_ms: int = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The model's answer about one pause."""
+
+    speech_end: float
+    """The pause it judged: the end of the last voiced frame before it."""
+    probability: float
+    complete: bool
+    silence_ms: int
+    """Silence heard when it was asked."""
+    asked_at: float
+    answered_at: float
+
+    def describe(self) -> str:
+        word = "complete" if self.complete else "incomplete"
+        return f"model: {word} {self.probability:.2f} at {self.silence_ms} ms"
+
+
+class EndOfTurn:
+    """Asks the model once per pause and hands a verdict on the current pause back.
+
+    Args:
+        model: the end-of-turn model.
+        policy: when to ask and the threshold.
+        on_verdict: called on the event loop with each verdict still about the
+            pause in progress (the caller checks that no speech came since).
+    """
+
+    def __init__(
+        self, model: TurnModel, policy: TurnPolicy, on_verdict: Callable[[Verdict], None]
+    ) -> None:
+        self._model = model
+        self.policy = policy
+        self._on_verdict = on_verdict
+        self._asked_about: float | None = None
+        self._task: asyncio.Task[Verdict] | None = None
+        self.last_verdict: Verdict | None = None
+        """The newest verdict of the utterance in progress (``None`` before one)."""
+
+    def due(self, speech_end: float, silence_ms: int) -> bool:
+        """Whether this pause should be asked about now."""
+        return silence_ms >= self.policy.check_ms and self._asked_about != speech_end
+
+    def ask(self, audio: Any, speech_end: float, silence_ms: int) -> None:
+        """Ask about the pause after ``speech_end``; the verdict arrives via ``on_verdict``."""
+        self._asked_about = speech_end
+        self._task = asyncio.get_running_loop().create_task(
+            self._judge(audio, speech_end, silence_ms), name="end-of-turn check"
+        )
+        self._task.add_done_callback(self._deliver)
+
+    async def _judge(self, audio: Any, speech_end: float, silence_ms: int) -> Verdict:
+        asked_at = time.monotonic()
+        probability = await asyncio.to_thread(self._model.probability, audio)
+        return Verdict(
+            speech_end=speech_end,
+            probability=probability,
+            complete=probability >= self.policy.threshold,
+            silence_ms=silence_ms,
+            asked_at=asked_at,
+            answered_at=time.monotonic(),
+        )
+
+    def _deliver(self, task: asyncio.Task[Verdict]) -> None:
+        if task is self._task:
+            self._task = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # A failing model must not leave the user unanswered: the cap still ends the turn.
+            logger.error("end-of-turn check failed: %s", error)
+            return
+        verdict = task.result()
+        if verdict.speech_end != self._asked_about:
+            return  # the utterance ended or went on meanwhile
+        self.last_verdict = verdict
+        logger.info("end of turn? %s", verdict.describe())
+        self._on_verdict(verdict)
+
+    async def settle(self) -> None:
+        """Wait for a check under way (a source faster than real time waits for it)."""
+        task = self._task
+        if task is not None:
+            await asyncio.wait({task})
+
+    def utterance_over(self) -> None:
+        """The utterance ended: forget its pauses; a check under way is moot."""
+        self._asked_about = None
+        self.last_verdict = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
