@@ -76,7 +76,7 @@ class TurnSettings:
     silence (vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words)."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
-    check_ms: int = 160
+    check_ms: int = 200
     """Silence after which the model is asked whether your turn is complete."""
     threshold: float = 0.7
     """The model's probability from which a turn counts as complete (higher: fewer

@@ -495,6 +495,19 @@ class Timeline:
         return self._touch(turn)
 
     def _user_stopped(self, event: UserStoppedSpeaking) -> bool:
+        current = self.current
+        if (
+            event.discarded
+            and current is not None
+            and current.is_empty
+            and current is not self._agent_turn
+        ):
+            # Not a turn (a cough, a click, the agent's echo) and nothing else in it:
+            # not kept, so it is neither drawn nor exported.
+            self._turns.pop()
+            if current.number == self._next_number - 1:
+                self._next_number -= 1
+            return True
         turn = self._user_turn(event.speech_start or event.timestamp)
         start = event.speech_start or turn.marks.get("speech_start", turn.started_at)
         end = event.speech_end if event.speech_end is not None else event.timestamp
@@ -881,6 +894,7 @@ def to_markdown(turns: Sequence[Turn], *, clock_offset: float = 0.0) -> str:
 
     The part of an answer that was cut off by a barge-in is struck through.
     """
+    turns = [turn for turn in turns if not turn.is_empty]
     lines = ["# voiceterm conversation", ""]
     for turn in turns:
         when = format_wall(turn.started_at + clock_offset)

@@ -254,6 +254,28 @@ def test_a_cough_the_stt_dropped_leaves_no_turn_behind() -> None:
     assert (turn.number, turn.user_text, turn.started_at) == (1, "hello", 5.0)
 
 
+def test_sound_that_was_not_a_turn_leaves_no_turn_in_the_timeline_or_the_export() -> None:
+    timeline = Timeline()
+    feed(timeline, *voice_turn(2.0, "What time is it?", ["It is ", "noon."]))
+    feed(
+        timeline,
+        UserStartedSpeaking(timestamp=9.0),  # a click at the end of the recording
+        UserStoppedSpeaking(speech_end=9.1, timestamp=9.2, discarded=True),
+    )
+    assert [turn.number for turn in timeline.turns] == [1]
+    feed(
+        timeline,
+        UserStartedSpeaking(timestamp=12.0),  # words the STT did not hear as any
+        UserStoppedSpeaking(speech_end=12.5, timestamp=12.6),
+        TurnMark(name="stt_done", at=12.7, detail=""),
+    )
+    markdown = to_markdown(timeline.turns)
+    assert markdown.count("## Turn ") == 1
+    assert "1 turns." in markdown
+    feed(timeline, *voice_turn(20.0, "And the date?", ["Monday."]))
+    assert [turn.number for turn in timeline.turns] == [1, 2]
+
+
 def test_a_transcript_goes_to_its_utterance_when_the_next_one_has_begun() -> None:
     timeline = Timeline()
     feed(

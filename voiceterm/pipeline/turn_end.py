@@ -38,7 +38,7 @@ class TurnModel(Protocol):
 class TurnPolicy:
     """When to ask, and what the answer must be (the ``[turn]`` settings)."""
 
-    check_ms: int = 160
+    check_ms: int = 200
     threshold: float = 0.7
     cap_ms: int = 1500
 

@@ -1,0 +1,125 @@
+"""Turn-taking through the real pipeline: webrtcvad, Smart Turn, Whisper, the LLM, Piper.
+
+Recordings of real people (pocketsphinx-testdata), answered from a file as fast
+as possible: the listener then waits for each end-of-turn check, so the turns
+are decided as they would be live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.speech import RATE, Recording, normalize_words, require_real_recordings, silence
+from voiceterm.audio.wavio import write_wav
+from voiceterm.config import Config
+from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.headless import run_file
+from voiceterm.timeline import Turn, to_markdown
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[Engines]:
+    yield load_engines(Config())
+
+
+def recording(name: str) -> Recording:
+    return next(r for r in require_real_recordings() if r.name == name)
+
+
+def answer(engines: Engines, audio: np.ndarray, tmp_path: Path) -> VoiceAgent:
+    question = tmp_path / "question.wav"
+    write_wav(question, audio, RATE)
+    out = io.StringIO()
+    return asyncio.run(
+        run_file(
+            Config(), question, tmp_path / "answer.wav", realtime=False, engines=engines, out=out
+        )
+    )
+
+
+def spoken_turns(agent: VoiceAgent) -> list[Turn]:
+    return [t for t in agent.timeline.turns if t.source == "voice" and t.user_text]
+
+
+def decisions(turn: Turn) -> list[str]:
+    return [span.content for span in turn.lane_spans("turn")]
+
+
+class AlwaysIncomplete:
+    """An end-of-turn model that never hears the end."""
+
+    def probability(self, audio: object) -> float:
+        return 0.05
+
+
+def test_a_sentence_with_a_700_ms_pause_in_it_is_one_turn(engines: Engines, tmp_path: Path) -> None:
+    # "A person reading aloud..." cut after its third word, where Whisper writes a full
+    # stop at the pause and the old rule answered the first half.
+    read = recording("librivox-0930")
+    cut = round(1.01 * RATE)
+    audio = np.concatenate(
+        [silence(0.3), read.audio[:cut], silence(0.7), read.audio[cut:], silence(2.0)]
+    )
+    agent = answer(engines, audio, tmp_path)
+    turns = spoken_turns(agent)
+    assert len(turns) == 1, [t.user_text for t in turns]
+    heard = normalize_words(turns[0].user_text)
+    reference = normalize_words(read.transcript)
+    assert reference[0] in heard[:3] and reference[-1] in heard[-3:], turns[0].user_text
+    assert decisions(turns[0])[0].startswith("model: incomplete")
+    assert turns[0].agent_text  # and it was answered
+
+
+def test_a_finished_question_is_answered_at_its_first_check(
+    engines: Engines, tmp_path: Path
+) -> None:
+    audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
+    agent = answer(engines, audio, tmp_path)
+    turns = spoken_turns(agent)
+    assert len(turns) == 1
+    assert len(decisions(turns[0])) == 1
+    assert decisions(turns[0])[0].startswith("model: complete")
+    assert turns[0].agent_text
+
+
+def test_the_cap_ends_a_turn_the_model_keeps_calling_incomplete(
+    engines: Engines, tmp_path: Path
+) -> None:
+    stubborn = dataclasses.replace(engines, turn=AlwaysIncomplete())
+    audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
+    agent = answer(stubborn, audio, tmp_path)
+    turns = spoken_turns(agent)
+    assert len(turns) == 1
+    check, cap = Config().turn.check_ms, Config().turn.cap_ms
+    # (Sorted: from a file the cap's span starts on the file's clock, the check's on the app's.)
+    assert sorted(decisions(turns[0])) == [
+        f"cap: {cap} ms of silence (model: incomplete 0.05 at {check} ms)",
+        f"model: incomplete 0.05 at {check} ms",
+    ]
+    assert turns[0].agent_text
+
+
+def test_the_conversation_export_has_no_turn_without_words(
+    engines: Engines, tmp_path: Path
+) -> None:
+    read = recording("librivox-0930")
+    cut = round(1.01 * RATE)
+    audio = np.concatenate(
+        [silence(0.3), read.audio[:cut], silence(0.7), read.audio[cut:], silence(2.0)]
+    )
+    agent = answer(engines, audio, tmp_path)
+    markdown = to_markdown(agent.timeline.turns)
+    sections = markdown.split("## Turn ")[1:]
+    assert sections, markdown
+    for section in sections:
+        if section.startswith(tuple("0123456789")):
+            assert "**You:**" in section or "**voiceterm:**" in section, markdown
