@@ -64,12 +64,19 @@ class Engines:
 
 
 def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None = None) -> Engines:
-    """Load STT, LLM and TTS in parallel threads (blocking; call from a thread or at start-up).
+    """Load STT, LLM, TTS and the end-of-turn model in parallel threads (blocking).
+
+    Call it from a thread or at start-up. A missing end-of-turn model is reported
+    and leaves ``Engines.turn`` empty (a silence then ends the turn).
 
     Raises:
-        ModelError: the first model that is missing or does not load.
+        ModelError: the first other model that is missing or does not load.
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    # Every loader imports numpy: once here, so that they do not race to initialise
+    # it (a loader then saw a half-imported numpy and failed on the rig).
+    import numpy  # noqa: F401
 
     from voiceterm.engines.cores import CoreShare
     from voiceterm.modelstore import resolve_model
