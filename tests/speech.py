@@ -231,6 +231,21 @@ def speech_corpus() -> list[Recording]:
     return real + synthetic_recordings()
 
 
+def long_speech(min_seconds: float) -> Audio:
+    """At least ``min_seconds`` of speech: corpus utterances, real people first.
+
+    They are joined by 0.2 s pauses, shorter than the VAD's end of speech, so the
+    app hears one long turn.
+    """
+    pieces: list[Audio] = []
+    for recording in speech_corpus():
+        pieces.append(recording.audio)
+        joined = with_pauses(pieces, pause_s=0.2)
+        if len(joined) >= min_seconds * RATE:
+            return joined
+    raise ValueError(f"the speech corpus holds less than {min_seconds} s")
+
+
 def real_recordings() -> list[Recording]:
     """Recordings of real people from ``pocketsphinx-testdata`` (12 utterances)."""
     base = REAL_SPEECH_DIR

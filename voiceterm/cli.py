@@ -15,20 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.config import Config, apply_values, default_config_path, load_config, settings_help
+from voiceterm.engines.offline import keep_offline
 from voiceterm.errors import VoicetermError
 
 if TYPE_CHECKING:
     from voiceterm.pipeline.agent import VoiceAgent
-
-# Offline, always: a hub download is a bug.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 _ALIASES = {
     "audio.input_device": ["--input-device"],
@@ -95,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_offline()  # before any engine imports its library: nothing leaves the machine
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -16,7 +16,8 @@ may serve several threads: ONNX Runtime sessions are thread-safe and Piper
 guards its espeak-ng phonemizer with a lock.
 
 ``piper``, ``onnxruntime`` and ``numpy`` are imported when a voice is loaded,
-so importing this module stays cheap.
+so importing this module stays cheap; onnxruntime comes from
+:func:`~voiceterm.engines.offline.onnxruntime_offline`, with its telemetry off.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.engines.cores import CoreShare
+from voiceterm.engines.offline import onnxruntime_offline
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.patterns.sentences import SENTENCE_STARTERS
 
@@ -337,7 +339,8 @@ class PiperSynthesizer:
 
     def _load(self, *, use_cuda: bool, num_threads: int | None) -> Any:
         try:
-            import onnxruntime  # type: ignore[import-untyped]
+            # Before piper, which imports onnxruntime: its telemetry is read at import.
+            onnxruntime = onnxruntime_offline()
             from piper import PiperConfig, PiperVoice
         except ImportError as exc:
             raise EngineError(

@@ -1,0 +1,65 @@
+"""Nothing leaves the machine: ``voiceterm --input q.wav --output a.wav`` under strace.
+
+onnxruntime's telemetry looks its server up about 9 s after it is imported, so the
+question is long enough to keep the app running past that (short runs stayed quiet
+before the fix, too). The app gets an environment without the opt-outs, so it has
+to turn them on itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio.live import voiceterm_command
+from tests.network import app_environment, socket_calls, strace_command
+from tests.speech import RATE, long_speech, write_wav
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+QUESTION_SECONDS = 10.0
+
+
+def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -> None:
+    question = write_wav(tmp_path / "question.wav", long_speech(QUESTION_SECONDS), RATE)
+    answer = tmp_path / "answer.wav"
+    log = tmp_path / "strace.log"
+    result = subprocess.run(
+        [
+            *strace_command(log),
+            *voiceterm_command(),
+            *("--input", str(question), "--output", str(answer)),
+            *("--llm-max-tokens", "24"),
+        ],
+        env=app_environment(os.environ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "agent:" in result.stdout, result.stdout  # it did the whole job: heard and answered
+    assert answer.stat().st_size > 0
+    calls = socket_calls(log)
+    assert calls.local, "strace saw no socket at all (not even asyncio's): was it tracing?"
+    assert not calls.leaving, f"sockets that could leave the machine:\n{calls.report()}"
+
+
+def test_onnxruntime_from_onnxruntime_offline_keeps_no_telemetry_on_disk(tmp_path: Path) -> None:
+    # onnxruntime's telemetry writes a device id and an event cache at import, before
+    # it sends them: a fresh process (nothing imported yet) shows whether it started.
+    program = (
+        "from voiceterm.engines.offline import onnxruntime_offline\n"
+        "onnxruntime_offline().SessionOptions()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", program],
+        env=app_environment(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path)),
+        check=True,
+        timeout=60,
+    )
+    assert not any(tmp_path.rglob("*")), sorted(map(str, tmp_path.rglob("*")))
