@@ -185,8 +185,10 @@ class SmartTurn:
 
 
 def _load_session(path: Path, threads: int) -> Any:
+    from voiceterm.engines.offline import onnxruntime_offline
+
     try:
-        import onnxruntime  # type: ignore[import-untyped]
+        onnxruntime = onnxruntime_offline()
     except ImportError as exc:
         raise EngineError(
             "The end-of-turn model needs onnxruntime, which is not installed.",
