@@ -691,7 +691,17 @@ class Timeline:
         if event.stage == "stt":
             turn = self._stt_target(event.start)
         elif event.stage in _USER_LANES:
-            turn = self._user_turn(event.start)
+            current = self.current
+            if (
+                current is not None
+                and current.user_text
+                and event.start <= current.marks.get("stt_done", float("-inf"))
+            ):
+                # Work begun while that turn was heard (the LLM ahead) that ended after
+                # its transcript: that turn's, not an empty new one.
+                turn = current
+            else:
+                turn = self._user_turn(event.start)
         else:
             turn = self._agent_target(event.start)
         turn._add_span(

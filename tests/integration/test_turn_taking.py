@@ -75,7 +75,8 @@ def test_a_sentence_with_a_700_ms_pause_in_it_is_one_turn(engines: Engines, tmp_
     heard = normalize_words(turns[0].user_text)
     reference = normalize_words(read.transcript)
     assert reference[0] in heard[:3] and reference[-1] in heard[-3:], turns[0].user_text
-    assert decisions(turns[0])[0].startswith("model: incomplete")
+    # (A click before the first word may have been asked about too.)
+    assert any(d.startswith("model: incomplete") for d in decisions(turns[0]))
     assert turns[0].agent_text  # and it was answered
 
 

@@ -276,6 +276,20 @@ def test_sound_that_was_not_a_turn_leaves_no_turn_in_the_timeline_or_the_export(
     assert [turn.number for turn in timeline.turns] == [1, 2]
 
 
+def test_work_ahead_that_ends_after_the_transcript_stays_with_its_turn() -> None:
+    timeline = Timeline()
+    feed(
+        timeline,
+        UserStartedSpeaking(timestamp=1.0),
+        UserStoppedSpeaking(speech_start=1.0, speech_end=2.0, timestamp=2.2),
+        TurnMark(name="stt_done", at=2.3, timestamp=2.3),
+        UserTranscriptionReceived(content="Tell me a story.", timestamp=2.3),
+        StageSpan(stage="ahead", start=2.05, end=2.4, content="Once upon …"),
+    )
+    [turn] = timeline.turns
+    assert [span.content for span in turn.lane_spans("ahead")] == ["Once upon …"]
+
+
 def test_a_transcript_goes_to_its_utterance_when_the_next_one_has_begun() -> None:
     timeline = Timeline()
     feed(
