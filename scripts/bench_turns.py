@@ -78,6 +78,7 @@ class Pause:
     final: bool  # the pause after the clip's last word
     probability: dict[int, float] = field(default_factory=dict)  # silence when asked (ms) -> p
     finished_text: bool = True
+    words: str = ""  # Whisper's transcript of the turn up to this pause
 
 
 @dataclass(slots=True)
@@ -184,6 +185,7 @@ def analyse(
             assert utterance is not None
             text = str(stt.transcribe(utterance.audio).text).strip()
             current.finished_text = sounds_finished(text)
+            current.words = text
         current.length_ms = silence
         for check in checks:
             if silence >= check and check not in current.probability:
