@@ -26,11 +26,12 @@ on the same model outputs:
 * ``silence N``: N ms of silence ends the turn;
 * ``today``: 300 ms of silence, plus 400 ms more when the transcript sounds
   unfinished (the rule before the model);
-* ``smart_turn ask>check/threshold/cap``: after ``ask`` ms of silence the model is
-  asked; complete (probability >= threshold) ends the turn once ``check`` ms of
-  silence have passed and the model has answered, unless the words so far sound
-  unfinished (as the app decides; ``alone``: the model without that cue);
-  incomplete waits for the next pause; ``cap`` ms of silence ends it anyway.
+* ``smart_turn ask>check/threshold/unsure/cap``: after ``ask`` ms of silence the
+  model is asked. Complete (probability >= threshold) with words that sound
+  finished ends the turn once ``check`` ms of silence have passed and the model
+  has answered; when the model and the words disagree, ``unsure`` ms of silence
+  ends it; when both say it goes on, ``cap`` ms (as the app decides; ``alone``:
+  the model without the words, incomplete waits for the cap).
 
 The model's own time is measured too (features and inference, one thread), idle
 and while Whisper transcribes beside it, and added to its rows' latency.
@@ -207,8 +208,9 @@ class Rule:
     ask_ms: int = 160  # silence when the model is asked
     check_ms: int = 160  # silence before its "complete" may end the turn
     threshold: float = 0.5
+    unsure_ms: int = 1000  # the silence that ends a turn when the model and the words disagree
     cap_ms: int = 1500
-    words: bool = True  # unfinished-sounding words keep the turn open (the transcript cue)
+    words: bool = True  # read the words too (the transcript cue); False: the model alone
 
 
 def decide(rule: Rule, pause: Pause, hold_ms: int, model_ms: float) -> float | None:
@@ -226,13 +228,17 @@ def decide(rule: Rule, pause: Pause, hold_ms: int, model_ms: float) -> float | N
     if rule.kind == "today":
         return held(rule.silence_ms) if pause.length_ms >= rule.silence_ms else None
     probability = pause.probability.get(rule.ask_ms)
-    trusted = pause.finished_text or not rule.words
-    if probability is not None and probability >= rule.threshold and trusted:
+    if probability is None:
+        return None  # shorter than the silence before the model is asked
+    complete = probability >= rule.threshold
+    if complete and (pause.finished_text or not rule.words):
         # The model answers while the silence goes on; speech that resumed first wins.
         decided = max(rule.check_ms, rule.ask_ms + model_ms)
         if pause.length_ms >= decided:
             return decided
-    return rule.cap_ms if pause.length_ms >= rule.cap_ms else None
+    disagree = rule.words and (complete or pause.finished_text)
+    wait = rule.unsure_ms if disagree else rule.cap_ms
+    return wait if pause.length_ms >= wait else None
 
 
 def judge(rule: Rule, clip: Clip, hold_ms: int, model_ms: float) -> tuple[bool, float | None]:
@@ -276,7 +282,8 @@ def main() -> int:
     parser.add_argument("--cuts", type=int, default=3, help="pause places per recording")
     parser.add_argument("--asks", type=int, nargs="+", default=[40, 100, 160, 200, 300])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
-    parser.add_argument("--caps", type=int, nargs="+", default=[1000, 1500, 2000])
+    parser.add_argument("--unsure", type=int, nargs="+", default=[800, 1000])
+    parser.add_argument("--caps", type=int, nargs="+", default=[1500, 2000])
     parser.add_argument("--cache", type=Path, help="keep the model's answers here (re-runs)")
     parser.add_argument("--synthetic", action="store_true", help="espeak-ng questions too")
     args = parser.parse_args()
@@ -329,26 +336,28 @@ def main() -> int:
     rules = [Rule(f"silence {ms} ms", "silence", silence_ms=ms) for ms in (300, 600, 1000, 1500)]
     rules.append(Rule("today: 300 ms + unfinished words 400", "today"))
     # Asked at the check itself, or early (its answer waits for the check's silence).
-    timings = [(c, c) for c in checks if c >= 100] + [(checks[0], c) for c in checks[2:4]]
+    timings = [(c, c) for c in checks if c >= 160]
+    variants = [(u, cap, True) for cap in args.caps for u in (*args.unsure, cap) if u <= cap]
+    variants += [(cap, cap, False) for cap in args.caps[:1]]
     rules += [
         Rule(
-            f"smart_turn {a}>{c}/{t:.1f}/{cap}{'' if words else ' alone'}",
+            f"smart_turn {a}>{c}/{t:.1f}/{unsure}/{cap}{'' if words else ' alone'}",
             "smart_turn",
             ask_ms=a,
             check_ms=c,
             threshold=t,
+            unsure_ms=unsure,
             cap_ms=cap,
             words=words,
         )
         for a, c in timings
         for t in args.thresholds
-        for cap in args.caps
-        for words in (True, False)
+        for unsure, cap, words in variants
     ]
     paused = [c for c in clips if c.kind == "paused"]
     whole_clips = [c for c in clips if c.kind == "whole"]
     print()
-    header = f"{'rule (ask>check ms/threshold/cap ms)':<38}"
+    header = f"{'rule (ask>check/threshold/unsure/cap)':<38}"
     for pause in args.pauses:
         header += f"cut@{pause * 1000:4.0f} "
     header += "  cut all  whole cut   eot p50   eot p95"

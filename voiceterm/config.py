@@ -71,8 +71,8 @@ class VadSettings:
 @dataclass(slots=True)
 class TurnSettings:
     detector: str = "smart_turn"
-    """What decides that you have finished: smart_turn (an audio model hears whether your
-    sentence is over at each pause, and words that sound unfinished keep it open) or
+    """What decides that you have finished: smart_turn (at each pause an audio model hears
+    whether your sentence is over, and the words so far are read) or
     silence (vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words)."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
@@ -81,8 +81,11 @@ class TurnSettings:
     threshold: float = 0.7
     """The model's probability from which a turn counts as complete (higher: fewer
     sentences cut at a pause, more turns that wait for the cap)."""
+    unsure_ms: int = 1000
+    """Silence that ends a turn when the model and the words disagree (a full stop where
+    the voice goes on, or a voice that sounds done after "and")."""
     cap_ms: int = 1500
-    """Silence that ends a turn even when the model keeps calling it incomplete."""
+    """Silence that ends a turn even when the model and the words say it goes on."""
 
 
 @dataclass(slots=True)

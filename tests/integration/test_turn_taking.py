@@ -92,19 +92,21 @@ def test_a_finished_question_is_answered_at_its_first_check(
     assert turns[0].agent_text
 
 
-def test_the_cap_ends_a_turn_the_model_keeps_calling_incomplete(
+def test_a_finished_sentence_the_model_calls_unfinished_waits_the_shorter_silence(
     engines: Engines, tmp_path: Path
 ) -> None:
+    # The words say done, the (stand-in) model says not: not the full cap.
     stubborn = dataclasses.replace(engines, turn=AlwaysIncomplete())
     audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
     agent = answer(stubborn, audio, tmp_path)
     turns = spoken_turns(agent)
     assert len(turns) == 1
-    check, cap = Config().turn.check_ms, Config().turn.cap_ms
-    # (Sorted: from a file the cap's span starts on the file's clock, the check's on the app's.)
+    turn = Config().turn
+    # (Sorted: from a file the end's span starts on the file's clock, the check's on the app's.)
     assert sorted(decisions(turns[0])) == [
-        f"cap: {cap} ms of silence (model: incomplete 0.05 at {check} ms)",
-        f"model: incomplete 0.05 at {check} ms",
+        f"model: incomplete 0.05 at {turn.check_ms} ms",
+        f"unsure: {turn.unsure_ms} ms of silence (model: incomplete 0.05 at "
+        f"{turn.check_ms} ms, the words sound finished)",
     ]
     assert turns[0].agent_text
 

@@ -97,8 +97,15 @@ class StandInModel:
         return answer
 
 
+UNSURE_MS = 600
+UNFINISHED, FINISHED = "I would like to book a table for", "What time is it?"
+
+
 class Rig:
-    def __init__(self, model: StandInModel, *, speaking: bool = False) -> None:
+    def __init__(
+        self, model: StandInModel, *, speaking: bool = False, words: str | None = UNFINISHED
+    ) -> None:
+        self.words = words
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
@@ -109,8 +116,9 @@ class Rig:
             activity=self.activity,
             pause_ms=0,
             turn_model=model,
-            turn_policy=TurnPolicy(check_ms=160, threshold=0.5, cap_ms=CAP_MS),
+            turn_policy=TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
             quick_end_ms=300,
+            words_so_far=lambda speech_end: self.words,
         )
         self.t = time.monotonic()
 
@@ -134,7 +142,7 @@ class Rig:
 
 
 async def test_a_pause_the_model_calls_complete_ends_the_turn_at_the_first_check() -> None:
-    rig = Rig(StandInModel([0.93]))
+    rig = Rig(StandInModel([0.93]), words=FINISHED)
     await rig.frames(True, 40)
     await rig.frames(False, 8)  # 160 ms of silence: the check
     await rig.settle()
@@ -145,11 +153,13 @@ async def test_a_pause_the_model_calls_complete_ends_the_turn_at_the_first_check
 async def test_an_incomplete_pause_keeps_listening_and_the_next_pause_is_asked() -> None:
     model = StandInModel([0.08, 0.91])
     rig = Rig(model)
+    rig.words = UNFINISHED
     await rig.frames(True, 40)
     await rig.frames(False, 35)  # a 700 ms pause mid-sentence
     await rig.settle()
     assert rig.turns() == []
     await rig.frames(True, 30)  # the rest of the sentence
+    rig.words = FINISHED
     await rig.frames(False, 8)
     await rig.settle()
     turns = rig.turns()
@@ -162,8 +172,8 @@ async def test_an_incomplete_pause_keeps_listening_and_the_next_pause_is_asked()
     ]
 
 
-async def test_the_cap_ends_a_turn_the_model_keeps_calling_incomplete() -> None:
-    rig = Rig(StandInModel([0.1]))
+async def test_the_cap_ends_a_turn_the_model_and_the_words_say_goes_on() -> None:
+    rig = Rig(StandInModel([0.1]), words=UNFINISHED)
     await rig.frames(True, 40)
     await rig.frames(False, 8)
     await rig.settle()
@@ -171,6 +181,36 @@ async def test_the_cap_ends_a_turn_the_model_keeps_calling_incomplete() -> None:
     await rig.frames(False, CAP_MS // 20)
     assert len(rig.turns()) == 1
     assert rig.decisions()[-1] == f"cap: {CAP_MS} ms of silence (model: incomplete 0.10 at 160 ms)"
+
+
+async def test_when_the_voice_and_the_words_disagree_a_shorter_silence_ends_the_turn() -> None:
+    # Whisper wrote a full stop, the voice sounds unfinished: wait, but not for the cap.
+    rig = Rig(StandInModel([0.2]), words=FINISHED)
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, (UNSURE_MS - 160) // 20 - 1)
+    assert rig.turns() == []
+    await rig.frames(False, 1)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[-1] == (
+        f"unsure: {UNSURE_MS} ms of silence (model: incomplete 0.20 at 160 ms, "
+        "the words sound finished)"
+    )
+
+
+async def test_a_voice_that_sounds_done_after_unfinished_words_waits_the_shorter_silence() -> None:
+    rig = Rig(StandInModel([0.9]), words=UNFINISHED)
+    await rig.frames(True, 40)
+    await rig.frames(False, UNSURE_MS // 20)
+    await rig.settle()
+    assert len(rig.turns()) == 1
+    assert rig.decisions() == [
+        "model: complete 0.90 at 160 ms",
+        "the words sound unfinished: waiting",
+        f"unsure: {UNSURE_MS} ms of silence (model: complete 0.90 at 160 ms, "
+        "the words sound unfinished)",
+    ]
 
 
 async def test_a_verdict_about_a_pause_the_user_talked_through_is_dropped() -> None:
@@ -186,11 +226,12 @@ async def test_a_verdict_about_a_pause_the_user_talked_through_is_dropped() -> N
 
 
 async def test_a_pause_while_the_agent_is_silent_is_never_a_barge_in() -> None:
-    rig = Rig(StandInModel([0.05, 0.9]))
+    rig = Rig(StandInModel([0.05, 0.9]), words=UNFINISHED)
     await rig.frames(True, 40)
     await rig.frames(False, 40)
     await rig.settle()
     await rig.frames(True, 40)
+    rig.words = FINISHED
     await rig.frames(False, 8)
     await rig.settle()
     assert not any(isinstance(e, AgentInterrupted) for e in rig.events)

@@ -187,10 +187,11 @@ def check_turn_settings(config: Config) -> None:
         )
     if not 0.0 < turn.threshold < 1.0:
         raise ConfigError(f"turn.threshold must be between 0 and 1, not {turn.threshold}.")
-    if not 0 < turn.check_ms < turn.cap_ms:
+    if not 0 < turn.check_ms < turn.unsure_ms <= turn.cap_ms:
         raise ConfigError(
-            f"turn.check_ms ({turn.check_ms}) must be above 0 and below turn.cap_ms "
-            f"({turn.cap_ms}): the model is asked before the silence cap ends the turn."
+            f"turn.check_ms ({turn.check_ms}), turn.unsure_ms ({turn.unsure_ms}) and "
+            f"turn.cap_ms ({turn.cap_ms}) must grow in that order: the model is asked "
+            "before the silences that end a turn without it."
         )
 
 
@@ -403,6 +404,7 @@ class VoiceAgent:
             turn_policy=TurnPolicy(
                 check_ms=config.turn.check_ms,
                 threshold=config.turn.threshold,
+                unsure_ms=config.turn.unsure_ms,
                 cap_ms=config.turn.cap_ms,
             ),
             quick_end_ms=config.vad.hangover_ms,

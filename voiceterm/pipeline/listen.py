@@ -19,9 +19,10 @@ short tail after), for rooms where the speaker would otherwise be heard as the u
 
 With an end-of-turn model (``turn_model``), a silence no longer ends the user's turn
 by itself: the VAD's hangover is the silence cap, and at each pause the model is
-asked whether the turn is complete (see :mod:`voiceterm.pipeline.turn_end`); words
-transcribed at the pause that sound unfinished (``words_so_far``: "and", a comma)
-keep it open whatever the model says, until the cap. Speech
+asked whether the turn is complete (see :mod:`voiceterm.pipeline.turn_end`), and
+the words transcribed at the pause (``words_so_far``) are read: "and", a comma or
+no final punctuation sound unfinished. Both done: the turn ends. They disagree:
+it ends after ``unsure_ms`` of silence. Both not done: the cap ends it. Speech
 that may be echo, or that holds the answer, is not a turn to judge: it ends after
 ``quick_end_ms`` of silence, as without the model.
 """
@@ -146,7 +147,9 @@ class Listener:
         )
         self._quick_end_ms = quick_end_ms
         self._words_so_far = words_so_far
-        self._ending_by_model: Verdict | None = None
+        # Why the listener itself ends the utterance in progress ("": the verdict said
+        # it, already drawn); None while the VAD's own hangover (the cap) would.
+        self._ending_reason: str | None = None
         self._input_ended = False
         # A source faster than real time waits for each check, so that a file run
         # decides as a live one would.
@@ -320,6 +323,20 @@ class Listener:
             utterance = vad.current_utterance(pad_tail=False)
             if utterance is not None:
                 end_of_turn.ask(utterance.audio, speech_end, silence)
+        verdict = end_of_turn.last_verdict
+        if (
+            verdict is not None
+            and verdict.speech_end == speech_end
+            and silence >= end_of_turn.policy.unsure_ms
+        ):
+            words_unfinished = self._sounds_unfinished(speech_end)
+            if verdict.complete or not words_unfinished:
+                # The voice and the words disagree: a shorter wait than the cap.
+                words = "unfinished" if words_unfinished else "finished"
+                self._end_utterance_now(
+                    f"unsure: {silence} ms of silence ({verdict.describe()}, "
+                    f"the words sound {words})"
+                )
 
     def _on_turn_verdict(self, verdict: Verdict) -> None:
         if (
@@ -348,20 +365,21 @@ class Listener:
             )
             return
         if verdict.complete:
-            self._ending_by_model = verdict
-            try:
-                self._end_utterance_now()
-            finally:
-                self._ending_by_model = None
+            self._end_utterance_now("")
 
     def _sounds_unfinished(self, speech_end: float) -> bool:
         words = self._words_so_far(speech_end) if self._words_so_far else None
         return words is not None and not sounds_finished(words)
 
-    def _end_utterance_now(self) -> None:
+    def _end_utterance_now(self, reason: str = "") -> None:
+        """End the utterance in progress; ``reason`` goes in the timeline's turn lane."""
         now = time.monotonic()
-        for event in self._vad.end_utterance():
-            self._on_vad_event(event, now)
+        self._ending_reason = reason
+        try:
+            for event in self._vad.end_utterance():
+                self._on_vad_event(event, now)
+        finally:
+            self._ending_reason = None
 
     def _silence_ended(self, event: Any, t_now: float, last_verdict: Verdict | None) -> StageSpan:
         """The timeline's note of a turn that the model did not end."""
@@ -433,8 +451,14 @@ class Listener:
                     1000 * self._loud_s,
                 )
             self.utterances += 1
-            if end_of_turn is not None and self._ending_by_model is None:
+            if end_of_turn is not None and self._ending_reason is None:
                 self._publish(self._silence_ended(event, t_now, last_verdict))
+            elif self._ending_reason:
+                self._publish(
+                    StageSpan(
+                        stage="turn", start=event.speech_end, end=t_now, content=self._ending_reason
+                    )
+                )
             self._publish(TurnMark(name="speech_end", at=event.speech_end))
             self._publish(TurnMark(name="vad_stop", at=t_now))
             self._publish(

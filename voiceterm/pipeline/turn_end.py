@@ -5,15 +5,21 @@ The VAD says *silence*; it does not say *done*. With ``turn.detector =
 ``check_ms`` of silence asks the end-of-turn model (Smart Turn, on the whole
 turn's audio) whether the turn is complete:
 
-* complete (probability at or above ``threshold``): the turn ends now;
-* incomplete: the listener keeps listening. Speech that follows joins the same
-  turn, and its next pause is asked again. ``cap_ms`` of silence (the VAD's
-  hangover in this mode) ends the turn whatever the model said.
+* complete (probability at or above ``threshold``), and the words so far sound
+  finished: the turn ends now;
+* the model and the words disagree (Whisper wrote a full stop where the voice
+  goes on; the voice sounds done after "and"): ``unsure_ms`` of silence ends it;
+* both say it goes on: the listener keeps listening, and only ``cap_ms`` of
+  silence (the VAD's hangover in this mode) ends it.
+
+Speech that follows a pause joins the same turn, and its next pause is asked
+again.
 
 The check runs in a worker thread while frames keep arriving; a verdict about a
 pause that speech has since ended is dropped. Every check becomes a span in the
 turn's "end of turn" lane, saying what decided: ``model: complete 0.93 at
-160 ms``, ``model: incomplete 0.08 at 150 ms``, ``cap: 1500 ms of silence``.
+160 ms``, ``model: incomplete 0.08 at 200 ms``, ``unsure: 1000 ms of silence (...)``,
+``cap: 1500 ms of silence``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class TurnPolicy:
 
     check_ms: int = 200
     threshold: float = 0.7
+    unsure_ms: int = 1000
     cap_ms: int = 1500
 
 
