@@ -232,6 +232,25 @@ def test_with_one_core_taken_by_another_program_everything_runs_on_one_thread(
 
 
 @pytest.mark.models
+def test_with_one_core_left_the_answer_waits_for_pipers_steps(model_path: Path) -> None:
+    # Piper makes what the user waits to hear; a token beside it on one core slows it.
+    cores = CoreShare(machine(2, others=1.0))
+    with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
+        pieces: list[str] = []
+
+        def answer() -> None:
+            pieces.extend(greedy.stream_chat(ask("Name a big city in Europe."), threading.Event()))
+
+        worker = threading.Thread(target=answer)
+        with cores.computing("tts"):
+            worker.start()
+            worker.join(1.0)
+            assert worker.is_alive() and greedy.last_stats.tokens_generated <= 1
+        worker.join(30)
+        assert greedy.last_stats.tokens_generated > 1 and "".join(pieces).strip()
+
+
+@pytest.mark.models
 def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
     cores = CoreShare()
     with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:

@@ -15,7 +15,8 @@ nothing else computes (``every_core``), and Whisper and Piper wait for such a
 step to end before they start (``computing``). A step is one batch of a turn's
 words or one token, tens of milliseconds at most. Piper takes every core the same
 way for the answer's first piece made ahead; the LLM marks the tokens of an
-answer as ``computing``, so Piper then keeps to its own core.
+answer as ``computing``, so Piper then keeps to its own core. With one core
+left by other programs, the answer's tokens wait for Piper's steps instead.
 
 Other programs share the CPU too: every engine also sizes its threads from the
 cores they leave free (``threads``, see :mod:`voiceterm.engines.freecores`), so
@@ -85,6 +86,11 @@ class CoreShare:
     def threads(self, wanted: int) -> int:
         """``wanted`` threads, or as many as other programs leave cores free (at least 1)."""
         return self.free_cores.threads(wanted)
+
+    def wait_until_resting(self, engine: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``engine`` to stop computing; whether it has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._running.get(engine), timeout=timeout)
 
     def others_computing(self, engine: str) -> bool:
         """Whether any engine but ``engine`` computes now."""

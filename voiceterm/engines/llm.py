@@ -776,6 +776,7 @@ class LlamaEngine:
                     with self._compute_step(every_core=True, generating=True):
                         token = self._next_token(tokens)
                 else:
+                    self._give_way_to_tts_on_one_core(cancel)
                     # Marked, so that Piper knows not to take every core meanwhile.
                     with self.cores.computing("llm"):
                         self._set_threads(self._token_threads(), self.last_prompt_threads)
@@ -1016,6 +1017,18 @@ class LlamaEngine:
         Whisper then transcribes newer words, which the speculation's are not.
         """
         while self.cores.is_computing("stt") and not cancel.wait(0.005):
+            pass
+
+    def _give_way_to_tts_on_one_core(self, cancel: threading.Event) -> None:
+        """With one core left by other programs, let Piper's step go first.
+
+        Piper turns the words written so far into what the user waits to hear; on
+        one core, a token computed beside it only slows it down, and the answer's
+        text is far ahead of its speech anyway.
+        """
+        if self.cores.threads(2) > 1:
+            return
+        while not cancel.is_set() and not self.cores.wait_until_resting("tts", 0.05):
             pass
 
     def mean_log_probability(self, text: str) -> float:
