@@ -49,6 +49,11 @@ Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
            [--answers 50] [--echo-modes half_duplex aec] [--echo-gain -6]
            [--hold on off] [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
            [--json out.json] [--app-flag=--llm-speculate-tokens=0 ...] [-v]
+           [--background-load N]
+
+``--background-load N`` runs all of it twice: on the idle machine, then beside N
+busy programs (pure-Python spin loops, started before the second run and killed
+after it, whatever happens), and prints the headline figures side by side.
 Needs pulseaudio, pulseaudio-utils and espeak-ng (scripts/setup.sh --dev).
 """
 
@@ -87,6 +92,7 @@ from tests.audio.live import (  # noqa: E402
     cough,
     utterance,
 )
+from tests.busy import background_load  # noqa: E402
 from tests.speech import espeak, speech_corpus  # noqa: E402
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame  # noqa: E402
 from voiceterm.audio.wavio import WavFileSink, write_wav  # noqa: E402
@@ -199,6 +205,8 @@ class Report:
     apps: int = 0
     load: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    busy: int = 0
+    """Busy programs (pure-Python spin loops) that ran beside everything."""
 
 
 # --- speech --------------------------------------------------------------------------
@@ -805,7 +813,10 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
 def print_report(report: Report, args: argparse.Namespace) -> None:
     print()
     print("=" * 78)
-    print("voiceterm live benchmark: real `voiceterm --headless` on the PulseAudio rig")
+    print(
+        "voiceterm live benchmark: real `voiceterm --headless` on the PulseAudio rig"
+        + (f", beside {report.busy} busy programs" if report.busy else "")
+    )
     print(
         "  (null sinks at 48 kHz, real PortAudio via ALSA's pulse plugin; "
         f"answers <= {args.max_tokens} tokens)"
@@ -912,12 +923,145 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         print(f"  note: {note}")
 
 
+def load_label(busy: int) -> str:
+    return "idle" if busy == 0 else f"{busy} busy"
+
+
+def print_side_by_side(reports: list[Report]) -> None:
+    """The headline figures of each run in one table (p50 / p95 in ms)."""
+
+    def both(series: Series) -> str:
+        values = series.values
+        return f"{ms(percentile(values, 50)).strip()} / {ms(percentile(values, 95)).strip()}"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("voice-to-voice, live (signals)", [both(r.live_v2v) for r in reports]),
+        ("voice-to-voice, live (app)", [both(r.app_v2v) for r in reports]),
+        ("voice-to-voice, file, fresh clips", [both(r.file_v2v) for r in reports]),
+        (
+            "voice-to-voice, file, one conversation",
+            [both(r.file_conversation_v2v) for r in reports],
+        ),
+        (
+            "barge-in, echo off (continuous speech)",
+            [both(r.barge_ins[0].continuous) if r.barge_ins else "n/a" for r in reports],
+        ),
+    ]
+    for index, echo in enumerate(reports[0].echo):
+        rows.append(
+            (
+                f"voice-to-voice, echo {echo.mode}",
+                [both(r.echo[index].v2v) if index < len(r.echo) else "n/a" for r in reports],
+            )
+        )
+    rows.append(
+        (
+            "speaker ran dry / app runs",
+            [f"{r.speaker_underflows} / {r.apps}" for r in reports],
+        )
+    )
+    rows.append(("unanswered questions", [str(r.unanswered) for r in reports]))
+    rows.append(("load average (1 min)", [" -> ".join(r.load) for r in reports]))
+    print()
+    print("=" * 78)
+    print(
+        "side by side (p50 / p95, ms)".ljust(42)
+        + "".join(f"{load_label(r.busy):>18}" for r in reports)
+    )
+    for label, cells in rows:
+        print(f"  {label:<40}" + "".join(f"{cell:>18}" for cell in cells))
+    print(
+        "  targets with one core busy: voice-to-voice p50 <= 800, p95 <= 1500; barge-in p95 <= 250"
+    )
+
+
 # --- main --------------------------------------------------------------------------------
 
 
 def aec_wired() -> bool:
     pipeline = ROOT / "voiceterm" / "pipeline"
     return any("make_echo_canceller" in path.read_text() for path in pipeline.glob("*.py"))
+
+
+def run_bench(args: argparse.Namespace, busy: int) -> Report:
+    """Everything, once; beside ``busy`` busy programs that run from start to end."""
+    report = Report(load=[f"{os.getloadavg()[0]:.2f}"], busy=busy)
+    with background_load(busy):
+        clips = questions(args.turns)
+        config = file_config(args.max_tokens, args.temperature)
+        engines: Engines | None = None
+        fresh_engines: Engines | None = None
+        if not args.skip_file:
+            print("file-based: loading models ...", flush=True)
+            engines = load_engines(config)
+            file_based_v2v(config, engines, clips, report)
+            # The fresh turns beside the live ones get engines of their own: on the
+            # conversation's, they would evict its history from the LLM's cache.
+            fresh_engines = load_engines(config)
+
+        modes = list(args.echo_modes)
+        if "aec" in modes and not aec_wired():
+            modes.remove("aec")
+            report.notes.append(
+                "aec not run: voiceterm/pipeline does not wire make_echo_canceller yet, so "
+                "--audio-echo aec behaves like off"
+            )
+
+        with tempfile.TemporaryDirectory(prefix="vt-bench-rig-") as rig_dir:
+            rig = RigControl(Path(rig_dir))
+            env = rig.start()
+            config_home = Path(rig_dir) / "config"
+            config_home.mkdir()
+            common = ["--llm-max-tokens", str(args.max_tokens), *args.app_flag]
+            if args.temperature is not None:
+                common += ["--llm-temperature", str(args.temperature)]
+            try:
+                report.calibration_ms = calibrate(env).errors_ms
+                device_latencies(env, report)
+                with RigIO(env) as io:
+                    bench = Bench(env, io, config_home, common, verbose=args.verbose)
+                    settings = [(m, h) for h in args.hold for m in args.min_speech_ms]
+                    for index, (min_speech, hold) in enumerate(settings):
+                        flags = ["--audio-echo", "off", "--barge-in-min-speech-ms", str(min_speech)]
+                        flags += ["--barge-in-hold", hold]
+                        barge = BargeInResult(min_speech, "off", hold)
+                        with bench.app(flags) as session:
+                            if index == 0:
+                                conversation = None
+                                if engines is not None and not args.skip_conversation:
+                                    recording = Path(rig_dir) / "conversation.wav"
+                                    conversation = FileConversation(config, engines, recording)
+                                fresh = None
+                                if fresh_engines is not None:
+                                    fresh = functools.partial(fresh_turn, config, fresh_engines)
+                                with conversation or contextlib.nullcontext():
+                                    voice_to_voice(session, clips, report, conversation, fresh)
+                                del engines, conversation, fresh, fresh_engines
+                                gc.collect()
+                            coughs(session, args.coughs, barge)
+                        barge_in_runs(bench, flags, args.barge_ins, barge)
+                        report.barge_ins.append(barge)
+                    rig.set_echo(args.echo_gain)
+                    runs = [(mode, args.answers) for mode in modes]
+                    if args.control_answers:
+                        runs.append(("off", args.control_answers))
+                    for mode, answers in runs:
+                        report.echo.append(echo_run(bench, mode, answers, args))
+                    report.speaker_underflows = bench.speaker_underflows
+                    report.apps = bench.apps
+                    if io.restarts or io.overflows:
+                        report.notes.append(
+                            f"the bench's own streams: {io.restarts} reopened, "
+                            f"{io.overflows} input overflows (times stay true across both)"
+                        )
+            finally:
+                rig.stop()
+    report.load.append(f"{os.getloadavg()[0]:.2f}")
+    if "half_duplex" in modes:
+        report.notes.append(
+            "half_duplex ignores the microphone while it speaks: no barge-in by voice, by design"
+        )
+    return report
 
 
 def main() -> int:
@@ -949,6 +1093,13 @@ def main() -> int:
         help="file-based: only fresh clips, not also the clips as one conversation",
     )
     parser.add_argument("--quick", action="store_true", help="5 of everything")
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run everything again beside N busy processes; print both side by side",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the app's lines")
     parser.add_argument(
@@ -959,84 +1110,17 @@ def main() -> int:
         args.turns, args.barge_ins, args.answers, args.coughs = 5, 5, 5, 5
         args.control_answers = min(args.control_answers, 3)
     os.environ["HF_HUB_OFFLINE"] = "1"
-    report = Report(load=[f"{os.getloadavg()[0]:.2f}"])
-    clips = questions(args.turns)
-    config = file_config(args.max_tokens, args.temperature)
-    engines: Engines | None = None
-    fresh_engines: Engines | None = None
-    if not args.skip_file:
-        print("file-based: loading models ...", flush=True)
-        engines = load_engines(config)
-        file_based_v2v(config, engines, clips, report)
-        # The fresh turns beside the live ones get engines of their own: on the
-        # conversation's, they would evict its history from the LLM's cache.
-        fresh_engines = load_engines(config)
-
-    modes = list(args.echo_modes)
-    if "aec" in modes and not aec_wired():
-        modes.remove("aec")
-        report.notes.append(
-            "aec not run: voiceterm/pipeline does not wire make_echo_canceller yet, so "
-            "--audio-echo aec behaves like off"
-        )
-
-    with tempfile.TemporaryDirectory(prefix="vt-bench-rig-") as rig_dir:
-        rig = RigControl(Path(rig_dir))
-        env = rig.start()
-        config_home = Path(rig_dir) / "config"
-        config_home.mkdir()
-        common = ["--llm-max-tokens", str(args.max_tokens), *args.app_flag]
-        if args.temperature is not None:
-            common += ["--llm-temperature", str(args.temperature)]
-        try:
-            report.calibration_ms = calibrate(env).errors_ms
-            device_latencies(env, report)
-            with RigIO(env) as io:
-                bench = Bench(env, io, config_home, common, verbose=args.verbose)
-                settings = [(m, h) for h in args.hold for m in args.min_speech_ms]
-                for index, (min_speech, hold) in enumerate(settings):
-                    flags = ["--audio-echo", "off", "--barge-in-min-speech-ms", str(min_speech)]
-                    flags += ["--barge-in-hold", hold]
-                    barge = BargeInResult(min_speech, "off", hold)
-                    with bench.app(flags) as session:
-                        if index == 0:
-                            conversation = None
-                            if engines is not None and not args.skip_conversation:
-                                recording = Path(rig_dir) / "conversation.wav"
-                                conversation = FileConversation(config, engines, recording)
-                            fresh = None
-                            if fresh_engines is not None:
-                                fresh = functools.partial(fresh_turn, config, fresh_engines)
-                            with conversation or contextlib.nullcontext():
-                                voice_to_voice(session, clips, report, conversation, fresh)
-                            del engines, conversation, fresh, fresh_engines
-                            gc.collect()
-                        coughs(session, args.coughs, barge)
-                    barge_in_runs(bench, flags, args.barge_ins, barge)
-                    report.barge_ins.append(barge)
-                rig.set_echo(args.echo_gain)
-                runs = [(mode, args.answers) for mode in modes]
-                if args.control_answers:
-                    runs.append(("off", args.control_answers))
-                for mode, answers in runs:
-                    report.echo.append(echo_run(bench, mode, answers, args))
-                report.speaker_underflows = bench.speaker_underflows
-                report.apps = bench.apps
-                if io.restarts or io.overflows:
-                    report.notes.append(
-                        f"the bench's own streams: {io.restarts} reopened, "
-                        f"{io.overflows} input overflows (times stay true across both)"
-                    )
-        finally:
-            rig.stop()
-    report.load.append(f"{os.getloadavg()[0]:.2f}")
-    if "half_duplex" in modes:
-        report.notes.append(
-            "half_duplex ignores the microphone while it speaks: no barge-in by voice, by design"
-        )
-    print_report(report, args)
+    loads = [0] if args.background_load <= 0 else [0, args.background_load]
+    reports = [run_bench(args, busy) for busy in loads]
+    for report in reports:
+        print_report(report, args)
+    if len(reports) > 1:
+        print_side_by_side(reports)
     if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=2, default=str))
+        figures: Any = asdict(reports[0])
+        if len(reports) > 1:
+            figures = {load_label(report.busy): asdict(report) for report in reports}
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
 
 

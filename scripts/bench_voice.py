@@ -16,13 +16,21 @@ streaming pipeline once per variant on every utterance (interleaved, so load on
 the machine hits them alike); a variant is ``section.key=value`` settings joined
 with ``+``.
 
-Usage: ``.venv/bin/python scripts/bench_voice.py [--utterances N] [--variants V ...]``
+``--background-load N`` also runs every streaming turn beside N busy programs
+(pure-Python spin loops, started by the bench before the turn and killed after
+it): each utterance is said on the idle machine and then beside them, and both
+figures are printed side by side.
+
+Usage: ``.venv/bin/python scripts/bench_voice.py [--utterances N] [--variants V ...]
+[--background-load N]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -35,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.busy import background_load  # noqa: E402
 from tests.speech import speech_corpus  # noqa: E402
 from voiceterm.audio.wavio import WavFileSink, WavFileSource, write_wav  # noqa: E402
 from voiceterm.bridge import Bridge  # noqa: E402
@@ -139,13 +148,26 @@ def variant_config(variant: str) -> Config:
     return apply_values(config, values, f"variant {variant!r}")
 
 
+def load_label(busy: int) -> str:
+    return "idle" if busy == 0 else f"{busy} busy"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=12)
     parser.add_argument("--variants", nargs="+", default=["default"])
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run each turn beside N busy processes; print both figures",
+    )
     args = parser.parse_args()
+    loads = [0] if args.background_load <= 0 else [0, args.background_load]
     configs = {variant: variant_config(variant) for variant in args.variants}
     config = configs[args.variants[0]]
+    load_before = os.getloadavg()
     print("loading models ...", flush=True)
     engines = load_engines(config)
     from voiceterm.engines.stt import WhisperTranscriber
@@ -153,9 +175,10 @@ def main() -> int:
 
     padded = WhisperTranscriber(resolve_model("stt").path, pad_to_30s=True)
     corpus = speech_corpus()[: args.utterances]
-    streaming: dict[str, list[float]] = {variant: [] for variant in configs}
+    runs = [(variant, busy) for busy in loads for variant in configs]
+    streaming: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
     baseline: list[float] = []
-    stages: dict[str, dict[str, list[float]]] = {variant: {} for variant in configs}
+    stages: dict[tuple[str, int], dict[str, list[float]]] = {run: {} for run in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for index, item in enumerate(corpus):
             audio = np.concatenate(
@@ -164,21 +187,26 @@ def main() -> int:
             wav = Path(tmp) / f"q{index}.wav"
             write_wav(wav, audio, RATE)
             shown = []
-            for variant, variant_cfg in configs.items():
-                out = Path(tmp) / f"a{index}.wav"
-                marks = asyncio.run(streaming_turn(variant_cfg, engines, wav, out))
-                if "speech_end" not in marks or "playback_start" not in marks:
-                    print(
-                        f"  utterance {index} ({variant}): no answer was played ({sorted(marks)})"
-                    )
-                    shown.append("   n/a")
-                    continue
-                streaming[variant].append(marks["playback_start"] - marks["speech_end"])
-                shown.append(f"{streaming[variant][-1] * 1000:6.0f}")
-                for label, start, end in STAGES:
-                    if start in marks and end in marks:
-                        stage_times = stages[variant].setdefault(label, [])
-                        stage_times.append(marks[end] - marks[start])
+            for busy in loads:
+                # The busy programs run for the whole block, as a user's would.
+                with background_load(busy) if busy else contextlib.nullcontext():
+                    for variant, variant_cfg in configs.items():
+                        out = Path(tmp) / f"a{index}.wav"
+                        marks = asyncio.run(streaming_turn(variant_cfg, engines, wav, out))
+                        run = (variant, busy)
+                        if "speech_end" not in marks or "playback_start" not in marks:
+                            print(
+                                f"  utterance {index} ({variant}, {load_label(busy)}): "
+                                f"no answer was played ({sorted(marks)})"
+                            )
+                            shown.append("   n/a")
+                            continue
+                        streaming[run].append(marks["playback_start"] - marks["speech_end"])
+                        shown.append(f"{streaming[run][-1] * 1000:6.0f}")
+                        for label, start, end in STAGES:
+                            if start in marks and end in marks:
+                                stage_times = stages[run].setdefault(label, [])
+                                stage_times.append(marks[end] - marks[start])
             base = baseline_turn(config, engines, padded, item.audio)
             baseline.append(base["v2v"])
             print(
@@ -187,25 +215,43 @@ def main() -> int:
                 f"   {item.text[:50]!r}",
                 flush=True,
             )
+    load_after = os.getloadavg()
     print()
-    print(f"voice-to-voice over {len(corpus)} utterances (ms)      p50      p95   baseline/this")
-    base_p50 = statistics.median(baseline) if baseline else float("nan")
-    for variant, times in streaming.items():
-        ratio = base_p50 / statistics.median(times) if times else float("nan")
-        print(
-            f"  streaming ({variant[:26]})".ljust(42)
-            + f"{percentile(times, 50) * 1000:6.0f}   {percentile(times, 95) * 1000:6.0f}"
-            + f"   {ratio:.1f}x"
-        )
     print(
-        f"  sequential baseline                     {percentile(baseline, 50) * 1000:6.0f}"
-        f"   {percentile(baseline, 95) * 1000:6.0f}"
+        f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f};"
+        f" {os.cpu_count()} cores"
     )
-    for variant, per_stage in stages.items():
-        print(f"\nstreaming ({variant}), per stage (ms)".ljust(43) + "p50      p95")
-        for label, values in per_stage.items():
-            p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
-            print(f"  {label:<38}{p50:6.0f}   {p95:6.0f}")
+    if len(loads) > 1:
+        print(f"each turn said {' / '.join(load_label(busy) for busy in loads)}")
+    header = "".join(f"{load_label(busy):>10} p50      p95" for busy in loads)
+    print(f"voice-to-voice over {len(corpus)} utterances (ms)".ljust(38) + header)
+    for variant in configs:
+        row = f"  streaming ({variant[:24]})".ljust(38)
+        for busy in loads:
+            times = streaming[(variant, busy)]
+            row += f"{percentile(times, 50) * 1000:14.0f}   {percentile(times, 95) * 1000:6.0f}"
+        print(row)
+    print(
+        "  sequential baseline (idle)".ljust(38)
+        + f"{percentile(baseline, 50) * 1000:14.0f}   {percentile(baseline, 95) * 1000:6.0f}"
+    )
+    idle_times = streaming[(args.variants[0], 0)]
+    if idle_times:
+        print(
+            f"  baseline/streaming (idle, {args.variants[0]}):"
+            f" {statistics.median(baseline) / statistics.median(idle_times):.1f}x"
+        )
+    for variant in configs:
+        print(f"\nstreaming ({variant}), per stage (ms)".ljust(39) + header)
+        labels = [label for label, _, _ in STAGES if label in stages[(variant, 0)]]
+        for label in labels:
+            row = f"  {label:<36}"
+            for busy in loads:
+                values = stages[(variant, busy)].get(label, [])
+                row += (
+                    f"{percentile(values, 50) * 1000:14.0f}   {percentile(values, 95) * 1000:6.0f}"
+                )
+            print(row)
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.cores import machine
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm import (
     ChatMessage,
@@ -158,7 +159,7 @@ def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: P
 @contextlib.contextmanager
 def greedy_on_two_cores(model_path: Path) -> Iterator[tuple[LlamaEngine, CoreShare]]:
     """A greedy engine that generates on one core and may read prompts on two."""
-    cores = CoreShare()
+    cores = CoreShare(machine(2))  # nothing else runs on the machine
     with LlamaEngine(
         model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
     ) as greedy:
@@ -205,6 +206,48 @@ def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
         with cores.computing("tts"):  # not alone: no more than its share
             greedy.speculate(question, threading.Event(), tokens=4)
             assert greedy.last_token_threads == 1
+
+
+@pytest.mark.models
+def test_with_one_core_taken_by_another_program_everything_runs_on_one_thread(
+    model_path: Path,
+) -> None:
+    # Two threads would wait at every layer for the one that lost its core.
+    with greedy_on_two_cores(model_path) as (greedy, _cores):
+        question = ask("What is the capital of France?")
+        alone = "".join(greedy.stream_chat(question, threading.Event()))
+        greedy.reset()
+        greedy.cores = CoreShare(machine(2, others=1.0))
+        beside_a_program = "".join(greedy.stream_chat(question, threading.Event()))
+        assert (greedy.last_prompt_threads, greedy.last_token_threads) == (1, 1)
+        assert beside_a_program == alone
+        greedy.reset()
+        greedy.speculate(question, threading.Event(), tokens=4)
+        assert (greedy.last_prompt_threads, greedy.last_token_threads) == (1, 1)
+        greedy.warm_up(question)
+        assert greedy.last_prompt_threads == 1
+        greedy.cores = CoreShare(machine(2))  # the program ended: both cores again
+        greedy.warm_up(ask("What is the capital of Spain?"))
+        assert greedy.last_prompt_threads == 2
+
+
+@pytest.mark.models
+def test_with_one_core_left_the_answer_waits_for_pipers_steps(model_path: Path) -> None:
+    # Piper makes what the user waits to hear; a token beside it on one core slows it.
+    cores = CoreShare(machine(2, others=1.0))
+    with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
+        pieces: list[str] = []
+
+        def answer() -> None:
+            pieces.extend(greedy.stream_chat(ask("Name a big city in Europe."), threading.Event()))
+
+        worker = threading.Thread(target=answer)
+        with cores.computing("tts"):
+            worker.start()
+            worker.join(1.0)
+            assert worker.is_alive() and greedy.last_stats.tokens_generated <= 1
+        worker.join(30)
+        assert greedy.last_stats.tokens_generated > 1 and "".join(pieces).strip()
 
 
 @pytest.mark.models

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cores import WatchedCores
+from tests.cores import WatchedCores, machine
 from tests.speech import (
     RATE,
     clip,
@@ -23,6 +27,7 @@ from tests.speech import (
     word_error_rate,
 )
 from voiceterm.audio.resample import int16_to_float32
+from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.stt import WhisperTranscriber, collapse_repeats
 from voiceterm.engines.vad import segment_file
 from voiceterm.errors import ModelError
@@ -180,6 +185,20 @@ def test_whisper_tells_the_other_engines_while_it_computes(model_path: Path) -> 
 
 
 @pytest.mark.models
+def test_with_one_core_taken_by_another_program_whisper_runs_on_one_thread(
+    model_path: Path,
+) -> None:
+    stt = WhisperTranscriber(model_path, cpu_threads=2, cores=CoreShare(machine(2)))
+    said = concat(silence(0.3), espeak("Turn off the lights."), silence(0.3))
+    alone = stt.transcribe(said).text
+    assert stt.last_threads == 2
+    stt.cores = CoreShare(machine(2, others=1.0))
+    beside_a_program = stt.transcribe(said).text
+    assert stt.last_threads == 1
+    assert beside_a_program == alone and "lights" in alone.lower()
+
+
+@pytest.mark.models
 def test_a_real_thank_you_is_kept(fast: WhisperTranscriber) -> None:
     # "Thank you." is Whisper's favourite hallucination, but people say it too.
     result = fast.transcribe(concat(silence(0.3), espeak("Thank you.", "en-us"), silence(0.3)))
@@ -225,3 +244,28 @@ def test_vad_pieces_of_a_conversation_transcribe_with_their_first_words(
     texts = [words(fast.transcribe(p.audio).text) for p in pieces]
     assert texts[0][:2] == ["seven", "people"]
     assert texts[1][:3] == ["should", "i", "buy"]
+
+
+@pytest.mark.models
+def test_whispers_idle_threads_sleep_and_llama_cpp_keeps_its_short_spin(model_path: Path) -> None:
+    # GNU OpenMP prints its settings as each copy loads: CTranslate2's, then llama.cpp's.
+    code = (
+        "import sys; from voiceterm.engines.stt import WhisperTranscriber;"
+        "from voiceterm.engines.llm import _import_llama_cpp;"
+        "WhisperTranscriber(__import__('pathlib').Path(sys.argv[1]), cpu_threads=2);"
+        "_import_llama_cpp()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["OMP_DISPLAY_ENV"] = "verbose"
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    spin_counts = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", out.stderr)
+    assert len(spin_counts) == 2, out.stderr[-2000:]
+    assert spin_counts[0] == "0" and spin_counts[1] != "0"

@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.cores import WatchedCores
+from tests.cores import WatchedCores, machine
+from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.tts import PiperSynthesizer, expand_for_speech
 from voiceterm.errors import ModelError
 from voiceterm.modelstore import resolve_model
@@ -304,6 +305,7 @@ def test_whisper_understands_what_piper_says(
 def test_a_piece_made_while_nothing_else_computes_takes_every_core() -> None:
     # The first words of an answer made ahead, in the end-of-speech wait.
     voice = PiperSynthesizer.from_model_store(num_threads=1)
+    voice.cores = CoreShare(machine(2))  # nothing else runs on the machine
     text = "That is a great question."
     one_core = voice.synthesize_all(text)
     assert not voice.last_step_on_every_core
@@ -314,3 +316,7 @@ def test_a_piece_made_while_nothing_else_computes_takes_every_core() -> None:
     with voice.cores.computing("llm"):  # the answer goes on beside it: one core
         list(voice.synthesize(text, every_core=True))
         assert not voice.last_step_on_every_core
+    voice.cores = CoreShare(machine(2, others=1.0))  # another program holds a core
+    beside_a_program = np.concatenate(list(voice.synthesize(text, every_core=True)))
+    assert not voice.last_step_on_every_core
+    assert rms_dbfs(beside_a_program) > -30

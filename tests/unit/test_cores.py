@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -78,3 +79,22 @@ def test_whisper_waits_for_a_prompt_read_on_every_core_to_end() -> None:
         order.append("llm read")
     worker.join(5)
     assert order == ["llm read", "stt"]
+
+
+def test_an_engine_can_wait_for_another_to_rest() -> None:
+    cores = CoreShare()
+    assert cores.wait_until_resting("tts", 0)  # resting already
+    release = threading.Event()
+
+    def synthesize() -> None:
+        with cores.computing("tts"):
+            release.wait(5)
+
+    worker = threading.Thread(target=synthesize)
+    worker.start()
+    while not cores.is_computing("tts"):
+        time.sleep(0.001)
+    assert not cores.wait_until_resting("tts", 0.05)
+    release.set()
+    assert cores.wait_until_resting("tts", 5)
+    worker.join(5)

@@ -15,7 +15,12 @@ nothing else computes (``every_core``), and Whisper and Piper wait for such a
 step to end before they start (``computing``). A step is one batch of a turn's
 words or one token, tens of milliseconds at most. Piper takes every core the same
 way for the answer's first piece made ahead; the LLM marks the tokens of an
-answer as ``computing``, so Piper then keeps to its own core.
+answer as ``computing``, so Piper then keeps to its own core. With one core
+left by other programs, the answer's tokens wait for Piper's steps instead.
+
+Other programs share the CPU too: every engine also sizes its threads from the
+cores they leave free (``threads``, see :mod:`voiceterm.engines.freecores`), so
+with one core of two taken, everything runs on one thread.
 """
 
 from __future__ import annotations
@@ -24,15 +29,22 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from voiceterm.engines.freecores import FreeCores
+
 # An engine never waits longer than this for the cores (a safety net: a prompt
 # read on every core takes tens of milliseconds).
 MAX_WAIT_S = 1.0
 
 
 class CoreShare:
-    """Which engines compute right now, and who holds every core (thread-safe)."""
+    """Which engines compute right now, and who holds every core (thread-safe).
 
-    def __init__(self) -> None:
+    Args:
+        free_cores: What other programs leave free; default: read from ``/proc``.
+    """
+
+    def __init__(self, free_cores: FreeCores | None = None) -> None:
+        self.free_cores = free_cores or FreeCores()
         self._changed = threading.Condition()
         self._running: dict[str, int] = {}
         self._holder: str | None = None
@@ -70,6 +82,15 @@ class CoreShare:
                 with self._changed:
                     self._holder = None
                     self._changed.notify_all()
+
+    def threads(self, wanted: int) -> int:
+        """``wanted`` threads, or as many as other programs leave cores free (at least 1)."""
+        return self.free_cores.threads(wanted)
+
+    def wait_until_resting(self, engine: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``engine`` to stop computing; whether it has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._running.get(engine), timeout=timeout)
 
     def others_computing(self, engine: str) -> bool:
         """Whether any engine but ``engine`` computes now."""

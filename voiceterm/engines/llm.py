@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from voiceterm.engines.cores import CoreShare
+from voiceterm.engines.freecores import loading_openmp
 from voiceterm.errors import EngineError, ModelError
 
 ChatMessage = Mapping[str, Any]
@@ -273,9 +274,10 @@ class _NoRedirect:
 
 def _import_llama_cpp() -> Any:
     try:
-        import llama_cpp
-        import llama_cpp._internals
-        import llama_cpp.llama
+        with loading_openmp(passive=False):
+            import llama_cpp
+            import llama_cpp._internals
+            import llama_cpp.llama
     except ImportError as error:
         raise ModelError(
             f"The LLM stage needs llama-cpp-python, which cannot be imported ({error}).",
@@ -774,9 +776,10 @@ class LlamaEngine:
                     with self._compute_step(every_core=True, generating=True):
                         token = self._next_token(tokens)
                 else:
+                    self._give_way_to_tts_on_one_core(cancel)
                     # Marked, so that Piper knows not to take every core meanwhile.
                     with self.cores.computing("llm"):
-                        self._set_threads(self.n_threads, self.last_prompt_threads)
+                        self._set_threads(self._token_threads(), self.last_prompt_threads)
                         token = self._next_token(tokens)
                 if token is None:
                     stats.stop_reason = "stop"
@@ -944,16 +947,28 @@ class LlamaEngine:
         On ``n_threads_batch`` threads when ``every_core`` is asked for and no other
         engine computes (they then wait for the read to end), else on ``n_threads``.
         One token at a time is generated on ``n_threads``, unless ``generating``
-        asks for the same as a prompt read.
+        asks for the same as a prompt read. Both are cut to the cores other programs
+        leave free (re-checked at every step).
         """
+        token_threads = self._token_threads()
         if not every_core:
-            self._set_threads(self.n_threads, self.n_threads)
+            self._set_threads(token_threads, token_threads)
             yield
             return
         with self.cores.every_core("llm") as alone:
-            threads = self.n_threads_batch if alone else self.n_threads
-            self._set_threads(threads if generating else self.n_threads, threads)
+            threads = self.cores.threads(self.n_threads_batch) if alone else token_threads
+            self._set_threads(threads if generating else token_threads, threads)
             yield
+
+    def _token_threads(self) -> int:
+        """``n_threads``, cut to the cores other programs leave free (at least 1).
+
+        ``n_threads`` below the core count leaves cores to STT, TTS and audio (see
+        :func:`default_thread_count`): one of the free cores stays left to them.
+        """
+        free = self.cores.free_cores.count()
+        spare = 1 if self.n_threads < self.cores.free_cores.cores else 0
+        return max(1, min(self.n_threads, free - spare))
 
     def _shift_cache_for(self, prompt: Sequence[int]) -> None:
         """Slide the cached turns that ``prompt`` kept down over the ones it dropped.
@@ -1002,6 +1017,18 @@ class LlamaEngine:
         Whisper then transcribes newer words, which the speculation's are not.
         """
         while self.cores.is_computing("stt") and not cancel.wait(0.005):
+            pass
+
+    def _give_way_to_tts_on_one_core(self, cancel: threading.Event) -> None:
+        """With one core left by other programs, let Piper's step go first.
+
+        Piper turns the words written so far into what the user waits to hear; on
+        one core, a token computed beside it only slows it down, and the answer's
+        text is far ahead of its speech anyway.
+        """
+        if self.cores.threads(2) > 1:
+            return
+        while not cancel.is_set() and not self.cores.wait_until_resting("tts", 0.05):
             pass
 
     def mean_log_probability(self, text: str) -> float:

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.engines.cores import CoreShare
+from voiceterm.engines.freecores import loading_openmp
 from voiceterm.errors import EngineError, ModelError
 
 if TYPE_CHECKING:
@@ -245,7 +246,9 @@ class WhisperTranscriber:
         pad_to_30s: use the reference path (plain faster-whisper, 30 s windows).
         beam_size: 1 is greedy decoding, the fastest.
         language: spoken language (English-only models always use "en").
-        cpu_threads: threads for CTranslate2; default: all cores.
+        cpu_threads: threads for CTranslate2; default: all cores. A second copy of
+            the model on one thread serves whenever other programs leave only one
+            core free (CTranslate2 fixes a model's threads when it loads).
         pad_s: padding added after the utterance on the fast path.
         pad_value: the normalised log-mel value of that padding (see the module docstring).
         fallback_windows_s: longer windows to retry on when an attempt loops.
@@ -292,6 +295,12 @@ class WhisperTranscriber:
         self.filter = hallucinations or HallucinationFilter()
         self._lock = threading.Lock()
         self._model, self._tokenizer, self._suppress = self._load()
+        self._on_all_threads = self._model.model
+        self._on_one_thread = self._model.model
+        if self.cpu_threads > 1:
+            self._on_one_thread = self._load_model(1).model
+        self.last_threads = self.cpu_threads
+        """Threads the latest transcription ran on."""
 
     # --- loading -------------------------------------------------------------------
 
@@ -313,7 +322,10 @@ class WhisperTranscriber:
                 hint=hint,
             )
         try:
-            from faster_whisper import WhisperModel
+            # CTranslate2's threads are OpenMP's: idle, they sleep at once.
+            with loading_openmp(passive=True):
+                import ctranslate2  # noqa: F401
+                import faster_whisper  # noqa: F401
             from faster_whisper.tokenizer import Tokenizer
             from faster_whisper.transcribe import get_suppressed_tokens
         except ImportError as error:  # pragma: no cover - depends on the install
@@ -322,13 +334,7 @@ class WhisperTranscriber:
                 hint="pip install faster-whisper",
             ) from error
         try:
-            model = WhisperModel(
-                str(path),
-                device="cpu",
-                compute_type="int8",
-                cpu_threads=self.cpu_threads,
-                local_files_only=True,
-            )
+            model = self._load_model(self.cpu_threads)
             multilingual = bool(model.model.is_multilingual)
             language = self.language if multilingual else "en"
             tokenizer = Tokenizer(
@@ -343,6 +349,17 @@ class WhisperTranscriber:
                 f"The Whisper model in {path} could not be loaded ({reason}).", hint=hint
             ) from error
         return model, tokenizer, suppress
+
+    def _load_model(self, threads: int) -> Any:
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(
+            str(self.model_path),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=threads,
+            local_files_only=True,
+        )
 
     # --- transcription -----------------------------------------------------------------
 
@@ -390,6 +407,7 @@ class WhisperTranscriber:
         try:
             decoded: _Decoded | None
             with self._lock, self.cores.computing("stt"):
+                self._use_free_cores()
                 if self.pad_to_30s or samples.size > _FULL_WINDOW_FRAMES * _HOP:
                     decoded = self._decode_padded(samples)
                 else:
@@ -400,6 +418,12 @@ class WhisperTranscriber:
             return result("", None, cancelled=True)
         text, dropped, repaired = self._clean(decoded)
         return result(text, decoded, hallucination_dropped=dropped, repaired=repaired)
+
+    def _use_free_cores(self) -> None:
+        """Run on one thread when other programs leave one core free (the lock is held)."""
+        one = self.cores.threads(self.cpu_threads) == 1
+        self.last_threads = 1 if one else self.cpu_threads
+        self._model.model = self._on_one_thread if one else self._on_all_threads
 
     def _decode_fast(
         self, samples: npt.NDArray[np.float32], cancel: threading.Event | None

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.engines.cores import CoreShare
+from voiceterm.engines.freecores import no_spinning
 from voiceterm.engines.offline import onnxruntime_offline
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.patterns.sentences import SENTENCE_STARTERS
@@ -302,7 +303,11 @@ class PiperSynthesizer:
     @contextlib.contextmanager
     def _cores_for_step(self, voice: Any, every_core: bool) -> Iterator[None]:
         """Run one step of ``voice`` on every core when asked and alone, else its share."""
-        may_take_all = every_core and self._every_core_session is not None
+        may_take_all = (
+            every_core
+            and self._every_core_session is not None
+            and self.cores.threads(2) > 1  # not while other programs leave one core
+        )
         taking = self.cores.every_core("tts") if may_take_all else contextlib.nullcontext(False)
         with taking as alone:
             voice.session = self._every_core_session if alone else self._voice.session
@@ -371,7 +376,7 @@ class PiperSynthesizer:
                 hint="reinstall the voice or fetch its .onnx.json again",
             ) from exc
 
-        options = onnxruntime.SessionOptions()
+        options = no_spinning(onnxruntime.SessionOptions())
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         providers: list[Any] = (
