@@ -199,14 +199,12 @@ def _load_session(path: Path, threads: int) -> Any:
             f"The end-of-turn model {path} does not exist.",
             hint="check turn.model, or pip install --no-deps pipecat-ai",
         )
-    options = onnxruntime.SessionOptions()
+    from voiceterm.engines.freecores import no_spinning
+
+    options = no_spinning(onnxruntime.SessionOptions())
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    # Spinning threads would take a core from the engines (and from other
-    # programs) between checks.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
