@@ -98,3 +98,24 @@ def test_an_engine_can_wait_for_another_to_rest() -> None:
     release.set()
     assert cores.wait_until_resting("tts", 5)
     worker.join(5)
+
+
+def test_the_end_of_turn_check_goes_first_even_beside_running_work() -> None:
+    cores = CoreShare()
+    order: list[str] = []
+    with cores.computing("llm"):  # a step under way is not stopped ...
+        with cores.first("turn"):
+            assert cores.is_computing("turn")
+
+            def next_step() -> None:
+                with cores.computing("stt"):  # ... but a new one waits
+                    order.append("stt")
+
+            waiter = threading.Thread(target=next_step)
+            waiter.start()
+            time.sleep(0.05)
+            order.append("turn")
+    waiter.join(timeout=2)
+    assert order == ["turn", "stt"]
+    with cores.every_core("llm") as alone:
+        assert alone  # and the cores are free again afterwards

@@ -83,6 +83,27 @@ class CoreShare:
                     self._holder = None
                     self._changed.notify_all()
 
+    @contextlib.contextmanager
+    def first(self, engine: str) -> Iterator[None]:
+        """Hold every core for a short step that everything else waits for.
+
+        For the end-of-turn check: the answer can start only once it is known.
+        Waits (up to :data:`MAX_WAIT_S`) for another holder's step to end; steps
+        that start meanwhile wait for this one, while steps already under way run on.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self._holder in (None, engine), timeout=MAX_WAIT_S)
+            self._holder = engine
+            self._running[engine] = self._running.get(engine, 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running[engine] -= 1
+                if self._holder == engine:
+                    self._holder = None
+                self._changed.notify_all()
+
     def threads(self, wanted: int) -> int:
         """``wanted`` threads, or as many as other programs leave cores free (at least 1)."""
         return self.free_cores.threads(wanted)

@@ -15,9 +15,10 @@ variance. :func:`log_mel` computes them with numpy alone;
 Pipecat's own feature code on the same audio.
 
 One check costs a few tens of milliseconds (``scripts/bench_turns.py`` prints
-it, idle and beside Whisper). It runs only at a pause, on one thread, marked as
-computing in the engines' :class:`~voiceterm.engines.cores.CoreShare`, so it
-waits for an LLM step that holds every core and is itself waited for.
+it, idle and beside Whisper). It runs only at a pause, and first: the answer can start
+only once it is known, so it holds the cores (:meth:`CoreShare.first`: the LLM's
+next step and a new transcript wait for it) and runs on every core that other
+programs leave free (a second session), else on one thread.
 
 ``onnxruntime`` and ``numpy`` are imported when the model is loaded.
 """
@@ -134,8 +135,9 @@ class SmartTurn:
     Args:
         model_path: the ``.onnx`` file (see :func:`voiceterm.modelstore.resolve_model`).
         cores: the engines' core share; a check counts as computing in it.
-        threads: ONNX Runtime intra-op threads (one: the check runs beside
-            Whisper and the LLM's speculation, and is short).
+        threads: ONNX Runtime intra-op threads of the session for every core
+            (default: the machine's cores); a one-thread session serves when
+            other programs take cores.
 
     Raises:
         ModelError: the file is missing, not an ONNX model, or not Smart Turn.
@@ -143,13 +145,19 @@ class SmartTurn:
     """
 
     def __init__(
-        self, model_path: str | Path, *, cores: CoreShare | None = None, threads: int = 1
+        self, model_path: str | Path, *, cores: CoreShare | None = None, threads: int | None = None
     ) -> None:
+        import os
+
         import numpy as np
 
         self.model_path = Path(model_path)
         self._cores = cores
-        self._session = _load_session(self.model_path, threads)
+        self._threads = threads or os.cpu_count() or 1
+        self._session = _load_session(self.model_path, 1)
+        self._every_core = (
+            _load_session(self.model_path, self._threads) if self._threads > 1 else self._session
+        )
         inputs = self._session.get_inputs()
         if [i.name for i in inputs] != ["input_features"]:
             raise ModelError(
@@ -161,24 +169,28 @@ class SmartTurn:
         self.last_compute_s = 0.0
         """How long the last :meth:`probability` computed (features and model)."""
         # The first run allocates ONNX Runtime's buffers (~10x a later one): not in a turn.
-        self._run(np.zeros((1, _N_MELS, WINDOW_SAMPLES // _HOP), dtype=np.float32))
+        silence = np.zeros((1, _N_MELS, WINDOW_SAMPLES // _HOP), dtype=np.float32)
+        for session in {id(s): s for s in (self._session, self._every_core)}.values():
+            self._run(silence, session)
 
     def probability(self, audio: npt.NDArray[Any]) -> float:
         """Probability (0 to 1) that the turn in ``audio`` (16 kHz mono) is complete."""
         import contextlib
         import time
 
-        guard = self._cores.computing("turn") if self._cores else contextlib.nullcontext()
-        with guard:
+        cores = self._cores
+        with cores.first("turn") if cores else contextlib.nullcontext():
+            threads = cores.threads(self._threads) if cores else self._threads
             start = time.perf_counter()
             features = log_mel(last_window(audio))[None, :, :]
-            result = self._run(features)
+            session = self._every_core if threads > 1 else self._session
+            result = self._run(features, session)
             self.last_compute_s = time.perf_counter() - start
         return result
 
-    def _run(self, features: npt.NDArray[np.float32]) -> float:
+    def _run(self, features: npt.NDArray[np.float32], session: Any = None) -> float:
         try:
-            outputs = self._session.run(None, {"input_features": features})
+            outputs = (session or self._session).run(None, {"input_features": features})
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EngineError(f"The end-of-turn model failed: {exc}") from exc
         return float(outputs[0].reshape(-1)[0])
