@@ -25,6 +25,7 @@ from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
 from voiceterm.errors import VoicetermError
 from voiceterm.events import (
+    AgentError,
     AgentGenerationComplete,
     AgentInterrupted,
     AgentSentence,
@@ -287,6 +288,9 @@ class VoiceAgent:
             self._publish(
                 StageStatus(stage="speaker", state="ready", detail=self._names["speaker"])
             )
+            if hasattr(self.sink, "on_error"):
+                self.sink.on_error = self._speaker_lost
+                self.sink.on_restored = lambda: self._back("speaker")
         except VoicetermError as error:
             device_error = error
             self._publish(StageStatus(stage="speaker", state="failed", detail=error.message))
@@ -301,6 +305,10 @@ class VoiceAgent:
             self._publish(StageStatus(stage="mic", state="failed", detail=error.message))
         else:
             self._publish(StageStatus(stage="mic", state="ready", detail=self._names["mic"]))
+            microphone = getattr(self.source, "source", self.source)  # under echo cancelling
+            if hasattr(microphone, "on_error"):
+                microphone.on_error = self._mic_lost
+                microphone.on_restored = lambda: self._back("mic")
             assert self.listener is not None
             self._listen_task = asyncio.get_running_loop().create_task(
                 self.listener.run(), name="listener"
@@ -311,6 +319,24 @@ class VoiceAgent:
         )
         if device_error is not None:
             raise device_error
+
+    def _speaker_lost(self, error: VoicetermError) -> None:
+        """The speaker stopped mid-session (the player reopens it when it returns).
+
+        An answer being spoken is cut off where the sound stopped, as if the user had
+        interrupted it: the conversation then holds what was heard, and the next turn
+        is answered (on the speaker, once it is back).
+        """
+        self._publish(AgentError(error=error.message, source="speaker"))
+        if self.activity.busy:
+            self._publish(AgentInterrupted(reason="speaker_lost"))
+
+    def _mic_lost(self, error: VoicetermError) -> None:
+        self._publish(AgentError(error=error.message, source="mic"))
+
+    def _back(self, device: str) -> None:
+        """A lost device was reopened."""
+        self._publish(StageStatus(stage=device, state="ready", detail=self._names[device]))
 
     def _wire(self, engines: Engines) -> None:
         from voiceterm.engines.vad import VadSegmenter, VadSettings
@@ -455,8 +481,24 @@ class VoiceAgent:
             activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
             activity.thinking = False
+        elif isinstance(event, AgentError):
+            if not activity.speaking and self._nothing_more_to_play(event):
+                activity.thinking = False
+            if event.source == TtsNode.id and self.llm_node is not None:
+                # A piece of the answer was never heard: the conversation keeps what
+                # was, as for an answer cut off.
+                self.llm_node.add_event(AgentInterrupted(reason="speech_lost"))
         if not isinstance(event, AudioLevel | AudioGlitches):
             self._last_activity = time.monotonic()
+
+    def _nothing_more_to_play(self, error: AgentError) -> bool:
+        """Whether a failed stage leaves the answer without any sound to come."""
+        if error.source == TtsNode.id:
+            return True  # a later piece may still play: that starts the speaking again
+        # A model that said some words before it failed has them spoken (the
+        # sentence stage ends the answer there); one that said none has nothing.
+        node = self.llm_node
+        return error.source == self.llm_node_id and node is not None and not node.chunk_counter
 
     def _pipeline_pending(self) -> bool:
         for bridge in self.bus.bridges:

@@ -73,7 +73,12 @@ class SttNode:
     def attach(self, bridge: Bridge) -> None:
         # One route for pauses and ends keeps them in order: an end can reuse the
         # transcript of the pause before it.
-        bridge.on(Event, filter_fn=_is_utterance).stream(self.handle).broadcast()
+        (
+            bridge.on(Event, filter_fn=_is_utterance)
+            .named(self.id)  # its failures are the stage's: AgentError(source="stt")
+            .stream(self.handle)
+            .broadcast()
+        )
         bridge.on(UserStartedSpeaking).map(self._user_went_on)
 
     def _user_went_on(self, message: Message) -> None:
