@@ -77,8 +77,15 @@ class SentenceNode:
     def attach(self, bridge: Bridge, llm_node_id: str) -> None:
         self._llm_node_id = llm_node_id
         # One route for both event types keeps them in order: the final flush must
-        # come after the last chunk.
-        bridge.on(Event, source=llm_node_id).stream(self.handle).broadcast()
+        # come after the last chunk. An interrupt drops the chunks still queued (a
+        # busy loop may hold a whole answer there), and resets the splitter even when
+        # nothing was queued (the model may be between two chunks).
+        (
+            bridge.on(Event, source=llm_node_id)
+            .interrupt_on(AgentInterrupted)
+            .stream(self.handle)
+            .broadcast()
+        )
         bridge.on(AgentInterrupted).map(self.reset)
         bridge.on(AgentSpeculation).map(self.first_piece_of).broadcast()
 
