@@ -176,8 +176,10 @@ class SimulatedSpeaker:
         self._engine = PlaybackEngine(SPEAKER_RATE, self._callbacks.post_soon)
         self._clock: asyncio.Task[None] | None = None
         self.played: list[tuple[float, Int16Array]] = []
-        self.stops: list[float] = []
-        """When the sound ended, for every ``stop_now``."""
+        self.voice: ScriptedVoice | None = None
+        """A voice whose level changes at every stop (see ``stops``)."""
+        self.stops: list[tuple[float, int]] = []
+        """For every ``stop_now``: when the sound ended, and ``voice``'s level until then."""
         self.underflows = 0
 
     on_started = property(
@@ -242,7 +244,10 @@ class SimulatedSpeaker:
 
     def stop_now(self) -> float:
         t_end = self._engine.stop_now()
-        self.stops.append(t_end)
+        voice = self.voice
+        self.stops.append((t_end, voice.level if voice is not None else LOUD))
+        if voice is not None:  # sound made from now on is told apart by its level
+            voice.level = LOUD + (voice.level - LOUD + 1) % 1000
         return t_end
 
     def pause(self) -> float:
@@ -311,10 +316,10 @@ async def say(agent: VoiceAgent, text: str, *, barge_in: bool = False) -> None:
     await agent.bus.broadcast(Message(Listener.id, stopped))
 
 
-async def until(condition: Callable[[], object], limit_s: float = 5.0) -> None:
+async def until(condition: Callable[[], object], limit_s: float = 5.0, what: object = "") -> None:
     """Let the loop run until ``condition()`` holds (a guard against hangs, not a timer)."""
     deadline = time.monotonic() + limit_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("the pipeline did not get there in time")
+            raise AssertionError(f"the pipeline did not get there in time {what}".strip())
         await asyncio.sleep(0.002)
