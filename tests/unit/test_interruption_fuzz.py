@@ -18,13 +18,12 @@ Seeded: a failure names its run, and ``run_fuzz(seed, runs)`` replays it.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from tests.interruptions import MOMENTS, Run, make_runs, words
 from tests.pipeline_fakes import (
     SPEAKER_RATE,
     ScriptedChatModel,
@@ -38,39 +37,13 @@ from tests.pipeline_fakes import (
 )
 from voiceterm.bus import Message
 from voiceterm.events import (
-    AgentAudioChunk,
-    AgentSentence,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
-    UserTranscriptionReceived,
 )
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.agent import VoiceAgent
 
-MOMENTS: dict[str, type | None] = {
-    "transcribing": None,
-    "thinking": UserTranscriptionReceived,
-    "first piece": AgentSentence,
-    "synthesizing": AgentAudioChunk,
-    "playing": AgentStartedSpeaking,
-    "after": AgentStoppedSpeaking,
-}
 ANSWER = "The moon is far away. It is made of rock and dust. Ask me more."
-
-
-@dataclass
-class Run:
-    number: int
-    question: str
-    how: str  # "spoken" or "typed"
-    moment: str
-    extra_s: float
-    cut_in: str  # "barge-in" or "typed"
-    follow_up: str
-
-
-def words(text: str) -> list[str]:
-    return text.split()
 
 
 class Fuzzer:
@@ -175,30 +148,15 @@ class Fuzzer:
         assert at_most[: len(said)] == said, (run, "more than heard", earlier, heard, pieces)
 
         # The last question (the follow-up, or the question when the follow-up was
-        # typed while the question was still being transcribed) is answered in full.
+        # typed while the question was still being transcribed) is answered in full,
+        # and the timeline says so.
         assert history[-1] == ("assistant", ANSWER), (run, history)
+        last = max(agent.timeline.turns, key=lambda turn: turn.marks.get("playback_start", 0))
+        assert not last.interrupted and "playback_end" in last.marks, (run, last)
 
     def _answered(self) -> bool:
         history = self.history()
         return bool(history) and history[-1] == ("assistant", ANSWER)
-
-
-def make_runs(seed: int, count: int) -> list[Run]:
-    rng = random.Random(seed)
-    runs = []
-    for number in range(count):
-        runs.append(
-            Run(
-                number=number,
-                question=f"Number {number}, what about Jupiter?",
-                how=rng.choice(["spoken", "typed"]),
-                moment=rng.choice(list(MOMENTS)),
-                extra_s=rng.choice([0.0, 0.0, rng.uniform(0, 0.02)]),
-                cut_in=rng.choice(["barge-in", "typed"]),
-                follow_up=f"Number {number}, why Saturn?",
-            )
-        )
-    return runs
 
 
 async def run_fuzz(seed: int, count: int) -> None:
@@ -226,3 +184,34 @@ async def test_interruptions_at_random_moments_leave_a_sound_conversation() -> N
 @pytest.mark.slow
 async def test_a_thousand_interruptions_at_random_moments() -> None:
     await run_fuzz(seed=2026, count=1000)
+
+
+async def test_a_message_typed_over_the_answer_leaves_the_cut_answer_in_its_own_turn() -> None:
+    # Found by the fuzz on the real engines: the player's stop, and what it said was
+    # heard, came after the typed message, and were recorded in the new turn.
+    voice = ScriptedVoice(chunks=20, chunk_ms=10)  # 200 ms a piece
+    agent = scripted_agent(scripted_engines(tts=voice))
+    await agent.start()
+    try:
+        await say(agent, "What about Jupiter?")
+        await until(lambda: agent.player is not None and agent.player.speaking)
+        await asyncio.sleep(0.15)  # most of the first piece
+        await agent.submit_text("Why is grass green?")
+        await until(lambda: len(agent.timeline.turns) == 2 and not agent.activity.busy)
+    finally:
+        await agent.stop()
+    cut, typed = agent.timeline.turns
+    assert cut.interrupted and "playback_stopped" in cut.marks
+    heard = cut.spoken_text.strip()
+    assert heard and "The moon is".startswith(heard)  # words of the first piece
+    assert not typed.interrupted and "playback_stopped" not in typed.marks
+    assert typed.spoken_text.strip() == ANSWER
+    node = agent.llm_node
+    assert node is not None
+    committed = ConversationContext(node.conversation_events).get_committed_events()
+    assert [(m["role"], m["content"].strip()) for m in node.format_for_llm(committed)][1:] == [
+        ("user", "What about Jupiter?"),
+        ("assistant", heard),
+        ("user", "Why is grass green?"),
+        ("assistant", ANSWER),
+    ]

@@ -48,6 +48,9 @@ from voiceterm.timeline import Timeline
 logger = logging.getLogger(__name__)
 
 _QUIET_FOR_S = 0.4  # how long nothing may happen before a file run counts as done
+# How many loop turns ``interrupt`` waits for the nodes to act on it: each needs one
+# or two, so this only bounds the wait should one of them be stuck.
+_INTERRUPT_HANDLED_TURNS = 100
 
 
 @dataclass(slots=True)
@@ -436,8 +439,23 @@ class VoiceAgent:
         await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))
 
     async def interrupt(self, reason: str = "key") -> None:
-        """Cut the agent off: stop generating, synthesizing and playing."""
+        """Cut the agent off: stop generating, synthesizing and playing.
+
+        Returns once the nodes have acted on it: the player has stopped and said what
+        was heard, so that a message sent next (a typed one) comes after that in the
+        timeline and in the conversation, not before it.
+        """
         await self.bus.broadcast(Message("agent", AgentInterrupted(reason=reason)))
+        routes = [
+            route
+            for bridge in self.bus.bridges
+            for route in bridge.routes
+            if route.trigger is AgentInterrupted
+        ]
+        for _ in range(_INTERRUPT_HANDLED_TURNS):
+            if not any(route.pending for route in routes):
+                return
+            await asyncio.sleep(0)
 
     def set_muted(self, muted: bool) -> None:
         self.source.muted = muted
