@@ -37,6 +37,7 @@ from tests.pipeline_fakes import (
 )
 from voiceterm.bus import Message
 from voiceterm.events import (
+    AgentSentence,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
 )
@@ -215,3 +216,39 @@ async def test_a_message_typed_over_the_answer_leaves_the_cut_answer_in_its_own_
         ("user", "Why is grass green?"),
         ("assistant", ANSWER),
     ]
+
+
+async def test_a_spoken_question_transcribed_while_a_typed_one_is_answered_takes_over() -> None:
+    # Found by the fuzz on the real engines (seed 117, run 13): a question spoken, then
+    # one typed while Whisper still worked on the first. The typed one was answered;
+    # the spoken one's transcript then replaced the model's answer without cutting it
+    # off, so its unfinished words began the next answer ("They serveThe rivers...")
+    # and both played.
+    transcriber = ScriptedTranscriber(delay_s=0.3)
+    llm = ScriptedChatModel(ANSWER, delay_s=0.02)
+    voice = ScriptedVoice(chunks=10, chunk_ms=10)
+    agent = scripted_agent(scripted_engines(transcriber, llm, voice))
+    sentences: list[str] = []
+    agent.bus.tap(
+        lambda m: sentences.append(m.event.content) if isinstance(m.event, AgentSentence) else None
+    )
+    await agent.start()
+    try:
+        await say(agent, "What about Jupiter?")
+        await agent.submit_text("Why is grass green?")
+        await until(lambda: agent.timeline.turns and agent.timeline.turns[-1].user_text)
+        await until(lambda: len(agent.timeline.turns) == 2 and not agent.activity.busy)
+        await until(lambda: not agent.activity.busy and sentences[-1:] == ["Ask me more."])
+    finally:
+        await agent.stop()
+    pieces = {"The moon is", "far away.", "It is made of rock and dust.", "Ask me more.", ""}
+    assert set(sentences) <= pieces, sentences
+    spoken, typed = agent.timeline.turns
+    assert typed.interrupted and typed.interrupt_reason == "new_turn"
+    assert not spoken.interrupted and spoken.spoken_text.strip() == ANSWER
+    node = agent.llm_node
+    assert node is not None
+    committed = ConversationContext(node.conversation_events).get_committed_events()
+    history = [(m["role"], m["content"].strip()) for m in node.format_for_llm(committed)][1:]
+    assert history[0] == ("user", "Why is grass green?")
+    assert history[-2:] == [("user", "What about Jupiter?"), ("assistant", ANSWER)]

@@ -323,6 +323,16 @@ class VoiceAgent:
         if device_error is not None:
             raise device_error
 
+    async def _end_answer_for_new_turn(self) -> None:
+        """A transcript is about to start a new turn: an answer still in flight ends here.
+
+        The model drops it for the new one anyway; without the interrupt the sentence
+        and speech stages would go on with it, and its unfinished words would begin
+        the next answer. (A barge-in has cut it off already: then nothing is busy.)
+        """
+        if self.activity.busy:
+            await self.interrupt("new_turn")
+
     def _speaker_lost(self, error: VoicetermError) -> None:
         """The speaker stopped mid-session (the player reopens it when it returns).
 
@@ -376,6 +386,7 @@ class VoiceAgent:
             Publisher(self.bus, SttNode.id),
             incomplete_wait_s=config.vad.incomplete_wait_ms / 1000,
             own_voice=self.own_voice if config.audio.drop_own_words else None,
+            before_turn=self._end_answer_for_new_turn,
         )
         self._stt = stt
         self.llm_node = LlamaNode(
