@@ -7,12 +7,13 @@ after it) plus a random few milliseconds, then cuts in with a barge-in or a
 typed message. After every run:
 
 * no task is left over (``asyncio.all_tasks`` as before the run);
-* nothing of the cut-off answer is heard after the player stopped it;
-* the history holds what was heard of it (whole pieces played, and at most the
-  words of the piece that was playing);
-* the new question is answered in full.
+* no sound made before a stop is heard after it;
+* the history holds what was heard before the last answer (whole pieces played,
+  and at most the words of the piece that was playing);
+* the last question is answered in full, and its turn in the timeline says so.
 
-Seeded: a failure names its run, and ``run_fuzz(seed, runs)`` replays it.
+Seeded: a failure names its run, and ``run_fuzz(seed, runs)`` replays it. The
+directed tests at the end are the bugs it (and its twin on the real engines) found.
 """
 
 from __future__ import annotations
