@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 
 from tests.interruptions import MOMENTS, Run, make_runs, words
-from tests.pipeline_fakes import QuietMic, SimulatedSpeaker, until
+from tests.pipeline_fakes import SPEAKER_RATE, QuietMic, SimulatedSpeaker, until
 from tests.speech import espeak, espeak_available
+from voiceterm.audio.frames import SILENCE_THRESHOLD
 from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.events import (
@@ -49,7 +50,6 @@ pytestmark = [
 RUNS = 100
 QUESTIONS = ["What about Jupiter?", "Tell me about the ocean.", "Why is the sky blue?"]
 FOLLOW_UPS = ["What about Saturn?", "Tell me about rivers.", "Why is grass green?"]
-LOUD = 300  # a sample this loud is sound, not the silence between words
 
 
 def config() -> Config:
@@ -123,7 +123,8 @@ class RealFuzzer:
         await self.ask(follow_up, run.cut_in, barge_in=run.cut_in == "barge-in")
         await until(lambda: self.settled(baseline), 60.0, (run, "quiet", self.history()))
 
-        # No sound between a stop and the next answer's first sound.
+        # No sound between a stop and the next answer's first sound (the player's
+        # own measure of sound: a sample above SILENCE_THRESHOLD).
         starts = sorted(
             m.event.playback_start
             for m in self.messages[since:]
@@ -134,7 +135,9 @@ class RealFuzzer:
             late = [
                 t
                 for t, block in speaker.played
-                if t_end <= t < resumed - 0.011 and np.abs(block.astype(np.int32)).max() > LOUD
+                if t_end <= t
+                and t + len(block) / SPEAKER_RATE <= resumed
+                and np.abs(block.astype(np.int32)).max() > SILENCE_THRESHOLD
             ]
             assert not late, f"{run}: {len(late)} blocks of sound after a stop"
 
@@ -154,7 +157,7 @@ class RealFuzzer:
         )
         assert earlier == heard, (run, "history is not what was heard", earlier, heard)
         sound_before_last = any(
-            t < starts[-1] and np.abs(block.astype(np.int32)).max() > LOUD
+            t < starts[-1] and np.abs(block.astype(np.int32)).max() > SILENCE_THRESHOLD
             for t, block in speaker.played
             if t >= started_at
         )
