@@ -223,10 +223,36 @@ class BargeInDismissed(ControlEvent):
 
 @dataclass(slots=True)
 class AgentError(Event):
-    """Something failed inside a stage; the app keeps going."""
+    """Something failed inside a stage; the app keeps going.
+
+    ``source`` names the stage (``stt``, ``llm``, ``tts``, ``speaker``, ``mic``) or,
+    for any other route, the route (see ``Route.name``).
+    """
 
     error: str = ""
     source: str = ""
+    STAGES: ClassVar[dict[str, str]] = {
+        "stt": "speech recognition (stt)",
+        "llm": "language model (llm)",
+        "sentences": "sentence splitter",
+        "tts": "speech synthesis (tts)",
+        "speaker": "speaker",
+        "mic": "microphone",
+    }
+
+    @property
+    def stage(self) -> str:
+        """The failed stage, for a person: "speech recognition (stt)", "speaker"...
+
+        Any route of a stage's node counts as the stage (``"llm:UserTranscriptionPartial"``
+        is the language model too).
+        """
+        node = self.source.split(":", 1)[0]
+        return self.STAGES.get(node, self.source or "a stage")
+
+    def describe(self) -> str:
+        """One line for a person: which stage failed, why, and that the talk goes on."""
+        return f"The {self.stage} failed: {self.error.rstrip('.')}. The conversation goes on."
 
 
 @dataclass(slots=True)

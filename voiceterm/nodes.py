@@ -170,12 +170,12 @@ class ReasoningNode(Node):
         last = history[-1] if history else None
         if last is event:
             return
-        if (
-            isinstance(event, AgentResponse)
-            and type(last) is AgentResponse
-            and self._agent_message_open
-        ):
-            history[-1] = replace(last, content=last.content + event.content)
+        open_response = self._open_response()
+        if isinstance(event, AgentResponse) and open_response is not None:
+            # The answer goes on: one message, even if its first words were heard
+            # (AgentSpeechSent) while the rest was still being generated.
+            index, response = open_response
+            history[index] = replace(response, content=response.content + event.content)
         elif isinstance(event, AgentSpeechSent) and type(last) is AgentSpeechSent:
             history[-1] = replace(last, content=last.content + event.content)
         elif (
@@ -191,7 +191,21 @@ class ReasoningNode(Node):
             if isinstance(event, UserTranscriptionReceived):
                 # A new turn: keep memory bounded even if no generation follows.
                 self.trim_context()
-        self._agent_message_open = isinstance(event, AgentResponse)
+        if not isinstance(event, AgentSpeechSent):
+            self._agent_message_open = isinstance(event, AgentResponse)
+
+    def _open_response(self) -> tuple[int, AgentResponse] | None:
+        """The answer being generated, if its text may still grow: (index, event)."""
+        if not self._agent_message_open:
+            return None
+        history = self.conversation_events
+        for index in range(len(history) - 1, -1, -1):
+            event = history[index]
+            if type(event) is AgentResponse:
+                return index, event
+            if not isinstance(event, AgentSpeechSent):
+                return None
+        return None
 
     def _current_turn_interrupted(self) -> bool:
         for event in reversed(self.conversation_events):

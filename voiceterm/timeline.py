@@ -110,6 +110,8 @@ HEADLINES: tuple[tuple[str, str], ...] = (
 # "ahead": the LLM's work during the end-of-speech wait, before the transcript.
 # "turn": the end-of-turn checks at the user's pauses.
 _USER_LANES = frozenset({"vad", "turn", "stt", "ahead"})
+_ERROR_LANES = {"stt": "stt", "llm": "llm", "tts": "tts", "speaker": "playback", "mic": "vad"}
+"""The lane that shows a failure of each stage (``AgentError.source``, its node id)."""
 _USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done"})
 # A transcript this close to an stt_done mark is that utterance's (not a typed message).
 _STT_WINDOW_S = 0.5
@@ -634,10 +636,25 @@ class Timeline:
         return self._touch(turn)
 
     def _error(self, event: AgentError) -> bool:
-        turn = self._agent_turn or self.current
+        lane = _ERROR_LANES.get(event.source.split(":", 1)[0])
+        if lane == "stt":
+            # The utterance being transcribed failed: it will get no transcript, and
+            # the next one's must not land in it.
+            turn = self._awaiting() or self.current
+            if turn is not None:
+                turn.awaiting_transcript = False
+        elif lane in _USER_LANES:
+            turn = self.current
+        else:
+            turn = self._agent_turn or self.current
         if turn is None:
             return False
         turn.errors.append(f"{event.source}: {event.error}" if event.source else event.error)
+        if lane is not None:
+            # Shown where it happened: a mark, and an instant in the stage's lane.
+            turn._set_mark(f"{lane}_failed", event.timestamp, explicit=True)
+            failed = Span(lane, event.timestamp, event.timestamp, f"failed: {event.error}")
+            turn.spans.append(failed)  # never replaced by the lane's own spans
         return self._touch(turn)
 
     def _tool_call(self, event: ToolCall) -> bool:

@@ -227,9 +227,9 @@ async def test_an_agent_error_shows_a_notification(app: VoicetermApp, agent: Fak
         await agent.fail("EngineError: the LLM stopped answering.", source="llm")
         await wait_for(pilot, lambda: len(app._notifications) == 1)
         [note] = list(app._notifications)
-        assert note.severity == "error" and note.title == "Error in llm"
+        assert note.severity == "error" and note.title == "The language model (llm) failed"
         assert "the LLM stopped answering" in note.message
-        await wait_for(pilot, lambda: "Error in llm" in screen_text(app))
+        await wait_for(pilot, lambda: "language model (llm) failed" in screen_text(app))
 
 
 async def test_audio_dropouts_show_a_warning_with_a_hint(

@@ -90,6 +90,21 @@ def test_add_event_merges_consecutive_chunks_and_keeps_what_matters() -> None:
     ]
 
 
+def test_an_answer_heard_while_it_is_still_generated_stays_one_message() -> None:
+    # The first piece plays (AgentSpeechSent) before the model has finished.
+    node = ReasoningNode(system_prompt="Be brief.")
+    node.add_event(user("Tell me about the moon."))
+    node.add_event(agent("The moon is"))
+    node.add_event(AgentSpeechSent(content="The moon is "))
+    node.add_event(agent(" far away."))
+    node.add_event(AgentSpeechSent(content="far away. "))
+    committed = ConversationContext(node.conversation_events).get_committed_events()
+    assert node.format_for_llm(committed)[-1] == {
+        "role": "assistant",
+        "content": "The moon is far away.",
+    }
+
+
 def test_interruption_is_recorded_once_per_turn() -> None:
     node = ReasoningNode()
     node.add_event(user("tell me a story"))

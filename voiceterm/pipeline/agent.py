@@ -25,6 +25,7 @@ from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
 from voiceterm.errors import ConfigError, VoicetermError
 from voiceterm.events import (
+    AgentError,
     AgentGenerationComplete,
     AgentInterrupted,
     AgentSentence,
@@ -48,6 +49,9 @@ from voiceterm.timeline import Timeline
 logger = logging.getLogger(__name__)
 
 _QUIET_FOR_S = 0.4  # how long nothing may happen before a file run counts as done
+# How many loop turns ``interrupt`` waits for the nodes to act on it: each needs one
+# or two, so this only bounds the wait should one of them be stuck.
+_INTERRUPT_HANDLED_TURNS = 100
 
 
 @dataclass(slots=True)
@@ -336,6 +340,9 @@ class VoiceAgent:
             self._publish(
                 StageStatus(stage="speaker", state="ready", detail=self._names["speaker"])
             )
+            if hasattr(self.sink, "on_error"):
+                self.sink.on_error = self._speaker_lost
+                self.sink.on_restored = lambda: self._back("speaker")
         except VoicetermError as error:
             device_error = error
             self._publish(StageStatus(stage="speaker", state="failed", detail=error.message))
@@ -350,6 +357,10 @@ class VoiceAgent:
             self._publish(StageStatus(stage="mic", state="failed", detail=error.message))
         else:
             self._publish(StageStatus(stage="mic", state="ready", detail=self._names["mic"]))
+            microphone = getattr(self.source, "source", self.source)  # under echo cancelling
+            if hasattr(microphone, "on_error"):
+                microphone.on_error = self._mic_lost
+                microphone.on_restored = lambda: self._back("mic")
             assert self.listener is not None
             self._listen_task = asyncio.get_running_loop().create_task(
                 self.listener.run(), name="listener"
@@ -360,6 +371,34 @@ class VoiceAgent:
         )
         if device_error is not None:
             raise device_error
+
+    async def _end_answer_for_new_turn(self) -> None:
+        """A transcript is about to start a new turn: an answer still in flight ends here.
+
+        The model drops it for the new one anyway; without the interrupt the sentence
+        and speech stages would go on with it, and its unfinished words would begin
+        the next answer. (A barge-in has cut it off already: then nothing is busy.)
+        """
+        if self.activity.busy:
+            await self.interrupt("new_turn")
+
+    def _speaker_lost(self, error: VoicetermError) -> None:
+        """The speaker stopped mid-session (the player reopens it when it returns).
+
+        An answer being spoken is cut off where the sound stopped, as if the user had
+        interrupted it: the conversation then holds what was heard, and the next turn
+        is answered (on the speaker, once it is back).
+        """
+        self._publish(AgentError(error=error.message, source="speaker"))
+        if self.activity.busy:
+            self._publish(AgentInterrupted(reason="speaker_lost"))
+
+    def _mic_lost(self, error: VoicetermError) -> None:
+        self._publish(AgentError(error=error.message, source="mic"))
+
+    def _back(self, device: str) -> None:
+        """A lost device was reopened."""
+        self._publish(StageStatus(stage=device, state="ready", detail=self._names[device]))
 
     def _wire(self, engines: Engines) -> None:
         from voiceterm.engines.vad import VadSegmenter, VadSettings
@@ -383,6 +422,7 @@ class VoiceAgent:
             # With a model, unfinished-sounding words already kept the turn open.
             incomplete_wait_s=0.0 if turn_model else config.vad.incomplete_wait_ms / 1000,
             own_voice=self.own_voice if config.audio.drop_own_words else None,
+            before_turn=self._end_answer_for_new_turn,
         )
         self.listener = Listener(
             self.source,
@@ -472,8 +512,23 @@ class VoiceAgent:
         await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))
 
     async def interrupt(self, reason: str = "key") -> None:
-        """Cut the agent off: stop generating, synthesizing and playing."""
+        """Cut the agent off: stop generating, synthesizing and playing.
+
+        Returns once the nodes have acted on it: the player has stopped and said what
+        was heard, so that a message sent next (a typed one) comes after that in the
+        timeline and in the conversation, not before it.
+        """
         await self.bus.broadcast(Message("agent", AgentInterrupted(reason=reason)))
+        routes = [
+            route
+            for bridge in self.bus.bridges
+            for route in bridge.routes
+            if route.trigger is AgentInterrupted
+        ]
+        for _ in range(_INTERRUPT_HANDLED_TURNS):
+            if not any(route.pending for route in routes):
+                return
+            await asyncio.sleep(0)
 
     def set_muted(self, muted: bool) -> None:
         self.source.muted = muted
@@ -517,8 +572,24 @@ class VoiceAgent:
             activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
             activity.thinking = False
+        elif isinstance(event, AgentError):
+            if not activity.speaking and self._nothing_more_to_play(event):
+                activity.thinking = False
+            if event.source == TtsNode.id and self.llm_node is not None:
+                # A piece of the answer was never heard: the conversation keeps what
+                # was, as for an answer cut off.
+                self.llm_node.add_event(AgentInterrupted(reason="speech_lost"))
         if not isinstance(event, AudioLevel | AudioGlitches):
             self._last_activity = time.monotonic()
+
+    def _nothing_more_to_play(self, error: AgentError) -> bool:
+        """Whether a failed stage leaves the answer without any sound to come."""
+        if error.source == TtsNode.id:
+            return True  # a later piece may still play: that starts the speaking again
+        # A model that said some words before it failed has them spoken (the
+        # sentence stage ends the answer there); one that said none has nothing.
+        node = self.llm_node
+        return error.source == self.llm_node_id and node is not None and not node.chunk_counter
 
     def _pipeline_pending(self) -> bool:
         for bridge in self.bus.bridges:

@@ -91,7 +91,7 @@ class TurnPrinter:
         elif isinstance(event, AgentStoppedSpeaking):
             self._print_timings()
         elif isinstance(event, AgentError):
-            print(f"error: {event.error}", file=sys.stderr, flush=True)
+            print(f"error: {event.describe()}", file=sys.stderr, flush=True)
         elif isinstance(event, AudioGlitches):
             self._print(f"audio: {event.describe()} {event.HINT}")
 

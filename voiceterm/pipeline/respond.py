@@ -73,6 +73,7 @@ class LlamaNode(ReasoningNode):
     def attach(self, bridge: Bridge) -> None:
         (
             bridge.on(UserTranscriptionReceived)
+            .named(self.id)  # its failures are the stage's: AgentError(source="llm")
             .exclusive()
             .interrupt_on(AgentInterrupted, handler=self.on_interrupt_generate)
             .stream(self.generate)

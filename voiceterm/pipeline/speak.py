@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,11 +72,20 @@ class SentenceNode:
         self._splitter = SentenceSplitter(first_piece_min_chars=first_piece_min_chars)
         self._first_piece_words = first_piece_words
         self._index = 0
+        self._llm_node_id = "llm"
 
     def attach(self, bridge: Bridge, llm_node_id: str) -> None:
+        self._llm_node_id = llm_node_id
         # One route for both event types keeps them in order: the final flush must
-        # come after the last chunk.
-        bridge.on(Event, source=llm_node_id).stream(self.handle).broadcast()
+        # come after the last chunk. An interrupt drops the chunks still queued (a
+        # busy loop may hold a whole answer there), and resets the splitter even when
+        # nothing was queued (the model may be between two chunks).
+        (
+            bridge.on(Event, source=llm_node_id)
+            .interrupt_on(AgentInterrupted)
+            .stream(self.handle)
+            .broadcast()
+        )
         bridge.on(AgentInterrupted).map(self.reset)
         bridge.on(AgentSpeculation).map(self.first_piece_of).broadcast()
 
@@ -104,7 +113,11 @@ class SentenceNode:
             early = self._early_first_piece()
             if early:
                 yield from self._emit(early, final=False)
-        elif isinstance(event, AgentGenerationComplete):
+        elif isinstance(event, AgentGenerationComplete) or (
+            isinstance(event, AgentError) and event.source == self._llm_node_id
+        ):
+            # A model that failed mid-answer sends no more: what it said is the answer
+            # (and nothing of it may be left to start the next one).
             rest = self._splitter.flush()
             if rest:
                 yield from self._emit(rest, final=True)
@@ -163,6 +176,7 @@ class TtsNode:
     def attach(self, bridge: Bridge) -> None:
         (
             bridge.on(AgentSentence)
+            .named(self.id)  # its failures are the stage's: AgentError(source="tts")
             .interrupt_on(AgentInterrupted, handler=self._on_interrupt)
             .stream(self.synthesize)
             .broadcast()
@@ -229,6 +243,26 @@ class TtsNode:
             self._first_audio_marked = False
             self._first_piece = sentence.content
             self.turn_id += 1
+        count = 0
+        try:
+            # aclosing: a cut-off piece stops its synthesis now, not when collected.
+            async with contextlib.aclosing(self._synthesize(sentence)) as events:
+                async for event in events:
+                    if isinstance(event, AgentAudioChunk):
+                        count += 1
+                    yield event
+        except Exception:
+            # The piece is lost, not the answer: the player still learns where the
+            # piece (and, for the last one, the answer) ended. Then the route reports it.
+            if sentence.final:
+                self._first_piece = ""
+            yield self._chunk(sentence, count, None)
+            raise
+        if sentence.final:
+            self._first_piece = ""
+        yield self._chunk(sentence, count, None)
+
+    async def _synthesize(self, sentence: AgentSentence) -> AsyncGenerator[Event, None]:
         ahead = await self._take_ahead(sentence)
         count = 0
         if ahead is not None:
@@ -251,9 +285,6 @@ class TtsNode:
                     count += 1
             finally:
                 cancel.set()
-        if sentence.final:
-            self._first_piece = ""
-        yield self._chunk(sentence, count, None)
 
     def _chunk(self, sentence: AgentSentence, index: int, audio: Any) -> AgentAudioChunk:
         """Audio number ``index`` of ``sentence``; ``None`` marks the sentence's end."""
@@ -339,7 +370,6 @@ class PlayerNode:
     def attach(self, bridge: Bridge, tts_node_id: str) -> None:
         bridge.on(AgentAudioChunk, source=tts_node_id).interrupt_on(AgentInterrupted).map(self.play)
         bridge.on(AgentInterrupted).map(self.stop)
-        bridge.on(AgentError).map(self._on_error)
         bridge.on(BargeInSuspected).map(self.hold)
         bridge.on(BargeInDismissed).map(self.release)
 
@@ -432,13 +462,6 @@ class PlayerNode:
         self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
         if text:
             self._publish(AgentSpeechSent(content=text + " "))
-
-    def _on_error(self, message: Message) -> None:
-        # A stage that crashed will not send the rest of the answer: what has been
-        # queued is all there is.
-        self._answer_complete = True
-        if self._idle_since is not None:
-            self._finish(self._idle_since)
 
     def _on_idle(self, t: float) -> None:
         if self._pending_chunks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from voiceterm.bridge import Bridge
@@ -41,7 +41,11 @@ class Transcriber(Protocol):
 
 
 class SttNode:
-    """Transcribes utterances one after another; drops empty results."""
+    """Transcribes utterances one after another; drops empty results.
+
+    ``before_turn`` is awaited before a transcript starts a new turn (the agent cuts
+    off an answer still in flight there).
+    """
 
     id = "stt"
 
@@ -52,8 +56,10 @@ class SttNode:
         *,
         incomplete_wait_s: float = 0.4,
         own_voice: OwnVoice | None = None,
+        before_turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._transcriber = transcriber
+        self._before_turn = before_turn
         self._publish = publisher
         self._incomplete_wait_s = incomplete_wait_s
         self._own_voice = own_voice
@@ -80,7 +86,12 @@ class SttNode:
     def attach(self, bridge: Bridge) -> None:
         # One route for pauses and ends keeps them in order: an end can reuse the
         # transcript of the pause before it.
-        bridge.on(Event, filter_fn=_is_utterance).stream(self.handle).broadcast()
+        (
+            bridge.on(Event, filter_fn=_is_utterance)
+            .named(self.id)  # its failures are the stage's: AgentError(source="stt")
+            .stream(self.handle)
+            .broadcast()
+        )
         bridge.on(UserStartedSpeaking).map(self._user_went_on)
 
     def _user_went_on(self, message: Message) -> None:
@@ -160,6 +171,8 @@ class SttNode:
         if not combined:
             return
         if self._incomplete_wait_s <= 0 or sounds_finished(combined):
+            if self._before_turn is not None:
+                await self._before_turn()
             yield UserTranscriptionReceived(content=combined)
             return
         self._held = combined

@@ -225,10 +225,9 @@ class VoicetermApp(App[None]):
         if isinstance(event, StageStatus):
             self._stage_status(event)
         elif isinstance(event, AgentError):
-            where = f" in {event.source}" if event.source else ""
             self.notify(
                 f"{event.error}\nvoiceterm keeps running; the log has details.",
-                title=f"Error{where}",
+                title=f"The {event.stage} failed",
                 severity="error",
                 timeout=10,
             )

@@ -1,0 +1,113 @@
+"""The speaker lost mid-answer, on real PortAudio: the sound server goes away while the
+agent speaks, then comes back.
+
+The agent says so (headless prints which stage failed), the answer counts as cut
+off where its sound stopped, and once the device is back the next question is
+answered on it. The engines are scripted (the device is what is under test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.audio.conftest import DEVICE, Rig
+from tests.pipeline_fakes import QuietMic, ScriptedChatModel, ScriptedVoice, say, scripted_engines
+from voiceterm.audio.player import Player
+from voiceterm.bridge import Bridge
+from voiceterm.bus import Message
+from voiceterm.config import Config
+from voiceterm.events import AgentError, AgentStoppedSpeaking, StageStatus
+from voiceterm.nodes import ConversationContext
+from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.headless import TurnPrinter
+
+pytestmark = pytest.mark.audio
+
+
+async def until(condition: Callable[[], object], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the agent did not get there in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = Rig(Path(tempfile.mkdtemp(prefix="vt-rig-speaker-lost-")))
+    env = dict(
+        line.removeprefix("export ").split("=", 1) for line in other.run("start").splitlines()
+    )
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # PortAudio's pulse plugin reads these at each open
+    voice = ScriptedVoice(chunks=25, chunk_ms=40)  # a second a piece
+    agent = VoiceAgent(
+        Config(),
+        source=QuietMic(),
+        sink=Player(device=DEVICE, block_ms=10),
+        engines=scripted_engines(tts=voice),
+        sink_name="rig speaker",
+    )
+    messages: list[Message] = []
+    agent.bus.tap(messages.append)
+    printer = TurnPrinter(agent, io.StringIO())
+    bridge = Bridge(printer)
+    printer.attach(bridge)
+    agent.bus.register_bridge(bridge)
+
+    def events(kind: type) -> list:  # type: ignore[type-arg]
+        return [m.event for m in messages if isinstance(m.event, kind)]
+
+    try:
+        await agent.start()
+        await say(agent, "What is the moon made of?")
+        await until(lambda: agent.activity.speaking, 10)
+        await asyncio.sleep(0.4)  # well into the first piece
+        await asyncio.to_thread(other.run, "stop")
+        await until(lambda: events(AgentError) and not agent.activity.busy, 10)
+        back = len(events(StageStatus))
+        await asyncio.to_thread(other.run, "start")
+        await until(
+            lambda: any(
+                s.stage == "speaker" and s.state == "ready" for s in events(StageStatus)[back:]
+            ),
+            15,
+        )
+        await say(agent, "Tell me about the sun.")
+        await until(lambda: any(not s.interrupted for s in events(AgentStoppedSpeaking)), 15)
+    finally:
+        await agent.stop()
+        other.run("stop")
+        shutil.rmtree(other.rig_dir, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    [error] = events(AgentError)
+    assert error.source == "speaker" and "stopped playing" in error.error
+    assert "The speaker failed" in capsys.readouterr().err
+    failed, answered = agent.timeline.turns[:2]
+    assert failed.interrupted and failed.interrupt_reason == "speaker_lost"
+    assert "playback_failed" in failed.marks
+    heard = failed.spoken_text.strip()
+    assert "The moon is".startswith(heard), heard
+    node = agent.llm_node
+    assert node is not None
+    history = node.format_for_llm(
+        ConversationContext(node.conversation_events).get_committed_events()
+    )
+    said = [m["content"].strip() for m in history if m["role"] == "assistant"]
+    assert said == ([heard] if heard else []) + [ScriptedChatModel().answer]
+    assert answered.spoken_text.strip() == ScriptedChatModel().answer
