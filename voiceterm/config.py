@@ -81,7 +81,7 @@ class TurnSettings:
     threshold: float = 0.7
     """The model's probability from which a turn counts as complete (higher: fewer
     sentences cut at a pause, more turns that wait for the cap)."""
-    unsure_ms: int = 1000
+    unsure_ms: int = 800
     """Silence that ends a turn when the model and the words disagree (a full stop where
     the voice goes on, or a voice that sounds done after "and")."""
     cap_ms: int = 1500

@@ -18,7 +18,7 @@ again.
 The check runs in a worker thread while frames keep arriving; a verdict about a
 pause that speech has since ended is dropped. Every check becomes a span in the
 turn's "end of turn" lane, saying what decided: ``model: complete 0.93 at
-160 ms``, ``model: incomplete 0.08 at 200 ms``, ``unsure: 1000 ms of silence (...)``,
+160 ms``, ``model: incomplete 0.08 at 200 ms``, ``unsure: 800 ms of silence (...)``,
 ``cap: 1500 ms of silence``.
 """
 
@@ -46,7 +46,7 @@ class TurnPolicy:
 
     check_ms: int = 200
     threshold: float = 0.7
-    unsure_ms: int = 1000
+    unsure_ms: int = 800
     cap_ms: int = 1500
 
 
