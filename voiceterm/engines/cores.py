@@ -94,12 +94,11 @@ class CoreShare:
         with self._changed:
             self._changed.wait_for(lambda: self._holder in (None, engine), timeout=MAX_WAIT_S)
             self._holder = engine
-            self._running[engine] = self._running.get(engine, 0) + 1
         try:
-            yield
+            with self.computing(engine):
+                yield
         finally:
             with self._changed:
-                self._running[engine] -= 1
                 if self._holder == engine:
                     self._holder = None
                 self._changed.notify_all()
