@@ -136,6 +136,9 @@ def ask(app: LiveApp, io: RigIO, question: Utterance) -> tuple[int, float, float
     Returns:
         (first stdout line of this turn, end of the question's speech, first sound of the answer)
     """
+    # The last answer must be over first: one that starts late (a turn the end-of-turn
+    # check was unsure of waits 0.8 s) would otherwise be cut off by this question.
+    io.wait_for_silence(time.monotonic(), quiet_s=1.5, timeout=30)
     since = app.mark()
     _, t_start = io.play_and_wait(question.audio, question.rate)
     speech_end = t_start + question.speech_end
