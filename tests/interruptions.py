@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from voiceterm.events import (
     AgentAudioChunk,
@@ -60,3 +61,20 @@ def make_runs(seed: int, count: int, extra_max_s: float = 0.02) -> list[Run]:
             )
         )
     return runs
+
+
+def heard_history(agent: Any) -> list[tuple[str, str]]:
+    """The conversation as the model will read it next: (role, text), system prompt left out.
+
+    Agent text is cut to what was heard (the committed events).
+    """
+    from voiceterm.nodes import ConversationContext
+
+    node = agent.llm_node
+    assert node is not None
+    committed = ConversationContext(node.conversation_events).get_committed_events()
+    return [
+        (m["role"], m["content"].strip())
+        for m in node.format_for_llm(committed)
+        if m["role"] != "system"
+    ]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.interruptions import MOMENTS, Run, make_runs, words
+from tests.interruptions import MOMENTS, Run, heard_history, make_runs, words
 from tests.pipeline_fakes import SPEAKER_RATE, QuietMic, SimulatedSpeaker, until
 from tests.speech import espeak, espeak_available
 from voiceterm.audio.frames import SILENCE_THRESHOLD
@@ -37,7 +37,6 @@ from voiceterm.events import (
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
-from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
 from voiceterm.pipeline.listen import Listener
 
@@ -86,14 +85,7 @@ class RealFuzzer:
         await bus.broadcast(Message(Listener.id, utterance))
 
     def history(self) -> list[tuple[str, str]]:
-        node = self.agent.llm_node
-        assert node is not None
-        committed = ConversationContext(node.conversation_events).get_committed_events()
-        return [
-            (m["role"], m["content"].strip())
-            for m in node.format_for_llm(committed)
-            if m["role"] != "system"
-        ]
+        return heard_history(self.agent)
 
     def count(self, kind: type, since: int) -> int:
         return sum(isinstance(m.event, kind) for m in self.messages[since:])

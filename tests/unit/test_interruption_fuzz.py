@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.interruptions import MOMENTS, Run, make_runs, words
+from tests.interruptions import MOMENTS, Run, heard_history, make_runs, words
 from tests.pipeline_fakes import (
     SPEAKER_RATE,
     ScriptedChatModel,
@@ -66,14 +66,7 @@ class Fuzzer:
         )
 
     def history(self) -> list[tuple[str, str]]:
-        node = self.agent.llm_node
-        assert node is not None
-        committed = ConversationContext(node.conversation_events).get_committed_events()
-        return [
-            (m["role"], m["content"].strip())
-            for m in node.format_for_llm(committed)
-            if m["role"] != "system"
-        ]
+        return heard_history(self.agent)
 
     async def ask(self, text: str, how: str, *, barge_in: bool = False) -> None:
         if how == "typed":
