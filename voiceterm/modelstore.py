@@ -11,9 +11,12 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from voiceterm.errors import ModelError
+
+if TYPE_CHECKING:
+    from voiceterm.discovery.sources import Source
 
 Stage = Literal["stt", "llm", "tts", "turn"]
 STAGES: tuple[Stage, ...] = ("stt", "llm", "tts", "turn")
@@ -80,7 +83,7 @@ class ResolvedModel:
 
     stage: Stage
     path: Path
-    origin: Literal["explicit", "models/", "package"]
+    origin: Literal["explicit", "package"] | Source  # Source: found where another tool keeps it
     description: str
 
     @property
@@ -136,7 +139,16 @@ def resolve_model(
     explicit: str | Path | None = None,
     models_dirs: list[Path] | None = None,
 ) -> ResolvedModel:
-    """Find the model for ``stage`` or raise :class:`ModelError` saying what to install."""
+    """Find the model for ``stage`` or raise :class:`ModelError` saying what to install.
+
+    For the LLM, ``explicit`` may also name a chat model another tool downloaded
+    (``llama3.2:3b``, ``org/repo/file.gguf``): see :mod:`voiceterm.discovery`.
+    """
+    if explicit and stage == "llm" and not Path(explicit).expanduser().exists():
+        from voiceterm.discovery import discover
+
+        named = discover(models_dirs=models_dirs).find(str(explicit))
+        return ResolvedModel(stage, named.path, named.source, named.name)
     if explicit:
         path = _check_exists(stage, Path(explicit).expanduser())
         return ResolvedModel(stage, path, "explicit", path.name)

@@ -1,5 +1,6 @@
 """``voiceterm models``: each stage's model, where it came from, its size, and
-whether it loads (all are loaded in parallel, as at start-up)."""
+whether it loads (all are loaded in parallel, as at start-up); then the chat
+models other tools already downloaded, which ``--llm-model NAME`` picks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from voiceterm.config import Config
+from voiceterm.discovery import discover
 from voiceterm.errors import VoicetermError
 from voiceterm.modelstore import STAGES, ResolvedModel, Stage, resolve_model
 
@@ -61,6 +63,7 @@ def print_models(config: Config) -> int:
         results = list(pool.map(lambda stage: _check(stage, config), STAGES))
     for text, _ok in results:
         print(text)
+    print(f"\n{discover().describe()}")
     ok = all(ok for _text, ok in results)
     if not ok:
         print("voiceterm: a model is missing or does not load (see above).", file=sys.stderr)
