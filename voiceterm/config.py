@@ -99,7 +99,7 @@ class SttSettings:
 @dataclass(slots=True)
 class LlmSettings:
     model: str | None = None
-    """A GGUF model file (default: the bundled SmolLM2-135M-Instruct)."""
+    """A GGUF file, or a model's name from `voiceterm models` (default: the bundled SmolLM2)."""
     context_tokens: int = 2048
     """The model's context window."""
     max_tokens: int = 96
