@@ -249,3 +249,13 @@ def test_discovery_imports_no_model_library() -> None:
         loaded_after_importing(["voiceterm.discovery", "voiceterm.modelstore"], HEAVY_LIBRARIES)
         == []
     )
+
+
+def test_a_blob_under_older_ollama_s_name_is_found(home: Path, tmp_path: Path) -> None:
+    blob = ollama_pull(
+        home / ".ollama" / "models", "tinyllama", write_gguf(tmp_path / "t.gguf", CHAT)
+    )
+    old_name = blob.with_name(blob.name.replace("sha256-", "sha256:"))
+    blob.rename(old_name)
+
+    assert search(home).find("tinyllama").path == old_name

@@ -92,19 +92,18 @@ class Catalog:
     def describe(self) -> str:
         """The listing ``voiceterm models`` prints."""
         lines = ["Chat models on this machine (use one with --llm-model NAME):"]
-        width = max((len(model.name) for model in self.models), default=0) + 2
         for model in self.chat_models:
-            lines.append(f"  {model.name:<{width}}{model.source}, {_size(model.size_bytes)}")
-            lines.append(f"  {'':<{width}}{model.path}")
+            lines.append(f"  {model.name}  ({model.source}, {_size(model.size_bytes)})")
+            lines.append(f"      {model.path}")
         if not self.chat_models:
             lines.append("  none")
         others = [model for model in self.models if not model.usable]
         if others:
             lines.append("Not usable as the chat model:")
-            lines += [f"  {m.name:<{width}}{m.source}: {m.unusable}" for m in others]
+            lines += [f"  {m.name}  ({m.source}): {m.unusable}" for m in others]
         lines.append("Looked in:")
         lines += [
-            f"  {place.source:<20}{place.path}{'' if place.exists else '  (not there)'}"
+            f"  {place.source:<20}{place.path}{f'  ({place.absence})' if place.absence else ''}"
             for place in self.places
         ]
         return "\n".join(lines)

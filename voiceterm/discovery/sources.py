@@ -19,6 +19,7 @@ headers. Nothing here writes or downloads anything.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,17 @@ class Place:
 
     @property
     def exists(self) -> bool:
-        return self.path.is_dir()
+        return not self.absence
+
+    @property
+    def absence(self) -> str:
+        """Why the folder cannot be searched (``""`` when it can)."""
+        try:
+            if not self.path.is_dir():
+                return "not there"
+        except OSError:  # e.g. Ollama's service home, closed to other users
+            return "cannot be read"
+        return "" if os.access(self.path, os.R_OK | os.X_OK) else "cannot be read"
 
 
 OLLAMA_SERVICE_MODELS = Path("/usr/share/ollama/.ollama/models")  # Linux installer's service user
@@ -116,6 +127,8 @@ def _ollama(root: Path) -> Iterator[Candidate]:
             yield Candidate(OLLAMA, name, manifest, aliases, no_gguf)
             continue
         blob = root / "blobs" / digest.replace(":", "-")
+        if not blob.is_file() and (root / "blobs" / digest).is_file():
+            blob = root / "blobs" / digest  # as older Ollama versions named them
         problem = ""
         if not blob.is_file():
             problem = (
