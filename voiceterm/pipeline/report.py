@@ -59,6 +59,10 @@ def _check(stage: Stage, config: Config) -> tuple[str, bool]:
 
 def print_models(config: Config) -> int:
     """Print the report; exit status 0 when every model loads, else 2."""
+    # Every loader imports numpy: once here, so that they do not race to initialise it
+    # (as in the agent; seen here when the LLM failed at once and the other three raced).
+    import numpy  # noqa: F401
+
     with ThreadPoolExecutor(max_workers=len(STAGES)) as pool:
         results = list(pool.map(lambda stage: _check(stage, config), STAGES))
     for text, _ok in results:
