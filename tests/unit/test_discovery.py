@@ -259,3 +259,13 @@ def test_a_blob_under_older_ollama_s_name_is_found(home: Path, tmp_path: Path) -
     blob.rename(old_name)
 
     assert search(home).find("tinyllama").path == old_name
+
+
+def test_names_that_differ_in_case_only_and_share_one_blob_are_not_ambiguous(
+    home: Path, tmp_path: Path
+) -> None:
+    gguf = write_gguf(tmp_path / "m.gguf", CHAT)
+    blob = ollama_pull(home / ".ollama" / "models", "MyModel", gguf)
+    ollama_pull(home / ".ollama" / "models", "mymodel", gguf)  # `ollama cp` keeps one blob
+
+    assert search(home).find("MYMODEL").path == blob

@@ -70,6 +70,8 @@ class Catalog:
     def find(self, wanted: str) -> FoundModel:
         """The usable chat model called ``wanted``, or :class:`ModelError` saying why not."""
         matches = _matches(self.models, wanted)
+        if len({model.path for model in matches}) == 1:
+            matches = matches[:1]  # names of one file (two tags of one Ollama blob)
         if len(matches) > 1:
             raise ModelError(
                 f"{wanted!r} names {len(matches)} models on this machine.",
