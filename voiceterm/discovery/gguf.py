@@ -1,10 +1,11 @@
 """A GGUF file's header, read cheaply: enough to tell a chat model from the rest.
 
 Only the key/value block at the start of the file is read, and only up to the
-tokenizer's keys: llama.cpp's converter writes ``general.*`` and the
-architecture's own keys (``<arch>.pooling_type``, ...) first, and Ollama's writer
-sorts its keys, which puts them before ``tokenizer.*`` too. A header is a few
-kilobytes; the tokenizer's vocabulary that follows it can be megabytes.
+tokenizer's keys: llama.cpp's converter writes ``general.*``, then the
+architecture's own keys (``<arch>.pooling_type``, ...), then ``tokenizer.*``; a
+writer that sorts its keys puts them before ``tokenizer.*`` too (for every
+architecture whose name sorts before it). What comes before is a few kilobytes;
+the tokenizer's vocabulary can be megabytes.
 """
 
 from __future__ import annotations
