@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import functools
 import gc
 import importlib.util
@@ -84,6 +85,40 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # noqa: RUF012 (ctypes reads it from the class)
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def malloc_in_use_mb() -> float:
+    """Bytes glibc's malloc has handed out and not had back (``mallinfo2``), in MB.
+
+    Against RSS: what grows here is memory still held by someone (Python, the
+    engines' native code); RSS growth beyond it is freed memory malloc keeps, or
+    memory mapped outside malloc.
+    """
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return float("nan")
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return float(info.uordblks + info.hblkhd) / 2**20
+
+
 class GcClock:
     """Time spent in Python's garbage collector, read and reset once per turn."""
 
@@ -121,6 +156,8 @@ class Turn:
     v2v: float | None
     stages: dict[str, float]
     rss_mb: float
+    malloc_mb: float
+    python_blocks: int
     prompt_tokens: int
     evaluated_tokens: int
     dropped_messages: int
@@ -184,6 +221,8 @@ def run_soak(args: argparse.Namespace) -> Soak:
                     v2v=v2v,
                     stages=stage_times(marks),
                     rss_mb=rss_mb(),
+                    malloc_mb=malloc_in_use_mb(),
+                    python_blocks=sys.getallocatedblocks(),
                     prompt_tokens=stats.prompt_tokens if stats else 0,
                     evaluated_tokens=stats.prompt_tokens_evaluated if stats else 0,
                     dropped_messages=stats.messages_dropped if stats else 0,
@@ -221,6 +260,7 @@ def print_turn(turn: Turn, slow_s: float) -> None:
         f" read {turn.evaluated_tokens} dropped {turn.dropped_messages}"
         f" ahead {turn.read_ahead_tokens} | gc {1000 * turn.gc_s:.0f}"
         f" (max {1000 * turn.gc_longest_s:.0f}) ms | rss {turn.rss_mb:.0f} MB"
+        f" malloc {turn.malloc_mb:.0f} MB py {turn.python_blocks / 1000:.0f}k"
         f" | {turn.wall_s:.1f} s{slow}",
         flush=True,
     )
@@ -267,6 +307,10 @@ def print_report(soak: Soak, slow_s: float) -> bool:
     rss_base = turns[base - 1].rss_mb
     rss_end = turns[-1].rss_mb
     growth = rss_end - rss_base
+    print(
+        f"  meanwhile malloc in use {turns[-1].malloc_mb - turns[base - 1].malloc_mb:+.1f} MB,"
+        f" Python's allocated blocks {turns[-1].python_blocks - turns[base - 1].python_blocks:+d}"
+    )
     ratio = percentile(last, 95) / percentile(first, 95) - 1
     rss_ok = growth <= RSS_LIMIT_MB
     p95_ok = abs(ratio) <= P95_LIMIT
