@@ -25,11 +25,6 @@ _CONTINUATIONS = frozenset(
     were be been am my your his her its our their this these those um uh er erm
     very really just not no and then""".split()
 )
-# Pronouns that also lead into a phrase: a turn may end on them ("Cancel that.",
-# "What's this?") when Whisper closed the sentence, but not when it left it open
-# ("I think that"). Counted as unfinished, "Cancel that." waited the 1.5 s cap
-# whenever the end-of-turn model agreed (scripts/bench_soak.py).
-_ENDS_WHEN_CLOSED = frozenset("that this these those".split())
 _WORD = re.compile(r"[a-z0-9']+")
 SHORT_PHRASE_WORDS = 3
 
@@ -42,8 +37,4 @@ def sounds_finished(transcript: str) -> bool:
     words = _WORD.findall(text.lower())
     if not text.endswith((".", "?", "!")) and len(words) > SHORT_PHRASE_WORDS:
         return False
-    if not words:
-        return False
-    if words[-1] in _ENDS_WHEN_CLOSED:
-        return text.endswith((".", "?", "!"))
-    return words[-1] not in _CONTINUATIONS
+    return bool(words) and words[-1] not in _CONTINUATIONS
