@@ -71,12 +71,11 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -93,17 +92,12 @@ from tests.audio.live import (  # noqa: E402
     utterance,
 )
 from tests.busy import background_load  # noqa: E402
+from tests.conversation import FileConversation  # noqa: E402
 from tests.speech import espeak, speech_corpus  # noqa: E402
-from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame  # noqa: E402
-from voiceterm.audio.wavio import WavFileSink, write_wav  # noqa: E402
-from voiceterm.bridge import Bridge  # noqa: E402
-from voiceterm.bus import Message  # noqa: E402
+from voiceterm.audio.wavio import write_wav  # noqa: E402
 from voiceterm.config import Config  # noqa: E402
-from voiceterm.events import TurnMark  # noqa: E402
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines  # noqa: E402
+from voiceterm.pipeline.agent import Engines, load_engines  # noqa: E402
 from voiceterm.pipeline.headless import format_turn_timings  # noqa: E402
-
-T = TypeVar("T")
 
 INTERRUPTED = re.compile(r"\[interrupted: user_speech\]")
 APP_V2V = re.compile(r"voice-to-voice (\d+) ms")
@@ -283,121 +277,6 @@ def file_figure(label: str, index: int, clip: Utterance, marks: dict[str, float]
     print(f"  {label} {index:2d} {1000 * value:6.0f} ms  {clip.text[:50]!r}", flush=True)
     print(f"      | {format_turn_timings(marks)}", flush=True)
     return value
-
-
-class TurnTakingSource:
-    """A microphone in a quiet room that a person speaks into, one clip at a time.
-
-    Frames of silence flow in real time (as from the rig's microphone) until
-    ``say()`` hands over a clip; its samples then go out in the next frames.
-    """
-
-    def __init__(self, block_ms: int = 20) -> None:
-        self.muted = False
-        self._frame = CAPTURE_RATE * block_ms // 1000
-        self._pending = np.zeros(0, np.int16)
-        self._closed = False
-
-    def start(self) -> None:
-        self._closed = False
-
-    def say(self, audio: np.ndarray) -> float:
-        """Queue ``audio`` (16 kHz int16); returns how long it lasts, in seconds."""
-        assert audio.dtype == np.int16
-        self._pending = np.concatenate((self._pending, audio))
-        return len(audio) / CAPTURE_RATE
-
-    async def frames(self) -> AsyncIterator[AudioFrame]:
-        n = self._frame
-        t0 = time.monotonic()
-        for index in itertools.count():
-            if self._closed:
-                return
-            t_start = t0 + index * n / CAPTURE_RATE
-            # A microphone delivers a frame once its last sample has been captured.
-            delay = t_start + n / CAPTURE_RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            samples = np.zeros(n, np.int16)
-            if len(self._pending):
-                chunk = self._pending[:n]
-                samples[: len(chunk)] = chunk
-                self._pending = self._pending[n:]
-            if self.muted:
-                samples[:] = 0
-            yield AudioFrame(samples=samples, t_start=t_start, offset=index * n)
-
-    def close(self) -> None:
-        self._closed = True
-
-
-class FileConversation:
-    """The live run's conversation, said to the same pipeline from a file, turn by turn.
-
-    One ``VoiceAgent`` on a ``TurnTakingSource`` and a real-time ``WavFileSink``
-    keeps its history like the live app; its asyncio loop runs in a thread of its
-    own, so the bench can take a file turn right before or after each live turn
-    (load on the machine then hits both alike). Each clip is said once the agent
-    has been quiet for ``SETTLE_S``, like ``Session.settle`` does for the app.
-    """
-
-    SETTLE_S = 1.5
-
-    def __init__(self, config: Config, engines: Engines, recording: Path) -> None:
-        self.source = TurnTakingSource(config.audio.block_ms)
-        self.agent = VoiceAgent(
-            config, source=self.source, sink=WavFileSink(recording), engines=engines
-        )
-        self._marks: dict[str, float] = {}
-        collector = Bridge("bench", queue_size=4096)
-        collector.on(TurnMark).map(self._collect)
-        self.agent.bus.register_bridge(collector)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="file-conversation", daemon=True
-        )
-
-    def __enter__(self) -> FileConversation:
-        self._thread.start()
-        self._run(self.agent.start())
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            self.source.close()
-            self._run(self.agent.stop())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
-
-    def turn(self, clip: Utterance) -> dict[str, float]:
-        """Say ``clip`` and wait for the answer to end; returns the turn's marks."""
-        assert clip.rate == CAPTURE_RATE
-        return self._run(self._turn(clip))
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=180.0)
-
-    async def _turn(self, clip: Utterance) -> dict[str, float]:
-        await self._settle()
-        self._marks.clear()
-        await asyncio.sleep(self.source.say(clip.audio))
-        await self._settle()
-        return dict(self._marks)
-
-    async def _settle(self) -> None:
-        deadline = time.monotonic() + 90.0
-        while time.monotonic() < deadline:
-            if self.agent.quiet_for() >= self.SETTLE_S:
-                return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("the file-based agent never went quiet")
-
-    def _collect(self, message: Message) -> None:
-        event = message.event
-        if isinstance(event, TurnMark) and event.name not in self._marks:
-            self._marks[event.name] = event.at
 
 
 # --- live turns ----------------------------------------------------------------------

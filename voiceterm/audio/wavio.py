@@ -298,7 +298,9 @@ class WavFileSink:
     """An ``AudioSink`` that records what is "played" into a WAV file.
 
     Args:
-        path: the WAV written by ``close()`` (16-bit mono at ``sample_rate``).
+        path: the WAV written by ``close()`` (16-bit mono at ``sample_rate``); ``None``
+            keeps nothing, a speaker that only keeps time (for runs of hours, whose
+            recording would grow by 44 kB a second).
         realtime: play on a simulated device clock (chunks take their real duration,
             silence is recorded wherever nothing played, ``stop_now`` cuts mid-chunk),
             or play every chunk the moment it is queued (fast mode: the file is the
@@ -313,13 +315,13 @@ class WavFileSink:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | None,
         *,
         realtime: bool = True,
         sample_rate: int = 22050,
         block_ms: int = 10,
     ) -> None:
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
         self.realtime = realtime
         self.block_ms = block_ms
         self.underflows = 0
@@ -386,7 +388,8 @@ class WavFileSink:
                 await asyncio.sleep(delay)
             out = np.zeros(n, dtype=np.int16)
             self._engine.fill(out, t_block)
-            self._blocks.append(out)
+            if self.path is not None:
+                self._blocks.append(out)
             index += 1
 
     def enqueue(self, audio: Int16Array, sample_rate: int, tag: PlaybackTag) -> None:
@@ -402,7 +405,7 @@ class WavFileSink:
         while True:
             out = np.zeros(n, dtype=np.int16)
             written = self._engine.fill(out, time.monotonic())
-            if written:
+            if written and self.path is not None:
                 # The engine pads a short last block with zeros; fast mode keeps sound only.
                 self._blocks.append(out[:written])
             if written < n:  # the queue ran dry: the engine has posted on_idle
@@ -445,4 +448,5 @@ class WavFileSink:
             self._driver = None
         with contextlib.suppress(Exception):
             self._engine.stop_now()
-        write_wav(self.path, self.recording(), self.sample_rate)
+        if self.path is not None:
+            write_wav(self.path, self.recording(), self.sample_rate)
