@@ -2,8 +2,10 @@
 
 ``voiceterm.pipeline.respond.LlamaNode`` depends on these protocols only, never
 on a backend's class. A backend implements :class:`ChatEngine`; the capabilities
-are optional and found with ``isinstance`` (the protocols are runtime-checkable,
-which checks that the members exist, not their signatures):
+are optional. The pipeline finds them with :func:`speculates`,
+:func:`reads_ahead` and :func:`chat_template_source`, by their members, so that a
+wrapper forwarding attributes with ``__getattr__`` keeps them (``isinstance`` on
+the runtime-checkable protocols misses those from Python 3.12 on):
 
 - :class:`Speculates`: samples the reply's first words during the end-of-speech
   wait, and starts the real reply with them;
@@ -23,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
 
@@ -136,3 +138,21 @@ class HasChatTemplate(Protocol):
     def chat_template_source(self) -> str:
         """Where the template came from (``"gguf"``, ``"chatml-fallback"``, ...)."""
         ...
+
+
+def speculates(engine: object) -> TypeGuard[Speculates]:
+    """Whether ``engine`` can sample a reply's start ahead of time."""
+    return callable(getattr(engine, "speculate", None))
+
+
+def reads_ahead(engine: object) -> TypeGuard[ReadsAhead]:
+    """Whether ``engine`` can evaluate a conversation ahead of time."""
+    return callable(getattr(engine, "warm_up", None)) and callable(
+        getattr(engine, "read_ahead", None)
+    )
+
+
+def chat_template_source(engine: object) -> str | None:
+    """Where ``engine``'s chat template came from; ``None`` if it does not say."""
+    source = getattr(engine, "chat_template_source", None)
+    return source if isinstance(source, str) else None
