@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -344,7 +344,7 @@ class LlamaEngine:
             speculation.generator, cancel, max_tokens, stats, speculation.decoder
         )
 
-    def _start(self, prompt: list[int], compiled_grammar: Any = None) -> Any:
+    def _start(self, prompt: list[int], compiled_grammar: Any = None) -> Iterator[int]:
         """llama's generator for ``prompt``, after sliding the cache to fit it."""
         if self._can_shift:
             slide_cache_for(self._llama_cpp, self._llm, prompt)
