@@ -23,11 +23,15 @@ import pytest
 from tests.cores import machine
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm import (
+    ChatEngine,
     ChatMessage,
     LlamaEngine,
+    ReadsAhead,
+    Speculates,
     astream_chat,
     json_schema_grammar,
 )
+from voiceterm.engines.llm.protocol import chat_template_source, reads_ahead, speculates
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.modelstore import resolve_model
 
@@ -73,6 +77,14 @@ def test_streams_an_english_answer_in_pieces(engine: LlamaEngine) -> None:
     assert stats.tokens_per_second is not None and stats.tokens_per_second > 0
     assert stats.stop_reason in ("stop", "length")
     assert "<|im_" not in text  # the template's control tokens never leak into speech
+
+
+@pytest.mark.models
+def test_has_every_capability_the_pipeline_uses(engine: LlamaEngine) -> None:
+    assert isinstance(engine, ChatEngine)
+    assert speculates(engine) and isinstance(engine, Speculates)
+    assert reads_ahead(engine) and isinstance(engine, ReadsAhead)
+    assert chat_template_source(engine) == "gguf"
 
 
 @pytest.mark.models

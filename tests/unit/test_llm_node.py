@@ -15,6 +15,8 @@ from voiceterm.tools import default_registry
 class ScriptedModel:
     """Answers each call with the next scripted reply, token by token."""
 
+    n_ctx = 2048
+
     def __init__(self, replies: list[list[str]], template: str) -> None:
         self.replies = replies
         self.chat_template_source = template

@@ -8,7 +8,7 @@ checks on the real model that a speculated start gives the very same answer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ class ScriptedModel:
     """Records what it was asked to do; ``speculate`` samples from ``ANSWER``."""
 
     chat_template_source = ""
+    n_ctx = 2048
 
     def __init__(self, answer: Sequence[str] = ANSWER) -> None:
         self.answer = list(answer)
@@ -65,7 +66,7 @@ class ScriptedModel:
 
     def stream_chat(
         self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         yield from self.answer
 
     def read_ahead(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> float:
@@ -149,6 +150,37 @@ async def test_no_speculation_when_it_is_turned_off() -> None:
     node = LlamaNode(model, system_prompt="Be brief.", speculate_tokens=0)
     assert await node.prefill(partial("Tell me about the moon.")) is None
     assert model.speculated == []
+
+
+class StreamOnlyModel:
+    """Only what every backend has (``ChatEngine``): no speculation, no read-ahead."""
+
+    n_ctx = 2048
+
+    def __init__(self) -> None:
+        self.asked: list[list[dict[str, Any]]] = []
+
+    def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
+    ) -> Generator[str, None, None]:
+        self.asked.append([dict(m) for m in messages])
+        yield from ANSWER
+
+
+async def test_a_backend_without_speculation_or_read_ahead_still_answers() -> None:
+    model = StreamOnlyModel()
+    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    assert await node.prefill(partial("Tell me about the moon.")) is None
+    assert await node.prefill(partial("Tell me about the")) is None
+    node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
+    await node._after_speech(Message("player", AgentStoppedSpeaking()))
+    assert model.asked == [], "nothing was asked of the model ahead of the turn"
+    turn = ConversationContext([UserTranscriptionReceived(content="Tell me about the moon.")])
+    said = [
+        item.content async for item in node.process_context(turn) if isinstance(item, AgentResponse)
+    ]
+    assert "".join(said) == "".join(ANSWER)
+    assert model.asked[0][-1] == {"role": "user", "content": "Tell me about the moon."}
 
 
 def test_the_speculated_first_piece_is_the_one_the_answer_starts_with() -> None:

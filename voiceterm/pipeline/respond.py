@@ -1,4 +1,4 @@
-"""The LLM node: answers each transcript by streaming tokens from llama.cpp.
+"""The LLM node: answers each transcript by streaming tokens from the LLM engine.
 
 Tools first: a small deterministic intent step (``voiceterm.tools.intent``) spots
 questions the tiny embedded model cannot answer reliably (the time, arithmetic),
@@ -18,6 +18,13 @@ from typing import Any
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
+from voiceterm.engines.llm.protocol import (
+    ChatEngine,
+    chat_template_source,
+    reads_ahead,
+    speculates,
+)
+from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
@@ -39,11 +46,16 @@ logger = logging.getLogger(__name__)
 
 
 class LlamaNode(ReasoningNode):
-    """A ``ReasoningNode`` backed by ``voiceterm.engines.llm.LlamaEngine``."""
+    """A ``ReasoningNode`` backed by an LLM engine (``voiceterm.engines.llm.ChatEngine``).
+
+    The engine's optional capabilities are used when it has them: ``speculate``
+    (the answer's first words sampled during the end-of-speech wait), and
+    ``warm_up``/``read_ahead`` (the conversation read into its cache ahead of time).
+    """
 
     def __init__(
         self,
-        engine: Any,
+        engine: ChatEngine,
         *,
         system_prompt: str,
         max_tokens: int = 96,
@@ -59,7 +71,7 @@ class LlamaNode(ReasoningNode):
         super().__init__(
             system_prompt=system_prompt,
             max_context_length=500,
-            max_context_tokens=getattr(engine, "n_ctx", 2048) * 8,
+            max_context_tokens=engine.n_ctx * 8,
             node_id=node_id,
         )
         self.engine = engine
@@ -89,14 +101,16 @@ class LlamaNode(ReasoningNode):
         if isinstance(message.event, AgentSpeechSent):
             self.add_event(message)
             return
-        read_ahead = getattr(self.engine, "read_ahead", None)
-        if read_ahead is None or self._speculating is not None:
+        engine = self.engine
+        if not reads_ahead(engine) or self._speculating is not None:
             return  # the user's next words are being worked on already
         messages = self.format_for_llm(
             ConversationContext(self.conversation_events).get_committed_events()
         )
         if len(messages) > 1:
-            seconds = await asyncio.to_thread(read_ahead, messages, max_tokens=self.max_tokens)
+            seconds = await asyncio.to_thread(
+                engine.read_ahead, messages, max_tokens=self.max_tokens
+            )
             logger.info("read the conversation ahead in %.0f ms", 1000 * seconds)
 
     async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
@@ -133,14 +147,14 @@ class LlamaNode(ReasoningNode):
             return AgentSpeculation(
                 transcript=partial.content, pieces=(tool_answer,), complete=True
             )
-        speculate = getattr(self.engine, "speculate", None)
+        engine = self.engine
         pieces: tuple[str, ...] = ()
         whole_reply = False
-        if speculate is not None and self._worth_speculating(partial.content):
+        if speculates(engine) and self._worth_speculating(partial.content):
             cancel = threading.Event()
             self._speculating = (partial.content, cancel)
             sampled = await asyncio.to_thread(
-                speculate,
+                engine.speculate,
                 messages,
                 cancel,
                 tokens=self.speculate_tokens,
@@ -149,12 +163,11 @@ class LlamaNode(ReasoningNode):
             )
             if self._speculating is not None and self._speculating[1] is cancel:
                 self._speculating = None
-            pieces, whole_reply = sampled.pieces, sampled.whole_reply  # a SampledStart
+            pieces, whole_reply = sampled.pieces, sampled.whole_reply
         else:
-            warm_up = getattr(self.engine, "warm_up", None)
-            if warm_up is None:
+            if not reads_ahead(engine):
                 return None
-            await asyncio.to_thread(warm_up, messages, max_tokens=self.max_tokens)
+            await asyncio.to_thread(engine.warm_up, messages, max_tokens=self.max_tokens)
         if not pieces:
             return None
         return AgentSpeculation(transcript=partial.content, pieces=pieces, complete=whole_reply)
@@ -209,7 +222,7 @@ class LlamaNode(ReasoningNode):
 
         if self.tools is None:
             return "none"
-        return choose_strategy(getattr(self.engine, "chat_template_source", None))
+        return choose_strategy(chat_template_source(self.engine))
 
     async def _process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         user_text = context.get_latest_user_transcript_message() or ""
@@ -250,8 +263,6 @@ class LlamaNode(ReasoningNode):
         yield AgentResponse(content=spoken_answer(request, outcome))
 
     async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
-        from voiceterm.engines.llm import astream_chat
-
         messages = self.format_for_llm(context.get_committed_events())
         previous = time.monotonic()
         first = True
@@ -272,7 +283,6 @@ class LlamaNode(ReasoningNode):
         and its result handed back to the model, which then answers (at most
         ``MAX_TOOL_ROUNDS`` rounds, so a confused model cannot loop forever).
         """
-        from voiceterm.engines.llm import astream_chat
         from voiceterm.tools.intent import (
             ToolCallStreamFilter,
             assistant_tool_call_message,

@@ -1,0 +1,59 @@
+"""The LLM stage: a chat model streamed piece by piece, behind a small protocol.
+
+The pipeline (``voiceterm.pipeline.respond``) depends on :mod:`.protocol` only:
+:class:`ChatEngine` (``stream_chat`` with a cancel flag, ``n_ctx``) and the
+optional capabilities :class:`Speculates`, :class:`ReadsAhead` and
+:class:`HasChatTemplate`. :class:`LlamaEngine` is the in-process backend, a GGUF
+model run by llama-cpp-python; its parts have a module each:
+
+- :mod:`.engine`: :class:`LlamaEngine`, composing the parts below;
+- :mod:`.loading`: importing ``llama_cpp`` (lazily), its log, GGUF checks, the 8-bit copy;
+- :mod:`.template`: the model's own chat template;
+- :mod:`.messages`: chat messages, and fitting them into the context window;
+- :mod:`.cache`: sliding the KV cache over dropped turns;
+- :mod:`.sampling`: sampling tokens, cancellably; grammars;
+- :mod:`.speculation`: a reply's start sampled ahead of time;
+- :mod:`.threads`: thread counts, and sharing the cores with the other engines;
+- :mod:`.stats`: what a generation cost;
+- :mod:`.stream`: :func:`astream_chat`, a reply streamed on the event loop.
+
+Importing the package loads no ML library; ``llama_cpp`` is imported when a
+model is loaded.
+"""
+
+from voiceterm.engines.llm.cache import CacheSlide, find_slide
+from voiceterm.engines.llm.engine import LlamaEngine
+from voiceterm.engines.llm.loading import _import_llama_cpp
+from voiceterm.engines.llm.messages import ChatMessage
+from voiceterm.engines.llm.protocol import (
+    ChatEngine,
+    ChatStreamer,
+    HasChatTemplate,
+    ReadsAhead,
+    SampledStart,
+    Speculates,
+)
+from voiceterm.engines.llm.sampling import json_schema_grammar
+from voiceterm.engines.llm.stats import GenerationStats, StopReason
+from voiceterm.engines.llm.stream import astream_chat
+from voiceterm.engines.llm.threads import default_thread_count, prompt_thread_count
+
+__all__ = [
+    "CacheSlide",
+    "ChatEngine",
+    "ChatMessage",
+    "ChatStreamer",
+    "GenerationStats",
+    "HasChatTemplate",
+    "LlamaEngine",
+    "ReadsAhead",
+    "SampledStart",
+    "Speculates",
+    "StopReason",
+    "_import_llama_cpp",
+    "astream_chat",
+    "default_thread_count",
+    "find_slide",
+    "json_schema_grammar",
+    "prompt_thread_count",
+]

@@ -1,0 +1,158 @@
+"""What the pipeline needs from an LLM backend: :class:`ChatEngine`, and capabilities.
+
+``voiceterm.pipeline.respond.LlamaNode`` depends on these protocols only, never
+on a backend's class. A backend implements :class:`ChatEngine`; the capabilities
+are optional. The pipeline finds them with :func:`speculates`,
+:func:`reads_ahead` and :func:`chat_template_source`, by their members, so that a
+wrapper forwarding attributes with ``__getattr__`` keeps them (``isinstance`` on
+the runtime-checkable protocols misses those from Python 3.12 on):
+
+- :class:`Speculates`: samples the reply's first words during the end-of-speech
+  wait, and starts the real reply with them;
+- :class:`ReadsAhead`: evaluates a prompt into a cache ahead of time (after an
+  answer, and for words the user is still saying);
+- :class:`HasChatTemplate`: says which chat template renders the prompt, which
+  picks how tools are offered (``voiceterm.tools.intent.choose_strategy``).
+
+``voiceterm.engines.llm.LlamaEngine`` has all of them; a remote backend (an
+OpenAI-compatible server) needs only :class:`ChatEngine`.
+
+This module imports no ML library.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeGuard, runtime_checkable
+
+from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
+
+
+@runtime_checkable
+class ChatStreamer(Protocol):
+    """Anything that streams a reply, cancellably (what :func:`astream_chat` drives)."""
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> Generator[str, None, None]:
+        """Stream the assistant's reply to ``messages``, piece by piece.
+
+        Called in a worker thread; one call at a time per engine.
+
+        Args:
+            messages: The conversation, oldest first (a leading system message,
+                then user/assistant/tool messages), ending with the user's turn.
+                The backend fits it into its context window itself.
+            cancel: Set from another thread to stop: the generator must end soon
+                after (within one token or chunk) and hand out nothing more.
+            max_tokens: Cap on the reply's tokens (``None``: the backend's default).
+            grammar: GBNF text constraining the output; a backend without
+                grammars may raise ``EngineError`` when one is given.
+            tools: OpenAI-style tool specs (``{"type": "function", ...}``).
+
+        Yields:
+            Text pieces as they come. Closing the generator early must free the
+            model (or the connection) for the next call.
+
+        Raises:
+            EngineError: The reply failed (with a hint for the user).
+        """
+        ...
+
+
+@runtime_checkable
+class ChatEngine(ChatStreamer, Protocol):
+    """An LLM backend the pipeline can talk to.
+
+    Attributes:
+        n_ctx: The context window in tokens (the node keeps its history within a
+            few times this; the backend does the exact fitting).
+    """
+
+    n_ctx: int
+
+
+@dataclass(frozen=True, slots=True)
+class SampledStart:
+    """What :meth:`Speculates.speculate` sampled.
+
+    Attributes:
+        pieces: The reply's first text pieces (empty when cancelled before the first).
+        whole_reply: The reply ended within them, so they are all of it.
+    """
+
+    pieces: tuple[str, ...] = ()
+    whole_reply: bool = False
+
+
+@runtime_checkable
+class Speculates(Protocol):
+    """Can sample a reply's start ahead of time, and start the real reply with it."""
+
+    def speculate(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        tokens: int = 12,
+        max_tokens: int | None = None,
+        enough: Callable[[str], bool] | None = None,
+    ) -> SampledStart:
+        """Sample the first ``tokens`` of the reply to ``messages`` (until ``enough(text)``).
+
+        If the next ``stream_chat`` gets the same conversation (and no grammar),
+        its reply starts with these pieces at once and continues after them.
+        ``max_tokens`` must be the one that call will use.
+        """
+        ...
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """Can evaluate a conversation ahead of time, so the next reply starts sooner."""
+
+    def warm_up(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None) -> float:
+        """Evaluate ``messages`` now (the system prompt, or the words so far); seconds spent."""
+        ...
+
+    def read_ahead(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
+    ) -> float:
+        """Evaluate the conversation so far as the next turn will fit it; seconds spent."""
+        ...
+
+
+@runtime_checkable
+class HasChatTemplate(Protocol):
+    """Says which chat template renders its prompts."""
+
+    @property
+    def chat_template_source(self) -> str:
+        """Where the template came from (``"gguf"``, ``"chatml-fallback"``, ...)."""
+        ...
+
+
+def speculates(engine: object) -> TypeGuard[Speculates]:
+    """Whether ``engine`` can sample a reply's start ahead of time."""
+    return callable(getattr(engine, "speculate", None))
+
+
+def reads_ahead(engine: object) -> TypeGuard[ReadsAhead]:
+    """Whether ``engine`` can evaluate a conversation ahead of time."""
+    return callable(getattr(engine, "warm_up", None)) and callable(
+        getattr(engine, "read_ahead", None)
+    )
+
+
+def chat_template_source(engine: object) -> str | None:
+    """Where ``engine``'s chat template came from; ``None`` if it does not say."""
+    source = getattr(engine, "chat_template_source", None)
+    return source if isinstance(source, str) else None
