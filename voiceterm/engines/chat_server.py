@@ -132,6 +132,8 @@ class ChatServerEngine:
         self.last_close_seconds: float | None = None
         """From a cancel to the closed connection, for the latest cancelled answer."""
         self.tool_template: str | None = None
+        self.last_error = ""
+        """Why the last :meth:`check` failed (with its hint)."""
         self._stats = GenerationStats()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -233,8 +235,9 @@ class ChatServerEngine:
         """
         try:
             found: ServerModels = self._run(self._check())
-        except EngineError:
+        except EngineError as error:
             self.ready = False
+            self.last_error = str(error)
             raise
         self.model = found.chosen
         self.tool_template = found.tool_template

@@ -249,12 +249,20 @@ class LlamaNode(ReasoningNode):
         yield TurnMark(name="llm_first_token", at=end)
         yield AgentResponse(content=spoken_answer(request, outcome))
 
+    def _request_span(self, at: float) -> StageSpan | None:
+        """For a model behind a server: the request, in the timeline while it is waited for."""
+        label = getattr(self.engine, "request_label", None)
+        return None if label is None else StageSpan(stage="llm", start=at, end=at, content=label)
+
     async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
         from voiceterm.engines.llm import astream_chat
 
         messages = self.format_for_llm(context.get_committed_events())
         previous = time.monotonic()
         first = True
+        request_sent = self._request_span(previous)
+        if request_sent is not None:
+            yield request_sent
         async for piece in astream_chat(self.engine, messages, max_tokens=self.max_tokens):
             now = time.monotonic()
             if first:
@@ -283,6 +291,9 @@ class LlamaNode(ReasoningNode):
         specs = self.tools.specs()
         first = True
         previous = time.monotonic()
+        request_sent = self._request_span(previous)
+        if request_sent is not None:
+            yield request_sent
         for _round in range(MAX_TOOL_ROUNDS):
             calls_filter = ToolCallStreamFilter()
             async for piece in astream_chat(
