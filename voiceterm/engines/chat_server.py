@@ -41,7 +41,15 @@ import os
 import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -217,9 +225,10 @@ class ChatServerEngine:
             )
         return key
 
-    def _run(self, coroutine: Any, timeout: float | None = None) -> Any:
+    def _run(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        # The coroutine is made once the loop exists: one that is never run warns.
         loop, _client = self._client_loop()
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(make(), loop).result()
 
     # --- checking the server -------------------------------------------------------------
 
@@ -234,7 +243,7 @@ class ChatServerEngine:
                 not have the model asked for, or it failed; the message says which.
         """
         try:
-            found: ServerModels = self._run(self._check())
+            found: ServerModels = self._run(self._check)
         except EngineError as error:
             self.ready = False
             self.last_error = str(error)
@@ -297,6 +306,7 @@ class ChatServerEngine:
         max_tokens: int | None = None,
         grammar: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> Generator[str, None, None]:
         """Stream the assistant's reply to ``messages`` from the server, piece by piece.
 
@@ -309,6 +319,8 @@ class ChatServerEngine:
             tools: OpenAI tool specs; a call the model makes comes out as
                 ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``, the
                 markup ``voiceterm.tools.intent.ToolCallStreamFilter`` reads.
+            tool_choice: OpenAI's ``tool_choice`` ("auto" when omitted; a
+                ``{"type": "function", ...}`` mapping makes the model call that one).
 
         Yields:
             Text pieces as the server sends them.
@@ -332,7 +344,7 @@ class ChatServerEngine:
         pieces: queue.SimpleQueue[str | _End] = queue.SimpleQueue()
         closed = threading.Event()
         task = asyncio.run_coroutine_threadsafe(
-            self._stream(fitted, budget, send_tools, pieces.put, closed), loop
+            self._stream(fitted, budget, send_tools, tool_choice, pieces.put, closed), loop
         )
         cancelled_at: float | None = None
         try:
@@ -368,13 +380,14 @@ class ChatServerEngine:
         messages: list[ChatMessage],
         max_tokens: int,
         tools: list[Mapping[str, Any]] | None,
+        tool_choice: str | Mapping[str, Any] | None,
         put: Any,
         closed: threading.Event,
     ) -> None:
         """Run one streaming request on the client's loop; hand pieces to ``put``."""
         answered = False
         try:
-            async for piece in self._pieces(messages, max_tokens, tools):
+            async for piece in self._pieces(messages, max_tokens, tools, tool_choice):
                 answered = True
                 put(piece)
             self.ready = True
@@ -389,7 +402,7 @@ class ChatServerEngine:
                     "llm: %s refused tool specs (%s); using the rule-based tools", self.url, error
                 )
                 self._tools_refused = True
-                await self._stream(messages, max_tokens, None, put, closed)
+                await self._stream(messages, max_tokens, None, None, put, closed)
                 return
             put(_End(self._explain(error, answered=answered)))
         finally:
@@ -400,6 +413,7 @@ class ChatServerEngine:
         messages: list[ChatMessage],
         max_tokens: int,
         tools: list[Mapping[str, Any]] | None,
+        tool_choice: str | Mapping[str, Any] | None,
     ) -> AsyncIterator[str]:
         _loop, client = self._client_loop_here()
         request: dict[str, Any] = {
@@ -414,6 +428,8 @@ class ChatServerEngine:
         }
         if tools:
             request["tools"] = tools
+            if tool_choice is not None:
+                request["tool_choice"] = tool_choice
         stats = self._stats
         calls: dict[int, dict[str, str]] = {}
         stream = await client.chat.completions.create(**request)
@@ -429,7 +445,7 @@ class ChatServerEngine:
                     held = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
                     held["id"] = call.id or held["id"]
                     if call.function is not None:
-                        held["name"] += call.function.name or ""
+                        held["name"] = _grown(held["name"], call.function.name or "")
                         held["arguments"] += call.function.arguments or ""
                 if choice.finish_reason:
                     stats.stop_reason = "length" if choice.finish_reason == "length" else "stop"
@@ -547,6 +563,13 @@ def fit_history(messages: Sequence[ChatMessage], budget_chars: int) -> list[Chat
         if size(system) + size(rest[start:]) <= budget_chars:
             return system + rest[start:]
     return system + rest[starts[-1] :]
+
+
+def _grown(held: str, more: str) -> str:
+    """A tool's name streamed in parts ("calc", "ulator") or whole every time."""
+    if not more or more == held:
+        return held  # llama-cpp-python repeats the whole name in every chunk
+    return more if more.startswith(held) and held else held + more
 
 
 def _same_ollama_model(name: str, names: tuple[str, ...]) -> bool:
