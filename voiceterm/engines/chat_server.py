@@ -5,7 +5,8 @@ uses (``stream_chat``, ``model_name``, ``n_ctx``, ``last_stats``, ``reset``,
 ``close``), so answers stream into the same sentence and speech stages. It has no
 speculation or read-ahead: the server keeps its own prompt cache (llama-server's
 ``cache_prompt``, vLLM's prefix caching), so a turn that extends the last one only
-reads the new words there too.
+reads the new words there too. ``warm_up`` (called at a pause in the user's speech)
+has the server read the words so far, so the answer only reads what changed.
 
 How it talks to the server, and why:
 
@@ -510,6 +511,39 @@ class ChatServerEngine:
             f"{where} refused the request ({status}){quoted}.",
             hint="check llm.model and the server's log",
         )
+
+    def warm_up(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None) -> float:
+        """Have the server read ``messages`` now (the words so far, at a pause).
+
+        A one-token request: the server keeps the prompt's KV cache (llama-server's
+        ``cache_prompt``; llama-cpp-python's server keeps its last prompt anyway), and
+        the answer that follows with the same words only reads what differs. Any
+        failure is left for the answer to report.
+
+        Returns:
+            Seconds spent.
+        """
+        started = time.monotonic()
+        if not self.ready:
+            return 0.0
+        budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+        fitted = fit_history(messages, (self.n_ctx - budget) * CHARS_PER_TOKEN)
+
+        async def read() -> None:
+            _loop, client = self._client_loop_here()
+            await client.chat.completions.create(
+                model=self.model or "default",
+                messages=[dict(message) for message in fitted],
+                max_tokens=1,
+                temperature=self.temperature,
+                extra_body={"cache_prompt": True},
+            )
+
+        try:
+            self._run(read)
+        except Exception as error:  # the answer itself says what is wrong
+            log.debug("llm: warming the server up failed: %s", error)
+        return time.monotonic() - started
 
     # --- the rest of the engine's shape ------------------------------------------------
 
