@@ -105,6 +105,7 @@ def main() -> int:
                 served.append(first_piece_seconds(remote, messages))
         closed: list[float] = []
         done: list[float] = []
+        time.sleep(0.5)  # the server's last "disconnected" line, from the timing above
         disconnects = server.output().count("Disconnected from client")
         for question in QUESTIONS:
             messages = [system, {"role": "user", "content": f"{question} Answer at length."}]

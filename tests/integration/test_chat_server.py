@@ -19,6 +19,7 @@ import pytest
 from tests.chat_server import LocalChatServer, free_port, running_server
 from tests.pipeline_fakes import scripted_agent, scripted_engines, until
 from voiceterm.bus import Message
+from voiceterm.cli import main
 from voiceterm.config import Config
 from voiceterm.engines.chat_server import ChatServerEngine
 from voiceterm.errors import EngineError
@@ -180,6 +181,21 @@ def test_a_tool_call_comes_out_as_markup_the_tools_read(tmp_path: Path) -> None:
 # --- the whole agent --------------------------------------------------------------------
 
 
+class _Seen:
+    """What the bus carried, for a test that did not get where it should."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+
+    def __str__(self) -> str:
+        seen = []
+        for message in self.messages[-40:]:
+            event = message.event
+            said = getattr(event, "error", "") or getattr(event, "detail", "")
+            seen.append(f"{type(event).__name__}({said})")
+        return "; saw " + ", ".join(seen)
+
+
 def _statuses(messages: list[Message], state: str) -> list[StageStatus]:
     return [
         m.event
@@ -227,6 +243,7 @@ async def test_the_app_opens_without_the_server_says_so_and_answers_once_it_runs
             await until(
                 lambda: any(isinstance(m.event, AgentStoppedSpeaking) for m in messages),
                 limit_s=60,
+                what=_Seen(messages),
             )
         finally:
             await asyncio.to_thread(server.stop)
@@ -294,3 +311,19 @@ async def test_a_server_killed_mid_answer_cuts_it_keeps_the_talk_and_comes_back(
         ("user", "And the sun?"),
     ]
     assert answered.spoken_text.strip()
+
+
+def test_voiceterm_models_checks_the_server_and_lists_its_models(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    flags = ["--llm-backend", "openai", "--llm-api-key-env", KEY_VARIABLE]
+    assert main(["models", *flags, "--llm-url", server.url]) == 0
+    out = capsys.readouterr().out
+    assert f"LLM  OpenAI-compatible server at {server.url} answers; its models:" in out
+    assert f"* {server.model}" in out
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    assert main(["models", *flags, "--llm-url", down]) == 2
+    out = capsys.readouterr().out
+    assert f"does NOT work: The LLM server at {down} is not answering" in out
+    assert "hint: start the server" in out

@@ -361,6 +361,7 @@ class ChatServerEngine:
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error
+                    stats.stop_reason = stats.stop_reason or "stop"
                     return
                 if stats.first_token_at is None:
                     stats.first_token_at = time.monotonic()
