@@ -16,6 +16,11 @@ streaming pipeline once per variant on every utterance (interleaved, so load on
 the machine hits them alike); a variant is ``section.key=value`` settings joined
 with ``+``.
 
+A variant with ``llm.backend=openai`` answers from an OpenAI-compatible server
+at its ``llm.url``; ``--serve`` starts llama-cpp-python's own server for it on
+this machine (``tests/chat_server.py``), on the weights and thread counts the
+in-process engine uses, so the two differ only by HTTP and the server.
+
 ``--background-load N`` also runs every streaming turn beside N busy programs
 (pure-Python spin loops, started by the bench before the turn and killed after
 it): each utterance is said on the idle machine and then beside them, and both
@@ -163,17 +168,77 @@ def main() -> int:
         metavar="N",
         help="also run each turn beside N busy processes; print both figures",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="start llama-cpp-python's server for llm.backend=openai variants",
+    )
     args = parser.parse_args()
     loads = [0] if args.background_load <= 0 else [0, args.background_load]
     configs = {variant: variant_config(variant) for variant in args.variants}
     config = configs[args.variants[0]]
     load_before = os.getloadavg()
     print("loading models ...", flush=True)
-    engines = load_engines(config)
+    # The in-process engines; a server variant swaps its LLM for the server's below.
+    engines = load_engines(in_process(config))
     from voiceterm.engines.stt import WhisperTranscriber
     from voiceterm.modelstore import resolve_model
 
     padded = WhisperTranscriber(resolve_model("stt").path, pad_to_30s=True)
+    with contextlib.ExitStack() as servers:
+        variant_engines = {
+            variant: server_engines(variant_cfg, engines, servers, serve=args.serve)
+            for variant, variant_cfg in configs.items()
+        }
+        return run(args, configs, engines, variant_engines, padded, loads, load_before)
+
+
+def in_process(config: Config) -> Config:
+    """``config`` with the LLM run in this process (llm.backend = llama_cpp)."""
+    import copy
+
+    local = copy.deepcopy(config)
+    local.llm.backend = "llama_cpp"
+    return local
+
+
+def server_engines(
+    config: Config, engines: Engines, servers: contextlib.ExitStack, *, serve: bool
+) -> Engines:
+    """``engines``, or for ``llm.backend=openai`` the same with the server's LLM."""
+    from dataclasses import replace
+
+    from voiceterm.pipeline.agent import load_llm_server
+
+    if config.llm.backend != "openai":
+        return engines
+    if serve:
+        from tests.chat_server import LocalChatServer
+
+        llm = engines.llm
+        threads = ("--n_threads", str(llm.n_threads), "--n_threads_batch", str(llm.n_threads_batch))
+        log = Path(tempfile.gettempdir()) / "bench_voice_server.log"
+        server = LocalChatServer(log, model=llm.weights_path, extra=threads).start()
+        servers.callback(server.stop)
+        config.llm.url = server.url
+        print(f"serving {llm.weights_path.name} at {server.url} ({' '.join(threads)})")
+    engine, description = load_llm_server(config, lambda stage, state, detail: None)
+    if not engine.ready:
+        raise SystemExit(f"bench_voice: the server at {config.llm.url} does not answer")
+    servers.callback(engine.close)
+    return replace(engines, llm=engine, descriptions={**engines.descriptions, "llm": description})
+
+
+def run(
+    args: argparse.Namespace,
+    configs: dict[str, Config],
+    engines: Engines,
+    variant_engines: dict[str, Engines],
+    padded: Any,
+    loads: list[int],
+    load_before: tuple[float, float, float],
+) -> int:
+    config = configs[args.variants[0]]
     corpus = speech_corpus()[: args.utterances]
     runs = [(variant, busy) for busy in loads for variant in configs]
     streaming: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
@@ -192,7 +257,9 @@ def main() -> int:
                 with background_load(busy) if busy else contextlib.nullcontext():
                     for variant, variant_cfg in configs.items():
                         out = Path(tmp) / f"a{index}.wav"
-                        marks = asyncio.run(streaming_turn(variant_cfg, engines, wav, out))
+                        marks = asyncio.run(
+                            streaming_turn(variant_cfg, variant_engines[variant], wav, out)
+                        )
                         run = (variant, busy)
                         if "speech_end" not in marks or "playback_start" not in marks:
                             print(

@@ -5,7 +5,8 @@ addresses a socket is logged, in every thread and child; :func:`socket_calls`
 sorts the log into calls that stay on the machine (``AF_UNIX``: PulseAudio, the
 asyncio loop's own socket pair; ``AF_NETLINK``: the kernel) and calls that could
 leave it: any other socket made, any other address connected or sent to. Loopback
-counts as leaving: voiceterm's default setup talks to no local server either.
+counts as leaving: voiceterm's default setup talks to no local server either; with
+an LLM server configured, :meth:`SocketCalls.besides` leaves out the calls to it.
 
 :func:`app_environment` strips the settings that turn telemetry off from the
 environment given to the app, so that a test sees what the app does on its own.
@@ -61,6 +62,19 @@ class SocketCalls:
     """Calls on sockets that stay on the machine."""
     leaving: list[str]
     """Calls that make or address any other socket: they could leave the machine."""
+
+    def besides(self, host: str, port: int) -> list[str]:
+        """The calls that could leave the machine, except those to ``host:port``.
+
+        For an app configured to talk to a server there: making an internet socket
+        sends nothing; only the addresses it connects or sends to tell where to.
+        """
+        server = f'sin_port=htons({port}), sin_addr=inet_addr("{host}")'
+        return [
+            line
+            for line in self.leaving
+            if not (line.split("(", 1)[0].split()[-1] == "socket" or server in line)
+        ]
 
     def report(self, limit: int = 20) -> str:
         """The calls that could leave the machine, for a failure message."""

@@ -98,8 +98,23 @@ class SttSettings:
 
 @dataclass(slots=True)
 class LlmSettings:
+    backend: str = "llama_cpp"
+    """Where answers come from: llama_cpp (the GGUF in llm.model, run inside voiceterm) or
+    openai (an OpenAI-compatible server at llm.url: llama-server, Ollama, vLLM, LM Studio)."""
     model: str | None = None
-    """A GGUF file, or a model's name from `voiceterm models` (default: the bundled SmolLM2)."""
+    """llama_cpp: a GGUF file, or a model's name from `voiceterm models` (default: the
+    bundled SmolLM2-135M-Instruct).
+    openai: the server's name for the model (default: the first one it lists)."""
+    url: str = "http://127.0.0.1:8080/v1"
+    """openai: the server's API base URL, ending in /v1 (llama-server's default port is
+    8080, Ollama's http://127.0.0.1:11434/v1, vLLM's http://127.0.0.1:8000/v1)."""
+    api_key_env: str | None = None
+    """openai: the NAME of the environment variable holding the server's API key (the key
+    itself never goes in the config); none: no key is sent."""
+    connect_timeout_s: float = 3.0
+    """openai: seconds to wait for the server to accept a connection."""
+    timeout_s: float = 60.0
+    """openai: seconds to wait for the answer's first words, and then for each next piece."""
     context_tokens: int = 2048
     """The model's context window."""
     max_tokens: int = 96

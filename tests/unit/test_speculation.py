@@ -309,3 +309,28 @@ async def test_only_the_piece_made_ahead_asks_for_every_core() -> None:
     tts = TtsNode(modest, ahead_on_every_core=False)
     await tts.synthesize_ahead(Message("sentences", SpeculativeSentence(content="The sun is")))
     assert modest.every_core == [False]
+
+
+class WarmsUpOnlyModel(StreamOnlyModel):
+    """A server backend's shape: it can read the words so far, nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed: list[list[dict[str, Any]]] = []
+
+    def warm_up(
+        self, messages: Sequence[Mapping[str, Any]], *, max_tokens: int | None = None
+    ) -> float:
+        self.warmed.append([dict(m) for m in messages])
+        return 0.0
+
+
+async def test_a_backend_that_only_warms_up_reads_the_words_at_a_pause_only() -> None:
+    model = WarmsUpOnlyModel()
+    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    assert await node.prefill(partial("Tell me about the moon.")) is None
+    assert model.warmed[-1][-1] == {"role": "user", "content": "Tell me about the moon."}
+    node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
+    await node._after_speech(Message("player", AgentStoppedSpeaking()))
+    assert len(model.warmed) == 1, "a backend without read_ahead is not asked after an answer"
+    assert model.asked == []

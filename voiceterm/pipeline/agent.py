@@ -86,6 +86,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
     from voiceterm.modelstore import resolve_model
 
     check_turn_settings(config)
+    check_llm_settings(config)
     cores = CoreShare()  # the engines share the CPU: see voiceterm.engines.cores
 
     def report(stage: str, state: str, detail: str) -> None:
@@ -102,6 +103,8 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         return engine, model.description
 
     def load_llm() -> Any:
+        if config.llm.backend == "openai":
+            return load_llm_server(config, report)
         from voiceterm.engines.llm import LlamaEngine
 
         model = resolve_model("llm", config.llm.model)
@@ -179,6 +182,55 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         descriptions={stage: results[stage][1] for stage in (*loaders, "turn") if stage in results},
         turn=turn_model,
     )
+
+
+def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> Any:
+    """The LLM stage on an OpenAI-compatible server, and its description.
+
+    A server that does not answer (or refuses the key, or lacks the model) is
+    reported, not raised: the app opens anyway, says what is wrong, and
+    :meth:`VoiceAgent.start` keeps checking until the server works.
+    """
+    from voiceterm.engines.llm.server import ChatServerEngine
+
+    llm = config.llm
+    engine = ChatServerEngine(
+        llm.url,
+        model=llm.model,
+        api_key_env=llm.api_key_env,
+        n_ctx=llm.context_tokens,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        connect_timeout_s=llm.connect_timeout_s,
+        timeout_s=llm.timeout_s,
+    )
+    report("llm", "loading", f"connecting to {llm.url}")
+    try:
+        engine.check()
+    except VoicetermError as error:
+        report("llm", "failed", f"{error} (retrying every {SERVER_RETRY_S:.0f} s)")
+        return engine, engine.description
+    report("llm", "ready", engine.description)
+    return engine, engine.description
+
+
+SERVER_RETRY_S = 2.0
+"""How often an LLM server that did not answer is asked again."""
+
+
+def check_llm_settings(config: Config) -> None:
+    """Raise :class:`ConfigError` for ``[llm]`` settings that cannot work."""
+    llm = config.llm
+    if llm.backend not in ("llama_cpp", "openai"):
+        raise ConfigError(
+            f"llm.backend must be llama_cpp or openai, not {llm.backend!r}.",
+            hint="llama_cpp runs a GGUF file inside voiceterm; openai talks to a server at llm.url",
+        )
+    if llm.backend == "openai" and not llm.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"llm.url must be an http:// or https:// address, not {llm.url!r}.",
+            hint="e.g. http://127.0.0.1:8080/v1 for llama-server",
+        )
 
 
 def check_turn_settings(config: Config) -> None:
@@ -296,6 +348,7 @@ class VoiceAgent:
         self._stt: SttNode | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
+        self._llm_watch: asyncio.Task[None] | None = None
         self.glitches: GlitchWatch | None = None
         self._last_activity = time.monotonic()
         # A tap, not a route: the timeline must see messages in broadcast order
@@ -350,6 +403,7 @@ class VoiceAgent:
             self.sink.start(asyncio.get_running_loop())
         self._wire(self.engines)
         self._wired.set()
+        self._watch_llm_server(check_first=False)
         try:
             self.source.start()
         except VoicetermError as error:
@@ -392,6 +446,39 @@ class VoiceAgent:
         self._publish(AgentError(error=error.message, source="speaker"))
         if self.activity.busy:
             self._publish(AgentInterrupted(reason="speaker_lost"))
+
+    def _watch_llm_server(self, *, check_first: bool) -> None:
+        """Keep asking an LLM server that does not answer until it does (then say so).
+
+        The status line shows why it failed meanwhile; a question asked in between
+        gets the same explanation and stays in the conversation.
+        """
+        engine = self.engines.llm if self.engines is not None else None
+        if getattr(engine, "ready", True) or not hasattr(engine, "check"):
+            return
+        if self._llm_watch is not None and not self._llm_watch.done():
+            return
+        self._llm_watch = asyncio.get_running_loop().create_task(
+            self._until_server_answers(engine, check_first), name="llm-server-watch"
+        )
+
+    async def _until_server_answers(self, engine: Any, check_first: bool) -> None:
+        # At start-up the loader has said why already; after a failed answer, say it.
+        shown = "" if check_first else str(getattr(engine, "last_error", ""))
+        while True:
+            if not check_first:
+                await asyncio.sleep(SERVER_RETRY_S)
+            check_first = False
+            try:
+                await asyncio.to_thread(engine.check)
+            except VoicetermError as error:
+                if str(error) != shown:
+                    shown = str(error)
+                    detail = f"{error} (retrying every {SERVER_RETRY_S:.0f} s)"
+                    self._publish(StageStatus(stage="llm", state="failed", detail=detail))
+                continue
+            self._publish(StageStatus(stage="llm", state="ready", detail=engine.description))
+            return
 
     def _mic_lost(self, error: VoicetermError) -> None:
         self._publish(AgentError(error=error.message, source="mic"))
@@ -482,7 +569,8 @@ class VoiceAgent:
         """Stop listening and playing, cancel every route, release the devices."""
         if self._stt is not None:
             self._stt.close()
-        tasks = {task for task in (self._listen_task, self._glitch_task) if task is not None}
+        watches = (self._listen_task, self._glitch_task, self._llm_watch)
+        tasks = {task for task in watches if task is not None}
         for task in tasks:
             task.cancel()
         if tasks:
@@ -575,6 +663,8 @@ class VoiceAgent:
         elif isinstance(event, AgentError):
             if not activity.speaking and self._nothing_more_to_play(event):
                 activity.thinking = False
+            if event.source == self.llm_node_id:
+                self._watch_llm_server(check_first=True)  # a server gone mid-session
             if event.source == TtsNode.id and self.llm_node is not None:
                 # A piece of the answer was never heard: the conversation keeps what
                 # was, as for an answer cut off.

@@ -25,6 +25,7 @@ from voiceterm.events import (
     AgentResponse,
     AgentStoppedSpeaking,
     AudioGlitches,
+    StageStatus,
     ToolCall,
     ToolResult,
     UserTranscriptionReceived,
@@ -63,6 +64,7 @@ class TurnPrinter:
         self._out = out
         self._answer: list[str] = []
         self._printed_turns: set[int] = set()
+        self._llm_failed = False
 
     def attach(self, bridge: Bridge) -> None:
         bridge.on("*").map(self.on_message)
@@ -92,6 +94,14 @@ class TurnPrinter:
             self._print_timings()
         elif isinstance(event, AgentError):
             print(f"error: {event.describe()}", file=sys.stderr, flush=True)
+        elif isinstance(event, StageStatus) and event.stage == "llm":
+            # An LLM server that is down is retried: say so, and say when it is back.
+            if event.state == "failed":
+                self._llm_failed = True
+                print(f"llm: {event.detail}", file=sys.stderr, flush=True)
+            elif event.state == "ready" and self._llm_failed:
+                self._llm_failed = False
+                print(f"llm: ready ({event.detail})", file=sys.stderr, flush=True)
         elif isinstance(event, AudioGlitches):
             self._print(f"audio: {event.describe()} {event.HINT}")
 

@@ -1,6 +1,8 @@
 """``voiceterm models``: each stage's model, where it came from, its size, and
 whether it loads (all are loaded in parallel, as at start-up); then the chat
-models other tools already downloaded, which ``--llm-model NAME`` picks."""
+models other tools already downloaded, which ``--llm-model NAME`` picks. With
+``llm.backend = "openai"`` the LLM line checks the server instead and lists its
+models (``*`` marks the one answers come from)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,34 @@ def _load(stage: Stage, model: ResolvedModel, config: Config) -> Any:
     return PiperSynthesizer(model.path, warm_up=False)
 
 
+def _check_server(config: Config) -> tuple[str, bool]:
+    """The LLM server: whether it answers, and the models it has."""
+    from voiceterm.engines.llm.server import ChatServerEngine
+
+    llm = config.llm
+    head = f"LLM  OpenAI-compatible server at {llm.url}"
+    with ChatServerEngine(
+        llm.url,
+        model=llm.model,
+        api_key_env=llm.api_key_env,
+        connect_timeout_s=llm.connect_timeout_s,
+        timeout_s=llm.timeout_s,
+    ) as engine:
+        try:
+            found = engine.check()
+        except VoicetermError as error:
+            hint = f"\n     hint: {error.hint}" if error.hint else ""
+            return f"{head}\n     does NOT work: {error.message}{hint}", False
+    lines = [f"{head} answers; its models:"]
+    lines += [f"     {'*' if name == found.chosen else ' '} {name}" for name in found.available]
+    if found.chosen not in found.available:
+        lines.append(f"     * {found.chosen} (asked for by llm.model)")
+    return "\n".join(lines), True
+
+
 def _check(stage: Stage, config: Config) -> tuple[str, bool]:
+    if stage == "llm" and config.llm.backend == "openai":
+        return _check_server(config)
     explicit = {
         "stt": config.stt.model,
         "llm": config.llm.model,

@@ -23,6 +23,7 @@ from voiceterm.engines.llm.protocol import (
     chat_template_source,
     reads_ahead,
     speculates,
+    warms_up,
 )
 from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.events import (
@@ -165,7 +166,7 @@ class LlamaNode(ReasoningNode):
                 self._speculating = None
             pieces, whole_reply = sampled.pieces, sampled.whole_reply
         else:
-            if not reads_ahead(engine):
+            if not warms_up(engine):
                 return None
             await asyncio.to_thread(engine.warm_up, messages, max_tokens=self.max_tokens)
         if not pieces:
@@ -262,10 +263,18 @@ class LlamaNode(ReasoningNode):
         yield TurnMark(name="llm_first_token", at=end)
         yield AgentResponse(content=spoken_answer(request, outcome))
 
+    def _request_span(self, at: float) -> StageSpan | None:
+        """For a model behind a server: the request, in the timeline while it is waited for."""
+        label = getattr(self.engine, "request_label", None)
+        return None if label is None else StageSpan(stage="llm", start=at, end=at, content=label)
+
     async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
         messages = self.format_for_llm(context.get_committed_events())
         previous = time.monotonic()
         first = True
+        request_sent = self._request_span(previous)
+        if request_sent is not None:
+            yield request_sent
         async for piece in astream_chat(self.engine, messages, max_tokens=self.max_tokens):
             now = time.monotonic()
             if first:
@@ -293,6 +302,9 @@ class LlamaNode(ReasoningNode):
         specs = self.tools.specs()
         first = True
         previous = time.monotonic()
+        request_sent = self._request_span(previous)
+        if request_sent is not None:
+            yield request_sent
         for _round in range(MAX_TOOL_ROUNDS):
             calls_filter = ToolCallStreamFilter()
             async for piece in astream_chat(

@@ -2,9 +2,11 @@
 
 The pipeline (``voiceterm.pipeline.respond``) depends on :mod:`.protocol` only:
 :class:`ChatEngine` (``stream_chat`` with a cancel flag, ``n_ctx``) and the
-optional capabilities :class:`Speculates`, :class:`ReadsAhead` and
-:class:`HasChatTemplate`. :class:`LlamaEngine` is the in-process backend, a GGUF
-model run by llama-cpp-python; its parts have a module each:
+optional capabilities :class:`Speculates`, :class:`WarmsUp`, :class:`ReadsAhead`
+and :class:`HasChatTemplate`. Two backends implement it: :class:`LlamaEngine`, a
+GGUF model run in process by llama-cpp-python, and ``.server.ChatServerEngine``, an
+OpenAI-compatible server (llama-server, Ollama, vLLM, LM Studio) reached with the
+``openai`` SDK, imported only when chosen. LlamaEngine's parts have a module each:
 
 - :mod:`.engine`: :class:`LlamaEngine`, composing the parts below;
 - :mod:`.loading`: importing ``llama_cpp`` (lazily), its log, GGUF checks, the 8-bit copy;
@@ -15,7 +17,7 @@ model run by llama-cpp-python; its parts have a module each:
 - :mod:`.speculation`: a reply's start sampled ahead of time;
 - :mod:`.threads`: thread counts, and sharing the cores with the other engines;
 - :mod:`.stats`: what a generation cost;
-- :mod:`.stream`: :func:`astream_chat`, a reply streamed on the event loop.
+- :mod:`.stream`: :func:`astream_chat`, a reply streamed on the event loop (any backend).
 
 Importing the package loads no ML library; ``llama_cpp`` is imported when a
 model is loaded.
@@ -32,6 +34,7 @@ from voiceterm.engines.llm.protocol import (
     ReadsAhead,
     SampledStart,
     Speculates,
+    WarmsUp,
 )
 from voiceterm.engines.llm.sampling import json_schema_grammar
 from voiceterm.engines.llm.stats import GenerationStats, StopReason
@@ -50,6 +53,7 @@ __all__ = [
     "SampledStart",
     "Speculates",
     "StopReason",
+    "WarmsUp",
     "_import_llama_cpp",
     "astream_chat",
     "default_thread_count",

@@ -65,7 +65,7 @@ class LlamaEngine:
     """A loaded GGUF chat model with a streaming, cancellable chat call.
 
     Implements :class:`~voiceterm.engines.llm.protocol.ChatEngine` and all its
-    capabilities (``Speculates``, ``ReadsAhead``, ``HasChatTemplate``).
+    capabilities (``Speculates``, ``WarmsUp``, ``ReadsAhead``, ``HasChatTemplate``).
 
     One engine runs one generation at a time (a second caller waits for the
     first). ``count_tokens``/``fit_messages`` only use the tokenizer and may be

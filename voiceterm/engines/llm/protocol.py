@@ -3,19 +3,21 @@
 ``voiceterm.pipeline.respond.LlamaNode`` depends on these protocols only, never
 on a backend's class. A backend implements :class:`ChatEngine`; the capabilities
 are optional. The pipeline finds them with :func:`speculates`,
-:func:`reads_ahead` and :func:`chat_template_source`, by their members, so that a
+:func:`warms_up`, :func:`reads_ahead` and :func:`chat_template_source`, by their members, so that a
 wrapper forwarding attributes with ``__getattr__`` keeps them (``isinstance`` on
 the runtime-checkable protocols misses those from Python 3.12 on):
 
 - :class:`Speculates`: samples the reply's first words during the end-of-speech
   wait, and starts the real reply with them;
-- :class:`ReadsAhead`: evaluates a prompt into a cache ahead of time (after an
-  answer, and for words the user is still saying);
+- :class:`WarmsUp`: reads a prompt into a cache ahead of time (the words the
+  user is still saying, at a pause);
+- :class:`ReadsAhead`: also reads the conversation ahead after an answer, as the
+  next turn will fit it;
 - :class:`HasChatTemplate`: says which chat template renders the prompt, which
   picks how tools are offered (``voiceterm.tools.intent.choose_strategy``).
 
-``voiceterm.engines.llm.LlamaEngine`` has all of them; a remote backend (an
-OpenAI-compatible server) needs only :class:`ChatEngine`.
+``voiceterm.engines.llm.LlamaEngine`` has all of them; the OpenAI-compatible
+server backend (``voiceterm.engines.llm.server``) has :class:`WarmsUp` only.
 
 This module imports no ML library.
 """
@@ -116,12 +118,17 @@ class Speculates(Protocol):
 
 
 @runtime_checkable
-class ReadsAhead(Protocol):
-    """Can evaluate a conversation ahead of time, so the next reply starts sooner."""
+class WarmsUp(Protocol):
+    """Can read a prompt ahead of time, so a reply to it starts sooner."""
 
     def warm_up(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None) -> float:
         """Evaluate ``messages`` now (the system prompt, or the words so far); seconds spent."""
         ...
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """Can evaluate the conversation after an answer, so the next reply starts sooner."""
 
     def read_ahead(
         self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None
@@ -145,11 +152,14 @@ def speculates(engine: object) -> TypeGuard[Speculates]:
     return callable(getattr(engine, "speculate", None))
 
 
+def warms_up(engine: object) -> TypeGuard[WarmsUp]:
+    """Whether ``engine`` can read a prompt ahead of time."""
+    return callable(getattr(engine, "warm_up", None))
+
+
 def reads_ahead(engine: object) -> TypeGuard[ReadsAhead]:
-    """Whether ``engine`` can evaluate a conversation ahead of time."""
-    return callable(getattr(engine, "warm_up", None)) and callable(
-        getattr(engine, "read_ahead", None)
-    )
+    """Whether ``engine`` can evaluate the conversation ahead after an answer."""
+    return callable(getattr(engine, "read_ahead", None))
 
 
 def chat_template_source(engine: object) -> str | None:
