@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -269,3 +270,22 @@ def test_after_echo_was_let_go_the_next_hold_of_that_answer_must_be_louder() -> 
     rig.frames(talk(600, level=-18.0))  # a person, louder than the echo
     assert len(rig.of(BargeInSuspected)) == 2
     assert len(rig.of(AgentInterrupted)) == 1
+
+
+def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle() -> None:
+    rig = Rig(speaking=False)
+    source = SimpleNamespace(relaxed=False)
+    rig.listener._source = source
+    rig.frames(silence(100))
+    assert source.relaxed, "an idle app woke the loop for every block"
+    rig.frames(talk(40))
+    assert not source.relaxed, "speech in progress must be seen block by block"
+    rig.vad_ends()
+    rig.frames(silence(40))
+    assert source.relaxed
+    rig.activity.thinking = True
+    rig.frames(silence(20))
+    assert not source.relaxed, "a barge-in while the agent thinks must be seen at once"
+    rig.activity.thinking, rig.activity.speaking = False, True
+    rig.frames(silence(20))
+    assert not source.relaxed, "a barge-in while the agent speaks must be seen at once"

@@ -140,6 +140,7 @@ class Listener:
         self._onset: float | None = None
         self._barged = False
         self._last_level = 0.0
+        self._relaxed = False
         self._end_of_turn = (
             EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
             if turn_model is not None
@@ -220,10 +221,22 @@ class Listener:
             self._check_hold(self._hold, t_start, t_end)
         elif self._onset is not None and not self._barged and self._barge_in:
             self._check_barge_in(t_start, t_end)
+        self._relax(self._onset is None and self._hold is None and not activity.busy)
         now = time.monotonic()
         if now - self._last_level >= _LEVEL_INTERVAL_S:
             self._last_level = now
             self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+
+    def _relax(self, idle: bool) -> None:
+        """Let a live microphone wake the loop less often while nothing goes on.
+
+        Only where nobody speaks and the agent neither thinks nor speaks: speech
+        then starts up to a few tens of ms later on screen, and nothing waits
+        for it; barge-in, the end of a turn and the hold see every block.
+        """
+        if idle != self._relaxed and hasattr(self._source, "relaxed"):
+            self._relaxed = idle
+            self._source.relaxed = idle
 
     def _counts(self) -> bool:
         """Whether the frame just fed is speech that may be the user's."""
