@@ -16,6 +16,7 @@ import numpy as np
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
 from voiceterm.events import (
     AgentInterrupted,
+    AudioLevel,
     BargeInDismissed,
     BargeInSuspected,
     Event,
@@ -289,3 +290,21 @@ def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle()
     rig.activity.thinking, rig.activity.speaking = False, True
     rig.frames(silence(20))
     assert not source.relaxed, "a barge-in while the agent speaks must be seen at once"
+
+
+def test_a_steady_level_is_published_once_a_second_and_a_change_at_once() -> None:
+    rig = Rig(speaking=False)
+
+    def frames_for(seconds: float, frame: Frame) -> None:
+        # Frames on the wall clock: the level's pace is the loop's, not the capture's.
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rig.frames([frame])
+            time.sleep(0.01)
+
+    frames_for(1.5, Frame(False, -60.0))
+    levels = [e for e in rig.events if isinstance(e, AudioLevel)]
+    assert 1 <= len(levels) <= 3, "a quiet room was published 20 times a second"
+    frames_for(0.2, Frame(False, -40.0))
+    louder = [e for e in rig.events if isinstance(e, AudioLevel)][len(levels) :]
+    assert louder and louder[0].level_db == -40.0

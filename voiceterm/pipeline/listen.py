@@ -54,6 +54,10 @@ from voiceterm.pipeline.turns import sounds_finished
 logger = logging.getLogger(__name__)
 
 _LEVEL_INTERVAL_S = 0.05  # meters redraw at 20 Hz; faster only costs CPU
+# A level within this of the last one published is not sent again (a meter cell
+# is 5 dB), except every _LEVEL_REFRESH_S: a quiet room costs no bus traffic.
+_LEVEL_STEP_DB = 1.0
+_LEVEL_REFRESH_S = 1.0
 _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
 # Speech that starts this soon after the agent's last sample may still be its echo
 # (the echo path's delay, the canceller's tail): it must be loud to be a turn.
@@ -140,6 +144,7 @@ class Listener:
         self._onset: float | None = None
         self._barged = False
         self._last_level = 0.0
+        self._level_shown = (float("inf"), False)
         self._relaxed = False
         self._end_of_turn = (
             EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
@@ -224,8 +229,14 @@ class Listener:
         self._relax(self._onset is None and self._hold is None and not activity.busy)
         now = time.monotonic()
         if now - self._last_level >= _LEVEL_INTERVAL_S:
-            self._last_level = now
-            self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+            level = (self._vad.level_db, self._vad.voiced)
+            if (
+                level[1] != self._level_shown[1]
+                or abs(level[0] - self._level_shown[0]) >= _LEVEL_STEP_DB
+                or now - self._last_level >= _LEVEL_REFRESH_S
+            ):
+                self._last_level, self._level_shown = now, level
+                self._publish(AudioLevel(level_db=level[0], voiced=level[1]))
 
     def _relax(self, idle: bool) -> None:
         """Let a live microphone wake the loop less often while nothing goes on.
