@@ -292,6 +292,22 @@ def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle()
     assert not source.relaxed, "a barge-in while the agent speaks must be seen at once"
 
 
+def test_the_speaker_is_woken_while_the_user_talks_and_the_agent_is_busy() -> None:
+    rig = Rig(speaking=False)
+    wakes: list[bool] = []
+    rig.listener._on_active = lambda: wakes.append(True)
+    rig.frames(silence(100))
+    assert not wakes, "an idle app kept the speaker awake"
+    rig.frames(talk(40))
+    assert wakes, "speech that may need an answer did not wake the speaker"
+    rig.vad_ends()
+    rig.frames(silence(40))
+    count = len(wakes)
+    rig.activity.thinking = True
+    rig.frames(silence(20))
+    assert len(wakes) > count
+
+
 def test_a_steady_level_is_published_once_a_second_and_a_change_at_once() -> None:
     rig = Rig(speaking=False)
 

@@ -129,3 +129,12 @@ def test_a_player_sleeps_only_after_a_quiet_while() -> None:
     never, _ = sleepy_player(0.0)
     never.sleep_after_s = None
     assert not never._sleepy()
+
+
+def test_waking_a_sleeping_player_starts_its_stream_before_any_sound() -> None:
+    player, stream = sleepy_player(0.0)
+    player._sleep()
+    player.wake()
+    assert not player.asleep and stream.running
+    player.sleep_after_s = 60.0
+    assert not player._sleepy(), "a player just woken went back to sleep"

@@ -11,7 +11,8 @@ Two layers:
   thread: it drops the queue and the next ``fill`` writes silence.
 - ``Player`` runs the engine in a sounddevice (PortAudio) output stream. With
   nothing to play for ``sleep_after_s`` it stops the stream (the device stays
-  open) and starts it again at the next ``enqueue``: a running stream calls back
+  open) and starts it again when an answer may come (``wake``: the user talks,
+  the agent is busy) or at the latest at ``enqueue``: a running stream calls back
   every block (200 times a second at 5 ms blocks) only to write silence, which
   cost ~1.7 % of a core on the rig, and the echo canceller's reference then
   carries that silence through the event loop too. Starting a stopped stream
@@ -513,6 +514,19 @@ class Player:
         """
         engine = self._require_engine()
         engine.enqueue(resample_int16(audio, sample_rate, engine.sample_rate), tag)
+        if self.asleep:
+            self._wake()
+
+    def wake(self) -> None:
+        """An answer may come soon: keep the stream running (start it if it sleeps).
+
+        A stream that starts reports a few underflows while its buffers fill;
+        started with an answer already queued, under load, those cut into the
+        answer's first sound (184 in 23 app runs beside a busy program). Woken
+        when the user starts talking or the agent gets busy, it is past them
+        before the first chunk arrives.
+        """
+        self._last_start = time.monotonic()
         if self.asleep:
             self._wake()
 

@@ -116,6 +116,7 @@ class Listener:
         turn_policy: TurnPolicy | None = None,
         quick_end_ms: int = 300,
         words_so_far: Callable[[float], str | None] | None = None,
+        on_active: Callable[[], None] | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -146,6 +147,7 @@ class Listener:
         self._last_level = 0.0
         self._level_shown = (float("inf"), False)
         self._relaxed = False
+        self._on_active = on_active
         self._end_of_turn = (
             EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
             if turn_model is not None
@@ -244,7 +246,10 @@ class Listener:
         Only where nobody speaks and the agent neither thinks nor speaks: speech
         then starts up to a few tens of ms later on screen, and nothing waits
         for it; barge-in, the end of a turn and the hold see every block.
+        Otherwise ``on_active`` is called (the speaker keeps its stream running).
         """
+        if not idle and self._on_active is not None:
+            self._on_active()
         if idle != self._relaxed and hasattr(self._source, "relaxed"):
             self._relaxed = idle
             self._source.relaxed = idle
