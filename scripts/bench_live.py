@@ -49,7 +49,7 @@ Usage: .venv/bin/python scripts/bench_live.py [--turns 20] [--barge-ins 20]
            [--answers 50] [--echo-modes half_duplex aec] [--echo-gain -6]
            [--hold on off] [--min-speech-ms 150 0] [--coughs 10] [--skip-file] [--quick]
            [--json out.json] [--app-flag=--llm-speculate-tokens=0 ...] [-v]
-           [--background-load N]
+           [--background-load N] [--barge-ins-per-app 3]
 
 ``--background-load N`` runs all of it twice: on the idle machine, then beside N
 busy programs (pure-Python spin loops, started before the second run and killed
@@ -644,7 +644,7 @@ def echo_run(bench: Bench, mode: str, answers: int, args: argparse.Namespace) ->
         wanted = args.barge_ins if args.echo_barge_ins is None else args.echo_barge_ins
         trials = wanted if mode != "half_duplex" else min(5, wanted)
         result.barge = BargeInResult(args.min_speech_ms[0], mode)
-        barge_in_runs(bench, flags, trials, result.barge)
+        barge_in_runs(bench, flags, trials, result.barge, args.barge_ins_per_app)
     return result
 
 
@@ -918,7 +918,7 @@ def run_bench(args: argparse.Namespace, busy: int) -> Report:
                                 del engines, conversation, fresh, fresh_engines
                                 gc.collect()
                             coughs(session, args.coughs, barge)
-                        barge_in_runs(bench, flags, args.barge_ins, barge)
+                        barge_in_runs(bench, flags, args.barge_ins, barge, args.barge_ins_per_app)
                         report.barge_ins.append(barge)
                     rig.set_echo(args.echo_gain)
                     runs = [(mode, args.answers) for mode in modes]
@@ -949,6 +949,12 @@ def main() -> int:
     parser.add_argument("--barge-ins", type=int, default=20, help="barge-in trials per setting")
     parser.add_argument(
         "--echo-barge-ins", type=int, help="barge-ins over echo (default: --barge-ins)"
+    )
+    parser.add_argument(
+        "--barge-ins-per-app",
+        type=int,
+        default=3,
+        help="barge-in trials per fresh app (1: more app runs, e.g. to count underflows)",
     )
     parser.add_argument("--answers", type=int, default=50, help="answers per echo mode")
     parser.add_argument("--echo-modes", nargs="*", default=["half_duplex", "aec"])

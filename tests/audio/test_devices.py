@@ -110,6 +110,28 @@ async def test_microphone_hears_speech_played_into_the_mic_sink(
     assert mic.overflows == 0 and mic.dropped == 0
 
 
+async def test_a_relaxed_microphone_still_delivers_every_block_on_time(
+    rig: Rig, speech_wav: Path
+) -> None:
+    # Relaxed, it wakes the loop once per three 10 ms blocks: fewer wake-ups, same audio.
+    speech, rate = read_wav(speech_wav)
+    mic = MicrophoneSource(device=DEVICE, block_ms=10)
+    mic.start()
+    mic.relaxed = True
+    await asyncio.sleep(0.5)
+    t_play = time.monotonic()
+    player = rig.play_into_mic(speech_wav)
+    frames = await capture_while(mic, len(speech) / rate + 1.0)
+    player.wait(timeout=5)
+    assert [f.offset for f in frames] == [i * 160 for i in range(len(frames))]
+    starts = np.array([f.t_start for f in frames])
+    assert np.all(np.diff(starts) > 0.007) and np.all(np.diff(starts) < 0.013)
+    loud = loud_frames(frames)
+    assert loud, "the speech was not heard"
+    assert -0.05 < loud[0].t_start - t_play < 0.5
+    assert mic.overflows == 0 and mic.dropped == 0
+
+
 async def test_muted_microphone_keeps_the_clock_but_sends_silence(
     rig: Rig, speech_wav: Path
 ) -> None:

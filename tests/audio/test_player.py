@@ -187,6 +187,40 @@ async def test_on_started_reports_when_sound_is_really_heard(player: Player, ear
     assert abs(ear.loud_times()[-1] - t_idle) < 0.03
 
 
+async def test_a_player_with_nothing_to_play_stops_its_stream_and_wakes_for_the_next_answer(
+    rig: Rig, ear: Ear
+) -> None:
+    player = Player(device=DEVICE, block_ms=BLOCK_MS, sleep_after_s=0.5)
+    player.start()
+    try:
+        for _ in range(40):  # the watchdog looks every 0.5 s
+            if player.asleep:
+                break
+            await asyncio.sleep(0.1)
+        assert player.asleep, "the stream kept running with nothing to play"
+        tap = player.render_tap()
+        tap.clear()
+        await asyncio.sleep(0.3)
+        assert not tap, "a stopped stream still called back"
+        events = Events(player)
+        player.enqueue(tone(0.5), PIPER_RATE, PlaybackTag(3))
+        assert not player.asleep
+        await asyncio.wait_for(events.idle.wait(), timeout=5)
+        await asyncio.sleep(0.2)
+        # Heard whole, and when the player said it would be.
+        loud = ear.loud_times()
+        assert loud.size and loud[-1] - loud[0] == pytest.approx(0.5, abs=0.02)
+        (t_audible,) = events.times("started")
+        assert abs(loud[0] - t_audible) < 0.03
+        for _ in range(40):
+            if player.asleep:
+                break
+            await asyncio.sleep(0.1)
+        assert player.asleep, "it did not stop again after the answer"
+    finally:
+        player.close()
+
+
 async def test_stop_now_silences_within_one_block_and_says_when(player: Player, ear: Ear) -> None:
     events = Events(player)
     player.enqueue(tone(3.0), PIPER_RATE, PlaybackTag(9, 0, "first"))

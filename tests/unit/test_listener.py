@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
 from voiceterm.events import (
     AgentInterrupted,
+    AudioLevel,
     BargeInDismissed,
     BargeInSuspected,
     Event,
@@ -269,3 +271,56 @@ def test_after_echo_was_let_go_the_next_hold_of_that_answer_must_be_louder() -> 
     rig.frames(talk(600, level=-18.0))  # a person, louder than the echo
     assert len(rig.of(BargeInSuspected)) == 2
     assert len(rig.of(AgentInterrupted)) == 1
+
+
+def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle() -> None:
+    rig = Rig(speaking=False)
+    source = SimpleNamespace(relaxed=False)
+    rig.listener._source = source
+    rig.frames(silence(100))
+    assert source.relaxed, "an idle app woke the loop for every block"
+    rig.frames(talk(40))
+    assert not source.relaxed, "speech in progress must be seen block by block"
+    rig.vad_ends()
+    rig.frames(silence(40))
+    assert source.relaxed
+    rig.activity.thinking = True
+    rig.frames(silence(20))
+    assert not source.relaxed, "a barge-in while the agent thinks must be seen at once"
+    rig.activity.thinking, rig.activity.speaking = False, True
+    rig.frames(silence(20))
+    assert not source.relaxed, "a barge-in while the agent speaks must be seen at once"
+
+
+def test_the_speaker_is_woken_while_the_user_talks_and_the_agent_is_busy() -> None:
+    rig = Rig(speaking=False)
+    wakes: list[bool] = []
+    rig.listener._on_active = lambda: wakes.append(True)
+    rig.frames(silence(100))
+    assert not wakes, "an idle app kept the speaker awake"
+    rig.frames(talk(40))
+    assert wakes, "speech that may need an answer did not wake the speaker"
+    rig.vad_ends()
+    rig.frames(silence(40))
+    count = len(wakes)
+    rig.activity.thinking = True
+    rig.frames(silence(20))
+    assert len(wakes) > count
+
+
+def test_a_steady_level_is_published_once_a_second_and_a_change_at_once() -> None:
+    rig = Rig(speaking=False)
+
+    def frames_for(seconds: float, frame: Frame) -> None:
+        # Frames on the wall clock: the level's pace is the loop's, not the capture's.
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rig.frames([frame])
+            time.sleep(0.01)
+
+    frames_for(1.5, Frame(False, -60.0))
+    levels = [e for e in rig.events if isinstance(e, AudioLevel)]
+    assert 1 <= len(levels) <= 3, "a quiet room was published 20 times a second"
+    frames_for(0.2, Frame(False, -40.0))
+    louder = [e for e in rig.events if isinstance(e, AudioLevel)][len(levels) :]
+    assert louder and louder[0].level_db == -40.0

@@ -80,3 +80,61 @@ def test_only_a_gap_that_cuts_into_sound_counts_as_a_click() -> None:
     assert player.underflows == 3
     underflow_reported(player)  # after the last sound: silent
     assert player.underflows == 3
+
+
+class FakeStream:
+    """What the player asks of a PortAudio stream to sleep and wake."""
+
+    def __init__(self) -> None:
+        self.running = True
+
+    def abort(self) -> None:
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
+
+
+def sleepy_player(sleep_after_s: float) -> tuple[Player, FakeStream]:
+    player = Player(block_ms=10, sleep_after_s=sleep_after_s)
+    player._engine = PlaybackEngine(RATE, Posts())
+    stream = FakeStream()
+    player._stream = stream
+    return player, stream
+
+
+def test_a_player_with_nothing_to_play_stops_its_stream_until_the_next_chunk() -> None:
+    player, stream = sleepy_player(0.0)
+    assert player._sleepy()
+    player._sleep()
+    assert player.asleep and not stream.running
+    player.enqueue(ramp(40), RATE, PlaybackTag(turn_id=1))
+    assert not player.asleep and stream.running, "queued sound must start the stream"
+    assert not player._sleepy(), "a stream with sound queued must keep running"
+
+
+def test_a_held_answer_keeps_the_stream_running() -> None:
+    player, _ = sleepy_player(0.0)
+    assert player._engine is not None
+    player.enqueue(ramp(40), RATE, PlaybackTag(turn_id=1))
+    player._engine.fill(np.zeros(BLOCK, np.int16), 0.0)
+    player.pause()
+    assert not player._sleepy()
+
+
+def test_a_player_sleeps_only_after_a_quiet_while() -> None:
+    player, _ = sleepy_player(60.0)
+    player._last_start = float("inf")  # just started
+    assert not player._sleepy()
+    never, _ = sleepy_player(0.0)
+    never.sleep_after_s = None
+    assert not never._sleepy()
+
+
+def test_waking_a_sleeping_player_starts_its_stream_before_any_sound() -> None:
+    player, stream = sleepy_player(0.0)
+    player._sleep()
+    player.wake()
+    assert not player.asleep and stream.running
+    player.sleep_after_s = 60.0
+    assert not player._sleepy(), "a player just woken went back to sleep"

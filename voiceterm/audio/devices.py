@@ -12,7 +12,9 @@ resampler (``voiceterm.audio.resample.StreamResampler``, whose filter delay is
 subtracted from the frame times). PortAudio's callback thread only copies each
 block into a bounded deque and wakes the event loop (at most one pending wake-up,
 so a stalled loop cannot pile up callbacks); when the loop lags, the oldest blocks
-are dropped and counted.
+are dropped and counted. While ``relaxed`` (nobody speaks, the agent is idle: the
+listener says so) it wakes the loop once per ~:data:`RELAXED_WAKE_MS` instead of
+every block; the frames' times still come from the ADC clock.
 
 sounddevice is imported lazily (it loads PortAudio and enumerates devices on import).
 """
@@ -45,6 +47,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DeviceKind = Literal["input", "output"]
+
+RELAXED_WAKE_MS = 30
+"""How often a ``relaxed`` microphone wakes the event loop: each wake-up is a
+thread hop and a loop turn, a third of the listener's idle cost at 10 ms blocks;
+speech that starts is then seen at most this much later (barge-in is never
+relaxed: the agent is busy then)."""
 
 _INSTALL_HINT = "Install PortAudio (Debian/Ubuntu: apt-get install libportaudio2)."
 _CHOOSE_HINT = "Run `voiceterm devices` to see the devices, then pick one by name or index."
@@ -423,6 +431,8 @@ class MicrophoneSource:
 
     Attributes:
         muted: when true, frames keep coming but carry silence.
+        relaxed: when true, the loop is woken once per :data:`RELAXED_WAKE_MS`
+            (several blocks at once) instead of once per block.
         overflows: input overflows reported by PortAudio (audio lost in the device).
         dropped: blocks dropped because the event loop did not keep up.
         realtime_thread: whether PortAudio's callback thread got real-time priority.
@@ -451,6 +461,7 @@ class MicrophoneSource:
         self.on_error = on_error
         self.on_restored = on_restored
         self.muted = False
+        self.relaxed = False
         self.overflows = 0
         self.dropped = 0
         self.realtime_thread = False
@@ -458,6 +469,7 @@ class MicrophoneSource:
         self.device_rate = 0
         self._requested_rate = sample_rate
         self._frame_len = CAPTURE_RATE * block_ms // 1000
+        self._relaxed_blocks = max(1, RELAXED_WAKE_MS // block_ms)
         self._blocks: deque[tuple[Int16Array, float]] = deque(
             maxlen=max(2, max_queued_ms // block_ms)
         )
@@ -534,6 +546,8 @@ class MicrophoneSource:
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped += 1  # append below pushes out the oldest block
         self._blocks.append((indata[:, 0].copy(), now - age))
+        if self.relaxed and len(self._blocks) < self._relaxed_blocks:
+            return  # a later block wakes the loop for both
         if not self._wake_pending and self._loop is not None:
             self._wake_pending = True
             with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening

@@ -485,6 +485,16 @@ class EchoCancelledSource:
         self.source.muted = value
 
     @property
+    def relaxed(self) -> bool:
+        """The source's ``relaxed`` (fewer loop wake-ups while idle), where it has one."""
+        return bool(getattr(self.source, "relaxed", False))
+
+    @relaxed.setter
+    def relaxed(self, value: bool) -> None:
+        if hasattr(self.source, "relaxed"):
+            self.source.relaxed = value
+
+    @property
     def device_name(self) -> str:
         return str(getattr(self.source, "device_name", ""))
 

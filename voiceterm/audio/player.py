@@ -9,7 +9,15 @@ Two layers:
   ``post`` function, when a turn's first non-silent sample will be heard, when each
   chunk ends, and when the queue runs dry. ``stop_now()`` may be called from another
   thread: it drops the queue and the next ``fill`` writes silence.
-- ``Player`` runs the engine in a sounddevice (PortAudio) output stream.
+- ``Player`` runs the engine in a sounddevice (PortAudio) output stream. With
+  nothing to play for ``sleep_after_s`` it stops the stream (the device stays
+  open) and starts it again when an answer may come (``wake``: the user talks,
+  the agent is busy) or at the latest at ``enqueue``: a running stream calls back
+  every block (200 times a second at 5 ms blocks) only to write silence, which
+  cost ~1.7 % of a core on the rig, and the echo canceller's reference then
+  carries that silence through the event loop too. Starting a stopped stream
+  took under 1 ms to its first callback on the rig, so an answer starts as soon
+  as on a running one (its sound then waits for the same output buffer).
 
 Concurrency: ``fill`` runs on PortAudio's thread and never blocks, takes no lock and
 allocates nothing but a few small tuples. The control side (``enqueue``,
@@ -48,6 +56,9 @@ if TYPE_CHECKING:
     Int16Array = npt.NDArray[np.int16]
 
 log = logging.getLogger(__name__)
+
+SLEEP_AFTER_S = 3.0
+"""Seconds with nothing to play after which ``Player`` stops its stream."""
 
 PostFn = Callable[[str, PlaybackTag | None, float], None]
 """``post(kind, tag, t)`` with kind ``"started"``, ``"tag_done"`` or ``"idle"``."""
@@ -168,6 +179,11 @@ class PlaybackEngine:
     def busy(self) -> bool:
         """True while there is audio queued or being played."""
         return self._current is not None or bool(self._pending)
+
+    @property
+    def paused(self) -> bool:
+        """True while playback is held (``pause``) and not yet resumed or stopped."""
+        return self._paused
 
     @property
     def mid_sound(self) -> bool:
@@ -319,6 +335,10 @@ class Player:
         on_error: called on the loop with an ``AudioDeviceError`` when the device is
             lost (playback is then silent until it returns).
         on_restored: called on the loop when a lost device has been reopened.
+        sleep_after_s: seconds of silence (nothing queued, nothing held) after
+            which the stream stops until the next ``enqueue``; ``None``: never.
+            Longer than ``voiceterm.audio.echo.IDLE_AFTER_S``, so the echo
+            canceller hears the whole silent tail of an answer first.
 
     Attributes:
         on_started, on_tag_done, on_idle: playback callbacks (see ``AudioSink``),
@@ -326,6 +346,7 @@ class Player:
         underflows: output underflows reported by PortAudio in the middle of sound
             (audible clicks); one in silence is not counted.
         realtime_thread: whether PortAudio's callback thread got real-time priority.
+        asleep: whether the stream is stopped for want of anything to play.
     """
 
     def __init__(
@@ -338,6 +359,7 @@ class Player:
         reopen: bool = True,
         on_error: Callable[[AudioDeviceError], None] | None = None,
         on_restored: Callable[[], None] | None = None,
+        sleep_after_s: float | None = SLEEP_AFTER_S,
     ) -> None:
         if not 2 <= block_ms <= 100:
             raise ValueError("block_ms must be between 2 and 100")
@@ -347,6 +369,9 @@ class Player:
         self.reopen = reopen
         self.on_error = on_error
         self.on_restored = on_restored
+        self.sleep_after_s = sleep_after_s
+        self.asleep = False
+        self._last_start = 0.0
         self._requested_rate = sample_rate
         self._callbacks = SinkCallbacks()
         self._engine: PlaybackEngine | None = None
@@ -446,6 +471,8 @@ class Player:
         self._last_callback = time.monotonic()
         self._callbacks_seen = False
         self._stream = stream
+        self.asleep = False
+        self._last_start = self._last_callback
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: no blocking, no locks, no big allocations.
@@ -487,6 +514,52 @@ class Player:
         """
         engine = self._require_engine()
         engine.enqueue(resample_int16(audio, sample_rate, engine.sample_rate), tag)
+        if self.asleep:
+            self._wake()
+
+    def wake(self) -> None:
+        """An answer may come soon: keep the stream running (start it if it sleeps).
+
+        A stream that starts reports a few underflows while its buffers fill;
+        started with an answer already queued, under load, those cut into the
+        answer's first sound (184 in 23 app runs beside a busy program). Woken
+        when the user starts talking or the agent gets busy, it is past them
+        before the first chunk arrives.
+        """
+        self._last_start = time.monotonic()
+        if self.asleep:
+            self._wake()
+
+    def _sleep(self) -> None:
+        """Stop the stream while there is nothing to play (the device stays open)."""
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            stream.abort()  # what it still holds is silence: no need to play it out
+        except Exception as exc:  # the device went away: the watchdog reopens it
+            log.debug("speaker stream did not stop: %s", exc)
+            return
+        self.asleep = True
+        log.debug("speaker stream stopped: nothing to play")
+
+    def _wake(self) -> None:
+        """Start the stopped stream again; a failure is the watchdog's to report."""
+        self.asleep = False
+        self._last_callback = self._last_start = time.monotonic()
+        try:
+            self._stream.start()
+        except Exception as exc:  # e.g. the device was lost while the stream slept
+            log.debug("speaker stream did not start again: %s", exc)
+
+    def _sleepy(self) -> bool:
+        """Whether nothing has played, or been queued or held, for ``sleep_after_s``."""
+        engine = self._engine
+        if self.sleep_after_s is None or engine is None or self.asleep or engine.busy:
+            return False
+        now = time.monotonic()
+        quiet_since = max(engine.last_sound_end, self._last_start)
+        return now - quiet_since >= self.sleep_after_s and not engine.paused
 
     def stop_now(self) -> float:
         """Drop everything queued; the device goes silent within one block.
@@ -548,7 +621,11 @@ class Player:
 
         while not self._closed:
             await asyncio.sleep(0.5)
+            if self.asleep:
+                continue
             if stream_is_healthy(self._stream, self._last_callback, self._callbacks_seen):
+                if self._sleepy():
+                    self._sleep()
                 continue
             error = AudioDeviceError(
                 f"The output device {self.device_name!r} stopped playing.",

@@ -339,7 +339,7 @@ class VadSegmenter:
 
         chunk = np.asarray(samples, dtype=np.int16).reshape(-1)
         if chunk.size:
-            rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64))))
+            rms = math.sqrt(mean_square(chunk))
             self.level_db = 20 * math.log10(rms / 32768) if rms > 0 else SILENCE_DB
         # The clock of the newest chunk wins: pending samples are placed just before it.
         self._pending_start = t_first_sample - self._pending.size / SAMPLE_RATE
@@ -385,9 +385,8 @@ class VadSegmenter:
     def _process_frame(
         self, samples: npt.NDArray[np.int16], start: float, events: list[VadEvent]
     ) -> None:
-        import numpy as np
 
-        energy = float(np.mean(np.square(samples, dtype=np.float64)))
+        energy = mean_square(samples)
         level_db = 10 * math.log10(energy / 32768**2) if energy > 0 else SILENCE_DB
         floor_db = max(SILENCE_DB, self._noise_floor.push(level_db))
         # webrtcvad alone calls loud stationary noise (a fan, hiss) speech, and keeps
@@ -498,6 +497,18 @@ class VadSegmenter:
         for leftover in rest[-self._ring.maxlen :] if self._ring.maxlen else []:
             self._ring.append(leftover)
         self._voiced_run = 0
+
+
+def mean_square(samples: npt.NDArray[np.int16]) -> float:
+    """Mean of the squared samples (the power) of a non-empty int16 array.
+
+    A dot product of the float64 copy: a quarter of ``np.mean(np.square(...))``'s
+    time on a 10 ms frame, which the VAD computes twice per microphone block.
+    """
+    import numpy as np
+
+    wide = samples.astype(np.float64)
+    return float(wide @ wide) / wide.size
 
 
 def segment_file(

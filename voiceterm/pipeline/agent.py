@@ -536,6 +536,8 @@ class VoiceAgent:
             ),
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
+            # The speaker's stream, asleep while idle, starts as the user talks.
+            on_active=getattr(self.sink, "wake", None),
         )
         self._stt = stt
         self.llm_node = LlamaNode(

@@ -54,6 +54,10 @@ from voiceterm.pipeline.turns import sounds_finished
 logger = logging.getLogger(__name__)
 
 _LEVEL_INTERVAL_S = 0.05  # meters redraw at 20 Hz; faster only costs CPU
+# A level within this of the last one published is not sent again (a meter cell
+# is 5 dB), except every _LEVEL_REFRESH_S: a quiet room costs no bus traffic.
+_LEVEL_STEP_DB = 1.0
+_LEVEL_REFRESH_S = 1.0
 _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
 # Speech that starts this soon after the agent's last sample may still be its echo
 # (the echo path's delay, the canceller's tail): it must be loud to be a turn.
@@ -112,6 +116,7 @@ class Listener:
         turn_policy: TurnPolicy | None = None,
         quick_end_ms: int = 300,
         words_so_far: Callable[[float], str | None] | None = None,
+        on_active: Callable[[], None] | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -140,6 +145,9 @@ class Listener:
         self._onset: float | None = None
         self._barged = False
         self._last_level = 0.0
+        self._level_shown = (float("inf"), False)
+        self._relaxed = False
+        self._on_active = on_active
         self._end_of_turn = (
             EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
             if turn_model is not None
@@ -220,10 +228,31 @@ class Listener:
             self._check_hold(self._hold, t_start, t_end)
         elif self._onset is not None and not self._barged and self._barge_in:
             self._check_barge_in(t_start, t_end)
+        self._relax(self._onset is None and self._hold is None and not activity.busy)
         now = time.monotonic()
         if now - self._last_level >= _LEVEL_INTERVAL_S:
-            self._last_level = now
-            self._publish(AudioLevel(level_db=self._vad.level_db, voiced=self._vad.voiced))
+            level = (self._vad.level_db, self._vad.voiced)
+            if (
+                level[1] != self._level_shown[1]
+                or abs(level[0] - self._level_shown[0]) >= _LEVEL_STEP_DB
+                or now - self._last_level >= _LEVEL_REFRESH_S
+            ):
+                self._last_level, self._level_shown = now, level
+                self._publish(AudioLevel(level_db=level[0], voiced=level[1]))
+
+    def _relax(self, idle: bool) -> None:
+        """Let a live microphone wake the loop less often while nothing goes on.
+
+        Only where nobody speaks and the agent neither thinks nor speaks: speech
+        then starts up to a few tens of ms later on screen, and nothing waits
+        for it; barge-in, the end of a turn and the hold see every block.
+        Otherwise ``on_active`` is called (the speaker keeps its stream running).
+        """
+        if not idle and self._on_active is not None:
+            self._on_active()
+        if idle != self._relaxed and hasattr(self._source, "relaxed"):
+            self._relaxed = idle
+            self._source.relaxed = idle
 
     def _counts(self) -> bool:
         """Whether the frame just fed is speech that may be the user's."""
