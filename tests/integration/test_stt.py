@@ -269,3 +269,52 @@ def test_whispers_idle_threads_sleep_and_llama_cpp_keeps_its_short_spin(model_pa
     spin_counts = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", out.stderr)
     assert len(spin_counts) == 2, out.stderr[-2000:]
     assert spin_counts[0] == "0" and spin_counts[1] != "0"
+
+
+_EVERY_LENGTH = """
+import sys
+import numpy as np
+from pathlib import Path
+from tests.memory import malloc_in_use_mb
+from tests.speech import speech_corpus
+from voiceterm.engines.stt import WhisperTranscriber
+
+stt = WhisperTranscriber(Path(sys.argv[1]))
+clips = [clip.audio for clip in speech_corpus()]
+rng = np.random.default_rng(0)
+def transcribe_some(count):
+    for i in range(count):
+        audio = clips[i % len(clips)]
+        stt.transcribe(audio[: int(rng.integers(len(audio) // 3, len(audio)))])
+transcribe_some(20)
+before = malloc_in_use_mb()
+transcribe_some(80)
+print(malloc_in_use_mb() - before)
+"""
+
+
+def _memory_growth_over_many_lengths(model_path: Path, **env_changes: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    env.update(env_changes)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-c", _EVERY_LENGTH, str(model_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.models
+def test_memory_stays_flat_over_utterances_of_every_length(model_path: Path) -> None:
+    # Each utterance has a length of its own; a long conversation must not keep
+    # something for every one of them (oneDNN's kernel cache did: ~0.5 MB each).
+    grown_mb = _memory_growth_over_many_lengths(model_path)
+    unbounded_mb = _memory_growth_over_many_lengths(
+        model_path, ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024"
+    )
+    assert grown_mb < 10, f"80 transcriptions kept {grown_mb:.0f} MB"
+    assert unbounded_mb > 20, "the check must see the growth the cache's default allows"

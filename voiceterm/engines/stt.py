@@ -177,6 +177,22 @@ class _Decoded:
     attempts: int
 
 
+# oneDNN keeps the kernels it compiled for each tensor shape, up to 1,024 by
+# default, about 0.5 MB each. Every utterance has a length of its own, so each one
+# added to the cache: 200 transcriptions grew memory by 115 MB and a 200-turn
+# conversation by 169 MB. 64 bounds it to a few MB; transcription took no longer
+# (p50 121 against 128 ms over 120 utterances of random lengths; docs/BENCHMARKS.md).
+_PRIMITIVE_CACHE_CAPACITY = "64"
+
+
+def bound_primitive_cache() -> None:
+    """Cap oneDNN's per-shape kernel cache (CTranslate2's), unless the user set it.
+
+    oneDNN reads the variable when it first compiles a kernel, so it stays set.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", _PRIMITIVE_CACHE_CAPACITY)
+
+
 def normalize_text(text: str) -> str:
     """Lower-case words separated by single spaces, punctuation removed."""
     return " ".join(_WORD_KEY.sub(" ", text.lower().replace("-", " ")).split())
@@ -321,6 +337,7 @@ class WhisperTranscriber:
                 f"The Whisper model in {path} is incomplete (missing {', '.join(missing)}).",
                 hint=hint,
             )
+        bound_primitive_cache()
         try:
             # CTranslate2's threads are OpenMP's: idle, they sleep at once.
             with loading_openmp(passive=True):
