@@ -339,8 +339,7 @@ class ChatServerEngine:
             )
         stats = GenerationStats(started_at=time.monotonic())
         self._stats = stats
-        budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
-        fitted = fit_history(messages, (self.n_ctx - budget) * CHARS_PER_TOKEN)
+        budget, fitted = self._fit(messages, max_tokens)
         stats.messages_dropped = len(messages) - len(fitted)
         send_tools = list(tools) if tools and not self._tools_refused else None
         loop, _client = self._client_loop()
@@ -515,6 +514,17 @@ class ChatServerEngine:
             hint="check llm.model and the server's log",
         )
 
+    def _fit(
+        self, messages: Sequence[ChatMessage], max_tokens: int | None
+    ) -> tuple[int, list[ChatMessage]]:
+        """The reply's token budget, and the history trimmed to leave room for it.
+
+        One place for both the answer and :meth:`warm_up`: the words read at a
+        pause must be the prompt the answer sends, or the server's cache misses.
+        """
+        budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+        return budget, fit_history(messages, (self.n_ctx - budget) * CHARS_PER_TOKEN)
+
     def warm_up(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None) -> float:
         """Have the server read ``messages`` now (the words so far, at a pause).
 
@@ -529,8 +539,7 @@ class ChatServerEngine:
         started = time.monotonic()
         if not self.ready:
             return 0.0
-        budget = max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
-        fitted = fit_history(messages, (self.n_ctx - budget) * CHARS_PER_TOKEN)
+        _budget, fitted = self._fit(messages, max_tokens)
 
         async def read() -> None:
             _loop, client = self._client_loop_here()
