@@ -28,7 +28,10 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 QUESTION_SECONDS = 10.0
 
 
-def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -> None:
+def _answer_a_recording_under_strace(
+    tmp_path: Path, *flags: str
+) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """``voiceterm --input q.wav --output a.wav`` under strace: the run, the answer, the log."""
     question = write_wav(tmp_path / "question.wav", long_speech(QUESTION_SECONDS), RATE)
     answer = tmp_path / "answer.wav"
     log = tmp_path / "strace.log"
@@ -37,7 +40,7 @@ def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -
             *strace_command(log),
             *voiceterm_command(),
             *("--input", str(question), "--output", str(answer)),
-            *("--llm-max-tokens", "24"),
+            *("--llm-max-tokens", "24", *flags),
         ],
         env=app_environment(os.environ),
         stdin=subprocess.DEVNULL,
@@ -45,6 +48,11 @@ def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -
         text=True,
         timeout=300,
     )
+    return result, answer, log
+
+
+def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -> None:
+    result, answer, log = _answer_a_recording_under_strace(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "agent:" in result.stdout, result.stdout  # it did the whole job: heard and answered
     assert answer.stat().st_size > 0
@@ -55,22 +63,9 @@ def test_answering_a_recording_opens_no_socket_off_the_machine(tmp_path: Path) -
 
 def test_with_an_llm_server_configured_only_that_server_is_reached(tmp_path: Path) -> None:
     # The one socket voiceterm may open: to the server the user named in llm.url.
-    question = write_wav(tmp_path / "question.wav", long_speech(QUESTION_SECONDS), RATE)
-    answer = tmp_path / "answer.wav"
-    log = tmp_path / "strace.log"
     with running_server(tmp_path / "server.log") as server:
-        result = subprocess.run(
-            [
-                *strace_command(log),
-                *voiceterm_command(),
-                *("--input", str(question), "--output", str(answer)),
-                *("--llm-max-tokens", "24", "--llm-backend", "openai", "--llm-url", server.url),
-            ],
-            env=app_environment(os.environ),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result, _answer, log = _answer_a_recording_under_strace(
+            tmp_path, "--llm-backend", "openai", "--llm-url", server.url
         )
     assert result.returncode == 0, result.stderr
     assert "agent:" in result.stdout, result.stdout + result.stderr

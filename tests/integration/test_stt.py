@@ -255,17 +255,7 @@ def test_whispers_idle_threads_sleep_and_llama_cpp_keeps_its_short_spin(model_pa
         "WhisperTranscriber(__import__('pathlib').Path(sys.argv[1]), cpu_threads=2);"
         "_import_llama_cpp()"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env["OMP_DISPLAY_ENV"] = "verbose"
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(model_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
+    out = _run_python(code, model_path, unset="OMP_WAIT_POLICY", OMP_DISPLAY_ENV="verbose")
     spin_counts = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", out.stderr)
     assert len(spin_counts) == 2, out.stderr[-2000:]
     assert spin_counts[0] == "0" and spin_counts[1] != "0"
@@ -294,18 +284,27 @@ print(malloc_in_use_mb() - before)
 
 
 def _memory_growth_over_many_lengths(model_path: Path, **env_changes: str) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = _run_python(
+        _EVERY_LENGTH, model_path, unset="ONEDNN_PRIMITIVE_CACHE_CAPACITY", **env_changes
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _run_python(
+    code: str, model_path: Path, *, unset: str, **env_changes: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (native libraries read their settings once)."""
+    env = {k: v for k, v in os.environ.items() if k != unset}
     env.update(env_changes)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", _EVERY_LENGTH, str(model_path)],
+    return subprocess.run(
+        [sys.executable, "-c", code, str(model_path)],
         capture_output=True,
         text=True,
         check=True,
         env=env,
     )
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.models
