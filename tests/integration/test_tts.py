@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.cores import WatchedCores, machine
+from tests.memory import malloc_in_use_mb
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.tts import PiperSynthesizer, expand_for_speech
 from voiceterm.errors import ModelError
@@ -185,6 +186,21 @@ def test_two_threads_can_share_one_voice(tts: PiperSynthesizer) -> None:
         thread.join()
     assert results["Left side."] > 0
     assert results["Right side."] > 0
+
+
+def test_a_long_sentence_leaves_no_memory_held_behind(voice_path: Path) -> None:
+    # A 60-word sentence needs hundreds of MB while it is computed; a long
+    # conversation must not keep that for the rest of the session (ONNX Runtime's
+    # arena, which grows by doubling, did: ~500 MB).
+    tts = PiperSynthesizer(voice_path)
+    tts.synthesize_all("A short sentence to start with.")
+    before_mb = malloc_in_use_mb()
+    words = "the quick brown fox jumps over a lazy dog near the river bank".split()
+    long_sentence = " ".join(words[i % len(words)] for i in range(60)) + "."
+    assert tts.synthesize_all(long_sentence).size > 0
+    tts.synthesize_all("And a short one after it.")
+    held_mb = malloc_in_use_mb() - before_mb
+    assert held_mb < 50, f"one long sentence left {held_mb:.0f} MB held"
 
 
 def test_length_scale_changes_the_speaking_rate(voice_path: Path) -> None:

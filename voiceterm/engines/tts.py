@@ -377,6 +377,11 @@ class PiperSynthesizer:
             ) from exc
 
         options = no_spinning(onnxruntime.SessionOptions())
+        # ONNX Runtime's arena grows by doubling and never gives memory back: one
+        # long sentence left ~500 MB held for the rest of a session. Without it,
+        # glibc reuses the freed tensors and a word takes as long (scripts/bench_tts.py,
+        # docs/BENCHMARKS.md "Long sessions").
+        options.enable_cpu_mem_arena = False
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         providers: list[Any] = (
