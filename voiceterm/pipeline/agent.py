@@ -37,6 +37,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.pipeline.glitches import GlitchWatch
+from voiceterm.pipeline.heap import FreedMemory
 from voiceterm.pipeline.listen import AgentActivity, Listener
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
@@ -349,6 +350,8 @@ class VoiceAgent:
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
         self._llm_watch: asyncio.Task[None] | None = None
+        self.freed_memory = FreedMemory()
+        self._giving_back: asyncio.Task[None] | None = None
         self.glitches: GlitchWatch | None = None
         self._last_activity = time.monotonic()
         # A tap, not a route: the timeline must see messages in broadcast order
@@ -571,7 +574,7 @@ class VoiceAgent:
         """Stop listening and playing, cancel every route, release the devices."""
         if self._stt is not None:
             self._stt.close()
-        watches = (self._listen_task, self._glitch_task, self._llm_watch)
+        watches = (self._listen_task, self._glitch_task, self._llm_watch, self._giving_back)
         tasks = {task for task in watches if task is not None}
         for task in tasks:
             task.cancel()
@@ -658,6 +661,7 @@ class VoiceAgent:
             activity.thinking = False
             activity.last_sound_end = event.last_sample_time or time.monotonic()
             self.own_voice.stopped(activity.last_sound_end)
+            self._give_back_freed_memory()
         elif isinstance(event, AgentInterrupted):
             activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
@@ -673,6 +677,14 @@ class VoiceAgent:
                 self.llm_node.add_event(AgentInterrupted(reason="speech_lost"))
         if not isinstance(event, AudioLevel | AudioGlitches):
             self._last_activity = time.monotonic()
+
+    def _give_back_freed_memory(self) -> None:
+        """Hand back what the engines freed for this answer, off the loop."""
+        if self._giving_back is not None and not self._giving_back.done():
+            return
+        self._giving_back = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self.freed_memory.give_back), name="give-back-memory"
+        )
 
     def _nothing_more_to_play(self, error: AgentError) -> bool:
         """Whether a failed stage leaves the answer without any sound to come."""
