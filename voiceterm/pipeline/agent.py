@@ -53,6 +53,7 @@ _QUIET_FOR_S = 0.4  # how long nothing may happen before a file run counts as do
 # How many loop turns ``interrupt`` waits for the nodes to act on it: each needs one
 # or two, so this only bounds the wait should one of them be stuck.
 _INTERRUPT_HANDLED_TURNS = 100
+_GIVE_BACK_AFTER_QUIET_S = 0.5  # rest after an answer before freed memory is trimmed
 
 
 @dataclass(slots=True)
@@ -679,12 +680,22 @@ class VoiceAgent:
             self._last_activity = time.monotonic()
 
     def _give_back_freed_memory(self) -> None:
-        """Hand back what the engines freed for this answer, off the loop."""
+        """Once this answer is over, hand back what the engines freed for it."""
         if self._giving_back is not None and not self._giving_back.done():
             return
         self._giving_back = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.freed_memory.give_back), name="give-back-memory"
+            self._give_back_when_quiet(), name="give-back-memory"
         )
+
+    async def _give_back_when_quiet(self) -> None:
+        # The speaker may stop between two sentences of one answer: waiting for the
+        # whole pipeline to rest trims once, after the last engine has freed its part.
+        while True:
+            rested_s = self.quiet_for()
+            if rested_s >= _GIVE_BACK_AFTER_QUIET_S:
+                break
+            await asyncio.sleep(_GIVE_BACK_AFTER_QUIET_S - rested_s)
+        await asyncio.to_thread(self.freed_memory.give_back)
 
     def _nothing_more_to_play(self, error: AgentError) -> bool:
         """Whether a failed stage leaves the answer without any sound to come."""
