@@ -85,7 +85,8 @@ class TurnSettings:
     """Silence that ends a turn when the model and the words disagree (a full stop where
     the voice goes on, or a voice that sounds done after "and")."""
     cap_ms: int = 1500
-    """Silence that ends a turn even when the model and the words say it goes on."""
+    """Silence that ends a turn even when the model and the words say it goes on (the
+    words only say so when they stop mid-sentence: "and", the, a comma)."""
 
 
 @dataclass(slots=True)

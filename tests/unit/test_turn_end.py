@@ -199,6 +199,22 @@ async def test_when_the_voice_and_the_words_disagree_a_shorter_silence_ends_the_
     )
 
 
+async def test_a_short_command_ending_on_that_waits_the_shorter_silence_not_the_cap() -> None:
+    # "Cancel that." as the soak said it: Whisper wrote "cancelled that" (no full stop,
+    # ending on a word that usually leads on) and Smart Turn called it incomplete, so
+    # it waited the cap.
+    rig = Rig(StandInModel([0.3]), words="cancelled that")
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, (UNSURE_MS - 160) // 20)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[-1] == (
+        f"unsure: {UNSURE_MS} ms of silence (model: incomplete 0.30 at 160 ms, "
+        "the words may end there)"
+    )
+
+
 async def test_a_voice_that_sounds_done_after_unfinished_words_waits_the_shorter_silence() -> None:
     rig = Rig(StandInModel([0.9]), words=UNFINISHED)
     await rig.frames(True, 40)

@@ -22,7 +22,8 @@ by itself: the VAD's hangover is the silence cap, and at each pause the model is
 asked whether the turn is complete (see :mod:`voiceterm.pipeline.turn_end`), and
 the words transcribed at the pause (``words_so_far``) are read: "and", a comma or
 no final punctuation sound unfinished. Both done: the turn ends. They disagree:
-it ends after ``unsure_ms`` of silence. Both not done: the cap ends it. Speech
+it ends after ``unsure_ms`` of silence. Both surely not done (the words cut off,
+not merely a short command ending on "that"): the cap ends it. Speech
 that may be echo, or that holds the answer, is not a turn to judge: it ends after
 ``quick_end_ms`` of silence, as without the model.
 """
@@ -49,7 +50,7 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
-from voiceterm.pipeline.turns import sounds_finished
+from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
 
 logger = logging.getLogger(__name__)
 
@@ -358,13 +359,19 @@ class Listener:
             and verdict.speech_end == speech_end
             and silence >= end_of_turn.policy.unsure_ms
         ):
-            words_unfinished = self._sounds_unfinished(speech_end)
-            if verdict.complete or not words_unfinished:
-                # The voice and the words disagree: a shorter wait than the cap.
-                words = "unfinished" if words_unfinished else "finished"
+            words = self._words_so_far(speech_end) if self._words_so_far else None
+            cut_off = words is not None and sounds_cut_off(words)
+            if verdict.complete or not cut_off:
+                # Not both sure that it goes on: a shorter wait than the cap. A short
+                # command that only sounds unfinished ("cancelled that") is not sure.
+                if cut_off:
+                    reading = "the words sound unfinished"
+                elif words is None or sounds_finished(words):
+                    reading = "the words sound finished"
+                else:
+                    reading = "the words may end there"
                 self._end_utterance_now(
-                    f"unsure: {silence} ms of silence ({verdict.describe()}, "
-                    f"the words sound {words})"
+                    f"unsure: {silence} ms of silence ({verdict.describe()}, {reading})"
                 )
 
     def _on_turn_verdict(self, verdict: Verdict) -> None:

@@ -9,8 +9,10 @@ turn's audio) whether the turn is complete:
   finished: the turn ends now;
 * the model and the words disagree (Whisper wrote a full stop where the voice
   goes on; the voice sounds done after "and"): ``unsure_ms`` of silence ends it;
-* both say it goes on: the listener keeps listening, and only ``cap_ms`` of
-  silence (the VAD's hangover in this mode) ends it.
+* the model says it goes on and the words stop mid-sentence ("... a table and",
+  a comma; not a short command that merely ends on "that", which the model and
+  Whisper both misjudge on a clip that short): the listener keeps listening, and
+  only ``cap_ms`` of silence (the VAD's hangover in this mode) ends it.
 
 Speech that follows a pause joins the same turn, and its next pause is asked
 again.
