@@ -359,7 +359,7 @@ class Listener:
             and verdict.speech_end == speech_end
             and silence >= end_of_turn.policy.unsure_ms
         ):
-            words = self._words_so_far(speech_end) if self._words_so_far else None
+            words = self._words_at(speech_end)
             cut_off = words is not None and sounds_cut_off(words)
             if verdict.complete or not cut_off:
                 # Not both sure that it goes on: a shorter wait than the cap. A short
@@ -403,8 +403,12 @@ class Listener:
         if verdict.complete:
             self._end_utterance_now("")
 
+    def _words_at(self, speech_end: float) -> str | None:
+        """The words transcribed up to the pause at ``speech_end`` (None: none read)."""
+        return self._words_so_far(speech_end) if self._words_so_far else None
+
     def _sounds_unfinished(self, speech_end: float) -> bool:
-        words = self._words_so_far(speech_end) if self._words_so_far else None
+        words = self._words_at(speech_end)
         return words is not None and not sounds_finished(words)
 
     def _end_utterance_now(self, reason: str = "") -> None:

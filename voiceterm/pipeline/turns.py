@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import re
 
-# Words after which an English sentence cannot end.
-_CONTINUATIONS = frozenset(
-    """a an the and but or nor so because if than that which who whose whom to of
-    in on at by for from with about into over under between like as is are was
-    were be been am my your his her its our their this these those um uh er erm
-    very really just not no and then""".split()
-)
 # Words no sentence ends on: articles, conjunctions, possessive determiners, fillers.
 _NEVER_LAST = frozenset("a an the and but or nor than my your its our their um uh er erm".split())
+# Words after which an English sentence usually goes on (a short command may still
+# end on one: "Cancel that.", "turn it on").
+_CONTINUATIONS = _NEVER_LAST | frozenset(
+    """so because if that which who whose whom to of in on at by for from with about
+    into over under between like as is are was were be been am his her this these
+    those very really just not no then""".split()
+)
 _TRAILING_OFF = ("...", "…", ",", ";", ":", "-")
 _WORD = re.compile(r"[a-z0-9']+")
 SHORT_PHRASE_WORDS = 3
