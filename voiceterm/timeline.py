@@ -79,6 +79,7 @@ LANE_TITLES: dict[str, str] = {
     "playback": "playback",
     "ahead": "LLM ahead",
     "turn": "end of turn",
+    "speaker": "speaker waking",
 }
 
 MARKS: tuple[str, ...] = (

@@ -69,7 +69,8 @@ def underflow_reported(player: Player) -> None:
 def test_only_a_gap_that_cuts_into_sound_counts_as_a_click() -> None:
     player = Player(block_ms=10)
     player._engine = PlaybackEngine(RATE, Posts())
-    player._callbacks_seen = True  # no thread-priority call from the test's thread
+    player._priority_asked = True  # no thread-priority call from the test's thread
+    player._stream_clock.flowing = True  # the device consumes: blocks carry the answer
     underflow_reported(player)
     assert player.underflows == 0, "a gap in silence was counted as a click"
     player._engine.enqueue(ramp(40), PlaybackTag(turn_id=1))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from voiceterm.audio.frames import WakingSink
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
@@ -541,7 +542,7 @@ class VoiceAgent:
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
             # The speaker's stream, asleep while idle, starts as the user talks.
-            on_active=getattr(self.sink, "wake", None),
+            on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
         )
         self._stt = stt
         self.llm_node = LlamaNode(
@@ -601,6 +602,8 @@ class VoiceAgent:
         await self._wired.wait()
         if self._load_error is not None:
             raise self._load_error
+        if isinstance(self.sink, WakingSink):
+            self.sink.wake()  # a sleeping stream starts while the answer is made
         if self.activity.busy:
             await self.interrupt("typed_message")
         await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))
