@@ -30,7 +30,7 @@ from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.headless import TurnPrinter
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.desktop]
 
 
 async def until(condition: Callable[[], object], limit_s: float) -> None:
@@ -44,7 +44,7 @@ async def until(condition: Callable[[], object], limit_s: float) -> None:
 async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays(
     rig: Rig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = Rig(Path(tempfile.mkdtemp(prefix="vt-rig-speaker-lost-")))
+    other = Rig(Path(tempfile.mkdtemp(prefix="vt-rig-speaker-lost-")), profile=rig.profile)
     env = dict(
         line.removeprefix("export ").split("=", 1) for line in other.run("start").splitlines()
     )
