@@ -1,5 +1,5 @@
 """The speaker lost mid-answer, on real PortAudio: the sound server goes away while the
-agent speaks, then comes back.
+agent speaks, then comes back; and a sink removed mid-answer, which is not a loss.
 
 The agent says so (headless prints which stage failed), the answer counts as cut
 off where its sound stopped, and once the device is back the next question is
@@ -14,9 +14,11 @@ import os
 import shutil
 import tempfile
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.audio.conftest import DEVICE, Rig
@@ -113,3 +115,64 @@ async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays
     said = [m["content"].strip() for m in history if m["role"] == "assistant"]
     assert said == ([heard] if heard else []) + [ScriptedChatModel().answer]
     assert answered.spoken_text.strip() == ScriptedChatModel().answer
+
+
+async def test_the_speaker_sink_removed_mid_answer_moves_the_sound_and_loses_nothing(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """A sink unloaded while it plays is not a lost device on PulseAudio or PipeWire.
+
+    The server moves the stream to another sink (here the only other one, the
+    microphone's) and back once the sink returns, as a desktop does when headphones
+    are unplugged and plugged in again: the answer plays on, nothing is reported
+    lost, and the next answer is heard on the returned sink.
+    """
+    voice = ScriptedVoice(chunks=25, chunk_ms=40)  # a second a piece
+    agent = VoiceAgent(
+        Config(),
+        source=QuietMic(),
+        sink=Player(device=DEVICE, block_ms=10),
+        engines=scripted_engines(tts=voice),
+        sink_name="rig speaker",
+    )
+    messages: list[Message] = []
+    agent.bus.tap(messages.append)
+
+    def events(kind: type) -> list:  # type: ignore[type-arg]
+        return [m.event for m in messages if isinstance(m.event, kind)]
+
+    speaker_module = next(
+        line.split()[0]
+        for line in rig.pactl("list", "short", "modules").splitlines()
+        if "sink_name=vt_speaker" in line
+    )
+    arguments = rig.pactl("list", "short", "modules").splitlines()
+    sink_arguments = next(line for line in arguments if line.startswith(speaker_module + "\t"))
+    heard = tmp_path / "heard.wav"
+    try:
+        await agent.start()
+        await say(agent, "What is the moon made of?")
+        await until(lambda: agent.activity.speaking, 10)
+        await asyncio.sleep(0.4)  # well into the first piece
+        await asyncio.to_thread(rig.pactl, "unload-module", speaker_module)
+        await until(lambda: events(AgentStoppedSpeaking), 20)
+        await asyncio.to_thread(
+            rig.pactl, "load-module", "module-null-sink", *sink_arguments.split("\t")[2].split()
+        )
+        await asyncio.sleep(1.0)
+        with rig.record_speaker(heard):
+            await say(agent, "Tell me about the sun.")
+            await until(lambda: len(events(AgentStoppedSpeaking)) >= 2, 20)
+    finally:
+        await agent.stop()
+        if "vt_speaker" not in rig.pactl("list", "short", "sinks"):
+            rig.run("start")  # the rest of the session needs the sink back
+
+    assert events(AgentError) == [], "a moved stream was reported as a lost device"
+    moved, answered = events(AgentStoppedSpeaking)[:2]
+    assert not moved.interrupted and not answered.interrupted
+    with wave.open(str(heard), "rb") as recording:
+        samples = np.frombuffer(recording.readframes(recording.getnframes()), np.int16)
+    assert np.count_nonzero(np.abs(samples.astype(np.int32)) > 1000) > 8000, (
+        "the next answer was not heard on the returned sink"
+    )
