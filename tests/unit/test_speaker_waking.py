@@ -85,6 +85,19 @@ def test_a_stream_filling_its_buffer_is_starting_and_flows_once_paced() -> None:
     assert clock.state(stream, now + 1.95) == "gone"
 
 
+def test_after_an_underflow_the_stream_must_show_it_flows_again() -> None:
+    clock = StreamClock(block_s=0.01)
+    now = time.monotonic()
+    clock.beat(now)
+    assert clock.beat(now + 0.01)
+    # ALSA restarts the device: the late callback that reports it, then a new buffer.
+    assert not clock.beat(now + 0.05, underflow=True)
+    for i in range(8):
+        clock.beat(now + 0.05 + i * 1e-5)
+    assert not clock.flowing, "sound written now would wait unheard behind the new buffer"
+    assert clock.beat(now + 1.5), "the device consumes again"
+
+
 def test_an_answer_waits_whole_for_the_stream_to_flow_and_the_wait_is_told() -> None:
     async def run() -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         player, _, events = started_player()

@@ -435,8 +435,17 @@ class StreamClock:
         self.last_callback = None
         self.flowing = False
 
-    def beat(self, now: float) -> bool:
-        """A callback at monotonic ``now``; True for the one that shows the stream flows."""
+    def beat(self, now: float, underflow: bool = False) -> bool:
+        """A callback at monotonic ``now``; True for the one that shows the stream flows.
+
+        ``underflow``: PortAudio reports the device ran out. Through ALSA it then
+        restarts the device, which fills its buffer again and, on a sound server,
+        may wait as long as at a start: the stream must show it flows again.
+        """
+        if underflow and self.flowing:
+            self.flowing = False
+            self.started_at = self.last_callback = now
+            return False
         previous, self.last_callback = self.last_callback, now
         if self.flowing or previous is None or now - previous < self.block_s / 2:
             return False

@@ -499,9 +499,13 @@ class Player:
         ahead = time_info.outputBufferDacTime - time_info.currentTime
         if time_info.outputBufferDacTime <= 0 or not 0.0 <= ahead < 2.0:
             ahead = self._fallback_latency
-        if self._stream_clock.beat(now):
+        clock = self._stream_clock
+        restarted = bool(status.output_underflow) and clock.flowing
+        if clock.beat(now, underflow=bool(status.output_underflow)):
             self._post_flowing(now)
-        if engine is None or not self._stream_clock.flowing:
+        # The block that reports an underflow is the device's first after it restarted;
+        # those that follow it back to back fill a buffer that may wait unplayed.
+        if engine is None or not (clock.flowing or restarted):
             # Until the device consumes, a block's time of playing is unknown (a
             # server resuming a suspended sink holds the first buffer for up to
             # seconds): the answer waits in the queue, whole, and its sound is
