@@ -274,14 +274,14 @@ wait_for_sinks() {
 stop_daemon() {  # [quiet]
     local pid stopped=0
     pid=$(daemon_pid || true)
-    if [[ -n "${pid:-}" ]] && kill -0 "$pid" 2>/dev/null; then
+    if [[ -n "${pid:-}" ]] && ! pid_gone "$pid"; then
         stop_pid "$pid"
         stopped=1
     fi
     if [[ -f "$PIDS_FILE" ]]; then
         # pipewire-pulse first, dbus last: the reverse of the start order.
         for pid in $(tac "$PIDS_FILE"); do
-            if kill -0 "$pid" 2>/dev/null; then
+            if ! pid_gone "$pid"; then
                 stop_pid "$pid"
                 stopped=1
             fi
@@ -296,10 +296,16 @@ stop_daemon() {  # [quiet]
     rm -rf "$RUNTIME" "$PROFILE_FILE" "$RIG_DIR/bus"
 }
 
+# Gone, or a zombie that nobody has reaped yet (the rig's daemons outlive the shell
+# that started them, and PID 1 in a container may reap them late).
+pid_gone() {
+    [[ ! -e "/proc/$1" ]] || [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == Z ]]
+}
+
 stop_pid() {
     kill "$1" 2>/dev/null || true
     for _ in $(seq 100); do
-        kill -0 "$1" 2>/dev/null || return 0
+        pid_gone "$1" && return 0
         sleep 0.05
     done
     kill -9 "$1" 2>/dev/null || true

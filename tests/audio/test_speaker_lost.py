@@ -117,15 +117,17 @@ async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays
     assert answered.spoken_text.strip() == ScriptedChatModel().answer
 
 
-async def test_the_speaker_sink_removed_mid_answer_moves_the_sound_and_loses_nothing(
+async def test_the_speaker_sink_removed_mid_answer_and_back_the_next_answer_is_heard(
     rig: Rig, tmp_path: Path
 ) -> None:
-    """A sink unloaded while it plays is not a lost device on PulseAudio or PipeWire.
+    """A sink unloaded while it plays, then loaded again, as headphones unplugged and back.
 
-    The server moves the stream to another sink (here the only other one, the
-    microphone's) and back once the sink returns, as a desktop does when headphones
-    are unplugged and plugged in again: the answer plays on, nothing is reported
-    lost, and the next answer is heard on the returned sink.
+    PulseAudio and PipeWire move the stream to another sink (here the only other
+    one, the microphone's) and back once the sink returns; now and then the ALSA
+    plugin's stream dies in the move instead (seen 1 time in 4), and PortAudio
+    reports it stopped. Either is right: the answer plays on elsewhere, or is cut
+    off and the loss said. What must hold: nothing hangs, and the next answer is
+    heard on the returned sink.
     """
     voice = ScriptedVoice(chunks=25, chunk_ms=40)  # a second a piece
     agent = VoiceAgent(
@@ -168,9 +170,14 @@ async def test_the_speaker_sink_removed_mid_answer_moves_the_sound_and_loses_not
         if "vt_speaker" not in rig.pactl("list", "short", "sinks"):
             rig.run("start")  # the rest of the session needs the sink back
 
-    assert events(AgentError) == [], "a moved stream was reported as a lost device"
-    moved, answered = events(AgentStoppedSpeaking)[:2]
-    assert not moved.interrupted and not answered.interrupted
+    removed, answered = events(AgentStoppedSpeaking)[:2]
+    lost = events(AgentError)
+    if lost:
+        assert all("stopped playing" in e.error for e in lost), lost
+        assert removed.interrupted, "a lost speaker's answer must count as cut off"
+    else:
+        assert not removed.interrupted, "a moved stream cut the answer off unannounced"
+    assert not answered.interrupted
     with wave.open(str(heard), "rb") as recording:
         samples = np.frombuffer(recording.readframes(recording.getnframes()), np.int16)
     assert np.count_nonzero(np.abs(samples.astype(np.int32)) > 1000) > 8000, (
