@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from tests.audio.live import LiveApp, RigControl, transcribe  # noqa: E402
 from tests.busy import background_load  # noqa: E402
 from tests.speech import espeak, normalize_words  # noqa: E402
+from voiceterm.timeline import percentile  # noqa: E402
 
 QUESTIONS = (  # answered in plain English words that Whisper spells as printed
     "Who wrote Hamlet?",
@@ -65,11 +66,10 @@ class ProfileResult:
     failures: list[str] = field(default_factory=list)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0-100); nan for no values."""
-    if not values:
-        return float("nan")
-    return float(np.percentile(np.asarray(values), q, method="nearest"))
+def pct(values: list[float], q: float, scale: float = 1.0) -> float:
+    """The app's own percentile (``voiceterm.timeline``: interpolated), nan for none."""
+    value = percentile(values, q)
+    return float("nan") if value is None else scale * value
 
 
 def write_question(folder: Path, text: str) -> Path:
@@ -199,7 +199,7 @@ def main() -> None:
         print(
             f"{profile:14s} {r.aloud:3d}/{r.runs:<3d} {r.speaker_lost:12d} "
             f"{r.stopped_playing:9d} ({r.stopped_playing_runs} runs) "
-            f"{percentile(r.v2v_ms, 50):8.0f} {percentile(r.v2v_ms, 95):8.0f}"
+            f"{pct(r.v2v_ms, 50):8.0f} {pct(r.v2v_ms, 95):8.0f}"
         )
     for profile, r in results.items():
         for failure in r.failures:

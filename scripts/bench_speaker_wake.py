@@ -26,22 +26,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.audio.live import RigControl  # noqa: E402
 from voiceterm.audio.player import Player  # noqa: E402
+from voiceterm.timeline import percentile  # noqa: E402
 
 CASES = (("asleep", 4.0), ("suspended", 10.0))
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0-100); nan for no values."""
-    if not values:
-        return float("nan")
-    return float(np.percentile(np.asarray(values), q, method="nearest"))
+def pct(values: list[float], q: float, scale: float = 1.0) -> float:
+    """The app's own percentile (``voiceterm.timeline``: interpolated), nan for none."""
+    value = percentile(values, q)
+    return float("nan") if value is None else scale * value
 
 
 async def wake_times(wakes: int, quiet_s: float) -> list[float]:
@@ -100,8 +98,8 @@ def main() -> None:
     print(f"{'profile':14s} {'case':10s} {'p50 ms':>7s} {'p95 ms':>7s} {'max ms':>7s}")
     for profile, case, times in rows:
         print(
-            f"{profile:14s} {case:10s} {1000 * percentile(times, 50):7.0f} "
-            f"{1000 * percentile(times, 95):7.0f} {1000 * max(times):7.0f}"
+            f"{profile:14s} {case:10s} {pct(times, 50, 1000):7.0f} "
+            f"{pct(times, 95, 1000):7.0f} {1000 * max(times):7.0f}"
         )
 
 

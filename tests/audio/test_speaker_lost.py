@@ -43,6 +43,25 @@ async def until(condition: Callable[[], object], limit_s: float) -> None:
         await asyncio.sleep(0.02)
 
 
+def speaking_agent() -> tuple[VoiceAgent, list[Message]]:
+    """An agent on scripted engines whose answers take a second a piece, on the rig's
+    speaker, and every message it sends."""
+    agent = VoiceAgent(
+        Config(),
+        source=QuietMic(),
+        sink=Player(device=DEVICE, block_ms=10),
+        engines=scripted_engines(tts=ScriptedVoice(chunks=25, chunk_ms=40)),
+        sink_name="rig speaker",
+    )
+    messages: list[Message] = []
+    agent.bus.tap(messages.append)
+    return agent, messages
+
+
+def of_kind(messages: list[Message], kind: type) -> list:  # type: ignore[type-arg]
+    return [m.event for m in messages if isinstance(m.event, kind)]
+
+
 async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays(
     rig: Rig, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -52,23 +71,14 @@ async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays
     )
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # PortAudio's pulse plugin reads these at each open
-    voice = ScriptedVoice(chunks=25, chunk_ms=40)  # a second a piece
-    agent = VoiceAgent(
-        Config(),
-        source=QuietMic(),
-        sink=Player(device=DEVICE, block_ms=10),
-        engines=scripted_engines(tts=voice),
-        sink_name="rig speaker",
-    )
-    messages: list[Message] = []
-    agent.bus.tap(messages.append)
+    agent, messages = speaking_agent()
     printer = TurnPrinter(agent, io.StringIO())
     bridge = Bridge(printer)
     printer.attach(bridge)
     agent.bus.register_bridge(bridge)
 
     def events(kind: type) -> list:  # type: ignore[type-arg]
-        return [m.event for m in messages if isinstance(m.event, kind)]
+        return of_kind(messages, kind)
 
     try:
         await agent.start()
@@ -129,19 +139,10 @@ async def test_the_speaker_sink_removed_mid_answer_and_back_the_next_answer_is_h
     off and the loss said. What must hold: nothing hangs, and the next answer is
     heard on the returned sink.
     """
-    voice = ScriptedVoice(chunks=25, chunk_ms=40)  # a second a piece
-    agent = VoiceAgent(
-        Config(),
-        source=QuietMic(),
-        sink=Player(device=DEVICE, block_ms=10),
-        engines=scripted_engines(tts=voice),
-        sink_name="rig speaker",
-    )
-    messages: list[Message] = []
-    agent.bus.tap(messages.append)
+    agent, messages = speaking_agent()
 
     def events(kind: type) -> list:  # type: ignore[type-arg]
-        return [m.event for m in messages if isinstance(m.event, kind)]
+        return of_kind(messages, kind)
 
     speaker_module = next(
         line.split()[0]
