@@ -84,6 +84,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.audio.live import (  # noqa: E402
     LiveApp,
+    LostAudio,
+    OutputLine,
     RigControl,
     RigIO,
     Utterance,
@@ -103,6 +105,8 @@ INTERRUPTED = re.compile(r"\[interrupted: user_speech\]")
 APP_V2V = re.compile(r"voice-to-voice (\d+) ms")
 APP_BARGE = re.compile(r"barge-in (\d+) ms")
 APP_DRY = re.compile(r"the speaker ran dry (once|(\d+) times)")
+APP_SPEAKER_CUT = re.compile(r"\[interrupted: speaker_lost\]")
+APP_SPEAKER_FAILED = re.compile(r"^error: The speaker failed")
 
 ANIMALS = (
     "dog cat fox owl horse rabbit bear wolf mouse lion tiger duck goat sheep frog turtle "
@@ -156,6 +160,9 @@ class BargeInResult:
     trials: int = 0
     caught: int = 0
     not_talking: int = 0
+    unheard: int = 0
+    """Trials (barge-ins and coughs) not counted: this bench's recorder lost audio in
+    them, and silence it made up would flatter the figures."""
     coughs: int = 0
     cough_cuts: int = 0
     cough_silences: Series = field(default_factory=Series)
@@ -196,6 +203,11 @@ class Report:
     latencies: dict[str, float] = field(default_factory=dict)
     speaker_underflows: int = 0
     """The app's speaker underflows (clicks), summed over every app started."""
+    speaker_stops: int = 0
+    """The app's reports that the speaker stopped playing (a lost device, or one
+    taken for lost), summed over every app started."""
+    speaker_cut_answers: int = 0
+    """Answers the app cut off because the speaker stopped (``speaker_lost``)."""
     apps: int = 0
     load: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -459,9 +471,15 @@ def coughs(session: Session, count: int, result: BargeInResult) -> None:
         t_cough = io.started_at(io.play(burst, 16000)) + 0.2
         time.sleep(1.8)
         cut = session.app.find(INTERRUPTED.pattern, mark) is not None
-        spans = io.recorded(t_cough - 0.2, t_cough + 1.6).spans(0.05)
+        try:
+            around = io.heard(t_cough - 0.2, t_cough + 1.6)
+        except LostAudio as lost:
+            result.unheard += 1
+            print(f"  cough not counted: {lost}", flush=True)
+            continue
+        spans = around.spans(0.05)
         silences = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
-        went_on = io.recorded(t_cough + 0.6, t_cough + 1.0).last_loud() is not None
+        went_on = around.between(t_cough + 0.6, t_cough + 1.0).last_loud() is not None
         if not cut and not went_on:
             continue  # the answer ended by itself right after the cough: nothing learnt
         result.coughs += 1
@@ -477,7 +495,12 @@ def judge_barge_in(
     """Was it caught, how fast, and was the answer sounding when the user spoke?"""
     io = session.io
     # Up to when the app could start answering the barge-in itself.
-    window = io.recorded(onset - 0.3, speech_end + 0.25)
+    try:
+        window = io.heard(onset - 0.3, speech_end + 0.25)
+    except LostAudio as lost:
+        result.unheard += 1
+        print(f"  barge-in not counted: {lost}", flush=True)
+        return
     last = window.last_loud()
     said = session.app.find(INTERRUPTED.pattern, barge_mark)
     caught = said is not None and last is not None and last - onset < 1.0
@@ -586,6 +609,8 @@ class Bench:
     verbose: bool = False
     speaker_underflows: int = 0
     """Summed over every app started: the last count each one printed."""
+    speaker_stops: int = 0
+    speaker_cut_answers: int = 0
     apps: int = 0
 
     @contextlib.contextmanager
@@ -600,6 +625,8 @@ class Bench:
             app.stop()
             self.apps += 1
             self.speaker_underflows += speaker_underflows(app)
+            self.speaker_stops += count_lines(app.stderr, APP_SPEAKER_FAILED)
+            self.speaker_cut_answers += count_lines(app.stdout, APP_SPEAKER_CUT)
 
 
 def speaker_underflows(app: LiveApp) -> int:
@@ -610,6 +637,11 @@ def speaker_underflows(app: LiveApp) -> int:
         if match:
             count = 1 if match.group(1) == "once" else int(match.group(2))
     return count
+
+
+def count_lines(lines: list[OutputLine], pattern: re.Pattern[str]) -> int:
+    """How many of the app's lines match ``pattern``."""
+    return sum(bool(pattern.search(line.text)) for line in lines)
 
 
 def barge_in_runs(
@@ -712,7 +744,9 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         print(f"  PortAudio on the rig: {parts}")
     print(
         f"  the app's speaker ran dry {report.speaker_underflows} times "
-        f"over {report.apps} app runs (PortAudio underflows: clicks)"
+        f"over {report.apps} app runs (PortAudio underflows: clicks); it stopped playing "
+        f"{report.speaker_stops} times, cutting {report.speaker_cut_answers} answers off "
+        "(speaker_lost)"
     )
     print()
     print("voice-to-voice (ms)                              n    p50    p95")
@@ -777,6 +811,11 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
                 else ""
             )
             + f"; 80 ms coughs that cut an answer off: {barge.cough_cuts}/{barge.coughs}"
+            + (
+                f"; {barge.unheard} trials not counted (the bench's recorder lost audio)"
+                if barge.unheard
+                else ""
+            )
         )
     if report.echo:
         print()
@@ -837,6 +876,12 @@ def print_side_by_side(reports: list[Report]) -> None:
         (
             "speaker ran dry / app runs",
             [f"{r.speaker_underflows} / {r.apps}" for r in reports],
+        )
+    )
+    rows.append(
+        (
+            "speaker stopped / answers cut",
+            [f"{r.speaker_stops} / {r.speaker_cut_answers}" for r in reports],
         )
     )
     rows.append(("unanswered questions", [str(r.unanswered) for r in reports]))
@@ -927,6 +972,8 @@ def run_bench(args: argparse.Namespace, busy: int) -> Report:
                     for mode, answers in runs:
                         report.echo.append(echo_run(bench, mode, answers, args))
                     report.speaker_underflows = bench.speaker_underflows
+                    report.speaker_stops = bench.speaker_stops
+                    report.speaker_cut_answers = bench.speaker_cut_answers
                     report.apps = bench.apps
                     if io.restarts or io.overflows:
                         report.notes.append(

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,35 @@ from voiceterm.audio.wavio import WavFileSink, WavFileSource, write_wav  # noqa:
 from voiceterm.bridge import Bridge  # noqa: E402
 from voiceterm.bus import Message  # noqa: E402
 from voiceterm.config import Config, apply_values  # noqa: E402
-from voiceterm.events import TurnMark  # noqa: E402
+from voiceterm.events import AgentError, TurnMark  # noqa: E402
 from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines  # noqa: E402
+from voiceterm.pipeline.glitches import SpeakerLosses  # noqa: E402
 
 RATE = 16000
 AUDIBLE = 328
+
+
+@dataclass
+class SpeakerTally:
+    """The speaker's trouble over many turns, counted as the app's exit summary does."""
+
+    underflows: int = 0
+    """Times the speaker ran dry (a file sink never does; kept next to the others)."""
+    stops: int = 0
+    """The speaker's errors: it stopped playing (or a reopen failed)."""
+    cut_answers: int = 0
+    """Answers cut off by that (``speaker_lost``)."""
+
+    def add(self, underflows: int, losses: SpeakerLosses) -> None:
+        self.underflows += underflows
+        self.stops += losses.reports
+        self.cut_answers += losses.answers_cut
+
+    def describe(self) -> str:
+        return (
+            f"ran dry {self.underflows} times, stopped playing {self.stops} times, "
+            f"answers cut off by it: {self.cut_answers}"
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,29 +95,42 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def streaming_turn(
-    config: Config, engines: Engines, wav: Path, out: Path
+    config: Config,
+    engines: Engines,
+    wav: Path,
+    out: Path,
+    speaker: SpeakerTally | None = None,
 ) -> dict[str, float]:
+    """One turn from ``wav`` to ``out``; its marks. ``speaker`` adds up its trouble."""
     marks: dict[str, float] = {}
+    speaker_errors = 0
 
     def collect(message: Message) -> None:
+        nonlocal speaker_errors
         event = message.event
         if isinstance(event, TurnMark) and event.name not in marks:
             marks[event.name] = event.at
+        elif isinstance(event, AgentError) and event.source == "speaker":
+            speaker_errors += 1
 
+    sink = WavFileSink(out, realtime=True)
     agent = VoiceAgent(
         config,
         source=WavFileSource(wav, realtime=True),
-        sink=WavFileSink(out, realtime=True),
+        sink=sink,
         engines=engines,
     )
     collector = Bridge("bench", queue_size=4096)
     collector.on(TurnMark).map(collect)
+    collector.on(AgentError).map(collect)
     agent.bus.register_bridge(collector)
     try:
         await agent.start()
         await agent.wait_until_quiet()
     finally:
         await agent.stop()
+    if speaker is not None:
+        speaker.add(sink.underflows, SpeakerLosses.of(speaker_errors, agent.timeline.turns))
     if engines.llm is not None and agent.llm_node is not None:
         agent.llm_node.clear_context()
     return marks
@@ -244,6 +282,7 @@ def run(
     streaming: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
     baseline: list[float] = []
     stages: dict[tuple[str, int], dict[str, list[float]]] = {run: {} for run in runs}
+    speaker: dict[tuple[str, int], SpeakerTally] = {run: SpeakerTally() for run in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for index, item in enumerate(corpus):
             audio = np.concatenate(
@@ -257,10 +296,12 @@ def run(
                 with background_load(busy) if busy else contextlib.nullcontext():
                     for variant, variant_cfg in configs.items():
                         out = Path(tmp) / f"a{index}.wav"
-                        marks = asyncio.run(
-                            streaming_turn(variant_cfg, variant_engines[variant], wav, out)
-                        )
                         run = (variant, busy)
+                        marks = asyncio.run(
+                            streaming_turn(
+                                variant_cfg, variant_engines[variant], wav, out, speaker[run]
+                            )
+                        )
                         if "speech_end" not in marks or "playback_start" not in marks:
                             print(
                                 f"  utterance {index} ({variant}, {load_label(busy)}): "
@@ -302,6 +343,11 @@ def run(
         "  sequential baseline (idle)".ljust(38)
         + f"{percentile(baseline, 50) * 1000:14.0f}   {percentile(baseline, 95) * 1000:6.0f}"
     )
+    for variant, busy in runs:
+        print(
+            f"  the speaker ({variant[:24]}, {load_label(busy)}, a WAV file in real time): "
+            f"{speaker[(variant, busy)].describe()}"
+        )
     idle_times = streaming[(args.variants[0], 0)]
     if idle_times:
         print(

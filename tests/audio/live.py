@@ -12,7 +12,11 @@ Used by ``tests/audio/test_live_app.py`` and ``scripts/bench_live.py``.
   uses too, so "the last voiced sample of the question" and "the first audible
   sample of the answer" can be compared directly. :func:`calibrate` checks that
   claim: it plays clicks into ``vt_mic`` and finds them in ``vt_mic.monitor``,
-  where they must appear at the very time they were played.
+  where they must appear at the very time they were played. Audio its recorder
+  loses (an input overflow, a stream reopened) is filled with silence to keep
+  the times true, and remembered: :meth:`RigIO.heard` hands out a window only if
+  every sample of it was heard, so a test that checks for silence cannot pass
+  on silence the recorder made up.
 - :class:`Recording` and :func:`loud_spans` find where sound is in a recording.
 
 Why not ``paplay``/``parecord``: two processes start their streams at unknown
@@ -285,6 +289,10 @@ class Recording:
 # --- the test's own mouth and ear -----------------------------------------------------
 
 
+class LostAudio(AssertionError):
+    """The test's recorder lost audio where the test needed to hear all of it."""
+
+
 @dataclass(eq=False)
 class Playback:
     """One sound being played into the microphone sink; times are filled in as it plays."""
@@ -342,7 +350,11 @@ class RigIO:
         self._in_anchor: list[float] = []
         self._in_blocks: list[Int16Array] = []
         self._in_first_index: list[int] = []
+        self._in_lost: list[tuple[int, int]] = []
+        # Recorded sample ranges [start, end) that are silence this recorder made up
+        # (start == end: audio was lost but the clock saw no gap to fill).
         self.overflows = 0
+        """Input overflows: the recording lost audio before this process read it."""
         self.underflows = 0
 
     # -- lifecycle
@@ -433,18 +445,29 @@ class RigIO:
         now = time.monotonic()
         if status.input_overflow:
             self.overflows += 1
+            self._in_resync = True
         age = time_info.currentTime - time_info.inputBufferAdcTime
         if not (0.0 <= age < 2.0 and time_info.inputBufferAdcTime > 0):
-            return  # no usable time: a block we cannot place is no use
+            # No usable time. Straight after the last block, the count places it;
+            # after a loss nothing does, and the next block with a time fills the hole.
+            if self._in_anchor and not self._in_resync:
+                self._in_first_index.append(self._in_count)
+                self._in_blocks.append(indata[:, 0].copy())
+                self._in_count += frames
+            return
         t_adc = now - age
-        if self._in_anchor and (self._in_resync or status.input_overflow):
+        if self._in_anchor and self._in_resync:
             # Samples were lost (a reopened stream, an overflow): move the count on to
-            # this block's time and fill the hole with silence, so times stay true.
+            # this block's time and fill the hole with silence, so times stay true,
+            # and remember where the made-up silence is.
             expected = round((t_adc - self._in_clock()) * self.rate)
             if expected > self._in_count:
                 self._in_first_index.append(self._in_count)
                 self._in_blocks.append(np.zeros(expected - self._in_count, np.int16))
+                self._in_lost.append((self._in_count, expected))
                 self._in_count = expected
+            else:
+                self._in_lost.append((self._in_count, self._in_count))
             self._in_anchor.clear()
         self._in_resync = False
         self._in_anchor.append(t_adc - self._in_count / self.rate)
@@ -552,6 +575,55 @@ class RigIO:
             audio[start - offset : end - offset], self.rate, t_zero + start / self.rate
         )
 
+    def lost_spans(self, since: float, until: float) -> list[tuple[float, float]]:
+        """Where the recording between two monotonic times is not what ``source`` carried.
+
+        Each span is silence this recorder put in place of audio it lost (an input
+        overflow, a reopened stream, a block without a time); a span of length 0
+        marks audio lost where the clock saw no gap to fill.
+        """
+        t_zero = self._in_clock()
+        spans = [
+            (t_zero + start / self.rate, t_zero + end / self.rate)
+            for start, end in list(self._in_lost)
+        ]
+        return [(a, b) for a, b in spans if a <= until and b >= since]
+
+    def heard(self, since: float, until: float, timeout: float = 2.0) -> Recording:
+        """What ``source`` carried between two monotonic times, every sample of it.
+
+        For a test that checks for silence: it must not pass on silence the recorder
+        made up, so any lost audio in the window fails it.
+
+        Raises:
+            LostAudio: part of the window was lost (see :meth:`lost_spans`), or the
+                recording did not reach ``until`` within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        slack = 1.5 * self.block / self.rate
+        recording = self.recorded(since, until)
+        if recording.t0 > since + slack:
+            raise LostAudio(f"the recording starts {recording.t0 - since:.3f} s into the window")
+        while recording.t_end < until - slack:
+            if time.monotonic() > deadline:
+                raise LostAudio(
+                    f"the recorder stopped at {recording.t_end - since:.3f} s of a "
+                    f"{until - since:.3f} s window ({self.restarts} reopened streams)"
+                )
+            time.sleep(0.02)
+            recording = self.recorded(since, until)
+        lost = self.lost_spans(since, until)
+        if lost:
+            shown = ", ".join(
+                f"{1000 * (a - since):+.0f}..{1000 * (b - since):+.0f} ms" for a, b in lost
+            )
+            raise LostAudio(
+                f"the recorder lost audio in the window ({shown} from its start; "
+                f"{self.overflows} input overflows, {self.restarts} reopened streams "
+                "so far): its silence there proves nothing"
+            )
+        return recording
+
     def forget_before(self, t: float) -> None:
         """Drop recorded audio older than ``t`` (long benchmarks)."""
         t_zero = self._in_clock()
@@ -562,6 +634,10 @@ class RigIO:
         # The callback appends at the end; deleting at the front is safe under the GIL.
         del self._in_blocks[:drop]
         del self._in_first_index[:drop]
+        lost = 0
+        while lost < len(self._in_lost) and self._in_lost[lost][1] < keep_from:
+            lost += 1
+        del self._in_lost[:lost]
         del self._in_anchor[: max(0, len(self._in_anchor) - 400)]
         del self._out_anchor[: max(0, len(self._out_anchor) - 400)]
 

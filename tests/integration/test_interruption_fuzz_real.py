@@ -159,6 +159,8 @@ class RealFuzzer:
         assert "playback_end" in last.marks and not last.interrupted, (run, last)
 
 
+# 779 s on 2 cores at load 4-9 (2026-12-06): past the suite's 600 s timeout, not a hang.
+@pytest.mark.timeout(3600)
 async def test_a_hundred_interruptions_on_the_real_engines(engines: Engines) -> None:
     speaker = SimulatedSpeaker(block_ms=10)
     agent = VoiceAgent(config(), source=QuietMic(), sink=speaker, engines=engines)

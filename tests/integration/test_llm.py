@@ -35,6 +35,9 @@ from voiceterm.engines.llm.protocol import chat_template_source, reads_ahead, sp
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.modelstore import resolve_model
 
+STREAM_DEADLINE_S = 60.0
+"""Longest wait for a stream's first pieces: far past any healthy run on a busy machine."""
+
 SYSTEM = {"role": "system", "content": "You are a friendly voice assistant. Answer briefly."}
 ENGLISH_WORDS = {"the", "a", "an", "is", "are", "and", "to", "of", "you", "i", "it", "they", "can"}
 
@@ -456,7 +459,8 @@ async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine)
                 started.set()
 
     task = asyncio.create_task(consume())
-    await started.wait()
+    # A model that never streams fails here instead of hanging the run.
+    await asyncio.wait_for(started.wait(), timeout=STREAM_DEADLINE_S)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -559,7 +563,7 @@ async def test_cancelling_the_task_stops_and_waits_for_the_worker() -> None:
                 started.set()
 
     task = asyncio.create_task(consume())
-    await started.wait()
+    await asyncio.wait_for(started.wait(), timeout=STREAM_DEADLINE_S)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -8,6 +8,7 @@ works, which is what this test relies on; with devices it simply listens too.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -19,9 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from voiceterm.tui.widgets.conversation import _CURSOR as CURSOR
+from voiceterm.tui.widgets.conversation import AGENT_LABEL, USER_LABEL
+
 pytestmark = [pytest.mark.tui, pytest.mark.models, pytest.mark.slow]
 
 VOICETERM = Path(sys.executable).with_name("voiceterm")
+QUESTION = "what is two plus two"
 
 
 class Terminal:
@@ -68,6 +73,30 @@ class Terminal:
         raise AssertionError(f"never saw {what}; the screen was:\n{self.screen()}")
 
 
+def agent_answer(screen: str, question: str) -> str | None:
+    """The agent's answer to ``question`` as the conversation shows it, wrapped lines joined.
+
+    The conversation is a grid: the speaker's label, then what was said, wrapped
+    under itself (``voiceterm/tui/widgets/conversation.py``).
+    """
+    lines = screen.splitlines()
+    asked = next((i for i, line in enumerate(lines) if question in line), None)
+    if asked is None or USER_LABEL not in lines[asked]:
+        return None
+    label = lines[asked].index(USER_LABEL)
+    column = label + len(AGENT_LABEL) + 1
+    for index in range(asked + 1, len(lines)):
+        if lines[index][label:column] != f"{AGENT_LABEL} ":
+            continue
+        words = [lines[index][column:]]
+        for more in lines[index + 1 :]:
+            if more[:column].strip(" │┃") or not more[column:].strip(" │┃"):
+                break  # another row of the grid, or the end of the conversation
+            words.append(more[column:])
+        return " ".join(" ".join(word.strip(" │┃") for word in words).split())
+    return None
+
+
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
     if shutil.which("tmux") is None or not VOICETERM.exists():
@@ -91,9 +120,15 @@ def test_type_a_question_see_the_answer_open_the_timeline_export_and_quit(
     terminal.wait(lambda s: "Type a message" in s, "the prompt", 30)
     terminal.wait(lambda s: "SmolLM2" in s and "loading" not in s, "the models loaded", 90)
 
-    terminal.keys("what is two plus two", "Enter")
-    screen = terminal.wait(lambda s: "voiceterm " in s and "4" in s, "the answer", 60)
-    assert "what is two plus two" in screen, screen
+    terminal.keys(QUESTION, "Enter")
+    screen = terminal.wait(
+        lambda s: (answer := agent_answer(s, QUESTION)) is not None and CURSOR not in answer,
+        "the whole answer",
+        60,
+    )
+    # The answer itself says four: not any "4" on the screen (the model's name has one).
+    answer = agent_answer(screen, QUESTION)
+    assert answer is not None and re.search(r"\b(4|four)\b", answer, re.IGNORECASE), screen
 
     terminal.keys("C-t")
     terminal.wait(lambda s: "Turns" in s and "#1" in s and "Chunks" in s, "the timeline")

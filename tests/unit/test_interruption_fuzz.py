@@ -177,6 +177,8 @@ async def test_interruptions_at_random_moments_leave_a_sound_conversation() -> N
 
 
 @pytest.mark.slow
+# 592 s on 2 cores at load 6-9 (2026-12-06): past the suite's 600 s timeout, not a hang.
+@pytest.mark.timeout(3600)
 async def test_a_thousand_interruptions_at_random_moments() -> None:
     await run_fuzz(seed=2026, count=1000)
 

@@ -32,6 +32,7 @@ from voiceterm.events import (
 )
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.glitches import SpeakerLosses
 from voiceterm.pipeline.headless import TurnPrinter
 
 
@@ -43,7 +44,7 @@ class Watched:
         self.messages: list[Message] = []
         agent.bus.tap(self.messages.append)
         self.printed = io.StringIO()
-        printer = TurnPrinter(agent, self.printed)
+        self.printer = printer = TurnPrinter(agent, self.printed)
         bridge = Bridge(printer)
         printer.attach(bridge)
         agent.bus.register_bridge(bridge)
@@ -191,3 +192,6 @@ async def test_the_speaker_lost_mid_answer_cuts_the_answer_and_says_so(
     assert heard and "The moon is far away.".startswith(heard)
     assert watch.history()[1] == ("assistant", heard)
     assert answered.spoken_text.strip() == ScriptedChatModel().answer
+    # The summary at exit counts the loss and the answer it cut off.
+    losses = SpeakerLosses.of(watch.printer.speaker_reports, agent.timeline.turns)
+    assert losses.describe() == "The speaker stopped playing once; answers cut off by it: 1."

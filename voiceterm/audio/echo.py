@@ -37,11 +37,12 @@ half-duplex gate          0/10, 0/5 (by design)      0/10, 0/5
 ERLE p50 65-80 dB; decision 270-310 ms after the user's onset; the user keeps -1 to
 -2 dB; 80-130 µs per 10 ms frame. The two AEC3 packages tie; livekit is the default
 because it installs as a prebuilt wheel in seconds while aec-audio-processing
-compiles WebRTC (~10 min here). The remaining self-interruptions are residual
-bursts of -31 to -42 dBFS (a barge-in starts at -18 to -32 dBFS) at the end of an
-answer and at the start of the next, where the rig's loopback shifted the echo
-delay by 3-13 ms (measured); a single 5 s answer through the live
-``EchoCancelledSource`` (tests/audio/test_echo.py) passes 5 of 5 runs.
+compiles WebRTC (5-11 minutes on 2 shared cores; the dev extra installs it, so its
+tests run). The remaining self-interruptions are residual bursts of -31 to -42 dBFS
+(a barge-in starts at -18 to -32 dBFS) at the end of an answer and at the start of
+the next, where the rig's loopback shifted the echo delay by 3-13 ms (measured); a
+single 5 s answer through the live ``EchoCancelledSource`` (tests/audio/test_echo.py)
+passes 5 of 5 runs.
 ``ResidualEchoGate`` (10 dB) is part of ``"aec"``: it zeroes frames the canceller
 mostly removed, which silenced the bursts of a cold canceller in earlier runs.
 Aligning the reference on the DAC clock matters as much: correcting every

@@ -2,17 +2,20 @@
 
 PortAudio's callbacks may only count a speaker that ran dry or microphone audio
 that was lost (they must never block); :class:`GlitchWatch` turns growing counts
-into ``AudioGlitches`` events for the UIs.
+into ``AudioGlitches`` events for the UIs. :class:`SpeakerLosses` counts the worse
+case for the session's summary: the speaker stopped playing altogether.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from voiceterm.events import AudioGlitches
+from voiceterm.timeline import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +66,27 @@ class GlitchWatch:
         while True:
             await asyncio.sleep(self.interval_s)
             self.check()
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerLosses:
+    """How often the speaker stopped playing mid-session, and what that cost.
+
+    Attributes:
+        reports: the speaker's errors (``AgentError`` from ``speaker``): each time it
+            stopped playing, and each failed reopen after that.
+        answers_cut: answers cut off by it (turns interrupted with ``speaker_lost``).
+    """
+
+    reports: int = 0
+    answers_cut: int = 0
+
+    @classmethod
+    def of(cls, reports: int, turns: Iterable[Turn]) -> SpeakerLosses:
+        """``reports`` counted from the bus; the cut-off answers read from the timeline."""
+        return cls(reports, sum(turn.interrupt_reason == "speaker_lost" for turn in turns))
+
+    def describe(self) -> str:
+        """One sentence, with the counts even when they are 0 (benchmarks read it)."""
+        times = "once" if self.reports == 1 else f"{self.reports} times"
+        return f"The speaker stopped playing {times}; answers cut off by it: {self.answers_cut}."

@@ -31,6 +31,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.pipeline.agent import Engines, VoiceAgent
+from voiceterm.pipeline.glitches import SpeakerLosses
 from voiceterm.timeline import HEADLINES, Turn, format_seconds, summarize
 
 _MARKS = (
@@ -65,6 +66,8 @@ class TurnPrinter:
         self._answer: list[str] = []
         self._printed_turns: set[int] = set()
         self._llm_failed = False
+        self.speaker_reports = 0
+        """The speaker's errors so far (it stopped playing), for the summary at exit."""
 
     def attach(self, bridge: Bridge) -> None:
         bridge.on("*").map(self.on_message)
@@ -93,6 +96,8 @@ class TurnPrinter:
         elif isinstance(event, AgentStoppedSpeaking):
             self._print_timings()
         elif isinstance(event, AgentError):
+            if event.source == "speaker":
+                self.speaker_reports += 1
             print(f"error: {event.describe()}", file=sys.stderr, flush=True)
         elif isinstance(event, StageStatus) and event.stage == "llm":
             # An LLM server that is down is retried: say so, and say when it is back.
@@ -197,8 +202,10 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> VoiceAgent:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
     # On the way out, the session in figures; the dropout count is read once more,
-    # since the watch only looks every few seconds.
+    # since the watch only looks every few seconds. Next to it, the speaker's losses.
     print(format_summary(agent.timeline.turns), file=out, flush=True)
     if agent.glitches is not None:
         print(f"audio: {agent.glitches.read().describe()}", file=out, flush=True)
+    losses = SpeakerLosses.of(printer.speaker_reports, agent.timeline.turns)
+    print(f"audio: {losses.describe()}", file=out, flush=True)
     return agent
