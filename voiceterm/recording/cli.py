@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--expect-same", action="store_true", help="exit 1 if anything changed (a regression test)"
     )
+    replay.add_argument(
+        "--accept",
+        action="store_true",
+        help="keep this replay's turns in the recording: later replays are compared with them",
+    )
     replay.add_argument("--output", type=Path, help="write the replayed answers to this WAV file")
     replay.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     view = commands.add_parser("view", help="open a recording's timeline in the TUI")
@@ -58,7 +63,9 @@ def main(argv: list[str]) -> int:
     )
     try:
         if args.command == "replay":
-            return run_replay(args.folder, args.set, args.expect_same, args.output)
+            return run_replay(
+                args.folder, args.set, args.expect_same, args.output, accept=args.accept
+            )
         from voiceterm.recording.view import run_view
 
         return run_view(args.path)
@@ -72,10 +79,21 @@ def main(argv: list[str]) -> int:
 
 
 def run_replay(
-    folder: Path, sets: list[str], expect_same: bool, output: Path | None, out: TextIO = sys.stdout
+    folder: Path,
+    sets: list[str],
+    expect_same: bool,
+    output: Path | None,
+    *,
+    accept: bool = False,
+    out: TextIO = sys.stdout,
 ) -> int:
+    """Replay ``folder``; print what changed; 1 for a change with ``expect_same``."""
+    import json
+
+    from voiceterm.recording import format as fmt
     from voiceterm.recording.reader import Recording
     from voiceterm.recording.replay import replay, replay_config
+    from voiceterm.recording.turns import SpokenTurn
 
     recording = Recording.open(folder)
     config, notes = replay_config(recording, sets)
@@ -87,18 +105,32 @@ def run_replay(
         write_wav(output, result.answers, 22050)
     if not recording.complete:
         notes.append("the session did not end normally (killed?): replayed up to where it stops")
+    reference = result.recorded
+    accepted_path = folder / fmt.ACCEPTED
+    if accept:
+        turns = [turn.to_dict(result.shift) for turn in result.replayed]
+        fmt.write_private(accepted_path, json.dumps({"turns": turns}, indent=1))
+        notes.append(f"accepted: later replays are compared with these turns ({accepted_path})")
+    elif accepted_path.exists():
+        try:
+            accepted = json.loads(accepted_path.read_text(encoding="utf-8"))["turns"]
+            reference = [SpokenTurn.from_dict(turn, result.shift) for turn in accepted]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise fmt.RecordingError(f"{accepted_path} cannot be read ({exc}).") from exc
+        live = [c for c in match(result.recorded, result.replayed) if c.kind != "same"]
+        notes.append(
+            "compared with the accepted replay (replay --accept); the live session differs "
+            f"from this replay in {len(live)} place(s)"
+        )
     for note in notes:
         print(f"note: {note}", file=out)
-    changes = match(result.recorded, result.replayed)
+    changes = match(reference, result.replayed)
     print(format_changes(changes), file=out)
-    print(
-        f"{result.audio_s:.1f} s of audio replayed in {result.wall_s:.1f} s",
-        file=out,
-    )
-    changed = [c for c in changes if c.kind != "same"]
+    print(f"{result.audio_s:.1f} s of audio replayed in {result.wall_s:.1f} s", file=out)
     if output is not None:
         print(f"answers written to {output}", file=out)
-    if expect_same and changed:
+    changed = [c for c in changes if c.kind != "same"]
+    if expect_same and changed and not accept:
         print(f"voiceterm: {len(changed)} turn(s) changed (--expect-same)", file=sys.stderr)
         return 1
     return 0

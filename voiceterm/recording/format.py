@@ -23,6 +23,8 @@ EVENTS = "events.jsonl"
 CLOCK = "clock.jsonl"
 AUDIO_INDEX = "audio.jsonl"
 TALK = "talk.md"
+ACCEPTED = "accepted.json"
+"""The turns of a replay someone accepted (``replay --accept``): what later replays expect."""
 
 
 class RecordingError(VoicetermError):

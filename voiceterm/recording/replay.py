@@ -329,6 +329,8 @@ class ReplayResult:
     audio_s: float
     wall_s: float
     answers: Any = None
+    shift: float = 0.0
+    """Seconds added to the recording's times to put them on the replay's clock."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -419,6 +421,7 @@ async def replay(
         audio_s=len(audio) / CAPTURE_RATE,
         wall_s=wall,
         answers=sink.recording() if keep_answers else None,
+        shift=shift,
     )
 
 

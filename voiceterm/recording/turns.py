@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from voiceterm.bus import Message
 from voiceterm.events import (
@@ -26,6 +27,12 @@ from voiceterm.events import (
 )
 
 _DECIMAL = re.compile(r"\s\d+\.\d+")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def heard_words(text: str) -> list[str]:
+    """A transcript as a listener hears it: words only, no case or punctuation."""
+    return _WORD.findall(text.lower())
 
 
 def decision_kind(note: str) -> str:
@@ -78,7 +85,7 @@ class SpokenTurn:
     def differences(self, other: SpokenTurn) -> list[str]:
         """What a person would notice changed from ``self`` to ``other``."""
         changes = []
-        if self.words != other.words:
+        if heard_words(self.words) != heard_words(other.words):
             changes.append(f"transcript {self.words!r} -> {other.words!r}")
         if decision_kind(self.decision) != decision_kind(other.decision):
             changes.append(
@@ -90,6 +97,32 @@ class SpokenTurn:
         if self.tools != other.tools:
             changes.append(f"tools {self.tools} -> {other.tools}")
         return changes
+
+    def to_dict(self, shift: float = 0.0) -> dict[str, Any]:
+        """The turn as JSON, its times moved by ``-shift`` (back onto the recording's clock)."""
+        return {
+            "speech_start": self.speech_start - shift,
+            "speech_end": self.speech_end - shift,
+            "decision": self.decision,
+            "barge_in": self.barge_in,
+            "transcript": self.transcript,
+            "dropped": self.dropped,
+            "tools": self.tools,
+            "answer": self.answer,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], shift: float = 0.0) -> SpokenTurn:
+        return cls(
+            speech_start=float(data["speech_start"]) + shift,
+            speech_end=float(data["speech_end"]) + shift,
+            decision=str(data.get("decision", "")),
+            barge_in=bool(data.get("barge_in", False)),
+            transcript=data.get("transcript"),
+            dropped=str(data.get("dropped", "")),
+            tools=[str(tool) for tool in data.get("tools", [])],
+            answer=str(data.get("answer", "")),
+        )
 
 
 def spoken_turns(messages: Iterable[Message]) -> list[SpokenTurn]:
