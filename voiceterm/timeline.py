@@ -1019,7 +1019,7 @@ def from_chrome_trace(document: dict[str, Any]) -> Timeline:
         return t0 + float(event.get("ts", 0.0)) / 1e6
 
     for event in events:
-        if event.get("cat") != "turn" or event.get("ph") != "X":
+        if event.get("tid") != _TURN_TID or event.get("ph") != "X":
             continue
         args = event.get("args", {})
         number = int(str(event.get("name", "turn 0")).rsplit(" ", 1)[-1])
@@ -1048,7 +1048,7 @@ def from_chrome_trace(document: dict[str, Any]) -> Timeline:
             continue
         if event.get("cat") == "mark":
             owner._set_mark(str(event.get("name", "")), at(event), explicit=True)
-        elif event.get("ph") == "X":
+        elif event.get("ph") == "X" and event.get("tid") != _TURN_TID:
             start = at(event)
             span = Span(
                 lane=str(event.get("cat", "")),

@@ -85,11 +85,12 @@ def run_replay(
     output: Path | None,
     *,
     accept: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Replay ``folder``; print what changed; 1 for a change with ``expect_same``."""
     import json
 
+    out = out or sys.stdout
     from voiceterm.recording import format as fmt
     from voiceterm.recording.reader import Recording
     from voiceterm.recording.replay import replay, replay_config
