@@ -7,6 +7,7 @@ the same utterances, transcripts, end-of-turn decisions, barge-ins and tools.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -100,3 +101,32 @@ def test_a_killed_session_opens_and_replays_up_to_the_kill(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "did not end normally" in result.stdout
     assert "1 same" in result.stdout
+
+
+def test_session_record_makes_a_new_folder_under_the_state_directory(tmp_path: Path) -> None:
+    question = tmp_path / "question.wav"
+    write_wav(question, concat(silence(0.5), espeak("What time is it?"), silence(1.5)))
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    for _ in range(2):
+        result = subprocess.run(
+            [
+                *voiceterm_command(),
+                "--input",
+                str(question),
+                "--output",
+                str(tmp_path / "a.wav"),
+                "--fast",
+                "--session-record",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    folders = sorted((tmp_path / "state" / "voiceterm" / "sessions").iterdir())
+    assert len(folders) == 2  # one per session
+    for folder in folders:
+        assert Recording.open(folder).complete
+        assert "What time is it?" in (folder / "talk.md").read_text()

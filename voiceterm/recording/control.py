@@ -63,6 +63,7 @@ class RecordingControl:
         self._own_reference: Any = None
         self._reference: list[Any] = []
         self._reference_len = 0
+        self._silence: Any = ()
         self._tap_source(agent.source)
         agent.bus.tap(self._observe)
 
@@ -214,6 +215,12 @@ class RecordingControl:
         if self._own_reference is not None:
             self._add_reference(self._own_reference.until(frame.t_end))
         n = len(frame.samples)
+        if not self._reference:  # the speaker is silent (or asleep): one shared block
+            if len(self._silence) != n:
+                self._silence = np.zeros(n, dtype=np.int16)
+            # A copy: the writer keeps blocks for half a second, a source may reuse its own.
+            writer.audio(frame.samples.copy(), self._silence, frame.t_start)
+            return
         speaker = np.zeros(n, dtype=np.int16)
         filled = 0
         while filled < n and self._reference:
@@ -226,4 +233,4 @@ class RecordingControl:
             else:
                 self._reference[0] = block[take:]
             self._reference_len -= take
-        writer.audio(frame.samples, speaker, frame.t_start)
+        writer.audio(frame.samples.copy(), speaker, frame.t_start)

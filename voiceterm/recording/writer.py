@@ -80,6 +80,7 @@ class SessionWriter:
         self._segment = 0
         self._segment_frames = 0
         self._unflushed = 0
+        self._pending: list[tuple[Int16Array, Int16Array]] = []
         self._pcm: Any = None
         self.frames = 0
         """Audio frames (sample pairs) written so far."""
@@ -89,9 +90,11 @@ class SessionWriter:
     # --- audio --------------------------------------------------------------------------
 
     def audio(self, mic: Int16Array, speaker: Int16Array, t_start: float) -> None:
-        """One block: the microphone's samples and the speaker's, of the same length."""
-        import numpy as np
+        """One block: the microphone's samples and the speaker's, of the same length.
 
+        Blocks are kept in memory and written together every half second: per block
+        this is a list append, which keeps recording's idle cost low.
+        """
         if self.closed:
             return
         n = len(mic)
@@ -99,27 +102,35 @@ class SessionWriter:
             self._clock.write(json.dumps({"frame": self.frames, "t": t_start}) + "\n")
             self._clock.flush()
         self._next_t = t_start + n / fmt.SAMPLE_RATE
-        if self._pcm is None:
-            self._pcm = fmt.open_private(self.folder / fmt.segment_name(self._segment, "pcm"), "ab")
-        pairs = np.empty((n, 2), dtype="<i2")
-        pairs[:, 0] = mic
-        pairs[:, 1] = speaker
-        take = min(n, fmt.SEGMENT_FRAMES - self._segment_frames)
-        self._pcm.write(pairs[:take].tobytes())
-        self._segment_frames += take
-        self._unflushed += take
+        self._pending.append((mic, speaker))
+        self._unflushed += n
         self.frames += n
-        if self._segment_frames >= fmt.SEGMENT_FRAMES:
-            self._finish_segment()
-            if take < n:
-                self._pcm = fmt.open_private(
-                    self.folder / fmt.segment_name(self._segment, "pcm"), "ab"
-                )
-                self._pcm.write(pairs[take:].tobytes())
-                self._segment_frames = self._unflushed = n - take
-        elif self._unflushed >= _FLUSH_FRAMES:
+        if self._unflushed >= _FLUSH_FRAMES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the blocks kept so far to the current segment (and start the next one)."""
+        import numpy as np
+
+        if not self._pending:
+            return
+        pairs = np.empty((self._unflushed, 2), dtype="<i2")
+        pairs[:, 0] = np.concatenate([mic for mic, _ in self._pending])
+        pairs[:, 1] = np.concatenate([speaker for _, speaker in self._pending])
+        self._pending.clear()
+        self._unflushed = 0
+        while len(pairs):
+            if self._pcm is None:
+                name = fmt.segment_name(self._segment, "pcm")
+                self._pcm = fmt.open_private(self.folder / name, "ab")
+            take = min(len(pairs), fmt.SEGMENT_FRAMES - self._segment_frames)
+            self._pcm.write(pairs[:take].tobytes())
+            self._segment_frames += take
+            pairs = pairs[take:]
+            if self._segment_frames >= fmt.SEGMENT_FRAMES:
+                self._finish_segment()
+        if self._pcm is not None:
             self._pcm.flush()
-            self._unflushed = 0
 
     def _finish_segment(self) -> None:
         self._pcm.close()
@@ -128,7 +139,6 @@ class SessionWriter:
         self._encoding.append(self._encoder.submit(encode_segment, self.folder, self._segment))
         self._segment += 1
         self._segment_frames = 0
-        self._unflushed = 0
 
     # --- events and the talk ---------------------------------------------------------------
 
@@ -149,6 +159,7 @@ class SessionWriter:
             return
         if markdown is not None:
             self.talk(markdown)
+        self.flush()
         self.closed = True
         if self._pcm is not None:
             self._finish_segment()
