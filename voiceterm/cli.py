@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=["run", "models", "devices"],
         default="run",
-        help="run (default), models, or devices",
+        help="run (default), models, or devices (and: replay DIR, view DIR; see their --help)",
     )
     parser.add_argument("--config", type=Path, help="TOML config file")
     parser.add_argument("--headless", action="store_true", help="live mode without the TUI")

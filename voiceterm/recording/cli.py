@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Feed a recording's microphone (and its speaker sound, for echo cancellation) "
             "through today's pipeline, in lockstep on audio time, and print turn by turn "
             "what changed: turns split or merged, transcripts, end-of-turn decisions, "
-            "barge-ins, tools; voice-to-voice as recorded and the engines' time now."
+            "barge-ins, tools, answers; voice-to-voice as it was recorded."
         ),
     )
     replay.add_argument("folder", type=Path, help="the recording (made with --record)")

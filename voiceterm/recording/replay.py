@@ -13,11 +13,12 @@ position. The recorded speaker sound is the echo canceller's reference, block
 for block as live.
 
 Answers are made and "played" on the same clock, on a speaker nobody hears (its
-sound can go to ``--output``). An answer starts as long after the end of its turn
-as the recorded answer to the same speech did (the recording's voice-to-voice;
-``DEFAULT_ANSWER_DELAY_S`` for a turn the recording has no answer to). So a
-recorded barge-in lands on the replayed answer at the moment it landed on the
-original, and the echo in the recorded microphone is what the room heard then.
+sound can go to ``--output``), over the stretch of audio where the recorded answer
+to the same speech played: from when it started (the recording's voice-to-voice;
+``DEFAULT_ANSWER_DELAY_S`` for a turn the recording has no answer to) to when it
+stopped at the latest. So a recorded barge-in lands on the replayed answer at the
+moment it landed on the original, the user's next question comes after it as it
+did in the room, and the echo in the recorded microphone is what the room heard.
 """
 
 from __future__ import annotations
@@ -35,7 +36,17 @@ from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
-from voiceterm.events import UserStoppedSpeaking
+from voiceterm.events import (
+    AgentInterrupted,
+    AgentResponse,
+    AgentStoppedSpeaking,
+    StageSpan,
+    ToolCall,
+    TurnMark,
+    UserStoppedSpeaking,
+    UserTranscriptionDropped,
+    UserTranscriptionReceived,
+)
 from voiceterm.recording.reader import Recording
 from voiceterm.recording.turns import SpokenTurn, spoken_turns
 
@@ -56,6 +67,32 @@ TAIL_S = 30.0
 TAIL_MIN_S = 2.0
 """Silence played after the recording at least: the listener ends a last turn as live."""
 _SAME_SPEECH_S = 1.0  # a recorded turn whose speech ended this close is the same turn
+# The events' fields that hold a time on the session's clock.
+_TIME_FIELDS = (
+    "at",
+    "start",
+    "end",
+    "speech_start",
+    "speech_end",
+    "onset_time",
+    "playback_start",
+    "last_sample_time",
+)
+# A recorded answer heard for less than this still gets this long (a replayed answer
+# must make a sound to count as spoken).
+_MIN_ANSWER_S = 0.3
+# What the turns are read from (the rest, sound chunks above all, is not kept).
+_TURN_EVENTS = (
+    StageSpan,
+    UserStoppedSpeaking,
+    UserTranscriptionReceived,
+    UserTranscriptionDropped,
+    ToolCall,
+    AgentResponse,
+    AgentInterrupted,
+    AgentStoppedSpeaking,
+    TurnMark,
+)
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -227,20 +264,30 @@ class ReplaySource:
             t += block_s
 
 
+AnswerPlacement = Callable[[float], tuple[float, float | None]]
+"""End of a turn's speech -> when its answer starts, and when it must be over (None: any time)."""
+
+
 class ReplaySink:
     """A speaker on audio time: it plays as the recorded microphone advances.
 
+    Each answer plays over the stretch of audio where the recording's answer to the
+    same speech played: it starts when that one started and is over, at the latest,
+    when that one stopped (the rest of a longer answer is dropped unheard), so the
+    user's recorded speech meets the answer it met in the room.
+
     Args:
-        answer_delay: seconds from the end of a turn (its speech) to its answer's start.
+        placement: where the answer to a turn goes (see ``AnswerPlacement``).
         keep: keep what was played (for ``--output``).
     """
 
-    def __init__(self, answer_delay: Callable[[float], float], *, keep: bool) -> None:
+    def __init__(self, placement: AnswerPlacement, *, keep: bool) -> None:
         from voiceterm.audio.player import PlaybackEngine, SinkCallbacks
 
         self._callbacks = SinkCallbacks()
         self._engine = PlaybackEngine(22050, self._callbacks.post_soon)
-        self._answer_delay = answer_delay
+        self._placement = placement
+        self._room_left: int | None = None  # samples the current answer may still fill
         self._keep = keep
         self._blocks: list[Int16Array] = []
         self._filled = 0.0
@@ -280,9 +327,19 @@ class ReplaySink:
 
         if tag.turn_id != self._turn:
             self._turn = tag.turn_id
-            start = self.speech_end if self.speech_end is not None else self.now
-            self._release_at = start + self._answer_delay(start)
-        self._engine.enqueue(resample_int16(audio, sample_rate, self.sample_rate), tag)
+            speech_end = self.speech_end if self.speech_end is not None else self.now
+            self._release_at, stop_at = self._placement(speech_end)
+            self._room_left = (
+                None
+                if stop_at is None
+                else round(max(_MIN_ANSWER_S, stop_at - self._release_at) * self.sample_rate)
+            )
+        samples = resample_int16(audio, sample_rate, self.sample_rate)
+        if self._room_left is not None:
+            # One sample at least: every piece must still come back "played".
+            samples = samples[: max(1, self._room_left)]
+            self._room_left = max(0, self._room_left - len(samples))
+        self._engine.enqueue(samples, tag)
 
     def advance(self, t: float, seconds: float) -> None:
         """Play the audio of ``seconds`` from audio time ``t`` on."""
@@ -334,17 +391,27 @@ class ReplayResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _answer_delays(recorded: list[SpokenTurn]) -> Callable[[float], float]:
-    known = [(t.speech_end, d) for t in recorded if (d := t.voice_to_voice) is not None]
-    default = statistics.median(d for _end, d in known) if known else DEFAULT_ANSWER_DELAY_S
+def _recorded_answers(recorded: list[SpokenTurn]) -> AnswerPlacement:
+    """Where the recording's answers played, relative to the end of their turn's speech."""
+    known = [
+        (t.speech_end, t.playback_start - t.speech_end, t.playback_end)
+        for t in recorded
+        if t.playback_start is not None
+    ]
+    default = statistics.median(d for _end, d, _stop in known) if known else DEFAULT_ANSWER_DELAY_S
 
-    def delay(speech_end: float) -> float:
+    def placement(speech_end: float) -> tuple[float, float | None]:
         near = [
-            (abs(end - speech_end), d) for end, d in known if abs(end - speech_end) < _SAME_SPEECH_S
+            (abs(end - speech_end), delay, stop)
+            for end, delay, stop in known
+            if abs(end - speech_end) < _SAME_SPEECH_S
         ]
-        return min(near)[1] if near else default
+        if not near:
+            return speech_end + default, None
+        _distance, delay, stop = min(near, key=lambda item: item[0])
+        return speech_end + delay, stop
 
-    return delay
+    return placement
 
 
 async def replay(
@@ -371,36 +438,33 @@ async def replay(
     clock = AudioClock()
     shift = clock.now - (float(times[0]) if len(times) else clock.now)
     recorded = spoken_turns(_shifted(recording.messages(), shift))
-    reference: RecordedReference | None = None
     echo = config.audio.echo
-    source: Any
+    reference = RecordedReference(audio[:, 1].copy()) if echo != "off" else None
     mic = ReplaySource(
         audio[:, 0].copy(),
         times + shift,
         clock,
         block_ms=config.audio.block_ms,
-        reference=None,
+        reference=reference,
     )
-    if echo != "off":
+    source: Any = mic
+    if reference is not None:
         try:
             canceller = make_echo_canceller(echo)
-        except EngineError:
+        except EngineError:  # no WebRTC package: as live, half-duplex instead
             canceller = make_echo_canceller("half_duplex")
-        reference = RecordedReference(audio[:, 1].copy())
-        mic._reference = reference
         recorded_reference: Any = reference  # it has the one method the source calls
         source = EchoCancelledSource(mic, canceller, recorded_reference)
         setattr(source, "realtime", False)  # noqa: B010 - the listener waits for each check
-    else:
-        source = mic
-    sink = ReplaySink(_answer_delays(recorded), keep=keep_answers)
+    sink = ReplaySink(_recorded_answers(recorded), keep=keep_answers)
     mic.sink = sink
     agent = VoiceAgent(config, source=source, sink=sink, engines=engines)
     seen: list[Message] = []
 
     def observe(message: Message) -> None:
-        seen.append(message)
         event = message.event
+        if isinstance(event, _TURN_EVENTS):
+            seen.append(message)
         if isinstance(event, UserStoppedSpeaking) and not event.discarded:
             sink.speech_end = event.speech_end
 
@@ -439,19 +503,11 @@ def _idle_check(agent: VoiceAgent) -> Callable[[], bool]:
 
 def _shifted(messages: list[Message], shift: float) -> list[Message]:
     """The recorded messages with every time moved by ``shift`` (onto the replay's clock)."""
-    from voiceterm.events import StageSpan, TurnMark, UserStoppedSpeaking
-
     for message in messages:
         message.timestamp += shift
         event = message.event
-        if isinstance(event, UserStoppedSpeaking):
-            if event.speech_start is not None:
-                event.speech_start += shift
-            if event.speech_end is not None:
-                event.speech_end += shift
-        elif isinstance(event, TurnMark):
-            event.at += shift
-        elif isinstance(event, StageSpan):
-            event.start += shift
-            event.end += shift
+        for name in _TIME_FIELDS:
+            value = getattr(event, name, None)
+            if isinstance(value, float):
+                setattr(event, name, value + shift)
     return messages

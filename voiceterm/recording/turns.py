@@ -18,6 +18,7 @@ from voiceterm.bus import Message
 from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
+    AgentStoppedSpeaking,
     StageSpan,
     ToolCall,
     TurnMark,
@@ -62,6 +63,8 @@ class SpokenTurn:
     answer_ready: float | None = None
     """When the answer's first audio was ready (``tts_first_audio``)."""
     playback_start: float | None = None
+    playback_end: float | None = None
+    """When the answer's last sample played (it ended, or was cut off)."""
 
     @property
     def words(self) -> str:
@@ -168,6 +171,9 @@ def spoken_turns(messages: Iterable[Message]) -> list[SpokenTurn]:
                 answering.answer_ready = event.at
             elif event.name == "playback_start" and answering.playback_start is None:
                 answering.playback_start = event.at
+        elif isinstance(event, AgentStoppedSpeaking) and answering is not None:
+            if answering.playback_start is not None and event.last_sample_time is not None:
+                answering.playback_end = event.last_sample_time
     return turns
 
 
