@@ -4,9 +4,12 @@
 
 Each run replays the recording in lockstep on audio time (``voiceterm replay``)
 with the recorded settings on one set of loaded engines, and keeps every turn:
-where its speech starts and ends, the decision that ended it, its transcript,
-whether it cut the agent off, its tools and its answer. The runs must all be
-identical to the first. Prints each run's wall time against the audio's length.
+where its speech starts and ends, the decision that ended it (with the model's
+probability), its transcript, whether it cut the agent off and its tools. The
+runs must all be identical to the first. The answers' words are counted apart:
+llama.cpp's sums depend on how many threads it gets (sized by the free cores),
+so at temperature 0.3 an answer may take another word now and then; replay does
+not compare answers. Prints each run's wall time against the audio's length.
 Default recordings: the three rig sessions under tests/data/sessions.
 
 Target (issue 24): 10 of 10 replays give identical turns and transcripts.
@@ -44,20 +47,32 @@ def main() -> int:
         first: list[dict[str, object]] | None = None
         same = 0
         walls = []
+        answers: list[list[object]] = []
         for _ in range(args.runs):
             result = asyncio.run(replay(recording, config, engines=engines))
             turns = [turn.to_dict(result.shift) for turn in result.replayed]
+            answers.append([turn.pop("answer") for turn in turns])
             walls.append(result.wall_s)
             if first is None:
                 first = turns
             if turns == first:
                 same += 1
+            else:
+                for before, after in zip(first, turns, strict=False):
+                    for key in before:
+                        if before[key] != after[key]:
+                            print(
+                                f"  differs: {key}: {before[key]!r} -> {after[key]!r}", flush=True
+                            )
+                if len(first) != len(turns):
+                    print(f"  differs: {len(first)} turns -> {len(turns)}", flush=True)
         failures += same != args.runs
         audio_s = result.audio_s
+        same_answers = sum(run == answers[0] for run in answers)
         print(
             f"{folder.name}: {same} of {args.runs} replays identical "
-            f"({len(first or [])} turns); {audio_s:.1f} s of audio in "
-            f"{min(walls):.1f}-{max(walls):.1f} s",
+            f"({len(first or [])} turns); answers word for word in {same_answers}; "
+            f"{audio_s:.1f} s of audio in {min(walls):.1f}-{max(walls):.1f} s",
             flush=True,
         )
     load.append(f"{os.getloadavg()[0]:.2f}")

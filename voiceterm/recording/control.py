@@ -151,9 +151,6 @@ class RecordingControl:
             pending: Any = None
             try:
                 async for frame in frames():
-                    if pending is not None:
-                        self._record_block(pending)
-                        pending = None
                     if self.writer is not None:
                         self._tap_reference()
                         pending = frame

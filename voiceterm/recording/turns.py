@@ -104,8 +104,8 @@ class SpokenTurn:
     def to_dict(self, shift: float = 0.0) -> dict[str, Any]:
         """The turn as JSON, its times moved by ``-shift`` (back onto the recording's clock)."""
         return {
-            "speech_start": self.speech_start - shift,
-            "speech_end": self.speech_end - shift,
+            "speech_start": round(self.speech_start - shift, 4),
+            "speech_end": round(self.speech_end - shift, 4),
             "decision": self.decision,
             "barge_in": self.barge_in,
             "transcript": self.transcript,
