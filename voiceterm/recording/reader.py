@@ -20,6 +20,31 @@ if TYPE_CHECKING:
     Int16Array = npt.NDArray[np.int16]
 
 
+TIMELINE_EVENTS = frozenset(
+    {
+        "UserStartedSpeaking",
+        "UserStoppedSpeaking",
+        "UserTranscriptionPartial",
+        "UserTranscriptionReceived",
+        "AgentResponse",
+        "AgentGenerationComplete",
+        "AgentSentence",
+        "AgentAudioChunk",
+        "AgentStartedSpeaking",
+        "AgentStoppedSpeaking",
+        "AgentSpeechSent",
+        "AgentInterrupted",
+        "AgentError",
+        "ToolCall",
+        "ToolResult",
+        "LogMetric",
+        "TurnMark",
+        "StageSpan",
+    }
+)
+"""The event types a timeline is built from (the others are not even parsed)."""
+
+
 @dataclass(slots=True)
 class Anchor:
     """Audio frame ``frame`` was captured at monotonic time ``t``."""
@@ -66,10 +91,10 @@ class Recording:
 
     # --- events ---------------------------------------------------------------------------
 
-    def messages(self) -> list[Message]:
-        """Every recorded bus message, in the order it was broadcast."""
+    def messages(self, types: frozenset[str] | None = None) -> list[Message]:
+        """Every recorded bus message (of ``types``: all), in the order it was broadcast."""
         messages = []
-        for record in read_records(_read_text(self.folder / fmt.EVENTS)):
+        for record in read_records(_read_text(self.folder / fmt.EVENTS), types):
             message = from_record(record)
             if message is not None:
                 messages.append(message)
@@ -80,7 +105,7 @@ class Recording:
         from voiceterm.timeline import Timeline
 
         timeline = Timeline(max_turns, clock_offset=self.clock_offset)
-        for message in self.messages():
+        for message in self.messages(TIMELINE_EVENTS):
             timeline.record(message)
         return timeline
 
