@@ -92,6 +92,11 @@ class RecordingControl:
             "models": models_of(config),
             "versions": versions(),
             "engines": self._agent.describe(),
+            # Whether the microphone went through an echo canceller (file mode: none),
+            # so that a replay does the same.
+            "echo_canceller": (
+                type(self._echo_source.canceller).__name__ if self._echo_source else None
+            ),
         }
         self.writer = SessionWriter(folder, meta)
         self._talk = self._timeline_cls()

@@ -51,6 +51,8 @@ class Anchor:
 
     frame: int
     t: float
+    block: int = 0
+    """Samples per block the microphone delivered from here (0: not recorded)."""
 
 
 @dataclass(slots=True)
@@ -72,7 +74,12 @@ class Recording:
         anchors = []
         for record in read_records(_read_text(folder / fmt.CLOCK)):
             if isinstance(record.get("frame"), int):
-                anchors.append(Anchor(record["frame"], float(record["t"])))
+                block = record.get("block", 0)
+                anchors.append(
+                    Anchor(
+                        record["frame"], float(record["t"]), block if isinstance(block, int) else 0
+                    )
+                )
         return cls(folder, meta, anchors)
 
     @property
@@ -83,6 +90,12 @@ class Recording:
     @property
     def clock_offset(self) -> float:
         return float(self.meta.get("clock_offset", 0.0))
+
+    @property
+    def block_ms(self) -> int | None:
+        """The microphone's block when recorded, in ms (the VAD sees the same blocks)."""
+        blocks = [a.block for a in self.anchors if a.block > 0]
+        return 1000 * blocks[0] // fmt.SAMPLE_RATE if blocks else None
 
     @property
     def complete(self) -> bool:

@@ -122,6 +122,12 @@ def replay_config(recording: Recording, sets: list[str]) -> tuple[Config, list[s
             else:
                 notes.append(f"the recording's {section}.{key} is not a setting any more")
     apply_values(config, known, "the recording's settings")
+    block_ms = recording.block_ms
+    if block_ms is not None and block_ms != config.audio.block_ms:
+        # The microphone's blocks were not the setting's (a script's source): the VAD
+        # must see the blocks it saw.
+        notes.append(f"the microphone gave {block_ms} ms blocks: replayed in those")
+        config.audio.block_ms = block_ms
     for assignment in sets:
         name, equals, value = assignment.partition("=")
         section, dot, key = name.strip().partition(".")
@@ -439,7 +445,9 @@ async def replay(
     shift = clock.now - (float(times[0]) if len(times) else clock.now)
     recorded = spoken_turns(_shifted(recording.messages(), shift))
     echo = config.audio.echo
-    reference = RecordedReference(audio[:, 1].copy()) if echo != "off" else None
+    # A session whose microphone had no canceller (file mode) is replayed without one.
+    cancelled = recording.meta.get("echo_canceller", "unknown") is not None
+    reference = RecordedReference(audio[:, 1].copy()) if echo != "off" and cancelled else None
     mic = ReplaySource(
         audio[:, 0].copy(),
         times + shift,

@@ -99,7 +99,8 @@ class SessionWriter:
             return
         n = len(mic)
         if self._next_t is None or abs(t_start - self._next_t) > _ANCHOR_SLIP_S:
-            self._clock.write(json.dumps({"frame": self.frames, "t": t_start}) + "\n")
+            anchor = {"frame": self.frames, "t": t_start, "block": n}
+            self._clock.write(json.dumps(anchor) + "\n")
             self._clock.flush()
         self._next_t = t_start + n / fmt.SAMPLE_RATE
         self._pending.append((mic, speaker))
