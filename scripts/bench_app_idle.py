@@ -16,6 +16,7 @@ in one run; the variants take turns, ``--rounds`` times, each start a fresh app.
 
     .venv/bin/python scripts/bench_app_idle.py                       # ~2 minutes
     .venv/bin/python scripts/bench_app_idle.py --code ../main --code . --rounds 2
+    .venv/bin/python scripts/bench_app_idle.py --with-record --rounds 3   # recording's cost
 
 Target (issue 17): the whole app idle under 5 % of one core.
 Needs pulseaudio and pulseaudio-utils (scripts/setup.sh --dev).
@@ -72,6 +73,8 @@ class Variant:
     code: Path
     runs: list[float] = field(default_factory=list)
     threads: list[str] = field(default_factory=list)
+    record: bool = False
+    """Run with ``--record`` (into a new folder each start)."""
 
 
 class App:
@@ -188,19 +191,31 @@ def main() -> int:
         "--app-flag", action="append", default=[], help="extra voiceterm flag (repeatable)"
     )
     parser.add_argument("--keep", action="store_true", help="pause before closing (for py-spy)")
+    parser.add_argument(
+        "--with-record", action="store_true", help="each variant also with --record, side by side"
+    )
     args = parser.parse_args()
     codes = args.code or [ROOT]
     variants = [
-        Variant(f"{mode} {code.resolve().name}", code.resolve())
+        Variant(
+            f"{mode} {code.resolve().name}{' +record' if record else ''}",
+            code.resolve(),
+            record=record,
+        )
         for mode in args.mode
         for code in codes
+        for record in ([False, True] if args.with_record else [False])
     ]
+    recordings = Path(tempfile.mkdtemp(prefix="vt-idle-recordings-"))
     load = [f"{os.getloadavg()[0]:.2f}"]
     with rig(None if args.no_echo else args.echo_gain) as env:
         for _ in range(args.rounds):
             for variant in variants:
                 mode = variant.label.split()[0]
-                app = App(variant.code, mode, env, list(args.app_flag))
+                flags = list(args.app_flag)
+                if variant.record:
+                    flags += ["--record", str(recordings / f"session-{len(variant.runs)}")]
+                app = App(variant.code, mode, env, flags)
                 try:
                     app.wait_until_settled()
                     time.sleep(args.settle)

@@ -29,7 +29,8 @@ Runtime: about 6 s a turn on 2 cores (the question, the answer, 1.5 s of quiet):
 200 turns take about 20 minutes.
 
 Usage: ``.venv/bin/python scripts/bench_soak.py [--turns 200] [--max-tokens 48]
-[--background-load N] [--realtime-speaker] [--slow-ms 1200] [--json out.json]``
+[--background-load N] [--realtime-speaker] [--slow-ms 1200] [--json out.json]
+[--record DIR]``
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def run_soak(args: argparse.Namespace) -> Soak:
             config, engines, recording=None, realtime_speaker=args.realtime_speaker
         )
         with conversation:
+            if args.record is not None:
+                conversation.agent.recording.start(args.record)
             for index, clip in enumerate(clips, start=1):
                 gc_clock.take()
                 turn_started = time.monotonic()
@@ -295,6 +298,9 @@ def main() -> int:
     )
     parser.add_argument("--slow-ms", type=float, default=1200, help="flag answers this late")
     parser.add_argument("--json", type=Path, help="write every turn's figures here")
+    parser.add_argument(
+        "--record", type=Path, metavar="DIR", help="record the session (then: voiceterm replay DIR)"
+    )
     args = parser.parse_args()
     soak = run_soak(args)
     passed = print_report(soak, args.slow_ms / 1000)

@@ -5,6 +5,9 @@
     voiceterm --input q.wav --output a.wav answer a recording, write the spoken answer
     voiceterm models                       where each model comes from, and whether it loads
     voiceterm devices                      sound devices
+    voiceterm --record DIR                 record the session into DIR (any mode)
+    voiceterm replay DIR                   run a recording through today's code, say what changed
+    voiceterm view DIR                     open a recording's (or a trace's) timeline
 
 Every setting of the config file is also a flag (``--vad-hangover-ms 250``); a
 flag wins over the file only when it is given.
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=["run", "models", "devices"],
         default="run",
-        help="run (default), models, or devices",
+        help="run (default), models, or devices (and: replay DIR, view DIR; see their --help)",
     )
     parser.add_argument("--config", type=Path, help="TOML config file")
     parser.add_argument("--headless", action="store_true", help="live mode without the TUI")
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace", type=Path, help="on exit, write the timeline as Chrome trace JSON"
     )
     parser.add_argument("--markdown", type=Path, help="on exit, write the conversation as Markdown")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="record the session (microphone, speaker, events, settings) into this new folder",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     group = parser.add_argument_group("settings (see below)")
     for key, _default, doc in settings_help():
@@ -93,6 +102,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     keep_offline()  # before any engine imports its library: nothing leaves the machine
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments and arguments[0] in ("replay", "view"):
+        from voiceterm.recording.cli import main as recording_main
+
+        return recording_main(arguments)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -101,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = config_from_args(args)
+        if args.record is not None:
+            from voiceterm.recording.format import make_private_dir
+
+            make_private_dir(args.record)  # a folder that cannot hold it fails here, not later
+            config.session.record = True
+            config.session.record_dir = str(args.record)
         if args.command == "models":
             from voiceterm.pipeline.report import print_models
 

@@ -166,6 +166,16 @@ class BargeInSettings:
 
 
 @dataclass(slots=True)
+class SessionSettings:
+    record: bool = False
+    """Record every session (microphone, speaker, events, settings) in a new folder under
+    the state directory; `voiceterm replay DIR` and `voiceterm view DIR` read it."""
+    record_dir: str | None = None
+    """With record = true: the folder of this session's recording (--record DIR), which
+    must be new or empty (default: a new folder per session under the state directory)."""
+
+
+@dataclass(slots=True)
 class Config:
     audio: AudioSettings = field(default_factory=AudioSettings)
     vad: VadSettings = field(default_factory=VadSettings)
@@ -174,6 +184,7 @@ class Config:
     llm: LlmSettings = field(default_factory=LlmSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     barge_in: BargeInSettings = field(default_factory=BargeInSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
 
 
 def default_config_path() -> Path:

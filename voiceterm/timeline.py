@@ -996,3 +996,71 @@ def export_markdown(timeline: Timeline, path: str | Path) -> Path:
     ``path`` may be a folder (see :func:`export_timeline`).
     """
     return _write(path, to_markdown(timeline.turns, clock_offset=timeline.clock_offset), ".md")
+
+
+def from_chrome_trace(document: dict[str, Any]) -> Timeline:
+    """A timeline rebuilt from :func:`to_chrome_trace`'s document (for ``voiceterm view``).
+
+    Turns keep their words, marks and spans; what the trace does not hold (partial
+    transcripts, metrics, errors) is left empty.
+
+    Raises:
+        ValueError: the document is not a voiceterm Chrome trace.
+    """
+    events = document.get("traceEvents")
+    other = document.get("otherData", {})
+    if not isinstance(events, list) or not isinstance(other, dict) or "t0" not in other:
+        raise ValueError("not a voiceterm Chrome trace")
+    t0 = float(other["t0"])
+    offset = float(other.get("t0_unix", t0)) - t0
+    timeline = Timeline(max_turns=100_000, clock_offset=offset)
+    turns: dict[int, Turn] = {}
+
+    def at(event: dict[str, Any]) -> float:
+        return t0 + float(event.get("ts", 0.0)) / 1e6
+
+    for event in events:
+        if event.get("tid") != _TURN_TID or event.get("ph") != "X":
+            continue
+        args = event.get("args", {})
+        number = int(str(event.get("name", "turn 0")).rsplit(" ", 1)[-1])
+        turn = Turn(number=number, started_at=at(event), source=str(args.get("source", "voice")))
+        turn.user_text = str(args.get("user", ""))
+        turn.agent_text = str(args.get("agent", ""))
+        turn.spoken_text = str(args.get("spoken", ""))
+        turn.interrupted = bool(args.get("interrupted", False))
+        for tool in args.get("tools", []):
+            turn.tools.append(
+                ToolUse(
+                    call_id="",
+                    name=str(tool.get("name", "")),
+                    args=tool.get("args", {}),
+                    called_at=turn.started_at,
+                    result=tool.get("result"),
+                    error=tool.get("error"),
+                    finished_at=turn.started_at,
+                )
+            )
+        turns[number] = turn
+    for event in events:
+        args = event.get("args", {})
+        owner = turns.get(args.get("turn", -1)) if isinstance(args, dict) else None
+        if owner is None:
+            continue
+        if event.get("cat") == "mark":
+            owner._set_mark(str(event.get("name", "")), at(event), explicit=True)
+        elif event.get("ph") == "X" and event.get("tid") != _TURN_TID:
+            start = at(event)
+            span = Span(
+                lane=str(event.get("cat", "")),
+                start=start,
+                end=start + float(event.get("dur", 0.0)) / 1e6,
+                content=str(args.get("content", "")),
+                derived=bool(args.get("derived", False)),
+            )
+            owner.spans.append(span)
+    for number in sorted(turns):
+        timeline._turns.append(turns[number])
+        timeline._next_number = number + 1
+    timeline.version += 1
+    return timeline

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from voiceterm.audio.frames import WakingSink
@@ -46,6 +47,7 @@ from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
 from voiceterm.pipeline.turn_end import TurnPolicy
+from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -359,6 +361,8 @@ class VoiceAgent:
         # A tap, not a route: the timeline must see messages in broadcast order
         # (routes let control events overtake queued data).
         self.bus.tap(self._observe)
+        # Off until started (--record, [session] record, the TUI's command).
+        self.recording = RecordingControl(self)
         self._wired = asyncio.Event()
         self._load_error: VoicetermError | None = None
 
@@ -428,6 +432,9 @@ class VoiceAgent:
         self._glitch_task = asyncio.get_running_loop().create_task(
             self.glitches.run(), name="audio-glitches"
         )
+        session = self.config.session
+        if session.record and not self.recording.active:
+            self.recording.start(Path(session.record_dir) if session.record_dir else None)
         if device_error is not None:
             raise device_error
 
@@ -582,6 +589,7 @@ class VoiceAgent:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
+        self.recording.stop()
         try:
             self.source.close()
         finally:

@@ -50,6 +50,7 @@ from voiceterm.tui.protocol import AgentLike
 from voiceterm.tui.screens.help_screen import HelpScreen
 from voiceterm.tui.screens.timeline_screen import TimelineScreen
 from voiceterm.tui.widgets.conversation import ConversationView
+from voiceterm.tui.widgets.recording import RecordingBadge
 from voiceterm.tui.widgets.status import ActivityIndicator, MicMeter, ModeIndicator, StageBadges
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class VoicetermApp(App[None]):
         Binding("escape", "interrupt", "Interrupt"),
         Binding("ctrl+l", "clear_conversation", "Clear"),
         Binding("ctrl+t", "open_timeline", "Timeline"),
+        Binding("ctrl+r", "toggle_recording", "Record", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -126,6 +128,7 @@ class VoicetermApp(App[None]):
         self.activity_indicator = ActivityIndicator(id="activity")
         self.mic_meter = MicMeter(id="mic-meter")
         self.mode_indicator = ModeIndicator("always listening", id="mode")
+        self.recording_badge = RecordingBadge(id="recording")
         self.stage_badges = StageBadges(id="stages")
         self.prompt = Input(
             placeholder="Type a message and press Enter, or just speak", id="prompt"
@@ -138,6 +141,7 @@ class VoicetermApp(App[None]):
         with Horizontal(id="status"):
             yield self.activity_indicator
             yield self.mic_meter
+            yield self.recording_badge
             yield self.mode_indicator
         yield self.stage_badges
         yield self.prompt
@@ -150,6 +154,10 @@ class VoicetermApp(App[None]):
         self.feed.attach(self.agent.bus)
         self.prompt.focus()
         self.set_interval(_SAFETY_POLL_S, self._poll_timeline, name="timeline poll")
+        recording = getattr(self.agent, "recording", None)
+        if recording is not None:
+            recording.on_change = self._recording_changed
+            self.recording_badge.recording = recording.active
         if self._start_agent:
             self.start_agent()
 
@@ -372,6 +380,25 @@ class VoicetermApp(App[None]):
         if not isinstance(self.screen, TimelineScreen):
             self.push_screen(TimelineScreen(self.agent.timeline, self.export_dir))
 
+    def action_toggle_recording(self) -> None:
+        """Start or stop recording the session (see `voiceterm replay` and `view`)."""
+        recording = getattr(self.agent, "recording", None)
+        if recording is None:
+            self.notify("This session cannot be recorded.", severity="warning")
+            return
+        try:
+            folder = recording.toggle()
+        except VoicetermError as error:
+            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
+            return
+        if recording.active:
+            self.notify(f"{folder}", title="Recording the session")
+        else:
+            self.notify(f"{folder}\n(voiceterm view / replay it)", title="Recording saved")
+
+    def _recording_changed(self, active: bool) -> None:
+        self.recording_badge.recording = active
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -401,6 +428,9 @@ class VoicetermApp(App[None]):
         yield SystemCommand("Interrupt the agent", "Esc", self.action_interrupt)
         yield SystemCommand("Clear the conversation", "Ctrl+L", self.action_clear_conversation)
         yield SystemCommand("Open the timeline", "Ctrl+T", self.action_open_timeline)
+        yield SystemCommand(
+            "Start / stop recording the session", "Ctrl+R", self.action_toggle_recording
+        )
         yield SystemCommand(
             "Export timeline as Chrome trace", "JSON for Perfetto", self.action_export_trace
         )

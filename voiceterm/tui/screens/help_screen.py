@@ -23,6 +23,7 @@ Nothing leaves this machine.
 | **Esc** | interrupt the agent |
 | **Ctrl+L** | clear the conversation |
 | **Ctrl+T** | the timeline: every chunk of every turn, with timings |
+| **Ctrl+R** | start / stop recording the session (● REC shows while it records) |
 | **Ctrl+P** | all commands |
 | **F1** | this help |
 | **Ctrl+Q** | quit |

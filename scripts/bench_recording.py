@@ -1,0 +1,132 @@
+"""An hour of recording: its size on disk, what writing it costs, and how fast view opens it.
+
+    .venv/bin/python scripts/bench_recording.py [--minutes 60] [--noise-db -60]
+
+The hour is made of a real session recorded on the rig
+(tests/data/sessions/barge_in_echo: questions, a long answer, its echo, a
+barge-in) repeated end to end, events and all, with a microphone noise floor
+added (``--noise-db``, dBFS; a quiet room through a laptop microphone is about
+-60, the rig's null sink is digital silence, which FLAC shrinks to nothing).
+Written block by block (10 ms) through the recorder, as the app does, so the
+time it takes is the recorder's CPU for an hour of audio.
+
+Then ``voiceterm view``'s work is timed: reading the events, rebuilding the
+timeline, and the timeline screen's first draw (headless Textual).
+
+Targets (issue 24): an hour <= 120 MB; view opens it in <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION = ROOT / "tests" / "data" / "sessions" / "barge_in_echo"
+
+
+def build(folder: Path, minutes: float, noise_db: float) -> float:
+    """Write the recording; returns the CPU seconds (all threads) the recorder's calls took."""
+    from voiceterm.bus import Message
+    from voiceterm.recording.events_io import from_record, read_records
+    from voiceterm.recording.reader import Recording
+    from voiceterm.recording.writer import SessionWriter
+
+    source = Recording.open(SESSION)
+    audio = source.audio()
+    records = list(read_records((SESSION / "events.jsonl").read_text()))
+    t_first = source.anchors[0].t
+    length_s = len(audio) / 16000
+    rng = np.random.default_rng(0)
+    noise_level = 32768 * 10 ** (noise_db / 20)
+    writer = SessionWriter(folder, json.loads((SESSION / "session.json").read_text()))
+    spent = 0.0
+    t = 1000.0
+    total = int(minutes * 60 * 16000)
+    written = 0
+    while written < total:
+        noise = rng.normal(0.0, noise_level, size=len(audio)).astype(np.int16)
+        mic = np.clip(audio[:, 0].astype(np.int32) + noise, -32768, 32767).astype(np.int16)
+        messages: list[Message] = []
+        for record in records:
+            message = from_record(record)
+            if message is not None:
+                message.timestamp = message.timestamp - t_first + t
+                messages.append(message)
+        events = iter(sorted(messages, key=lambda m: m.timestamp))
+        next_event = next(events, None)
+        for index in range(0, len(audio), 160):
+            block_t = t + index / 16000
+            started = time.process_time()
+            writer.audio(mic[index : index + 160], audio[index : index + 160, 1], block_t)
+            while next_event is not None and next_event.timestamp <= block_t:
+                writer.event(next_event, 1)
+                next_event = next(events, None)
+            spent += time.process_time() - started
+        written += len(audio)
+        t += length_s
+    started = time.process_time()
+    writer.close()
+    return spent + time.process_time() - started
+
+
+async def first_draw(folder: Path) -> tuple[float, float, int]:
+    """Seconds to read the events into a timeline, seconds to the first screen; turns."""
+    from voiceterm.recording.view import load_timeline
+    from voiceterm.tui.viewer import RecordingViewer
+
+    started = time.perf_counter()
+    timeline, recording = load_timeline(folder)
+    loaded = time.perf_counter() - started
+    app = RecordingViewer(timeline, recording, title=str(folder))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        shown = time.perf_counter() - started
+    return loaded, shown, len(timeline.turns)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--noise-db", type=float, default=-60.0)
+    args = parser.parse_args()
+    load = [f"{os.getloadavg()[0]:.2f}"]
+    with tempfile.TemporaryDirectory(prefix="vt-hour-") as tmp:
+        folder = Path(tmp) / "hour"
+        spent = build(folder, args.minutes, args.noise_db)
+        sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+        audio_mb = sum(v for k, v in sizes.items() if k.startswith("audio-")) / 1e6
+        events_mb = sizes["events.jsonl"] / 1e6
+        loaded, shown, turns = asyncio.run(first_draw(folder))
+    load.append(f"{os.getloadavg()[0]:.2f}")
+    total_mb = sum(sizes.values()) / 1e6
+    seconds = args.minutes * 60
+    print(
+        f"{args.minutes:.0f} min recording, microphone noise floor {args.noise_db:g} dBFS "
+        f"(load {' -> '.join(load)})"
+    )
+    print(
+        f"  size     {total_mb:6.1f} MB (audio {audio_mb:.1f} MB FLAC, events {events_mb:.1f} MB)"
+        f"  -> {total_mb * 60 / args.minutes:.0f} MB an hour  (target <= 120)"
+    )
+    print(
+        f"  writing  {spent:6.1f} s of CPU for {seconds:.0f} s of audio "
+        f"= {100 * spent / seconds:.2f} % of one core"
+    )
+    print(
+        f"  view     events -> timeline {loaded:.2f} s, first draw {shown:.2f} s "
+        f"({turns} turns)  (target <= 2 s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Recorded sessions as regression tests, and recording with the real engines.
+
+The sessions under tests/data/sessions were recorded on the PulseAudio rig
+(scripts/record_sessions.py). Each replay must give the turns accepted for it:
+the same utterances, transcripts, end-of-turn decisions, barge-ins and tools.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from tests.audio.live import voiceterm_command
+from tests.conftest import DATA
+from tests.speech import concat, espeak, silence, write_wav
+from voiceterm.recording.cli import main as recording_main
+from voiceterm.recording.reader import Recording
+from voiceterm.recording.view import load_timeline
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+SESSIONS = sorted((DATA / "sessions").iterdir())
+
+
+@pytest.mark.parametrize("folder", SESSIONS, ids=[folder.name for folder in SESSIONS])
+def test_a_recorded_session_replays_the_same(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = tmp_path / "answers.wav"
+    code = recording_main(["replay", str(folder), "--expect-same", "--output", str(answers)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    summary = out.out.split("summary:")[-1]
+    assert " same" in summary and "changed" not in summary
+    with wave.open(str(answers)) as written:
+        assert written.getnframes() > 0  # the answers were made, not played
+
+
+def test_a_setting_that_changes_the_turns_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = DATA / "sessions" / "thinking_pause"
+    # Without the end-of-turn model a 300 ms silence ends the turn at the thinking pause.
+    code = recording_main(
+        ["replay", str(folder), "--expect-same", "--set", "turn.detector=silence"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "split" in out
+
+
+def test_a_missing_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = DATA / "sessions" / "tool_call"
+    code = recording_main(["replay", str(folder), "--set", "stt.model=/nonexistent/whisper"])
+    assert code == 2
+    assert "/nonexistent/whisper" in capsys.readouterr().err
+
+
+def test_a_killed_session_opens_and_replays_up_to_the_kill(tmp_path: Path) -> None:
+    question = tmp_path / "question.wav"
+    write_wav(question, concat(silence(0.5), espeak("What is seven times eight?"), silence(1.5)))
+    folder = tmp_path / "recording"
+    app = subprocess.Popen(
+        [
+            *voiceterm_command(),
+            "--input",
+            str(question),
+            "--output",
+            str(tmp_path / "a.wav"),
+            "--record",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert app.stdout is not None
+    for line in app.stdout:
+        if line.startswith("agent:"):
+            break
+    time.sleep(0.5)
+    app.send_signal(signal.SIGKILL)
+    app.wait(10)
+    app.stdout.close()
+    recording = Recording.open(folder)
+    assert not recording.complete
+    timeline, _ = load_timeline(folder)
+    assert [turn.user_text for turn in timeline.turns if turn.user_text] == ["What is 7 times 8?"]
+    result = subprocess.run(
+        [sys.executable, "-m", "voiceterm.cli", "replay", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "did not end normally" in result.stdout
+    assert "1 same" in result.stdout
+
+
+def test_session_record_makes_a_new_folder_under_the_state_directory(tmp_path: Path) -> None:
+    question = tmp_path / "question.wav"
+    write_wav(question, concat(silence(0.5), espeak("What time is it?"), silence(1.5)))
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    for _ in range(2):
+        result = subprocess.run(
+            [
+                *voiceterm_command(),
+                "--input",
+                str(question),
+                "--output",
+                str(tmp_path / "a.wav"),
+                "--fast",
+                "--session-record",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    folders = sorted((tmp_path / "state" / "voiceterm" / "sessions").iterdir())
+    assert len(folders) == 2  # one per session
+    for folder in folders:
+        assert Recording.open(folder).complete
+        assert "What time is it?" in (folder / "talk.md").read_text()

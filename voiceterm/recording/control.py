@@ -1,0 +1,238 @@
+"""Recording a running agent: taps on its microphone, speaker reference and bus.
+
+The taps are put in once, when the agent is made, and cost next to nothing while
+no recording runs; ``start`` and ``stop`` may be called any number of times (the
+TUI's record command). The microphone is tapped *before* echo cancellation: for
+an ``EchoCancelledSource`` the tap sits on the microphone inside it, and on the
+render reference it feeds the canceller, so both are taken exactly as the
+canceller got them, block by block.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from voiceterm.bus import Message
+from voiceterm.events import AgentStoppedSpeaking
+from voiceterm.recording.writer import SessionWriter
+
+if TYPE_CHECKING:
+    from voiceterm.pipeline.agent import VoiceAgent
+
+logger = logging.getLogger(__name__)
+
+_MAX_REFERENCE_LEAD = 8000  # samples of speaker sound kept ahead of the microphone (0.5 s)
+
+
+def new_session_folder(parent: Path | None = None) -> Path:
+    """A new folder for this session's recording (under the state directory by default)."""
+    if parent is None:
+        from platformdirs import user_state_path
+
+        parent = user_state_path("voiceterm") / "sessions"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = parent / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"{stamp}-{suffix}"
+    return folder
+
+
+class RecordingControl:
+    """Start and stop recording an agent's session.
+
+    Args:
+        agent: the agent, before it starts (its source is tapped here).
+    """
+
+    def __init__(self, agent: VoiceAgent) -> None:
+        from voiceterm.timeline import Timeline
+
+        self._agent = agent
+        self.writer: SessionWriter | None = None
+        self.on_change: Callable[[bool], None] | None = None
+        """Called with the new state when recording starts or stops (the TUI's badge)."""
+        self._timeline_cls = Timeline
+        self._talk: Timeline | None = None
+        self._echo_source: Any = None
+        self._own_reference: Any = None
+        self._reference: list[Any] = []
+        self._reference_len = 0
+        self._silence: Any = ()
+        self._tap_source(agent.source)
+        agent.bus.tap(self._observe)
+
+    @property
+    def active(self) -> bool:
+        return self.writer is not None
+
+    @property
+    def folder(self) -> Path | None:
+        return self.writer.folder if self.writer is not None else None
+
+    def start(self, folder: Path | None = None) -> Path:
+        """Record from now on, into ``folder`` (a new one under the state dir by default).
+
+        Raises:
+            RecordingError: the folder cannot be made or is not empty.
+        """
+        if self.writer is not None:
+            return self.writer.folder
+        from voiceterm.recording.identity import models_of, settings_of, versions
+
+        config = self._agent.config
+        folder = folder if folder is not None else new_session_folder()
+        meta = {
+            "settings": settings_of(config),
+            "models": models_of(config),
+            "versions": versions(),
+            "engines": self._agent.describe(),
+            # Whether the microphone went through an echo canceller (file mode: none),
+            # so that a replay does the same.
+            "echo_canceller": (
+                type(self._echo_source.canceller).__name__ if self._echo_source else None
+            ),
+        }
+        self.writer = SessionWriter(folder, meta)
+        self._talk = self._timeline_cls()
+        self._reference.clear()
+        self._reference_len = 0
+        logger.info("recording the session into %s", folder)
+        if self.on_change is not None:
+            self.on_change(True)
+        return folder
+
+    def stop(self) -> Path | None:
+        """Stop recording; returns the recording's folder (``None``: none was running)."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return None
+        from voiceterm.timeline import to_markdown
+
+        talk = self._talk
+        self._talk = None
+        markdown = to_markdown(talk.turns, clock_offset=talk.clock_offset) if talk else None
+        writer.close(markdown)
+        if self.on_change is not None:
+            self.on_change(False)
+        return writer.folder
+
+    def toggle(self) -> Path | None:
+        """Start when stopped, stop when started; returns the folder."""
+        return self.stop() if self.active else self.start()
+
+    # --- taps ------------------------------------------------------------------------------
+
+    def _observe(self, message: Message) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        current = self._agent.timeline.current
+        writer.event(message, current.number if current is not None else 0)
+        talk = self._talk
+        if talk is not None:
+            talk.record(message)
+            if isinstance(message.event, AgentStoppedSpeaking):
+                from voiceterm.timeline import to_markdown
+
+                writer.talk(to_markdown(talk.turns, clock_offset=talk.clock_offset))
+
+    def _tap_source(self, source: Any) -> None:
+        # The taps replace ``frames`` on the instance (and ``until`` on the echo
+        # canceller's reference, once it exists) rather than wrapping the objects:
+        # everything else the agent reads from its source stays exactly as it was.
+        microphone = source
+        if hasattr(source, "canceller") and hasattr(source, "source"):
+            self._echo_source = source
+            microphone = source.source
+        frames = microphone.frames
+
+        async def tapped() -> AsyncIterator[Any]:
+            pending: Any = None
+            try:
+                async for frame in frames():
+                    if self.writer is not None:
+                        self._tap_reference()
+                        pending = frame
+                    yield frame
+                    # Back here the canceller has taken this block's reference.
+                    if pending is not None:
+                        self._record_block(pending)
+                        pending = None
+            finally:
+                if pending is not None:
+                    self._record_block(pending)
+
+        try:
+            microphone.frames = tapped
+        except AttributeError:  # a source with __slots__ (a test's): its sound is not recorded
+            logger.info("recording: %s cannot be tapped", type(microphone).__name__)
+
+    def _tap_reference(self) -> None:
+        echo = self._echo_source
+        if echo is not None:
+            reference = echo.reference
+            if reference is None or getattr(reference, "recorded_by", None) is self:
+                return
+            until = reference.until
+
+            def tapped_until(t: float) -> list[Any]:
+                blocks = until(t)
+                if self.writer is not None:
+                    self._add_reference(blocks)
+                return list(blocks)
+
+            reference.until = tapped_until
+            reference.recorded_by = self
+        elif self._own_reference is None:
+            # No canceller (echo off): read the speaker's render tap ourselves.
+            render_tap = getattr(self._agent.sink, "render_tap", None)
+            if render_tap is None:
+                return
+            from voiceterm.audio.echo import RenderReference
+
+            try:
+                self._own_reference = RenderReference(render_tap(), self._agent.sink.sample_rate)
+            except RuntimeError:
+                return
+
+    def _add_reference(self, blocks: list[Any]) -> None:
+        for block in blocks:
+            self._reference.append(block)
+            self._reference_len += len(block)
+        while self._reference_len > _MAX_REFERENCE_LEAD and len(self._reference) > 1:
+            self._reference_len -= len(self._reference.pop(0))
+
+    def _record_block(self, frame: Any) -> None:
+        import numpy as np
+
+        writer = self.writer
+        if writer is None:
+            return
+        if self._own_reference is not None:
+            self._add_reference(self._own_reference.until(frame.t_end))
+        n = len(frame.samples)
+        if not self._reference:  # the speaker is silent (or asleep): one shared block
+            if len(self._silence) != n:
+                self._silence = np.zeros(n, dtype=np.int16)
+            # A copy: the writer keeps blocks for half a second, a source may reuse its own.
+            writer.audio(frame.samples.copy(), self._silence, frame.t_start)
+            return
+        speaker = np.zeros(n, dtype=np.int16)
+        filled = 0
+        while filled < n and self._reference:
+            block = self._reference[0]
+            take = min(n - filled, len(block))
+            speaker[filled : filled + take] = block[:take]
+            filled += take
+            if take == len(block):
+                self._reference.pop(0)
+            else:
+                self._reference[0] = block[take:]
+            self._reference_len -= take
+        writer.audio(frame.samples.copy(), speaker, frame.t_start)
