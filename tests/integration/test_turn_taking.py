@@ -65,6 +65,13 @@ def answer(
     )
 
 
+def learned_config() -> Config:
+    """The learned decision (the voice, the words, the LLM's reading, the silence)."""
+    config = Config()
+    config.turn.detector = "learned"
+    return config
+
+
 def rule_config() -> Config:
     """Today's hand-set rule (Smart Turn and the word lists), for comparison."""
     config = Config()
@@ -95,7 +102,7 @@ def test_a_sentence_with_a_700_ms_pause_in_it_is_one_turn(engines: Engines, tmp_
     audio = np.concatenate(
         [silence(0.3), read.audio[:cut], silence(0.7), read.audio[cut:], silence(2.0)]
     )
-    agent = answer(engines, audio, tmp_path)
+    agent = answer(engines, audio, tmp_path, learned_config())
     turns = spoken_turns(agent)
     assert len(turns) == 1, [t.user_text for t in turns]
     heard = normalize_words(turns[0].user_text)
@@ -117,12 +124,12 @@ def test_a_finished_question_is_answered_at_its_first_check(
 ) -> None:
     # "Seven of clubs": a speaker the learned decision was not fitted on.
     audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
-    agent = answer(engines, audio, tmp_path)
+    agent = answer(engines, audio, tmp_path, learned_config())
     turns = spoken_turns(agent)
     assert len(turns) == 1
     first_ms = load_weights().first_ms
-    assert decisions(turns[0])[-1].endswith(f"→ done at {first_ms} ms"), decisions(turns[0])
-    assert decisions(turns[0])[-1].startswith("voice ")
+    done = [d for d in decisions(turns[0]) if " → done at " in d]
+    assert done == [d for d in done if d.endswith(f"→ done at {first_ms} ms")] != [], done
     assert turns[0].agent_text
 
 
@@ -188,10 +195,11 @@ def test_a_finished_phrase_of_an_unseen_speaker_is_answered_before_the_cap(
     engines: Engines, tmp_path: Path
 ) -> None:
     audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
-    agent = answer(engines, audio, tmp_path)
+    agent = answer(engines, audio, tmp_path, learned_config())
     turns = spoken_turns(agent)
     assert len(turns) == 1
-    assert " → done at " in decisions(turns[0])[-1], decisions(turns[0])
+    # (Any order: from a file the end's span starts on the file's clock, the checks' on the app's.)
+    assert any(" → done at " in d for d in decisions(turns[0])), decisions(turns[0])
     assert turns[0].agent_text
 
 
@@ -211,7 +219,7 @@ def test_broken_weights_leave_the_rule_to_decide_and_say_so(
     weights = tmp_path / "weights.json"
     if broken == "corrupt":
         weights.write_text('{"models": {"full": ', encoding="utf-8")
-    config = Config()
+    config = learned_config()
     config.turn.weights = str(weights)
     audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
     agent = answer(engines, audio, tmp_path, config)
