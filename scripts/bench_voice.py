@@ -21,6 +21,11 @@ at its ``llm.url``; ``--serve`` starts llama-cpp-python's own server for it on
 this machine (``tests/chat_server.py``), on the weights and thread counts the
 in-process engine uses, so the two differ only by HTTP and the server.
 
+``--part tuning`` or ``--part held-back`` says the whole real turns of that part
+of ``tests/turn_clips.py`` (recordings of real people, the long free talk split
+into sentences) instead of the speech corpus. ``--variants turn.detector=smart_turn
+turn.detector=learned`` compares the hand-set end-of-turn rule with the learned one.
+
 ``--background-load N`` also runs every streaming turn beside N busy programs
 (pure-Python spin loops, started by the bench before the turn and killed after
 it): each utterance is said on the idle machine and then beside them, and both
@@ -50,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.busy import background_load  # noqa: E402
-from tests.speech import speech_corpus  # noqa: E402
+from tests.speech import Recording, speech_corpus  # noqa: E402
 from voiceterm.audio.wavio import WavFileSink, WavFileSource, write_wav  # noqa: E402
 from voiceterm.bridge import Bridge  # noqa: E402
 from voiceterm.bus import Message  # noqa: E402
@@ -207,6 +212,11 @@ def main() -> int:
         help="also run each turn beside N busy processes; print both figures",
     )
     parser.add_argument(
+        "--part",
+        choices=["tuning", "held-back"],
+        help="whole real turns of this part of tests/turn_clips.py instead of the speech corpus",
+    )
+    parser.add_argument(
         "--serve",
         action="store_true",
         help="start llama-cpp-python's server for llm.backend=openai variants",
@@ -267,6 +277,23 @@ def server_engines(
     return replace(engines, llm=engine, descriptions={**engines.descriptions, "llm": description})
 
 
+def real_turns(part: str) -> list[Recording]:
+    """The whole real turns of one part (the held-back speakers', or the tuning ones')."""
+    from faster_whisper import WhisperModel
+
+    from tests.turn_clips import all_turns
+    from voiceterm.modelstore import resolve_model
+
+    whisper = WhisperModel(
+        str(resolve_model("stt").path), device="cpu", compute_type="int8", local_files_only=True
+    )
+    return [
+        Recording(name=t.name, audio=t.audio, transcript=t.name, speaker=t.speaker, real=True)
+        for t in all_turns(whisper)
+        if t.part == part
+    ]
+
+
 def run(
     args: argparse.Namespace,
     configs: dict[str, Config],
@@ -277,7 +304,7 @@ def run(
     load_before: tuple[float, float, float],
 ) -> int:
     config = configs[args.variants[0]]
-    corpus = speech_corpus()[: args.utterances]
+    corpus = (real_turns(args.part) if args.part else speech_corpus())[: args.utterances]
     runs = [(variant, busy) for busy in loads for variant in configs]
     streaming: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
     baseline: list[float] = []

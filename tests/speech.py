@@ -36,6 +36,8 @@ RATE = 16000
 
 REAL_SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data")
 REAL_SPEECH_INSTALL = "apt-get install -y --no-install-recommends pocketsphinx-testdata"
+RADIO_SPEECH_DIR = Path("/usr/share/codec2/raw")
+RADIO_SPEECH_INSTALL = "apt-get install -y --no-install-recommends codec2-examples"
 
 # (espeak-ng voice, words per minute): a spread of accents, pitches and speeds.
 VOICES: tuple[tuple[str, int], ...] = (
@@ -292,6 +294,46 @@ def real_recordings() -> list[Recording]:
             real=True,
         )
     )
+    return recordings
+
+
+# Codec2's sample speech (Debian's codec2-examples, LGPL-2.1): 8 kHz recordings of
+# real people, read sentences and radio operators talking freely. Name -> (speaker,
+# transcript; "" for the long free talk, which the benchmarks transcribe and split).
+# f2400/m2400 are forig/morig through the codec; hts1/hts2 repeat hts's sentences.
+_RADIO_SPEECH: dict[str, tuple[str, str]] = {
+    "big_dog": ("codec2 big_dog", "The big dog loved to chew on the old rag doll."),
+    "cross": ("codec2 cross", "They took the cross town bus."),
+    "forig": ("codec2 forig", "Don't throw trash on the street."),
+    "morig": ("codec2 morig", "That frog jumped through the weeds."),
+    "mmt1": ("codec2 mmt1", "It's easy to tell the depth of a well."),
+    "hts": ("codec2 hts", ""),
+    "cq_ref": ("radio operator K8", ""),
+    "g3plx": ("radio operator G3PLX", "1 2 3 4 5 5 4 3 2 1 Golf 3 Papa Lima X-ray testing"),
+    "kristoff": ("radio operator Kristoff", ""),
+    "vk5qi": ("radio operator VK5QI", ""),
+    "ve9qrp": ("radio operator VE9QRP", ""),
+}
+
+
+def radio_speech_available() -> bool:
+    return (RADIO_SPEECH_DIR / "ve9qrp.raw").is_file()
+
+
+def radio_recordings() -> list[Recording]:
+    """Codec2's recordings of real people (11 speakers; 16 kHz, resampled from 8)."""
+    recordings = []
+    for name, (speaker, transcript) in _RADIO_SPEECH.items():
+        samples = np.fromfile(RADIO_SPEECH_DIR / f"{name}.raw", dtype="<i2")
+        recordings.append(
+            Recording(
+                name=f"codec2-{name}",
+                audio=resample(samples, 8000, RATE).astype(np.int16),
+                transcript=transcript,
+                speaker=speaker,
+                real=True,
+            )
+        )
     return recordings
 
 

@@ -71,22 +71,32 @@ class VadSettings:
 @dataclass(slots=True)
 class TurnSettings:
     detector: str = "smart_turn"
-    """What decides that you have finished: smart_turn (at each pause an audio model hears
-    whether your sentence is over, and the words so far are read) or
-    silence (vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words)."""
+    """What decides that you have finished. smart_turn: at each pause an audio model hears
+    whether your sentence is over, and hand-set word rules read the words so far
+    (threshold, unsure_ms, cap_ms). learned (trial: fewer sentences cut at a pause, but
+    slower answers so far): the voice, the words so far, the LLM's probability that your
+    message ends there and the silence so far are weighed by a model fitted on recordings
+    of real people, and set how long to wait (turn.weights); with llm.backend = openai it
+    works as smart_turn. silence: vad.hangover_ms of silence, vad.incomplete_wait_ms more
+    for unfinished words."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
+    weights: str | None = None
+    """learned: the weights file (default: the one shipped with voiceterm, made by
+    scripts/fit_turn_end.py). A missing or broken file falls back to smart_turn."""
     check_ms: int = 200
-    """Silence after which the model is asked whether your turn is complete."""
+    """smart_turn: silence after which the model is asked whether your turn is complete
+    (learned: the weights file sets it)."""
     threshold: float = 0.7
-    """The model's probability from which a turn counts as complete (higher: fewer
-    sentences cut at a pause, more turns that wait for the cap)."""
+    """smart_turn: the model's probability from which a turn counts as complete (higher:
+    fewer sentences cut at a pause, more turns that wait for the cap)."""
     unsure_ms: int = 800
-    """Silence that ends a turn when the model and the words disagree (a full stop where
-    the voice goes on, or a voice that sounds done after "and")."""
+    """smart_turn: silence that ends a turn when the model and the words disagree (a full
+    stop where the voice goes on, or a voice that sounds done after "and")."""
     cap_ms: int = 1500
-    """Silence that ends a turn even when the model and the words say it goes on (the
-    words only say so when they stop mid-sentence: "and", the, a comma)."""
+    """smart_turn: silence that ends a turn even when the model and the words say it goes
+    on (the words only say so when they stop mid-sentence: "and", the, a comma).
+    learned: the weights file sets the cap."""
 
 
 @dataclass(slots=True)

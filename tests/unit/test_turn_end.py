@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,6 +26,7 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.listen import AgentActivity, Listener
 from voiceterm.pipeline.turn_end import TurnPolicy
+from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
 
 FRAME_S = 0.02
 CAP_MS = 1000
@@ -103,9 +105,16 @@ UNFINISHED, FINISHED = "I would like to book a table for", "What time is it?"
 
 class Rig:
     def __init__(
-        self, model: StandInModel, *, speaking: bool = False, words: str | None = UNFINISHED
+        self,
+        model: StandInModel,
+        *,
+        speaking: bool = False,
+        words: str | None = UNFINISHED,
+        weights: TurnWeights | None = None,
+        words_end: float | None = None,
     ) -> None:
         self.words = words
+        self.words_end = words_end
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
@@ -119,6 +128,8 @@ class Rig:
             turn_policy=TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
             quick_end_ms=300,
             words_so_far=lambda speech_end: self.words,
+            turn_weights=weights,
+            words_end=lambda words: self.words_end,
         )
         self.t = time.monotonic()
 
@@ -265,3 +276,56 @@ async def test_speech_over_the_agent_that_may_be_its_echo_is_not_judged() -> Non
     assert model.asked == 0
     stopped = [e for e in rig.events if isinstance(e, UserStoppedSpeaking)]
     assert len(stopped) == 1 and stopped[0].discarded  # ended at the quick end, not a turn
+
+
+def stand_in_weights() -> TurnWeights:
+    """Hand-set weights for the listener's part only: p is the mean of the two probabilities."""
+    half = Logistic(("voice", "words"), (0.5, 0.5), 0.0)
+    voice = Logistic(("voice",), (1.0,), 0.0)
+    return TurnWeights(
+        models={"full": half, "words": voice, "voice": voice},
+        first_ms=160,
+        cap_ms=CAP_MS,
+        sure=0.8,
+        unsure=0.2,
+        fitted_on="a test",
+        source=Path("stand-in.json"),
+    )
+
+
+async def test_learned_sure_signals_end_the_turn_at_the_first_check() -> None:
+    rig = Rig(StandInModel([0.9]), words=FINISHED, weights=stand_in_weights(), words_end=0.95)
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, 1)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[-1].startswith("voice 0.90 · words 0.95")
+    assert rig.decisions()[-1].endswith("→ done at 160 ms")
+
+
+async def test_learned_doubt_waits_longer_and_the_cap_still_ends_it() -> None:
+    rig = Rig(StandInModel([0.3]), words=UNFINISHED, weights=stand_in_weights(), words_end=0.01)
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, 10)
+    assert rig.turns() == []
+    assert any("wait up to 1.0 s" in d for d in rig.decisions()), rig.decisions()
+    await rig.frames(False, CAP_MS // 20)
+    assert len(rig.turns()) == 1
+
+
+async def test_learned_words_that_arrive_late_join_the_decision() -> None:
+    # The voice alone is unsure; the LLM's reading of the words, once there, is sure.
+    rig = Rig(StandInModel([0.7]), words=None, weights=stand_in_weights(), words_end=None)
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, 2)
+    assert rig.turns() == []
+    rig.words, rig.words_end = FINISHED, 0.99
+    await rig.frames(False, 1)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[0].startswith("voice 0.70 · words ? ")
+    assert "voice 0.70 · words 0.99" in rig.decisions()[-1]

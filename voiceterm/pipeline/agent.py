@@ -47,6 +47,7 @@ from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
 from voiceterm.pipeline.turn_end import TurnPolicy
+from voiceterm.pipeline.turn_fusion import TurnWeights
 from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline
 
@@ -158,7 +159,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
     results: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="load") as pool:
         futures = {stage: pool.submit(loader) for stage, loader in loaders.items()}
-        turn = pool.submit(load_turn) if config.turn.detector == "smart_turn" else None
+        turn = pool.submit(load_turn) if config.turn.detector != "silence" else None
         errors: list[VoicetermError] = []
         for stage, future in futures.items():
             try:
@@ -241,10 +242,10 @@ def check_llm_settings(config: Config) -> None:
 def check_turn_settings(config: Config) -> None:
     """Raise :class:`ConfigError` for ``[turn]`` settings that cannot work together."""
     turn = config.turn
-    if turn.detector not in ("smart_turn", "silence"):
+    if turn.detector not in ("learned", "smart_turn", "silence"):
         raise ConfigError(
-            f"turn.detector must be smart_turn or silence, not {turn.detector!r}.",
-            hint="set turn.detector = 'smart_turn' (or 'silence')",
+            f"turn.detector must be learned, smart_turn or silence, not {turn.detector!r}.",
+            hint="set turn.detector = 'learned' (or 'smart_turn', or 'silence')",
         )
     if not 0.0 < turn.threshold < 1.0:
         raise ConfigError(f"turn.threshold must be between 0 and 1, not {turn.threshold}.")
@@ -504,13 +505,18 @@ class VoiceAgent:
 
         config = self.config
         # Engines may be shared by agents with other settings (the benchmarks do).
-        turn_model = engines.turn if config.turn.detector == "smart_turn" else None
+        turn_model = engines.turn if config.turn.detector != "silence" else None
+        weights = self._turn_weights(engines) if turn_model is not None else None
         vad = VadSegmenter(
             VadSettings(
                 aggressiveness=config.vad.aggressiveness,
                 start_voiced_ms=config.vad.start_ms,
                 # With a model, silence only caps the turn; the model ends it sooner.
-                hangover_ms=config.turn.cap_ms if turn_model else config.vad.hangover_ms,
+                hangover_ms=(
+                    (weights.cap_ms if weights else config.turn.cap_ms)
+                    if turn_model
+                    else config.vad.hangover_ms
+                ),
                 preroll_ms=config.vad.preroll_ms,
                 max_utterance_s=config.vad.max_utterance_s,
             )
@@ -541,13 +547,15 @@ class VoiceAgent:
             echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
             turn_model=turn_model,
             turn_policy=TurnPolicy(
-                check_ms=config.turn.check_ms,
+                check_ms=weights.first_ms if weights else config.turn.check_ms,
                 threshold=config.turn.threshold,
                 unsure_ms=config.turn.unsure_ms,
                 cap_ms=config.turn.cap_ms,
             ),
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
+            turn_weights=weights,
+            words_end=getattr(engines.llm, "words_end_probability", None),
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
         )
@@ -569,6 +577,33 @@ class VoiceAgent:
         self._attach(tts, tts.attach)
         player = self.player
         self._attach(player, lambda bridge: player.attach(bridge, TtsNode.id))
+
+    def _turn_weights(self, engines: Engines) -> TurnWeights | None:
+        """The learned end-of-turn decision, when it is asked for and can work.
+
+        A missing or broken weights file, or an LLM that cannot say how likely the
+        user's message ends (a server), leaves the hand-set rule to decide, and says so.
+        """
+        if self.config.turn.detector != "learned":
+            return None
+        if not callable(getattr(engines.llm, "words_end_probability", None)):
+            logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
+            return None
+        from voiceterm.pipeline.turn_fusion import load_weights
+
+        path = self.config.turn.weights
+        try:
+            return load_weights(Path(path).expanduser() if path else None)
+        except VoicetermError as error:
+            logger.error("end of turn: %s", error)
+            self._publish(
+                StageStatus(
+                    stage="turn",
+                    state="failed",
+                    detail=f"{error.message} The hand-set rule (smart_turn) decides instead.",
+                )
+            )
+            return None
 
     def _attach(self, node: Any, attach: Callable[[Bridge], None]) -> None:
         bridge = Bridge(node)

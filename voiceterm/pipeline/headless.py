@@ -107,6 +107,8 @@ class TurnPrinter:
             elif event.state == "ready" and self._llm_failed:
                 self._llm_failed = False
                 print(f"llm: ready ({event.detail})", file=sys.stderr, flush=True)
+        elif isinstance(event, StageStatus) and event.stage == "turn" and event.state == "failed":
+            print(f"end of turn: {event.detail}", file=sys.stderr, flush=True)
         elif isinstance(event, AudioGlitches):
             self._print(f"audio: {event.describe()} {event.HINT}")
 

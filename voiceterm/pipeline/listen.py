@@ -23,7 +23,11 @@ asked whether the turn is complete (see :mod:`voiceterm.pipeline.turn_end`), and
 the words transcribed at the pause (``words_so_far``) are read: "and", a comma or
 no final punctuation sound unfinished. Both done: the turn ends. They disagree:
 it ends after ``unsure_ms`` of silence. Both surely not done (the words cut off,
-not merely a short command ending on "that"): the cap ends it. Speech
+not merely a short command ending on "that"): the cap ends it. With learned
+weights (``turn_weights``, see :mod:`voiceterm.pipeline.turn_fusion`) one
+learned decision replaces those three cases: the voice, the words, the LLM's
+probability that the message ends there (``words_end``) and the silence so far
+set how long to wait, re-judged as each signal arrives. Speech
 that may be echo, or that holds the answer, is not a turn to judge: it ends after
 ``quick_end_ms`` of silence, as without the model.
 """
@@ -50,6 +54,7 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
+from voiceterm.pipeline.turn_fusion import Signals, TurnWeights
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,8 @@ _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
 # (the echo path's delay, the canceller's tail): it must be loud to be a turn.
 _ECHO_TAIL_S = 0.6
 _ECHO_MARGIN_DB = 3.0  # how much louder than dismissed echo the next hold must be
+# Faster than real time, the longest wait for a pause's words and the LLM's read of them.
+_SETTLE_S = 3.0
 
 
 @dataclass(slots=True)
@@ -118,6 +125,8 @@ class Listener:
         quick_end_ms: int = 300,
         words_so_far: Callable[[float], str | None] | None = None,
         on_active: Callable[[], None] | None = None,
+        turn_weights: TurnWeights | None = None,
+        words_end: Callable[[str], float | None] | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -156,6 +165,11 @@ class Listener:
         )
         self._quick_end_ms = quick_end_ms
         self._words_so_far = words_so_far
+        self._turn_weights = turn_weights
+        self._words_end = words_end
+        # The pause and the model that the timeline last heard the learned decision about.
+        self._judged: tuple[float, str] | None = None
+        self._settled_for: float | None = None
         # Why the listener itself ends the utterance in progress ("": the verdict said
         # it, already drawn); None while the VAD's own hangover (the cap) would.
         self._ending_reason: str | None = None
@@ -175,9 +189,35 @@ class Listener:
                 self._on_frame(frame.samples, frame.t_start, frame.t_end)
                 if self._end_of_turn is not None and not self._realtime:
                     await self._end_of_turn.settle()
+                    if self._turn_weights is not None:
+                        await self._words_settled(self._end_of_turn)
             self._flush(time.monotonic())
         finally:
             self.finished.set()
+
+    async def _words_settled(self, end_of_turn: EndOfTurn) -> None:
+        """Faster than real time: wait for the words (and the LLM's read) of a judged pause.
+
+        Live, Whisper and the LLM work while the silence goes on; a file read at full
+        speed would reach the cap before they are done. Once per pause, at most
+        ``_SETTLE_S``; then the learned decision judges again with what is known.
+        """
+        verdict = end_of_turn.last_verdict
+        if verdict is None or verdict.speech_end == self._settled_for:
+            return
+        if verdict.speech_end != self._vad.last_voiced_end or self._onset is None:
+            return
+        self._settled_for = verdict.speech_end
+        deadline = time.monotonic() + _SETTLE_S
+        while time.monotonic() < deadline:
+            words = self._words_at(verdict.speech_end)
+            if words is not None and (
+                not words or self._words_end is None or self._words_end(words) is not None
+            ):
+                break
+            await asyncio.sleep(0.005)
+        if self._onset is not None and self._turn_weights is not None:
+            self._judge(self._turn_weights, verdict, self._vad.trailing_silence_ms)
 
     def set_talk_pressed(self, pressed: bool) -> None:
         """Push-to-talk: while released, the microphone is ignored; release ends the utterance."""
@@ -354,6 +394,9 @@ class Listener:
             if utterance is not None:
                 end_of_turn.ask(utterance.audio, speech_end, silence)
         verdict = end_of_turn.last_verdict
+        if verdict is not None and verdict.speech_end == speech_end and self._turn_weights:
+            self._judge(self._turn_weights, verdict, silence)
+            return
         if (
             verdict is not None
             and verdict.speech_end == speech_end
@@ -381,6 +424,9 @@ class Listener:
             or self._echo_so_far()
         ):
             return  # the user went on, or it is not a turn to judge any more
+        if self._turn_weights is not None:
+            self._judge(self._turn_weights, verdict, self._vad.trailing_silence_ms)
+            return
         self._publish(
             StageSpan(
                 stage="turn",
@@ -402,6 +448,22 @@ class Listener:
             return
         if verdict.complete:
             self._end_utterance_now("")
+
+    def _judge(self, weights: TurnWeights, verdict: Verdict, silence: int) -> None:
+        """The learned decision about the pause in progress, with what is known now."""
+        words = self._words_at(verdict.speech_end)
+        words_end = self._words_end(words) if words and self._words_end else None
+        judgement = weights.judge(Signals(silence, verdict.probability, words, words_end))
+        if judgement.done(silence):
+            self._end_utterance_now(judgement.describe(silence))
+            return
+        if self._judged != (verdict.speech_end, judgement.model):
+            # Once per signal that joins the decision, not at every frame.
+            self._judged = (verdict.speech_end, judgement.model)
+            now = time.monotonic()
+            self._publish(
+                StageSpan(stage="turn", start=now, end=now, content=judgement.describe(silence))
+            )
 
     def _words_at(self, speech_end: float) -> str | None:
         """The words transcribed up to the pause at ``speech_end`` (None: none read)."""

@@ -53,6 +53,7 @@ from voiceterm.engines.llm.threads import (
     default_thread_count,
     prompt_thread_count,
 )
+from voiceterm.engines.llm.words_end import WordsEnd, end_probability, user_words_end
 from voiceterm.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,9 @@ class LlamaEngine:
         self._can_shift = slide_cache and cache_can_shift(llama_cpp, self._llm)
         self.last_read_ahead_tokens = 0
         """Prompt tokens the latest ``warm_up`` or ``read_ahead`` had to read."""
+        self.last_words_end: WordsEnd | None = None
+        """P(end of the user's message) after the words the latest pause read."""
+        self._words_end_key: tuple[int, ...] = ()
 
     # --- facts ------------------------------------------------------------
 
@@ -383,6 +387,7 @@ class LlamaEngine:
             decoder = decoder_for_utf8()
             sampled: list[int] = []
             reset_counters(self._llama_cpp, self._llm)
+            self._read_words_end(fitted, prompt)
             generator = self._start(prompt)
             pieces = list(
                 self._sampler.sample(
@@ -424,7 +429,7 @@ class LlamaEngine:
         with self._lock:
             budget = self._reply_tokens(max_tokens)
             fitted = self._window.fit(messages, self.n_ctx - budget, None)
-            self._evaluate(fitted, every_core=True)
+            self._evaluate(fitted, every_core=True, words_end=True)
         return time.monotonic() - started
 
     def read_ahead(
@@ -453,13 +458,21 @@ class LlamaEngine:
             )
         return time.monotonic() - started
 
-    def _evaluate(self, messages: Sequence[ChatMessage], *, every_core: bool) -> None:
-        """Put the prompt of ``messages`` into the KV cache (the lock must be held)."""
+    def _evaluate(
+        self, messages: Sequence[ChatMessage], *, every_core: bool, words_end: bool = False
+    ) -> None:
+        """Put the prompt of ``messages`` into the KV cache (the lock must be held).
+
+        With ``words_end``, the prompt is read in two parts, split after the user's
+        words, and :attr:`last_words_end` says how likely their message ends there.
+        """
         self._drop_speculation()
         prompt = self.prompt_tokens(messages)
         if self._can_shift:
             slide_cache_for(self._llama_cpp, self._llm, prompt)
         reset_counters(self._llama_cpp, self._llm)
+        if words_end:
+            self._read_words_end(messages, prompt)
         tokens = self._llm.generate(prompt, temp=0.0)
         try:
             with self._threads.compute_step(every_core=every_core):
@@ -467,6 +480,61 @@ class LlamaEngine:
         finally:
             tokens.close()
         self.last_read_ahead_tokens, _ = tokens_read(self._llama_cpp, self._llm)
+
+    def _read_words_end(self, messages: Sequence[ChatMessage], prompt: list[int]) -> None:
+        """Read ``prompt`` up to the end of the user's words; keep P(end of message) there.
+
+        The rest of the prompt is read by the caller as before and finds this part
+        in the KV cache. The same words read again (a speculation after a warm-up)
+        cost nothing. Sets :attr:`last_words_end` (``None`` if there are no user
+        words to judge).
+        """
+        import numpy as np
+
+        count = user_words_end(messages, prompt, self.render_prompt, self._special_tokens)
+        if count is None:
+            self.last_words_end = None
+            return
+        words = str(messages[-1]["content"])
+        key = tuple(prompt[: count + 1])
+        if key == self._words_end_key and self.last_words_end is not None:
+            self.last_words_end = replace(self.last_words_end, words=words, read_s=0.0)
+            return
+        llm = self._llm
+        if self._can_shift:
+            slide_cache_for(self._llama_cpp, llm, prompt)
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        same = 0
+        for ours, theirs in zip(cached, prompt[: count - 1], strict=False):
+            if ours != theirs:
+                break
+            same += 1
+        started = time.monotonic()
+        llm.n_tokens = same
+        with self._threads.compute_step(every_core=True):
+            llm.eval(prompt[same:count])
+        logits = np.ctypeslib.as_array(
+            self._llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
+        )
+        self.last_words_end = WordsEnd(
+            words=words,
+            probability=end_probability(logits, prompt[count]),
+            read_s=time.monotonic() - started,
+        )
+        self._words_end_key = key
+
+    def _special_tokens(self, text: str) -> list[int]:
+        """``text`` as :meth:`prompt_tokens` tokenizes a prompt (BOS included)."""
+        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        bos = self._llm.token_bos()
+        if self._template.add_bos and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def words_end_probability(self, words: str) -> float | None:
+        """P(end of the user's message) after ``words``, if the latest pause read them."""
+        latest = self.last_words_end
+        return latest.probability if latest is not None and latest.words == words else None
 
     # --- housekeeping ---------------------------------------------------------
 
@@ -495,6 +563,7 @@ class LlamaEngine:
                 total += float(logits[tokens[index + 1]]) - normaliser
             llm.reset()
             self._window.forget()
+            self._words_end_key = ()
         return total / max(1, len(tokens) - 1)
 
     def reset(self) -> None:
@@ -507,6 +576,7 @@ class LlamaEngine:
             self._drop_speculation()
             self._llm.reset()
             self._window.forget()
+            self._words_end_key = ()
 
     def close(self) -> None:
         """Free the model (waits for a running generation to end)."""

@@ -1,0 +1,135 @@
+"""What reading P(end of the user's message) costs, three ways, against a plain read.
+
+At a pause the app reads the user's words into the KV cache (the system prompt is
+there already). The end-of-message token's probability after the words needs the
+logits of the position of the last word, which is not the prompt's last position
+(the template's tail follows: ``<|im_end|>\\n<|im_start|>assistant\\n``). Ways:
+
+* ``plain``: one read of the prompt, no probability (what the app did before);
+* ``split``: read up to the words' end, take the logits, read the tail (voiceterm);
+* ``one-token``: read the prompt, then drop the tail and the last word from the
+  cache and read them again (a one-token eval for the logits, then the tail);
+* ``logits_all``: llama-cpp-python's ``logits_all=True`` (every position's logits
+  kept; a second model instance, as the flag is fixed at load).
+
+Usage: ``.venv/bin/python scripts/bench_words_end.py [--runs 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SENTENCES = (
+    "What is the capital of France?",
+    "I'd like to book a table for two at seven tonight.",
+    "Can you tell me what the weather is going to be like tomorrow in Paris?",
+    "Cancel that.",
+    "Remind me to call my mother when I get home from work this evening.",
+    "What do you know about the dolphin?",
+    "Play something relaxing, maybe some jazz or classical music.",
+    "How long does it take to boil an egg?",
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    import llama_cpp
+
+    from voiceterm.config import Config
+    from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.engines.llm.words_end import user_words_end
+    from voiceterm.modelstore import resolve_model
+
+    path = resolve_model("llm").path
+    engine = LlamaEngine(path)  # for the template and the 8-bit copy it runs from
+    system = {"role": "system", "content": Config().llm.system_prompt}
+    prompts = []
+    for words in SENTENCES:
+        messages = [system, {"role": "user", "content": words}]
+        prompt = engine.prompt_tokens(messages)
+        count = user_words_end(messages, prompt, engine.render_prompt, engine._special_tokens)
+        assert count is not None
+        prompts.append((prompt, count))
+    # The system prompt's tokens, shared by every prompt: in the cache already.
+    first, second = prompts[0][0], prompts[1][0]
+    head = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    weights = engine.weights_path
+    engine.close()
+    threads = 1  # a busy machine: more threads only wait for each other
+    plain_llm = llama_cpp.Llama(
+        str(weights), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    all_llm = llama_cpp.Llama(
+        str(weights),
+        n_ctx=2048,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+        logits_all=True,
+    )
+
+    def from_system(llm: Any, prompt: list[int]) -> None:
+        if llm.n_tokens < head or list(llm.input_ids[:head]) != prompt[:head]:
+            llm.reset()
+            llm.eval(prompt[:head])
+        llm.n_tokens = head
+
+    def plain(prompt: list[int], count: int) -> None:
+        from_system(plain_llm, prompt)
+        plain_llm.eval(prompt[head:])
+
+    def split(prompt: list[int], count: int) -> None:
+        from_system(plain_llm, prompt)
+        plain_llm.eval(prompt[head:count])
+        llama_cpp.llama_get_logits(plain_llm.ctx)
+        plain_llm.eval(prompt[count:])
+
+    def one_token(prompt: list[int], count: int) -> None:
+        from_system(plain_llm, prompt)
+        plain_llm.eval(prompt[head:])
+        plain_llm.n_tokens = count - 1
+        plain_llm.eval(prompt[count - 1 : count])
+        llama_cpp.llama_get_logits(plain_llm.ctx)
+        plain_llm.eval(prompt[count:])
+
+    def logits_all(prompt: list[int], count: int) -> None:
+        from_system(all_llm, prompt)
+        all_llm.eval(prompt[head:])
+        all_llm.scores[count - 1]
+
+    ways = {"plain": plain, "split": split, "one-token": one_token, "logits_all": logits_all}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(args.runs):
+        for name, way in ways.items():
+            for prompt, count in prompts:
+                started = time.process_time()
+                way(prompt, count)
+                times[name].append(1000 * (time.process_time() - started))
+    new_tokens = statistics.mean(len(p) - head for p, _ in prompts)
+    print("CPU time of the process (one thread), not wall time: the machine is shared")
+    print(
+        f"{len(prompts)} user turns (~{new_tokens:.0f} new tokens each), {args.runs} runs, "
+        f"{threads} threads, load {os.getloadavg()[0]:.1f}"
+    )
+    base = statistics.median(times["plain"])
+    for name, spent in times.items():
+        median = statistics.median(spent)
+        print(
+            f"  {name:<11} {median:6.1f} ms p50  (+{median - base:5.1f} ms, "
+            f"x{median / base:.2f} of a plain read)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

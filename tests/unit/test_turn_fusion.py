@@ -1,0 +1,79 @@
+"""The learned end-of-turn decision: the shipped weights, what they say, and broken files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from voiceterm.errors import ModelError
+from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE, Signals, load_weights
+
+
+def test_the_shipped_weights_load_and_say_what_they_were_fitted_on() -> None:
+    weights = load_weights()
+    assert weights.source == WEIGHTS_FILE
+    assert "tuning speakers" in weights.fitted_on
+    assert "held-back" in weights.fitted_on
+    assert set(weights.models) == {"full", "words", "voice"}
+    assert 0 < weights.first_ms < weights.cap_ms
+
+
+@pytest.mark.parametrize("silence_ms", [120, 300, 600, 1000])
+def test_a_finished_question_is_more_likely_over_than_a_sentence_cut_after_of(
+    silence_ms: int,
+) -> None:
+    weights = load_weights()
+    finished = weights.judge(Signals(silence_ms, 0.9, "What is the capital of France?", 0.8))
+    cut = weights.judge(Signals(silence_ms, 0.3, "What is the capital of", 0.001))
+    assert finished.probability > cut.probability
+    assert finished.wait_ms <= cut.wait_ms
+
+
+def test_the_longer_the_silence_the_likelier_the_turn_is_over() -> None:
+    weights = load_weights()
+    said = "What is the capital of France?"
+    heard = [weights.judge(Signals(ms, 0.5, said, 0.5)).probability for ms in (120, 600, 1200)]
+    assert heard == sorted(heard) and heard[0] < heard[-1]
+
+
+def test_the_wait_runs_from_the_first_check_to_the_cap() -> None:
+    weights = load_weights()
+    assert weights.wait_ms(1.0) == weights.first_ms
+    assert weights.wait_ms(0.0) == weights.cap_ms
+    middle = weights.wait_ms((weights.sure + weights.unsure) / 2)
+    assert weights.first_ms < middle < weights.cap_ms
+
+
+def test_a_missing_weights_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as error:
+        load_weights(tmp_path / "nowhere.json")
+    assert "do not exist" in error.value.message
+    assert "turn.detector" in error.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{ not json", "could not be read"),
+        ('{"models": {}}', "not a weights file"),
+        (json.dumps({"models": {}, "wait": {}}), "not a weights file"),
+    ],
+)
+def test_a_corrupt_weights_file_says_so(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "weights.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ModelError) as error:
+        load_weights(path)
+    assert says in error.value.message
+    assert str(path) in error.value.message
+
+
+def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path) -> None:
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["wait"]["sure"], data["wait"]["unsure"] = 0.2, 0.8
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelError, match="impossible wait"):
+        load_weights(path)

@@ -1,0 +1,200 @@
+"""One end-of-turn decision from every signal at a pause, learned from recordings.
+
+At a pause the listener knows, in this order: the silence so far, Smart Turn's
+probability that the voice sounds done, Whisper's words so far (how many, and
+their final punctuation) and, once the LLM has read those words, the model's
+probability that the user's message ends there (:mod:`voiceterm.engines.llm.words_end`).
+A logistic model turns them into one probability ``p`` that the turn is over,
+and ``p`` sets the wait: at or above ``sure`` the turn ends at the first check,
+at or below ``unsure`` only the cap ends it, and in between the wait shrinks
+linearly from the cap to the first check (LiveKit's min/max endpointing delay,
+made continuous). The silence so far is one of the inputs, so ``p`` grows while
+the silence goes on, and new signals (the words, their probability) move it
+when they arrive.
+
+Until the words (or their probability) are known, a model fitted without them
+judges. The weights, and what they were fitted on, sit in one JSON file made by
+``scripts/fit_turn_end.py`` on the tuning part of the recordings only;
+:func:`load_weights` reads it, and a missing or broken file is a
+:class:`~voiceterm.errors.ModelError` (the app then keeps the hand-set rule).
+No word lists: only the punctuation Whisper writes, and the models' own numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voiceterm.errors import ModelError
+
+WEIGHTS_FILE = Path(__file__).with_name("turn_weights.json")
+"""The weights that ship with voiceterm."""
+
+FEATURES = ("voice", "words", "silence_s", "word_count", "stop", "question", "trailing")
+"""Every input a model may use (see :func:`features`)."""
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_TRAILING = (",", ";", ":", "-", "…", "...")
+_EDGE = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What is known at a pause."""
+
+    silence_ms: int
+    voice: float
+    """Smart Turn's probability that the turn is complete."""
+    words: str | None = None
+    """Whisper's words so far (``None``: not transcribed yet)."""
+    words_end: float | None = None
+    """The LLM's probability that the user's message ends after ``words``."""
+
+
+def _logit(probability: float) -> float:
+    p = min(1.0 - _EDGE, max(_EDGE, probability))
+    return math.log(p / (1.0 - p))
+
+
+def features(signals: Signals) -> dict[str, float]:
+    """The model inputs: log-odds of the probabilities, counts, punctuation flags."""
+    words = (signals.words or "").strip()
+    values = {
+        "voice": _logit(signals.voice),
+        "silence_s": signals.silence_ms / 1000,
+        "word_count": math.log1p(len(_WORD.findall(words))),
+        "stop": float(words.endswith((".", "!"))),
+        "question": float(words.endswith("?")),
+        "trailing": float(words.endswith(_TRAILING)),
+    }
+    if signals.words_end is not None:
+        values["words"] = _logit(signals.words_end)
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Logistic:
+    """``p = sigmoid(bias + sum(weight * feature))`` over the named features."""
+
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, values: dict[str, float]) -> float:
+        z = self.bias + sum(w * values[n] for n, w in zip(self.names, self.weights, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The decision about one pause, at one moment of its silence."""
+
+    probability: float
+    wait_ms: int
+    """The silence after which the turn ends, at this probability."""
+    voice: float
+    words_end: float | None
+    model: str
+    """Which model judged: ``full``, ``words`` (no LLM probability yet) or ``voice``."""
+
+    def done(self, silence_ms: int) -> bool:
+        return silence_ms >= self.wait_ms
+
+    def describe(self, silence_ms: int) -> str:
+        """The timeline's words: ``voice 0.82 · words 0.91 → done at 140 ms``."""
+        words = "?" if self.words_end is None else f"{self.words_end:.2f}"
+        head = f"voice {self.voice:.2f} · words {words} (p {self.probability:.2f})"
+        if self.done(silence_ms):
+            return f"{head} → done at {silence_ms} ms"
+        return f"{head} → wait up to {self.wait_ms / 1000:.1f} s"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWeights:
+    """The fitted models and the wait they set (one weights file)."""
+
+    models: dict[str, Logistic]
+    first_ms: int
+    cap_ms: int
+    sure: float
+    unsure: float
+    fitted_on: str
+    source: Path
+
+    def wait_ms(self, probability: float) -> int:
+        """The silence that ends the turn at ``probability`` (first check .. cap)."""
+        if probability >= self.sure:
+            return self.first_ms
+        if probability <= self.unsure:
+            return self.cap_ms
+        share = (self.sure - probability) / (self.sure - self.unsure)
+        return round(self.first_ms + share * (self.cap_ms - self.first_ms))
+
+    def judge(self, signals: Signals) -> Judgement:
+        """The probability that the turn is over, and the wait it sets."""
+        values = features(signals)
+        if signals.words is None:
+            name = "voice"
+        elif "words" in values and "full" in self.models:
+            name = "full"
+        else:
+            name = "words"
+        probability = self.models[name].probability(values)
+        return Judgement(
+            probability=probability,
+            wait_ms=self.wait_ms(probability),
+            voice=signals.voice,
+            words_end=signals.words_end if name == "full" else None,
+            model=name,
+        )
+
+
+def load_weights(path: Path | None = None) -> TurnWeights:
+    """Read a weights file (default: the one voiceterm ships).
+
+    Raises:
+        ModelError: the file is missing, not JSON, or lacks a model or a setting.
+    """
+    path = path or WEIGHTS_FILE
+    hint = "reinstall voiceterm, refit with scripts/fit_turn_end.py, or set turn.detector"
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"The end-of-turn weights {path} do not exist.", hint=hint) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(
+            f"The end-of-turn weights {path} could not be read: {error}.", hint=hint
+        ) from None
+    try:
+        models = {}
+        for name in ("voice", "words", "full"):
+            model = data["models"][name]
+            names = tuple(str(n) for n in model["features"])
+            weights = tuple(float(w) for w in model["weights"])
+            unknown = set(names) - set(FEATURES)
+            if len(names) != len(weights) or unknown:
+                raise ValueError(f"model {name}: features and weights do not match")
+            models[name] = Logistic(names, weights, float(model["bias"]))
+        wait = data["wait"]
+        weights_file = TurnWeights(
+            models=models,
+            first_ms=int(wait["first_ms"]),
+            cap_ms=int(wait["cap_ms"]),
+            sure=float(wait["sure"]),
+            unsure=float(wait["unsure"]),
+            fitted_on=str(data.get("fitted_on", "")),
+            source=path,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f"The end-of-turn weights {path} are not a weights file ({error}).", hint=hint
+        ) from None
+    if not 0 < weights_file.first_ms <= weights_file.cap_ms or not (
+        0.0 <= weights_file.unsure < weights_file.sure <= 1.0
+    ):
+        raise ModelError(f"The end-of-turn weights {path} hold an impossible wait.", hint=hint)
+    return weights_file
