@@ -52,6 +52,7 @@ QUESTIONS = (  # answered in plain English words that Whisper spells as printed
 )
 HEARD_SHARE = 0.4  # of the printed answer's words, heard in the recording
 V2V = re.compile(r"voice-to-voice (\d+) ms")
+STOPPED = re.compile(r"^error: The speaker failed: .* stopped playing", re.M)  # not the summary
 
 
 @dataclass
@@ -132,9 +133,11 @@ def one_run(
         app.stop()
     result.runs += 1
     transcript = app.transcript()
-    stops = transcript.count("stopped playing")
+    stops = len(STOPPED.findall(transcript))
     result.stopped_playing += stops
     result.stopped_playing_runs += stops > 0
+    if stops:
+        result.failures.append(f"the speaker stopped playing:\n{app.stderr_text}")
     result.speaker_lost += transcript.count("[interrupted: speaker_lost]")
     line = app.find(V2V.pattern, since)
     if line is not None:

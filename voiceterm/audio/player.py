@@ -689,7 +689,7 @@ class Player:
                 continue
             if state == "stalled" and not restarted:
                 restarted = True
-                log.info("speaker stream %r stalled: starting it again", self.device_name)
+                log.warning("speaker stream %r stalled: starting it again", self.device_name)
                 if await asyncio.to_thread(self._restart):
                     continue
             restarted = False
