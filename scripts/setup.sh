@@ -19,7 +19,7 @@ as_root=()
 
 packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 if (( dev )); then
-  packages+=(espeak-ng sox libsox-fmt-all tmux pocketsphinx-testdata strace)
+  packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata strace)
 fi
 missing=()
 for package in "${packages[@]}"; do
