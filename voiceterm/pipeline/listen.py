@@ -355,6 +355,12 @@ class Listener:
             if silence >= self._quick_end_ms:
                 self._end_utterance_now()
             return
+        if self.gate is not None and not self.gate.turn_so_far(self._onset, speech_end):
+            # Not a turn (yet): no model, no transcript, and a short pause ends it, so that
+            # it does not run on into speech that begins after the window closed.
+            if silence >= self._quick_end_ms:
+                self._end_utterance_now()
+            return
         if end_of_turn.due(speech_end, silence):
             utterance = self._as_turn(vad.current_utterance(pad_tail=False))
             if utterance is not None:

@@ -60,6 +60,7 @@ REFRACTORY_S = 1.0
 NEAR_MISS_FRACTION = 0.5
 """A best score above this fraction of the cutoff is shown as a near miss."""
 _LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
+_ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
 _LEVELS_KEPT = 64  # 10 ms levels kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
 
@@ -195,9 +196,14 @@ class ListenGate:
             return _after(utterance, detection.phrase_end)
         return utterance if self.is_open(utterance.speech_start) else None
 
-    def woken_in(self, utterance: Utterance) -> bool:
-        """Whether the wake word was heard in the utterance in progress."""
-        return self.gating and self._detection_in(utterance) is not None
+    def turn_so_far(self, onset: float, speech_end: float) -> bool:
+        """:meth:`so_far` from times alone (cheap enough for every frame of a pause)."""
+        if not self.gating:
+            return True
+        detection = self._detection_between(onset - _ONSET_SLACK_S, speech_end)
+        if detection is not None:
+            return speech_end - detection.phrase_end >= MIN_QUESTION_S
+        return self.is_open(onset)
 
     def decide(self, utterance: Utterance) -> Utterance | None:
         """At the end of an utterance: the turn it holds, or ``None`` (not a turn)."""
@@ -208,7 +214,8 @@ class ListenGate:
             if self._detection_in(utterance) is None:
                 self._near_miss(utterance)
             return None
-        self._until = max(self._until, utterance.speech_end + self.follow_up_s)
+        # The window is not extended here: the answer keeps it open, and a turn that is
+        # not answered (its own echo, nothing heard) must not keep the microphone open.
         return turn
 
     # --- inside -------------------------------------------------------------------------
@@ -246,8 +253,10 @@ class ListenGate:
         return t
 
     def _detection_in(self, utterance: Utterance) -> Detection | None:
-        begin = utterance.audio_start
-        end = utterance.speech_end + _LATE_DETECTION_S
+        return self._detection_between(utterance.audio_start, utterance.speech_end)
+
+    def _detection_between(self, begin: float, speech_end: float) -> Detection | None:
+        end = speech_end + _LATE_DETECTION_S
         found = [d for d in self._detections if begin <= d.at <= end]
         return found[-1] if found else None
 
