@@ -275,6 +275,9 @@ class VoicetermApp(App[None]):
         self._listening = event
         if event.mode != "push_to_talk":
             self.listen_mode = event.mode
+        if self.talking and event.mode != "push_to_talk":
+            self.action_talk()
+        self.push_to_talk = event.mode == "push_to_talk"
         counting = event.state == "open" and event.until is not None
         if counting and self._countdown is None:
             self._countdown = self.set_interval(1.0, self._show_mode, name="follow-up countdown")
