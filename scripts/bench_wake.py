@@ -166,11 +166,14 @@ def detections_at(scores: list[tuple[float, float]], cutoff: float) -> int:
 
 
 def sentences() -> list[str]:
-    """Plain sentences to speak: the README's prose (no wake word in it)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """Plain sentences to speak: the prose of the README and of docs/BENCHMARKS.md."""
+    text = " ".join(
+        (ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "docs/BENCHMARKS.md")
+    )
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
     text = re.sub(r"[`*#>\[\]()|_]", " ", text)
-    found = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split()))]
+    # No leading dashes: a sentence that starts with a flag would be an option to espeak-ng.
+    found = [s.strip(" -") for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split()))]
     return [s for s in found if 4 <= len(s.split()) <= 30 and "jarvis" not in s.lower()]
 
 
