@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# A real audio rig for tests and demos, with no sound card: a private PulseAudio
-# daemon with two null sinks.
+# A real audio rig for tests and demos, with no sound card: a private sound server
+# with two null sinks.
 #
 #   vt_mic      we play speech into it; its monitor "vt_mic.monitor" is the microphone
 #   vt_speaker  the app plays into it; record "vt_speaker.monitor" to hear the app
 #   (echo)      optional module-loopback vt_speaker.monitor -> vt_mic at a set gain,
 #               i.e. the microphone hears the speaker, as on a laptop
 #
+# Profiles (--profile, or VT_RIG_PROFILE; the default is lab):
+#   lab            PulseAudio without default.pa (-n), both sinks kept running by a
+#                  silent loopback, real-time priority: steady timing for benchmarks
+#   pulse-desktop  PulseAudio as Debian ships it: the stock /etc/pulse/default.pa
+#                  (module-suspend-on-idle suspends an idle sink after 5 s), no
+#                  keep-alive, no real-time priority
+#   pipewire       PipeWire with wireplumber and pipewire-pulse (which also suspends
+#                  idle nodes), on a private D-Bus session bus, sinks made with pactl
+#
 # Usage:
-#   scripts/audio_rig.sh start [--echo-gain DB]   start (or reconfigure) the rig; prints env
+#   scripts/audio_rig.sh start [--profile P] [--echo-gain DB]   start the rig; prints env
 #   scripts/audio_rig.sh echo DB|off              change or remove the echo loopback
 #   scripts/audio_rig.sh env                      print the env vars (rig must be running)
 #   scripts/audio_rig.sh status                   say whether it runs, list sinks and loopback
+#   scripts/audio_rig.sh profile                  print the running rig's profile
 #   scripts/audio_rig.sh stop                     tear everything down
 #
 # `eval "$(scripts/audio_rig.sh start)"` sets PULSE_SERVER, PULSE_SINK and PULSE_SOURCE
@@ -20,12 +30,13 @@
 #
 # Why it looks like this: we run as root, where `pulseaudio --start` is refused and a
 # per-user runtime dir may not exist. A user-mode daemon (--system=false) with its own
-# runtime dir, HOME and anonymous auth on a unix socket works as root and needs no
-# D-Bus, no cookie and no login session. It starts with -n (no default.pa), so it
-# never touches real hardware. Everything it owns lives in $VT_RIG_DIR.
-# --realtime/--high-priority: as root PulseAudio gives its sink threads SCHED_RR and
-# itself nice -11, so the rig keeps time while the app under test loads both cores
-# (without, a starved daemon delivered capture audio late and in lumps).
+# runtime dir and HOME works as root and needs no login session. Everything it owns
+# lives in $VT_RIG_DIR. The lab daemon starts with -n (no default.pa) and anonymous
+# auth, so it never touches real hardware; --realtime/--high-priority: as root
+# PulseAudio gives its sink threads SCHED_RR and itself nice -11, so the rig keeps
+# time while the app under test loads both cores (without, a starved daemon delivered
+# capture audio late and in lumps). The desktop profiles have none of that, on
+# purpose: that is what people run, and what voiceterm must play through.
 # Every command is idempotent and non-interactive (CI runs it from scratch).
 
 set -euo pipefail
@@ -34,6 +45,8 @@ RIG_DIR="${VT_RIG_DIR:-/tmp/voiceterm-rig-$(id -u)}"
 RUNTIME="$RIG_DIR/pulse"
 SOCKET="$RUNTIME/native"
 PIDFILE="$RUNTIME/pid"
+PIDS_FILE="$RIG_DIR/pids"            # pipewire: every daemon the rig started
+PROFILE_FILE="$RIG_DIR/profile"
 LOG="$RIG_DIR/pulseaudio.log"
 RATE="${VT_RIG_RATE:-48000}"          # a typical device rate, so 16 kHz needs resampling
 LOOPBACK_LATENCY_MS="${VT_RIG_LOOPBACK_MS:-30}"   # the echo path's delay
@@ -57,6 +70,10 @@ is_running() {
 
 daemon_pid() {
     [[ -f "$PIDFILE" ]] && tr -d ' \n' <"$PIDFILE"
+}
+
+running_profile() {
+    if [[ -f "$PROFILE_FILE" ]]; then cat "$PROFILE_FILE"; else echo lab; fi
 }
 
 print_env() {
@@ -145,65 +162,158 @@ set_echo() {  # DB | off
     log "echo loopback vt_speaker.monitor -> vt_mic at $1 dB (module $module_id)"
 }
 
+start_lab() {
+    # HOME/XDG_* point into the rig so the daemon reads and writes nothing of the user's.
+    HOME="$RIG_DIR/home" XDG_RUNTIME_DIR="$RIG_DIR" XDG_CONFIG_HOME="$RIG_DIR/home/.config" \
+        pulseaudio -n --daemonize=yes --system=false --exit-idle-time=-1 \
+        --use-pid-file=yes --realtime=yes --high-priority=yes --log-level=notice \
+        --log-target="file:$LOG" \
+        -L "module-native-protocol-unix socket=$SOCKET auth-anonymous=1" \
+        || die "pulseaudio did not start; see $LOG"
+}
+
+start_pulse_desktop() {
+    # Debian's own default.pa, as a desktop session loads it: its native protocol
+    # module makes the socket in $XDG_RUNTIME_DIR/pulse, which is $RUNTIME here.
+    HOME="$RIG_DIR/home" XDG_RUNTIME_DIR="$RIG_DIR" XDG_CONFIG_HOME="$RIG_DIR/home/.config" \
+        pulseaudio --daemonize=yes --system=false --exit-idle-time=-1 \
+        --use-pid-file=yes --realtime=no --high-priority=no --log-level=notice \
+        --log-target="file:$LOG" \
+        || die "pulseaudio (stock default.pa) did not start; see $LOG"
+}
+
+start_pipewire() {
+    need pipewire
+    need wireplumber
+    need pipewire-pulse
+    need dbus-daemon
+    # As root without systemd: a private runtime folder and session bus, then the
+    # three daemons a desktop session starts. pipewire-pulse listens on
+    # $XDG_RUNTIME_DIR/pulse/native, which is $SOCKET.
+    local bus="unix:path=$RIG_DIR/bus"
+    : >"$PIDS_FILE"
+    dbus-daemon --session --address="$bus" --fork --print-pid >>"$PIDS_FILE" \
+        || die "dbus-daemon did not start"
+    local daemon
+    for daemon in pipewire wireplumber pipewire-pulse; do
+        HOME="$RIG_DIR/home" XDG_RUNTIME_DIR="$RIG_DIR" XDG_CONFIG_HOME="$RIG_DIR/home/.config" \
+            XDG_STATE_HOME="$RIG_DIR/home/.state" DBUS_SESSION_BUS_ADDRESS="$bus" \
+            setsid "$daemon" >>"$RIG_DIR/$daemon.log" 2>&1 </dev/null &
+        echo $! >>"$PIDS_FILE"
+        if [[ "$daemon" == pipewire ]]; then
+            sleep 0.3  # the others connect to it
+        fi
+    done
+}
+
 start() {
     local echo_gain="off"
+    local profile="${VT_RIG_PROFILE:-lab}"
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --echo-gain) [[ $# -ge 2 ]] || die "--echo-gain needs a value in dB"; echo_gain="$2"; shift 2 ;;
             --echo-gain=*) echo_gain="${1#*=}"; shift ;;
+            --profile) [[ $# -ge 2 ]] || die "--profile needs lab, pulse-desktop or pipewire"; profile="$2"; shift 2 ;;
+            --profile=*) profile="${1#*=}"; shift ;;
             *) die "unknown option for start: $1" ;;
         esac
     done
-    need pulseaudio
+    case "$profile" in
+        lab|pulse-desktop|pipewire) ;;
+        *) die "unknown profile '$profile' (lab, pulse-desktop or pipewire)" ;;
+    esac
     need pactl
+    if is_running && [[ "$(running_profile)" != "$profile" ]]; then
+        log "restarting: the running rig is $(running_profile), $profile was asked for"
+        stop_daemon quiet
+    fi
     if ! is_running; then
         stop_daemon quiet
         mkdir -p "$RUNTIME" "$RIG_DIR/home"
         chmod 700 "$RIG_DIR" "$RUNTIME"
-        # HOME/XDG_* point into the rig so the daemon reads and writes nothing of the user's.
-        HOME="$RIG_DIR/home" XDG_RUNTIME_DIR="$RIG_DIR" XDG_CONFIG_HOME="$RIG_DIR/home/.config" \
-            pulseaudio -n --daemonize=yes --system=false --exit-idle-time=-1 \
-            --use-pid-file=yes --realtime=yes --high-priority=yes --log-level=notice \
-            --log-target="file:$LOG" \
-            -L "module-native-protocol-unix socket=$SOCKET auth-anonymous=1" \
-            || die "pulseaudio did not start; see $LOG"
-        for _ in $(seq 100); do
+        case "$profile" in
+            lab) need pulseaudio; start_lab ;;
+            pulse-desktop) need pulseaudio; start_pulse_desktop ;;
+            pipewire) start_pipewire ;;
+        esac
+        echo "$profile" >"$PROFILE_FILE"
+        for _ in $(seq 200); do
             is_running && break
             sleep 0.05
         done
-        is_running || die "pulseaudio started but does not answer on $SOCKET; see $LOG"
-        log "pulseaudio running (pid $(daemon_pid), socket $SOCKET)"
+        is_running || die "the $profile sound server does not answer on $SOCKET; see $RIG_DIR/*.log"
+        log "$profile sound server running (socket $SOCKET)"
     fi
     ensure_sink vt_mic "voiceterm_test_microphone"
     ensure_sink vt_speaker "voiceterm_test_speaker"
-    ensure_keepalive
+    if [[ "$profile" == lab ]]; then
+        ensure_keepalive
+    fi
     pactl set-default-sink vt_speaker
     pactl set-default-source vt_mic.monitor
     set_echo "$echo_gain"
-    wait_until_settled
+    if [[ "$profile" == lab ]]; then
+        wait_until_settled
+    else
+        wait_for_sinks
+    fi
     print_env
 }
 
+# PipeWire makes a sink's node a moment after pactl returns; a desktop's sinks are
+# otherwise left as they are (idle, then suspended), which is what is under test.
+wait_for_sinks() {
+    for _ in $(seq 100); do
+        pactl list short sinks | awk '{print $2}' | grep -qx vt_speaker \
+            && pactl list short sources | awk '{print $2}' | grep -qx vt_mic.monitor && return
+        sleep 0.05
+    done
+    log "warning: the sinks did not appear within 5 s"
+}
+
 stop_daemon() {  # [quiet]
-    local pid
+    local pid stopped=0
     pid=$(daemon_pid || true)
-    if [[ -n "${pid:-}" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
+    if [[ -n "${pid:-}" ]] && ! pid_gone "$pid"; then
+        stop_pid "$pid"
+        stopped=1
+    fi
+    if [[ -f "$PIDS_FILE" ]]; then
+        # pipewire-pulse first, dbus last: the reverse of the start order.
+        for pid in $(tac "$PIDS_FILE"); do
+            if ! pid_gone "$pid"; then
+                stop_pid "$pid"
+                stopped=1
+            fi
         done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-        [[ "${1:-}" == quiet ]] || log "pulseaudio (pid $pid) stopped"
+        rm -f "$PIDS_FILE"
+    fi
+    if (( stopped )); then
+        [[ "${1:-}" == quiet ]] || log "sound server stopped"
     elif [[ "${1:-}" != quiet ]]; then
         log "not running"
     fi
-    rm -rf "$RUNTIME"
+    rm -rf "$RUNTIME" "$PROFILE_FILE" "$RIG_DIR/bus"
+}
+
+# Gone, or a zombie that nobody has reaped yet (the rig's daemons outlive the shell
+# that started them, and PID 1 in a container may reap them late).
+pid_gone() {
+    [[ ! -e "/proc/$1" ]] || [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == Z ]]
+}
+
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 100); do
+        pid_gone "$1" && return 0
+        sleep 0.05
+    done
+    kill -9 "$1" 2>/dev/null || true
 }
 
 status() {
     if is_running; then
-        echo "running: pid $(daemon_pid), socket $SOCKET"
+        echo "running: profile $(running_profile), socket $SOCKET"
         pactl list short sinks
         local mod
         for mod in $(loopback_modules); do
@@ -223,8 +333,9 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop_daemon ;;
     status) status ;;
+    profile) is_running || die "rig not running (scripts/audio_rig.sh start)"; running_profile ;;
     env) is_running || die "rig not running (scripts/audio_rig.sh start)"; print_env ;;
     echo) [[ $# -eq 1 ]] || die "usage: audio_rig.sh echo DB|off"
           is_running || die "rig not running (scripts/audio_rig.sh start)"; set_echo "$1" ;;
-    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,/^# Why/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -19,7 +19,9 @@ as_root=()
 
 packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 if (( dev )); then
-  packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata strace)
+  # pipewire, wireplumber, pipewire-pulse and dbus: the rig's "pipewire" profile.
+  packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata strace
+             pipewire pipewire-pulse wireplumber dbus)
 fi
 missing=()
 for package in "${packages[@]}"; do

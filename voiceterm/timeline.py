@@ -80,6 +80,7 @@ LANE_TITLES: dict[str, str] = {
     "playback": "playback",
     "ahead": "LLM ahead",
     "turn": "end of turn",
+    "speaker": "speaker waking",
     "wake": "wake word",
 }
 

@@ -1,6 +1,11 @@
 """The PulseAudio rig for real-audio tests: two null sinks behind real PortAudio.
 
-A session fixture starts a private PulseAudio daemon with ``scripts/audio_rig.sh``
+``VT_RIG_PROFILE`` picks the sound server (``scripts/audio_rig.sh``): ``lab`` (the
+default: a steady private PulseAudio), ``pulse-desktop`` (PulseAudio with Debian's
+stock default.pa, which suspends idle sinks) or ``pipewire`` (PipeWire with
+pipewire-pulse). Tests marked ``desktop`` are the ones CI runs on every profile.
+
+A session fixture starts a private sound server with ``scripts/audio_rig.sh``
 (its own runtime folder, so a developer's own rig or desktop sound is untouched),
 points this process at it (``PULSE_SERVER``, ``PULSE_SINK``, ``PULSE_SOURCE``) and
 stops it at the end. PortAudio reaches it through ALSA's "pulse" plugin, so the
@@ -45,11 +50,12 @@ class Rig:
 
     rig_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    profile: str = "lab"
 
     def run(self, *args: str) -> str:
         result = subprocess.run(
             ["bash", str(RIG_SCRIPT), *args],
-            env={**os.environ, "VT_RIG_DIR": str(self.rig_dir)},
+            env={**os.environ, "VT_RIG_DIR": str(self.rig_dir), "VT_RIG_PROFILE": self.profile},
             capture_output=True,
             text=True,
             timeout=30,
@@ -81,9 +87,23 @@ class Rig:
             stdin=subprocess.DEVNULL,
         )
 
+    def sink_state(self, sink: str) -> str:
+        """``RUNNING``, ``IDLE`` or ``SUSPENDED``, as the sound server tells it."""
+        for line in self.pactl("list", "short", "sinks").splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[1] == sink:
+                return fields[-1]
+        raise AssertionError(f"no sink {sink!r} on the rig")
+
     @contextlib.contextmanager
-    def record_speaker(self, path: Path, rate: int = 16000) -> Iterator[Path]:
-        """Record what reaches the speaker sink into ``path`` while the block runs."""
+    def record_speaker(
+        self, path: Path, rate: int = 16000, latency_msec: int = 50
+    ) -> Iterator[Path]:
+        """Record what reaches the speaker sink into ``path`` while the block runs.
+
+        A recorder of the sink's monitor sets how often the sink renders; a long
+        ``latency_msec`` leaves it rendering as it does with nobody listening.
+        """
         recorder = subprocess.Popen(
             [
                 *_realtime_prefix(),
@@ -93,7 +113,7 @@ class Rig:
                 "--channels=1",
                 "--format=s16le",
                 "--file-format=wav",
-                "--latency-msec=50",
+                f"--latency-msec={latency_msec}",
                 str(path),
             ],
             env={**os.environ, **self.env},
@@ -181,7 +201,7 @@ def rig() -> Iterator[Rig]:
             "apt-get install pulseaudio pulseaudio-utils"
         )
     rig_dir = Path(tempfile.mkdtemp(prefix="vt-rig-"))
-    the_rig = Rig(rig_dir)
+    the_rig = Rig(rig_dir, profile=os.environ.get("VT_RIG_PROFILE", "lab"))
     output = the_rig.run("start")
     for line in output.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")

@@ -721,8 +721,11 @@ class RigControl:
             raise RuntimeError(f"audio_rig.sh {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def start(self) -> dict[str, str]:
-        for line in self.run("start").splitlines():
+    def start(self, profile: str | None = None) -> dict[str, str]:
+        """Start the rig (``profile``: lab, pulse-desktop or pipewire; default: lab or
+        ``VT_RIG_PROFILE``) and return its environment."""
+        options = ("--profile", profile) if profile else ()
+        for line in self.run("start", *options).splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
             self.env[name] = value.strip("'\"")
         return self.env

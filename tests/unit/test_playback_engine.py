@@ -3,6 +3,7 @@ the Player counts only underflows that could be heard."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -60,7 +61,11 @@ def test_stopping_a_held_answer_drops_it_and_the_next_answer_plays() -> None:
 
 
 def underflow_reported(player: Player) -> None:
-    """One PortAudio callback that reports an underflow, as the device thread makes it."""
+    """One PortAudio callback that reports an underflow, as the device thread makes it.
+
+    A block after the one before, as a device that consumes calls back.
+    """
+    time.sleep(0.006)
     status = SimpleNamespace(output_underflow=True)
     timing = SimpleNamespace(outputBufferDacTime=1.02, currentTime=1.0)
     player._callback(np.zeros((BLOCK, 1), np.int16), BLOCK, timing, status)
@@ -69,7 +74,8 @@ def underflow_reported(player: Player) -> None:
 def test_only_a_gap_that_cuts_into_sound_counts_as_a_click() -> None:
     player = Player(block_ms=10)
     player._engine = PlaybackEngine(RATE, Posts())
-    player._callbacks_seen = True  # no thread-priority call from the test's thread
+    player._priority_asked = True  # no thread-priority call from the test's thread
+    player._stream_clock.flowing = True  # the device consumes: blocks carry the answer
     underflow_reported(player)
     assert player.underflows == 0, "a gap in silence was counted as a click"
     player._engine.enqueue(ramp(40), PlaybackTag(turn_id=1))

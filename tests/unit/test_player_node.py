@@ -19,6 +19,7 @@ from voiceterm.audio.frames import (
     PlaybackTag,
     StartedCallback,
     TagDoneCallback,
+    WokeCallback,
 )
 from voiceterm.bus import Message
 from voiceterm.events import (
@@ -26,8 +27,11 @@ from voiceterm.events import (
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     Event,
+    StageSpan,
+    UserTranscriptionReceived,
 )
 from voiceterm.pipeline.speak import PlayerNode
+from voiceterm.timeline import Timeline
 
 
 class ScriptedSink:
@@ -180,3 +184,30 @@ async def test_a_hold_nobody_ends_lets_the_answer_play_on() -> None:
         speak.MAX_HOLD_S = original
     assert sink.calls == ["pause", "resume"]
     assert heard.stops() == []
+
+
+class WakingScriptedSink(ScriptedSink):
+    """A sink whose stream sleeps while idle, as the speaker's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_woke: WokeCallback | None = None
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+def test_an_answer_that_waited_for_the_speaker_to_wake_shows_the_wait_in_the_timeline() -> None:
+    sink, heard = WakingScriptedSink(), Heard()
+    PlayerNode(sink, heard)  # type: ignore[arg-type]
+    timeline = Timeline()
+    timeline.record(Message("stt", UserTranscriptionReceived(content="Who wrote Hamlet?")))
+    assert sink.on_woke is not None, "the player node does not listen for the wait"
+    sink.on_woke(10.0, 10.14)
+    spans = [e for e in heard.events if isinstance(e, StageSpan)]
+    assert [(s.stage, s.content) for s in spans] == [("speaker", "speaker waking, 140 ms")]
+    for span in spans:
+        timeline.record(Message("player", span))
+    turn = timeline.turns[-1]
+    assert [s.content for s in turn.lane_spans("speaker")] == ["speaker waking, 140 ms"]

@@ -397,17 +397,76 @@ def realtime_threads_created(priority: int = 10) -> Iterator[bool]:
             os.sched_setscheduler(0, policy, param)
 
 
-def stream_is_healthy(stream: Any, last_callback: float, callbacks_seen: bool) -> bool:
-    """Whether a PortAudio stream still runs: active, and called back recently.
+STREAM_START_GRACE_S = 5.0
+"""How long a started stream may take to play or capture before it counts as stuck.
 
-    A stream's very first callback can take ~2 s (seen with PulseAudio's ALSA plugin
-    right after PortAudio starts up), so silence counts as death only after 5 s
-    before the first callback and after 1 s once callbacks have flowed.
+A sound server may first resume a device it suspended while idle, or wait for the
+device's next period: PulseAudio's null sink, idle, renders every 2 s, so a stream
+started on it is called back for its first buffer at once and then not again for
+up to 2 s. That is slow, not lost."""
+
+STREAM_STALL_S = 2.0
+"""How long a stream that was flowing may go without a callback before it counts as stuck."""
+
+StreamState = Literal["running", "starting", "stalled", "gone"]
+
+
+class StreamClock:
+    """When a PortAudio stream was started, when it last called back, and whether it flows.
+
+    A stream starts by filling its buffer (several callbacks back to back), then is
+    called back at the device's pace. "Flowing" begins with the first callback that
+    comes at least half a block after the one before: the device is consuming. Until
+    then, whatever is written waits in a buffer that is not yet played, so its time
+    of playing is unknown.
+
+    ``beat`` runs on PortAudio's thread; the rest on the event loop.
     """
-    if stream is None or not stream.active:
-        return False
-    allowed = 1.0 if callbacks_seen else 5.0
-    return time.monotonic() - last_callback < allowed
+
+    def __init__(self, block_s: float) -> None:
+        self.block_s = block_s
+        self.started_at = time.monotonic()
+        self.last_callback: float | None = None
+        self.flowing = False
+
+    def started(self) -> None:
+        """The stream was (re)started: it must show it flows again."""
+        self.started_at = time.monotonic()
+        self.last_callback = None
+        self.flowing = False
+
+    def beat(self, now: float, underflow: bool = False) -> bool:
+        """A callback at monotonic ``now``; True for the one that shows the stream flows.
+
+        ``underflow``: PortAudio reports the device ran out. Through ALSA it then
+        restarts the device, which fills its buffer again and, on a sound server,
+        may wait as long as at a start: the stream must show it flows again.
+        """
+        if underflow and self.flowing:
+            self.flowing = False
+            self.started_at = self.last_callback = now
+            return False
+        previous, self.last_callback = self.last_callback, now
+        if self.flowing or previous is None or now - previous < self.block_s / 2:
+            return False
+        self.flowing = True
+        return True
+
+    def state(self, stream: Any, now: float | None = None) -> StreamState:
+        """What the stream is doing, from what it reports and how it has called back.
+
+        ``gone``: PortAudio says the stream no longer runs (the device or the sound
+        server went away). ``starting``: started, not yet flowing, within the grace a
+        server needs to resume. ``stalled``: flowing once but silent for
+        ``STREAM_STALL_S``, or never flowing within the grace.
+        """
+        if stream is None or not stream.active:
+            return "gone"
+        now = time.monotonic() if now is None else now
+        if not self.flowing:
+            return "starting" if now - self.started_at < STREAM_START_GRACE_S else "stalled"
+        last = self.last_callback if self.last_callback is not None else self.started_at
+        return "running" if now - last < STREAM_STALL_S else "stalled"
 
 
 # --- the microphone ---------------------------------------------------------------
@@ -479,8 +538,8 @@ class MicrophoneSource:
         self._stream: Any = None
         self._resampler: StreamResampler | None = None
         self._fallback_age = 0.0
-        self._last_callback = 0.0
-        self._callbacks_seen = False
+        self._stream_clock = StreamClock(block_ms / 1000)
+        self._priority_asked = False
         self._closed = False
         self._pending: Int16Array | None = None  # resampled samples not yet framed
         self._clock: float | None = None  # smoothed capture time of _pending[0]
@@ -526,14 +585,15 @@ class MicrophoneSource:
         self._pending = None
         self._clock = None
         self._fallback_age = float(stream.latency) + self.block_ms / 1000
-        self._last_callback = time.monotonic()
-        self._callbacks_seen = False
+        self._stream_clock.started()
+        self._priority_asked = False
         self._stream = stream
         log.info("microphone %r open at %d Hz", info.name, rate)
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy, stamp, hand over. Never block, never wait.
-        if not self._callbacks_seen:
+        if not self._priority_asked:
+            self._priority_asked = True
             self.realtime_thread = raise_thread_priority()
         if status.input_overflow:
             self.overflows += 1
@@ -541,8 +601,7 @@ class MicrophoneSource:
         age = time_info.currentTime - time_info.inputBufferAdcTime
         if time_info.inputBufferAdcTime <= 0 or not 0.0 <= age < 2.0:
             age = self._fallback_age
-        self._last_callback = now
-        self._callbacks_seen = True
+        self._stream_clock.beat(now)
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped += 1  # append below pushes out the oldest block
         self._blocks.append((indata[:, 0].copy(), now - age))
@@ -623,7 +682,8 @@ class MicrophoneSource:
         return frames
 
     def _healthy(self) -> bool:
-        return stream_is_healthy(self._stream, self._last_callback, self._callbacks_seen)
+        # Capture cannot wait for a stuck stream the way playback can: stalled is lost.
+        return self._stream_clock.state(self._stream) in ("running", "starting")
 
     async def _recover(self) -> None:
         """The device stopped: report it, then reopen every second until it works."""

@@ -116,6 +116,10 @@ TagDoneCallback = Callable[[PlaybackTag, float], None]
 IdleCallback = Callable[[float], None]
 """``on_idle(t)``: nothing more to play; the last sample ends at monotonic ``t``."""
 
+WokeCallback = Callable[[float, float], None]
+"""``on_woke(since, until)``: queued sound waited for the device's stream to start,
+from monotonic ``since`` to ``until`` (a sound server resuming a suspended sink)."""
+
 
 @runtime_checkable
 class AudioSource(Protocol):
@@ -178,4 +182,20 @@ class AudioSink(Protocol):
 
     def close(self) -> None:
         """Stop and release the device or file."""
+        ...
+
+
+@runtime_checkable
+class WakingSink(Protocol):
+    """A sink whose device stream sleeps while idle (the speaker) and must be woken.
+
+    ``wake()`` starts the stream ahead of an answer, so that a sound server resuming
+    a suspended device does so while the user still talks; ``on_woke`` hears of an
+    answer whose sound had to wait for the stream all the same.
+    """
+
+    on_woke: WokeCallback | None
+
+    def wake(self) -> None:
+        """An answer may come soon: start the stream if it sleeps."""
         ...

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.audio.devices import StreamClock
 from voiceterm.audio.frames import (
     SILENCE_THRESHOLD,
     IdleCallback,
@@ -46,6 +47,7 @@ from voiceterm.audio.frames import (
     PlaybackTag,
     StartedCallback,
     TagDoneCallback,
+    WokeCallback,
 )
 from voiceterm.errors import AudioDeviceError
 
@@ -377,8 +379,11 @@ class Player:
         self._engine: PlaybackEngine | None = None
         self._stream: Any = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._last_callback = 0.0
-        self._callbacks_seen = False
+        self._stream_clock = StreamClock(block_ms / 1000)
+        self._priority_asked = False
+        self._waiting_since: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_woke: WokeCallback | None = None
         self._fallback_latency = 0.0
         self._closed = False
         self.underflows = 0
@@ -434,6 +439,7 @@ class Player:
         from voiceterm.audio.devices import find_device, pick_sample_rate
 
         running_loop = self._callbacks.bind_loop(loop)
+        self._loop = running_loop
         info = find_device(self.device, "output")
         self.device_name = info.name
         rate = self._requested_rate or pick_sample_rate(info, "output")
@@ -468,17 +474,18 @@ class Player:
         except (sd.PortAudioError, ValueError) as exc:
             raise open_stream_error(exc, "output", self.device_name) from exc
         self._fallback_latency = float(stream.latency)
-        self._last_callback = time.monotonic()
-        self._callbacks_seen = False
+        self._stream_clock.started()
+        self._priority_asked = False
         self._stream = stream
         self.asleep = False
-        self._last_start = self._last_callback
+        self._last_start = self._stream_clock.started_at
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: no blocking, no locks, no big allocations.
-        if not self._callbacks_seen:
+        if not self._priority_asked:
             from voiceterm.audio.devices import raise_thread_priority
 
+            self._priority_asked = True
             self.realtime_thread = raise_thread_priority()
         engine = self._engine
         # A gap in silence, before an answer's first sound or after its last, is
@@ -492,9 +499,17 @@ class Player:
         ahead = time_info.outputBufferDacTime - time_info.currentTime
         if time_info.outputBufferDacTime <= 0 or not 0.0 <= ahead < 2.0:
             ahead = self._fallback_latency
-        self._last_callback = now
-        self._callbacks_seen = True
-        if engine is None:
+        clock = self._stream_clock
+        restarted = bool(status.output_underflow) and clock.flowing
+        if clock.beat(now, underflow=bool(status.output_underflow)):
+            self._post_flowing(now)
+        # The block that reports an underflow is the device's first after it restarted;
+        # those that follow it back to back fill a buffer that may wait unplayed.
+        if engine is None or not (clock.flowing or restarted):
+            # Until the device consumes, a block's time of playing is unknown (a
+            # server resuming a suspended sink holds the first buffer for up to
+            # seconds): the answer waits in the queue, whole, and its sound is
+            # stamped with when it is really heard.
             outdata.fill(0)
             return
         engine.fill(outdata[:, 0], now + ahead)
@@ -514,6 +529,8 @@ class Player:
         """
         engine = self._require_engine()
         engine.enqueue(resample_int16(audio, sample_rate, engine.sample_rate), tag)
+        if self._waiting_since is None and not self._stream_clock.flowing:
+            self._waiting_since = time.monotonic()
         if self.asleep:
             self._wake()
 
@@ -546,11 +563,42 @@ class Player:
     def _wake(self) -> None:
         """Start the stopped stream again; a failure is the watchdog's to report."""
         self.asleep = False
-        self._last_callback = self._last_start = time.monotonic()
+        self._stream_clock.started()
+        self._last_start = self._stream_clock.started_at
         try:
             self._stream.start()
         except Exception as exc:  # e.g. the device was lost while the stream slept
             log.debug("speaker stream did not start again: %s", exc)
+
+    def _post_flowing(self, now: float) -> None:
+        """From PortAudio's thread: the stream consumes; tell the loop (see ``_flowing``)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nobody waits
+                loop.call_soon_threadsafe(self._flowing, now)
+
+    def _flowing(self, at: float) -> None:
+        """On the loop: an answer that waited for the stream to start may now play."""
+        since, self._waiting_since = self._waiting_since, None
+        if since is not None and self.on_woke is not None:
+            try:
+                self.on_woke(since, max(since, at))
+            except Exception:  # a listener's bug must not stop playback
+                log.exception("playback woke callback failed")
+
+    def _restart(self) -> bool:
+        """Stop and start a stuck stream; False when it refuses (the device is gone)."""
+        stream = self._stream
+        if stream is None:
+            return False
+        try:
+            stream.abort()
+            self._stream_clock.started()
+            stream.start()
+        except Exception as exc:
+            log.debug("speaker stream did not restart: %s", exc)
+            return False
+        return True
 
     def _sleepy(self) -> bool:
         """Whether nothing has played, or been queued or held, for ``sleep_after_s``."""
@@ -616,17 +664,35 @@ class Player:
         return self._engine
 
     async def _watch_device(self) -> None:
-        """Notice a vanished device (inactive, or no callbacks) and reopen it."""
-        from voiceterm.audio.devices import find_device, stream_is_healthy
+        """Tell a slow stream from a lost device; reopen a lost one.
 
+        A stream that is starting (a server resuming a suspended sink) is waited for
+        and its queued audio kept. One that stalls is started again once; only a
+        stream PortAudio reports stopped, or one that stays stuck after that restart,
+        is a lost device: then the queue is dropped, the loss reported, and the device
+        reopened every second.
+        """
+        from voiceterm.audio.devices import find_device
+
+        restarted = False
         while not self._closed:
             await asyncio.sleep(0.5)
             if self.asleep:
                 continue
-            if stream_is_healthy(self._stream, self._last_callback, self._callbacks_seen):
+            state = self._stream_clock.state(self._stream)
+            if state == "running":
+                restarted = False
                 if self._sleepy():
                     self._sleep()
                 continue
+            if state == "starting":
+                continue
+            if state == "stalled" and not restarted:
+                restarted = True
+                log.info("speaker stream %r stalled: starting it again", self.device_name)
+                if await asyncio.to_thread(self._restart):
+                    continue
+            restarted = False
             error = AudioDeviceError(
                 f"The output device {self.device_name!r} stopped playing.",
                 hint="It may have been unplugged or taken by another program; "
@@ -636,6 +702,7 @@ class Player:
                 log.error("%s", error)
                 return
             log.warning("%s", error)
+            self._waiting_since = None
             if self._engine is not None:
                 self._engine.stop_now()
                 self._callbacks.post_soon("idle", None, time.monotonic())

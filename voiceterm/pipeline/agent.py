@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from voiceterm.audio.frames import WakingSink
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
@@ -554,7 +555,7 @@ class VoiceAgent:
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
             # The speaker's stream, asleep while idle, starts as the user talks.
-            on_active=getattr(self.sink, "wake", None),
+            on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
             gate=self._listen_gate(engines),
         )
         self.listener.push_to_talk = config.listen.mode == "push_to_talk"
@@ -632,6 +633,8 @@ class VoiceAgent:
         await self._wired.wait()
         if self._load_error is not None:
             raise self._load_error
+        if isinstance(self.sink, WakingSink):
+            self.sink.wake()  # a sleeping stream starts while the answer is made
         if self.activity.busy:
             await self.interrupt("typed_message")
         await self.bus.broadcast(Message("keyboard", UserTranscriptionReceived(content=text)))

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voiceterm.audio.frames import PlaybackTag
+from voiceterm.audio.frames import PlaybackTag, WakingSink
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.events import (
@@ -362,6 +362,8 @@ class PlayerNode:
         sink.on_started = self._on_started
         sink.on_tag_done = self._on_tag_done
         sink.on_idle = self._on_idle
+        if isinstance(sink, WakingSink):
+            sink.on_woke = self._on_woke
 
     @property
     def speaking(self) -> bool:
@@ -462,6 +464,14 @@ class PlayerNode:
         self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
         if text:
             self._publish(AgentSpeechSent(content=text + " "))
+
+    def _on_woke(self, since: float, until: float) -> None:
+        waited_ms = round((until - since) * 1000)
+        self._publish(
+            StageSpan(
+                stage="speaker", start=since, end=until, content=f"speaker waking, {waited_ms} ms"
+            )
+        )
 
     def _on_idle(self, t: float) -> None:
         if self._pending_chunks:
