@@ -20,7 +20,7 @@ as_root=()
 packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 if (( dev )); then
   # pipewire, wireplumber, pipewire-pulse and dbus: the rig's "pipewire" profile.
-  packages+=(espeak-ng sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
+  packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
              pipewire pipewire-pulse wireplumber dbus)
 fi
 missing=()

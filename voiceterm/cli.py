@@ -34,6 +34,8 @@ _ALIASES = {
     "audio.input_device": ["--input-device"],
     "audio.output_device": ["--output-device"],
     "audio.echo": ["--echo"],
+    "listen.mode": ["--listen"],
+    "listen.wake_word": ["--wake-word"],
     "stt.model": ["--stt-model"],
     "llm.model": ["--llm-model"],
     "tts.model": ["--tts-model"],
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(list_devices())
             return 0
+        from voiceterm.pipeline.wake import check_listen_settings
+
+        check_listen_settings(config)  # a wrong wake word: exit 2, before the app opens
         if args.input is not None or args.output is not None:
             return _run_file(args, config)
         if args.headless:

@@ -186,6 +186,23 @@ class SessionSettings:
 
 
 @dataclass(slots=True)
+class ListenSettings:
+    mode: str = "always"
+    """Which speech is a turn: always (everything heard), wake_word (only after the wake
+    word, and during the follow-up window after an answer) or push_to_talk (while the talk
+    key is down). The app switches it from the command palette."""
+    wake_word: str = "hey_jarvis"
+    """The wake word: hey_jarvis, okay_nabu, hey_mycroft or alexa (bundled microWakeWord
+    models), or the path of a microWakeWord .tflite with its .json beside it."""
+    follow_up_s: float = 8.0
+    """After an answer (or the wake word said alone), how long you may speak without the
+    wake word."""
+    wake_cutoff: float | None = None
+    """The wake word model's probability that wakes it (default: the model's own, 0.97
+    for hey_jarvis). Lower wakes more easily and more often by mistake."""
+
+
+@dataclass(slots=True)
 class Config:
     audio: AudioSettings = field(default_factory=AudioSettings)
     vad: VadSettings = field(default_factory=VadSettings)
@@ -195,6 +212,7 @@ class Config:
     tts: TtsSettings = field(default_factory=TtsSettings)
     barge_in: BargeInSettings = field(default_factory=BargeInSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
 
 
 def default_config_path() -> Path:

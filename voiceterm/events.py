@@ -338,6 +338,44 @@ class StageStatus(Event):
 
 
 @dataclass(slots=True)
+class WakeWordHeard(Event):
+    """The wake word model scored the microphone above its cutoff (or, a near miss, above half).
+
+    ``at`` is the monotonic time of the end of the audio that scored it;
+    ``phrase_end`` where the wake phrase is taken to end (the turn's audio starts
+    there). ``near_miss``: it did not wake (the best score of an utterance that
+    was not a turn), published so a person can see why.
+    """
+
+    phrase: str = ""
+    probability: float = 0.0
+    cutoff: float = 0.0
+    at: float = 0.0
+    phrase_end: float = 0.0
+    near_miss: bool = False
+
+    def describe(self) -> str:
+        verb = "did not wake" if self.near_miss else "woke"
+        return f"{self.phrase}: {self.probability:.2f} ({verb}; wakes above {self.cutoff:.2f})"
+
+
+@dataclass(slots=True)
+class ListeningChanged(Event):
+    """What the microphone is listening for now (``listen.mode`` and the follow-up window).
+
+    ``mode``: ``always``, ``wake_word`` or ``push_to_talk``. ``state`` in wake_word
+    mode: ``asleep`` (waiting for the wake word), ``open`` (turns are heard without it
+    until ``until``, a monotonic time) or ``answering`` (the agent is busy: open until
+    the answer ends, then ``open`` for the follow-up window); ``on`` in other modes.
+    """
+
+    mode: str = "always"
+    state: str = "on"
+    until: float | None = None
+    phrase: str = ""
+
+
+@dataclass(slots=True)
 class TurnMark(Event):
     """A named instant of the current turn (``speech_end``, ``stt_done``, ...).
 
@@ -377,9 +415,10 @@ __all__ = [
     "BargeInSuspected",
     "ControlEvent",
     "Event",
+    "ListeningChanged",
     "LogMetric",
-    "StageSpan",
     "SpeculativeSentence",
+    "StageSpan",
     "StageStatus",
     "ToolCall",
     "ToolResult",
@@ -390,4 +429,5 @@ __all__ = [
     "UserTranscriptionDropped",
     "UserTranscriptionPartial",
     "UserTranscriptionReceived",
+    "WakeWordHeard",
 ]

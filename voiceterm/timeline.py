@@ -65,6 +65,7 @@ from voiceterm.events import (
     UserStoppedSpeaking,
     UserTranscriptionPartial,
     UserTranscriptionReceived,
+    WakeWordHeard,
 )
 
 LANES: tuple[str, ...] = ("vad", "stt", "llm", "sentence", "tts", "playback")
@@ -80,6 +81,7 @@ LANE_TITLES: dict[str, str] = {
     "ahead": "LLM ahead",
     "turn": "end of turn",
     "speaker": "speaker waking",
+    "wake": "wake word",
 }
 
 MARKS: tuple[str, ...] = (
@@ -110,10 +112,11 @@ HEADLINES: tuple[tuple[str, str], ...] = (
 # being heard, not to the turn whose answer is still playing.
 # "ahead": the LLM's work during the end-of-speech wait, before the transcript.
 # "turn": the end-of-turn checks at the user's pauses.
-_USER_LANES = frozenset({"vad", "turn", "stt", "ahead"})
+# "wake": the wake phrase (the turn's audio starts after it), or a near miss.
+_USER_LANES = frozenset({"vad", "turn", "stt", "ahead", "wake"})
 _ERROR_LANES = {"stt": "stt", "llm": "llm", "tts": "tts", "speaker": "playback", "mic": "vad"}
 """The lane that shows a failure of each stage (``AgentError.source``, its node id)."""
-_USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done"})
+_USER_MARKS = frozenset({"speech_start", "speech_end", "vad_stop", "stt_done", "wake_word"})
 # A transcript this close to an stt_done mark is that utterance's (not a typed message).
 _STT_WINDOW_S = 0.5
 
@@ -175,6 +178,9 @@ class Turn:
     marks: dict[str, float] = field(default_factory=dict)
     spans: list[Span] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    wake: str = ""
+    """The wake word heard in this turn, or its near miss ("Hey Jarvis: 0.62 (did not
+    wake ...)"). A turn with one is kept in the timeline even with no words."""
     metrics: dict[str, float] = field(default_factory=dict)
     dropped_spans: int = 0
     revision: int = 0
@@ -218,6 +224,8 @@ class Turn:
             lanes.insert(lanes.index("llm"), "ahead")
         if "turn" in present:  # drawn only with an end-of-turn model, after the VAD
             lanes.insert(lanes.index("vad") + 1, "turn")
+        if "wake" in present:  # drawn only in wake_word mode, before the speech it starts
+            lanes.insert(lanes.index("vad"), "wake")
         return [*lanes, *sorted(present - set(lanes))]
 
     def lane_spans(self, lane: str) -> list[Span]:
@@ -378,6 +386,7 @@ class Timeline:
             LogMetric: self._metric,
             TurnMark: self._mark,
             StageSpan: self._span,
+            WakeWordHeard: self._wake,
         }
 
     # --- reading ---------------------------------------------------------------
@@ -444,7 +453,12 @@ class Timeline:
 
     def _new_turn(self, started_at: float, source: str) -> Turn:
         current = self.current
-        if current is not None and current.is_empty and current is not self._agent_turn:
+        if (
+            current is not None
+            and current.is_empty
+            and not current.wake
+            and current is not self._agent_turn
+        ):
             # A false start (a cough the STT dropped): reuse its number, forget it.
             self._turns.pop()
             number = current.number
@@ -503,6 +517,7 @@ class Timeline:
             event.discarded
             and current is not None
             and current.is_empty
+            and not current.wake
             and current is not self._agent_turn
         ):
             # Not a turn (a cough, a click, the agent's echo) and nothing else in it:
@@ -703,6 +718,11 @@ class Timeline:
         else:
             turn = self._agent_target(event.at)
         turn._set_mark(event.name, event.at, explicit=True)
+        return self._touch(turn)
+
+    def _wake(self, event: WakeWordHeard) -> bool:
+        turn = self._user_turn(event.at)
+        turn.wake = event.describe()
         return self._touch(turn)
 
     def _span(self, event: StageSpan) -> bool:

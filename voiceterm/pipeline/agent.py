@@ -49,6 +49,7 @@ from voiceterm.pipeline.transcribe import SttNode
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import TurnWeights
 from voiceterm.recording.control import RecordingControl
+from voiceterm.pipeline.wake import ListenGate, check_listen_settings, load_detector
 from voiceterm.timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Engines:
     descriptions: dict[str, str]
     turn: Any = None
     """The end-of-turn model (``None``: a silence ends the turn)."""
+    wake: Any = None
+    """The wake word detector (``None`` until listen.mode = wake_word is used)."""
 
 
 def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None = None) -> Engines:
@@ -93,6 +96,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
 
     check_turn_settings(config)
     check_llm_settings(config)
+    check_listen_settings(config)
     cores = CoreShare()  # the engines share the CPU: see voiceterm.engines.cores
 
     def report(stage: str, state: str, detail: str) -> None:
@@ -155,7 +159,14 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         report("turn", "ready", model.description)
         return engine, model.description
 
+    def load_wake() -> Any:
+        detector = load_detector(config)
+        report("wake", "ready", detector.model.description)
+        return detector, detector.model.description
+
     loaders = {"stt": load_stt, "llm": load_llm, "tts": load_tts}
+    if config.listen.mode == "wake_word":
+        loaders["wake"] = load_wake
     results: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="load") as pool:
         futures = {stage: pool.submit(loader) for stage, loader in loaders.items()}
@@ -187,6 +198,7 @@ def load_engines(config: Config, on_status: Callable[[StageStatus], None] | None
         tools=default_registry(),
         descriptions={stage: results[stage][1] for stage in (*loaders, "turn") if stage in results},
         turn=turn_model,
+        wake=results["wake"][0] if "wake" in results else None,
     )
 
 
@@ -351,6 +363,7 @@ class VoiceAgent:
         self.llm_node: LlamaNode | None = None
         self.player: PlayerNode | None = None
         self.listener: Listener | None = None
+        self.gate: ListenGate | None = None
         self._stt: SttNode | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
@@ -558,7 +571,9 @@ class VoiceAgent:
             words_end=getattr(engines.llm, "words_end_probability", None),
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
+            gate=self._listen_gate(engines),
         )
+        self.listener.push_to_talk = config.listen.mode == "push_to_talk"
         self._stt = stt
         self.llm_node = LlamaNode(
             engines.llm,
@@ -604,6 +619,22 @@ class VoiceAgent:
                 )
             )
             return None
+
+    def _listen_gate(self, engines: Engines) -> ListenGate:
+        listen = self.config.listen
+        detector = engines.wake
+        if listen.mode == "wake_word" and detector is None:
+            detector = engines.wake = load_detector(self.config)
+        self.gate = ListenGate(
+            Publisher(self.bus, "wake"),
+            self.activity,
+            mode=listen.mode,
+            follow_up_s=listen.follow_up_s,
+            detector=detector,
+            phrase=detector.model.phrase if detector is not None else "",
+            cutoff=listen.wake_cutoff,
+        )
+        return self.gate
 
     def _attach(self, node: Any, attach: Callable[[Bridge], None]) -> None:
         bridge = Bridge(node)
@@ -676,6 +707,38 @@ class VoiceAgent:
     def set_push_to_talk(self, enabled: bool) -> None:
         if self.listener is not None:
             self.listener.push_to_talk = enabled
+        if self.gate is not None:
+            self.gate.set_mode("push_to_talk" if enabled else self._mode_before_push_to_talk())
+
+    def _mode_before_push_to_talk(self) -> str:
+        mode = self.config.listen.mode
+        return "always" if mode == "push_to_talk" else mode
+
+    def set_listen_mode(self, mode: str) -> None:
+        """Switch ``listen.mode`` (always, wake_word, push_to_talk) while running.
+
+        Raises:
+            ConfigError: not a mode.
+            ModelError: wake_word, and the wake word model does not load.
+        """
+        from voiceterm.pipeline.wake import MODES
+
+        if mode not in MODES:
+            raise ConfigError(f"listen.mode must be one of {', '.join(MODES)}, not {mode!r}.")
+        gate, engines = self.gate, self.engines
+        if mode == "wake_word" and gate is not None and not gate.has_detector:
+            detector = load_detector(self.config)  # a few milliseconds: a 50 KB model
+            if engines is not None:
+                engines.wake = detector
+            gate.set_detector(detector, detector.model.phrase)
+        if mode != "push_to_talk":
+            self.config.listen.mode = mode
+        if self.listener is not None:
+            if self.listener.push_to_talk and mode != "push_to_talk":
+                self.listener.set_talk_pressed(False)
+            self.listener.push_to_talk = mode == "push_to_talk"
+        if gate is not None:
+            gate.set_mode(mode)
 
     def push_to_talk(self, pressed: bool) -> None:
         if self.listener is not None:

@@ -25,10 +25,12 @@ from voiceterm.events import (
     AgentResponse,
     AgentStoppedSpeaking,
     AudioGlitches,
+    ListeningChanged,
     StageStatus,
     ToolCall,
     ToolResult,
     UserTranscriptionReceived,
+    WakeWordHeard,
 )
 from voiceterm.pipeline.agent import Engines, VoiceAgent
 from voiceterm.pipeline.glitches import SpeakerLosses
@@ -111,6 +113,10 @@ class TurnPrinter:
             print(f"end of turn: {event.detail}", file=sys.stderr, flush=True)
         elif isinstance(event, AudioGlitches):
             self._print(f"audio: {event.describe()} {event.HINT}")
+        elif isinstance(event, WakeWordHeard):
+            self._print(f"wake:  {event.describe()}")
+        elif isinstance(event, ListeningChanged) and event.mode == "wake_word":
+            self._print(f"listen: {describe_listening(event)}")
 
     def _print_timings(self) -> None:
         # The turn that just finished playing: the newest one that started playback.
@@ -120,6 +126,17 @@ class TurnPrinter:
                     self._printed_turns.add(turn.number)
                     self._print(f"       {format_turn_timings(turn.marks)}")
                 return
+
+
+def describe_listening(event: ListeningChanged) -> str:
+    """The listening state in words: "asleep: say Hey Jarvis", "open for 8 s" ..."""
+    if event.state == "asleep":
+        return f"asleep: say {event.phrase or 'the wake word'}"
+    if event.state == "open" and event.until is not None:
+        return f"open for {max(0.0, event.until - event.timestamp):.0f} s without the wake word"
+    if event.state == "answering":
+        return "answering: you may interrupt"
+    return event.mode
 
 
 async def run_file(

@@ -56,6 +56,7 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
 from voiceterm.pipeline.turn_fusion import Signals, TurnWeights
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
+from voiceterm.pipeline.wake import ListenGate
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class Listener:
         on_active: Callable[[], None] | None = None,
         turn_weights: TurnWeights | None = None,
         words_end: Callable[[str], float | None] | None = None,
+        gate: ListenGate | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -158,6 +160,8 @@ class Listener:
         self._level_shown = (float("inf"), False)
         self._relaxed = False
         self._on_active = on_active
+        # listen.mode: which utterances are turns (the wake word, its follow-up window).
+        self.gate = gate
         self._end_of_turn = (
             EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
             if turn_model is not None
@@ -247,6 +251,8 @@ class Listener:
             samples = self._aec.process_capture(samples)
         if self._ignoring_mic(t_start):
             samples = samples * 0
+        if self.gate is not None:
+            self.gate.hear(samples, t_start)
         events = self._vad.feed(samples, t_start)
         for event in events:
             self._on_vad_event(event, time.monotonic())
@@ -389,8 +395,14 @@ class Listener:
             if silence >= self._quick_end_ms:
                 self._end_utterance_now()
             return
+        if self.gate is not None and not self.gate.turn_so_far(self._onset, speech_end):
+            # Not a turn (yet): no model, no transcript, and a short pause ends it, so that
+            # it does not run on into speech that begins after the window closed.
+            if silence >= self._quick_end_ms:
+                self._end_utterance_now()
+            return
         if end_of_turn.due(speech_end, silence):
-            utterance = vad.current_utterance(pad_tail=False)
+            utterance = self._as_turn(vad.current_utterance(pad_tail=False))
             if utterance is not None:
                 end_of_turn.ask(utterance.audio, speech_end, silence)
         verdict = end_of_turn.last_verdict
@@ -505,10 +517,11 @@ class Listener:
             return
         if self._pause_sent or silence < self._pause_ms:
             return
-        utterance = self._vad.current_utterance()
+        self._pause_sent = True
+        # Not a turn yet (no wake word): nothing of it is transcribed.
+        utterance = self._as_turn(self._vad.current_utterance())
         if utterance is None:
             return
-        self._pause_sent = True
         self._publish(
             UserSpeechPaused(
                 audio=utterance.audio,
@@ -516,6 +529,25 @@ class Listener:
                 speech_end=utterance.speech_end,
             )
         )
+
+    def _as_turn(self, utterance: Any) -> Any:
+        """The utterance in progress as far as it is a turn (``None``: not one yet)."""
+        if utterance is None or self.gate is None:
+            return utterance
+        return self.gate.so_far(utterance)
+
+    def _gated(self, event: Any) -> Any:
+        """The turn in an ended utterance (after a wake phrase), or ``None``: not a turn."""
+        if self.gate is None:
+            return event
+        turn = self.gate.decide(event)
+        if turn is None and self._barged:
+            turn = event  # a barge-in is a turn in every mode
+        if turn is not None:
+            span = self.gate.turn_span(event, turn)
+            if span is not None:
+                self._publish(span)
+        return turn
 
     def _on_vad_event(self, event: Any, t_now: float) -> None:
         kind = type(event).__name__
@@ -546,6 +578,12 @@ class Listener:
                 # Not a turn. Say it ended, with nothing to transcribe.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
+            turn = self._gated(event)
+            if turn is None:
+                # Not addressed to the agent (no wake word): not transcribed, not answered.
+                self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
+                return
+            event = turn
             if self._over_agent or self._activity.speaking:
                 logger.info(
                     "speech %s the agent's voice taken as a turn (%.0f ms loud after its echo)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,6 +38,7 @@ from voiceterm.events import (
     AgentStoppedSpeaking,
     AudioGlitches,
     BargeInDismissed,
+    ListeningChanged,
     StageStatus,
     UserStartedSpeaking,
     UserStoppedSpeaking,
@@ -100,6 +102,8 @@ class VoicetermApp(App[None]):
     muted: reactive[bool] = reactive(False)
     push_to_talk: reactive[bool] = reactive(False)
     talking: reactive[bool] = reactive(False)
+    listen_mode: reactive[str] = reactive("always")
+    """``listen.mode`` as the agent last said (push-to-talk is ``push_to_talk`` above)."""
 
     def __init__(
         self,
@@ -122,6 +126,8 @@ class VoicetermApp(App[None]):
         self._stopped = False
         self._failures_shown: set[str] = set()
         self._agent_speaking = False
+        self._listening = ListeningChanged()
+        self._countdown: Timer | None = None
         # Kept as attributes: bus messages may still arrive while the app closes,
         # when querying the DOM would find nothing.
         self.conversation = ConversationView(id="conversation")
@@ -269,6 +275,25 @@ class VoicetermApp(App[None]):
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
             if self.activity == "thinking":
                 self.activity = "listening"
+        elif isinstance(event, ListeningChanged):
+            self._listening_changed(event)
+
+    def _listening_changed(self, event: ListeningChanged) -> None:
+        """The mode or the follow-up window changed; while it is open, count it down."""
+        self._listening = event
+        if event.mode != "push_to_talk":
+            self.listen_mode = event.mode
+        if self.talking and event.mode != "push_to_talk":
+            self.action_talk()
+        self.push_to_talk = event.mode == "push_to_talk"
+        counting = event.state == "open" and event.until is not None
+        if counting and self._countdown is None:
+            self._countdown = self.set_interval(1.0, self._show_mode, name="follow-up countdown")
+        elif not counting and self._countdown is not None:
+            # Nothing ticks while asleep: the idle app stays idle.
+            self._countdown.stop()
+            self._countdown = None
+        self._show_mode()
 
     def _stage_status(self, status: StageStatus) -> None:
         self.stage_badges.set_stage(status.stage, status.state, status.detail)
@@ -323,8 +348,20 @@ class VoicetermApp(App[None]):
         self.activity_indicator.activity = "muted" if muted else self.activity
 
     def _show_mode(self) -> None:
-        self.mode_indicator.show(push_to_talk=self.push_to_talk, talking=self.talking)
+        listening = self._listening
+        seconds_left = listening.until - time.monotonic() if listening.until is not None else None
+        self.mode_indicator.show(
+            push_to_talk=self.push_to_talk,
+            talking=self.talking,
+            mode=self.listen_mode,
+            state=listening.state if listening.mode == self.listen_mode else "asleep",
+            seconds_left=seconds_left,
+            phrase=listening.phrase,
+        )
         self.refresh_bindings()
+
+    def watch_listen_mode(self) -> None:
+        self._show_mode()
 
     def watch_push_to_talk(self) -> None:
         self._show_mode()
@@ -357,6 +394,19 @@ class VoicetermApp(App[None]):
             self.action_talk()
         self.push_to_talk = not self.push_to_talk
         self.agent.set_push_to_talk(self.push_to_talk)
+
+    def action_listen(self, mode: str) -> None:
+        """Switch listen.mode: always, wake_word or push_to_talk."""
+        if self.talking:
+            self.action_talk()
+        try:
+            self.agent.set_listen_mode(mode)
+        except VoicetermError as error:
+            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
+            return
+        self.push_to_talk = mode == "push_to_talk"
+        if mode != "push_to_talk":
+            self.listen_mode = mode
 
     def action_talk(self) -> None:
         """In push-to-talk: press to talk, press again when done (terminals see no key-up)."""
@@ -423,6 +473,13 @@ class VoicetermApp(App[None]):
         yield SystemCommand(
             "Push-to-talk / always listening", "F3", self.action_toggle_push_to_talk
         )
+        phrase = self._listening.phrase or "the wake word"
+        for mode, title, help_text in (
+            ("always", "Listen: always", "every sentence heard is a turn"),
+            ("wake_word", "Listen: wake word", f'only after "{phrase}", and just after answers'),
+            ("push_to_talk", "Listen: push-to-talk", "only while F4 is down"),
+        ):
+            yield SystemCommand(title, help_text, partial(self.action_listen, mode))
         if self.push_to_talk:
             yield SystemCommand("Talk (push-to-talk)", "F4", self.action_talk)
         yield SystemCommand("Interrupt the agent", "Esc", self.action_interrupt)

@@ -197,6 +197,10 @@ class ScriptedAgent:
         self.calls.append(f"set_push_to_talk:{enabled}")
         self.push_to_talk_enabled = enabled
 
+    def set_listen_mode(self, mode: str) -> None:
+        self.calls.append(f"set_listen_mode:{mode}")
+        self.push_to_talk_enabled = mode == "push_to_talk"
+
     def push_to_talk(self, pressed: bool) -> None:
         self.calls.append(f"push_to_talk:{pressed}")
         self.talk_pressed = pressed

@@ -35,6 +35,7 @@ from voiceterm.events import (
     AudioGlitches,
     AudioLevel,
     BargeInDismissed,
+    ListeningChanged,
     StageStatus,
     ToolCall,
     ToolResult,
@@ -42,6 +43,7 @@ from voiceterm.events import (
     UserStoppedSpeaking,
     UserTranscriptionDropped,
     UserTranscriptionReceived,
+    WakeWordHeard,
 )
 
 # Events the app handles one by one (they change state, not just text).
@@ -60,6 +62,8 @@ ONE_BY_ONE: tuple[type[Any], ...] = (
     StageStatus,
     ToolCall,
     ToolResult,
+    ListeningChanged,
+    WakeWordHeard,
 )
 
 

@@ -45,6 +45,11 @@ class AgentLike(Protocol):
         """Listen only while the talk key is down (``True``) or always (``False``)."""
         ...
 
+    def set_listen_mode(self, mode: str) -> None:
+        """``listen.mode``: ``always``, ``wake_word`` or ``push_to_talk`` (may raise
+        ``VoicetermError``: the wake word model does not load)."""
+        ...
+
     def push_to_talk(self, pressed: bool) -> None:
         """The talk key went down (``True``) or up (``False``)."""
         ...

@@ -50,7 +50,7 @@ def turn_option_prompt(turn: Turn, timeline: Timeline) -> Text:
     prompt.append(f"  {figure}", style="bold green" if v2v is not None else "dim")
     if turn.interrupted:
         prompt.append("  cut", style="yellow")
-    said = turn.user_text or turn.user_partial or turn.agent_text or "…"
+    said = turn.user_text or turn.user_partial or turn.agent_text or turn.wake or "…"
     prompt.append("\n" + _short(said, 28), style="italic")
     return prompt
 

@@ -91,10 +91,22 @@ class MicMeter(Widget):
 
 
 class ModeIndicator(Static):
-    """Always listening, or push-to-talk (and whether the talk key is down)."""
+    """The listening mode: always, the wake word (asleep, or the follow-up window counting
+    down), or push-to-talk (and whether the talk key is down)."""
 
-    def show(self, *, push_to_talk: bool, talking: bool) -> None:
-        if not push_to_talk:
+    def show(
+        self,
+        *,
+        push_to_talk: bool,
+        talking: bool,
+        mode: str = "always",
+        state: str = "on",
+        seconds_left: float | None = None,
+        phrase: str = "",
+    ) -> None:
+        if not push_to_talk and mode == "wake_word":
+            self.update(wake_word_label(state, seconds_left, phrase))
+        elif not push_to_talk:
             self.update("always listening")
         elif talking:
             self.update(Text("● talking — F4 to stop", style="bold green"))
@@ -103,6 +115,17 @@ class ModeIndicator(Static):
 
     async def on_click(self, event: events.Click) -> None:
         await self.run_action("app.toggle_push_to_talk")
+
+
+def wake_word_label(state: str, seconds_left: float | None, phrase: str) -> Text:
+    """Asleep: what to say. Awake: that it listens, and for how long without the wake word."""
+    phrase = phrase or "the wake word"
+    if state == "open":
+        left = f" {max(0, round(seconds_left or 0))} s" if seconds_left is not None else ""
+        return Text(f"● listening{left} — no need to say {phrase}", style="bold green")
+    if state == "answering":
+        return Text("● listening — talk to interrupt", style="green")
+    return Text(f'wake word — say "{phrase}"')
 
 
 @dataclass(slots=True)

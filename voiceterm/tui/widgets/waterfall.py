@@ -34,6 +34,7 @@ LANE_COLORS: dict[str, tuple[str, str]] = {
     "tts": ("bright_green", "green"),
     "playback": ("deep_sky_blue1", "dodger_blue3"),
     "ahead": ("orchid", "dark_magenta"),
+    "wake": ("gold1", "gold3"),
     MARKS_LANE: ("bright_white", "grey70"),
 }
 _OTHER_COLORS = ("orange1", "dark_orange3")
@@ -67,8 +68,23 @@ def chunk_rows(turn: Turn) -> list[tuple[str, list[Chunk]]]:
             (lane, [Chunk(lane, s.start, s.end, s.content, derived=s.derived) for s in spans])
         )
     marks = sorted(turn.marks.items(), key=lambda item: item[1])
-    rows.append((MARKS_LANE, [Chunk(MARKS_LANE, at, at, name, is_mark=True) for name, at in marks]))
+    rows.append(
+        (
+            MARKS_LANE,
+            [Chunk(MARKS_LANE, at, at, _mark_text(turn, name), True) for name, at in marks],
+        )
+    )
     return rows
+
+
+def _mark_text(turn: Turn, name: str) -> str:
+    # The wake word's mark says how sure the model was.
+    return f"{name}: {turn.wake}" if name == "wake_word" and turn.wake else name
+
+
+def is_near_miss(chunk: Chunk) -> bool:
+    """A wake word score that did not wake: drawn faintly."""
+    return chunk.lane == "wake" and chunk.content.startswith("near miss")
 
 
 def _tick_label(seconds: float) -> str:
@@ -279,6 +295,8 @@ class Waterfall(Widget, can_focus=True):
                 glyph = "▼" if chunk.is_mark else "█"
                 if chunk.derived:
                     glyph = "▒"
+                if is_near_miss(chunk):
+                    glyph, style = "░", "grey42" if style != _SELECTED else style
                 for col in range(max(first, 0), min(last, columns)):
                     if selected == (row_index, index) or cells[col][0] == " ":
                         cells[col] = (glyph, style)

@@ -1,0 +1,259 @@
+"""listen.mode = wake_word on the real models: the bundled hey_jarvis model, Whisper,
+SmolLM2 and Piper, with speech over a quiet room played in real time.
+
+The wake phrase is said by flite's voices (built from recordings of people; see
+``tests/wake_speech.py``): they are not people, and espeak-ng's voices mostly do
+not wake the model at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+from tests.speech import RATE, require_real_recordings
+from tests.wake_speech import flite, flite_available, in_room, room
+from voiceterm.audio.frames import AudioFrame
+from voiceterm.audio.wavio import WavFileSink
+from voiceterm.bus import Message
+from voiceterm.config import Config
+from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model, score_audio
+from voiceterm.events import (
+    AgentStoppedSpeaking,
+    ListeningChanged,
+    UserTranscriptionReceived,
+    WakeWordHeard,
+)
+from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+WAKE_QUESTION = "Hey Jarvis, what time is it?"
+E = TypeVar("E")
+
+
+@pytest.fixture(autouse=True)
+def _needs_flite() -> None:
+    if not flite_available():
+        pytest.fail("flite is not installed (scripts/setup.sh --dev installs it)")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+# --- the model alone ------------------------------------------------------------------
+
+
+def best_score(audio: np.ndarray) -> float:
+    detector = WakeWordDetector(resolve_wake_model("hey_jarvis"))
+    return max(score.probability for score in score_audio(detector, audio))
+
+
+@pytest.mark.parametrize("voice", ["awb", "rms", "kal16"])
+def test_the_wake_phrase_scores_above_the_cutoff(voice: str) -> None:
+    cutoff = resolve_wake_model("hey_jarvis").cutoff
+    assert best_score(in_room(flite(WAKE_QUESTION, voice))) > cutoff
+
+
+def test_speech_without_the_wake_phrase_stays_below_the_cutoff() -> None:
+    cutoff = resolve_wake_model("hey_jarvis").cutoff
+    people = require_real_recordings()
+    sentences = [
+        flite(text, voice)
+        for text, voice in (
+            ("What time is it?", "awb"),
+            ("Hey, what is the weather like in Paris?", "rms"),
+            ("Harvest the carrots, Travis.", "kal16"),
+        )
+    ]
+    audio = in_room(*(r.audio for r in people), *sentences, gap_s=0.5)
+    assert best_score(audio) <= cutoff
+
+
+# --- the whole agent ----------------------------------------------------------------------
+
+
+class RoomMicrophone:
+    """A live-like microphone: a quiet room, and speech played into it on request.
+
+    Frames of 10 ms come in real time, like a sound card's, so the follow-up window
+    and the answer's playback run on the same clock as they would live.
+    """
+
+    realtime = True
+
+    def __init__(self) -> None:
+        self.muted = False
+        self._queue: list[np.ndarray] = []
+        self._closed = False
+        self._room = room(30.0, seed=7)
+        self.finished_playing = asyncio.Event()
+
+    def start(self) -> None:
+        pass
+
+    def say(self, audio: np.ndarray) -> None:
+        self.finished_playing.clear()
+        self._queue.append(np.asarray(audio, np.int16))
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        n = RATE // 100
+        t0 = time.monotonic()
+        index = 0
+        current = np.zeros(0, np.int16)
+        while not self._closed:
+            if not current.size and self._queue:
+                current = self._queue.pop(0)
+            start = index * n % (len(self._room) - n)
+            bed = self._room[start : start + n]
+            if current.size:
+                piece, current = current[:n], current[n:]
+                samples = bed.astype(np.int32)
+                samples[: piece.size] += piece
+                block = np.clip(samples, -32768, 32767).astype(np.int16)
+                if not current.size and not self._queue:
+                    self.finished_playing.set()
+            else:
+                block = bed
+            t_start = t0 + index * n / RATE
+            delay = t_start + n / RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            index += 1
+            yield AudioFrame(samples=block, t_start=t_start, offset=index * n)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class Session:
+    """The agent in wake_word mode on a :class:`RoomMicrophone`, and what it published."""
+
+    def __init__(self, agent: VoiceAgent, mic: RoomMicrophone) -> None:
+        self.agent = agent
+        self.mic = mic
+        self.messages: list[Message] = []
+        agent.bus.tap(self.messages.append)
+
+    def events(self, kind: type[E]) -> list[E]:
+        return [m.event for m in self.messages if isinstance(m.event, kind)]
+
+    def transcripts(self) -> list[str]:
+        return [e.content for e in self.events(UserTranscriptionReceived)]
+
+    async def say(self, audio: np.ndarray) -> None:
+        self.mic.say(audio)
+        await asyncio.wait_for(self.mic.finished_playing.wait(), timeout=30)
+
+    async def answered(self, count: int, limit_s: float = 60.0) -> None:
+        """Wait until ``count`` answers have finished playing."""
+        deadline = time.monotonic() + limit_s
+        while len(self.events(AgentStoppedSpeaking)) < count:
+            assert time.monotonic() < deadline, f"no answer {count}: {self.transcripts()}"
+            await asyncio.sleep(0.05)
+
+    async def until_state(self, state: str, limit_s: float) -> None:
+        deadline = time.monotonic() + limit_s
+        while not self.events(ListeningChanged) or self.events(ListeningChanged)[-1].state != state:
+            assert time.monotonic() < deadline, f"never {state}: {self.events(ListeningChanged)}"
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[Engines]:
+    yield load_engines(Config())
+
+
+def wake_config(follow_up_s: float = 8.0) -> Config:
+    config = Config()
+    config.listen.mode = "wake_word"
+    config.listen.follow_up_s = follow_up_s
+    config.llm.max_tokens = 32
+    return config
+
+
+async def start_session(engines: Engines, config: Config) -> Session:
+    mic = RoomMicrophone()
+    agent = VoiceAgent(config, source=mic, sink=WavFileSink(None), engines=engines)
+    session = Session(agent, mic)
+    await agent.start()
+    return session
+
+
+async def test_the_wake_phrase_wakes_it_and_only_the_question_reaches_the_model(
+    engines: Engines,
+) -> None:
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(flite("The weather is nice today, what time is it?", "rms"))
+        await asyncio.sleep(2.0)
+        assert session.transcripts() == []  # not addressed to it: not even transcribed
+        await session.say(flite(WAKE_QUESTION, "awb"))
+        await session.answered(1)
+    finally:
+        await session.agent.stop()
+    heard = [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    assert len(heard) == 1 and heard[0].probability > heard[0].cutoff
+    assert [words(t) for t in session.transcripts()] == [["what", "time", "is", "it"]]
+    turn = next(t for t in session.agent.timeline.turns if t.user_text)
+    assert "wake_word" in turn.marks and "wake" in turn.lanes()
+    # The turn's speech starts after the wake phrase.
+    assert turn.lane_spans("vad")[0].start >= turn.lane_spans("wake")[0].end
+
+
+async def test_a_sentence_without_the_wake_word_is_not_answered(engines: Engines) -> None:
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(flite("What time is it?", "awb"))
+        await session.say(flite("Please tell me a joke about cats.", "kal16"))
+        await asyncio.sleep(3.0)
+    finally:
+        await session.agent.stop()
+    assert session.transcripts() == []
+    assert not session.events(AgentStoppedSpeaking)
+    assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
+
+
+async def test_the_follow_up_window_answers_without_the_phrase_then_expires(
+    engines: Engines,
+) -> None:
+    follow_up_s = 3.0
+    session = await start_session(engines, wake_config(follow_up_s))
+    try:
+        await session.say(flite(WAKE_QUESTION, "awb"))
+        await session.answered(1)
+        await asyncio.sleep(0.5)
+        await session.say(flite("What is two plus two?", "rms"))  # in the window
+        await session.answered(2)
+        await session.until_state("asleep", limit_s=follow_up_s + 2)
+        await session.say(flite("What is three plus three?", "kal16"))  # too late
+        await asyncio.sleep(3.0)
+    finally:
+        await session.agent.stop()
+    said = [words(t) for t in session.transcripts()]
+    assert said[0] == ["what", "time", "is", "it"]
+    assert len(said) == 2 and ("two" in said[1] or "4" in said[1] or "2" in said[1])
+    states = [e.state for e in session.events(ListeningChanged)]
+    assert "open" in states and states[-1] == "asleep"
+
+
+async def test_the_wake_word_said_alone_opens_the_window_for_the_question(
+    engines: Engines,
+) -> None:
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(flite("Hey Jarvis.", "awb"))
+        await asyncio.sleep(1.8)  # a pause: the wake word ended an utterance of its own
+        await session.say(flite("What is two plus two?", "rms"))
+        await session.answered(1)
+    finally:
+        await session.agent.stop()
+    said = [words(t) for t in session.transcripts()]
+    assert len(said) == 1 and "jarvis" not in said[0] and ("two" in said[0] or "2" in said[0])

@@ -1,0 +1,214 @@
+"""Wake word: a microWakeWord model scores every 30 ms of the microphone.
+
+The models come inside the ``pymicro-wakeword`` wheel (Apache-2.0, with a
+TensorFlow Lite C library): ``okay_nabu``, ``hey_jarvis``, ``hey_mycroft`` and
+``alexa``, 50-80 KB each, trained by Kevin Ahrendt for ESPHome's
+``micro_wake_word`` (the model collection is Apache-2.0 too). Any other
+microWakeWord model works: a ``.tflite`` with its ``.json`` manifest beside it.
+
+Features come from ``pymicro-features`` (TFLite Micro's audio front end: 40
+channels every 10 ms over 30 ms windows of 16 kHz audio). The model takes three
+feature frames at a time, so it runs once per 30 ms; its probability is the mean
+of its last few outputs (``sliding_window_size`` in the manifest, 5 for the
+bundled ones), which is what the manifest's ``probability_cutoff`` is compared
+with. This module only scores; what a score means for the conversation (a
+detection, a near miss, where the wake phrase ends) is
+:class:`voiceterm.pipeline.wake.WakeGate`'s business.
+
+The front end and the model keep state across calls (the front end's noise
+estimate, the model's streaming layers), so one detector must hear one stream,
+in order. ``pymicro_wakeword`` and ``numpy`` are imported when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from voiceterm.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+SAMPLE_RATE = 16000
+FEATURE_STEP_S = 0.01
+"""The front end makes one feature frame per 10 ms of audio."""
+BUNDLED: tuple[str, ...] = ("hey_jarvis", "okay_nabu", "hey_mycroft", "alexa")
+"""The models inside the ``pymicro-wakeword`` wheel, by the name ``listen.wake_word`` takes."""
+
+_CHUNK_SAMPLES = 160  # what the front end reads per call: one 10 ms step
+_INSTALL_HINT = "pip install 'pymicro-wakeword>=2.5' (scripts/setup.sh installs it)"
+
+
+@dataclass(frozen=True, slots=True)
+class WakeModel:
+    """A microWakeWord model on disk and what its manifest says about it."""
+
+    name: str
+    """Short name (the bundled name, or the file's stem)."""
+    phrase: str
+    """What to say, as the manifest spells it ("Hey Jarvis")."""
+    manifest: Path
+    """The ``.json`` beside the ``.tflite``."""
+    cutoff: float
+    """The probability above which the model's authors count a detection."""
+
+    @property
+    def description(self) -> str:
+        return f"{self.phrase} (microWakeWord {self.name})"
+
+
+def bundled_models_dir() -> Path | None:
+    """Where ``pymicro-wakeword`` keeps its models, or ``None`` when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pymicro_wakeword")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "models"
+
+
+def resolve_wake_model(spec: str) -> WakeModel:
+    """The model that ``listen.wake_word`` names: a bundled name, or a ``.tflite``/``.json`` path.
+
+    Raises:
+        ModelError: no such bundled model or file, or a manifest that cannot be read.
+    """
+    spec = spec.strip()
+    if spec in BUNDLED:
+        models = bundled_models_dir()
+        if models is None:
+            raise ModelError(
+                f"The wake word model {spec!r} comes with pymicro-wakeword: it is not installed.",
+                hint=_INSTALL_HINT,
+            )
+        manifest = models / f"{spec}.json"
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix not in (".tflite", ".json"):
+            raise ModelError(
+                f"listen.wake_word must be one of {', '.join(BUNDLED)}, or a microWakeWord "
+                f".tflite file (with its .json beside it), not {spec!r}.",
+                hint="e.g. --listen-wake-word hey_jarvis",
+            )
+        manifest = path.with_suffix(".json")
+        if not path.exists():
+            raise ModelError(f"The wake word model {path} does not exist.")
+        if not manifest.exists():
+            raise ModelError(
+                f"The wake word model {path} has no manifest {manifest.name} beside it.",
+                hint="microWakeWord models come as a .tflite with a .json of the same name",
+            )
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        micro = data["micro"]
+        model_file = manifest.parent / str(data["model"])
+        cutoff = float(micro["probability_cutoff"])
+        phrase = str(data.get("wake_word", manifest.stem))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(
+            f"The wake word manifest {manifest} cannot be read: {error}.",
+            hint="it must be a microWakeWord manifest (model, wake_word, micro.probability_cutoff)",
+        ) from error
+    if not model_file.exists():
+        raise ModelError(f"The wake word model {model_file} (named in {manifest}) does not exist.")
+    return WakeModel(name=manifest.stem, phrase=phrase, manifest=manifest, cutoff=cutoff)
+
+
+@dataclass(frozen=True, slots=True)
+class WakeScore:
+    """The model's (window-averaged) probability for the audio up to ``at``."""
+
+    at: float
+    """Monotonic time of the end of the last 10 ms of audio the score has heard."""
+    probability: float
+
+
+class WakeWordDetector:
+    """Scores a 16 kHz stream with one microWakeWord model.
+
+    Args:
+        model: the model (see :func:`resolve_wake_model`).
+
+    Raises:
+        ModelError: the library is missing or the model does not load.
+    """
+
+    def __init__(self, model: WakeModel) -> None:
+        try:
+            from pymicro_features import MicroFrontend
+            from pymicro_wakeword import MicroWakeWord
+        except ImportError as error:
+            raise ModelError(
+                "The wake word library pymicro-wakeword is not installed.", hint=_INSTALL_HINT
+            ) from error
+        self.model = model
+        try:
+            self._model: Any = MicroWakeWord.from_config(model.manifest)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ModelError(
+                f"The wake word model {model.manifest} does not load: {error}."
+            ) from error
+        self._frontend_class = MicroFrontend
+        self._frontend: Any = MicroFrontend()
+        self._stride = int(self._model.stride)
+        self._features = 0
+        self._pending = b""
+        self._pending_start = 0.0
+
+    @property
+    def cutoff(self) -> float:
+        return self.model.cutoff
+
+    def feed(self, samples: npt.NDArray[np.int16], t_first_sample: float) -> list[WakeScore]:
+        """Score a chunk of int16 samples of any length; returns a score per model run.
+
+        Args:
+            samples: mono int16 at 16 kHz.
+            t_first_sample: monotonic time of ``samples[0]`` (the newest chunk's clock
+                wins, as in the VAD: leftover samples are placed just before it).
+        """
+        import numpy as np
+
+        data = np.asarray(samples, dtype=np.int16).reshape(-1).tobytes()
+        buffer = self._pending + data
+        start = t_first_sample - len(self._pending) // 2 / SAMPLE_RATE
+        scores: list[WakeScore] = []
+        offset = 0  # in bytes
+        chunk_bytes = 2 * _CHUNK_SAMPLES
+        while offset + chunk_bytes <= len(buffer):
+            result = self._frontend.process_samples(buffer[offset : offset + chunk_bytes])
+            offset += 2 * max(1, int(result.samples_read))
+            if not result.features:
+                continue
+            features = np.asarray(result.features, dtype=np.float32).reshape(1, 1, -1)
+            probability = self._model.process_streaming_prob(features)
+            self._features += 1
+            if self._features % self._stride == 0 and probability is not None:
+                at = start + offset / 2 / SAMPLE_RATE
+                scores.append(WakeScore(at=at, probability=float(probability)))
+        self._pending = buffer[offset:]
+        return scores
+
+    def reset(self) -> None:
+        """Forget the stream heard so far (a new, unrelated stream follows)."""
+        self._model.reset()
+        self._frontend = self._frontend_class()
+        self._features = 0
+        self._pending = b""
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def score_audio(
+    detector: WakeWordDetector, audio: npt.NDArray[np.int16], t0: float = 0.0, block: int = 160
+) -> list[WakeScore]:
+    """Every score of a whole recording fed in ``block``-sample pieces, times from ``t0``."""
+    scores: list[WakeScore] = []
+    for offset in range(0, len(audio), block):
+        scores += detector.feed(audio[offset : offset + block], t0 + offset / SAMPLE_RATE)
+    return scores

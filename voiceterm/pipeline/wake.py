@@ -1,0 +1,371 @@
+"""Which utterances are turns: ``listen.mode``, the wake word and the follow-up window.
+
+The listener asks a :class:`ListenGate` three things and nothing else:
+
+* :meth:`ListenGate.hear` every microphone frame, after echo cancellation: in
+  ``wake_word`` mode the detector scores it (about 0.2% of a core), so the agent's
+  own voice reaches the model only as what the canceller left of it;
+* :meth:`ListenGate.so_far` during an utterance: is it a turn yet (and from where)?
+  Until it is, nothing of it is transcribed (no pause transcript, no end-of-turn
+  model): a person talking beside the terminal is not written down;
+* :meth:`ListenGate.decide` when it ends: the turn (its audio may start later, after
+  the wake phrase), or ``None``: not a turn.
+
+In ``wake_word`` mode an utterance is a turn when it begins while the window is
+open (the agent is thinking or speaking, so a barge-in works as always, or within
+``follow_up_s`` after its answer, or after a wake word said alone), or when the
+wake word is heard inside it. Then only the audio after the wake phrase is the
+turn: "Hey Jarvis, what time is it?" reaches the model as "what time is it?". The
+detection comes 50-150 ms after the phrase ends (the model's score is a mean of
+its last outputs); the cut is the quietest 10 ms within
+``CUT_SEARCH_S`` before it, which on synthetic voices left the question whole and
+the name out (``scripts/bench_wake.py`` checks it with Whisper). A wake word said
+alone ("Hey Jarvis." and a pause) is not a turn: it opens the window for the
+question.
+
+Every detection is published (:class:`WakeWordHeard`), and so is the best score of
+an utterance that did not wake when it was above half the cutoff (a near miss),
+so the timeline can show why. Window changes are published as
+:class:`ListeningChanged` so the app can count the window down.
+
+The gate imports nothing heavy; the detector (:mod:`voiceterm.engines.wake`) is
+handed in, loaded lazily by the agent when ``wake_word`` mode is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from voiceterm.events import ListeningChanged, StageSpan, TurnMark, WakeWordHeard
+
+if TYPE_CHECKING:
+    from voiceterm.engines.vad import SpeechEnded as Utterance
+
+logger = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("always", "wake_word", "push_to_talk")
+"""The values of ``listen.mode``."""
+
+SAMPLE_RATE = 16000
+CUT_SEARCH_S = (0.03, 0.20)
+"""The wake phrase is cut at the quietest 10 ms between these many seconds before the detection."""
+MIN_QUESTION_S = 0.25
+"""Less voiced audio than this after the wake phrase: the wake word was said alone."""
+REFRACTORY_S = 1.0
+"""Scores above the cutoff this soon after a detection are the same wake phrase."""
+NEAR_MISS_FRACTION = 0.5
+"""A best score above this fraction of the cutoff is shown as a near miss."""
+_LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
+_ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
+_LEVELS_KEPT = 64  # 10 ms levels kept for the cut: 640 ms
+_SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
+
+
+class Detector(Protocol):
+    """What the gate needs from a wake word detector (``WakeWordDetector`` fits)."""
+
+    @property
+    def cutoff(self) -> float: ...
+
+    def feed(self, samples: Any, t_first_sample: float) -> list[Any]: ...
+
+
+class Activity(Protocol):
+    @property
+    def busy(self) -> bool: ...
+
+    @property
+    def last_sound_end(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    at: float
+    phrase_end: float
+    probability: float
+
+
+class ListenGate:
+    """Decides which utterances are turns in the current ``listen.mode``.
+
+    Args:
+        publish: puts events on the bus.
+        activity: what the agent is doing (busy: the window stays open).
+        mode: ``always``, ``wake_word`` or ``push_to_talk``.
+        follow_up_s: how long after an answer (or a wake word said alone) turns are
+            heard without the wake word.
+        detector: the wake word detector (``None`` until wake_word mode is used).
+        phrase: the wake phrase, for people ("Hey Jarvis").
+        cutoff: the probability that wakes it (``None``: the model's own).
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Any], None],
+        activity: Activity,
+        *,
+        mode: str = "always",
+        follow_up_s: float = 8.0,
+        detector: Detector | None = None,
+        phrase: str = "",
+        cutoff: float | None = None,
+    ) -> None:
+        self._publish = publish
+        self._activity = activity
+        self.follow_up_s = follow_up_s
+        self._detector = detector
+        self.phrase = phrase
+        self._cutoff = cutoff
+        self.mode = "always"
+        self._until = float("-inf")
+        self._detections: deque[Detection] = deque(maxlen=16)
+        self._high_scores: deque[tuple[float, float]] = deque(maxlen=_SCORES_KEPT)
+        self._levels: deque[tuple[float, float]] = deque(maxlen=_LEVELS_KEPT)
+        self._refractory_until = float("-inf")
+        self._shown: tuple[str, str, float | None] | None = None
+        self.set_mode(mode)
+
+    # --- settings ---------------------------------------------------------------------
+
+    @property
+    def cutoff(self) -> float:
+        if self._cutoff is not None:
+            return self._cutoff
+        return self._detector.cutoff if self._detector is not None else 1.0
+
+    @property
+    def has_detector(self) -> bool:
+        return self._detector is not None
+
+    def set_detector(self, detector: Detector, phrase: str) -> None:
+        self._detector = detector
+        self.phrase = phrase
+
+    def set_mode(self, mode: str, now: float | None = None) -> None:
+        """Switch ``listen.mode``; wake_word starts asleep (the window closed)."""
+        if mode not in MODES:
+            raise ValueError(f"listen.mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "wake_word" and self._detector is None:
+            raise ValueError("wake_word mode needs a detector")
+        if mode != self.mode:
+            self.mode = mode
+            self._until = float("-inf")
+            self._detections.clear()
+            self._high_scores.clear()
+        self._show(now)
+
+    @property
+    def gating(self) -> bool:
+        return self.mode == "wake_word"
+
+    # --- what the listener asks ---------------------------------------------------------
+
+    def hear(self, samples: Any, t_start: float) -> None:
+        """Score one frame of (echo-cancelled) microphone audio; publish what changed."""
+        if not self.gating or self._detector is None:
+            return
+        self._levels.append((t_start, _level(samples)))
+        cutoff = self.cutoff
+        for score in self._detector.feed(samples, t_start):
+            probability = float(score.probability)
+            if probability >= NEAR_MISS_FRACTION * cutoff:
+                self._high_scores.append((score.at, probability))
+            if probability > cutoff and score.at >= self._refractory_until:
+                self._detected(score.at, probability)
+        self._show(t_start)
+
+    def is_open(self, t: float) -> bool:
+        """Whether speech beginning at ``t`` is a turn without the wake word."""
+        if not self.gating:
+            return True
+        activity = self._activity
+        return activity.busy or t <= self._until or t <= activity.last_sound_end + self.follow_up_s
+
+    def so_far(self, utterance: Utterance) -> Utterance | None:
+        """The utterance in progress as a turn so far (trimmed after a wake phrase), or ``None``."""
+        if not self.gating:
+            return utterance
+        detection = self._detection_in(utterance)
+        if detection is not None:
+            if utterance.speech_end - detection.phrase_end < MIN_QUESTION_S:
+                return None  # the wake phrase so far, no question yet
+            return _after(utterance, detection.phrase_end)
+        return utterance if self.is_open(utterance.speech_start) else None
+
+    def turn_so_far(self, onset: float, speech_end: float) -> bool:
+        """:meth:`so_far` from times alone (cheap enough for every frame of a pause)."""
+        if not self.gating:
+            return True
+        detection = self._detection_between(onset - _ONSET_SLACK_S, speech_end)
+        if detection is not None:
+            return speech_end - detection.phrase_end >= MIN_QUESTION_S
+        return self.is_open(onset)
+
+    def decide(self, utterance: Utterance) -> Utterance | None:
+        """At the end of an utterance: the turn it holds, or ``None`` (not a turn)."""
+        if not self.gating:
+            return utterance
+        turn = self.so_far(utterance)
+        if turn is None:
+            if self._detection_in(utterance) is None:
+                self._near_miss(utterance)
+            return None
+        # The window is not extended here: the answer keeps it open, and a turn that is
+        # not answered (its own echo, nothing heard) must not keep the microphone open.
+        return turn
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _detected(self, at: float, probability: float) -> None:
+        phrase_end = self._phrase_end(at)
+        detection = Detection(at=at, phrase_end=phrase_end, probability=probability)
+        self._detections.append(detection)
+        self._refractory_until = at + REFRACTORY_S
+        self._until = max(self._until, at + self.follow_up_s)
+        logger.info(
+            "wake word %r at %.2f (phrase ends %.0f ms before)",
+            self.phrase,
+            probability,
+            1000 * (at - phrase_end),
+        )
+        self._publish(
+            WakeWordHeard(
+                phrase=self.phrase,
+                probability=probability,
+                cutoff=self.cutoff,
+                at=at,
+                phrase_end=phrase_end,
+            )
+        )
+        self._publish(TurnMark(name="wake_word", at=at, detail=f"{probability:.2f}"))
+
+    def _phrase_end(self, at: float) -> float:
+        """Where the wake phrase ends: the quietest 10 ms shortly before its detection."""
+        low, high = at - CUT_SEARCH_S[1], at - CUT_SEARCH_S[0]
+        candidates = [(level, t) for t, level in self._levels if low <= t <= high]
+        if not candidates:
+            return at - (CUT_SEARCH_S[0] + CUT_SEARCH_S[1]) / 2
+        _level_db, t = min(candidates)
+        return t
+
+    def _detection_in(self, utterance: Utterance) -> Detection | None:
+        return self._detection_between(utterance.audio_start, utterance.speech_end)
+
+    def _detection_between(self, begin: float, speech_end: float) -> Detection | None:
+        end = speech_end + _LATE_DETECTION_S
+        found = [d for d in self._detections if begin <= d.at <= end]
+        return found[-1] if found else None
+
+    def _near_miss(self, utterance: Utterance) -> None:
+        begin = utterance.audio_start
+        end = utterance.speech_end + _LATE_DETECTION_S
+        scores = [(p, t) for t, p in self._high_scores if begin <= t <= end]
+        if not scores:
+            return
+        probability, at = max(scores)
+        self._publish(
+            WakeWordHeard(
+                phrase=self.phrase,
+                probability=probability,
+                cutoff=self.cutoff,
+                at=at,
+                phrase_end=at,
+                near_miss=True,
+            )
+        )
+        self._publish(
+            StageSpan(
+                stage="wake",
+                start=utterance.speech_start,
+                end=utterance.speech_end,
+                content=(
+                    f"near miss: {self.phrase} {probability:.2f} (wakes above {self.cutoff:.2f})"
+                ),
+            )
+        )
+
+    def _state(self, now: float) -> tuple[str, float | None]:
+        if not self.gating:
+            return "on", None
+        activity = self._activity
+        if activity.busy:
+            return "answering", None
+        until = max(self._until, activity.last_sound_end + self.follow_up_s)
+        return ("open", until) if now <= until else ("asleep", None)
+
+    def _show(self, now: float | None) -> None:
+        import time
+
+        state, until = self._state(time.monotonic() if now is None else now)
+        shown = (self.mode, state, until)
+        if shown != self._shown:
+            self._shown = shown
+            self._publish(
+                ListeningChanged(mode=self.mode, state=state, until=until, phrase=self.phrase)
+            )
+
+    def turn_span(self, utterance: Utterance, turn: Utterance) -> StageSpan | None:
+        """The timeline's "wake" lane for a turn whose audio starts after the wake phrase."""
+        detection = self._detection_in(utterance)
+        if detection is None:
+            return None
+        return StageSpan(
+            stage="wake",
+            start=utterance.speech_start,
+            end=detection.phrase_end,
+            content=f"{self.phrase} {detection.probability:.2f}: the turn starts after it",
+        )
+
+
+def _level(samples: Any) -> float:
+    """Mean square of a frame (relative loudness is all the cut needs)."""
+    import numpy as np
+
+    wide = np.asarray(samples, dtype=np.float64).reshape(-1)
+    return float(wide @ wide) / max(1, wide.size)
+
+
+def _after(utterance: Utterance, t: float) -> Utterance:
+    """``utterance`` without its audio before ``t`` (its speech starts at ``t`` at the earliest)."""
+    skip = max(0, round((t - utterance.audio_start) * SAMPLE_RATE))
+    return replace(
+        utterance,
+        audio=utterance.audio[skip:],
+        audio_start=utterance.audio_start + skip / SAMPLE_RATE,
+        speech_start=max(utterance.speech_start, t),
+    )
+
+
+def check_listen_settings(config: Any) -> None:
+    """Raise :class:`ConfigError` or :class:`ModelError` for ``[listen]`` settings that cannot work.
+
+    The wake word model is looked up (not loaded) whatever the mode, so that a typo
+    is reported before the app starts, not when wake_word mode is first chosen.
+    """
+    from voiceterm.engines.wake import resolve_wake_model
+    from voiceterm.errors import ConfigError
+
+    listen = config.listen
+    if listen.mode not in MODES:
+        raise ConfigError(
+            f"listen.mode must be one of {', '.join(MODES)}, not {listen.mode!r}.",
+            hint="e.g. --listen-mode wake_word",
+        )
+    if not listen.follow_up_s >= 0:
+        raise ConfigError(
+            f"listen.follow_up_s must be 0 or more seconds, not {listen.follow_up_s}."
+        )
+    if listen.wake_cutoff is not None and not 0.0 < listen.wake_cutoff < 1.0:
+        raise ConfigError(f"listen.wake_cutoff must be between 0 and 1, not {listen.wake_cutoff}.")
+    resolve_wake_model(listen.wake_word)
+
+
+def load_detector(config: Any) -> Any:
+    """The wake word detector that ``listen.wake_word`` names (loads the model)."""
+    from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model
+
+    return WakeWordDetector(resolve_wake_model(config.listen.wake_word))
