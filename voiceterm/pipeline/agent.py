@@ -48,8 +48,8 @@ from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import TurnWeights
-from voiceterm.recording.control import RecordingControl
 from voiceterm.pipeline.wake import ListenGate, check_listen_settings, load_detector
+from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline
 
 logger = logging.getLogger(__name__)
