@@ -15,9 +15,11 @@ Two layers:
   the agent is busy) or at the latest at ``enqueue``: a running stream calls back
   every block (200 times a second at 5 ms blocks) only to write silence, which
   cost ~1.7 % of a core on the rig, and the echo canceller's reference then
-  carries that silence through the event loop too. Starting a stopped stream
-  took under 1 ms to its first callback on the rig, so an answer starts as soon
-  as on a running one (its sound then waits for the same output buffer).
+  carries that silence through the event loop too. A started stream fills its
+  buffer at once but may be consumed only later (a desktop's sound server resumes
+  a sink it suspended; PulseAudio's null sink renders every 2 s while idle), so
+  sound is written only once the stream flows (``StreamClock``): it waits whole,
+  is stamped with when it is really heard, and the wait is told (``on_woke``).
 
 Concurrency: ``fill`` runs on PortAudio's thread and never blocks, takes no lock and
 allocates nothing but a few small tuples. The control side (``enqueue``,
