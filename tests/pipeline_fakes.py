@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
-from voiceterm.audio.player import PlaybackEngine, SinkCallbacks
+from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.errors import AudioDeviceError
@@ -182,18 +182,9 @@ class SimulatedSpeaker:
         """For every ``stop_now``: when the sound ended, and ``voice``'s level until then."""
         self.underflows = 0
 
-    on_started = property(
-        lambda self: self._callbacks.on_started,
-        lambda self, fn: setattr(self._callbacks, "on_started", fn),
-    )
-    on_tag_done = property(
-        lambda self: self._callbacks.on_tag_done,
-        lambda self, fn: setattr(self._callbacks, "on_tag_done", fn),
-    )
-    on_idle = property(
-        lambda self: self._callbacks.on_idle,
-        lambda self, fn: setattr(self._callbacks, "on_idle", fn),
-    )
+    on_started = delegated_callback("on_started")
+    on_tag_done = delegated_callback("on_tag_done")
+    on_idle = delegated_callback("on_idle")
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         running = self._callbacks.bind_loop(loop)

@@ -314,6 +314,18 @@ class SinkCallbacks:
             log.exception("playback %s callback failed", kind)
 
 
+def delegated_callback(name: str) -> Any:
+    """A property that reads and sets the callback ``name`` on the owner's ``_callbacks``.
+
+    For sinks that keep their callbacks in a ``SinkCallbacks`` (``on_started``,
+    ``on_tag_done``, ``on_idle``): what is set lands where the engine's events read it.
+    """
+    return property(
+        lambda self: getattr(self._callbacks, name),
+        lambda self, fn: setattr(self._callbacks, name, fn),
+    )
+
+
 def resample_int16(audio: Int16Array, from_rate: int, to_rate: int) -> Int16Array:
     """Resample a whole int16 mono chunk (soxr, high quality), keeping int16."""
     import numpy as np

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
+from voiceterm.audio.player import delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
@@ -304,18 +305,9 @@ class ReplaySink:
         """The end of the latest turn's speech (the replay tells it)."""
         self.underflows = 0
 
-    on_started = property(
-        lambda self: self._callbacks.on_started,
-        lambda self, fn: setattr(self._callbacks, "on_started", fn),
-    )
-    on_tag_done = property(
-        lambda self: self._callbacks.on_tag_done,
-        lambda self, fn: setattr(self._callbacks, "on_tag_done", fn),
-    )
-    on_idle = property(
-        lambda self: self._callbacks.on_idle,
-        lambda self, fn: setattr(self._callbacks, "on_idle", fn),
-    )
+    on_started = delegated_callback("on_started")
+    on_tag_done = delegated_callback("on_tag_done")
+    on_idle = delegated_callback("on_idle")
 
     @property
     def sample_rate(self) -> int:
