@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         _export(args, run_app(config))
         return 0
     except VoicetermError as error:
-        print(f"voiceterm: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        print(f"voiceterm: {error}", file=sys.stderr)  # the message, then "hint: ..."
         return 2
     except KeyboardInterrupt:
         return 130
