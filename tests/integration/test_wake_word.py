@@ -77,6 +77,60 @@ def test_speech_without_the_wake_phrase_stays_below_the_cutoff() -> None:
     assert best_score(audio) <= cutoff
 
 
+def test_its_scores_are_the_model_authors_own() -> None:
+    """The detector runs the model on kept buffers; the scores are pymicro-wakeword's."""
+    from pymicro_features import MicroFrontend
+    from pymicro_wakeword import MicroWakeWord
+
+    model = resolve_wake_model("hey_jarvis")
+    people = require_real_recordings()
+    audio = in_room(people[0].audio, flite(WAKE_QUESTION, "rms"), gap_s=0.5)
+    theirs = MicroWakeWord.from_config(model.manifest)
+    frontend = MicroFrontend()
+    expected = []
+    for offset in range(0, len(audio) - 159, 160):
+        features = frontend.process_samples(audio[offset : offset + 160].tobytes()).features
+        if features:
+            probability = theirs.process_streaming_prob(
+                np.asarray(features, np.float32).reshape(1, 1, -1)
+            )
+            if not theirs._features:  # a stride was complete: the model ran
+                expected.append(float(probability or 0.0))
+    ours = [s.probability for s in score_audio(WakeWordDetector(model), audio)]
+    assert len(ours) == len(expected)
+    assert np.allclose(ours, expected, atol=1e-6) and max(ours) > model.cutoff
+
+
+def test_pausing_in_the_quiet_wakes_it_as_if_it_never_paused() -> None:
+    """The model runs only near voice, catching up on the seconds before: the same wakes."""
+    from voiceterm.engines.vad import VadSegmenter
+    from voiceterm.pipeline.wake import SCORE_HANGOVER_S
+
+    model = resolve_wake_model("hey_jarvis")
+    people = require_real_recordings()
+    phrase = flite(WAKE_QUESTION, "awb")
+    # Long quiet stretches between people talking and the wake phrase.
+    audio = in_room(people[0].audio, phrase, people[1].audio, phrase, gap_s=9.0)
+    always = score_audio(WakeWordDetector(model), audio)
+    paused = WakeWordDetector(model)
+    vad = VadSegmenter()
+    scores = []
+    voiced_until = float("-inf")
+    for offset in range(0, len(audio), 160):
+        frame, t = audio[offset : offset + 160], offset / RATE
+        vad.feed(frame, t)
+        if vad.voiced:
+            voiced_until = t + SCORE_HANGOVER_S
+        scores += paused.feed(frame, t, listening=t <= voiced_until)
+    assert len(scores) < 0.7 * len(always), "the model ran through the quiet"
+    by_time = {round(s.at, 4): s.probability for s in always}
+    # One step of the model's 8-bit output at most, where the two runs' pasts differ.
+    assert all(abs(by_time[round(s.at, 4)] - s.probability) <= 1 / 256 for s in scores)
+    woke = [s.at for s in scores if s.probability > model.cutoff]
+    woke_always = [s.at for s in always if s.probability > model.cutoff]
+    assert woke == woke_always and woke
+
+
 # --- the whole agent ----------------------------------------------------------------------
 
 

@@ -251,9 +251,9 @@ class Listener:
             samples = self._aec.process_capture(samples)
         if self._ignoring_mic(t_start):
             samples = samples * 0
-        if self.gate is not None:
-            self.gate.hear(samples, t_start)
         events = self._vad.feed(samples, t_start)
+        if self.gate is not None:
+            self.gate.hear(samples, t_start, voiced=self._vad.voiced)
         for event in events:
             self._on_vad_event(event, time.monotonic())
         if self._hold is None and not self._echo_so_far():

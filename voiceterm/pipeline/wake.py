@@ -2,9 +2,11 @@
 
 The listener asks a :class:`ListenGate` three things and nothing else:
 
-* :meth:`ListenGate.hear` every microphone frame, after echo cancellation: in
-  ``wake_word`` mode the detector scores it (about 0.2% of a core), so the agent's
-  own voice reaches the model only as what the canceller left of it;
+* :meth:`ListenGate.hear` every microphone frame, after echo cancellation, with
+  the VAD's verdict on it: in ``wake_word`` mode the detector hears it, so the
+  agent's own voice reaches the model only as what the canceller left of it. The
+  model runs near voice only (the detector catches up on the seconds before), so
+  a quiet room costs next to nothing;
 * :meth:`ListenGate.so_far` during an utterance: is it a turn yet (and from where)?
   Until it is, nothing of it is transcribed (no pause transcript, no end-of-turn
   model): a person talking beside the terminal is not written down;
@@ -26,7 +28,9 @@ question.
 Every detection is published (:class:`WakeWordHeard`), and so is the best score of
 an utterance that did not wake when it was above half the cutoff (a near miss),
 so the timeline can show why. Window changes are published as
-:class:`ListeningChanged` so the app can count the window down.
+:class:`ListeningChanged` so the app can count the window down. Every time the gate
+keeps is a capture time of the microphone's frames, the follow-up window's start
+too, so a replayed recording opens and closes it as the room did.
 
 The gate imports nothing heavy; the detector (:mod:`voiceterm.engines.wake`) is
 handed in, loaded lazily by the agent when ``wake_word`` mode is first used.
@@ -57,11 +61,14 @@ MIN_QUESTION_S = 0.25
 """Less voiced audio than this after the wake phrase: the wake word was said alone."""
 REFRACTORY_S = 1.0
 """Scores above the cutoff this soon after a detection are the same wake phrase."""
+SCORE_HANGOVER_S = 1.0
+"""The model runs until this long after the VAD last heard voice: the detection comes up
+to ~0.3 s after the phrase ends, and a score is the mean of the model's last 5 runs."""
 NEAR_MISS_FRACTION = 0.5
 """A best score above this fraction of the cutoff is shown as a near miss."""
 _LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
 _ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
-_LEVELS_KEPT = 64  # 10 ms levels kept for the cut: 640 ms
+_FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
 
 
@@ -71,7 +78,7 @@ class Detector(Protocol):
     @property
     def cutoff(self) -> float: ...
 
-    def feed(self, samples: Any, t_first_sample: float) -> list[Any]: ...
+    def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]: ...
 
 
 class Activity(Protocol):
@@ -124,9 +131,14 @@ class ListenGate:
         self._until = float("-inf")
         self._detections: deque[Detection] = deque(maxlen=16)
         self._high_scores: deque[tuple[float, float]] = deque(maxlen=_SCORES_KEPT)
-        self._levels: deque[tuple[float, float]] = deque(maxlen=_LEVELS_KEPT)
+        # The last frames (their levels are needed only where a wake phrase ends).
+        self._recent: deque[tuple[float, Any]] = deque(maxlen=_FRAMES_KEPT)
         self._refractory_until = float("-inf")
         self._shown: tuple[str, str, float | None] | None = None
+        self._heard_at: float | None = None  # capture time of the last frame heard
+        self._sound_end_seen = activity.last_sound_end
+        self._answer_end = float("-inf")  # capture time when the last answer was over
+        self._voiced_until = float("-inf")  # the model runs until then
         self.set_mode(mode)
 
     # --- settings ---------------------------------------------------------------------
@@ -164,13 +176,31 @@ class ListenGate:
 
     # --- what the listener asks ---------------------------------------------------------
 
-    def hear(self, samples: Any, t_start: float) -> None:
-        """Score one frame of (echo-cancelled) microphone audio; publish what changed."""
+    def hear(self, samples: Any, t_start: float, *, voiced: bool = True) -> None:
+        """Hear one frame of (echo-cancelled) microphone audio; publish what changed.
+
+        Args:
+            samples: the frame, 16 kHz int16.
+            t_start: its capture time: the gate's clock (see :meth:`is_open`).
+            voiced: the VAD hears voice in it. The model runs only within
+                :data:`SCORE_HANGOVER_S` of voice, on what it missed too (the
+                detector keeps the features), so a quiet room costs only the front end.
+        """
+        self._heard_at = t_start
+        sound_end = self._activity.last_sound_end
+        if sound_end != self._sound_end_seen:
+            # An answer has just been heard to its end: the window counts from now on the
+            # microphone's clock, not from the player's estimate on its own.
+            self._sound_end_seen = sound_end
+            self._answer_end = t_start
         if not self.gating or self._detector is None:
             return
-        self._levels.append((t_start, _level(samples)))
+        self._recent.append((t_start, samples))
+        if voiced:
+            self._voiced_until = t_start + SCORE_HANGOVER_S
         cutoff = self.cutoff
-        for score in self._detector.feed(samples, t_start):
+        scores = self._detector.feed(samples, t_start, listening=t_start <= self._voiced_until)
+        for score in scores:
             probability = float(score.probability)
             if probability >= NEAR_MISS_FRACTION * cutoff:
                 self._high_scores.append((score.at, probability))
@@ -179,11 +209,17 @@ class ListenGate:
         self._show(t_start)
 
     def is_open(self, t: float) -> bool:
-        """Whether speech beginning at ``t`` is a turn without the wake word."""
+        """Whether speech beginning at ``t`` is a turn without the wake word.
+
+        ``t`` is a capture time, like every time the gate keeps: the follow-up window
+        starts at the first frame heard after an answer ended, so a replayed recording
+        (its frames on the recording's clock) opens and closes it as live.
+        """
         if not self.gating:
             return True
-        activity = self._activity
-        return activity.busy or t <= self._until or t <= activity.last_sound_end + self.follow_up_s
+        if self._activity.busy:
+            return True
+        return t <= self._until or t <= self._answer_end + self.follow_up_s
 
     def so_far(self, utterance: Utterance) -> Utterance | None:
         """The utterance in progress as a turn so far (trimmed after a wake phrase), or ``None``."""
@@ -246,7 +282,7 @@ class ListenGate:
     def _phrase_end(self, at: float) -> float:
         """Where the wake phrase ends: the quietest 10 ms shortly before its detection."""
         low, high = at - CUT_SEARCH_S[1], at - CUT_SEARCH_S[0]
-        candidates = [(level, t) for t, level in self._levels if low <= t <= high]
+        candidates = [(_level(samples), t) for t, samples in self._recent if low <= t <= high]
         if not candidates:
             return at - (CUT_SEARCH_S[0] + CUT_SEARCH_S[1]) / 2
         _level_db, t = min(candidates)
@@ -291,16 +327,19 @@ class ListenGate:
     def _state(self, now: float) -> tuple[str, float | None]:
         if not self.gating:
             return "on", None
-        activity = self._activity
-        if activity.busy:
+        if self._activity.busy:
             return "answering", None
-        until = max(self._until, activity.last_sound_end + self.follow_up_s)
+        until = max(self._until, self._answer_end + self.follow_up_s)
         return ("open", until) if now <= until else ("asleep", None)
 
     def _show(self, now: float | None) -> None:
-        import time
+        if now is None:
+            now = self._heard_at
+            if now is None:
+                import time
 
-        state, until = self._state(time.monotonic() if now is None else now)
+                now = time.monotonic()  # nothing heard yet: the frames' clock is live
+        state, until = self._state(now)
         shown = (self.mode, state, until)
         if shown != self._shown:
             self._shown = shown
