@@ -17,6 +17,7 @@ in one run; the variants take turns, ``--rounds`` times, each start a fresh app.
     .venv/bin/python scripts/bench_app_idle.py                       # ~2 minutes
     .venv/bin/python scripts/bench_app_idle.py --code ../main --code . --rounds 2
     .venv/bin/python scripts/bench_app_idle.py --with-record --rounds 3   # recording's cost
+    .venv/bin/python scripts/bench_app_idle.py --listen-mode always wake_word  # the wake word's
 
 Target (issue 17): the whole app idle under 5 % of one core.
 Needs pulseaudio and pulseaudio-utils (scripts/setup.sh --dev).
@@ -75,6 +76,8 @@ class Variant:
     threads: list[str] = field(default_factory=list)
     record: bool = False
     """Run with ``--record`` (into a new folder each start)."""
+    listen: str = "always"
+    """``--listen-mode`` of the app."""
 
 
 class App:
@@ -190,6 +193,13 @@ def main() -> int:
     parser.add_argument(
         "--app-flag", action="append", default=[], help="extra voiceterm flag (repeatable)"
     )
+    parser.add_argument(
+        "--listen-mode",
+        choices=["always", "wake_word"],
+        nargs="+",
+        default=["always"],
+        help="listen.mode of the app; several take turns side by side",
+    )
     parser.add_argument("--keep", action="store_true", help="pause before closing (for py-spy)")
     parser.add_argument(
         "--with-record", action="store_true", help="each variant also with --record, side by side"
@@ -198,12 +208,15 @@ def main() -> int:
     codes = args.code or [ROOT]
     variants = [
         Variant(
-            f"{mode} {code.resolve().name}{' +record' if record else ''}",
+            f"{mode} {code.resolve().name}{' +record' if record else ''}"
+            f"{' ' + listen if len(args.listen_mode) > 1 or listen != 'always' else ''}",
             code.resolve(),
             record=record,
+            listen=listen,
         )
         for mode in args.mode
         for code in codes
+        for listen in args.listen_mode
         for record in ([False, True] if args.with_record else [False])
     ]
     recordings = Path(tempfile.mkdtemp(prefix="vt-idle-recordings-"))
@@ -213,6 +226,8 @@ def main() -> int:
             for variant in variants:
                 mode = variant.label.split()[0]
                 flags = list(args.app_flag)
+                if variant.listen != "always":
+                    flags += ["--listen-mode", variant.listen]
                 if variant.record:
                     flags += ["--record", str(recordings / f"session-{len(variant.runs)}")]
                 app = App(variant.code, mode, env, flags)
@@ -235,7 +250,7 @@ def main() -> int:
         runs = " ".join(f"{run:4.1f}" for run in variant.runs)
         mean = sum(variant.runs) / len(variant.runs)
         verdict = "OK" if mean < TARGET_PERCENT else "over"
-        print(f"  {variant.label:<28} mean {mean:4.1f} %  runs {runs}  -> {verdict}")
+        print(f"  {variant.label:<36} mean {mean:4.1f} %  runs {runs}  -> {verdict}")
     print(f"target < {TARGET_PERCENT:.0f} % of one core")
     return 0
 

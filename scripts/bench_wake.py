@@ -4,18 +4,18 @@ Runs the real :class:`~voiceterm.pipeline.wake.ListenGate` with the bundled
 microWakeWord model (``--wake-word``, default hey_jarvis) on 10 ms frames, as the
 listener feeds it, and reports:
 
-* **False accepts per hour** on audio without the wake word (at least
-  ``--hours``): recordings of real people (Debian's pocketsphinx-testdata; a few
-  minutes, so they are looped, each pass at another gain and speed, and said so),
-  synthetic speech of many sentences (flite's four voices, espeak-ng's six), room
-  noises (white, pink, brown, mains hum, fan-like), and voiceterm's own answers
-  (the Piper voice) through a simulated echo path (delay, a room's low-pass,
-  -6 dB) and the WebRTC echo canceller (AEC3, the played audio as reference),
-  which is what the detector hears while the agent speaks. No music is packaged
-  on this machine, so none is used.
+* **False accepts per hour** on audio without the wake word: every packaged
+  recording of people once, none looped (Debian's pocketsphinx-testdata, ~10 min
+  of English; the dialogue of the game Fish Fillets NG, acted by people: ~6 min
+  English, ~105 min Czech, ~95 min Dutch), the game's music (~25 min), then
+  ``--hours`` / 2 more of synthetic material: sentences in flite's four voices and
+  espeak-ng's six, voiceterm's own answers (the Piper voice) through a simulated
+  echo path (delay, a room's response, -6 dB) and the WebRTC echo canceller (AEC3,
+  the played audio as reference), which is what the detector hears while the
+  agent speaks, and room noises (white, pink, brown, mains hum, fan-like).
 * **False rejects** on the wake phrase said by voices the model was not trained
   on: flite's four voices (made from recordings of people) at three speeds and
-  three pitches, espeak-ng's six formant voices at two speeds, and Piper's
+  three pitches, espeak-ng's six voices at two speeds and three pitches, and Piper's
   en_US-joe (a neural voice, voiceterm's own), each alone ("Hey Jarvis.") and
   with a question in the same breath ("Hey Jarvis, what time is it?"), mixed with
   room noise at 20, 10 and 5 dB SNR, at a random phase of the model's 30 ms
@@ -26,16 +26,18 @@ listener feeds it, and reports:
 * **The cut**: for questions in the same breath that woke it, Whisper (tiny.en)
   transcribes the audio after the gate's cut; the share whose transcript has no
   "jarvis" and keeps the question's first word.
-* **CPU** per second of audio (the detector and the gate, this process's CPU time).
+* **CPU** per second of audio (the gate and the detector, this process's CPU time; the
+  VAD, which the listener runs anyway, decides where the model runs).
 
 ``--cutoffs`` prints false accepts and false rejects at other cutoffs side by
 side (the score curve is computed once), to see what the model's own 0.97 costs.
 
     .venv/bin/python scripts/bench_wake.py                 # ~5-10 minutes on 2 cores
-    .venv/bin/python scripts/bench_wake.py --hours 0.2 --no-cut   # a quick look
+    .venv/bin/python scripts/bench_wake.py --hours 0.2 --files 20 --no-cut   # a quick look
 
 Goals (issue 25): false accepts <= 0.5 per hour, false rejects <= 5% at 10 dB SNR.
-Needs flite, espeak-ng and pocketsphinx-testdata (scripts/setup.sh --dev).
+Needs flite, espeak-ng, pocketsphinx-testdata and fillets-ng-data(-cs, -nl)
+(scripts/setup.sh --dev).
 """
 
 from __future__ import annotations
@@ -63,7 +65,15 @@ from tests.speech import (  # noqa: E402
     real_recordings,
     real_speech_available,
 )
-from tests.wake_speech import FLITE_VOICES, flite, mix_at_snr, room  # noqa: E402
+from tests.wake_speech import (  # noqa: E402
+    FLITE_VOICES,
+    flite,
+    game_dialogue,
+    game_music,
+    mix_at_snr,
+    read_packaged,
+    room,
+)
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model  # noqa: E402
 from voiceterm.events import WakeWordHeard  # noqa: E402
 from voiceterm.pipeline.wake import ListenGate  # noqa: E402
@@ -74,6 +84,7 @@ GOAL_FA_PER_HOUR = 0.5
 GOAL_FR = 0.05
 SNRS = (20.0, 10.0, 5.0)
 ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp+m3", "en-us+klatt2", "en-029")
+ESPEAK_PITCHES = (30, 50, 70)  # espeak-ng's -p, 0-99: 50 is each voice's own
 QUESTIONS = (
     "what time is it?",
     "how much is seven times eight?",
@@ -110,29 +121,60 @@ class Scorer:
 
     def run(self, audio: Audio, *, phase: int = 0) -> Run:
         """Score ``audio`` (after ``phase`` samples of quiet room) on a fresh stream."""
-        detector = WakeWordDetector(self.model)
-        events: list[Any] = []
-        gate = ListenGate(
-            events.append,
+        stream = self.stream()
+        if phase:
+            stream.feed(room(phase / RATE, seed=phase), t0=-phase / RATE)
+        stream.feed(audio)
+        return stream.run
+
+    def stream(self) -> Stream:
+        return Stream(self)
+
+
+class Stream:
+    """One continuous microphone stream into a fresh detector and gate, piece by piece.
+
+    The VAD hears every frame first, as in the listener: the model runs only near
+    voice (and scores what it missed when voice comes).
+    """
+
+    def __init__(self, scorer: Scorer) -> None:
+        from voiceterm.engines.vad import VadSegmenter
+
+        self._vad = VadSegmenter()
+        self._recording = _Recording(WakeWordDetector(scorer.model))
+        self._events: list[Any] = []
+        self._gate = ListenGate(
+            self._events.append,
             Idle(),
             mode="wake_word",
             follow_up_s=0.0,
-            detector=_Recording(detector),
-            phrase=self.model.phrase,
-            cutoff=self.cutoff,
+            detector=self._recording,
+            phrase=scorer.model.phrase,
+            cutoff=scorer.cutoff,
         )
-        if phase:
-            audio = np.concatenate((room(phase / RATE, seed=phase), audio))
-        run = Run(seconds=len(audio) / RATE)
-        recording = gate._detector
-        assert isinstance(recording, _Recording)
-        start = time.process_time()
+        self._t = 0.0
+        self.run = Run(seconds=0.0)
+
+    def feed(self, audio: Audio, t0: float | None = None) -> None:
+        t0 = self._t if t0 is None else t0
+        gate, vad = self._gate, self._vad
+        cpu = 0.0
         for offset in range(0, len(audio) - FRAME + 1, FRAME):
-            gate.hear(audio[offset : offset + FRAME], (offset - phase) / RATE)
-        run.cpu_s = time.process_time() - start
-        run.scores = recording.scores
-        run.detections = [e for e in events if isinstance(e, WakeWordHeard) and not e.near_miss]
-        return run
+            frame = audio[offset : offset + FRAME]
+            t = t0 + offset / RATE
+            vad.feed(frame, t)
+            start = time.process_time()
+            gate.hear(frame, t, voiced=vad.voiced)
+            cpu += time.process_time() - start
+        self._t = t0 + len(audio) // FRAME * FRAME / RATE
+        run = self.run
+        run.seconds = max(0.0, self._t)
+        run.cpu_s += cpu
+        run.scores = self._recording.scores
+        run.detections = [
+            e for e in self._events if isinstance(e, WakeWordHeard) and not e.near_miss
+        ]
 
 
 class _Recording:
@@ -146,8 +188,8 @@ class _Recording:
     def cutoff(self) -> float:
         return self._detector.cutoff
 
-    def feed(self, samples: Any, t_first_sample: float) -> list[Any]:
-        scores = self._detector.feed(samples, t_first_sample)
+    def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]:
+        scores = self._detector.feed(samples, t_first_sample, listening=listening)
         self.scores += [(s.at, s.probability) for s in scores]
         return scores
 
@@ -241,36 +283,65 @@ def through_echo_path(played: Audio, seed: int) -> Audio:
     return np.concatenate(out)
 
 
-def negative_material(hours: float, seed: int) -> Iterator[tuple[str, Audio]]:
-    """Pieces without the wake word, in kinds, until ``hours`` of audio (looped with variation)."""
+def packaged(kind: str, paths: list[Path], seed: int) -> Iterator[tuple[str, Audio]]:
+    """Packaged recordings, each once, at a level a room might play them (-38..-18 dBFS)."""
+    rng = random.Random(seed)
+    gap = np.zeros(RATE // 3, np.int16)
+    for path in paths:
+        piece = read_packaged(path).astype(np.float64)
+        rms = float(np.sqrt(np.mean(piece**2))) if piece.size else 0.0
+        if rms < 1.0:
+            continue
+        piece *= 32768 * 10 ** (rng.uniform(-38, -18) / 20) / rms
+        yield kind, np.concatenate((gap, np.clip(piece, -32768, 32767).astype(np.int16)))
+
+
+def negative_material(
+    hours: float, seed: int, files: int | None = None
+) -> Iterator[tuple[str, Audio]]:
+    """Pieces without the wake word, in kinds: every packaged recording once (at most
+    ``files`` of each kind), then the synthetic kinds (voices, voiceterm's own answers over
+    the echo path, noises) for ``hours`` / 2 more, each piece over a quiet room."""
+    rng = random.Random(seed)
+    people = real_recordings() if real_speech_available() else []
+    real: list[tuple[str, Audio]] = [("people, English (sphinx)", r.audio) for r in people]
+    kinds: list[Iterable[tuple[str, Audio]]] = [
+        real,
+        packaged("people, English (game)", game_dialogue("en")[:files], seed),
+        packaged("people, Czech (game)", game_dialogue("cs")[:files], seed + 1),
+        packaged("people, Dutch (game)", game_dialogue("nl")[:files], seed + 2),
+        packaged("music (game)", game_music()[:files], seed + 3),
+        synthetic_material(hours / 2, seed),
+    ]
+    for kind_pieces in kinds:
+        for kind, piece in kind_pieces:
+            bed = room(len(piece) / RATE, -60.0, rng.randrange(1 << 30))
+            yield kind, np.clip(piece.astype(np.int32) + bed, -32768, 32767).astype(np.int16)
+
+
+def synthetic_material(hours: float, seed: int) -> Iterator[tuple[str, Audio]]:
+    """Synthetic voices, voiceterm's own answers through the echo path, noises (``hours``)."""
     rng = random.Random(seed)
     texts = sentences()
     target = hours * 3600 * RATE
     total = 0
     passes = 0
-    people = real_recordings() if real_speech_available() else []
     voice = piper_voice()
     while total < target:
         kinds: list[tuple[str, Audio]] = []
-        gain = 10 ** (rng.uniform(-10, 4) / 20)
-        factor = rng.uniform(0.9, 1.1)
-        for recording in people:
-            piece = speed((recording.audio * gain).clip(-32768, 32767).astype(np.int16), factor)
-            kinds.append(("real speech (looped, varied)", piece))
         picked = rng.sample(texts, min(len(texts), 48))
-        for index, text in enumerate(picked[:20]):
+        for index, text in enumerate(picked[:10]):
             kinds.append(("flite", flite(text, FLITE_VOICES[index % len(FLITE_VOICES)])))
-        for index, text in enumerate(picked[20:32]):
+        for index, text in enumerate(picked[10:16]):
             kinds.append(("espeak-ng", espeak(text, ESPEAK_VOICES[index % len(ESPEAK_VOICES)])))
-        answers = [piper(voice, text, rng.uniform(0.9, 1.1)) for text in picked[32:48]]
+        answers = [piper(voice, text, rng.uniform(0.9, 1.1)) for text in picked[16:48]]
         kinds.append(
             ("own voice via echo + AEC", through_echo_path(np.concatenate(answers), passes))
         )
-        for name, noise in noises(20.0, seed + passes):
+        for name, noise in noises(10.0, seed + passes):
             kinds.append((f"noise: {name}", noise))
         for kind, piece in kinds:
-            bed = room(len(piece) / RATE, -60.0, rng.randrange(1 << 30))
-            yield kind, np.clip(piece.astype(np.int32) + bed, -32768, 32767).astype(np.int16)
+            yield kind, piece
             total += len(piece)
             if total >= target:
                 return
@@ -290,7 +361,9 @@ def positives(with_piper: bool) -> Iterator[tuple[str, str, Audio]]:
                     yield "flite", f"{kind}: {label}", flite(text, name, stretch, pitch)
         for name in ESPEAK_VOICES:
             for wpm in (140, 175):
-                yield "espeak-ng", f"{kind}: {name} {wpm}", espeak(text, name, wpm)
+                for pitch in ESPEAK_PITCHES:
+                    label = f"{kind}: {name} {wpm} wpm p{pitch}"
+                    yield "espeak-ng", label, espeak(text, name, wpm, pitch)
         if voice is not None:
             for scale in (0.9, 1.0, 1.15):
                 yield "piper joe", f"{kind}: x{scale}", piper(voice, text, scale)
@@ -301,23 +374,17 @@ def positives(with_piper: bool) -> Iterator[tuple[str, str, Audio]]:
 
 
 def measure_false_accepts(
-    scorer: Scorer, hours: float, seed: int, cutoffs: list[float]
+    scorer: Scorer, hours: float, seed: int, cutoffs: list[float], files: int | None
 ) -> tuple[dict[str, tuple[float, int]], dict[float, int], float, float]:
     kinds: dict[str, tuple[float, int]] = {}
     at_cutoff = dict.fromkeys(cutoffs, 0)
-    seconds = cpu = 0.0
-    stream: list[Audio] = []
-    kind_of: list[tuple[str, int]] = []
-    for kind, piece in negative_material(hours, seed):
-        stream.append(piece)
-        kind_of.append((kind, len(piece)))
     # One continuous stream per kind, as a microphone hears it (the front end adapts).
-    by_kind: dict[str, list[Audio]] = {}
-    for (kind, _), piece in zip(kind_of, stream, strict=True):
-        by_kind.setdefault(kind, []).append(piece)
-    for kind, pieces in by_kind.items():
-        audio = np.concatenate(pieces)
-        run = scorer.run(audio)
+    streams: dict[str, Stream] = {}
+    for kind, piece in negative_material(hours, seed, files):
+        streams.setdefault(kind, scorer.stream()).feed(piece)
+    seconds = cpu = 0.0
+    for kind, stream in streams.items():
+        run = stream.run
         kinds[kind] = (run.seconds, len(run.detections))
         seconds += run.seconds
         cpu += run.cpu_s
@@ -436,6 +503,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wake-word", default="hey_jarvis")
     parser.add_argument("--hours", type=float, default=2.0, help="audio without the wake word")
+    parser.add_argument(
+        "--files", type=int, default=None, help="at most N packaged recordings of each kind"
+    )
     parser.add_argument("--cutoff", type=float, default=None, help="default: the model's own")
     parser.add_argument("--cutoffs", type=float, nargs="*", default=[0.97, 0.9, 0.8, 0.7, 0.5])
     parser.add_argument("--seed", type=int, default=25)
@@ -468,7 +538,9 @@ def main() -> int:
     started = time.monotonic()
 
     trials = measure_false_rejects(scorer, args.seed, not args.no_piper)
-    kinds, fa_at, seconds, cpu = measure_false_accepts(scorer, args.hours, args.seed, cutoffs)
+    kinds, fa_at, seconds, cpu = measure_false_accepts(
+        scorer, args.hours, args.seed, cutoffs, args.files
+    )
     hours = seconds / 3600
     load.append(f"{os.getloadavg()[0]:.2f}")
 
@@ -530,6 +602,13 @@ def main() -> int:
             f"  {level:.2f}: {fa_at[level] / hours:6.2f} /h   {100 * fr_people:5.1f}%   "
             f"{100 * fr_espeak:5.1f}%{mark}"
         )
+
+    print("\nespeak-ng per voice at 10 dB (2 speeds x 3 pitches x 3 texts): missed, best score p50")
+    for name in ESPEAK_VOICES:
+        mine = [t for t in espeak_10 if t.label.split(": ", 1)[1].split()[0] == name]
+        missed, n = rate(mine, cutoff)
+        best = np.median([max((p for _, p in t.scores), default=0.0) for t in mine])
+        print(f"  {name:<16} {100 * missed:5.0f}% of {n}   best p50 {best:.2f}")
 
     latencies = []
     for trial in trials:

@@ -20,7 +20,9 @@ as_root=()
 packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 if (( dev )); then
   # pipewire, wireplumber, pipewire-pulse and dbus: the rig's "pipewire" profile.
+  # fillets-ng-data(-cs, -nl): a game's dialogue acted by people, and music (bench_wake.py).
   packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
+             fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
              pipewire pipewire-pulse wireplumber dbus)
 fi
 missing=()

@@ -115,15 +115,17 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def espeak(text: str, voice: str = "en-us", wpm: int = 160) -> Audio:
-    """Speak ``text`` with espeak-ng; returns 16 kHz int16 (cached on disk)."""
-    key = hashlib.sha1(f"{voice}|{wpm}|{text}".encode()).hexdigest()[:16]
+def espeak(text: str, voice: str = "en-us", wpm: int = 160, pitch: int | None = None) -> Audio:
+    """Speak ``text`` with espeak-ng (``pitch`` 0-99, its default 50); 16 kHz int16, cached."""
+    tail = "" if pitch is None else f"|p{pitch}"
+    key = hashlib.sha1(f"{voice}|{wpm}|{text}{tail}".encode()).hexdigest()[:16]
     _CACHE_DIR.mkdir(parents=True, exist_ok=True)
     path = _CACHE_DIR / f"{key}.wav"
     if not path.exists():
         partial = path.with_suffix(".part.wav")
+        pitch_flags = [] if pitch is None else ["-p", str(pitch)]
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(partial), text],
+            ["espeak-ng", "-v", voice, "-s", str(wpm), *pitch_flags, "-w", str(partial), text],
             check=True,
             capture_output=True,
             timeout=60,

@@ -90,3 +90,34 @@ def mix_at_snr(speech: Audio, noise: Audio, snr_db: float) -> Audio:
     bed = np.resize(noise.astype(np.float64), len(voice))
     bed *= speech_rms / (np.sqrt(np.mean(bed**2)) + 1e-12) / 10 ** (snr_db / 20)
     return np.clip(voice + bed, -32768, 32767).astype(np.int16)
+
+
+# --- packaged recordings: people's voices in other languages, and music ----------------------
+
+GAME_DATA_DIR = Path("/usr/share/games/fillets-ng")
+"""Fish Fillets NG's data (Debian's fillets-ng-data, -cs, -nl; GPL-2): the game's dialogue,
+acted by people (English, a few minutes; Czech and Dutch, over 1.5 h each), and its music."""
+GAME_DATA_INSTALL = "apt-get install fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl"
+
+
+def read_packaged(path: Path) -> Audio:
+    """An Ogg Vorbis (or any libsndfile format) file as 16 kHz mono int16."""
+    import soundfile
+
+    from voiceterm.audio.resample import resample
+
+    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    samples = np.clip(np.asarray(resample(mono, rate, RATE)) * 32767, -32768, 32767)
+    result: Audio = samples.astype(np.int16)
+    return result
+
+
+def game_dialogue(language: str) -> list[Path]:
+    """The game's dialogue lines in ``language`` (``en``, ``cs`` or ``nl``), in a fixed order."""
+    return sorted((GAME_DATA_DIR / "sound").glob(f"*/{language}/*.ogg"))
+
+
+def game_music() -> list[Path]:
+    """The game's music (about 25 minutes)."""
+    return sorted((GAME_DATA_DIR / "music").glob("*.ogg"))
