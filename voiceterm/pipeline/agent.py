@@ -532,6 +532,8 @@ class VoiceAgent:
                 ),
                 preroll_ms=config.vad.preroll_ms,
                 max_utterance_s=config.vad.max_utterance_s,
+                # The words transcribed at the pause are the turn's words, however late.
+                heard_tail_ms=config.vad.pause_ms or VadSettings().tail_ms,
             )
         )
         stt = SttNode(
