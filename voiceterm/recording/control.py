@@ -97,6 +97,11 @@ class RecordingControl:
             "echo_canceller": (
                 type(self._echo_source.canceller).__name__ if self._echo_source else None
             ),
+            # Started mid-stream, the first block recorded may fall mid-way through a
+            # voice-detector frame; a replay that frames differently hears other words.
+            "vad_phase_samples": (
+                self._agent.listener.frame_phase if self._agent.listener is not None else 0
+            ),
         }
         self.writer = SessionWriter(folder, meta)
         self._talk = self._timeline_cls()
