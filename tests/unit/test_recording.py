@@ -134,6 +134,23 @@ def test_turns_that_split_or_merge_are_named() -> None:
     assert [c.kind for c in match(replayed, recorded)] == ["merged", "same"]
 
 
+def test_a_turn_ended_by_another_rule_with_the_same_words_is_named_decided() -> None:
+    def turn(words: str, decision: str) -> SpokenTurn:
+        return SpokenTurn(speech_start=0, speech_end=2, transcript=words, decision=decision)
+
+    live = [turn("What is it?", "model: complete 0.98 at 200 ms")]
+    decided = match(live, [turn("What is it?", "unsure: 800 ms of silence (model: ...)")])
+    assert [change.kind for change in decided] == ["decided"]
+    assert decided[0].details() == [
+        "end of turn 'model: complete at 200 ms' -> 'unsure: 800 ms of silence'"
+    ]
+    other_words = match(live, [turn("What is this?", "unsure: 800 ms of silence")])
+    assert [change.kind for change in other_words] == ["changed"]
+    assert [c.kind for c in match(live, [turn("what is it", "model: complete 0.7 at 200 ms")])] == [
+        "same"
+    ]
+
+
 def test_spoken_turns_read_the_decision_tools_and_answer() -> None:
     [turn] = spoken_turns(_turn_messages(10.0, "What time is it?"))
     assert turn.transcript == "What time is it?"
