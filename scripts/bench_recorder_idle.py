@@ -59,9 +59,10 @@ def flac_seconds_per_second(session: Path) -> float:
     from voiceterm.recording import format as fmt
 
     audio, rate = soundfile.read(session / fmt.segment_name(0, "flac"), dtype="int16")
+    seconds_of_audio = len(audio) / int(rate)
     started = time.process_time()
     soundfile.write(session / "again.flac", audio, rate, format="FLAC", subtype="PCM_16")
-    return float(time.process_time() - started) / (len(audio) / rate)
+    return (time.process_time() - started) / seconds_of_audio
 
 
 def main() -> int:
