@@ -42,7 +42,9 @@ class AudioSettings:
     runs on the rig the speaker never ran dry; raise this (or output_block_ms) if the
     app reports that it did."""
     echo: str = "aec"
-    """Echo handling while the agent speaks: aec, half_duplex or off."""
+    """Echo handling while the agent speaks: aec (WebRTC's echo canceller from whichever
+    package is installed, livekit first), livekit or webrtc (that package), half_duplex
+    (the microphone is deaf while the agent speaks: no barge-in) or off."""
     drop_own_words: bool = True
     """Do not answer speech heard while (or just after) the agent spoke whose words
     repeat the agent's own: its voice come back through the microphone."""
