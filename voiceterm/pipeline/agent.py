@@ -601,7 +601,10 @@ class VoiceAgent:
         """
         if self.config.turn.detector != "learned":
             return None
-        if not callable(getattr(engines.llm, "words_end_probability", None)):
+        llm = engines.llm
+        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
+            llm, "words_end_available", True
+        ):
             logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
             return None
         from voiceterm.pipeline.turn_fusion import load_weights
