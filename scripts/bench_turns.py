@@ -374,14 +374,51 @@ def main() -> int:
             )
             print(row)
     if args.verbose:
-        print()
-        print("each pause: silence, Smart Turn at 200 ms, LLM P(end); words")
-        for clip in clips:
-            for p in clip.pauses:
-                length = "end" if p.final else f"{p.length_ms}ms"
-                voice = p.probability.get(200, float("nan"))
-                print(f"  {clip.name:<40} {length:>7} {voice:.2f} {p.words_end:.3f} {p.words!r}")
+        print_pauses(clips, weights, rules)
     return 0
+
+
+def print_pauses(clips: list[Clip], weights: Any, rules: list[tuple[str, Any]]) -> None:
+    """Every pause of 100 ms or more (and every end): what each signal said, and the waits.
+
+    ``words@`` / ``llm@``: the silence at which Whisper's words and the LLM's
+    probability were known; ``rule`` and ``learned``: the silence at which today's
+    rule and the learned decision end the turn there (``-``: they do not).
+    """
+    rule = next(d for label, d in rules if label.startswith("rule:"))
+    learned = next((d for label, d in rules if label.startswith("learned ")), None)
+    print()
+    print(
+        "each pause (100 ms or more, and each end): clip, silence, Smart Turn at the first "
+        "check, words@, LLM P(end) and llm@, rule / learned end (ms), learned p at the "
+        "first check with everything known; the words"
+    )
+    first = weights.first_ms if weights is not None else 200
+    for part in ("tuning", "held-back"):
+        print(f"-- {part}")
+        for clip in clips:
+            if clip.part != part:
+                continue
+            for p in clip.pauses:
+                if not p.final and p.length_ms < 100:
+                    continue
+                length = "END" if p.final else f"{p.length_ms}"
+                voice = p.probability.get(first, float("nan"))
+                ends = [rule(p), learned(p) if learned is not None else None]
+                shown = " / ".join("-" if e is None else f"{e:.0f}" for e in ends)
+                fused = float("nan")
+                if weights is not None and first in p.probability:
+                    from voiceterm.pipeline.turn_fusion import Signals
+
+                    fused = weights.judge(
+                        Signals(first, voice, p.words, p.words_end if p.words else None)
+                    ).probability
+                print(
+                    f"  {clip.name[:34]:<34} {length:>5} voice {voice:.2f} "
+                    f"words@{p.words_ready_ms:4.0f} "
+                    f"llm {p.words_end:.3f}@{p.words_end_ready_ms:4.0f} "
+                    f"-> {shown:>11}  p {fused:.2f}  {p.words[-48:]!r}"
+                )
 
 
 if __name__ == "__main__":

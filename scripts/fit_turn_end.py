@@ -107,6 +107,12 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, required=True, help="bench_turns.py --cache FILE")
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     parser.add_argument("--max-cut", type=float, default=0.07, help="of the 700 ms pauses")
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="also print the cut-off/latency curve of the fitted models (every sure/unsure), "
+        "the held-back part beside the tuning part (printed only, never used to choose)",
+    )
     args = parser.parse_args()
     clips: list[Clip] = pickle.loads(args.cache.read_bytes())
     tuning = [c for c in clips if c.part == "tuning"]
@@ -180,7 +186,39 @@ def main() -> int:
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
+    if args.curve:
+        print_curve(weights, tuning, [c for c in clips if c.part == "held-back"])
     return 0
+
+
+def print_curve(chosen: TurnWeights, tuning: list[Clip], held_back: list[Clip]) -> None:
+    """For each ``sure``, the tuning part's best ``unsure``; both parts' figures."""
+    print()
+    print(
+        f"the curve (first check {chosen.first_ms} ms, the fitted models; for each sure, the "
+        "unsure with the tuning part's shortest waits at the fewest cuts)"
+    )
+    print(
+        f"{'sure':>5} {'unsure':>6} | {'tuning cut@700':>14} {'split':>5} {'p50':>5} {'p95':>5}"
+        f" | {'held-back cut@700':>17} {'split':>5} {'p50':>5} {'p95':>5}"
+    )
+    for sure in np.arange(0.5, 0.991, 0.05):
+        best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
+        for unsure in np.arange(0.0, sure - 0.02, 0.1):
+            weights = TurnWeights(
+                chosen.models, chosen.first_ms, CAP_MS, float(sure), float(unsure), "", WEIGHTS_FILE
+            )
+            result = score(weights, tuning)
+            key = (round(result[0], 2), float(result[1]), result[2] + result[3])
+            if best is None or key < best[0]:
+                best = (key, weights, result)
+        assert best is not None
+        _, weights, (cut, split, p50, p95) = best
+        held = score(weights, held_back)
+        print(
+            f"{sure:5.2f} {weights.unsure:6.2f} | {100 * cut:13.0f}% {split:5d} {p50:5.0f} "
+            f"{p95:5.0f} | {100 * held[0]:16.0f}% {held[1]:5d} {held[2]:5.0f} {held[3]:5.0f}"
+        )
 
 
 if __name__ == "__main__":
