@@ -346,22 +346,34 @@ def gguf_chat_template(model: Path) -> str:
 
 
 def test_the_server_says_how_likely_the_users_message_ends(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, words_end=True) as engine:
+        engine.check()
+        # llama-cpp-python's server has no /props: the template comes from the same GGUF.
+        assert not engine.words_end_available
+        engine.tool_template = gguf_chat_template(server.model)
+        assert engine.words_end_available
+        system = {"role": "system", "content": Config().llm.system_prompt}
+        said = {}
+        for words in ("What is the capital of", "What is the capital of France?"):
+            engine.warm_up([system, {"role": "user", "content": words}])
+            said[words] = engine.words_end_probability(words)
+        unfinished, finished = said.values()
+        assert unfinished is not None and finished is not None, said
+        assert finished > 10 * unfinished, said
+        assert engine.words_end_probability("something else") is None
+        assert engine.words_end_available
+
+
+def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
     server: LocalChatServer, engine: ChatServerEngine
 ) -> None:
-    # llama-cpp-python's server has no /props: the template comes from the same GGUF.
-    assert not engine.words_end_available
     engine.tool_template = gguf_chat_template(server.model)
-    assert engine.words_end_available
-    system = {"role": "system", "content": Config().llm.system_prompt}
-    said = {}
-    for words in ("What is the capital of", "What is the capital of France?"):
-        engine.warm_up([system, {"role": "user", "content": words}])
-        said[words] = engine.words_end_probability(words)
-    unfinished, finished = said.values()
-    assert unfinished is not None and finished is not None, said
-    assert finished > 10 * unfinished, said
-    assert engine.words_end_probability("something else") is None
-    assert engine.words_end_available
+    assert not engine.words_end_available
+    engine.warm_up([{"role": "user", "content": "What is the capital of France?"}])
+    assert engine.words_end_probability("What is the capital of France?") is None
 
 
 def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(

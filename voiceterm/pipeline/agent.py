@@ -221,6 +221,7 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
+        words_end=config.turn.detector == "learned",
     )
     report("llm", "loading", f"connecting to {llm.url}")
     try:

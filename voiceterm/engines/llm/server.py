@@ -117,6 +117,8 @@ class ChatServerEngine:
         temperature: Sampling temperature.
         connect_timeout_s: How long to wait for the server to accept a connection.
         timeout_s: How long to wait for the first piece, and then for each next one.
+        words_end: At each pause, also ask how likely the user's message ends after
+            the words so far (one more request: for the learned end of turn only).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class ChatServerEngine:
         temperature: float = 0.3,
         connect_timeout_s: float = 3.0,
         timeout_s: float = 60.0,
+        words_end: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.model = model
@@ -152,6 +155,7 @@ class ChatServerEngine:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._tools_refused = False
+        self._wants_words_end = words_end
         self._words_end: tuple[str, float] | None = None
         self._no_logprobs = False
         self._marker_ids: dict[str, list[int]] = {}
@@ -573,10 +577,11 @@ class ChatServerEngine:
     def words_end_available(self) -> bool:
         """Whether this server can say how likely the user's message ends at a pause.
 
-        It needs the chat template (llama-server tells it at ``/props``) and the
-        top ``logprobs`` of a completion; without them the hand-set rule decides.
+        Only when asked for (``words_end``). It needs the chat template (llama-server
+        tells it at ``/props``) and the top ``logprobs`` of a completion; without them
+        the hand-set rule decides.
         """
-        return self.tool_template is not None and not self._no_logprobs
+        return self._wants_words_end and self.tool_template is not None and not self._no_logprobs
 
     def words_end_probability(self, words: str) -> float | None:
         """P(end of the user's message) after ``words``, if the latest pause read them."""
