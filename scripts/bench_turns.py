@@ -68,6 +68,7 @@ from tests.turn_clips import (  # noqa: E402
     learned_end,
     paused_copies,
     roc_auc,
+    synthetic_turns,
 )
 from voiceterm.config import Config  # noqa: E402
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished  # noqa: E402
@@ -176,25 +177,35 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
         if not all(hasattr(p, "words_end_ready_ms") for c in cached for p in c.pauses):
             print(f"{args.cache} holds no LLM signal (an older bench): analysing afresh")
             cached = []
-    if cached:
-        return cached, turn, stt
+    parts = {"tuning", "held-back"} | ({"synthetic"} if args.synthetic else set())
+    if {c.part for c in cached} >= parts:
+        return [c for c in cached if c.part in parts], turn, stt
     whisper = WhisperModel(str(stt_path), device="cpu", compute_type="int8", local_files_only=True)
     llm = LlamaEngine(resolve_model("llm").path, cores=cores)
-    turns = all_turns(whisper)
+    # Only the parts the cache lacks are analysed (the real turns take the longest).
+    turns = [] if "tuning" in {c.part for c in cached} else all_turns(whisper)
+    if args.synthetic and "synthetic" not in {c.part for c in cached}:
+        turns += synthetic_turns()
     copies = paused_copies(turns, whisper, args.pauses, args.cuts)
     checks = sorted(set(args.asks))
     started = time.monotonic()
     clips = [analyse(t, "paused", turn, stt, llm, checks, config) for t, _ in copies]
     clips += [analyse(t, "whole", turn, stt, llm, checks, config) for t in turns]
     llm.close()
-    print(f"analysed in {time.monotonic() - started:.0f} s")
+    print(f"analysed {len(clips)} clips in {time.monotonic() - started:.0f} s")
+    clips = cached + clips
     if args.cache is not None:
         args.cache.write_bytes(pickle.dumps(clips))
-    return clips, turn, stt
+    return [c for c in clips if c.part in parts], turn, stt
+
+
+def parts_of(clips: list[Clip]) -> list[str]:
+    """The parts present, in the order they are printed."""
+    return [p for p in ("tuning", "held-back", "synthetic") if any(c.part == p for c in clips)]
 
 
 def describe_data(clips: list[Clip]) -> None:
-    for part in ("tuning", "held-back"):
+    for part in parts_of(clips):
         whole = [c for c in clips if c.kind == "whole" and c.part == part]
         paused = [c for c in clips if c.kind == "paused" and c.part == part]
         speakers = sorted({c.speaker for c in whole})
@@ -256,6 +267,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, help="keep the signals here (re-runs)")
     parser.add_argument("--weights", type=Path, help="the learned decision's weights file")
     parser.add_argument("--verbose", action="store_true", help="print every pause")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also espeak-ng's questions and commands, a part of their own (fitting only)",
+    )
     args = parser.parse_args()
     if not real_speech_available() or not radio_speech_available():
         print(
@@ -346,7 +362,7 @@ def main() -> int:
                 ),
             )
         )
-    for part in ("tuning", "held-back"):
+    for part in parts_of(clips):
         paused = [c for c in clips if c.kind == "paused" and c.part == part]
         whole_clips = [c for c in clips if c.kind == "whole" and c.part == part]
         print()
@@ -394,7 +410,7 @@ def print_pauses(clips: list[Clip], weights: Any, rules: list[tuple[str, Any]]) 
         "first check with everything known; the words"
     )
     first = weights.first_ms if weights is not None else 200
-    for part in ("tuning", "held-back"):
+    for part in parts_of(clips):
         print(f"-- {part}")
         for clip in clips:
             if clip.part != part:

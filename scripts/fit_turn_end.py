@@ -108,6 +108,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     parser.add_argument("--max-cut", type=float, default=0.07, help="of the 700 ms pauses")
     parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="fit on espeak-ng's questions and commands too (bench_turns.py --synthetic); "
+        "the wait is still chosen on the real tuning turns",
+    )
+    parser.add_argument(
         "--curve",
         action="store_true",
         help="also print the cut-off/latency curve of the fitted models (every sure/unsure), "
@@ -116,18 +122,23 @@ def main() -> int:
     args = parser.parse_args()
     clips: list[Clip] = pickle.loads(args.cache.read_bytes())
     tuning = [c for c in clips if c.part == "tuning"]
+    synthetic = [c for c in clips if c.part == "synthetic"] if args.synthetic else []
+    if args.synthetic and not synthetic:
+        print(f"{args.cache} holds no synthetic turns: run bench_turns.py --synthetic first")
+        return 2
     speakers = sorted({c.speaker for c in tuning})
     whole = [c for c in tuning if c.kind == "whole"]
     print(
         f"tuning part: {len(whole)} whole turns, {len(tuning) - len(whole)} paused copies, "
         f"{len(speakers)} speakers"
+        + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
     firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
     best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
     for first_ms in firsts:
         models = {}
         for name, names in MODELS.items():
-            x, y = samples(tuning, first_ms, names)
+            x, y = samples(tuning + synthetic, first_ms, names)
             coefficients, bias = fit(x, y)
             models[name] = Logistic(names, tuple(coefficients), bias)
         for sure in np.arange(0.5, 0.96, 0.05):
@@ -157,7 +168,12 @@ def main() -> int:
         "fitted_on": (
             f"{len(whole)} whole turns and {len(tuning) - len(whole)} paused copies of "
             f"{len(speakers)} tuning speakers ({'; '.join(speakers)}); "
-            "the held-back speakers in tests/turn_clips.py were not used"
+            + (
+                f"and {len(synthetic)} espeak-ng clips (tests/turn_clips.py synthetic_turns); "
+                if synthetic
+                else ""
+            )
+            + "the held-back speakers in tests/turn_clips.py were not used"
         ),
         "fitted_by": "scripts/fit_turn_end.py (logistic regression, Newton, ridge "
         f"{RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the wait chosen for "
