@@ -78,7 +78,8 @@ class TurnSettings:
     (threshold, unsure_ms, cap_ms). learned (trial: fewer sentences cut at a pause, but
     slower answers so far): the voice, the words so far, the LLM's probability that your
     message ends there and the silence so far are weighed by a model fitted on recordings
-    of real people, and set how long to wait (turn.weights); with llm.backend = openai it
+    of real people, and set how long to wait (turn.weights); with llm.backend = openai the
+    server's logprobs give that probability where it has them (llama-server), else it
     works as smart_turn. silence: vad.hangover_ms of silence, vad.incomplete_wait_ms more
     for unfinished words."""
     model: str | None = None
