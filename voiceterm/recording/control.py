@@ -43,6 +43,10 @@ def new_session_folder(parent: Path | None = None) -> Path:
     return folder
 
 
+TALK_MAX_TURNS = 1_000_000
+"""Turns the recording's Markdown talk keeps: all of them."""
+
+
 class RecordingControl:
     """Start and stop recording an agent's session.
 
@@ -104,7 +108,8 @@ class RecordingControl:
             ),
         }
         self.writer = SessionWriter(folder, meta)
-        self._talk = self._timeline_cls()
+        # Every turn of the session: the app's own timeline keeps only the newest.
+        self._talk = self._timeline_cls(max_turns=TALK_MAX_TURNS)
         self._reference.clear()
         self._reference_len = 0
         logger.info("recording the session into %s", folder)
