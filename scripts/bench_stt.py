@@ -322,8 +322,11 @@ def tune_vad(recordings: list[Recording]) -> None:
 
     print("\n  pre-roll and tail against transcripts (fast path WER over the test set)")
     stt = WhisperTranscriber(resolve_model("stt").path)
-    for preroll, tail in ((0, 100), (100, 100), (300, 100), (300, 0), (300, 300), (300, 600)):
-        settings = replace(base, preroll_ms=preroll, tail_ms=tail)
+    # heard: how much of the tail is the sound heard, the rest digital silence (the
+    # app hears 40 ms, its pause, so that a transcript at the pause is the turn's).
+    sweep = ((0, 100, 100), (100, 100, 100), (300, 100, 100), (300, 0, 0), (300, 300, 300))
+    for preroll, tail, heard in (*sweep, (300, 300, 40), (300, 600, 600)):
+        settings = replace(base, preroll_ms=preroll, tail_ms=tail, heard_tail_ms=heard)
         pairs_text = []
         for recording in recordings:
             audio = concat(silence(0.5), recording.audio, silence(1.0))
@@ -331,7 +334,7 @@ def tune_vad(recordings: list[Recording]) -> None:
             text = " ".join(stt.transcribe(s.audio).text for s in segments)
             pairs_text.append((recording.transcript, text))
         wer = word_error_rate(pairs_text)
-        print(f"    preroll {preroll:3d} ms, tail {tail:3d} ms: WER {wer:5.1f}%")
+        print(f"    preroll {preroll:3d} ms, tail {tail:3d} ms ({heard:3d} heard): WER {wer:5.1f}%")
 
 
 def tune_stt(recordings: list[Recording]) -> None:

@@ -68,6 +68,7 @@ from tests.turn_clips import (  # noqa: E402
     learned_end,
     paused_copies,
     roc_auc,
+    synthetic_turns,
 )
 from voiceterm.config import Config  # noqa: E402
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished  # noqa: E402
@@ -176,25 +177,35 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
         if not all(hasattr(p, "words_end_ready_ms") for c in cached for p in c.pauses):
             print(f"{args.cache} holds no LLM signal (an older bench): analysing afresh")
             cached = []
-    if cached:
-        return cached, turn, stt
+    parts = {"tuning", "held-back"} | ({"synthetic"} if args.synthetic else set())
+    if {c.part for c in cached} >= parts:
+        return [c for c in cached if c.part in parts], turn, stt
     whisper = WhisperModel(str(stt_path), device="cpu", compute_type="int8", local_files_only=True)
     llm = LlamaEngine(resolve_model("llm").path, cores=cores)
-    turns = all_turns(whisper)
+    # Only the parts the cache lacks are analysed (the real turns take the longest).
+    turns = [] if "tuning" in {c.part for c in cached} else all_turns(whisper)
+    if args.synthetic and "synthetic" not in {c.part for c in cached}:
+        turns += synthetic_turns()
     copies = paused_copies(turns, whisper, args.pauses, args.cuts)
     checks = sorted(set(args.asks))
     started = time.monotonic()
     clips = [analyse(t, "paused", turn, stt, llm, checks, config) for t, _ in copies]
     clips += [analyse(t, "whole", turn, stt, llm, checks, config) for t in turns]
     llm.close()
-    print(f"analysed in {time.monotonic() - started:.0f} s")
+    print(f"analysed {len(clips)} clips in {time.monotonic() - started:.0f} s")
+    clips = cached + clips
     if args.cache is not None:
         args.cache.write_bytes(pickle.dumps(clips))
-    return clips, turn, stt
+    return [c for c in clips if c.part in parts], turn, stt
+
+
+def parts_of(clips: list[Clip]) -> list[str]:
+    """The parts present, in the order they are printed."""
+    return [p for p in ("tuning", "held-back", "synthetic") if any(c.part == p for c in clips)]
 
 
 def describe_data(clips: list[Clip]) -> None:
-    for part in ("tuning", "held-back"):
+    for part in parts_of(clips):
         whole = [c for c in clips if c.kind == "whole" and c.part == part]
         paused = [c for c in clips if c.kind == "paused" and c.part == part]
         speakers = sorted({c.speaker for c in whole})
@@ -256,6 +267,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, help="keep the signals here (re-runs)")
     parser.add_argument("--weights", type=Path, help="the learned decision's weights file")
     parser.add_argument("--verbose", action="store_true", help="print every pause")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also espeak-ng's questions and commands, a part of their own (fitting only)",
+    )
     args = parser.parse_args()
     if not real_speech_available() or not radio_speech_available():
         print(
@@ -346,7 +362,7 @@ def main() -> int:
                 ),
             )
         )
-    for part in ("tuning", "held-back"):
+    for part in parts_of(clips):
         paused = [c for c in clips if c.kind == "paused" and c.part == part]
         whole_clips = [c for c in clips if c.kind == "whole" and c.part == part]
         print()
@@ -374,14 +390,51 @@ def main() -> int:
             )
             print(row)
     if args.verbose:
-        print()
-        print("each pause: silence, Smart Turn at 200 ms, LLM P(end); words")
-        for clip in clips:
-            for p in clip.pauses:
-                length = "end" if p.final else f"{p.length_ms}ms"
-                voice = p.probability.get(200, float("nan"))
-                print(f"  {clip.name:<40} {length:>7} {voice:.2f} {p.words_end:.3f} {p.words!r}")
+        print_pauses(clips, weights, rules)
     return 0
+
+
+def print_pauses(clips: list[Clip], weights: Any, rules: list[tuple[str, Any]]) -> None:
+    """Every pause of 100 ms or more (and every end): what each signal said, and the waits.
+
+    ``words@`` / ``llm@``: the silence at which Whisper's words and the LLM's
+    probability were known; ``rule`` and ``learned``: the silence at which today's
+    rule and the learned decision end the turn there (``-``: they do not).
+    """
+    rule = next(d for label, d in rules if label.startswith("rule:"))
+    learned = next((d for label, d in rules if label.startswith("learned ")), None)
+    print()
+    print(
+        "each pause (100 ms or more, and each end): clip, silence, Smart Turn at the first "
+        "check, words@, LLM P(end) and llm@, rule / learned end (ms), learned p at the "
+        "first check with everything known; the words"
+    )
+    first = weights.first_ms if weights is not None else 200
+    for part in parts_of(clips):
+        print(f"-- {part}")
+        for clip in clips:
+            if clip.part != part:
+                continue
+            for p in clip.pauses:
+                if not p.final and p.length_ms < 100:
+                    continue
+                length = "END" if p.final else f"{p.length_ms}"
+                voice = p.probability.get(first, float("nan"))
+                ends = [rule(p), learned(p) if learned is not None else None]
+                shown = " / ".join("-" if e is None else f"{e:.0f}" for e in ends)
+                fused = float("nan")
+                if weights is not None and first in p.probability:
+                    from voiceterm.pipeline.turn_fusion import Signals
+
+                    fused = weights.judge(
+                        Signals(first, voice, p.words, p.words_end if p.words else None)
+                    ).probability
+                print(
+                    f"  {clip.name[:34]:<34} {length:>5} voice {voice:.2f} "
+                    f"words@{p.words_ready_ms:4.0f} "
+                    f"llm {p.words_end:.3f}@{p.words_end_ready_ms:4.0f} "
+                    f"-> {shown:>11}  p {fused:.2f}  {p.words[-48:]!r}"
+                )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ logits of the position of the last word, which is not the prompt's last position
 * ``logits_all``: llama-cpp-python's ``logits_all=True`` (every position's logits
   kept; a second model instance, as the flag is fixed at load).
 
-Usage: ``.venv/bin/python scripts/bench_words_end.py [--runs 5]``
+``--few-shot CACHE`` instead asks whether a few-shot prompt separates better
+than the plain P(<|im_end|>): on every pause of ``scripts/bench_turns.py --cache
+CACHE`` it reads "Said: <words> ->" after eight examples marked finished or
+unfinished, takes P(" finished") against P(" unfinished"), and prints both
+signals' ROC AUC on the tuning and the held-back part.
+
+Usage: ``.venv/bin/python scripts/bench_words_end.py [--runs 5] [--few-shot CACHE]``
 """
 
 from __future__ import annotations
@@ -39,10 +45,82 @@ SENTENCES = (
 )
 
 
+FEW_SHOT = (
+    "Each line is something a person said to a voice assistant, and whether they had "
+    "finished speaking or stopped in the middle.\n"
+    "Said: what is the capital of France? -> finished\n"
+    "Said: can you tell me about the -> unfinished\n"
+    "Said: turn off the lights -> finished\n"
+    "Said: I was thinking that maybe we could -> unfinished\n"
+    "Said: seven of hearts -> finished\n"
+    "Said: and then he said. -> unfinished\n"
+    "Said: play some music please -> finished\n"
+    "Said: the reason I ask is -> unfinished\n"
+)
+
+
+def few_shot(cache: Path) -> int:
+    """ROC AUC of a few-shot "finished?" reading against the plain P(<|im_end|>)."""
+    import math
+    import pickle
+
+    import llama_cpp
+    import numpy as np
+
+    from tests.turn_clips import roc_auc
+    from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.modelstore import resolve_model
+
+    clips = pickle.loads(cache.read_bytes())
+    engine = LlamaEngine(resolve_model("llm").path)
+    weights = engine.weights_path
+    engine.close()
+    llm = llama_cpp.Llama(str(weights), n_ctx=1024, n_threads=1, verbose=False)
+    llm.eval(llm.tokenize(FEW_SHOT.encode(), add_bos=True))
+    prefix = llm.n_tokens
+    finished = llm.tokenize(b" finished", add_bos=False)[0]
+    unfinished = llm.tokenize(b" unfinished", add_bos=False)[0]
+    read: dict[str, float] = {}
+
+    def reading(words: str) -> float:
+        if words not in read:
+            llm.n_tokens = prefix
+            llm.eval(llm.tokenize(f"Said: {words.strip()} ->".encode(), add_bos=False))
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
+            )
+            read[words] = 1 / (1 + math.exp(float(logits[unfinished] - logits[finished])))
+        return read[words]
+
+    print(
+        "ROC AUC at the pause points (the whole turns and the 700 ms copies), true end vs goes on"
+    )
+    for part in ("tuning", "held-back"):
+        pauses = [
+            p
+            for c in clips
+            if c.part == part and (c.kind == "whole" or c.name.endswith("+700ms"))
+            for p in c.pauses
+            if 200 in p.probability
+        ]
+        labels = [p.final for p in pauses]
+        shots = [reading(p.words) if p.words else 0.5 for p in pauses]
+        plain = [p.words_end for p in pauses]
+        print(
+            f"  {part:<10} few-shot {roc_auc(shots, labels):.2f}   "
+            f"plain P(<|im_end|>) {roc_auc(plain, labels):.2f}   ({len(pauses)} pauses)"
+        )
+    llm.close()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--few-shot", type=Path, metavar="CACHE", help="bench_turns.py's cache")
     args = parser.parse_args()
+    if args.few_shot is not None:
+        return few_shot(args.few_shot)
     import llama_cpp
 
     from voiceterm.config import Config

@@ -107,21 +107,38 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, required=True, help="bench_turns.py --cache FILE")
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     parser.add_argument("--max-cut", type=float, default=0.07, help="of the 700 ms pauses")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="fit on espeak-ng's questions and commands too (bench_turns.py --synthetic); "
+        "the wait is still chosen on the real tuning turns",
+    )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="also print the cut-off/latency curve of the fitted models (every sure/unsure), "
+        "the held-back part beside the tuning part (printed only, never used to choose)",
+    )
     args = parser.parse_args()
     clips: list[Clip] = pickle.loads(args.cache.read_bytes())
     tuning = [c for c in clips if c.part == "tuning"]
+    synthetic = [c for c in clips if c.part == "synthetic"] if args.synthetic else []
+    if args.synthetic and not synthetic:
+        print(f"{args.cache} holds no synthetic turns: run bench_turns.py --synthetic first")
+        return 2
     speakers = sorted({c.speaker for c in tuning})
     whole = [c for c in tuning if c.kind == "whole"]
     print(
         f"tuning part: {len(whole)} whole turns, {len(tuning) - len(whole)} paused copies, "
         f"{len(speakers)} speakers"
+        + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
     firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
     best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
     for first_ms in firsts:
         models = {}
         for name, names in MODELS.items():
-            x, y = samples(tuning, first_ms, names)
+            x, y = samples(tuning + synthetic, first_ms, names)
             coefficients, bias = fit(x, y)
             models[name] = Logistic(names, tuple(coefficients), bias)
         for sure in np.arange(0.5, 0.96, 0.05):
@@ -151,7 +168,12 @@ def main() -> int:
         "fitted_on": (
             f"{len(whole)} whole turns and {len(tuning) - len(whole)} paused copies of "
             f"{len(speakers)} tuning speakers ({'; '.join(speakers)}); "
-            "the held-back speakers in tests/turn_clips.py were not used"
+            + (
+                f"and {len(synthetic)} espeak-ng clips (tests/turn_clips.py synthetic_turns); "
+                if synthetic
+                else ""
+            )
+            + "the held-back speakers in tests/turn_clips.py were not used"
         ),
         "fitted_by": "scripts/fit_turn_end.py (logistic regression, Newton, ridge "
         f"{RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the wait chosen for "
@@ -180,7 +202,39 @@ def main() -> int:
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
+    if args.curve:
+        print_curve(weights, tuning, [c for c in clips if c.part == "held-back"])
     return 0
+
+
+def print_curve(chosen: TurnWeights, tuning: list[Clip], held_back: list[Clip]) -> None:
+    """For each ``sure``, the tuning part's best ``unsure``; both parts' figures."""
+    print()
+    print(
+        f"the curve (first check {chosen.first_ms} ms, the fitted models; for each sure, the "
+        "unsure with the tuning part's shortest waits at the fewest cuts)"
+    )
+    print(
+        f"{'sure':>5} {'unsure':>6} | {'tuning cut@700':>14} {'split':>5} {'p50':>5} {'p95':>5}"
+        f" | {'held-back cut@700':>17} {'split':>5} {'p50':>5} {'p95':>5}"
+    )
+    for sure in np.arange(0.5, 0.991, 0.05):
+        best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
+        for unsure in np.arange(0.0, sure - 0.02, 0.1):
+            weights = TurnWeights(
+                chosen.models, chosen.first_ms, CAP_MS, float(sure), float(unsure), "", WEIGHTS_FILE
+            )
+            result = score(weights, tuning)
+            key = (round(result[0], 2), float(result[1]), result[2] + result[3])
+            if best is None or key < best[0]:
+                best = (key, weights, result)
+        assert best is not None
+        _, weights, (cut, split, p50, p95) = best
+        held = score(weights, held_back)
+        print(
+            f"{sure:5.2f} {weights.unsure:6.2f} | {100 * cut:13.0f}% {split:5d} {p50:5.0f} "
+            f"{p95:5.0f} | {100 * held[0]:16.0f}% {held[1]:5d} {held[2]:5.0f} {held[3]:5.0f}"
+        )
 
 
 if __name__ == "__main__":

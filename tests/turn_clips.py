@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.speech import Recording, radio_recordings, real_recordings
+from tests.speech import Recording, radio_recordings, real_recordings, synthetic_recordings
 from voiceterm.config import Config
 from voiceterm.engines.vad import VadSegmenter, VadSettings
 
@@ -39,15 +39,21 @@ HELD_BACK = frozenset(
 )
 """Speakers kept out of tuning and fitting (about a third of the turns)."""
 
+JUDGED_BY_TESTS = frozenset({"Cancel that."})
+"""espeak-ng sentences that tests judge the learned decision on: never fitted on."""
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
     name: str
     audio: np.ndarray
     speaker: str
+    synthetic: bool = False
 
     @property
     def part(self) -> str:
+        if self.synthetic:
+            return "synthetic"
         return "held-back" if self.speaker in HELD_BACK else "tuning"
 
 
@@ -118,6 +124,20 @@ def all_turns(whisper: Any) -> list[Turn]:
     return turns
 
 
+def synthetic_turns() -> list[Turn]:
+    """espeak-ng's questions and short commands (tests/speech.py), a part of their own.
+
+    The real tuning part has no short commands; these give the fit some
+    (``scripts/fit_turn_end.py --synthetic``). Never held back, never in the
+    held-back figures; the sentences the tests judge are left out.
+    """
+    return [
+        Turn(r.name, r.audio, r.speaker, synthetic=True)
+        for r in synthetic_recordings()
+        if r.transcript not in JUDGED_BY_TESTS
+    ]
+
+
 def word_cuts(whisper: Any, audio: np.ndarray) -> tuple[list[int], int]:
     """Sample positions between words where a pause may go (>= 3 words before, >= 2 after)."""
     words = words_of(whisper, audio)
@@ -153,7 +173,7 @@ def paused_copies(
                     [turn.audio[:cut], room_noise(turn.audio, pause, seed=cut), turn.audio[cut:]]
                 )
                 name = f"{turn.name}@{cut / RATE:.2f}s+{pause * 1000:.0f}ms"
-                clips.append((Turn(name, audio, turn.speaker), pause))
+                clips.append((Turn(name, audio, turn.speaker, turn.synthetic), pause))
     return clips
 
 

@@ -42,7 +42,9 @@ class AudioSettings:
     runs on the rig the speaker never ran dry; raise this (or output_block_ms) if the
     app reports that it did."""
     echo: str = "aec"
-    """Echo handling while the agent speaks: aec, half_duplex or off."""
+    """Echo handling while the agent speaks: aec (WebRTC's echo canceller from whichever
+    package is installed, livekit first), livekit or webrtc (that package), half_duplex
+    (the microphone is deaf while the agent speaks: no barge-in) or off."""
     drop_own_words: bool = True
     """Do not answer speech heard while (or just after) the agent spoke whose words
     repeat the agent's own: its voice come back through the microphone."""
@@ -76,7 +78,8 @@ class TurnSettings:
     (threshold, unsure_ms, cap_ms). learned (trial: fewer sentences cut at a pause, but
     slower answers so far): the voice, the words so far, the LLM's probability that your
     message ends there and the silence so far are weighed by a model fitted on recordings
-    of real people, and set how long to wait (turn.weights); with llm.backend = openai it
+    of real people, and set how long to wait (turn.weights); with llm.backend = openai the
+    server's logprobs give that probability where it has them (llama-server), else it
     works as smart_turn. silence: vad.hangover_ms of silence, vad.incomplete_wait_ms more
     for unfinished words."""
     model: str | None = None

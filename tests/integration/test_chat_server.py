@@ -9,6 +9,7 @@ kill or restart a server get one of their own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -331,3 +332,64 @@ def test_voiceterm_models_checks_the_server_and_lists_its_models(
     out = capsys.readouterr().out
     assert f"does NOT work: The LLM server at {down} is not answering" in out
     assert "hint: start the server" in out
+
+
+def gguf_chat_template(model: Path) -> str:
+    """The chat template stored in the GGUF (what llama-server says at ``/props``)."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+    try:
+        return str(vocab.metadata["tokenizer.chat_template"])
+    finally:
+        vocab.close()
+
+
+def test_the_server_says_how_likely_the_users_message_ends(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, words_end=True) as engine:
+        engine.check()
+        # llama-cpp-python's server has no /props: the template comes from the same GGUF.
+        assert not engine.words_end_available
+        engine.tool_template = gguf_chat_template(server.model)
+        assert engine.words_end_available
+        system = {"role": "system", "content": Config().llm.system_prompt}
+        said = {}
+        for words in ("What is the capital of", "What is the capital of France?"):
+            engine.warm_up([system, {"role": "user", "content": words}])
+            said[words] = engine.words_end_probability(words)
+        unfinished, finished = said.values()
+        assert unfinished is not None and finished is not None, said
+        assert finished > 10 * unfinished, said
+        assert engine.words_end_probability("something else") is None
+        assert engine.words_end_available
+
+
+def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
+    server: LocalChatServer, engine: ChatServerEngine
+) -> None:
+    engine.tool_template = gguf_chat_template(server.model)
+    assert not engine.words_end_available
+    engine.warm_up([{"role": "user", "content": "What is the capital of France?"}])
+    assert engine.words_end_probability("What is the capital of France?") is None
+
+
+def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    config = Config()
+    config.turn.detector = "learned"
+    config.llm.backend, config.llm.url = "openai", server.url
+    config.llm.api_key_env = KEY_VARIABLE
+    engine, _ = load_llm_server(config, lambda *_: None)
+    try:
+        engines = dataclasses.replace(scripted_engines(), llm=engine)
+        agent = scripted_agent(engines, config)
+        assert agent._turn_weights(engines) is None
+        engine.tool_template = gguf_chat_template(server.model)
+        assert agent._turn_weights(engines) is not None
+    finally:
+        engine.close()

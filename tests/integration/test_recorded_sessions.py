@@ -7,6 +7,7 @@ the same utterances, transcripts, end-of-turn decisions, barge-ins and tools.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,11 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.audio.live import voiceterm_command
+from tests.audio.live import utterance, voiceterm_command
 from tests.conftest import DATA
+from tests.conversation import FileConversation
 from tests.speech import concat, espeak, silence, write_wav
+from voiceterm.config import Config
+from voiceterm.pipeline.agent import load_engines
 from voiceterm.recording.cli import main as recording_main
 from voiceterm.recording.reader import Recording
+from voiceterm.recording.replay import replay
 from voiceterm.recording.view import load_timeline
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -59,6 +64,40 @@ def test_a_missing_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) ->
     code = recording_main(["replay", str(folder), "--set", "stt.model=/nonexistent/whisper"])
     assert code == 2
     assert "/nonexistent/whisper" in capsys.readouterr().err
+
+
+def test_recording_started_mid_frame_replays_the_turns_where_they_were(tmp_path: Path) -> None:
+    # Ctrl+R in a running session lands anywhere in the voice detector's 20 ms
+    # frame; the replay must frame the sound as the session did, or each turn's
+    # speech (and so its words) moves by a block.
+    config = Config()
+    config.llm.max_tokens = 16
+    engines = load_engines(config)
+    folder = tmp_path / "recording"
+    conversation = FileConversation(config, engines, None, realtime_speaker=False)
+    question = utterance(espeak("What is seven times eight?"), "What is seven times eight?")
+
+    async def record_mid_frame() -> int:
+        listener = conversation.agent.listener
+        assert listener is not None
+        for _block in range(1000):
+            if listener.frame_phase:
+                break
+            await asyncio.sleep(0.005)
+        conversation.agent.recording.start(folder)
+        return listener.frame_phase
+
+    with conversation:
+        phase = conversation._run(record_mid_frame())  # noqa: SLF001 - on the agent's loop
+        conversation.turn(question)
+        conversation.turn(question)
+    assert phase > 0
+    recording = Recording.open(folder)
+    result = asyncio.run(replay(recording, config, engines=engines))
+    assert len(result.recorded) == len(result.replayed) == 2
+    for recorded, replayed in zip(result.recorded, result.replayed, strict=True):
+        assert replayed.speech_end == pytest.approx(recorded.speech_end, abs=0.001)
+        assert replayed.words == recorded.words
 
 
 def test_a_killed_session_opens_and_replays_up_to_the_kill(tmp_path: Path) -> None:

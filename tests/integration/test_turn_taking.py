@@ -122,7 +122,8 @@ def test_a_sentence_with_a_700_ms_pause_in_it_is_one_turn(
     strict=True,
     reason="goal missed: the weights fitted on 22 real turns (docs/BENCHMARKS.md, learned end "
     "of turn) do not trust any signal enough at the first check; a finished phrase waits "
-    "until the silence makes it likely (~0.6-1.1 s)",
+    "until the silence makes it likely (~0.6-1.1 s), a short one without a full stop "
+    "longest: the tuning part has no short commands",
 )
 def test_a_finished_question_is_answered_at_its_first_check(
     engines: Engines, tmp_path: Path

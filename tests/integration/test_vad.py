@@ -90,6 +90,31 @@ def test_chunk_size_does_not_change_the_result() -> None:
         assert np.array_equal(a.audio, b.audio)
 
 
+def test_the_audio_at_a_pause_is_the_finished_utterances_audio_over_room_noise() -> None:
+    # What is transcribed ahead at a 40 ms pause must be what the finished turn would
+    # be transcribed from: otherwise the words depend on how soon the machine got there.
+    noise = white_noise(3.0, level_dbfs=-55.0, seed=3)
+    speech = espeak("What is the capital of France?")
+    audio = noise[: RATE // 2].copy()
+    audio = concat(audio, speech + noise[: len(speech)] // 2, noise[RATE:])
+    segmenter = VadSegmenter(VadSettings(heard_tail_ms=40))
+    at_pause = None  # the utterance as it was at its last 40 ms pause
+    events: list[VadEvent] = []
+    silence_before = 0
+    for offset in range(0, len(audio), 160):
+        events += segmenter.feed(audio[offset : offset + 160], 10.0 + offset / RATE)
+        silence = segmenter.trailing_silence_ms
+        if silence >= 40 > silence_before:
+            at_pause = segmenter.current_utterance()
+        silence_before = silence
+    (finished,) = ended(events + segmenter.flush())
+    assert at_pause is not None and at_pause.speech_end == finished.speech_end
+    assert np.array_equal(at_pause.audio, finished.audio)
+    # The tail keeps its length: 40 ms heard, the rest digital silence.
+    assert len(finished.audio) == len(at_pause.audio)
+    assert not finished.audio[-int(0.2 * RATE) :].any()
+
+
 def test_pre_roll_keeps_the_soft_start_of_the_first_word() -> None:
     speech = espeak("Seven hundred and fifty.", "en-us", 150)
     audio = concat(silence(1.0), speech, silence(1.0))

@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import DATA
 from tests.tui.conftest import SIZE, FakeAgent, screen_text, wait_for
+from voiceterm.recording.reader import TIMELINE_EVENTS, Recording
 from voiceterm.recording.view import load_timeline
+from voiceterm.timeline import Timeline
 from voiceterm.tui.app import VoicetermApp
 from voiceterm.tui.viewer import RecordingTimelineScreen, RecordingViewer
 
@@ -60,4 +62,27 @@ async def test_view_opens_a_recording_and_plays_the_turns_audio(tmp_path: Path) 
         # Two seconds of question and an answer at 16 kHz went to the speaker.
         assert [what for what, _ in screen.played] == ["user", "answer"]
         assert all(samples > 16000 for _, samples in screen.played)
+        await pilot.press("q")
+
+
+async def test_view_reads_the_events_behind_the_screen_and_ends_on_the_newest_turn(
+    tmp_path: Path,
+) -> None:
+    # As ``voiceterm view`` opens a recording: the screen is up before the events
+    # are all read, and ends on the newest turn with every turn listed.
+    folder = DATA / "sessions" / "barge_in_echo"
+    whole, _recording = load_timeline(folder)
+    recording = Recording.open(folder)
+    timeline = Timeline(clock_offset=recording.clock_offset)
+    batches = recording.message_batches(TIMELINE_EVENTS)
+    app = RecordingViewer(timeline, recording, export_dir=tmp_path, batches=batches)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RecordingTimelineScreen)
+        await wait_for(pilot, lambda: screen.loaded)
+        await pilot.pause()
+        numbers = [t.number for t in whole.turns if not t.is_empty]
+        assert [t.number for t in timeline.turns if not t.is_empty] == numbers
+        assert screen.selected_turn is not None and screen.selected_turn.number == numbers[-1]
+        assert whole.turns[-1].user_text in screen_text(app)
         await pilot.press("q")

@@ -134,6 +134,23 @@ def test_turns_that_split_or_merge_are_named() -> None:
     assert [c.kind for c in match(replayed, recorded)] == ["merged", "same"]
 
 
+def test_a_turn_ended_by_another_rule_with_the_same_words_is_named_decided() -> None:
+    def turn(words: str, decision: str) -> SpokenTurn:
+        return SpokenTurn(speech_start=0, speech_end=2, transcript=words, decision=decision)
+
+    live = [turn("What is it?", "model: complete 0.98 at 200 ms")]
+    decided = match(live, [turn("What is it?", "unsure: 800 ms of silence (model: ...)")])
+    assert [change.kind for change in decided] == ["decided"]
+    assert decided[0].details() == [
+        "end of turn 'model: complete at 200 ms' -> 'unsure: 800 ms of silence'"
+    ]
+    other_words = match(live, [turn("What is this?", "unsure: 800 ms of silence")])
+    assert [change.kind for change in other_words] == ["changed"]
+    assert [c.kind for c in match(live, [turn("what is it", "model: complete 0.7 at 200 ms")])] == [
+        "same"
+    ]
+
+
 def test_spoken_turns_read_the_decision_tools_and_answer() -> None:
     [turn] = spoken_turns(_turn_messages(10.0, "What time is it?"))
     assert turn.transcript == "What time is it?"
@@ -219,3 +236,34 @@ def test_the_recorded_sessions_are_small_and_complete() -> None:
         assert (folder / fmt.ACCEPTED).exists(), folder.name
         assert sum(p.stat().st_size for p in folder.iterdir()) < 500_000, folder.name
         assert os.path.getsize(folder / fmt.EVENTS) > 0
+
+
+def test_the_talk_of_a_long_recorded_session_keeps_its_first_turn(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from voiceterm.config import Config
+    from voiceterm.events import AgentStoppedSpeaking
+    from voiceterm.recording.control import RecordingControl
+    from voiceterm.timeline import Timeline
+
+    app_timeline = Timeline()  # the app's: the newest 200 turns
+    agent = SimpleNamespace(
+        config=Config(),
+        source=SimpleNamespace(frames=None),
+        bus=SimpleNamespace(tap=lambda observer: None),
+        timeline=app_timeline,
+        listener=None,
+        describe=lambda: {},
+    )
+    control = RecordingControl(agent)  # type: ignore[arg-type]
+    folder = control.start(tmp_path / "session")
+    for number in range(1, 251):
+        for message in [
+            *_turn_messages(10.0 * number, f"Question number {number}?"),
+            Message("player", AgentStoppedSpeaking(last_sample_time=10.0 * number + 3)),
+        ]:
+            app_timeline.record(message)
+            control._observe(message)  # noqa: SLF001 - what the bus tap hands it
+    control.stop()
+    talk = (folder / "talk.md").read_text()
+    assert "Question number 1?" in talk and "Question number 250?" in talk

@@ -108,6 +108,11 @@ class VadSettings:
     """Utterances with a shorter voiced span are flagged ``too_short``."""
     tail_ms: int = 300
     """Audio kept after the last voiced frame."""
+    heard_tail_ms: int = 300
+    """Of the tail, how much is the sound heard; the rest is digital silence. Set it to
+    the pause after which the words are transcribed ahead (``vad.pause_ms``): an
+    utterance's audio is then the same whether it is taken at that pause or when it
+    ends, so its transcript does not depend on how soon the machine got to it."""
     split_search_ms: int = 1000
     """A forced split happens at the quietest frame within this much of the limit."""
     energy_margin_db: float = 10.0
@@ -230,6 +235,9 @@ class VadSegmenter:
         self._preroll_frames = math.ceil(self.settings.preroll_ms / ms)
         self._hangover_frames = max(1, math.ceil(self.settings.hangover_ms / ms))
         self._tail_frames = math.ceil(self.settings.tail_ms / ms)
+        self._heard_tail_frames = min(
+            self._tail_frames, math.ceil(max(0, self.settings.heard_tail_ms) / ms)
+        )
         self._max_frames = int(self.settings.max_utterance_s * 1000 / ms)
         self._split_search_frames = max(1, self.settings.split_search_ms // ms)
         self._noise_frames = max(1, round(self.settings.noise_window_s * 1000 / ms))
@@ -256,6 +264,11 @@ class VadSegmenter:
         """End of the last voiced frame of the utterance in progress (``None`` outside one)."""
         return self._last_voiced_end if self._speaking and self._onset is not None else None
 
+    @property
+    def pending_samples(self) -> int:
+        """Samples fed but not yet framed: where the next sample falls in a frame."""
+        return int(self._pending.size)
+
     def current_utterance(self, *, pad_tail: bool = True) -> SpeechEnded | None:
         """The utterance in progress as it would end now, or ``None`` outside one.
 
@@ -272,12 +285,14 @@ class VadSegmenter:
         if not self._speaking or self._onset is None or self._last_voiced_index < 0:
             return None
         kept = self._frames[: self._last_voiced_index + 1 + self._tail_frames]
-        # The tail is not all here yet: pad it with silence, so that the transcript
-        # of this audio is the transcript the finished utterance will get.
-        missing = self._last_voiced_index + 1 + self._tail_frames - len(self._frames)
-        padding = np.zeros(max(0, missing if pad_tail else 0) * self._frame_len, dtype=np.int16)
+        if pad_tail:
+            # The tail is not all here yet: pad it with silence, so that the transcript
+            # of this audio is the transcript the finished utterance will get.
+            audio = self._speech_audio(kept, self._last_voiced_index)
+        else:
+            audio = np.concatenate([f.samples for f in kept])
         return SpeechEnded(
-            audio=np.concatenate([*(f.samples for f in kept), padding]),
+            audio=audio,
             speech_start=self._onset,
             speech_end=self._last_voiced_end,
             audio_start=kept[0].start,
@@ -437,6 +452,15 @@ class VadSegmenter:
         elif len(self._frames) >= self._max_frames:
             self._force_split(events)
 
+    def _speech_audio(self, frames: list[_Frame], last_voiced: int) -> npt.NDArray[np.int16]:
+        """The frames up to ``last_voiced`` and its tail: heard, then digital silence."""
+        import numpy as np
+
+        heard = frames[: last_voiced + 1 + self._heard_tail_frames]
+        silent_frames = last_voiced + 1 + self._tail_frames - len(heard)
+        padding = np.zeros(max(0, silent_frames) * self._frame_len, dtype=np.int16)
+        return np.concatenate([*(f.samples for f in heard), padding])
+
     def _force_split(self, events: list[VadEvent]) -> None:
         import numpy as np
 
@@ -465,7 +489,11 @@ class VadSegmenter:
             span_ms = (last_voiced + 1 - onset_index) * self.settings.frame_ms
             events.append(
                 SpeechEnded(
-                    audio=np.concatenate([f.samples for f in kept]),
+                    audio=(
+                        np.concatenate([f.samples for f in kept])
+                        if forced or not voiced_in_kept
+                        else self._speech_audio(kept, last_voiced)
+                    ),
                     speech_start=self._onset,
                     speech_end=speech_end,
                     forced=forced,

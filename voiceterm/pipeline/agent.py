@@ -221,6 +221,7 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
+        words_end=config.turn.detector == "learned",
     )
     report("llm", "loading", f"connecting to {llm.url}")
     try:
@@ -532,6 +533,8 @@ class VoiceAgent:
                 ),
                 preroll_ms=config.vad.preroll_ms,
                 max_utterance_s=config.vad.max_utterance_s,
+                # The words transcribed at the pause are the turn's words, however late.
+                heard_tail_ms=config.vad.pause_ms or VadSettings().tail_ms,
             )
         )
         stt = SttNode(
@@ -601,7 +604,10 @@ class VoiceAgent:
         """
         if self.config.turn.detector != "learned":
             return None
-        if not callable(getattr(engines.llm, "words_end_probability", None)):
+        llm = engines.llm
+        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
+            llm, "words_end_available", True
+        ):
             logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
             return None
         from voiceterm.pipeline.turn_fusion import load_weights

@@ -186,6 +186,12 @@ class Listener:
         self.finished = asyncio.Event()
         self.utterances = 0
 
+    @property
+    def frame_phase(self) -> int:
+        """Samples the voice detector holds towards its next frame (a recording notes it:
+        its replay frames the sound as the live session did)."""
+        return int(self._vad.pending_samples)
+
     async def run(self) -> None:
         """Read frames until the source ends; then flush the last utterance."""
         try:

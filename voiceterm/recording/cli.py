@@ -144,8 +144,8 @@ def format_changes(changes: list[Change]) -> str:
         after = " | ".join(repr(t.words) for t in change.replayed) or "-"
         if kind == "same":
             lines.append(f"{number:3} same     {after}")
-        elif kind == "changed":
-            lines.append(f"{number:3} changed  {'; '.join(change.details())}")
+        elif kind in ("changed", "decided"):
+            lines.append(f"{number:3} {kind:<8} {'; '.join(change.details())}")
         else:
             lines.append(f"{number:3} {kind:<8} {before} -> {after}")
         for recorded, replayed in zip(change.recorded, change.replayed, strict=False):

@@ -43,6 +43,10 @@ def new_session_folder(parent: Path | None = None) -> Path:
     return folder
 
 
+TALK_MAX_TURNS = 1_000_000
+"""Turns the recording's Markdown talk keeps: all of them."""
+
+
 class RecordingControl:
     """Start and stop recording an agent's session.
 
@@ -97,9 +101,15 @@ class RecordingControl:
             "echo_canceller": (
                 type(self._echo_source.canceller).__name__ if self._echo_source else None
             ),
+            # Started mid-stream, the first block recorded may fall mid-way through a
+            # voice-detector frame; a replay that frames differently hears other words.
+            "vad_phase_samples": (
+                self._agent.listener.frame_phase if self._agent.listener is not None else 0
+            ),
         }
         self.writer = SessionWriter(folder, meta)
-        self._talk = self._timeline_cls()
+        # Every turn of the session: the app's own timeline keeps only the newest.
+        self._talk = self._timeline_cls(max_turns=TALK_MAX_TURNS)
         self._reference.clear()
         self._reference_len = 0
         logger.info("recording the session into %s", folder)

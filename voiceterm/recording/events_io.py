@@ -113,6 +113,20 @@ def read_records(text: str, types: frozenset[str] | None = None) -> Iterator[dic
             yield record
 
 
+def read_record_batches(
+    text: str, types: frozenset[str] | None = None, first: int = 2000, then: int = 1_000_000
+) -> Iterator[list[dict[str, Any]]]:
+    """``read_records`` a batch of lines at a time, for a reader that shows as it goes:
+    a small first batch (``first`` lines: something to show soon), then ``then``."""
+    lines = [line for line in text.splitlines() if line]
+    if types is not None:
+        lines = [line for line in lines if _type_of(line) in types]
+    start, size = 0, first
+    while start < len(lines):
+        yield list(read_records("\n".join(lines[start : start + size])))
+        start, size = start + size, then
+
+
 def _type_of(line: str) -> str:
     start = line.find('"type":"')
     if start < 0:

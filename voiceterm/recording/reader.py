@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from voiceterm.bus import Message
 from voiceterm.recording import format as fmt
-from voiceterm.recording.events_io import from_record, read_records
+from voiceterm.recording.events_io import from_record, read_record_batches, read_records
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import numpy.typing as npt
 
@@ -112,6 +114,12 @@ class Recording:
             if message is not None:
                 messages.append(message)
         return messages
+
+    def message_batches(self, types: frozenset[str] | None = None) -> Iterator[list[Message]]:
+        """``messages`` a few thousand at a time, each batch read only when asked for."""
+        for records in read_record_batches(_read_text(self.folder / fmt.EVENTS), types):
+            batch = [from_record(record) for record in records]
+            yield [message for message in batch if message is not None]
 
     def timeline(self, max_turns: int = 100_000) -> Timeline:
         """The session's timeline, rebuilt from its events."""

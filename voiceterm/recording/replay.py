@@ -429,8 +429,7 @@ async def replay(
     from voiceterm.errors import EngineError
     from voiceterm.pipeline.agent import VoiceAgent, load_engines
 
-    audio = recording.audio()
-    times = recording.times(len(audio))
+    audio, times = _framed_as_live(recording)
     if engines is None:
         engines = await asyncio.to_thread(load_engines, config)
     clock = AudioClock()
@@ -487,6 +486,22 @@ async def replay(
         answers=sink.recording() if keep_answers else None,
         shift=shift,
     )
+
+
+def _framed_as_live(recording: Recording) -> tuple[Int16Array, Any]:
+    """The recording's audio and capture times, led in by the samples the live voice
+    detector already held when recording started (as silence): its frames then fall
+    where the live session's fell."""
+    import numpy as np
+
+    audio = recording.audio()
+    times = recording.times(len(audio))
+    lead = int(recording.meta.get("vad_phase_samples", 0) or 0)
+    if lead <= 0 or not len(audio):
+        return audio, times
+    lead_in = np.zeros((lead, audio.shape[1]), dtype=audio.dtype)
+    lead_times = times[0] - np.arange(lead, 0, -1, dtype=np.float64) / CAPTURE_RATE
+    return np.concatenate((lead_in, audio)), np.concatenate((lead_times, times))
 
 
 def _idle_check(agent: VoiceAgent) -> Callable[[], bool]:

@@ -85,12 +85,15 @@ class SpokenTurn:
             return None
         return self.answer_ready - self.ended_at
 
-    def differences(self, other: SpokenTurn) -> list[str]:
-        """What a person would notice changed from ``self`` to ``other``."""
+    def differences(self, other: SpokenTurn, *, decisions: bool = True) -> list[str]:
+        """What a person would notice changed from ``self`` to ``other``.
+
+        ``decisions``: include the rule that ended the turn.
+        """
         changes = []
         if heard_words(self.words) != heard_words(other.words):
             changes.append(f"transcript {self.words!r} -> {other.words!r}")
-        if decision_kind(self.decision) != decision_kind(other.decision):
+        if decisions and decision_kind(self.decision) != decision_kind(other.decision):
             changes.append(
                 f"end of turn {decision_kind(self.decision) or '?'!r} -> "
                 f"{decision_kind(other.decision) or '?'!r}"
@@ -196,14 +199,20 @@ class Change:
             return "merged"
         if len(self.recorded) != len(self.replayed):
             return "regrouped"
-        return "changed" if self.details() else "same"
+        if not self.details():
+            return "same"
+        if not self.details(decisions=False):
+            # The same speech and words: only the rule that ended the turn differs
+            # (live, a signal can come too late for a check that lockstep waits for).
+            return "decided"
+        return "changed"
 
-    def details(self) -> list[str]:
+    def details(self, *, decisions: bool = True) -> list[str]:
         if len(self.recorded) != len(self.replayed):
             return []
         found = []
         for before, after in zip(self.recorded, self.replayed, strict=True):
-            found += before.differences(after)
+            found += before.differences(after, decisions=decisions)
         return found
 
 

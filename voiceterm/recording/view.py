@@ -45,9 +45,22 @@ def load_timeline(path: Path) -> tuple[Timeline, Recording | None]:
 
 
 def run_view(path: Path) -> int:
-    """Open the timeline screen on ``path`` until the user quits."""
-    timeline, recording = load_timeline(path)
+    """Open the timeline screen on ``path`` until the user quits.
+
+    A recording's events are read while the screen is already up, a batch at a
+    time (an hour holds some 100,000): the turns fill in as they are read.
+    """
+    if path.is_dir():
+        from voiceterm.recording.reader import TIMELINE_EVENTS
+        from voiceterm.timeline import Timeline
+
+        recording = Recording.open(path)
+        timeline = Timeline(100_000, clock_offset=recording.clock_offset)
+        batches = recording.message_batches(TIMELINE_EVENTS)
+    else:
+        timeline, _none = load_timeline(path)
+        recording, batches = None, None
     from voiceterm.tui.viewer import RecordingViewer
 
-    RecordingViewer(timeline, recording, title=str(path)).run()
+    RecordingViewer(timeline, recording, title=str(path), batches=batches).run()
     return 0

@@ -1,10 +1,8 @@
 """The Textual UI: the only part of voiceterm that imports textual.
 
-from voiceterm.tui import VoicetermApp
-VoicetermApp(agent).run()
-"""
-
 from voiceterm.tui.app import VoicetermApp
-from voiceterm.tui.protocol import AgentLike
+VoicetermApp(agent).run()
 
-__all__ = ["AgentLike", "VoicetermApp"]
+Nothing is imported here: ``voiceterm view`` needs only the timeline screen, and
+the whole app's imports would add a tenth of a second to opening a recording.
+"""

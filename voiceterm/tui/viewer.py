@@ -10,14 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.widgets import Static
 
 from voiceterm.errors import VoicetermError
 from voiceterm.timeline import Timeline, Turn
 from voiceterm.tui.screens.timeline_screen import TimelineScreen
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from voiceterm.bus import Message
     from voiceterm.recording.reader import Recording
 
 _BEFORE_SPEECH_S = 0.3  # the recording's pre-roll: the first syllable, as the VAD had it
@@ -57,11 +62,54 @@ class RecordingTimelineScreen(TimelineScreen):
         Binding("tab", "focus_next", "Turns/chunks", show=False),
     ]
 
-    def __init__(self, timeline: Timeline, export_dir: Path, recording: Recording | None) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        export_dir: Path,
+        recording: Recording | None,
+        *,
+        batches: Iterator[list[Message]] | None = None,
+    ) -> None:
         super().__init__(timeline, export_dir)
         self.recording = recording
         self.played: list[tuple[str, int]] = []
         """What was sent to the speaker: (``user``/``answer``, samples)."""
+        self._batches = batches
+        self.loaded = batches is None
+        """Whether every turn of the recording is on the timeline."""
+
+    def on_mount(self) -> None:
+        if self._batches is not None:
+            # After TimelineScreen's own on_mount, which says that there are no turns.
+            self.call_later(self._start_reading, self._batches)
+
+    def _start_reading(self, batches: Iterator[list[Message]]) -> None:
+        self.query_one("#headline", Static).update("Reading the recording ...")
+        self._read(batches)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _read(self, batches: Iterator[list[Message]]) -> None:
+        # Parsing runs here; the timeline is only touched on the app's thread.
+        try:
+            for batch in batches:
+                self.app.call_from_thread(self._add, batch)
+        except VoicetermError as error:
+            self.app.call_from_thread(
+                self.notify, error.message, title=error.title, severity="error"
+            )
+        self.app.call_from_thread(self._done)
+
+    def _add(self, batch: list[Message]) -> None:
+        for message in batch:
+            self.timeline.record(message)
+        self.refresh_data()
+
+    def _done(self) -> None:
+        self.loaded = True
+        if self.selected_turn is None:
+            self.query_one("#headline", Static).update("This recording holds no turns.")
+        else:
+            self.query_one("#waterfall").focus()
 
     def action_play_user(self) -> None:
         self._play("user", 0, user_span)
@@ -118,12 +166,20 @@ class RecordingViewer(App[None]):
         *,
         title: str = "",
         export_dir: Path | None = None,
+        batches: Iterator[list[Message]] | None = None,
     ) -> None:
+        """``batches``: the recording's messages still to read into ``timeline``; they are
+        read in a thread while the screen shows the turns read so far."""
         super().__init__()
         self.timeline = timeline
         self.recording = recording
         self.title = f"voiceterm view: {title} (read-only)"
         self.export_dir = export_dir or Path.cwd()
+        self._batches = batches
 
     def on_mount(self) -> None:
-        self.push_screen(RecordingTimelineScreen(self.timeline, self.export_dir, self.recording))
+        self.push_screen(
+            RecordingTimelineScreen(
+                self.timeline, self.export_dir, self.recording, batches=self._batches
+            )
+        )

@@ -57,6 +57,7 @@ from typing import Any
 
 from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.engines.llm.stats import GenerationStats
+from voiceterm.engines.llm.words_end import end_marker, server_end_probability
 from voiceterm.errors import EngineError, ModelError
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ class ChatServerEngine:
         temperature: Sampling temperature.
         connect_timeout_s: How long to wait for the server to accept a connection.
         timeout_s: How long to wait for the first piece, and then for each next one.
+        words_end: At each pause, also ask how likely the user's message ends after
+            the words so far (one more request: for the learned end of turn only).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class ChatServerEngine:
         temperature: float = 0.3,
         connect_timeout_s: float = 3.0,
         timeout_s: float = 60.0,
+        words_end: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.model = model
@@ -151,6 +155,10 @@ class ChatServerEngine:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._tools_refused = False
+        self._wants_words_end = words_end
+        self._words_end: tuple[str, float] | None = None
+        self._no_logprobs = False
+        self._marker_ids: dict[str, list[int]] = {}
 
     # --- facts ------------------------------------------------------------------------
 
@@ -543,6 +551,12 @@ class ChatServerEngine:
 
         async def read() -> None:
             _loop, client = self._client_loop_here()
+            if self.words_end_available:
+                try:
+                    await self._read_words_end(client, fitted)
+                except Exception as error:
+                    log.info("llm: no P(end of message) from %s: %s", self.url, error)
+                    self._no_logprobs = True
             await client.chat.completions.create(
                 model=self.model or "default",
                 messages=[dict(message) for message in fitted],
@@ -556,6 +570,91 @@ class ChatServerEngine:
         except Exception as error:  # the answer itself says what is wrong
             log.debug("llm: warming the server up failed: %s", error)
         return time.monotonic() - started
+
+    # --- P(end of the user's message), for the learned end of turn ---------------------
+
+    @property
+    def words_end_available(self) -> bool:
+        """Whether this server can say how likely the user's message ends at a pause.
+
+        Only when asked for (``words_end``). It needs the chat template (llama-server
+        tells it at ``/props``) and the top ``logprobs`` of a completion; without them
+        the hand-set rule decides.
+        """
+        return self._wants_words_end and self.tool_template is not None and not self._no_logprobs
+
+    def words_end_probability(self, words: str) -> float | None:
+        """P(end of the user's message) after ``words``, if the latest pause read them."""
+        latest = self._words_end
+        return latest[1] if latest is not None and latest[0] == words else None
+
+    async def _read_words_end(self, client: Any, messages: Sequence[ChatMessage]) -> None:
+        """One token of ``/v1/completions`` after the user's words; keep P(end marker)."""
+        words = messages[-1]["content"] if messages else None
+        template = self.tool_template
+        if template is None or messages[-1]["role"] != "user" or not isinstance(words, str):
+            return
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter: Any = Jinja2ChatFormatter(
+            template=template, eos_token="", bos_token="", add_generation_prompt=True
+        )
+        text = str(formatter(messages=[dict(m) for m in messages]).prompt)
+        at = text.rfind(words)
+        marker = end_marker(text[at + len(words) :]) if at >= 0 and words.strip() else None
+        if marker is None:
+            return
+        request: dict[str, Any] = {
+            "model": self.model or "default",
+            "prompt": text[: at + len(words)],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": 20,
+            "extra_body": {"cache_prompt": True, "n_probs": 20},
+        }
+        choice = (await client.completions.create(**request)).choices[0]
+        logprobs = _as_dict(choice.logprobs)
+        probability = server_end_probability(logprobs, marker)
+        if probability is None and not choice.text and choice.finish_reason == "stop":
+            # The marker was the model's first choice, and this server (llama-cpp-python's)
+            # stops before listing it: ask again with the marker forbidden, for its number.
+            ids = await self._token_ids(client, marker)
+            if ids:
+                request["logit_bias"] = {str(i): -100 for i in ids}
+                again = await client.completions.create(**request)
+                probability = server_end_probability(_as_dict(again.choices[0].logprobs), marker)
+        if probability is None:
+            log.info("llm: %s gives no logprobs; the hand-set end-of-turn rule decides", self.url)
+            self._no_logprobs = True
+            return
+        self._words_end = (words, probability)
+
+    async def _token_ids(self, client: Any, text: str) -> list[int]:
+        """The server's token ids of a special marker (llama-server, llama-cpp-python)."""
+        if text in self._marker_ids:
+            return self._marker_ids[text]
+        base = self.url.removesuffix("/v1")
+        ids: list[int] = []
+        for url, body, key in (
+            (f"{base}/tokenize", {"content": text, "parse_special": True}, "tokens"),
+            (f"{base}/extras/tokenize", {"input": text}, "tokens"),
+        ):
+            try:
+                response = await client._client.post(
+                    url,
+                    json=body,
+                    headers=dict(client.auth_headers),
+                    timeout=self.connect_timeout_s,
+                )
+                if response.status_code == 200:
+                    found = response.json().get(key)
+                    if isinstance(found, list) and len(found) == 1:
+                        ids = [int(found[0])]
+                        break
+            except Exception:  # not this server's endpoint
+                continue
+        self._marker_ids[text] = ids
+        return ids
 
     # --- the rest of the engine's shape ------------------------------------------------
 
@@ -582,6 +681,16 @@ class ChatServerEngine:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """An SDK object (or ``None``) as the plain JSON it came from."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    dumped = value.model_dump() if hasattr(value, "model_dump") else {}
+    return dumped if isinstance(dumped, dict) else {}
 
 
 async def _chunks(stream: Any) -> AsyncGenerator[Any, None]:

@@ -13,11 +13,18 @@ The prompt is read in two parts, split after the user's words: llama.cpp keeps
 the logits of the last position of each read, so the split gives the signal for
 the price of one more ``llama_decode`` call (``scripts/bench_turns.py`` measures
 it against ``logits_all`` and a one-token read).
+
+On an OpenAI-compatible server (``llm.backend = "openai"``) the logits are not at
+hand: the template text up to the user's words goes to ``/v1/completions`` for
+one token with its top ``logprobs``, and the end-of-message marker's
+probability is read from those (:func:`server_end_probability`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +76,50 @@ def end_probability(logits: Any, token: int) -> float:
     row = np.asarray(logits, dtype=np.float64)
     peak = float(row.max())
     return float(np.exp(row[token] - peak) / np.exp(row - peak).sum())
+
+
+# A chat template's end-of-message marker: ``<|im_end|>``, ``<|eot_id|>``, ``</s>``,
+# ``<end_of_turn>``: whatever markup the template writes first after the words.
+_MARKER = re.compile(r"<\|[^<>|]+\|>|</?[A-Za-z_]+>")
+
+
+def end_marker(after_words: str) -> str | None:
+    """The template's end-of-message marker at the start of the text after the words."""
+    found = _MARKER.match(after_words)
+    return found.group(0) if found else None
+
+
+def server_end_probability(logprobs: Any, marker: str) -> float | None:
+    """P(``marker`` next) from a completion's ``logprobs`` for its first token.
+
+    Takes both shapes servers send: the completions API's ``top_logprobs`` (a
+    list of ``{text: logprob}``; llama-cpp-python's server writes a special token
+    as ``""``), and the chat API's ``content[0].top_logprobs`` (a list of
+    ``{token, logprob}``, as llama-server sends). A marker missing from a full
+    list is at most as likely as the least likely token listed: that bound is
+    returned. ``None``: the server listed nothing.
+    """
+    top = _first_top_logprobs(logprobs)
+    if not top:
+        return None
+    for text in (marker, ""):
+        if text in top:
+            return math.exp(top[text])
+    return math.exp(min(top.values()))
+
+
+def _first_top_logprobs(logprobs: Any) -> dict[str, float]:
+    if not isinstance(logprobs, Mapping):
+        return {}
+    listed = logprobs.get("top_logprobs")
+    if isinstance(listed, list) and listed and isinstance(listed[0], Mapping):
+        return {str(k): float(v) for k, v in listed[0].items()}
+    content = logprobs.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        entries = content[0].get("top_logprobs") or []
+        return {
+            str(e.get("token", "")): float(e["logprob"])
+            for e in entries
+            if isinstance(e, Mapping) and "logprob" in e
+        }
+    return {}
