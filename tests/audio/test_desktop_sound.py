@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.audio.conftest import Rig
-from tests.audio.live import LiveApp, loud_frames, transcribe
+from tests.audio.live import LiveApp, Recording, transcribe
 from tests.speech import espeak, normalize_words
 from voiceterm.audio.player import SLEEP_AFTER_S
 
@@ -47,10 +47,6 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
 def read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path), "rb") as recording:
         return np.frombuffer(recording.readframes(recording.getnframes()), np.int16)
-
-
-def loud_seconds(audio: np.ndarray) -> float:
-    return float(loud_frames(audio, 16000).sum()) * 0.005
 
 
 def rendered(text: str) -> np.ndarray:
@@ -103,7 +99,8 @@ def test_an_answer_after_a_long_quiet_is_heard_whole(rig: Rig, tmp_path: Path) -
     expected = transcribe(own)
     words = set(normalize_words(printed)) | set(normalize_words(expected))
     assert set(normalize_words(heard)) & words, f"heard {heard!r}, the answer was {printed!r}"
-    heard_s, spoken_s = loud_seconds(sound), loud_seconds(own)
+    heard_s = Recording(sound, 16000, 0.0).loud_seconds()
+    spoken_s = Recording(own, 16000, 0.0).loud_seconds()
     assert heard_s >= WHOLE * spoken_s, (
         f"{heard_s:.2f} s of the answer's {spoken_s:.2f} s of sound heard ({heard!r})"
     )

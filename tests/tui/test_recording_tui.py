@@ -10,7 +10,6 @@ from tests.conftest import DATA
 from tests.tui.conftest import SIZE, FakeAgent, screen_text, wait_for
 from voiceterm.recording.reader import TIMELINE_EVENTS, Recording
 from voiceterm.recording.view import load_timeline
-from voiceterm.timeline import Timeline
 from voiceterm.tui.app import VoicetermApp
 from voiceterm.tui.viewer import RecordingTimelineScreen, RecordingViewer
 
@@ -73,7 +72,7 @@ async def test_view_reads_the_events_behind_the_screen_and_ends_on_the_newest_tu
     folder = DATA / "sessions" / "barge_in_echo"
     whole, _recording = load_timeline(folder)
     recording = Recording.open(folder)
-    timeline = Timeline(clock_offset=recording.clock_offset)
+    timeline = recording.empty_timeline()
     batches = recording.message_batches(TIMELINE_EVENTS)
     app = RecordingViewer(timeline, recording, export_dir=tmp_path, batches=batches)
     async with app.run_test(size=SIZE) as pilot:

@@ -95,9 +95,29 @@ def read_records(text: str, types: frozenset[str] | None = None) -> Iterator[dic
 
     ``types``: only the lines of these event types (the others are not parsed).
     """
+    yield from _parsed(_lines(text, types))
+
+
+def read_record_batches(
+    text: str, types: frozenset[str] | None = None, first: int = 2000, then: int = 1_000_000
+) -> Iterator[list[dict[str, Any]]]:
+    """``read_records`` a batch of lines at a time, for a reader that shows as it goes:
+    a small first batch (``first`` lines: something to show soon), then ``then``."""
+    lines = _lines(text, types)
+    start, size = 0, first
+    while start < len(lines):
+        yield list(_parsed(lines[start : start + size]))
+        start, size = start + size, then
+
+
+def _lines(text: str, types: frozenset[str] | None) -> list[str]:
     lines = [line for line in text.splitlines() if line]
     if types is not None:
         lines = [line for line in lines if _type_of(line) in types]
+    return lines
+
+
+def _parsed(lines: list[str]) -> Iterator[dict[str, Any]]:
     try:
         # One parse for the whole file is several times faster than one per line.
         records = json.loads("[" + ",".join(lines) + "]")
@@ -111,20 +131,6 @@ def read_records(text: str, types: frozenset[str] | None = None) -> Iterator[dic
     for record in records:
         if isinstance(record, dict):
             yield record
-
-
-def read_record_batches(
-    text: str, types: frozenset[str] | None = None, first: int = 2000, then: int = 1_000_000
-) -> Iterator[list[dict[str, Any]]]:
-    """``read_records`` a batch of lines at a time, for a reader that shows as it goes:
-    a small first batch (``first`` lines: something to show soon), then ``then``."""
-    lines = [line for line in text.splitlines() if line]
-    if types is not None:
-        lines = [line for line in lines if _type_of(line) in types]
-    start, size = 0, first
-    while start < len(lines):
-        yield list(read_records("\n".join(lines[start : start + size])))
-        start, size = start + size, then
 
 
 def _type_of(line: str) -> str:

@@ -12,7 +12,7 @@ from voiceterm.recording import format as fmt
 from voiceterm.recording.events_io import from_record, read_record_batches, read_records
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     import numpy as np
     import numpy.typing as npt
@@ -108,24 +108,22 @@ class Recording:
 
     def messages(self, types: frozenset[str] | None = None) -> list[Message]:
         """Every recorded bus message (of ``types``: all), in the order it was broadcast."""
-        messages = []
-        for record in read_records(_read_text(self.folder / fmt.EVENTS), types):
-            message = from_record(record)
-            if message is not None:
-                messages.append(message)
-        return messages
+        return _messages(read_records(_read_text(self.folder / fmt.EVENTS), types))
 
     def message_batches(self, types: frozenset[str] | None = None) -> Iterator[list[Message]]:
         """``messages`` a few thousand at a time, each batch read only when asked for."""
         for records in read_record_batches(_read_text(self.folder / fmt.EVENTS), types):
-            batch = [from_record(record) for record in records]
-            yield [message for message in batch if message is not None]
+            yield _messages(records)
+
+    def empty_timeline(self, max_turns: int = 100_000) -> Timeline:
+        """A timeline on the session's clock, with room for every turn, to read events into."""
+        from voiceterm.timeline import Timeline
+
+        return Timeline(max_turns, clock_offset=self.clock_offset)
 
     def timeline(self, max_turns: int = 100_000) -> Timeline:
         """The session's timeline, rebuilt from its events."""
-        from voiceterm.timeline import Timeline
-
-        timeline = Timeline(max_turns, clock_offset=self.clock_offset)
+        timeline = self.empty_timeline(max_turns)
         for message in self.messages(TIMELINE_EVENTS):
             timeline.record(message)
         return timeline
@@ -250,3 +248,9 @@ def _read_text(path: Path) -> str:
 
 def load_json(path: Path) -> Any:
     return json.loads(_read_text(path))
+
+
+def _messages(records: Iterable[dict[str, Any]]) -> list[Message]:
+    """The bus messages the records stood for (those of types this voiceterm knows)."""
+    messages = (from_record(record) for record in records)
+    return [message for message in messages if message is not None]

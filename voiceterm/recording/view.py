@@ -52,10 +52,9 @@ def run_view(path: Path) -> int:
     """
     if path.is_dir():
         from voiceterm.recording.reader import TIMELINE_EVENTS
-        from voiceterm.timeline import Timeline
 
         recording = Recording.open(path)
-        timeline = Timeline(100_000, clock_offset=recording.clock_offset)
+        timeline = recording.empty_timeline()
         batches = recording.message_batches(TIMELINE_EVENTS)
     else:
         timeline, _none = load_timeline(path)
