@@ -273,6 +273,17 @@ def test_after_echo_was_let_go_the_next_hold_of_that_answer_must_be_louder() -> 
     assert len(rig.of(AgentInterrupted)) == 1
 
 
+def test_after_loud_echo_was_let_go_a_person_talking_normally_still_cuts_the_answer_off() -> None:
+    # Echo the canceller missed (-13 dBFS, on a PipeWire desktop before it found the
+    # echo's delay) must not lift the next hold above a person's voice.
+    rig = Rig()
+    rig.frames(talk(160, level=-13.0) + silence(700))
+    assert len(rig.of(BargeInDismissed)) == 1
+    rig.frames(talk(600, level=-19.0))
+    assert len(rig.of(BargeInSuspected)) == 2
+    assert len(rig.of(AgentInterrupted)) == 1
+
+
 def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle() -> None:
     rig = Rig(speaking=False)
     source = SimpleNamespace(relaxed=False)

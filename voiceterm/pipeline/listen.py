@@ -70,6 +70,10 @@ _HALF_DUPLEX_TAIL_S = 0.3  # room reverb after the last played sample
 # (the echo path's delay, the canceller's tail): it must be loud to be a turn.
 _ECHO_TAIL_S = 0.6
 _ECHO_MARGIN_DB = 3.0  # how much louder than dismissed echo the next hold must be
+# Dismissed echo raises the next hold's floor at most this far above min_level_db: a
+# person talking over the answer (-18 to -32 dBFS) can always cut it off.
+_MAX_FLOOR_RISE_DB = 12.0
+
 # Faster than real time, the longest wait for a pause's words and the LLM's read of them.
 _SETTLE_S = 3.0
 
@@ -96,6 +100,21 @@ class _Hold:
     confirmed_s: float = 0.0
     last_speech: float = 0.0  # end of the last counted frame (capture time)
     level_db: float = -90.0  # the level that started it
+    # What the frames after the settle were, for the log line that lets go of a hold.
+    frames: int = 0
+    voiced: int = 0
+    loudest_db: float = -90.0
+
+    def saw(self, level_db: float, voiced: bool) -> None:
+        self.frames += 1
+        self.voiced += voiced
+        self.loudest_db = max(self.loudest_db, level_db)
+
+    def summary(self) -> str:
+        return (
+            f"{self.frames} frames after the settle: {self.voiced} voiced, "
+            f"the loudest at {self.loudest_db:.0f} dBFS"
+        )
 
 
 class Listener:
@@ -278,6 +297,8 @@ class Listener:
             # Loud speech clear of the agent's voice and of its echo's way back.
             self._loud_s += t_end - t_start
         if self._hold is not None:
+            if t_start >= self._hold.since + self._hold_settle_s:
+                self._hold.saw(self._vad.level_db, self._vad.voiced)
             self._check_hold(self._hold, t_start, t_end)
         elif self._onset is not None and not self._barged and self._barge_in:
             self._check_barge_in(t_start, t_end)
@@ -364,10 +385,17 @@ class Listener:
 
     def _let_go(self, t: float) -> None:
         """Not the user after all: the held answer plays on; the sound is not a turn."""
-        logger.info("not a barge-in: playing on after %.0f ms", self._held_ms())
         hold, self._hold = self._hold, None
         assert hold is not None
-        self._hold_floor_db = max(self._hold_floor_db, hold.level_db + _ECHO_MARGIN_DB)
+        logger.info(
+            "not a barge-in: playing on after %.0f ms (%s)",
+            1000 * (time.monotonic() - hold.since),
+            hold.summary(),
+        )
+        self._hold_floor_db = max(
+            self._hold_floor_db,
+            min(hold.level_db + _ECHO_MARGIN_DB, self._min_level_db + _MAX_FLOOR_RISE_DB),
+        )
         self._pause_sent = False
         self._publish(BargeInDismissed(onset_time=hold.onset))
         if self._end_of_turn is not None:
