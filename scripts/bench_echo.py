@@ -23,7 +23,8 @@ capture in time order exactly as ``EchoCancelledSource`` does live, and reports:
   turn, how many ms after its onset, and the user's level kept (dB vs. A);
 - CPU per 10 ms frame.
 
-Usage: .venv/bin/python scripts/bench_echo.py [--gains -10 -6 0] [--rounds 1]
+Usage: [VT_RIG_PROFILE=lab|pulse-desktop|pipewire] .venv/bin/python scripts/bench_echo.py
+       [--gains -10 -6 0] [--rounds 1]
 Needs pulseaudio, pulseaudio-utils and espeak-ng (scripts/setup.sh --dev).
 """
 
@@ -38,7 +39,8 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from voiceterm.audio.echo import (  # noqa: E402
+    EchoCancelledSource,
     EchoCanceller,
     HalfDuplexGate,
     LiveKitEchoCanceller,
@@ -199,20 +202,46 @@ class Result:
     cost_us: float
 
 
-def run_canceller(canceller: EchoCanceller, session: Session) -> Result:
-    """Feed render and capture in time order, exactly as EchoCancelledSource does."""
-    reference = RenderReference(deque(session.render), session.render_rate)
-    outputs: list[Int16Array] = []
-    spent = 0.0
-    for frame in session.frames:
-        start = time.perf_counter()
-        for block in reference.until(frame.t_end):
-            canceller.process_render(block)
-        outputs.append(canceller.process_capture(frame.samples))
-        spent += time.perf_counter() - start
+class RecordedFrames:
+    """The recorded microphone frames as an ``AudioSource``."""
+
+    muted = False
+
+    def __init__(self, frames: list[AudioFrame]) -> None:
+        self._frames = frames
+
+    def start(self) -> None:
+        pass
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        for frame in self._frames:
+            yield frame
+
+    def close(self) -> None:
+        pass
+
+
+def run_canceller(canceller: EchoCanceller, session: Session, *, follow_echo: bool) -> Result:
+    """Feed render and capture through the app's own ``EchoCancelledSource``."""
+    source = EchoCancelledSource(
+        RecordedFrames(session.frames),
+        canceller,
+        RenderReference(deque(session.render), session.render_rate),
+        follow_echo=follow_echo,
+    )
+
+    async def cleaned() -> list[Int16Array]:
+        return [frame.samples async for frame in source.frames()]
+
+    start = time.process_time()
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own: this runs inside main's
+        outputs = pool.submit(asyncio.run, cleaned()).result()
+    spent = time.process_time() - start
     captured = np.concatenate([f.samples for f in session.frames])
     times = np.array([f.t_start for f in session.frames])
     cost = spent / (len(session.frames) * 2) * 1e6
+    if follow_echo and source.lead_s:
+        print(f"  (reference moved {1000 * source.lead_s:.0f} ms ahead of its time stamps)")
     return Result(np.concatenate(outputs), captured, times, cost)
 
 
@@ -289,13 +318,16 @@ def report(gain: float, session: Session, tallies: dict[tuple[float, str], Tally
         f"user alone {near_level - full_scale:.1f} dBFS, "
         f"echo in the microphone {echo_level - full_scale:.1f} dBFS (mean power)"
     )
-    handlers: list[tuple[str, Callable[[], EchoCanceller]]] = [
-        ("off", NoEchoHandling),
-        ("livekit AEC3", LiveKitEchoCanceller),
-        ("aec-audio-processing", WebRtcEchoCanceller),
-        ("livekit + gate", lambda: ResidualEchoGate(LiveKitEchoCanceller())),
-        ("aec-a-p + gate", lambda: ResidualEchoGate(WebRtcEchoCanceller())),
-        ("half-duplex gate", HalfDuplexGate),
+    # Each follows where the echo really comes, as the app does; "stamps" rows take
+    # the speaker's time stamps as true, as the app did before.
+    handlers: list[tuple[str, Callable[[], EchoCanceller], bool]] = [
+        ("off", NoEchoHandling, True),
+        ("livekit AEC3", LiveKitEchoCanceller, True),
+        ("aec-audio-processing", WebRtcEchoCanceller, True),
+        ("livekit + gate", lambda: ResidualEchoGate(LiveKitEchoCanceller()), True),
+        ("livekit + gate, stamps", lambda: ResidualEchoGate(LiveKitEchoCanceller()), False),
+        ("aec-a-p + gate", lambda: ResidualEchoGate(WebRtcEchoCanceller()), True),
+        ("half-duplex gate", HalfDuplexGate, True),
     ]
     header = (
         f"{'handler':<22}{'ERLE dB':>9}{'(1st 1.5s)':>11}{'resid p95':>10}{'self-int':>9}"
@@ -303,11 +335,11 @@ def report(gain: float, session: Session, tallies: dict[tuple[float, str], Tally
     )
     print(header)
     notes: list[str] = []
-    for name, make in handlers:
+    for name, make, follow_echo in handlers:
         try:
             # One instance for the whole session, as in the app: answer B meets a
             # cold canceller, answer C a warm one.
-            result = run_canceller(make(), session)
+            result = run_canceller(make(), session, follow_echo=follow_echo)
         except Exception as exc:  # a missing library: say so and go on
             print(f"{name:<22}unavailable: {exc}")
             continue

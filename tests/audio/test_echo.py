@@ -19,6 +19,7 @@ import pytest
 from tests.audio.conftest import DEVICE, Rig, SpeechMaker
 from voiceterm.audio.devices import MicrophoneSource
 from voiceterm.audio.echo import (
+    ECHO_DELAY_AIM_S,
     FRAME_SAMPLES,
     EchoCancelledSource,
     EchoCanceller,
@@ -30,6 +31,7 @@ from voiceterm.audio.echo import (
     WebRtcEchoCanceller,
     make_echo_canceller,
 )
+from voiceterm.audio.echo_delay import EchoDelayEstimator
 from voiceterm.audio.frames import AudioFrame, AudioSource, PlaybackTag
 from voiceterm.audio.player import Player, resample_int16
 from voiceterm.audio.wavio import read_wav
@@ -170,6 +172,79 @@ async def test_a_speaker_that_never_started_leaves_the_microphone_working(tmp_pa
     source.start()  # no reference to take: the player failed before it could play
     frames = [frame async for frame in source.frames()]
     assert len(frames) == 5 and all(frame.samples.any() for frame in frames)
+
+
+def test_the_echo_delay_is_found_before_and_after_the_speakers_time_stamps() -> None:
+    far = speechlike(4.0, seed=3)
+    for lag_s in (-0.35, 0.1):
+        shift = int(lag_s * 16000)
+        # The microphone at time t hears what is stamped t - lag.
+        mic = (np.roll(far, shift) * 0.5).astype(np.int16)
+        estimator = EchoDelayEstimator(16000)
+        found = [
+            lag
+            for i in range(16000, len(far), 160)  # from 1 s in: np.roll wraps the start
+            if (lag := estimator.push(mic[i : i + 160], far[i : i + 160])) is not None
+        ]
+        assert found, f"no lag found for {lag_s}"
+        assert abs(found[-1] - lag_s) < 0.002
+    silent = EchoDelayEstimator(16000)
+    assert all(
+        silent.push(far[i : i + 160], np.zeros(160, np.int16)) is None
+        for i in range(0, len(far), 160)
+    )
+
+
+class ArraySource:
+    """Microphone frames from an array, stamped from ``t0``."""
+
+    def __init__(self, samples: Int16Array, t0: float) -> None:
+        self.samples = samples
+        self.t0 = t0
+        self.muted = False
+
+    def start(self) -> None:
+        pass
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        for i in range(0, len(self.samples) - 159, 160):
+            yield AudioFrame(self.samples[i : i + 160], self.t0 + i / 16000, i)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("follow_echo", [True, False], ids=["followed", "stamps-as-true"])
+async def test_aec_cancels_an_echo_that_comes_before_the_speakers_time_stamps(
+    follow_echo: bool,
+) -> None:
+    """A sound server that says the sound plays 350 ms later than it does (measured
+    on PulseAudio and PipeWire desktops): the echo is found and cancelled."""
+    from collections import deque
+
+    far = speechlike(8.0, seed=4)
+    early = int(0.35 * 16000)
+    echo = np.convolve(far[early:] * 0.5, [0.6, 0.3, 0.1])[: len(far) - early]
+    mic = np.zeros(len(far), np.int16)
+    mic[: len(echo)] = np.round(echo).astype(np.int16)
+    t0 = 1000.0
+    tap: deque[tuple[float, Int16Array]] = deque(
+        (t0 + i / 16000, far[i : i + 160]) for i in range(0, len(far), 160)
+    )
+    source = EchoCancelledSource(
+        ArraySource(mic, t0),
+        make_echo_canceller("aec"),
+        RenderReference(tap, 16000),
+        follow_echo=follow_echo,
+    )
+    cleaned = np.concatenate([frame.samples async for frame in source.frames()])
+    last = slice(len(cleaned) - 3 * 16000, len(cleaned) - early)
+    removed = level(mic[last]) - level(cleaned[last])
+    if follow_echo:
+        assert source.lead_s == pytest.approx(0.35 + ECHO_DELAY_AIM_S, abs=0.003)
+        assert removed > 20, f"only {removed:.1f} dB of echo removed"
+    else:
+        assert removed < 10, f"{removed:.1f} dB removed without following the echo"
 
 
 # --- through the rig -------------------------------------------------------------------

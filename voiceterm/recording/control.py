@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.audio.echo import REFERENCE_HELD_SAMPLES, StampAligned
 from voiceterm.bus import Message
 from voiceterm.events import AgentStoppedSpeaking
 from voiceterm.recording.writer import SessionWriter
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from voiceterm.pipeline.agent import VoiceAgent
 
 logger = logging.getLogger(__name__)
-
-_MAX_REFERENCE_LEAD = 8000  # samples of speaker sound kept ahead of the microphone (0.5 s)
 
 
 def new_session_folder(parent: Path | None = None) -> Path:
@@ -65,8 +64,7 @@ class RecordingControl:
         self._talk: Timeline | None = None
         self._echo_source: Any = None
         self._own_reference: Any = None
-        self._reference: list[Any] = []
-        self._reference_len = 0
+        self._reference = StampAligned(max_lead=REFERENCE_HELD_SAMPLES)
         self._silence: Any = ()
         self._tap_source(agent.source)
         agent.bus.tap(self._observe)
@@ -110,8 +108,7 @@ class RecordingControl:
         self.writer = SessionWriter(folder, meta)
         # Every turn of the session: the app's own timeline keeps only the newest.
         self._talk = self._timeline_cls(max_turns=TALK_MAX_TURNS)
-        self._reference.clear()
-        self._reference_len = 0
+        self._reference = StampAligned(max_lead=REFERENCE_HELD_SAMPLES)
         logger.info("recording the session into %s", folder)
         if self.on_change is not None:
             self.on_change(True)
@@ -212,11 +209,7 @@ class RecordingControl:
                 return
 
     def _add_reference(self, blocks: list[Any]) -> None:
-        for block in blocks:
-            self._reference.append(block)
-            self._reference_len += len(block)
-        while self._reference_len > _MAX_REFERENCE_LEAD and len(self._reference) > 1:
-            self._reference_len -= len(self._reference.pop(0))
+        self._reference.add(blocks)
 
     def _record_block(self, frame: Any) -> None:
         import numpy as np
@@ -227,22 +220,10 @@ class RecordingControl:
         if self._own_reference is not None:
             self._add_reference(self._own_reference.until(frame.t_end))
         n = len(frame.samples)
-        if not self._reference:  # the speaker is silent (or asleep): one shared block
+        if self._reference.empty:  # the speaker is silent (or asleep): one shared block
             if len(self._silence) != n:
                 self._silence = np.zeros(n, dtype=np.int16)
             # A copy: the writer keeps blocks for half a second, a source may reuse its own.
             writer.audio(frame.samples.copy(), self._silence, frame.t_start)
             return
-        speaker = np.zeros(n, dtype=np.int16)
-        filled = 0
-        while filled < n and self._reference:
-            block = self._reference[0]
-            take = min(n - filled, len(block))
-            speaker[filled : filled + take] = block[:take]
-            filled += take
-            if take == len(block):
-                self._reference.pop(0)
-            else:
-                self._reference[0] = block[take:]
-            self._reference_len -= take
-        writer.audio(frame.samples.copy(), speaker, frame.t_start)
+        writer.audio(frame.samples.copy(), self._reference.take(n), frame.t_start)

@@ -188,9 +188,13 @@ class RecordedReference:
         self._cursor = 0
         self.upto = 0
         """End of the block just handed out (set by the source)."""
+        self.upto_t = 0.0
+        """Its time: the canceller may ask for the speaker's sound ahead of it, as live."""
 
     def until(self, t: float) -> list[Int16Array]:
-        start, self._cursor = self._cursor, max(self._cursor, self.upto)
+        ahead = max(0, round((t - self.upto_t) * CAPTURE_RATE))
+        end = min(self.upto + ahead, len(self._speaker))
+        start, self._cursor = self._cursor, max(self._cursor, end)
         return [self._speaker[start : self._cursor]] if self._cursor > start else []
 
 
@@ -262,6 +266,7 @@ class ReplaySource:
             index += n
             if self._reference is not None:
                 self._reference.upto = min(index, total)
+                self._reference.upto_t = t + block_s
             self._clock.now = t + block_s
             if self.sink is not None:
                 self.sink.advance(t, block_s)
