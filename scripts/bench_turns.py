@@ -62,13 +62,14 @@ from tests.turn_clips import (  # noqa: E402
     START_MS,
     Clip,
     Pause,
-    all_turns,
     analyse,
     ends_at,
+    judged,
     learned_end,
     paused_copies,
     roc_auc,
     synthetic_turns,
+    turns_and_sentences,
 )
 from voiceterm.config import Config  # noqa: E402
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished  # noqa: E402
@@ -171,32 +172,38 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
     stt_path = resolve_model("stt").path
     stt = WhisperTranscriber(stt_path, cores=cores)
     turn = SmartTurn(resolve_model("turn").path, cores=cores)
-    cached: list[Clip] = []
+    cached: dict[tuple[str, str], Clip] = {}
     if args.cache and args.cache.exists():
-        cached = pickle.loads(args.cache.read_bytes())
-        if not all(hasattr(p, "words_end_ready_ms") for c in cached for p in c.pauses):
+        old: list[Clip] = pickle.loads(args.cache.read_bytes())
+        if all(hasattr(p, "words_end_ready_ms") for c in old for p in c.pauses):
+            cached = {(c.kind, c.name): c for c in old}
+        else:
             print(f"{args.cache} holds no LLM signal (an older bench): analysing afresh")
-            cached = []
-    parts = {"tuning", "held-back"} | ({"synthetic"} if args.synthetic else set())
-    if {c.part for c in cached} >= parts:
-        return [c for c in cached if c.part in parts], turn, stt
     whisper = WhisperModel(str(stt_path), device="cpu", compute_type="int8", local_files_only=True)
-    llm = LlamaEngine(resolve_model("llm").path, cores=cores)
-    # Only the parts the cache lacks are analysed (the real turns take the longest).
-    turns = [] if "tuning" in {c.part for c in cached} else all_turns(whisper)
-    if args.synthetic and "synthetic" not in {c.part for c in cached}:
-        turns += synthetic_turns()
-    copies = paused_copies(turns, whisper, args.pauses, args.cuts)
-    checks = sorted(set(args.asks))
-    started = time.monotonic()
-    clips = [analyse(t, "paused", turn, stt, llm, checks, config) for t, _ in copies]
-    clips += [analyse(t, "whole", turn, stt, llm, checks, config) for t in turns]
-    llm.close()
-    print(f"analysed {len(clips)} clips in {time.monotonic() - started:.0f} s")
-    clips = cached + clips
+    turns, sentences = turns_and_sentences(whisper)
+    if args.synthetic:
+        synthetic = synthetic_turns()
+        turns += synthetic
+        sentences += synthetic
+    wanted = [(t, "paused") for t, _ in paused_copies(sentences, whisper, args.pauses, args.cuts)]
+    wanted += [(t, "whole") for t in turns]
+    # Only the clips the cache lacks are analysed (by kind and name; a whole turn's
+    # name says where it starts and ends).
+    missing = [(t, kind) for t, kind in wanted if (kind, t.name) not in cached]
+    if missing:
+        llm = LlamaEngine(resolve_model("llm").path, cores=cores)
+        checks = sorted(set(args.asks))
+        started = time.monotonic()
+        for index, (t, kind) in enumerate(missing):
+            cached[(kind, t.name)] = analyse(t, kind, turn, stt, llm, checks, config)
+            if index % 20 == 19:
+                print(f"  {index + 1}/{len(missing)} clips", flush=True)
+        llm.close()
+        print(f"analysed {len(missing)} clips in {time.monotonic() - started:.0f} s")
+    clips = [judged(cached[(kind, t.name)], t) for t, kind in wanted]
     if args.cache is not None:
         args.cache.write_bytes(pickle.dumps(clips))
-    return [c for c in clips if c.part in parts], turn, stt
+    return clips, turn, stt
 
 
 def parts_of(clips: list[Clip]) -> list[str]:
