@@ -141,14 +141,25 @@ def silences(audio: np.ndarray) -> list[tuple[int, int]]:
     return found
 
 
-def silence_after(gaps: list[tuple[int, int]], word_end: float, next_start: float) -> int:
-    """ms of silence between two words: the longest VAD silence that overlaps the gap.
+def silence_after(
+    gaps: list[tuple[int, int]], word_end: float, next_start: float
+) -> tuple[int, int]:
+    """The VAD's silence between two words (first sample, length): the longest that overlaps.
 
     Whisper's word times are off by up to ~0.2 s, so the gap is widened by that much.
     """
     low, high = round((word_end - 0.2) * RATE), round((next_start + 0.2) * RATE)
-    lengths = [length for start, length in gaps if start < high and start + length > low]
-    return round(1000 * max(lengths, default=0) / RATE)
+    found = [(start, length) for start, length in gaps if start < high and start + length > low]
+    return max(found, key=lambda gap: gap[1], default=(round(word_end * RATE), 0))
+
+
+CLICK_S = 0.25
+"""Sound this short after the last yield at a recording's end is a click, not a word."""
+TAIL = 300 * RATE // 1000
+"""A turn cut at a yield keeps this much of the speaker's silence (the VAD's ``tail_ms``):
+not Whisper's word times (they may put the cut into the next word), and not deeper into
+the silence, where a radio's squelch may have closed (the room noise put after every
+clip is then louder than the recording's own silence, and the VAD hears it start)."""
 
 
 def turns_and_sentences(whisper: Any) -> tuple[list[Turn], list[Turn]]:
@@ -190,20 +201,24 @@ def cut_recording(recording: Recording, whisper: Any) -> tuple[list[Turn], list[
             continue
         cut = round((word.end + words[index + 1].start) / 2 * RATE)
         if cut - start >= RATE:
-            yielded = silence_after(gaps, word.end, words[index + 1].start) >= YIELD_MS
+            quiet, quiet_for = silence_after(gaps, word.end, words[index + 1].start)
+            yielded = quiet_for * 1000 >= YIELD_MS * RATE
             name = f"{recording.name}@{start / RATE:.1f}s"
             sentences.append(Turn(name, audio[start:cut], recording.speaker, False, yielded))
             cuts.append(start)
             start = cut
             if yielded:
-                yields.append(cut)
+                yields.append(quiet + min(quiet_for // 2, TAIL))
     if len(audio) - start >= RATE:
         name = f"{recording.name}@{start / RATE:.1f}s"
         sentences.append(Turn(name, audio[start:], recording.speaker))
         cuts.append(start)
+    last = len(audio)
+    if gaps and gaps[-1][1] * 1000 >= YIELD_MS * RATE and sum(gaps[-1]) > last - CLICK_S * RATE:
+        last = gaps[-1][0] + min(gaps[-1][1] // 2, TAIL)  # the recording ends on a click
     turns: list[Turn] = []
     begin = 0
-    for end in [*yields, len(audio)]:
+    for end in [*yields, last]:
         # The turn's last MAX_TURN_S at most, from a sentence start.
         first = min(
             (c for c in cuts if begin <= c < end and end - c <= MAX_TURN_S * RATE),
