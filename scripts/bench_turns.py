@@ -8,9 +8,10 @@ Two figures, always side by side (as LiveKit's eot-bench prints them):
   decision that it is over.
 
 Data: every recording of real people that installs here (Debian's
-pocketsphinx-testdata and codec2-examples: read sentences, commands, radio
-operators talking freely), the long free talk cut into sentences: the whole
-turns (``tests/turn_clips.py``). Each turn with at least five words is also cut
+pocketsphinx-testdata, codec2-examples and linphone-common; PyPI's pyannote.audio,
+useful-moonshine-onnx and amfm_decompy: read sentences, commands, radio operators
+talking freely, a telephone conversation), cut into whole turns where the speaker
+yields (``tests/turn_clips.py``). Each turn with at least five words is also cut
 at word boundaries inside the sentence (at least three words before the cut,
 two after; the quietest 20 ms between the two words) and ``--pauses`` of
 room-level silence are put there. The turns of the held-back speakers
@@ -57,7 +58,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.speech import radio_speech_available, real_speech_available  # noqa: E402
+from tests.speech import (  # noqa: E402
+    MORE_SPEECH_INSTALL,
+    more_speech_available,
+    radio_speech_available,
+    real_speech_available,
+)
 from tests.turn_clips import (  # noqa: E402
     START_MS,
     Clip,
@@ -285,6 +291,9 @@ def main() -> int:
             "recordings of real people missing: "
             "apt-get install pocketsphinx-testdata codec2-examples"
         )
+        return 2
+    if not more_speech_available():
+        print(f"recordings of real people missing: {MORE_SPEECH_INSTALL}")
         return 2
     from voiceterm.errors import ModelError
     from voiceterm.pipeline.turn_fusion import load_weights
