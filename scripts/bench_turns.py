@@ -8,9 +8,10 @@ Two figures, always side by side (as LiveKit's eot-bench prints them):
   decision that it is over.
 
 Data: every recording of real people that installs here (Debian's
-pocketsphinx-testdata and codec2-examples: read sentences, commands, radio
-operators talking freely), the long free talk cut into sentences: the whole
-turns (``tests/turn_clips.py``). Each turn with at least five words is also cut
+pocketsphinx-testdata, codec2-examples and linphone-common; PyPI's pyannote.audio,
+useful-moonshine-onnx and amfm_decompy: read sentences, commands, radio operators
+talking freely, a telephone conversation), cut into whole turns where the speaker
+yields (``tests/turn_clips.py``). Each turn with at least five words is also cut
 at word boundaries inside the sentence (at least three words before the cut,
 two after; the quietest 20 ms between the two words) and ``--pauses`` of
 room-level silence are put there. The turns of the held-back speakers
@@ -57,18 +58,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.speech import radio_speech_available, real_speech_available  # noqa: E402
+from tests.speech import (  # noqa: E402
+    MORE_SPEECH_INSTALL,
+    more_speech_available,
+    radio_speech_available,
+    real_speech_available,
+)
 from tests.turn_clips import (  # noqa: E402
     START_MS,
     Clip,
     Pause,
-    all_turns,
     analyse,
     ends_at,
+    judged,
     learned_end,
     paused_copies,
     roc_auc,
     synthetic_turns,
+    turns_and_sentences,
 )
 from voiceterm.config import Config  # noqa: E402
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished  # noqa: E402
@@ -171,32 +178,38 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
     stt_path = resolve_model("stt").path
     stt = WhisperTranscriber(stt_path, cores=cores)
     turn = SmartTurn(resolve_model("turn").path, cores=cores)
-    cached: list[Clip] = []
+    cached: dict[tuple[str, str], Clip] = {}
     if args.cache and args.cache.exists():
-        cached = pickle.loads(args.cache.read_bytes())
-        if not all(hasattr(p, "words_end_ready_ms") for c in cached for p in c.pauses):
+        old: list[Clip] = pickle.loads(args.cache.read_bytes())
+        if all(hasattr(p, "words_end_ready_ms") for c in old for p in c.pauses):
+            cached = {(c.kind, c.name): c for c in old}
+        else:
             print(f"{args.cache} holds no LLM signal (an older bench): analysing afresh")
-            cached = []
-    parts = {"tuning", "held-back"} | ({"synthetic"} if args.synthetic else set())
-    if {c.part for c in cached} >= parts:
-        return [c for c in cached if c.part in parts], turn, stt
     whisper = WhisperModel(str(stt_path), device="cpu", compute_type="int8", local_files_only=True)
-    llm = LlamaEngine(resolve_model("llm").path, cores=cores)
-    # Only the parts the cache lacks are analysed (the real turns take the longest).
-    turns = [] if "tuning" in {c.part for c in cached} else all_turns(whisper)
-    if args.synthetic and "synthetic" not in {c.part for c in cached}:
-        turns += synthetic_turns()
-    copies = paused_copies(turns, whisper, args.pauses, args.cuts)
-    checks = sorted(set(args.asks))
-    started = time.monotonic()
-    clips = [analyse(t, "paused", turn, stt, llm, checks, config) for t, _ in copies]
-    clips += [analyse(t, "whole", turn, stt, llm, checks, config) for t in turns]
-    llm.close()
-    print(f"analysed {len(clips)} clips in {time.monotonic() - started:.0f} s")
-    clips = cached + clips
+    turns, sentences = turns_and_sentences(whisper)
+    if args.synthetic:
+        synthetic = synthetic_turns()
+        turns += synthetic
+        sentences += synthetic
+    wanted = [(t, "paused") for t, _ in paused_copies(sentences, whisper, args.pauses, args.cuts)]
+    wanted += [(t, "whole") for t in turns]
+    # Only the clips the cache lacks are analysed (by kind and name; a whole turn's
+    # name says where it starts and ends).
+    missing = [(t, kind) for t, kind in wanted if (kind, t.name) not in cached]
+    if missing:
+        llm = LlamaEngine(resolve_model("llm").path, cores=cores)
+        checks = sorted(set(args.asks))
+        started = time.monotonic()
+        for index, (t, kind) in enumerate(missing):
+            cached[(kind, t.name)] = analyse(t, kind, turn, stt, llm, checks, config)
+            if index % 20 == 19:
+                print(f"  {index + 1}/{len(missing)} clips", flush=True)
+        llm.close()
+        print(f"analysed {len(missing)} clips in {time.monotonic() - started:.0f} s")
+    clips = [judged(cached[(kind, t.name)], t) for t, kind in wanted]
     if args.cache is not None:
         args.cache.write_bytes(pickle.dumps(clips))
-    return [c for c in clips if c.part in parts], turn, stt
+    return clips, turn, stt
 
 
 def parts_of(clips: list[Clip]) -> list[str]:
@@ -278,6 +291,9 @@ def main() -> int:
             "recordings of real people missing: "
             "apt-get install pocketsphinx-testdata codec2-examples"
         )
+        return 2
+    if not more_speech_available():
+        print(f"recordings of real people missing: {MORE_SPEECH_INSTALL}")
         return 2
     from voiceterm.errors import ModelError
     from voiceterm.pipeline.turn_fusion import load_weights

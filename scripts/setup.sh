@@ -21,7 +21,9 @@ packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 l
 if (( dev )); then
   # pipewire, wireplumber, pipewire-pulse and dbus: the rig's "pipewire" profile.
   # fillets-ng-data(-cs, -nl): a game's dialogue acted by people, and music (bench_wake.py).
+  # linphone-common: its developer's spoken test message (the end-of-turn benchmarks).
   packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
+             linphone-common
              fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
              pipewire pipewire-pulse wireplumber dbus)
 fi
@@ -49,4 +51,11 @@ echo "setup: installing voiceterm and its models into .venv (first time: ~10 min
 # pipecat-ai ships the Smart Turn end-of-turn model; only that file is used, so none
 # of pipecat's own dependencies are needed.
 "${pip[@]}" install -q --no-deps "pipecat-ai>=1.14"
+if (( dev )); then
+  # Recordings of real people for the end-of-turn benchmarks (tests/speech.py): a
+  # telephone conversation with its transcript (pyannote.audio's sample) and a read
+  # Beckett quote (useful-moonshine-onnx's asset). Only those files are read, so none
+  # of the two packages' dependencies (torch, librosa) are needed.
+  "${pip[@]}" install -q --no-deps "pyannote.audio>=3.1" "useful-moonshine-onnx>=20241016"
+fi
 echo "setup: done"

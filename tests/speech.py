@@ -339,6 +339,125 @@ def radio_recordings() -> list[Recording]:
     return recordings
 
 
+# More recordings of real people, each from a package that ships one or two for its own
+# tests or demos (scripts/setup.sh --dev installs them; only these files are read):
+# Debian's linphone-common (Linphone's developer's test message, 16 kHz), codec2-examples'
+# 16 kHz Harvard sentences, and from PyPI useful-moonshine-onnx (a read Beckett quote, MIT),
+# amfm_decompy (one question, MIT) and pyannote.audio (a telephone conversation between
+# two people with its transcript, MIT).
+MORE_SPEECH_INSTALL = (
+    "bash scripts/setup.sh --dev (linphone-common; pip install --no-deps pyannote.audio "
+    "useful-moonshine-onnx; amfm_decompy)"
+)
+_LINPHONE_HELLO = Path("/usr/share/sounds/linphone/hello16000.wav")
+_PACKAGED_SPEECH: dict[str, tuple[str, str, str, str]] = {
+    # name -> (distribution, file in it, speaker, transcript)
+    "moonshine-beckett": (
+        "useful-moonshine-onnx",
+        "moonshine_onnx/assets/beckett.wav",
+        "moonshine's Beckett reader",
+        "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+    ),
+    "amfm-sample": (
+        "amfm_decompy",
+        "amfm_decompy/sample.wav",
+        "amfm_decompy's speaker",
+        "How do we define it?",
+    ),
+}
+_CONVERSATION = ("pyannote.audio", "pyannote/audio/sample/sample")
+
+
+def _packaged_file(distribution: str, path: str) -> Path | None:
+    """A file inside an installed distribution, found without importing it."""
+    from importlib import metadata
+
+    try:
+        located = Path(str(metadata.distribution(distribution).locate_file(path)))
+    except metadata.PackageNotFoundError:
+        return None
+    return located if located.is_file() else None
+
+
+def more_speech_available() -> bool:
+    files = [_packaged_file(d, f) for d, f, _, _ in _PACKAGED_SPEECH.values()]
+    files.append(_packaged_file(_CONVERSATION[0], _CONVERSATION[1] + ".wav"))
+    return _LINPHONE_HELLO.is_file() and all(files)
+
+
+def more_recordings() -> list[Recording]:
+    """Single recordings of five more speakers (see :data:`MORE_SPEECH_INSTALL`)."""
+    recordings = [
+        Recording(
+            name="linphone-hello",
+            audio=read_speech(_LINPHONE_HELLO),
+            transcript="Hello, this is Simon speaking, the main developer of Linphone. If you "
+            "can hear me, congratulations, it seems everything is okay. Bye!",
+            speaker="Linphone's Simon",
+            real=True,
+        ),
+        Recording(
+            name="codec2-speech_orig_16k",
+            audio=read_speech(RADIO_SPEECH_DIR / "speech_orig_16k.wav"),
+            transcript="The birch canoe slid on the smooth planks. Glue the sheet to the dark "
+            "blue background. It's easy to tell the depth of a well. Four hours of steady "
+            "work faced us.",
+            speaker="codec2 speech_orig_16k reader",
+            real=True,
+        ),
+    ]
+    for name, (distribution, path, speaker, transcript) in _PACKAGED_SPEECH.items():
+        located = _packaged_file(distribution, path)
+        if located is None:
+            raise FileNotFoundError(f"{distribution} is not installed: {MORE_SPEECH_INSTALL}")
+        recordings.append(Recording(name, read_speech(located), transcript, speaker, True))
+    return recordings
+
+
+def conversation_turns() -> list[Recording]:
+    """The turns of a real telephone conversation, as its transcript (``.stm``) cuts them.
+
+    A turn is one speaker's consecutive lines, up to where the other one takes over:
+    what a person says before yielding. The last turn is left out (the recording
+    stops while its speaker is still talking, so where she would have yielded is
+    not known). Each turn keeps at most 100 ms of audio either side of its lines,
+    never reaching into the other speaker's lines (the two overlap a little now and
+    then: a turn may hold a few syllables of the other voice).
+    """
+    wav = _packaged_file(_CONVERSATION[0], _CONVERSATION[1] + ".wav")
+    stm = _packaged_file(_CONVERSATION[0], _CONVERSATION[1] + ".stm")
+    if wav is None or stm is None:
+        raise FileNotFoundError(f"pyannote.audio is not installed: {MORE_SPEECH_INSTALL}")
+    audio = read_speech(wav)
+    lines = []
+    for line in stm.read_text(encoding="utf-8").splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6:
+            lines.append((fields[2], float(fields[3]), float(fields[4]), fields[5]))
+    turns: list[tuple[str, float, float, str]] = []
+    for speaker, start, end, words in lines:
+        if turns and turns[-1][0] == speaker:
+            turns[-1] = (speaker, turns[-1][1], end, f"{turns[-1][3]} {words}")
+        else:
+            turns.append((speaker, start, end, words))
+    recordings = []
+    for index, (speaker, start, end, words) in enumerate(turns[:-1]):
+        before = turns[index - 1][2] if index else 0.0
+        after = turns[index + 1][1]
+        first = max(before, start - 0.1) if before < start else start
+        last = min(after, end + 0.1) if after > end else end
+        recordings.append(
+            Recording(
+                name=f"pyannote-sample@{start:.1f}s",
+                audio=audio[round(first * RATE) : round(last * RATE)],
+                transcript=words,
+                speaker=f"telephone speaker {speaker} (pyannote.audio's sample)",
+                real=True,
+            )
+        )
+    return recordings
+
+
 # --- word error rate ---------------------------------------------------------------
 
 _ONES = (
