@@ -79,6 +79,10 @@ NEAR_MISS_FRACTION = 0.5
 """A best score above this fraction of the cutoff is shown as a near miss."""
 _LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
 _ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
+NEAR_MISS_AFTER_ONSET_S = 0.3
+"""A near miss is an utterance's best score from this long after its onset: the model's score
+lags its audio (a mean of its last runs), so a score in the pre-roll or just after the
+onset is the previous utterance's (a wake phrase the VAD parted from its question)."""
 _FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
 _CHECKS_KEPT = 8  # word checks waiting for their transcript
@@ -405,7 +409,7 @@ class ListenGate:
 
     def _best_score(self, utterance: Utterance) -> tuple[float, float] | None:
         """The model's best score kept within the utterance, and when: ``None``: none kept."""
-        begin = utterance.audio_start
+        begin = utterance.speech_start + NEAR_MISS_AFTER_ONSET_S
         end = utterance.speech_end + _LATE_DETECTION_S
         scores = [(p, t) for t, p in self._high_scores if begin <= t <= end]
         return max(scores) if scores else None

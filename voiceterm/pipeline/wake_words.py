@@ -3,10 +3,10 @@
 The wake word's second stage (see :mod:`voiceterm.pipeline.wake`): an utterance the
 model nearly woke on is transcribed, and it wakes voiceterm when its words begin
 with the wake phrase. Whisper writes a name as it hears it ("Jarvis", "Jervis",
-"Javis", "Jar vis") and a short greeting as "Hey", "Hi", "Hay" or "A", so the
-phrase's words are compared by a sound-alike spelling, not letter for letter, and
-may be split in two by Whisper. Every form comes from the model's phrase: the
-same rule serves "Okay Nabu" and "Hey Mycroft".
+"Jardwis", "Jar vis") and a short greeting as "Hey", "Hi", "A" or "Her", so the
+name is compared by a sound-alike spelling, not letter for letter, and the
+greeting is any short word. Every form comes from the model's phrase: the same
+rule serves "Okay Nabu" and "Hey Mycroft".
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 ALIKE_AT_LEAST = 0.7
-"""How alike (0-1, :func:`alike`) a word must be to the phrase's: "Jervis" and "Javis"
-are (0.83, 0.91), "Travis" and "service" are not (0.67, 0.46)."""
-
-_SHORT_CALLS = frozenset({"hey", "hi", "hay", "a", "eh", "ok", "okay", "o"})
-"""What Whisper writes for a short call before a name (the phrase's greeting, unstressed)."""
+"""How alike (0-1, :func:`alike`) a word must sound to the phrase's name: "Jervis",
+"Jardwis" and "Javis" are (0.83, 0.77, 0.91), "Travis" and "service" are not (0.67, 0.62)."""
+GREETING_LETTERS = 5
+"""The longest word taken for the greeting before the name. Whisper writes an unstressed
+"Hey" as "Hey", "Hi", "A", "Her", "They" or "Okay", or leaves it out, so the greeting
+is any short word, or none; the name must be there."""
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?", re.IGNORECASE)
 _LEADING = " \t\n,.;:!?-\u2013\u2014\u2026'\"()"
@@ -76,34 +77,31 @@ class WakePhrase:
 
         ``""``: the phrase alone. The rest keeps Whisper's spelling and punctuation,
         with its first letter raised: "Hey, Jervis. What time is it?" -> "What time is it?".
-        A greeting before the name ("Hey") may be missing or another short call ("Hi");
-        the name must be there, sounding alike.
+        The phrase's last word is its name, which must sound alike (Whisper may split it
+        in two); the words before it are a greeting ("Hey"), which may be any short word
+        each, or missing.
         """
         words = self.words
         if not words:
             return None
+        *greeting, name = words
         tokens = list(_WORD.finditer(transcript))
-        taken = 0  # tokens of the transcript matched so far
-        for index, word in enumerate(words):
-            greeting = index == 0 and len(words) > 1
-            matched = _match(tokens, taken, word, greeting=greeting)
+        for skipped in range(len(greeting) + 1):
+            before = tokens[:skipped]
+            if any(len(token.group()) > GREETING_LETTERS for token in before):
+                break
+            matched = _match(tokens, skipped, name)
             if matched:
-                taken += matched
-            elif not greeting:
-                return None
-        if not taken:
-            return None
-        rest = transcript[tokens[taken - 1].end() :].lstrip(_LEADING)
-        return rest[:1].upper() + rest[1:]
+                rest = transcript[tokens[skipped + matched - 1].end() :].lstrip(_LEADING)
+                return rest[:1].upper() + rest[1:]
+        return None
 
 
-def _match(tokens: list[re.Match[str]], start: int, word: str, *, greeting: bool) -> int:
+def _match(tokens: list[re.Match[str]], start: int, word: str) -> int:
     """How many tokens from ``start`` say ``word`` (one, or two that Whisper split): 0 if none."""
     if start >= len(tokens):
         return 0
     first = tokens[start].group().lower()
-    if greeting and first in _SHORT_CALLS:
-        return 1
     if alike(first, word) >= ALIKE_AT_LEAST:
         return 1
     if start + 1 < len(tokens) and len(first) < len(word):
