@@ -78,6 +78,7 @@ from voiceterm.engines.vad import SpeechEnded  # noqa: E402
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model  # noqa: E402
 from voiceterm.events import WakeWordHeard  # noqa: E402
 from voiceterm.pipeline.wake import NEAR_MISS_AFTER_ONSET_S, ListenGate, WordCheck  # noqa: E402
+from voiceterm.pipeline.wake_words import WakePhrase  # noqa: E402
 
 Audio = npt.NDArray[np.int16]
 FRAME = RATE // 100
@@ -88,6 +89,8 @@ WORD_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 """Near-miss levels tried for the second stage (the gate transcribes from the lowest)."""
 HELD_BACK_VOICES = frozenset({"rms", "kal16", "en-gb-x-rp+m3", "en-us+klatt2", "en-029"})
 """Voices that choose nothing: the level is read off the others', these are printed apart."""
+SAMPLED: list[tuple[str, Audio]] = []
+"""Utterances without the phrase kept for the hint's stress test (``--hint``)."""
 MAX_TRANSCRIBED_PER_HOUR = 2.0
 """The level's rule: nothing is transcribed until the wake word is heard, so people talking
 beside the terminal may be transcribed (and dropped) at most this often."""
@@ -131,10 +134,14 @@ class Heard:
     """What followed the wake phrase in them (``""``: the phrase alone); ``None``: not it."""
     compute_s: float = 0.0
     """Whisper's time for it."""
+    hinted: str | None = None
+    """Whisper's words with the wake phrase as its previous text (``--hint``)."""
+    rest_hinted: str | None = None
 
-    def by_words(self, level: float) -> bool:
+    def by_words(self, level: float, hinted: bool = False) -> bool:
         """Whether the second stage at ``level`` wakes on it (and the first did not)."""
-        return not self.woke and self.best >= level and self.rest is not None
+        rest = self.rest_hinted if hinted else self.rest
+        return not self.woke and self.best >= level and rest is not None
 
     def checked(self, level: float) -> bool:
         """Whether the second stage at ``level`` transcribes it."""
@@ -149,6 +156,7 @@ class Run:
     scores: list[tuple[float, float]] = field(default_factory=list)
     detections: list[WakeWordHeard] = field(default_factory=list)
     heard: list[Heard] = field(default_factory=list)
+    sampled: list[Audio] = field(default_factory=list)
     cpu_s: float = 0.0
 
 
@@ -177,6 +185,10 @@ class Scorer:
         self._wake_word = wake_word
         self.transcriber = transcriber
         self.check_from = check_from if transcriber is not None else None
+        self.hint = ""
+        """Also transcribe each check with this as Whisper's previous text (``--hint``)."""
+        self.sample_every = 0
+        """Keep every N-th utterance not checked (for the hint's stress test)."""
 
     def run(self, audio: Audio, *, phase: int = 0) -> Run:
         """Score ``audio`` (after ``phase`` samples of quiet room) on a fresh stream."""
@@ -227,6 +239,8 @@ class Stream:
             by_words_above=scorer.check_from,
         )
         self._transcriber = scorer.transcriber
+        self._hint = scorer.hint
+        self._sample_every = scorer.sample_every
         self._t = 0.0
         self._gated = scorer.gated
         self.run = Run(seconds=0.0)
@@ -272,6 +286,12 @@ class Stream:
             heard.transcript = str(self._transcriber.transcribe(utterance.audio).text).strip()
             heard.compute_s = time.perf_counter() - started
             heard.rest = self._gate.confirm_by_words(utterance.speech_end, heard.transcript)
+            if self._hint:
+                text = self._transcriber.transcribe(utterance.audio, hint=self._hint).text
+                heard.hinted = str(text).strip()
+                heard.rest_hinted = WakePhrase(self._gate.phrase).after(heard.hinted)
+        elif self._sample_every and len(self.run.heard) % self._sample_every == 0:
+            self.run.sampled.append(utterance.audio)
         self.run.heard.append(heard)
 
 
@@ -489,6 +509,7 @@ def measure_false_accepts(
         scored = len(run.scores) * MODEL_STEP_S / run.seconds if run.seconds else 0.0
         kinds[kind] = (run.seconds, len(run.detections), scored)
         heard[kind] = run.heard
+        SAMPLED.extend((kind, audio) for audio in run.sampled)
         seconds += run.seconds
         cpu += run.cpu_s
         for cutoff in cutoffs:
@@ -744,6 +765,43 @@ def report_by_words(
     for t, h in random.Random(2).sample(unread, min(8, len(unread))):
         print(f"    {t.family} {t.label} {t.snr} dB, best {h.best:.2f}: {h.transcript!r}")
 
+    if any(h.hinted is not None for t in trials for h in t.heard):
+        print(f"\n  with Whisper given {HINT!r} as its previous text (--hint), at {level:.2f}:")
+        for held_back in (False, True):
+            at10 = [
+                t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back
+            ]
+            espeak = [t for t in at10 if t.family == "espeak-ng"]
+
+            print(
+                f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
+                f"{100 * sum(hint_missed(t, cutoff, level) for t in at10) / len(at10):.1f}% of "
+                f"{len(at10)}, espeak-ng "
+                f"{100 * sum(hint_missed(t, cutoff, level) for t in espeak) / len(espeak):.1f}% "
+                f"of {len(espeak)}"
+            )
+        for snr in SNRS:
+            espeak = [t for t in trials if t.snr == snr and t.family == "espeak-ng"]
+            hinted_missed = sum(
+                t.missed(cutoff, None) and not any(h.by_words(level, hinted=True) for h in t.heard)
+                for t in espeak
+            )
+            print(
+                f"    espeak-ng at {snr:g} dB (all voices): without the hint "
+                f"{100 * sum(t.missed(cutoff, level) for t in espeak) / len(espeak):.0f}%, "
+                f"with it {100 * hinted_missed / len(espeak):.0f}% of {len(espeak)}"
+            )
+        for name in ESPEAK_VOICES:
+            mine = [t for t in trials if t.voice == name and t.snr == 10.0]
+            hinted_missed = sum(
+                t.missed(cutoff, None) and not any(h.by_words(level, hinted=True) for h in t.heard)
+                for t in mine
+            )
+            print(f"    {name:<16} {100 * hinted_missed / max(1, len(mine)):4.0f}% at 10 dB")
+        negatives_hinted = [h for kind in heard.values() for h in kind if h.hinted is not None]
+        fa_hinted = sum(h.by_words(level, hinted=True) for h in negatives_hinted)
+        print(f"  false accepts by words with the hint: {fa_hinted} in {hours:.2f} h")
+
     print(f"\nfalse accepts with the second stage (by words from {level:.2f}), per kind:")
     total = 0
     for kind, (kind_s, count, _scored) in kinds.items():
@@ -797,6 +855,36 @@ def report_by_words(
         )
 
 
+HINT = "Hey Jarvis,"
+
+
+def hint_missed(trial: Trial, cutoff: float, level: float) -> bool:
+    return trial.missed(cutoff, None) and not any(
+        h.by_words(level, hinted=True) for h in trial.heard
+    )
+
+
+def stress_hint(transcriber: Any, phrase: str) -> None:
+    """Sampled utterances without the phrase, transcribed with the hint: how many read as it."""
+    if not SAMPLED:
+        return
+    reads = []
+    for kind, audio in SAMPLED:
+        text = str(transcriber.transcribe(audio, hint=f"{phrase},").text).strip()
+        if WakePhrase(phrase).after(text) is not None:
+            reads.append((kind, text))
+    print(
+        f"\nthe hint's stress test: {len(SAMPLED)} utterances without the phrase (any score), "
+        f"transcribed with {phrase + ','!r} as Whisper's previous text: {len(reads)} read as "
+        f"the phrase {reads[:5]}"
+    )
+    plain = sum(
+        WakePhrase(phrase).after(str(transcriber.transcribe(a).text)) is not None
+        for _, a in SAMPLED
+    )
+    print(f"  the same without the hint: {plain} read as the phrase")
+
+
 def fr_at(
     trials: list[Trial], cutoff: float, level: float | None, held_back: bool, snr: float
 ) -> float:
@@ -824,6 +912,12 @@ def main() -> int:
     parser.add_argument("--cut-trials", type=int, default=60)
     parser.add_argument(
         "--no-words", action="store_true", help="leave out the second stage (no Whisper)"
+    )
+    parser.add_argument(
+        "--hint",
+        action="store_true",
+        help="also read each check with the wake phrase as Whisper's previous text, and "
+        "stress-test that on sampled utterances without the phrase",
     )
     parser.add_argument(
         "--by-words-above",
@@ -871,6 +965,9 @@ def main() -> int:
         transcriber=transcriber,
         check_from=min(*WORD_LEVELS, level),
     )
+    if args.hint and transcriber is not None:
+        scorer.hint = f"{scorer.model.phrase},"
+        scorer.sample_every = 16
     cutoff = scorer.cutoff
     cutoffs = sorted({cutoff, *args.cutoffs}, reverse=True)
     started = time.monotonic()
@@ -972,6 +1069,8 @@ def main() -> int:
 
     if transcriber is not None:
         report_by_words(trials, heard, kinds, cutoff, level)
+        if args.hint:
+            stress_hint(transcriber, scorer.model.phrase)
 
     if not args.no_cut:
         checked, clean, named, examples = measure_cut(trials, args.cut_trials)
