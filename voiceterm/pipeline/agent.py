@@ -546,6 +546,7 @@ class VoiceAgent:
             own_voice=self.own_voice if config.audio.drop_own_words else None,
             before_turn=self._end_answer_for_new_turn,
             confirm_wake=gate.confirm_by_words,
+            wake_hint=lambda: gate.words_hint,
         )
         self.listener = Listener(
             self.source,

@@ -14,6 +14,7 @@ join it; if not, it is sent as it is. A transcript of the agent's own voice (see
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,7 +51,10 @@ class SttNode:
 
     ``before_turn`` is awaited before a transcript starts a new turn (the agent cuts
     off an answer still in flight there). ``confirm_wake(speech_end, transcript)``
-    reads a near miss of the wake word: what follows the wake phrase, or ``None``.
+    reads a near miss of the wake word: what follows the wake phrase, or ``None``;
+    ``wake_hint()`` is given to Whisper as the text before a near miss (the wake phrase:
+    it then spells the name as the phrase does, and writes no "Jarvis" into speech
+    without it, see BENCHMARKS).
     """
 
     id = "stt"
@@ -64,9 +68,11 @@ class SttNode:
         own_voice: OwnVoice | None = None,
         before_turn: Callable[[], Awaitable[None]] | None = None,
         confirm_wake: Callable[[float, str], str | None] | None = None,
+        wake_hint: Callable[[], str] | None = None,
     ) -> None:
         self._transcriber = transcriber
         self._confirm_wake = confirm_wake
+        self._wake_hint = wake_hint
         self._before_turn = before_turn
         self._publish = publisher
         self._incomplete_wait_s = incomplete_wait_s
@@ -135,8 +141,13 @@ class SttNode:
         result: Any = None
         start = end = time.monotonic()
         if utterance.audio is not None and len(utterance.audio):
+            hint = self._wake_hint() if self._wake_hint is not None else ""
+            engine: Any = self._transcriber  # WhisperTranscriber takes a hint
+            transcribe = (
+                functools.partial(engine.transcribe, hint=hint) if hint else engine.transcribe
+            )
             start = time.monotonic()
-            result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
+            result = await asyncio.to_thread(transcribe, utterance.audio)
             end = time.monotonic()
             text = str(getattr(result, "text", result)).strip()
         rest = None

@@ -29,7 +29,8 @@ question.
 score 0.2-0.4 where flite's and Piper's score 0.99). So an utterance that did not wake
 it, but whose best score reached ``by_words_above``, is not dropped at its end: it is
 a :class:`WordCheck`, transcribed (that utterance only, by the STT node, with the
-Whisper already loaded) and a turn when its words begin with the wake phrase
+Whisper already loaded, told that the wake phrase may come: :attr:`ListenGate.words_hint`)
+and a turn when its words begin with the wake phrase
 (:meth:`ListenGate.confirm_by_words`, matched by :mod:`voiceterm.pipeline.wake_words`).
 What follows the phrase is the turn; the phrase alone opens the window as a detection
 does. Utterances that score lower are never transcribed, and this costs nothing while
@@ -309,6 +310,11 @@ class ListenGate:
         # The window is not extended here: the answer keeps it open, and a turn that is
         # not answered (its own echo, nothing heard) must not keep the microphone open.
         return turn
+
+    @property
+    def words_hint(self) -> str:
+        """What Whisper is told came before a near miss: the wake phrase ("Hey Jarvis,")."""
+        return f"{self.phrase}," if self.phrase else ""
 
     def confirm_by_words(self, speech_end: float, transcript: str) -> str | None:
         """The words of a :class:`WordCheck` (the utterance that ended at ``speech_end``).
