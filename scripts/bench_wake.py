@@ -90,7 +90,7 @@ WORD_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 HELD_BACK_VOICES = frozenset({"rms", "kal16", "en-gb-x-rp+m3", "en-us+klatt2", "en-029"})
 """Voices that choose nothing: the level is read off the others', these are printed apart."""
 SAMPLED: list[tuple[str, Audio]] = []
-"""Utterances without the phrase kept for the hint's stress test (``--hint``)."""
+"""Utterances without the phrase kept for the hint's stress test (``--compare-hint``)."""
 MAX_TRANSCRIBED_PER_HOUR = 2.0
 """The level's rule: nothing is transcribed until the wake word is heard, so people talking
 beside the terminal may be transcribed (and dropped) at most this often."""
@@ -134,13 +134,13 @@ class Heard:
     """What followed the wake phrase in them (``""``: the phrase alone); ``None``: not it."""
     compute_s: float = 0.0
     """Whisper's time for it."""
-    hinted: str | None = None
-    """Whisper's words with the wake phrase as its previous text (``--hint``)."""
-    rest_hinted: str | None = None
+    unhinted: str | None = None
+    """Whisper's words without the wake phrase as its previous text (``--compare-hint``)."""
+    rest_unhinted: str | None = None
 
-    def by_words(self, level: float, hinted: bool = False) -> bool:
+    def by_words(self, level: float, unhinted: bool = False) -> bool:
         """Whether the second stage at ``level`` wakes on it (and the first did not)."""
-        rest = self.rest_hinted if hinted else self.rest
+        rest = self.rest_unhinted if unhinted else self.rest
         return not self.woke and self.best >= level and rest is not None
 
     def checked(self, level: float) -> bool:
@@ -185,8 +185,8 @@ class Scorer:
         self._wake_word = wake_word
         self.transcriber = transcriber
         self.check_from = check_from if transcriber is not None else None
-        self.hint = ""
-        """Also transcribe each check with this as Whisper's previous text (``--hint``)."""
+        self.compare_hint = False
+        """Also transcribe each check without the wake phrase as Whisper's previous text."""
         self.sample_every = 0
         """Keep every N-th utterance not checked (for the hint's stress test)."""
 
@@ -239,7 +239,7 @@ class Stream:
             by_words_above=scorer.check_from,
         )
         self._transcriber = scorer.transcriber
-        self._hint = scorer.hint
+        self._compare_hint = scorer.compare_hint
         self._sample_every = scorer.sample_every
         self._t = 0.0
         self._gated = scorer.gated
@@ -283,13 +283,14 @@ class Stream:
         heard = Heard(utterance.speech_start, utterance.speech_end, now, best, woke)
         if isinstance(decision, WordCheck):
             started = time.perf_counter()
-            heard.transcript = str(self._transcriber.transcribe(utterance.audio).text).strip()
+            # As the STT node reads a near miss: Whisper told that the wake phrase may come.
+            text = self._transcriber.transcribe(utterance.audio, hint=self._gate.words_hint).text
+            heard.transcript = str(text).strip()
             heard.compute_s = time.perf_counter() - started
             heard.rest = self._gate.confirm_by_words(utterance.speech_end, heard.transcript)
-            if self._hint:
-                text = self._transcriber.transcribe(utterance.audio, hint=self._hint).text
-                heard.hinted = str(text).strip()
-                heard.rest_hinted = WakePhrase(self._gate.phrase).after(heard.hinted)
+            if self._compare_hint:
+                heard.unhinted = str(self._transcriber.transcribe(utterance.audio).text).strip()
+                heard.rest_unhinted = WakePhrase(self._gate.phrase).after(heard.unhinted)
         elif self._sample_every and len(self.run.heard) % self._sample_every == 0:
             self.run.sampled.append(utterance.audio)
         self.run.heard.append(heard)
@@ -765,42 +766,38 @@ def report_by_words(
     for t, h in random.Random(2).sample(unread, min(8, len(unread))):
         print(f"    {t.family} {t.label} {t.snr} dB, best {h.best:.2f}: {h.transcript!r}")
 
-    if any(h.hinted is not None for t in trials for h in t.heard):
-        print(f"\n  with Whisper given {HINT!r} as its previous text (--hint), at {level:.2f}:")
+    if any(h.unhinted is not None for t in trials for h in t.heard):
+        print(f"\n  without Whisper's hint ({HINT!r} as its previous text), at {level:.2f}:")
         for held_back in (False, True):
             at10 = [
                 t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back
             ]
             espeak = [t for t in at10 if t.family == "espeak-ng"]
-
+            all_missed = sum(unhinted_missed(t, cutoff, level) for t in at10)
+            espeak_missed = sum(unhinted_missed(t, cutoff, level) for t in espeak)
             print(
                 f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
-                f"{100 * sum(hint_missed(t, cutoff, level) for t in at10) / len(at10):.1f}% of "
-                f"{len(at10)}, espeak-ng "
-                f"{100 * sum(hint_missed(t, cutoff, level) for t in espeak) / len(espeak):.1f}% "
-                f"of {len(espeak)}"
+                f"{100 * all_missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
+                f"{100 * espeak_missed / len(espeak):.1f}% of {len(espeak)}"
             )
         for snr in SNRS:
             espeak = [t for t in trials if t.snr == snr and t.family == "espeak-ng"]
-            hinted_missed = sum(
-                t.missed(cutoff, None) and not any(h.by_words(level, hinted=True) for h in t.heard)
-                for t in espeak
-            )
+            unhinted_count = sum(unhinted_missed(t, cutoff, level) for t in espeak)
             print(
-                f"    espeak-ng at {snr:g} dB (all voices): without the hint "
+                f"    espeak-ng at {snr:g} dB (all voices): with the hint (as the app) "
                 f"{100 * sum(t.missed(cutoff, level) for t in espeak) / len(espeak):.0f}%, "
-                f"with it {100 * hinted_missed / len(espeak):.0f}% of {len(espeak)}"
+                f"without it {100 * unhinted_count / len(espeak):.0f}% of {len(espeak)}"
             )
         for name in ESPEAK_VOICES:
             mine = [t for t in trials if t.voice == name and t.snr == 10.0]
-            hinted_missed = sum(
-                t.missed(cutoff, None) and not any(h.by_words(level, hinted=True) for h in t.heard)
-                for t in mine
+            unhinted_count = sum(unhinted_missed(t, cutoff, level) for t in mine)
+            print(
+                f"    {name:<16} {100 * unhinted_count / max(1, len(mine)):4.0f}% at 10 dB "
+                "without the hint"
             )
-            print(f"    {name:<16} {100 * hinted_missed / max(1, len(mine)):4.0f}% at 10 dB")
-        negatives_hinted = [h for kind in heard.values() for h in kind if h.hinted is not None]
-        fa_hinted = sum(h.by_words(level, hinted=True) for h in negatives_hinted)
-        print(f"  false accepts by words with the hint: {fa_hinted} in {hours:.2f} h")
+        negatives_unhinted = [h for kind in heard.values() for h in kind if h.unhinted is not None]
+        fa_unhinted = sum(h.by_words(level, unhinted=True) for h in negatives_unhinted)
+        print(f"  false accepts by words without the hint: {fa_unhinted} in {hours:.2f} h")
 
     print(f"\nfalse accepts with the second stage (by words from {level:.2f}), per kind:")
     total = 0
@@ -858,9 +855,9 @@ def report_by_words(
 HINT = "Hey Jarvis,"
 
 
-def hint_missed(trial: Trial, cutoff: float, level: float) -> bool:
+def unhinted_missed(trial: Trial, cutoff: float, level: float) -> bool:
     return trial.missed(cutoff, None) and not any(
-        h.by_words(level, hinted=True) for h in trial.heard
+        h.by_words(level, unhinted=True) for h in trial.heard
     )
 
 
@@ -914,10 +911,10 @@ def main() -> int:
         "--no-words", action="store_true", help="leave out the second stage (no Whisper)"
     )
     parser.add_argument(
-        "--hint",
+        "--compare-hint",
         action="store_true",
-        help="also read each check with the wake phrase as Whisper's previous text, and "
-        "stress-test that on sampled utterances without the phrase",
+        help="also read each check without the wake phrase as Whisper's previous text (the "
+        "app gives it), and stress-test the hint on sampled utterances without the phrase",
     )
     parser.add_argument(
         "--by-words-above",
@@ -965,8 +962,8 @@ def main() -> int:
         transcriber=transcriber,
         check_from=min(*WORD_LEVELS, level),
     )
-    if args.hint and transcriber is not None:
-        scorer.hint = f"{scorer.model.phrase},"
+    if args.compare_hint and transcriber is not None:
+        scorer.compare_hint = True
         scorer.sample_every = 16
     cutoff = scorer.cutoff
     cutoffs = sorted({cutoff, *args.cutoffs}, reverse=True)
@@ -1069,7 +1066,7 @@ def main() -> int:
 
     if transcriber is not None:
         report_by_words(trials, heard, kinds, cutoff, level)
-        if args.hint:
+        if args.compare_hint:
             stress_hint(transcriber, scorer.model.phrase)
 
     if not args.no_cut:
