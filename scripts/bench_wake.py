@@ -74,15 +74,28 @@ from tests.wake_speech import (  # noqa: E402
     read_packaged,
     room,
 )
+from voiceterm.engines.vad import SpeechEnded  # noqa: E402
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model  # noqa: E402
 from voiceterm.events import WakeWordHeard  # noqa: E402
-from voiceterm.pipeline.wake import ListenGate  # noqa: E402
+from voiceterm.pipeline.wake import NEAR_MISS_AFTER_ONSET_S, ListenGate, WordCheck  # noqa: E402
+from voiceterm.pipeline.wake_words import WakePhrase  # noqa: E402
 
 Audio = npt.NDArray[np.int16]
 FRAME = RATE // 100
 GOAL_FA_PER_HOUR = 0.5
 MODEL_STEP_S = 0.03  # the bundled models run once per 3 feature frames of 10 ms
 GOAL_FR = 0.05
+WORD_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+"""Near-miss levels tried for the second stage (the gate transcribes from the lowest)."""
+HELD_BACK_VOICES = frozenset({"rms", "kal16", "en-gb-x-rp+m3", "en-us+klatt2", "en-029"})
+"""Voices that choose nothing: the level is read off the others', these are printed apart."""
+SAMPLED: list[tuple[str, Audio]] = []
+"""Utterances without the phrase kept for the hint's stress test (``--compare-hint``)."""
+MAX_TRANSCRIBED_PER_HOUR = 2.0
+"""The level's rule: nothing is transcribed until the wake word is heard, so people talking
+beside the terminal may be transcribed (and dropped) at most this often."""
+TUNING_NEGATIVES = ("people, English (sphinx)", "people, English (game)", "people, Czech (game)")
+"""Speech without the wake word that the level is read off (the rest is held back)."""
 SNRS = (20.0, 10.0, 5.0)
 ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp+m3", "en-us+klatt2", "en-029")
 ESPEAK_PITCHES = (30, 50, 70)  # espeak-ng's -p, 0-99: 50 is each voice's own
@@ -103,24 +116,79 @@ class Idle:
 
 
 @dataclass
+class Heard:
+    """One utterance the VAD ended, and what the gate (and Whisper) made of it."""
+
+    speech_start: float
+    speech_end: float
+    ended_at: float
+    """Capture time of the frame at which the VAD ended it (the app checks words then)."""
+    best: float
+    """The model's best score in it (the gate's window: from 0.3 s after its onset to 0.5 s
+    after its end)."""
+    woke: bool
+    """A detection in it (the first stage)."""
+    transcript: str | None = None
+    """Whisper's words, when its best score reached the lowest level tried (a word check)."""
+    rest: str | None = None
+    """What followed the wake phrase in them (``""``: the phrase alone); ``None``: not it."""
+    compute_s: float = 0.0
+    """Whisper's time for it."""
+    unhinted: str | None = None
+    """Whisper's words without the wake phrase as its previous text (``--compare-hint``)."""
+    rest_unhinted: str | None = None
+
+    def by_words(self, level: float, unhinted: bool = False) -> bool:
+        """Whether the second stage at ``level`` wakes on it (and the first did not)."""
+        rest = self.rest_unhinted if unhinted else self.rest
+        return not self.woke and self.best >= level and rest is not None
+
+    def checked(self, level: float) -> bool:
+        """Whether the second stage at ``level`` transcribes it."""
+        return not self.woke and self.best >= level
+
+
+@dataclass
 class Run:
-    """Every score the detector gave over one stream, and the gate's detections."""
+    """Every score the detector gave over one stream, the gate's detections, the utterances."""
 
     seconds: float
     scores: list[tuple[float, float]] = field(default_factory=list)
     detections: list[WakeWordHeard] = field(default_factory=list)
+    heard: list[Heard] = field(default_factory=list)
+    sampled: list[Audio] = field(default_factory=list)
     cpu_s: float = 0.0
 
 
 class Scorer:
-    """One detector + gate, fed 10 ms frames like the listener feeds them."""
+    """One detector + gate, fed 10 ms frames like the listener feeds them.
 
-    def __init__(self, wake_word: str, cutoff: float | None, *, gated: bool = True) -> None:
+    With a ``transcriber`` (Whisper), every utterance whose best score reaches
+    ``check_from`` and that did not wake it is transcribed and read for the wake phrase
+    by the gate's own :meth:`~voiceterm.pipeline.wake.ListenGate.confirm_by_words`, so
+    that one run gives the second stage at every level from ``check_from`` up.
+    """
+
+    def __init__(
+        self,
+        wake_word: str,
+        cutoff: float | None,
+        *,
+        gated: bool = True,
+        transcriber: Any = None,
+        check_from: float | None = None,
+    ) -> None:
         self.gated = gated
         """The model runs near voice only, as in the app (``False``: on every frame)."""
         self.model = resolve_wake_model(wake_word)
         self.cutoff = cutoff if cutoff is not None else self.model.cutoff
         self._wake_word = wake_word
+        self.transcriber = transcriber
+        self.check_from = check_from if transcriber is not None else None
+        self.compare_hint = False
+        """Also transcribe each check without the wake phrase as Whisper's previous text."""
+        self.sample_every = 0
+        """Keep every N-th utterance not checked (for the hint's stress test)."""
 
     def run(self, audio: Audio, *, phase: int = 0) -> Run:
         """Score ``audio`` (after ``phase`` samples of quiet room) on a fresh stream."""
@@ -142,9 +210,22 @@ class Stream:
     """
 
     def __init__(self, scorer: Scorer) -> None:
-        from voiceterm.engines.vad import VadSegmenter
+        from voiceterm.config import Config
+        from voiceterm.engines.vad import VadSegmenter, VadSettings
 
-        self._vad = VadSegmenter()
+        app = Config().vad
+        # As the listener ends an utterance that is not a turn: after vad.hangover_ms of
+        # silence (the end-of-turn model's quick end), its audio as transcribed at a pause.
+        self._vad = VadSegmenter(
+            VadSettings(
+                aggressiveness=app.aggressiveness,
+                start_voiced_ms=app.start_ms,
+                hangover_ms=app.hangover_ms,
+                preroll_ms=app.preroll_ms,
+                max_utterance_s=app.max_utterance_s,
+                heard_tail_ms=app.pause_ms or VadSettings().tail_ms,
+            )
+        )
         self._recording = _Recording(WakeWordDetector(scorer.model))
         self._events: list[Any] = []
         self._gate = ListenGate(
@@ -155,7 +236,11 @@ class Stream:
             detector=self._recording,
             phrase=scorer.model.phrase,
             cutoff=scorer.cutoff,
+            by_words_above=scorer.check_from,
         )
+        self._transcriber = scorer.transcriber
+        self._compare_hint = scorer.compare_hint
+        self._sample_every = scorer.sample_every
         self._t = 0.0
         self._gated = scorer.gated
         self.run = Run(seconds=0.0)
@@ -167,10 +252,13 @@ class Stream:
         for offset in range(0, len(audio) - FRAME + 1, FRAME):
             frame = audio[offset : offset + FRAME]
             t = t0 + offset / RATE
-            vad.feed(frame, t)
+            ended = vad.feed(frame, t)
             start = time.process_time()
             gate.hear(frame, t, voiced=vad.voiced or not self._gated)
             cpu += time.process_time() - start
+            for event in ended:
+                if isinstance(event, SpeechEnded) and not event.too_short:
+                    self._ended(event, t + FRAME / RATE)
         self._t = t0 + len(audio) // FRAME * FRAME / RATE
         run = self.run
         run.seconds = max(0.0, self._t)
@@ -179,6 +267,33 @@ class Stream:
         run.detections = [
             e for e in self._events if isinstance(e, WakeWordHeard) and not e.near_miss
         ]
+
+    def _ended(self, utterance: Any, now: float) -> None:
+        """The gate's decision on an utterance, and its words when they decide."""
+        begin, end = utterance.audio_start, utterance.speech_end + 0.5
+        own_from = utterance.speech_start + NEAR_MISS_AFTER_ONSET_S  # as the gate reads it
+        scores = [p for at, p in self._recording.scores if own_from <= at <= end]
+        best = max(scores, default=0.0)
+        decision = self._gate.decide(utterance)
+        woke = any(
+            begin <= e.at <= end
+            for e in self._events
+            if isinstance(e, WakeWordHeard) and not e.near_miss and not e.by_words
+        )
+        heard = Heard(utterance.speech_start, utterance.speech_end, now, best, woke)
+        if isinstance(decision, WordCheck):
+            started = time.perf_counter()
+            # As the STT node reads a near miss: Whisper told that the wake phrase may come.
+            text = self._transcriber.transcribe(utterance.audio, hint=self._gate.words_hint).text
+            heard.transcript = str(text).strip()
+            heard.compute_s = time.perf_counter() - started
+            heard.rest = self._gate.confirm_by_words(utterance.speech_end, heard.transcript)
+            if self._compare_hint:
+                heard.unhinted = str(self._transcriber.transcribe(utterance.audio).text).strip()
+                heard.rest_unhinted = WakePhrase(self._gate.phrase).after(heard.unhinted)
+        elif self._sample_every and len(self.run.heard) % self._sample_every == 0:
+            self.run.sampled.append(utterance.audio)
+        self.run.heard.append(heard)
 
 
 class _Recording:
@@ -352,8 +467,8 @@ def synthetic_material(hours: float, seed: int) -> Iterator[tuple[str, Audio]]:
         passes += 1
 
 
-def positives(with_piper: bool) -> Iterator[tuple[str, str, Audio]]:
-    """(voice family, variant, audio) of the wake phrase, alone and with a question."""
+def positives(with_piper: bool) -> Iterator[tuple[str, str, str, Audio]]:
+    """(voice family, voice, variant, audio) of the wake phrase, alone and with a question."""
     voice = piper_voice() if with_piper else None
     for question_index, follow in enumerate(("", *QUESTIONS[:2])):
         text = f"Hey Jarvis, {follow}" if follow else "Hey Jarvis."
@@ -362,15 +477,15 @@ def positives(with_piper: bool) -> Iterator[tuple[str, str, Audio]]:
             for stretch in (0.9, 1.0, 1.15):
                 for pitch in (None, 95.0, 160.0):
                     label = f"{name} x{stretch} {pitch or 'own'} Hz"
-                    yield "flite", f"{kind}: {label}", flite(text, name, stretch, pitch)
+                    yield "flite", name, f"{kind}: {label}", flite(text, name, stretch, pitch)
         for name in ESPEAK_VOICES:
             for wpm in (140, 175):
                 for pitch in ESPEAK_PITCHES:
                     label = f"{kind}: {name} {wpm} wpm p{pitch}"
-                    yield "espeak-ng", label, espeak(text, name, wpm, pitch)
+                    yield "espeak-ng", name, label, espeak(text, name, wpm, pitch)
         if voice is not None:
             for scale in (0.9, 1.0, 1.15):
-                yield "piper joe", f"{kind}: x{scale}", piper(voice, text, scale)
+                yield "piper joe", "joe", f"{kind}: x{scale}", piper(voice, text, scale)
         del question_index
 
 
@@ -379,8 +494,11 @@ def positives(with_piper: bool) -> Iterator[tuple[str, str, Audio]]:
 
 def measure_false_accepts(
     scorer: Scorer, hours: float, seed: int, cutoffs: list[float], files: int | None
-) -> tuple[dict[str, tuple[float, int, float]], dict[float, int], float, float]:
+) -> tuple[
+    dict[str, tuple[float, int, float]], dict[float, int], float, float, dict[str, list[Heard]]
+]:
     kinds: dict[str, tuple[float, int, float]] = {}
+    heard: dict[str, list[Heard]] = {}
     at_cutoff = dict.fromkeys(cutoffs, 0)
     # One continuous stream per kind, as a microphone hears it (the front end adapts).
     streams: dict[str, Stream] = {}
@@ -391,11 +509,13 @@ def measure_false_accepts(
         run = stream.run
         scored = len(run.scores) * MODEL_STEP_S / run.seconds if run.seconds else 0.0
         kinds[kind] = (run.seconds, len(run.detections), scored)
+        heard[kind] = run.heard
+        SAMPLED.extend((kind, audio) for audio in run.sampled)
         seconds += run.seconds
         cpu += run.cpu_s
         for cutoff in cutoffs:
             at_cutoff[cutoff] += detections_at(run.scores, cutoff)
-    return kinds, at_cutoff, seconds, cpu
+    return kinds, at_cutoff, seconds, cpu, heard
 
 
 def voiced_end(audio: Audio) -> float:
@@ -408,6 +528,7 @@ def voiced_end(audio: Audio) -> float:
 @dataclass
 class Trial:
     family: str
+    voice: str
     label: str
     snr: float | None
     with_question: bool
@@ -415,12 +536,19 @@ class Trial:
     detections: list[WakeWordHeard]
     audio: Audio
     speech_start: float
+    heard: list[Heard] = field(default_factory=list)
+
+    def missed(self, cutoff: float, level: float | None) -> bool:
+        """Not woken at ``cutoff``, nor (``level``: the second stage on) by its words."""
+        if detections_at(self.scores, cutoff):
+            return False
+        return level is None or not any(h.by_words(level) for h in self.heard)
 
 
 def measure_false_rejects(scorer: Scorer, seed: int, with_piper: bool) -> list[Trial]:
     rng = random.Random(seed)
     trials = []
-    for family, label, speech in positives(with_piper):
+    for family, voice, label, speech in positives(with_piper):
         lead = np.zeros(0, np.int16)
         padded = np.concatenate((room(1.0, -60.0, 1), speech, room(1.0, -60.0, 2)))
         del lead
@@ -431,6 +559,7 @@ def measure_false_rejects(scorer: Scorer, seed: int, with_piper: bool) -> list[T
             trials.append(
                 Trial(
                     family,
+                    voice,
                     label,
                     snr,
                     label.startswith("with question"),
@@ -438,6 +567,7 @@ def measure_false_rejects(scorer: Scorer, seed: int, with_piper: bool) -> list[T
                     run.detections,
                     audio,
                     1.0,
+                    run.heard,
                 )
             )
     return trials
@@ -504,6 +634,261 @@ def measure_voice_to_voice(rounds: int) -> dict[str, list[float]]:
     return figures
 
 
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "-"
+    p = np.percentile(values, [10, 50, 90, 99])
+    return f"p10 {p[0]:.2f} p50 {p[1]:.2f} p90 {p[2]:.2f} p99 {p[3]:.2f} max {max(values):.2f}"
+
+
+def report_by_words(
+    trials: list[Trial],
+    heard: dict[str, list[Heard]],
+    kinds: dict[str, tuple[float, int, float]],
+    cutoff: float,
+    level: float,
+) -> None:
+    """The second stage: false rejects without and with it, false accepts, the level's data."""
+    hours = sum(kind_s for kind_s, _, _ in kinds.values()) / 3600
+    negatives = [h for kind in heard.values() for h in kind]
+    tuning_negatives = [h for kind in TUNING_NEGATIVES for h in heard.get(kind, [])]
+    tuning_hours = sum(kinds[k][0] for k in TUNING_NEGATIVES if k in kinds) / 3600
+
+    print("\nthe second stage: the tuning data (best score of each utterance, first stage missed)")
+    phrase = [
+        max((h.best for h in t.heard), default=0.0)
+        for t in trials
+        if t.voice not in HELD_BACK_VOICES and t.missed(cutoff, None)
+    ]
+    print(f"  the wake phrase (tuning voices, all SNRs), n={len(phrase)}: {percentiles(phrase)}")
+    print(
+        f"  speech without it (tuning: {', '.join(TUNING_NEGATIVES)}), "
+        f"n={len(tuning_negatives)} utterances: "
+        f"{percentiles([h.best for h in tuning_negatives])}"
+    )
+    print(
+        "  level: FR at 10 dB tuning voices / held back (first stage alone: "
+        f"{fr_at(trials, cutoff, None, False, 10.0):.0f}% / "
+        f"{fr_at(trials, cutoff, None, True, 10.0):.0f}%); transcribed per hour; "
+        "false accepts by words per hour"
+    )
+    for candidate in WORD_LEVELS:
+        checked = sum(h.checked(candidate) for h in tuning_negatives)
+        accepted = sum(h.by_words(candidate) for h in negatives)
+        checked_all = sum(h.checked(candidate) for h in negatives)
+        mark = "  <- in use" if abs(candidate - level) < 1e-9 else ""
+        print(
+            f"  {candidate:.2f}: FR {fr_at(trials, cutoff, candidate, False, 10.0):5.1f}% / "
+            f"{fr_at(trials, cutoff, candidate, True, 10.0):5.1f}%   transcribed "
+            f"{checked / tuning_hours if tuning_hours else 0:6.1f}/h tuning, "
+            f"{checked_all / hours if hours else 0:6.1f}/h all   FA by words {accepted} "
+            f"= {accepted / hours if hours else 0:.2f}/h{mark}"
+        )
+
+    rule = next(
+        (
+            candidate
+            for candidate in WORD_LEVELS
+            if sum(h.checked(candidate) for h in tuning_negatives) / max(tuning_hours, 1e-9)
+            <= MAX_TRANSCRIBED_PER_HOUR
+        ),
+        None,
+    )
+    print(
+        f"  the rule (the lowest level at which people's speech without the phrase is "
+        f"transcribed at most {MAX_TRANSCRIBED_PER_HOUR:g} times an hour, tuning kinds) "
+        f"gives {rule}"
+    )
+
+    print(
+        f"\nfalse rejects without -> with the second stage (by words from {level:.2f}), "
+        "share of trials that did not wake"
+    )
+    print("  " + f"{'voices':<36}" + "".join(f"{f'{s:g} dB':>15}" for s in SNRS))
+    for held_back in (False, True):
+        print("  held-back voices (chose nothing):" if held_back else "  tuning voices:")
+        for family in ("flite", "espeak-ng", "piper joe"):
+            for with_question in (False, True):
+                row = [
+                    t
+                    for t in trials
+                    if t.family == family
+                    and t.with_question == with_question
+                    and (t.voice in HELD_BACK_VOICES) == held_back
+                ]
+                if not row:
+                    continue
+                voices = sorted({t.voice for t in row})
+                name = f"{family} {'+ question' if with_question else 'alone'}"
+                cells = ""
+                for snr in SNRS:
+                    at = [t for t in row if t.snr == snr]
+                    before = 100 * sum(t.missed(cutoff, None) for t in at) / len(at)
+                    after = 100 * sum(t.missed(cutoff, level) for t in at) / len(at)
+                    cells += f"{before:6.0f}% ->{after:4.0f}%"
+                print(f"    {name:<34}{cells}   (n={len(at)}; {', '.join(voices)})")
+    for held_back in (False, True):
+        at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
+        missed = sum(t.missed(cutoff, level) for t in at10)
+        espeak = [t for t in at10 if t.family == "espeak-ng"]
+        print(
+            f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
+            f"{100 * missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
+            f"{100 * sum(t.missed(cutoff, level) for t in espeak) / max(1, len(espeak)):.1f}% "
+            f"of {len(espeak)}  (goal <= {100 * GOAL_FR:.0f}%)"
+        )
+    print("  espeak-ng per voice at 10 dB, without -> with:")
+    for name in ESPEAK_VOICES:
+        mine = [t for t in trials if t.voice == name and t.snr == 10.0]
+        before = 100 * sum(t.missed(cutoff, None) for t in mine) / max(1, len(mine))
+        after = 100 * sum(t.missed(cutoff, level) for t in mine) / max(1, len(mine))
+        tag = " (held back)" if name in HELD_BACK_VOICES else ""
+        print(f"    {name:<16} {before:4.0f}% -> {after:4.0f}% of {len(mine)}{tag}")
+
+    rest_ok = rest_n = 0
+    for trial in trials:
+        for h in trial.heard:
+            if trial.with_question and h.by_words(level):
+                rest_n += 1
+                words = re.findall(r"[a-z']+", (h.rest or "").lower())
+                rest_ok += bool(words) and words[0] in ("what", "how", "what's")
+    print(
+        f"  the turn after the phrase, questions woken by words: {rest_ok} of {rest_n} begin "
+        "with the question's first word"
+    )
+    unread = [
+        (t, h)
+        for t in trials
+        for h in t.heard
+        if t.missed(cutoff, level) and h.checked(level) and h.transcript is not None
+    ]
+    print(f"  the phrase checked and not read as it ({len(unread)}), e.g.:")
+    for t, h in random.Random(2).sample(unread, min(8, len(unread))):
+        print(f"    {t.family} {t.label} {t.snr} dB, best {h.best:.2f}: {h.transcript!r}")
+
+    if any(h.unhinted is not None for t in trials for h in t.heard):
+        print(f"\n  without Whisper's hint ({HINT!r} as its previous text), at {level:.2f}:")
+        for held_back in (False, True):
+            at10 = [
+                t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back
+            ]
+            espeak = [t for t in at10 if t.family == "espeak-ng"]
+            all_missed = sum(unhinted_missed(t, cutoff, level) for t in at10)
+            espeak_missed = sum(unhinted_missed(t, cutoff, level) for t in espeak)
+            print(
+                f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
+                f"{100 * all_missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
+                f"{100 * espeak_missed / len(espeak):.1f}% of {len(espeak)}"
+            )
+        for snr in SNRS:
+            espeak = [t for t in trials if t.snr == snr and t.family == "espeak-ng"]
+            unhinted_count = sum(unhinted_missed(t, cutoff, level) for t in espeak)
+            print(
+                f"    espeak-ng at {snr:g} dB (all voices): with the hint (as the app) "
+                f"{100 * sum(t.missed(cutoff, level) for t in espeak) / len(espeak):.0f}%, "
+                f"without it {100 * unhinted_count / len(espeak):.0f}% of {len(espeak)}"
+            )
+        for name in ESPEAK_VOICES:
+            mine = [t for t in trials if t.voice == name and t.snr == 10.0]
+            unhinted_count = sum(unhinted_missed(t, cutoff, level) for t in mine)
+            print(
+                f"    {name:<16} {100 * unhinted_count / max(1, len(mine)):4.0f}% at 10 dB "
+                "without the hint"
+            )
+        negatives_unhinted = [h for kind in heard.values() for h in kind if h.unhinted is not None]
+        fa_unhinted = sum(h.by_words(level, unhinted=True) for h in negatives_unhinted)
+        print(f"  false accepts by words without the hint: {fa_unhinted} in {hours:.2f} h")
+
+    print(f"\nfalse accepts with the second stage (by words from {level:.2f}), per kind:")
+    total = 0
+    for kind, (kind_s, count, _scored) in kinds.items():
+        kind_heard = heard.get(kind, [])
+        transcribed = sum(h.checked(level) for h in kind_heard)
+        woken = [h for h in kind_heard if h.by_words(level)]
+        total += count + len(woken)
+        said = "; ".join(repr(h.transcript) for h in woken[:3])
+        print(
+            f"  {kind:<32} {kind_s / 60:7.1f} min  {len(kind_heard):5d} utterances  "
+            f"{transcribed:4d} transcribed  {count + len(woken):2d} accepts {said}"
+        )
+    rate_h = total / hours if hours else 0.0
+    verdict = "OK" if rate_h <= GOAL_FA_PER_HOUR else "over"
+    print(
+        f"  total {total} in {hours:.2f} h = {rate_h:.2f} per hour  -> {verdict} "
+        f"(goal <= {GOAL_FA_PER_HOUR})"
+    )
+
+    waits = []
+    computes = []
+    for trial in trials:
+        if trial.with_question:
+            continue
+        for h in trial.heard:
+            if h.by_words(level):
+                phrase_end = trial.speech_start + voiced_end(trial.audio[RATE:-RATE])
+                waits.append(h.ended_at - phrase_end + h.compute_s)
+                computes.append(h.compute_s)
+    question_waits = [
+        h.ended_at - h.speech_end + h.compute_s
+        for t in trials
+        if t.with_question
+        for h in t.heard
+        if h.by_words(level)
+    ]
+    if waits:
+        ms = np.array(waits) * 1000
+        print(
+            f'\nlatency by words, end of "Hey Jarvis." (all SNRs) to acceptance: p50 '
+            f"{np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max "
+            f"{ms.max():.0f} ms (n={len(ms)}); of it Whisper p50 "
+            f"{1000 * np.median(computes):.0f} ms, the rest the end of speech (vad.hangover_ms)"
+        )
+    if question_waits:
+        ms = np.array(question_waits) * 1000
+        print(
+            f'  "Hey Jarvis, <question>" (all SNRs): end of speech to acceptance p50 '
+            f"{np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms "
+            f"(n={len(ms)}); the question is answered after it, with no end-of-turn wait"
+        )
+
+
+HINT = "Hey Jarvis,"
+
+
+def unhinted_missed(trial: Trial, cutoff: float, level: float) -> bool:
+    return trial.missed(cutoff, None) and not any(
+        h.by_words(level, unhinted=True) for h in trial.heard
+    )
+
+
+def stress_hint(transcriber: Any, phrase: str) -> None:
+    """Sampled utterances without the phrase, transcribed with the hint: how many read as it."""
+    if not SAMPLED:
+        return
+    reads = []
+    for kind, audio in SAMPLED:
+        text = str(transcriber.transcribe(audio, hint=f"{phrase},").text).strip()
+        if WakePhrase(phrase).after(text) is not None:
+            reads.append((kind, text))
+    print(
+        f"\nthe hint's stress test: {len(SAMPLED)} utterances without the phrase (any score), "
+        f"transcribed with {phrase + ','!r} as Whisper's previous text: {len(reads)} read as "
+        f"the phrase {reads[:5]}"
+    )
+    plain = sum(
+        WakePhrase(phrase).after(str(transcriber.transcribe(a).text)) is not None
+        for _, a in SAMPLED
+    )
+    print(f"  the same without the hint: {plain} read as the phrase")
+
+
+def fr_at(
+    trials: list[Trial], cutoff: float, level: float | None, held_back: bool, snr: float
+) -> float:
+    chosen = [t for t in trials if t.snr == snr and (t.voice in HELD_BACK_VOICES) == held_back]
+    return 100 * sum(t.missed(cutoff, level) for t in chosen) / max(1, len(chosen))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wake-word", default="hey_jarvis")
@@ -522,6 +907,21 @@ def main() -> int:
     parser.add_argument("--no-piper", action="store_true", help="leave out the Piper voice")
     parser.add_argument("--no-cut", action="store_true", help="skip the Whisper check of the cut")
     parser.add_argument("--cut-trials", type=int, default=60)
+    parser.add_argument(
+        "--no-words", action="store_true", help="leave out the second stage (no Whisper)"
+    )
+    parser.add_argument(
+        "--compare-hint",
+        action="store_true",
+        help="also read each check without the wake phrase as Whisper's previous text (the "
+        "app gives it), and stress-test the hint on sampled utterances without the phrase",
+    )
+    parser.add_argument(
+        "--by-words-above",
+        type=float,
+        default=None,
+        help="the second stage's level to report (default: listen.wake_by_words_above)",
+    )
     parser.add_argument(
         "--v2v", type=int, default=0, help="only: N rounds of voice-to-voice, always vs wake_word"
     )
@@ -542,17 +942,44 @@ def main() -> int:
         print(f"  wake_word - always: {delta:+.0f} ms at p50 (goal <= +50 ms)")
         print(f"load {' -> '.join([*load, f'{os.getloadavg()[0]:.2f}'])}")
         return 0
-    scorer = Scorer(args.wake_word, args.cutoff, gated=not args.every_frame)
+    from voiceterm.config import Config
+
+    level = (
+        args.by_words_above
+        if args.by_words_above is not None
+        else Config().listen.wake_by_words_above
+    )
+    transcriber = None
+    if not args.no_words:
+        from voiceterm.engines.stt import WhisperTranscriber
+        from voiceterm.modelstore import resolve_model
+
+        transcriber = WhisperTranscriber(resolve_model("stt").path)
+    scorer = Scorer(
+        args.wake_word,
+        args.cutoff,
+        gated=not args.every_frame,
+        transcriber=transcriber,
+        check_from=min(*WORD_LEVELS, level),
+    )
+    if args.compare_hint and transcriber is not None:
+        scorer.compare_hint = True
+        scorer.sample_every = 16
     cutoff = scorer.cutoff
     cutoffs = sorted({cutoff, *args.cutoffs}, reverse=True)
     started = time.monotonic()
 
     trials = measure_false_rejects(scorer, args.seed, not args.no_piper)
-    kinds, fa_at, seconds, cpu = measure_false_accepts(
+    fr_done = time.monotonic()
+    kinds, fa_at, seconds, cpu, heard = measure_false_accepts(
         scorer, args.hours, args.seed, cutoffs, args.files
     )
     hours = seconds / 3600
     load.append(f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"(false rejects {fr_done - started:.0f} s, false accepts "
+        f"{time.monotonic() - fr_done:.0f} s)"
+    )
 
     print(
         f"wake word {scorer.model.description}, cutoff {cutoff:.2f} (model's own "
@@ -608,12 +1035,12 @@ def main() -> int:
         "(flite + Piper), at 10 dB (espeak-ng)"
     )
     espeak_10 = [t for t in trials if t.family == "espeak-ng" and t.snr == 10.0]
-    for level in cutoffs:
-        fr_people, _ = rate([t for t in people_like if t.snr == 10.0], level)
-        fr_espeak, _ = rate(espeak_10, level)
-        mark = "  <- in use" if level == cutoff else ""
+    for other in cutoffs:
+        fr_people, _ = rate([t for t in people_like if t.snr == 10.0], other)
+        fr_espeak, _ = rate(espeak_10, other)
+        mark = "  <- in use" if other == cutoff else ""
         print(
-            f"  {level:.2f}: {fa_at[level] / hours:6.2f} /h   {100 * fr_people:5.1f}%   "
+            f"  {other:.2f}: {fa_at[other] / hours:6.2f} /h   {100 * fr_people:5.1f}%   "
             f"{100 * fr_espeak:5.1f}%{mark}"
         )
 
@@ -636,6 +1063,11 @@ def main() -> int:
             f"{np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, "
             f"max {ms.max():.0f} ms (n={len(ms)})"
         )
+
+    if transcriber is not None:
+        report_by_words(trials, heard, kinds, cutoff, level)
+        if args.compare_hint:
+            stress_hint(transcriber, scorer.model.phrase)
 
     if not args.no_cut:
         checked, clean, named, examples = measure_cut(trials, args.cut_trials)

@@ -203,6 +203,13 @@ class ListenSettings:
     wake_cutoff: float | None = None
     """The wake word model's probability that wakes it (default: the model's own, 0.97
     for hey_jarvis). Lower wakes more easily and more often by mistake."""
+    wake_by_words: bool = True
+    """Check a near miss by its words: speech the wake word model nearly woke on (its best
+    score at least wake_by_words_above) is transcribed on this machine, and wakes it when
+    the words begin with the wake phrase. Some voices score low on the small model."""
+    wake_by_words_above: float = 0.02
+    """The wake word model's score from which a near miss is checked by its words (speech
+    without the wake phrase scores 0.00 on hey_jarvis nearly always; see BENCHMARKS)."""
 
 
 @dataclass(slots=True)

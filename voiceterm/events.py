@@ -58,7 +58,9 @@ class UserStoppedSpeaking(Event):
     ``audio`` is the utterance (mono, ``sample_rate`` Hz, with pre-roll);
     ``speech_end`` is the monotonic time of the last voiced input sample.
     ``discarded``: it is not a turn (a click, a cough, the agent's own echo) and
-    carries no audio. ``barge_in``: it cut the agent off.
+    carries no audio. ``barge_in``: it cut the agent off. ``wake_near_miss``: in
+    wake_word mode, the wake word model's best score in an utterance that nearly woke
+    it: a turn only if its words begin with the wake phrase (the STT node checks).
     """
 
     audio: Any = None
@@ -67,6 +69,7 @@ class UserStoppedSpeaking(Event):
     speech_end: float | None = None
     discarded: bool = False
     barge_in: bool = False
+    wake_near_miss: float | None = None
 
 
 @dataclass(slots=True)
@@ -102,8 +105,11 @@ class UserTranscriptionReceived(Event):
 class UserTranscriptionDropped(Event):
     """An utterance that is not a turn after all, seen in its transcript.
 
-    ``reason`` is ``"nothing_heard"`` (Whisper found no words) or ``"own_voice"``
-    (the words are the agent's own, come back through the microphone).
+    ``reason`` is ``"nothing_heard"`` (Whisper found no words), ``"own_voice"``
+    (the words are the agent's own, come back through the microphone),
+    ``"not_wake_phrase"`` (a near miss of the wake word whose words are not the
+    phrase; ``content`` stays empty: it was not addressed to the agent) or
+    ``"wake_phrase_alone"`` (the wake phrase said alone: the window opened).
     """
 
     content: str = ""
@@ -344,7 +350,9 @@ class WakeWordHeard(Event):
     ``at`` is the monotonic time of the end of the audio that scored it;
     ``phrase_end`` where the wake phrase is taken to end (the turn's audio starts
     there). ``near_miss``: it did not wake (the best score of an utterance that
-    was not a turn), published so a person can see why.
+    was not a turn), published so a person can see why. ``by_words``: the model's
+    score did not wake it, but the utterance's words began with the wake phrase
+    (``probability`` is the model's best score in it; ``at`` when the words were read).
     """
 
     phrase: str = ""
@@ -353,9 +361,15 @@ class WakeWordHeard(Event):
     at: float = 0.0
     phrase_end: float = 0.0
     near_miss: bool = False
+    by_words: bool = False
 
     def describe(self) -> str:
-        verb = "did not wake" if self.near_miss else "woke"
+        if self.near_miss:
+            verb = "did not wake"
+        elif self.by_words:
+            verb = "woke by its words"
+        else:
+            verb = "woke"
         return f"{self.phrase}: {self.probability:.2f} ({verb}; wakes above {self.cutoff:.2f})"
 
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from tests.speech import RATE, require_real_recordings
-from tests.wake_speech import flite, flite_available, in_room, room
+from tests.speech import RATE, espeak, require_real_recordings
+from tests.wake_speech import flite, flite_available, in_room, mix_at_snr, room
 from voiceterm.audio.frames import AudioFrame
 from voiceterm.audio.wavio import WavFileSink
 from voiceterm.bus import Message
@@ -27,6 +27,7 @@ from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model, score_a
 from voiceterm.events import (
     AgentStoppedSpeaking,
     ListeningChanged,
+    UserStoppedSpeaking,
     UserTranscriptionReceived,
     WakeWordHeard,
 )
@@ -311,3 +312,81 @@ async def test_the_wake_word_said_alone_opens_the_window_for_the_question(
         await session.agent.stop()
     said = [words(t) for t in session.transcripts()]
     assert len(said) == 1 and "jarvis" not in said[0] and ("two" in said[0] or "2" in said[0])
+
+
+# --- the second stage: a near miss checked by its words -------------------------------------
+
+ROBOT_VOICE = ("en-us", 175)
+"""espeak-ng's default American voice (a formant voice): the model scores its "Hey Jarvis"
+well below the cutoff, so only the words wake it."""
+NEAR_MISS_SENTENCE = ("Hey Travis, what time is it?", "awb")
+"""Not the wake phrase, though the model nearly woke on it (flite)."""
+
+
+def in_room_noise(speech: np.ndarray, snr_db: float = 20.0) -> np.ndarray:
+    """``speech`` with a second of room around it, over room noise (pink) at ``snr_db``."""
+    padded = np.concatenate((room(1.0, seed=1), speech, room(1.0, seed=2)))
+    return mix_at_snr(padded, room(len(padded) / RATE, -30.0, seed=3), snr_db)
+
+
+def robot_question() -> np.ndarray:
+    voice, wpm = ROBOT_VOICE
+    return in_room_noise(espeak(WAKE_QUESTION, voice, wpm))
+
+
+def test_the_robot_voice_is_a_near_miss_and_the_other_sentence_too() -> None:
+    # What the tests below rest on: neither wakes the model; both reach the word check.
+    config = Config()
+    cutoff = resolve_wake_model("hey_jarvis").cutoff
+    text, voice = NEAR_MISS_SENTENCE
+    for audio in (robot_question(), in_room_noise(flite(text, voice))):
+        assert config.listen.wake_by_words_above <= best_score(audio) <= cutoff
+
+
+async def test_a_robot_voice_asking_in_one_breath_is_answered_by_its_words(
+    engines: Engines,
+) -> None:
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(robot_question())
+        await session.answered(1)
+    finally:
+        await session.agent.stop()
+    heard = [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    assert len(heard) == 1 and heard[0].by_words and heard[0].probability < heard[0].cutoff
+    assert [words(t) for t in session.transcripts()] == [["what", "time", "is", "it"]]
+    turn = next(t for t in session.agent.timeline.turns if t.user_text)
+    assert "wake_word" in turn.marks and "by its words" in turn.wake
+
+
+async def test_a_near_miss_that_is_not_the_wake_phrase_does_not_wake_it(
+    engines: Engines,
+) -> None:
+    text, voice = NEAR_MISS_SENTENCE
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(in_room_noise(flite(text, voice)))
+        await asyncio.sleep(3.0)
+    finally:
+        await session.agent.stop()
+    assert session.transcripts() == []
+    assert not session.events(AgentStoppedSpeaking)
+    assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    assert [e.near_miss for e in session.events(WakeWordHeard)] == [True]
+    assert session.events(ListeningChanged)[-1].state == "asleep"
+
+
+async def test_with_the_word_check_off_the_robot_voice_is_not_heard(engines: Engines) -> None:
+    config = wake_config()
+    config.listen.wake_by_words = False
+    session = await start_session(engines, config)
+    try:
+        await session.say(robot_question())
+        await asyncio.sleep(3.0)
+    finally:
+        await session.agent.stop()
+    assert session.transcripts() == []
+    assert not session.events(AgentStoppedSpeaking)
+    assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    stopped = session.events(UserStoppedSpeaking)
+    assert stopped and all(e.discarded for e in stopped)  # not even transcribed

@@ -65,3 +65,80 @@ def test_the_follow_up_window_counts_on_the_microphones_clock_not_the_players() 
     t = hear(gate, t, 1.5)
     assert not gate.is_open(t), "the window stayed open after follow_up_s"
     assert shown[-1].state == "asleep"
+
+
+class Scripted:
+    """A wake word detector that scores ``peak`` around ``at`` (capture time), 0 elsewhere."""
+
+    cutoff = 0.97
+
+    def __init__(self, peak: float, at: float) -> None:
+        self.peak, self.at = peak, at
+
+    def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]:
+        from voiceterm.engines.wake import WakeScore
+
+        end = t_first_sample + FRAME_S
+        score = self.peak if abs(end - self.at) < 0.1 else 0.0
+        return [WakeScore(at=end, probability=score)]
+
+
+def near_miss_gate(peak: float, by_words_above: float | None) -> tuple[ListenGate, list[Any]]:
+    published: list[Any] = []
+    gate = ListenGate(
+        published.append,
+        Agent(),
+        mode="wake_word",
+        detector=Scripted(peak, at=1.5),
+        phrase="Hey Jarvis",
+        by_words_above=by_words_above,
+    )
+    hear(gate, 0.0, 3.0)
+    return gate, published
+
+
+def utterance(start: float, end: float) -> Any:
+    from voiceterm.engines.vad import SpeechEnded
+
+    audio = np.zeros(round((end - start + 0.3) * 16000), np.int16)
+    return SpeechEnded(audio=audio, speech_start=start, speech_end=end, audio_start=start - 0.3)
+
+
+def test_a_near_miss_is_a_turn_when_its_words_begin_with_the_phrase() -> None:
+    from voiceterm.events import WakeWordHeard
+    from voiceterm.pipeline.wake import WordCheck
+
+    gate, published = near_miss_gate(0.35, by_words_above=0.2)
+    check = gate.decide(utterance(1.0, 2.5))
+    assert isinstance(check, WordCheck) and check.probability == 0.35
+    assert gate.confirm_by_words(2.5, "Hey, Jervis. What time is it?") == "What time is it?"
+    heard = [e for e in published if isinstance(e, WakeWordHeard)]
+    assert [(e.by_words, e.near_miss) for e in heard] == [(True, False)]
+    assert "by its words" in heard[0].describe()
+
+
+def test_a_near_miss_said_alone_opens_the_window() -> None:
+    gate, published = near_miss_gate(0.35, by_words_above=0.2)
+    assert gate.decide(utterance(1.0, 1.8)) is not None
+    assert gate.confirm_by_words(1.8, "Hey Jarvis.") == ""
+    assert gate.is_open(3.0)
+    opened = [e for e in published if isinstance(e, ListeningChanged) and e.state == "open"]
+    assert opened and opened[-1].until == 1.8 + gate.follow_up_s
+
+
+def test_a_near_miss_whose_words_are_not_the_phrase_is_not_a_turn() -> None:
+    from voiceterm.events import WakeWordHeard
+
+    gate, published = near_miss_gate(0.35, by_words_above=0.2)
+    assert gate.decide(utterance(1.0, 2.5)) is not None
+    assert gate.confirm_by_words(2.5, "Harvest the carrots, Travis.") is None
+    assert not gate.is_open(3.0)
+    heard = [e for e in published if isinstance(e, WakeWordHeard)]
+    assert [(e.by_words, e.near_miss) for e in heard] == [(False, True)]
+
+
+def test_below_the_level_or_with_the_setting_off_nothing_is_checked() -> None:
+    gate, _ = near_miss_gate(0.1, by_words_above=0.2)
+    assert gate.decide(utterance(1.0, 2.5)) is None
+    gate, _ = near_miss_gate(0.35, by_words_above=None)
+    assert gate.decide(utterance(1.0, 2.5)) is None

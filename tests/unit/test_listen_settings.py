@@ -21,6 +21,10 @@ from voiceterm.pipeline.wake import check_listen_settings
         (("--wake-word", "hey_bob"), "listen.wake_word must be one of hey_jarvis"),
         (("--wake-word", "/nowhere/model.tflite"), "does not exist"),
         (("--listen-wake-cutoff", "1.5"), "listen.wake_cutoff must be between 0 and 1"),
+        (
+            ("--listen-wake-by-words-above", "0"),
+            "listen.wake_by_words_above must be between 0 and 1",
+        ),
     ],
 )
 def test_a_wrong_listen_setting_exits_2_with_one_sentence(args: tuple[str, ...], said: str) -> None:

@@ -385,6 +385,7 @@ class WhisperTranscriber:
         audio: npt.NDArray[np.int16] | npt.NDArray[np.float32],
         *,
         cancel: threading.Event | None = None,
+        hint: str = "",
     ) -> Transcript:
         """Transcribe one utterance.
 
@@ -392,6 +393,9 @@ class WhisperTranscriber:
             audio: mono 16 kHz samples, int16 or float32 in [-1, 1].
             cancel: when set, the work stops at the next step and returns a
                 transcript with ``cancelled=True``.
+            hint: words given to Whisper as the text before this audio (its "previous
+                text" prompt), which makes it spell a name it expects, e.g. the wake
+                phrase; "" for none.
 
         Raises:
             EngineError: the model failed while running.
@@ -426,9 +430,9 @@ class WhisperTranscriber:
             with self._lock, self.cores.computing("stt"):
                 self._use_free_cores()
                 if self.pad_to_30s or samples.size > _FULL_WINDOW_FRAMES * _HOP:
-                    decoded = self._decode_padded(samples)
+                    decoded = self._decode_padded(samples, hint)
                 else:
-                    decoded = self._decode_fast(samples, cancel)
+                    decoded = self._decode_fast(samples, cancel, hint)
         except Exception as error:
             raise EngineError(f"Speech recognition failed: {error}.") from error
         if decoded is None:
@@ -443,7 +447,7 @@ class WhisperTranscriber:
         self._model.model = self._on_one_thread if one else self._on_all_threads
 
     def _decode_fast(
-        self, samples: npt.NDArray[np.float32], cancel: threading.Event | None
+        self, samples: npt.NDArray[np.float32], cancel: threading.Event | None, hint: str = ""
     ) -> _Decoded | None:
         import ctranslate2
         import numpy as np
@@ -474,14 +478,18 @@ class WhisperTranscriber:
                     _MAX_DECODE_TOKENS, math.ceil(duration * self.tokens_per_s) + self.tokens_base
                 )
             )
-            text, no_speech, logprob, n_tokens = self._generate(encoded, budget)
+            text, no_speech, logprob, n_tokens = self._generate(encoded, budget, hint)
             decoded = _Decoded(text, no_speech, logprob, window, attempt)
             if last or not (n_tokens >= budget or _looks_looped(text)):
                 break
         return decoded
 
-    def _generate(self, encoded: Any, budget: int) -> tuple[str, float, float, int]:
+    def _generate(self, encoded: Any, budget: int, hint: str = "") -> tuple[str, float, float, int]:
         prompt = list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
+        if hint.strip():
+            # Whisper's previous-text prompt, as faster-whisper builds it from initial_prompt.
+            hinted = self._tokenizer.encode(" " + hint.strip())
+            prompt = [self._tokenizer.sot_prev, *hinted[-(_MAX_DECODE_TOKENS // 2 - 1) :], *prompt]
         # CTranslate2's Whisper decoder stops after max_length // 2 new tokens.
         result = self._model.model.generate(
             encoded,
@@ -499,9 +507,10 @@ class WhisperTranscriber:
         text = self._tokenizer.decode(tokens).strip()
         return text, float(result.no_speech_prob), avg_logprob, len(tokens)
 
-    def _decode_padded(self, samples: npt.NDArray[np.float32]) -> _Decoded:
+    def _decode_padded(self, samples: npt.NDArray[np.float32], hint: str = "") -> _Decoded:
         segments, _info = self._model.transcribe(
             samples,
+            initial_prompt=hint.strip() or None,
             language="en" if not self._model.model.is_multilingual else self.language,
             beam_size=self.beam_size,
             temperature=0.0,

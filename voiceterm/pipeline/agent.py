@@ -537,6 +537,7 @@ class VoiceAgent:
                 heard_tail_ms=config.vad.pause_ms or VadSettings().tail_ms,
             )
         )
+        gate = self._listen_gate(engines)
         stt = SttNode(
             engines.transcriber,
             Publisher(self.bus, SttNode.id),
@@ -544,6 +545,8 @@ class VoiceAgent:
             incomplete_wait_s=0.0 if turn_model else config.vad.incomplete_wait_ms / 1000,
             own_voice=self.own_voice if config.audio.drop_own_words else None,
             before_turn=self._end_answer_for_new_turn,
+            confirm_wake=gate.confirm_by_words,
+            wake_hint=lambda: gate.words_hint,
         )
         self.listener = Listener(
             self.source,
@@ -574,7 +577,7 @@ class VoiceAgent:
             words_end=getattr(engines.llm, "words_end_probability", None),
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
-            gate=self._listen_gate(engines),
+            gate=gate,
         )
         self.listener.push_to_talk = config.listen.mode == "push_to_talk"
         self._stt = stt
@@ -639,6 +642,7 @@ class VoiceAgent:
             detector=detector,
             phrase=detector.model.phrase if detector is not None else "",
             cutoff=listen.wake_cutoff,
+            by_words_above=listen.wake_by_words_above if listen.wake_by_words else None,
         )
         return self.gate
 

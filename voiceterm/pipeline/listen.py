@@ -56,7 +56,7 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
 from voiceterm.pipeline.turn_fusion import Signals, TurnWeights
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
-from voiceterm.pipeline.wake import ListenGate
+from voiceterm.pipeline.wake import ListenGate, WordCheck
 
 logger = logging.getLogger(__name__)
 
@@ -570,18 +570,24 @@ class Listener:
             return utterance
         return self.gate.so_far(utterance)
 
-    def _gated(self, event: Any) -> Any:
-        """The turn in an ended utterance (after a wake phrase), or ``None``: not a turn."""
+    def _gated(self, event: Any) -> tuple[Any, float | None]:
+        """The turn in an ended utterance (after a wake phrase), or ``None``: not a turn.
+
+        Second: the wake word model's best score when the utterance is a near miss whose
+        words decide (the STT node reads them); ``None`` otherwise.
+        """
         if self.gate is None:
-            return event
+            return event, None
         turn = self.gate.decide(event)
+        if isinstance(turn, WordCheck):
+            return event, turn.probability
         if turn is None and self._barged:
             turn = event  # a barge-in is a turn in every mode
         if turn is not None:
             span = self.gate.turn_span(event, turn)
             if span is not None:
                 self._publish(span)
-        return turn
+        return turn, None
 
     def _on_vad_event(self, event: Any, t_now: float) -> None:
         kind = type(event).__name__
@@ -612,7 +618,7 @@ class Listener:
                 # Not a turn. Say it ended, with nothing to transcribe.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
                 return
-            turn = self._gated(event)
+            turn, near_miss = self._gated(event)
             if turn is None:
                 # Not addressed to the agent (no wake word): not transcribed, not answered.
                 self._publish(UserStoppedSpeaking(speech_end=event.speech_end, discarded=True))
@@ -645,5 +651,6 @@ class Listener:
                     speech_start=event.speech_start,
                     speech_end=event.speech_end,
                     barge_in=self._barged,
+                    wake_near_miss=near_miss,
                 )
             )

@@ -1,5 +1,10 @@
 """The STT node: each finished utterance becomes a transcript, in a worker thread.
 
+An utterance that nearly woke the wake word (``UserStoppedSpeaking.wake_near_miss``)
+is a turn only if its words begin with the wake phrase (``confirm_wake``, the
+listen gate's :meth:`~voiceterm.pipeline.wake.ListenGate.confirm_by_words`): then
+what follows the phrase is the turn. Otherwise nothing of it is kept or answered.
+
 A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.turns`) is held
 for ``incomplete_wait_s``: if the user goes on talking, the next utterance's words
 join it; if not, it is sent as it is. A transcript of the agent's own voice (see
@@ -9,6 +14,7 @@ join it; if not, it is sent as it is. A transcript of the agent's own voice (see
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,7 +50,11 @@ class SttNode:
     """Transcribes utterances one after another; drops empty results.
 
     ``before_turn`` is awaited before a transcript starts a new turn (the agent cuts
-    off an answer still in flight there).
+    off an answer still in flight there). ``confirm_wake(speech_end, transcript)``
+    reads a near miss of the wake word: what follows the wake phrase, or ``None``;
+    ``wake_hint()`` is given to Whisper as the text before a near miss (the wake phrase:
+    it then spells the name as the phrase does, and writes no "Jarvis" into speech
+    without it, see BENCHMARKS).
     """
 
     id = "stt"
@@ -57,8 +67,12 @@ class SttNode:
         incomplete_wait_s: float = 0.4,
         own_voice: OwnVoice | None = None,
         before_turn: Callable[[], Awaitable[None]] | None = None,
+        confirm_wake: Callable[[float, str], str | None] | None = None,
+        wake_hint: Callable[[], str] | None = None,
     ) -> None:
         self._transcriber = transcriber
+        self._confirm_wake = confirm_wake
+        self._wake_hint = wake_hint
         self._before_turn = before_turn
         self._publish = publisher
         self._incomplete_wait_s = incomplete_wait_s
@@ -113,8 +127,48 @@ class SttNode:
                 yield item
         elif isinstance(event, UserStoppedSpeaking):
             self._utterances_ended += 1
+            if event.wake_near_miss is not None:
+                async for item in self._check_wake(event):
+                    yield item
+                return
             async for item in self.transcribe(event):
                 yield item
+
+    async def _check_wake(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
+        """A near miss of the wake word: a turn if its words begin with the wake phrase."""
+        self._speculation = None
+        text = ""
+        result: Any = None
+        start = end = time.monotonic()
+        if utterance.audio is not None and len(utterance.audio):
+            hint = self._wake_hint() if self._wake_hint is not None else ""
+            engine: Any = self._transcriber  # WhisperTranscriber takes a hint
+            transcribe = (
+                functools.partial(engine.transcribe, hint=hint) if hint else engine.transcribe
+            )
+            start = time.monotonic()
+            result = await asyncio.to_thread(transcribe, utterance.audio)
+            end = time.monotonic()
+            text = str(getattr(result, "text", result)).strip()
+        rest = None
+        if text and self._confirm_wake is not None and utterance.speech_end is not None:
+            rest = self._confirm_wake(utterance.speech_end, text)
+        if rest is None:
+            # Not addressed to the agent: its words are neither shown nor kept.
+            logger.info("a near miss of the wake word: its words are not the phrase")
+            yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
+            yield UserTranscriptionDropped(reason="not_wake_phrase")
+            return
+        _log_transcript("wake check", result, start, end)
+        yield TurnMark(name="stt_done", at=end, detail=rest)
+        yield StageSpan(stage="stt", start=start, end=end, content=text)
+        if not rest:
+            yield UserTranscriptionDropped(reason="wake_phrase_alone")
+            return
+        async for item in self._answer(
+            rest, utterance.speech_start, utterance.speech_end, utterance.barge_in
+        ):
+            yield item
 
     async def _speculate(self, pause: UserSpeechPaused) -> AsyncIterator[Event]:
         """Transcribe the utterance so far while the end-of-speech wait runs."""
@@ -153,9 +207,17 @@ class SttNode:
             yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
         if not text:
             yield UserTranscriptionDropped(reason="nothing_heard")
-        elif not utterance.barge_in and self._is_own_voice(
-            text, utterance.speech_start, utterance.speech_end
+            return
+        async for item in self._answer(
+            text, utterance.speech_start, utterance.speech_end, utterance.barge_in
         ):
+            yield item
+
+    async def _answer(
+        self, text: str, speech_start: float | None, speech_end: float | None, barge_in: bool
+    ) -> AsyncIterator[Event]:
+        """A transcript with words: answered (with any held words), held, or dropped as echo."""
+        if not barge_in and self._is_own_voice(text, speech_start, speech_end):
             # A barge-in is confirmed after the held answer fell silent: not echo.
             logger.info("heard its own voice, not answering: %r", text)
             yield UserTranscriptionDropped(content=text, reason="own_voice")

@@ -25,6 +25,17 @@ the name out (``scripts/bench_wake.py`` checks it with Whisper). A wake word sai
 alone ("Hey Jarvis." and a pause) is not a turn: it opens the window for the
 question.
 
+**By its words.** The small model hears some voices poorly (espeak-ng's formant voices
+score 0.2-0.4 where flite's and Piper's score 0.99). So an utterance that did not wake
+it, but whose best score reached ``by_words_above``, is not dropped at its end: it is
+a :class:`WordCheck`, transcribed (that utterance only, by the STT node, with the
+Whisper already loaded, told that the wake phrase may come: :attr:`ListenGate.words_hint`)
+and a turn when its words begin with the wake phrase
+(:meth:`ListenGate.confirm_by_words`, matched by :mod:`voiceterm.pipeline.wake_words`).
+What follows the phrase is the turn; the phrase alone opens the window as a detection
+does. Utterances that score lower are never transcribed, and this costs nothing while
+nobody speaks: it runs at the end of speech, on near misses only.
+
 Every detection is published (:class:`WakeWordHeard`), and so is the best score of
 an utterance that did not wake when it was above half the cutoff (a near miss),
 so the timeline can show why. Window changes are published as
@@ -45,6 +56,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.events import ListeningChanged, StageSpan, TurnMark, WakeWordHeard
+from voiceterm.pipeline.wake_words import WakePhrase
 
 if TYPE_CHECKING:
     from voiceterm.engines.vad import SpeechEnded as Utterance
@@ -68,8 +80,13 @@ NEAR_MISS_FRACTION = 0.5
 """A best score above this fraction of the cutoff is shown as a near miss."""
 _LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
 _ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
+NEAR_MISS_AFTER_ONSET_S = 0.3
+"""A near miss is an utterance's best score from this long after its onset: the model's score
+lags its audio (a mean of its last runs), so a score in the pre-roll or just after the
+onset is the previous utterance's (a wake phrase the VAD parted from its question)."""
 _FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
+_CHECKS_KEPT = 8  # word checks waiting for their transcript
 
 
 class Detector(Protocol):
@@ -96,6 +113,18 @@ class Detection:
     probability: float
 
 
+@dataclass(frozen=True, slots=True)
+class WordCheck:
+    """A near miss whose words decide: a turn if its transcript begins with the wake phrase."""
+
+    probability: float
+    """The model's best score in the utterance (below the cutoff)."""
+    at: float
+    """When it scored that (capture time)."""
+    speech_start: float
+    speech_end: float
+
+
 class ListenGate:
     """Decides which utterances are turns in the current ``listen.mode``.
 
@@ -108,6 +137,8 @@ class ListenGate:
         detector: the wake word detector (``None`` until wake_word mode is used).
         phrase: the wake phrase, for people ("Hey Jarvis").
         cutoff: the probability that wakes it (``None``: the model's own).
+        by_words_above: an utterance whose best score reaches this but not the cutoff is
+            checked by its words (see :meth:`decide`); ``None``: never.
     """
 
     def __init__(
@@ -120,6 +151,7 @@ class ListenGate:
         detector: Detector | None = None,
         phrase: str = "",
         cutoff: float | None = None,
+        by_words_above: float | None = None,
     ) -> None:
         self._publish = publish
         self._activity = activity
@@ -127,6 +159,8 @@ class ListenGate:
         self._detector = detector
         self.phrase = phrase
         self._cutoff = cutoff
+        self.by_words_above = by_words_above
+        self._checks: dict[float, WordCheck] = {}  # by speech_end
         self.mode = "always"
         self._until = float("-inf")
         self._detections: deque[Detection] = deque(maxlen=16)
@@ -168,6 +202,7 @@ class ListenGate:
             self._until = float("-inf")
             self._detections.clear()
             self._high_scores.clear()
+            self._checks.clear()
         self._show(now)
 
     @property
@@ -199,10 +234,13 @@ class ListenGate:
         if voiced:
             self._voiced_until = t_start + SCORE_HANGOVER_S
         cutoff = self.cutoff
+        kept_from = NEAR_MISS_FRACTION * cutoff
+        if self.by_words_above is not None:
+            kept_from = min(kept_from, self.by_words_above)
         scores = self._detector.feed(samples, t_start, listening=t_start <= self._voiced_until)
         for score in scores:
             probability = float(score.probability)
-            if probability >= NEAR_MISS_FRACTION * cutoff:
+            if probability >= kept_from:
                 self._high_scores.append((score.at, probability))
             if probability > cutoff and score.at >= self._refractory_until:
                 self._detected(score.at, probability)
@@ -241,18 +279,97 @@ class ListenGate:
             return speech_end - detection.phrase_end >= MIN_QUESTION_S
         return self.is_open(onset)
 
-    def decide(self, utterance: Utterance) -> Utterance | None:
-        """At the end of an utterance: the turn it holds, or ``None`` (not a turn)."""
+    def decide(self, utterance: Utterance) -> Utterance | WordCheck | None:
+        """At the end of an utterance: the turn it holds, or ``None`` (not a turn).
+
+        A :class:`WordCheck`: the model nearly woke on it (its best score reached
+        ``by_words_above``), so its words decide: transcribe it and ask
+        :meth:`confirm_by_words`.
+        """
         if not self.gating:
             return utterance
         turn = self.so_far(utterance)
         if turn is None:
             if self._detection_in(utterance) is None:
-                self._near_miss(utterance)
+                best = self._best_score(utterance)
+                if (
+                    best is not None
+                    and self.by_words_above is not None
+                    and best[0] >= self.by_words_above
+                ):
+                    check = WordCheck(
+                        best[0], best[1], utterance.speech_start, utterance.speech_end
+                    )
+                    while len(self._checks) >= _CHECKS_KEPT:
+                        del self._checks[next(iter(self._checks))]
+                    self._checks[utterance.speech_end] = check
+                    return check
+                if best is not None and best[0] >= NEAR_MISS_FRACTION * self.cutoff:
+                    self._near_miss(best[0], best[1], utterance.speech_start, utterance.speech_end)
             return None
         # The window is not extended here: the answer keeps it open, and a turn that is
         # not answered (its own echo, nothing heard) must not keep the microphone open.
         return turn
+
+    @property
+    def words_hint(self) -> str:
+        """What Whisper is told came before a near miss: the wake phrase ("Hey Jarvis,")."""
+        return f"{self.phrase}," if self.phrase else ""
+
+    def confirm_by_words(self, speech_end: float, transcript: str) -> str | None:
+        """The words of a :class:`WordCheck` (the utterance that ended at ``speech_end``).
+
+        Returns what follows the wake phrase when the transcript begins with it (the
+        turn; ``""``: the phrase alone, which opens the window as a detection does), or
+        ``None``: not the wake phrase, not a turn. Either way the timeline hears of it.
+        """
+        check = self._checks.pop(speech_end, None)
+        if check is None:
+            return None
+        rest = WakePhrase(self.phrase).after(transcript)
+        if rest is None:
+            self._near_miss(
+                check.probability,
+                check.at,
+                check.speech_start,
+                check.speech_end,
+                note="; its words are not the phrase",
+            )
+            return None
+        now = self._heard_at if self._heard_at is not None else check.speech_end
+        self._until = max(self._until, check.speech_end + self.follow_up_s)
+        logger.info(
+            "wake word %r by its words (the model's best %.2f), %.0f ms after the speech ended",
+            self.phrase,
+            check.probability,
+            1000 * (now - check.speech_end),
+        )
+        self._publish(
+            WakeWordHeard(
+                phrase=self.phrase,
+                probability=check.probability,
+                cutoff=self.cutoff,
+                at=now,
+                phrase_end=check.speech_end if not rest else check.at,
+                by_words=True,
+            )
+        )
+        self._publish(
+            TurnMark(name="wake_word", at=now, detail=f"(by words) {check.probability:.2f}")
+        )
+        self._publish(
+            StageSpan(
+                stage="wake",
+                start=check.speech_start,
+                end=check.speech_end,
+                content=(
+                    f"{self.phrase} (by words) {check.probability:.2f}: "
+                    + ("the turn is what follows it" if rest else "said alone, listening")
+                ),
+            )
+        )
+        self._show(now)
+        return rest
 
     # --- inside -------------------------------------------------------------------------
 
@@ -296,13 +413,16 @@ class ListenGate:
         found = [d for d in self._detections if begin <= d.at <= end]
         return found[-1] if found else None
 
-    def _near_miss(self, utterance: Utterance) -> None:
-        begin = utterance.audio_start
+    def _best_score(self, utterance: Utterance) -> tuple[float, float] | None:
+        """The model's best score kept within the utterance, and when: ``None``: none kept."""
+        begin = utterance.speech_start + NEAR_MISS_AFTER_ONSET_S
         end = utterance.speech_end + _LATE_DETECTION_S
         scores = [(p, t) for t, p in self._high_scores if begin <= t <= end]
-        if not scores:
-            return
-        probability, at = max(scores)
+        return max(scores) if scores else None
+
+    def _near_miss(
+        self, probability: float, at: float, start: float, end: float, *, note: str = ""
+    ) -> None:
         self._publish(
             WakeWordHeard(
                 phrase=self.phrase,
@@ -316,10 +436,11 @@ class ListenGate:
         self._publish(
             StageSpan(
                 stage="wake",
-                start=utterance.speech_start,
-                end=utterance.speech_end,
+                start=start,
+                end=end,
                 content=(
-                    f"near miss: {self.phrase} {probability:.2f} (wakes above {self.cutoff:.2f})"
+                    f"near miss: {self.phrase} {probability:.2f} "
+                    f"(wakes above {self.cutoff:.2f}{note})"
                 ),
             )
         )
@@ -400,6 +521,10 @@ def check_listen_settings(config: Any) -> None:
         )
     if listen.wake_cutoff is not None and not 0.0 < listen.wake_cutoff < 1.0:
         raise ConfigError(f"listen.wake_cutoff must be between 0 and 1, not {listen.wake_cutoff}.")
+    if not 0.0 < listen.wake_by_words_above < 1.0:
+        raise ConfigError(
+            f"listen.wake_by_words_above must be between 0 and 1, not {listen.wake_by_words_above}."
+        )
     resolve_wake_model(listen.wake_word)
 
 
