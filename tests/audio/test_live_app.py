@@ -312,14 +312,6 @@ def test_half_duplex_does_not_interrupt_itself_over_echo(apps: Apps, rig: Rig, i
 @needs_aec
 @pytest.mark.desktop
 @pytest.mark.models
-@pytest.mark.xfail(
-    os.environ.get("VT_RIG_PROFILE") == "pipewire",
-    raises=TimeoutError,
-    strict=False,
-    reason="known bug: on PipeWire the barge-in over echo is let go about 1 time in 3 "
-    "(held, then 'not a barge-in: playing on after 608 ms': the user's speech did not count "
-    "after the hold); see docs/BENCHMARKS.md",
-)
 def test_aec_does_not_interrupt_itself_but_hears_the_user(apps: Apps, rig: Rig, io: RigIO) -> None:
     rig.set_echo(ECHO_GAIN_DB)
     app = apps.get(AEC)
@@ -385,6 +377,4 @@ def test_a_missing_device_gives_a_clear_message(
 
 
 def _base_env(tmp_path: Path) -> dict[str, str]:
-    import os
-
     return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
