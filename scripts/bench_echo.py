@@ -318,16 +318,16 @@ def report(gain: float, session: Session, tallies: dict[tuple[float, str], Tally
         f"user alone {near_level - full_scale:.1f} dBFS, "
         f"echo in the microphone {echo_level - full_scale:.1f} dBFS (mean power)"
     )
-    # Each follows where the echo really comes, as the app does; "stamps" rows take
-    # the speaker's time stamps as true, as the app did before.
+    # As the app does, each takes the speaker's time stamps as true; the "followed"
+    # row finds where the echo really comes first (EchoCancelledSource(follow_echo)).
     handlers: list[tuple[str, Callable[[], EchoCanceller], bool]] = [
-        ("off", NoEchoHandling, True),
-        ("livekit AEC3", LiveKitEchoCanceller, True),
-        ("aec-audio-processing", WebRtcEchoCanceller, True),
-        ("livekit + gate", lambda: ResidualEchoGate(LiveKitEchoCanceller()), True),
-        ("livekit + gate, stamps", lambda: ResidualEchoGate(LiveKitEchoCanceller()), False),
-        ("aec-a-p + gate", lambda: ResidualEchoGate(WebRtcEchoCanceller()), True),
-        ("half-duplex gate", HalfDuplexGate, True),
+        ("off", NoEchoHandling, False),
+        ("livekit AEC3", LiveKitEchoCanceller, False),
+        ("aec-audio-processing", WebRtcEchoCanceller, False),
+        ("livekit + gate", lambda: ResidualEchoGate(LiveKitEchoCanceller()), False),
+        ("livekit+gate followed", lambda: ResidualEchoGate(LiveKitEchoCanceller()), True),
+        ("aec-a-p + gate", lambda: ResidualEchoGate(WebRtcEchoCanceller()), False),
+        ("half-duplex gate", HalfDuplexGate, False),
     ]
     header = (
         f"{'handler':<22}{'ERLE dB':>9}{'(1st 1.5s)':>11}{'resid p95':>10}{'self-int':>9}"

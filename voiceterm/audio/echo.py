@@ -474,7 +474,11 @@ class EchoCancelledSource:
             ``NoEchoHandling``.
         follow_echo: find where the echo really comes (``EchoDelayEstimator``) and
             hand the canceller the reference ahead of its time stamps when the echo
-            comes before them; without it the stamps are taken as true.
+            comes before them; without it the stamps are taken as true. Off by
+            default: it removes more echo where the stamps are off, but in the
+            recorded barge-in session the canceller, working better, also held back
+            the user's first word over the answer (a barge-in confirmed after 890 ms
+            instead of 430, "up what time is it"); see docs/BENCHMARKS.md.
 
     Example:
         ``EchoCancelledSource(MicrophoneSource(), make_echo_canceller("aec"), player=player)``
@@ -487,7 +491,7 @@ class EchoCancelledSource:
         reference: RenderReference | None = None,
         *,
         player: RenderTapped | None = None,
-        follow_echo: bool = True,
+        follow_echo: bool = False,
     ) -> None:
         self.source = source
         self.canceller = canceller
