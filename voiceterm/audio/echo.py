@@ -561,12 +561,15 @@ class EchoCancelledSource:
             )
             if any(int(np.abs(block).max(initial=0)) > SILENCE_THRESHOLD for block in blocks):
                 last_sound = frame.t_end + self.lead_s
-            self._on_stamps.add(blocks)
-            on_stamps = self._on_stamps.take(len(frame.samples))
+            on_stamps = None
+            if self._follow:  # the reference on the stamps is only for finding the echo
+                self._on_stamps.add(blocks)
+                on_stamps = self._on_stamps.take(len(frame.samples))
             if frame.t_end - last_sound > IDLE_AFTER_S and self.reference is not None:
                 yield frame
                 continue
-            self._follow_echo(frame.samples, on_stamps)
+            if on_stamps is not None:
+                self._follow_echo(frame.samples, on_stamps)
             for block in blocks:
                 self.canceller.process_render(block)
             cleaned = self.canceller.process_capture(frame.samples)
@@ -574,7 +577,7 @@ class EchoCancelledSource:
 
     def _follow_echo(self, captured: Int16Array, on_stamps: Int16Array) -> None:
         """Move the reference so that the canceller gets it just before its echo."""
-        lag = self._echo_delay.push(captured, on_stamps) if self._follow else None
+        lag = self._echo_delay.push(captured, on_stamps)
         if lag is None:
             return
         delay = self.lead_s + lag  # how long after the canceller gets it the echo comes
