@@ -403,6 +403,22 @@ class TurnMark(Event):
 
 
 @dataclass(slots=True)
+class PauseChecked(Event):
+    """A check made at a pause in the user's speech: when it was asked, when answered.
+
+    ``kind`` is ``"turn"`` (the end-of-turn model's verdict) or ``"words"`` (the
+    transcript of the utterance so far). Every check is told, also one answered too
+    late to count (the user had gone on): how late each answer came decides turns
+    live, so a recording keeps it and its replay uses each answer as late as it came.
+    """
+
+    kind: str = ""
+    speech_end: float | None = None
+    asked_at: float = 0.0
+    answered_at: float = 0.0
+
+
+@dataclass(slots=True)
 class StageSpan(Event):
     """A chunk of work of one stage, with its start and end (monotonic seconds)."""
 
@@ -431,6 +447,7 @@ __all__ = [
     "Event",
     "ListeningChanged",
     "LogMetric",
+    "PauseChecked",
     "SpeculativeSentence",
     "StageSpan",
     "StageStatus",

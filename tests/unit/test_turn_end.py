@@ -21,12 +21,15 @@ from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
 from voiceterm.events import (
     AgentInterrupted,
     Event,
+    PauseChecked,
     StageSpan,
     UserStoppedSpeaking,
 )
 from voiceterm.pipeline.listen import AgentActivity, Listener
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
+from voiceterm.recording.latency import FixedLatency
+from voiceterm.recording.replay import AudioClock, on_audio_time
 
 FRAME_S = 0.02
 CAP_MS = 1000
@@ -99,6 +102,16 @@ class StandInModel:
         return answer
 
 
+@dataclass(frozen=True)
+class KindLatency:
+    """Each kind of pause check answered so many seconds after it is asked."""
+
+    seconds_of: dict[str, float]
+
+    def seconds(self, kind: str, speech_end: float) -> float:
+        return self.seconds_of[kind]
+
+
 UNSURE_MS = 600
 UNFINISHED, FINISHED = "I would like to book a table for", "What time is it?"
 
@@ -112,6 +125,8 @@ class Rig:
         words: str | None = UNFINISHED,
         weights: TurnWeights | None = None,
         words_end: float | None = None,
+        latency: float | dict[str, float] | None = None,
+        pause_ms: int = 0,
     ) -> None:
         self.words = words
         self.words_end = words_end
@@ -123,19 +138,30 @@ class Rig:
             segmenter=self.vad,
             publisher=self.events.append,  # type: ignore[arg-type]
             activity=self.activity,
-            pause_ms=0,
+            pause_ms=pause_ms,
             turn_model=model,
             turn_policy=TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
             quick_end_ms=300,
             words_so_far=lambda speech_end: self.words,
             turn_weights=weights,
             words_end=lambda words: self.words_end,
+            check_latency=(
+                None
+                if latency is None
+                else KindLatency(latency)
+                if isinstance(latency, dict)
+                else FixedLatency(latency)
+            ),
         )
         self.t = time.monotonic()
+        # On audio time (as a replay runs), the listener's clock is the frames'.
+        self.clock = AudioClock()
+        self.clock.now = self.t
 
     async def frames(self, voiced: bool, count: int) -> None:
         for _ in range(count):
             self.vad.next_voiced = voiced
+            self.clock.now = self.t + FRAME_S
             self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
             self.t += FRAME_S
             await asyncio.sleep(0)
@@ -250,6 +276,9 @@ async def test_a_verdict_about_a_pause_the_user_talked_through_is_dropped() -> N
     await rig.settle()
     assert rig.turns() == []
     assert rig.decisions() == []
+    # Still told, with when it came: a recording keeps how late it was.
+    checks = [e for e in rig.events if isinstance(e, PauseChecked)]
+    assert [c.kind for c in checks] == ["turn"] and checks[0].answered_at > checks[0].asked_at
 
 
 async def test_a_pause_while_the_agent_is_silent_is_never_a_barge_in() -> None:
@@ -329,3 +358,44 @@ async def test_learned_words_that_arrive_late_join_the_decision() -> None:
     assert len(rig.turns()) == 1
     assert rig.decisions()[0].startswith("voice 0.70 · words ? ")
     assert "voice 0.70 · words 0.99" in rig.decisions()[-1]
+
+
+async def test_on_audio_time_a_verdict_later_than_the_users_pause_does_not_end_the_turn() -> None:
+    # "Yes, please.": a 200 ms pause at the comma. Answered at once, the verdict about
+    # it ends the turn at "Yes,"; answered 100 ms after it is asked (as live), the user
+    # has already gone on, and the turn is whole.
+    turns = {}
+    for latency in (0.0, 0.1):
+        rig = Rig(StandInModel([0.95]), words=None, latency=latency)
+        with on_audio_time(rig.clock):
+            await rig.frames(True, 20)
+            await rig.frames(False, 8)  # asked at 160 ms of silence
+            await rig.settle()
+            await rig.frames(False, 2)  # 200 ms: the user goes on
+            await rig.frames(True, 20)
+            await rig.frames(False, 8)
+            await rig.settle()
+            await rig.frames(False, 6)
+        turns[latency] = [(t.speech_end or 0) - (t.speech_start or 0) for t in rig.turns()]
+    assert len(turns[0.0]) == 2  # split at the comma
+    assert len(turns[0.1]) == 1 and turns[0.1][0] > 40 * FRAME_S  # both halves, one turn
+
+
+async def test_on_audio_time_words_not_yet_read_do_not_hold_a_complete_verdict() -> None:
+    # The voice sounds done; the words so far sound unfinished, but live they were read
+    # only 300 ms after the pause: at the verdict nothing was read, so the turn ended.
+    decisions = {}
+    for words_s in (0.0, 0.3):
+        latency = {"turn": 0.0, "words": words_s}
+        rig = Rig(StandInModel([0.9]), words=UNFINISHED, latency=latency, pause_ms=20)
+        with on_audio_time(rig.clock):
+            await rig.frames(True, 40)
+            await rig.frames(False, 8)
+            await rig.settle()
+            await rig.frames(False, 1)
+        decisions[words_s] = (len(rig.turns()), rig.decisions()[:2])
+    assert decisions[0.0] == (
+        0,
+        ["model: complete 0.90 at 160 ms", "the words sound unfinished: waiting"],
+    )
+    assert decisions[0.3] == (1, ["model: complete 0.90 at 160 ms"])

@@ -46,7 +46,7 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
-from voiceterm.pipeline.turn_end import TurnPolicy
+from voiceterm.pipeline.turn_end import CheckLatency, TurnPolicy
 from voiceterm.pipeline.turn_fusion import TurnWeights
 from voiceterm.pipeline.wake import ListenGate, check_listen_settings, load_detector
 from voiceterm.recording.control import RecordingControl
@@ -339,6 +339,8 @@ class VoiceAgent:
         source: where the user's audio comes from (microphone or WAV file).
         sink: where the answer is played (speaker or WAV file).
         engines: already loaded engines; ``None`` loads them in ``start()``.
+        check_latency: when the answers of pause checks may be used (a replay's:
+            as late as they came live); ``None``: as they come.
     """
 
     def __init__(
@@ -350,8 +352,10 @@ class VoiceAgent:
         engines: Engines | None = None,
         source_name: str = "",
         sink_name: str = "",
+        check_latency: CheckLatency | None = None,
     ) -> None:
         self.config = config
+        self._check_latency = check_latency
         self.bus = Bus()
         self.timeline = Timeline()
         self.engines = engines
@@ -578,6 +582,7 @@ class VoiceAgent:
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
             gate=gate,
+            check_latency=self._check_latency,
         )
         self.listener.push_to_talk = config.listen.mode == "push_to_talk"
         self._stt = stt

@@ -46,6 +46,7 @@ from voiceterm.events import (
     AudioLevel,
     BargeInDismissed,
     BargeInSuspected,
+    PauseChecked,
     StageSpan,
     TurnMark,
     UserSpeechPaused,
@@ -53,7 +54,7 @@ from voiceterm.events import (
     UserStoppedSpeaking,
 )
 from voiceterm.pipeline.publish import Publisher
-from voiceterm.pipeline.turn_end import EndOfTurn, TurnModel, TurnPolicy, Verdict
+from voiceterm.pipeline.turn_end import CheckLatency, EndOfTurn, TurnModel, TurnPolicy, Verdict
 from voiceterm.pipeline.turn_fusion import Signals, TurnWeights
 from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
 from voiceterm.pipeline.wake import ListenGate, WordCheck
@@ -148,6 +149,7 @@ class Listener:
         turn_weights: TurnWeights | None = None,
         words_end: Callable[[str], float | None] | None = None,
         gate: ListenGate | None = None,
+        check_latency: CheckLatency | None = None,
     ) -> None:
         self._source = source
         self._vad = segmenter
@@ -182,10 +184,19 @@ class Listener:
         # listen.mode: which utterances are turns (the wake word, its follow-up window).
         self.gate = gate
         self._end_of_turn = (
-            EndOfTurn(turn_model, turn_policy or TurnPolicy(), self._on_turn_verdict)
+            EndOfTurn(
+                turn_model,
+                turn_policy or TurnPolicy(),
+                self._on_turn_verdict,
+                on_answer=self._told_verdict,
+                latency=check_latency,
+            )
             if turn_model is not None
             else None
         )
+        self._check_latency = check_latency
+        # The pause last announced (its speech end) and when: its words count from then.
+        self._paused_at: tuple[float, float] | None = None
         self._quick_end_ms = quick_end_ms
         self._words_so_far = words_so_far
         self._turn_weights = turn_weights
@@ -218,7 +229,7 @@ class Listener:
                 self._on_frame(frame.samples, frame.t_start, frame.t_end)
                 if self._end_of_turn is not None and not self._realtime:
                     await self._end_of_turn.settle()
-                    if self._turn_weights is not None:
+                    if self._turn_weights is not None and self._check_latency is None:
                         await self._words_settled(self._end_of_turn)
             self._flush(time.monotonic())
         finally:
@@ -272,6 +283,9 @@ class Listener:
         return activity.speaking or t < activity.last_sound_end + _HALF_DUPLEX_TAIL_S
 
     def _on_frame(self, samples: Any, t_start: float, t_end: float) -> None:
+        if self._end_of_turn is not None:
+            # A verdict due by the end of this frame came, live, before the frame did.
+            self._end_of_turn.release()
         if self._aec is not None:
             samples = self._aec.process_capture(samples)
         if self._ignoring_mic(t_start):
@@ -513,7 +527,23 @@ class Listener:
 
     def _words_at(self, speech_end: float) -> str | None:
         """The words transcribed up to the pause at ``speech_end`` (None: none read)."""
-        return self._words_so_far(speech_end) if self._words_so_far else None
+        if self._words_so_far is None:
+            return None
+        paused, latency = self._paused_at, self._check_latency
+        if latency is not None and paused is not None and paused[0] == speech_end:
+            if time.monotonic() < paused[1] + latency.seconds("words", speech_end):
+                return None  # not read yet, on the clock of the session replayed
+        return self._words_so_far(speech_end)
+
+    def _told_verdict(self, verdict: Verdict) -> None:
+        self._publish(
+            PauseChecked(
+                kind="turn",
+                speech_end=verdict.speech_end,
+                asked_at=verdict.asked_at,
+                answered_at=verdict.answered_at,
+            )
+        )
 
     def _sounds_unfinished(self, speech_end: float) -> bool:
         words = self._words_at(speech_end)
@@ -556,6 +586,7 @@ class Listener:
         utterance = self._as_turn(self._vad.current_utterance())
         if utterance is None:
             return
+        self._paused_at = (utterance.speech_end, time.monotonic())
         self._publish(
             UserSpeechPaused(
                 audio=utterance.audio,

@@ -24,6 +24,7 @@ from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.events import (
     Event,
+    PauseChecked,
     StageSpan,
     TurnMark,
     UserSpeechPaused,
@@ -180,6 +181,9 @@ class SttNode:
         text = str(getattr(result, "text", result)).strip()
         _log_transcript("pause", result, start, end)
         self._speculation = (pause.speech_end, text, start, end)
+        yield PauseChecked(
+            kind="words", speech_end=pause.speech_end, asked_at=pause.timestamp, answered_at=end
+        )
         if text and not self._is_own_voice(text, pause.speech_start, pause.speech_end):
             yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
 

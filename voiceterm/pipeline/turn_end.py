@@ -27,6 +27,7 @@ turn's "end of turn" lane, saying what decided: ``model: complete 0.93 at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,18 @@ class TurnModel(Protocol):
     """What the policy needs of an end-of-turn model (``SmartTurn`` fits)."""
 
     def probability(self, audio: Any) -> float: ...
+
+
+class CheckLatency(Protocol):
+    """How long after it is asked a pause check's answer may be used, on audio time.
+
+    A source faster than real time has every answer at once, as a machine with no
+    compute time would; a replay gives each answer the latency it had live.
+    """
+
+    def seconds(self, kind: str, speech_end: float) -> float:
+        """``kind``: "turn" or "words" (see ``PauseChecked``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +91,28 @@ class EndOfTurn:
         policy: when to ask and the threshold.
         on_verdict: called on the event loop with each verdict still about the
             pause in progress (the caller checks that no speech came since).
+        on_answer: called with every verdict as it comes, also one too late to count.
+        latency: hold each verdict until this long after it was asked (``release``
+            hands it over); ``None``: as soon as it is there.
     """
 
     def __init__(
-        self, model: TurnModel, policy: TurnPolicy, on_verdict: Callable[[Verdict], None]
+        self,
+        model: TurnModel,
+        policy: TurnPolicy,
+        on_verdict: Callable[[Verdict], None],
+        *,
+        on_answer: Callable[[Verdict], None] | None = None,
+        latency: CheckLatency | None = None,
     ) -> None:
         self._model = model
         self.policy = policy
         self._on_verdict = on_verdict
+        self._on_answer = on_answer
+        self._latency = latency
         self._asked_about: float | None = None
         self._task: asyncio.Task[Verdict] | None = None
+        self._held: Verdict | None = None
         self.last_verdict: Verdict | None = None
         """The newest verdict of the utterance in progress (``None`` before one)."""
 
@@ -126,6 +151,23 @@ class EndOfTurn:
             logger.error("end-of-turn check failed: %s", error)
             return
         verdict = task.result()
+        if self._on_answer is not None:
+            self._on_answer(verdict)
+        if self._latency is not None:
+            late = self._latency.seconds("turn", verdict.speech_end)
+            self._held = dataclasses.replace(verdict, answered_at=verdict.asked_at + late)
+            self.release()
+            return
+        self._hand_over(verdict)
+
+    def release(self) -> None:
+        """Hand over a held verdict whose time has come (with a ``latency``)."""
+        verdict = self._held
+        if verdict is not None and time.monotonic() >= verdict.answered_at:
+            self._held = None
+            self._hand_over(verdict)
+
+    def _hand_over(self, verdict: Verdict) -> None:
         if verdict.speech_end != self._asked_about:
             return  # the utterance ended or went on meanwhile
         self.last_verdict = verdict
@@ -142,6 +184,7 @@ class EndOfTurn:
         """The utterance ended: forget its pauses; a check under way is moot."""
         self._asked_about = None
         self.last_verdict = None
+        self._held = None
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -1,6 +1,7 @@
 """``voiceterm replay DIR`` and ``voiceterm view DIR|FILE``.
 
-voiceterm replay DIR [--set section.key=value ...] [--expect-same] [--output F]
+voiceterm replay DIR [--set section.key=value ...] [--latency recorded|MS] [--expect-same]
+                 [--output F]
 voiceterm view DIR            (a recording) or a Chrome trace from --trace / the timeline's e
 """
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from voiceterm.errors import VoicetermError
+from voiceterm.errors import ConfigError, VoicetermError
 from voiceterm.recording.turns import Change, match
 from voiceterm.timeline import format_seconds
 
@@ -47,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep this replay's turns in the recording: later replays are compared with them",
     )
+    replay.add_argument(
+        "--latency",
+        default="recorded",
+        metavar="recorded|MS",
+        help=(
+            "how long after a pause the end-of-turn verdict and the words so far count: "
+            "as long as they took in the recorded session (default), or MS milliseconds "
+            "(0: a machine with no compute time)"
+        ),
+    )
     replay.add_argument("--output", type=Path, help="write the replayed answers to this WAV file")
     replay.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     view = commands.add_parser("view", help="open a recording's timeline in the TUI")
@@ -64,7 +75,12 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "replay":
             return run_replay(
-                args.folder, args.set, args.expect_same, args.output, accept=args.accept
+                args.folder,
+                args.set,
+                args.expect_same,
+                args.output,
+                accept=args.accept,
+                check_latency_s=check_latency(args.latency),
             )
         from voiceterm.recording.view import run_view
 
@@ -76,6 +92,26 @@ def main(argv: list[str]) -> int:
         return 130
 
 
+def check_latency(value: str) -> float | None:
+    """``--latency``: ``None`` for "recorded", else seconds.
+
+    Raises:
+        ConfigError: neither "recorded" nor a number of milliseconds from 0 up.
+    """
+    if value.strip().lower() == "recorded":
+        return None
+    try:
+        ms = float(value)
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms <= 10_000:
+        raise ConfigError(
+            f"--latency {value!r} is neither 'recorded' nor milliseconds.",
+            hint="e.g. --latency recorded, or --latency 0 for a machine with no compute time",
+        )
+    return ms / 1000
+
+
 def run_replay(
     folder: Path,
     sets: list[str],
@@ -83,6 +119,7 @@ def run_replay(
     output: Path | None,
     *,
     accept: bool = False,
+    check_latency_s: float | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Replay ``folder``; print what changed; 1 for a change with ``expect_same``."""
@@ -97,7 +134,14 @@ def run_replay(
     recording = Recording.open(folder)
     config, notes = replay_config(recording, sets)
     recording.audio()  # a truncated file is found before the models load
-    result = asyncio.run(replay(recording, config, keep_answers=output is not None))
+    result = asyncio.run(
+        replay(
+            recording,
+            config,
+            keep_answers=output is not None,
+            check_latency_s=check_latency_s,
+        )
+    )
     if output is not None:
         from voiceterm.audio.wavio import write_wav
 
@@ -121,6 +165,7 @@ def run_replay(
             "compared with the accepted replay (replay --accept); the live session differs "
             f"from this replay in {len(live)} place(s)"
         )
+    notes.append(result.latency)
     for note in notes:
         print(f"note: {note}", file=out)
     changes = match(reference, result.replayed)

@@ -48,6 +48,7 @@ from voiceterm.events import (
     UserTranscriptionDropped,
     UserTranscriptionReceived,
 )
+from voiceterm.recording.latency import FixedLatency, RecordedLatency
 from voiceterm.recording.reader import Recording
 from voiceterm.recording.turns import SpokenTurn, spoken_turns
 
@@ -78,6 +79,8 @@ _TIME_FIELDS = (
     "onset_time",
     "playback_start",
     "last_sample_time",
+    "asked_at",
+    "answered_at",
 )
 # A recorded answer heard for less than this still gets this long (a replayed answer
 # must make a sound to count as spoken).
@@ -389,6 +392,8 @@ class ReplayResult:
     audio_s: float
     wall_s: float
     answers: Any = None
+    latency: str = ""
+    """Where the pause checks' answers came from on audio time (a line for a person)."""
     shift: float = 0.0
     """Seconds added to the recording's times to put them on the replay's clock."""
     notes: list[str] = field(default_factory=list)
@@ -423,8 +428,13 @@ async def replay(
     *,
     engines: Engines | None = None,
     keep_answers: bool = False,
+    check_latency_s: float | None = None,
 ) -> ReplayResult:
     """Run the recording's microphone through a new agent; its turns and the recorded ones.
+
+    ``check_latency_s``: every pause check (end-of-turn verdict, words so far) is
+    answered this long after it is asked, on audio time; ``None``: as late as the
+    recorded session's were (``RecordedLatency``).
 
     Raises:
         RecordingError: the recording's audio is truncated or damaged.
@@ -439,7 +449,15 @@ async def replay(
         engines = await asyncio.to_thread(load_engines, config)
     clock = AudioClock()
     shift = clock.now - (float(times[0]) if len(times) else clock.now)
-    recorded = spoken_turns(_shifted(recording.messages(), shift))
+    messages = _shifted(recording.messages(), shift)
+    recorded = spoken_turns(messages)
+    latency: RecordedLatency | FixedLatency
+    if check_latency_s is None:
+        latency = RecordedLatency.of(messages)
+        described = f"pause checks as late as recorded: {latency.summary()}"
+    else:
+        latency = FixedLatency(check_latency_s)
+        described = f"pause checks answered {1000 * check_latency_s:.0f} ms after asked"
     echo = config.audio.echo
     # A session whose microphone had no canceller (file mode) is replayed without one.
     cancelled = recording.meta.get("echo_canceller", "unknown") is not None
@@ -462,7 +480,7 @@ async def replay(
         setattr(source, "realtime", False)  # noqa: B010 - the listener waits for each check
     sink = ReplaySink(_recorded_answers(recorded), keep=keep_answers)
     mic.sink = sink
-    agent = VoiceAgent(config, source=source, sink=sink, engines=engines)
+    agent = VoiceAgent(config, source=source, sink=sink, engines=engines, check_latency=latency)
     seen: list[Message] = []
 
     def observe(message: Message) -> None:
@@ -489,6 +507,7 @@ async def replay(
         audio_s=len(audio) / CAPTURE_RATE,
         wall_s=wall,
         answers=sink.recording() if keep_answers else None,
+        latency=described,
         shift=shift,
     )
 
