@@ -16,12 +16,14 @@ import time
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.audio.live import utterance, voiceterm_command
 from tests.conftest import DATA
 from tests.conversation import FileConversation
 from tests.speech import concat, espeak, silence, write_wav
+from tests.turn_clips import silences
 from voiceterm.config import Config
 from voiceterm.pipeline.agent import load_engines
 from voiceterm.recording.cli import main as recording_main
@@ -98,6 +100,51 @@ def test_recording_started_mid_frame_replays_the_turns_where_they_were(tmp_path:
     for recorded, replayed in zip(result.recorded, result.replayed, strict=True):
         assert replayed.speech_end == pytest.approx(recorded.speech_end, abs=0.001)
         assert replayed.words == recorded.words
+
+
+def _voiced(audio: np.ndarray, threshold: int = 300) -> np.ndarray:
+    """``audio`` without the near silence espeak-ng leaves before and after the words."""
+    loud = np.nonzero(np.abs(audio.astype(np.int32)) > threshold)[0]
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def _with_pause_between(
+    first: np.ndarray, second: np.ndarray, low_s: float, high_s: float
+) -> np.ndarray:
+    """``first`` then ``second``, with the silence the VAD hears between them in range."""
+    for gap_ms in range(0, 200, 10):
+        audio = concat(first, silence(gap_ms / 1000), second)
+        heard_s = max((n for _start, n in silences(audio)), default=0) / 16000
+        if low_s <= heard_s <= high_s:
+            return audio
+    raise AssertionError(f"no gap makes a pause of {low_s:.2f}-{high_s:.2f} s")
+
+
+def test_a_pause_shorter_than_the_checks_time_replays_as_it_went_live(tmp_path: Path) -> None:
+    # "Thanks. That is all." with a pause a little longer than the end-of-turn check
+    # waits: live, the verdict ("Thanks." sounds complete) comes after the user went
+    # on, so the turn is whole. A replay that used the verdict at once (as a
+    # machine with no compute time) splits it; replayed with the recorded latency of
+    # each check it is the turn the user had.
+    config = Config()
+    config.llm.max_tokens = 16
+    engines = load_engines(config)
+    thanks, rest = _voiced(espeak("Thanks.")), _voiced(espeak("That is all."))
+    check_s = config.turn.check_ms / 1000
+    audio = _with_pause_between(thanks, rest, check_s + 0.02, check_s + 0.05)
+    folder = tmp_path / "recording"
+    conversation = FileConversation(config, engines, None, realtime_speaker=False)
+    clip = utterance(audio, "Thanks. That is all.")
+    with conversation:
+        conversation.agent.recording.start(folder)
+        conversation.turn(clip)
+        conversation.turn(clip)
+    recording = Recording.open(folder)
+    as_live = asyncio.run(replay(recording, config, engines=engines))
+    assert "turn check(s)" in as_live.latency
+    assert [t.words for t in as_live.replayed] == [t.words for t in as_live.recorded]
+    at_once = asyncio.run(replay(recording, config, engines=engines, check_latency_s=0.0))
+    assert len(at_once.replayed) > len(at_once.recorded)  # "Thanks." | "That is all."
 
 
 def test_a_killed_session_opens_and_replays_up_to_the_kill(tmp_path: Path) -> None:
