@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.turn_clips import START_MS, Clip, Pause, roc_auc  # noqa: E402
+from tests.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, roc_auc  # noqa: E402
 from voiceterm.pipeline.turn_fusion import (  # noqa: E402
     WEIGHTS_FILE,
     Logistic,
@@ -316,6 +316,10 @@ def main() -> int:
     weights = schedule.weights(models)
     paths = Trajectories(judged_clips(tuning), lambda clip: models, schedule.first_ms, max(CAPS))
     fitted = paths.figures(schedule)
+    stepwise = replayed(weights, judged_clips(tuning))
+    if stepwise != fitted:
+        print(f"the fast replay disagrees with tests/turn_clips.py: {stepwise} != {fitted}")
+        return 1
     print(
         f"chosen: first check {schedule.first_ms} ms, cap {schedule.cap_ms} ms, sure "
         f"{schedule.sure:.2f}, unsure {schedule.unsure:.2f}\n"
@@ -370,6 +374,29 @@ def main() -> int:
     if args.curve:
         print_curve(weights, tuning, held_back)
     return 0
+
+
+def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
+    """The figures by ``tests.turn_clips.learned_end``, pause by pause (the check on
+    :class:`Trajectories`, which replays thousands of schedules)."""
+    cut = copies = split = wholes = 0
+    latency = []
+    for clip in clips:
+        cut_off, at = ends_at(lambda pause: learned_end(weights, pause, step_ms=STEP_MS), clip)
+        if clip.kind == "whole":
+            wholes += 1
+            split += cut_off
+            if at is not None:
+                latency.append(float(at))
+        else:
+            copies += 1
+            cut += cut_off
+    latency.sort()
+    if not latency:
+        return Figures(cut / max(1, copies), split, wholes, math.inf, math.inf)
+    p50 = latency[len(latency) // 2]
+    p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
+    return Figures(cut / max(1, copies), split, wholes, p50, p95)
 
 
 def describe(result: Figures) -> str:
