@@ -18,7 +18,14 @@ CACHE`` it reads "Said: <words> ->" after eight examples marked finished or
 unfinished, takes P(" finished") against P(" unfinished"), and prints both
 signals' ROC AUC on the tuning and the held-back part.
 
-Usage: ``.venv/bin/python scripts/bench_words_end.py [--runs 5] [--few-shot CACHE]``
+``--chat-shots CACHE`` asks the same of the issue's other remedy: example
+exchanges of short finished messages ("yes please", "forty two", written here,
+none from the recordings) put in the chat template before the user's words, and
+the plain P(<|im_end|>) read after them; prints both AUCs and the ms of a read
+after the constant prefix (in the KV cache).
+
+Usage: ``.venv/bin/python scripts/bench_words_end.py [--runs 5] [--few-shot CACHE]
+[--chat-shots CACHE]``
 """
 
 from __future__ import annotations
@@ -57,6 +64,101 @@ FEW_SHOT = (
     "Said: play some music please -> finished\n"
     "Said: the reason I ask is -> unfinished\n"
 )
+
+
+# Short messages that end without a full stop, each with a short answer. Generic,
+# written for this; none is (or is close to) a text of the recordings.
+CHAT_SHOTS = (
+    ("Turn off the kitchen light", "Done, the kitchen light is off."),
+    ("yes please", "All right."),
+    ("forty two", "Forty-two it is."),
+    ("what time is it", "It's ten past three."),
+    ("the blue one", "The blue one, then."),
+    ("next song", "Skipping to the next song."),
+    ("stop", "Stopped."),
+    ("Tuesday at noon", "Tuesday at noon works."),
+)
+
+
+def pause_points(clips: list[Any], part: str) -> list[Any]:
+    """The whole turns' pauses and the 700 ms copies' (Smart Turn asked at 200 ms)."""
+    return [
+        p
+        for c in clips
+        if c.part == part and (c.kind == "whole" or c.name.endswith("+700ms"))
+        for p in c.pauses
+        if 200 in p.probability
+    ]
+
+
+def chat_shots(cache: Path) -> int:
+    """ROC AUC of P(<|im_end|>) after example exchanges against the plain one."""
+    import pickle
+
+    import llama_cpp
+    import numpy as np
+
+    from tests.turn_clips import roc_auc
+    from voiceterm.config import Config
+    from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.engines.llm.messages import ChatMessage
+    from voiceterm.engines.llm.words_end import end_probability, user_words_end
+    from voiceterm.modelstore import resolve_model
+
+    clips = pickle.loads(cache.read_bytes())
+    engine = LlamaEngine(resolve_model("llm").path)
+    llm = engine._llm
+    prefix: list[ChatMessage] = [{"role": "system", "content": Config().llm.system_prompt}]
+    for said, answer in CHAT_SHOTS:
+        prefix += [{"role": "user", "content": said}, {"role": "assistant", "content": answer}]
+    read: dict[str, float] = {}
+    spent: list[float] = []
+
+    def reading(words: str) -> float:
+        if words not in read:
+            messages = [*prefix, {"role": "user", "content": words}]
+            prompt = engine.prompt_tokens(messages)
+            count = user_words_end(messages, prompt, engine.render_prompt, engine._special_tokens)
+            if count is None:  # as the app: no reading
+                read[words] = 0.0
+                return 0.0
+            cached = llm.input_ids[: llm.n_tokens].tolist()
+            same = next(
+                (
+                    i
+                    for i, (a, b) in enumerate(zip(cached, prompt[: count - 1], strict=False))
+                    if a != b
+                ),
+                min(len(cached), count - 1),
+            )
+            started = time.process_time()
+            llm.n_tokens = same
+            llm.eval(prompt[same:count])
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
+            )
+            read[words] = end_probability(logits, prompt[count])
+            spent.append(1000 * (time.process_time() - started))
+        return read[words]
+
+    print("ROC AUC at the pause points, true end vs goes on (the held-back part: printed only)")
+    for part in ("tuning", "held-back"):
+        pauses = pause_points(clips, part)
+        labels = [p.final for p in pauses]
+        shots = [reading(p.words) if p.words.strip() else 0.5 for p in pauses]
+        plain = [p.words_end for p in pauses]
+        print(
+            f"  {part:<10} with the example exchanges {roc_auc(shots, labels):.2f}   "
+            f"plain P(<|im_end|>) {roc_auc(plain, labels):.2f}   ({len(pauses)} pauses)"
+        )
+    print(
+        f"a read after the cached prefix: {statistics.median(spent):.0f} ms CPU p50 "
+        f"({len(spent)} reads, load {os.getloadavg()[0]:.1f})"
+    )
+    for words in ("yes please", "Cancel that.", "What is the capital of"):
+        print(f"  {words!r}: {reading(words):.3f}")
+    engine.close()
+    return 0
 
 
 def few_shot(cache: Path) -> int:
@@ -118,7 +220,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--few-shot", type=Path, metavar="CACHE", help="bench_turns.py's cache")
+    parser.add_argument("--chat-shots", type=Path, metavar="CACHE", help="bench_turns.py's cache")
     args = parser.parse_args()
+    if args.chat_shots is not None:
+        return chat_shots(args.chat_shots)
     if args.few_shot is not None:
         return few_shot(args.few_shot)
     import llama_cpp

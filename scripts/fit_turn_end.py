@@ -3,19 +3,30 @@
 Reads the signals that ``scripts/bench_turns.py --cache FILE`` saved (Smart
 Turn's probability, Whisper's words, the LLM's P(end of message) at every pause
 of every clip), keeps the tuning speakers only (``tests.turn_clips.HELD_BACK``
-are never looked at), and:
+are never looked at while fitting or choosing), and:
 
 1. fits three logistic models (every signal; without the LLM's probability;
    the voice and the silence alone, for before the words are known) on samples
    taken at several silences of every pause: a pause that goes on gives a
-   sample at each silence it reached, the end of a turn at every one;
-2. chooses the first check and the two probabilities that map ``p`` to a wait
-   (``sure``: end at the first check, ``unsure``: wait for the cap) by replaying
-   every tuning clip: the fewest cut sentences (at most ``--max-cut`` of the
-   700 ms pauses, no whole turn split), then the shortest waits;
-3. writes the weights file (default: ``voiceterm/pipeline/turn_weights.json``).
+   sample at each silence it reached, the end of a turn at every one. The
+   features are standardised for the fit (the ridge then weighs them alike) and
+   the weights are written back in the features' own units;
+2. chooses the wait schedule (the first check, the cap, and the two
+   probabilities that map ``p`` to a wait: ``sure`` ends the turn at the first
+   check, ``unsure`` waits for the cap) by speaker-wise cross-validation on the
+   tuning part: every tuning clip is judged by models fitted without its
+   speaker, and the schedule with the shortest waits on finished turns (p50 +
+   p95) is kept among those that cut at most ``--max-cut`` of the 700 ms pauses
+   and split at most ``--max-split`` of the whole turns;
+3. writes the weights file (default: ``voiceterm/pipeline/turn_weights.json``)
+   with the models fitted on the whole tuning part.
 
-Usage: ``.venv/bin/python scripts/fit_turn_end.py --cache /tmp/clips.pkl``
+``--why`` prints instead why a weights file waits where it waits: each
+signal's ROC AUC at the pause points, and every finished turn that it ends
+after ``--slow-ms`` or never, with what each signal said (both parts; the
+held-back part is printed, never used).
+
+Usage: ``.venv/bin/python scripts/fit_turn_end.py --cache /tmp/clips.pkl [--why]``
 """
 
 from __future__ import annotations
@@ -23,8 +34,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import pickle
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +45,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.turn_clips import Clip, ends_at, learned_end  # noqa: E402
+from tests.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, roc_auc  # noqa: E402
 from voiceterm.pipeline.turn_fusion import (  # noqa: E402
     WEIGHTS_FILE,
     Logistic,
     Signals,
     TurnWeights,
     features,
+    load_weights,
 )
 
 MODELS = {
@@ -47,8 +61,10 @@ MODELS = {
     "voice": ("voice", "silence_s"),
 }
 SAMPLE_SILENCES = (120, 160, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
-CAP_MS = 1500
-RIDGE = 0.1
+CAPS = (700, 760, 800, 860, 900, 1000, 1100, 1200, 1500)
+SURES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
+STEP_MS = 20
+RIDGE = 1.0
 
 
 def samples(clips: list[Clip], first_ms: int, names: tuple[str, ...]) -> tuple[Any, Any]:
@@ -68,8 +84,14 @@ def samples(clips: list[Clip], first_ms: int, names: tuple[str, ...]) -> tuple[A
 
 
 def fit(x: Any, y: Any) -> tuple[list[float], float]:
-    """Logistic regression by Newton's method, with a small ridge on the weights."""
-    design = np.hstack([x, np.ones((len(x), 1))])
+    """Logistic regression by Newton's method on standardised features, ridge on the weights.
+
+    Returns the weights and bias in the features' own units.
+    """
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    design = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     beta = np.zeros(design.shape[1])
     ridge = RIDGE * np.eye(design.shape[1])
     ridge[-1, -1] = 0.0
@@ -81,32 +103,178 @@ def fit(x: Any, y: Any) -> tuple[list[float], float]:
         beta -= step
         if np.abs(step).max() < 1e-8:
             break
-    return [float(b) for b in beta[:-1]], float(beta[-1])
+    weights = beta[:-1] / scale
+    bias = beta[-1] - float(np.sum(weights * mean))
+    return [float(w) for w in weights], float(bias)
 
 
-def score(weights: TurnWeights, clips: list[Clip]) -> tuple[float, int, float, float]:
-    """(cut share at 700 ms pauses, whole turns split, eot p50, eot p95) on ``clips``."""
-    paused = [c for c in clips if c.kind == "paused" and c.name.endswith("+700ms")]
-    whole = [c for c in clips if c.kind == "whole"]
+def fit_models(clips: list[Clip], first_ms: int) -> dict[str, Logistic]:
+    models = {}
+    for name, names in MODELS.items():
+        x, y = samples(clips, first_ms, names)
+        coefficients, bias = fit(x, y)
+        models[name] = Logistic(names, tuple(coefficients), bias)
+    return models
 
-    def decide(pause: Any) -> int | None:
-        return learned_end(weights, pause, step_ms=40)
 
-    cut = sum(ends_at(decide, c)[0] for c in paused) / max(1, len(paused))
-    results = [ends_at(decide, c) for c in whole]
-    latency = sorted(r[1] for r in results if r[1] is not None)
-    if not latency:
-        return cut, len(whole), float("inf"), float("inf")
-    p50 = latency[len(latency) // 2]
-    p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
-    return cut, sum(r[0] for r in results), p50, p95
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    first_ms: int
+    cap_ms: int
+    sure: float
+    unsure: float
+
+    def weights(self, models: dict[str, Logistic]) -> TurnWeights:
+        return TurnWeights(
+            models, self.first_ms, self.cap_ms, self.sure, self.unsure, "", WEIGHTS_FILE
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    cut: float  # share of the 700 ms copies cut
+    split: int  # whole turns split
+    wholes: int
+    p50: float  # end-of-turn latency of the finished whole turns (ms)
+    p95: float
+
+
+class Trajectories:
+    """``p`` at every silence step of every pause, as ``tests.turn_clips.learned_end`` sees it.
+
+    The silence enters each model linearly, so a pause needs one log-odds per
+    model (what is known) and the silence's weight. Fast enough to replay
+    thousands of schedules.
+    """
+
+    def __init__(self, clips: list[Clip], models_of: Any, first_ms: int, top_ms: int) -> None:
+        self.clips = clips
+        self.first_ms = first_ms
+        self.silences = np.arange(first_ms, top_ms + 1, STEP_MS)
+        pauses = [p for c in clips for p in c.pauses]
+        self.length = np.array([p.length_ms for p in pauses], dtype=float)
+        self.asked = np.array([first_ms in p.probability for p in pauses])
+        self.p = np.full((len(pauses), len(self.silences)), 0.0)
+        row = 0
+        for clip in clips:
+            models: dict[str, Logistic] = models_of(clip)
+            for pause in clip.pauses:
+                self.p[row] = self._trajectory(models, pause)
+                row += 1
+        self.owner = np.repeat(np.arange(len(clips)), [len(c.pauses) for c in clips])
+
+    def _trajectory(self, models: dict[str, Logistic], pause: Pause) -> Any:
+        voice = pause.probability.get(self.first_ms)
+        if voice is None:
+            return np.zeros(len(self.silences))
+        out = np.empty(len(self.silences))
+        for index, silence in enumerate(self.silences):
+            words = pause.words if silence >= pause.words_ready_ms else None
+            known = words and silence >= pause.words_end_ready_ms
+            signals = Signals(int(silence), voice, words, pause.words_end if known else None)
+            values = features(signals)
+            name = "voice" if words is None else ("full" if "words" in values else "words")
+            out[index] = models[name].probability(values)
+        return out
+
+    def ends(self, schedule: Schedule) -> Any:
+        """The silence at which each pause is ended (NaN: it is not)."""
+        columns = self.silences <= schedule.cap_ms
+        silences = self.silences[columns]
+        p = self.p[:, columns]
+        share = np.clip((schedule.sure - p) / (schedule.sure - schedule.unsure), 0.0, 1.0)
+        wait = np.round(schedule.first_ms + share * (schedule.cap_ms - schedule.first_ms))
+        done = silences[None, :] >= wait
+        went_on = self.length[:, None] + START_MS < silences[None, :]
+        stop = done | went_on
+        any_stop = stop.any(axis=1)
+        index = np.argmax(stop, axis=1)
+        at = silences[index].astype(float)
+        ended = any_stop & done[np.arange(len(p)), index] & ~went_on[np.arange(len(p)), index]
+        result = np.where(ended & (self.length >= at), at, np.nan)
+        capped = ~any_stop & (self.length >= schedule.cap_ms)
+        result = np.where(capped, float(schedule.cap_ms), result)
+        return np.where(self.asked, result, np.nan)
+
+    def figures(self, schedule: Schedule) -> Figures:
+        ends = self.ends(schedule)
+        finals = [p.final for c in self.clips for p in c.pauses]
+        cut_clips = 0
+        copies = 0
+        split = 0
+        wholes = 0
+        latency = []
+        row = 0
+        for clip in self.clips:
+            first_end: tuple[bool, float] | None = None
+            for _ in clip.pauses:
+                if first_end is None and not math.isnan(ends[row]):
+                    first_end = (finals[row], float(ends[row]))
+                row += 1
+            if clip.kind == "whole":
+                wholes += 1
+                if first_end is not None and not first_end[0]:
+                    split += 1
+                elif first_end is not None:
+                    latency.append(first_end[1])
+            elif clip.name.endswith("+700ms"):
+                copies += 1
+                cut_clips += first_end is not None and not first_end[0]
+        latency.sort()
+        if not latency:
+            return Figures(cut_clips / max(1, copies), split, wholes, math.inf, math.inf)
+        p50 = latency[len(latency) // 2]
+        p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
+        return Figures(cut_clips / max(1, copies), split, wholes, p50, p95)
+
+
+def schedules(first_ms: int) -> list[Schedule]:
+    found = []
+    for cap in CAPS:
+        for sure in SURES:
+            for unsure in np.arange(0.0, sure - 0.04, 0.05):
+                found.append(Schedule(first_ms, cap, sure, round(float(unsure), 2)))
+    return found
+
+
+def judged_clips(clips: list[Clip]) -> list[Clip]:
+    """The clips the figures are about: whole turns and the 700 ms copies."""
+    return [c for c in clips if c.kind == "whole" or c.name.endswith("+700ms")]
+
+
+def choose(
+    tuning: list[Clip], fitting: list[Clip], max_cut: float, max_split: float
+) -> tuple[Schedule, Figures]:
+    """The schedule with the shortest cross-validated waits within the cut budgets."""
+    speakers = sorted({c.speaker for c in tuning})
+    firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
+    judged = judged_clips(tuning)
+    best: tuple[tuple[float, ...], Schedule, Figures] | None = None
+    for first_ms in firsts:
+        # Leave one speaker out: each clip is judged by models that never heard its speaker.
+        folds = {
+            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms)
+            for speaker in speakers
+        }
+        paths = Trajectories(judged, lambda clip, f=folds: f[clip.speaker], first_ms, max(CAPS))
+        for schedule in schedules(first_ms):
+            result = paths.figures(schedule)
+            over = max(0.0, result.cut - max_cut) + max(
+                0.0, result.split / max(1, result.wholes) - max_split
+            )
+            key = (over, result.p50 + result.p95, result.cut, -first_ms)
+            if best is None or key < best[0]:
+                best = (key, schedule, result)
+    assert best is not None
+    return best[1], best[2]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="bench_turns.py --cache FILE")
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
-    parser.add_argument("--max-cut", type=float, default=0.07, help="of the 700 ms pauses")
+    parser.add_argument("--max-cut", type=float, default=0.10, help="of the 700 ms pauses")
+    parser.add_argument("--max-split", type=float, default=0.05, help="of the whole turns")
     parser.add_argument(
         "--synthetic",
         action="store_true",
@@ -114,14 +282,24 @@ def main() -> int:
         "the wait is still chosen on the real tuning turns",
     )
     parser.add_argument(
+        "--why",
+        action="store_true",
+        help="do not fit: print why the weights file (--out) waits where it waits",
+    )
+    parser.add_argument("--slow-ms", type=int, default=900, help="--why: a wait this long is slow")
+    parser.add_argument(
         "--curve",
         action="store_true",
-        help="also print the cut-off/latency curve of the fitted models (every sure/unsure), "
+        help="also print the cut-off/latency curve of the fitted models (for each cap), "
         "the held-back part beside the tuning part (printed only, never used to choose)",
     )
     args = parser.parse_args()
     clips: list[Clip] = pickle.loads(args.cache.read_bytes())
     tuning = [c for c in clips if c.part == "tuning"]
+    held_back = [c for c in clips if c.part == "held-back"]
+    if args.why:
+        why(load_weights(args.out), tuning, held_back, args.slow_ms)
+        return 0
     synthetic = [c for c in clips if c.part == "synthetic"] if args.synthetic else []
     if args.synthetic and not synthetic:
         print(f"{args.cache} holds no synthetic turns: run bench_turns.py --synthetic first")
@@ -133,35 +311,25 @@ def main() -> int:
         f"{len(speakers)} speakers"
         + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
-    firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
-    best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
-    for first_ms in firsts:
-        models = {}
-        for name, names in MODELS.items():
-            x, y = samples(tuning + synthetic, first_ms, names)
-            coefficients, bias = fit(x, y)
-            models[name] = Logistic(names, tuple(coefficients), bias)
-        for sure in np.arange(0.5, 0.96, 0.05):
-            for unsure in np.arange(0.05, sure - 0.05, 0.05):
-                weights = TurnWeights(
-                    models, first_ms, CAP_MS, float(sure), float(unsure), "", WEIGHTS_FILE
-                )
-                result = score(weights, tuning)
-                cut, split, p50, p95 = result
-                key = (max(0.0, cut - args.max_cut), float(split), p50 + p95, -first_ms)
-                if best is None or key < best[0]:
-                    best = (key, weights, result)
-    assert best is not None
-    _, weights, (cut, split, p50, p95) = best
+    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split)
+    models = fit_models(tuning + synthetic, schedule.first_ms)
+    weights = schedule.weights(models)
+    paths = Trajectories(judged_clips(tuning), lambda clip: models, schedule.first_ms, max(CAPS))
+    fitted = paths.figures(schedule)
+    stepwise = replayed(weights, judged_clips(tuning))
+    if stepwise != fitted:
+        print(f"the fast replay disagrees with tests/turn_clips.py: {stepwise} != {fitted}")
+        return 1
     print(
-        f"chosen: first check {weights.first_ms} ms, sure {weights.sure:.2f}, "
-        f"unsure {weights.unsure:.2f}: tuning cut@700 {100 * cut:.0f}%, "
-        f"whole split {split}, eot p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+        f"chosen: first check {schedule.first_ms} ms, cap {schedule.cap_ms} ms, sure "
+        f"{schedule.sure:.2f}, unsure {schedule.unsure:.2f}\n"
+        f"  cross-validated by speaker: {describe(cross)}\n"
+        f"  the final models on the tuning part they were fitted on: {describe(fitted)}"
     )
     for name, model in weights.models.items():
         print(
             f"  {name}: bias {model.bias:+.2f}, "
-            + ", ".join(f"{n} {w:+.2f}" for n, w in zip(model.names, model.weights, strict=True))
+            + ", ".join(f"{n} {w:+.3f}" for n, w in zip(model.names, model.weights, strict=True))
         )
     data = {
         "format": 1,
@@ -175,15 +343,16 @@ def main() -> int:
             )
             + "the held-back speakers in tests/turn_clips.py were not used"
         ),
-        "fitted_by": "scripts/fit_turn_end.py (logistic regression, Newton, ridge "
-        f"{RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the wait chosen for "
-        f"at most {args.max_cut:.0%} cuts at 700 ms pauses, then the shortest waits)",
+        "fitted_by": "scripts/fit_turn_end.py (logistic regression on standardised features, "
+        f"Newton, ridge {RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the first "
+        "check, cap, sure and unsure chosen by leave-one-speaker-out cross-validation on the "
+        f"tuning part: the shortest waits on finished turns (p50 + p95) with at most "
+        f"{args.max_cut:.0%} of the 700 ms pauses cut and {args.max_split:.0%} of the whole "
+        "turns split)",
         "fitted_at": datetime.date.today().isoformat(),
         "tuning_figures": {
-            "cut_at_700ms": round(cut, 3),
-            "whole_split": split,
-            "eot_p50_ms": p50,
-            "eot_p95_ms": p95,
+            "cross_validated": figures_json(cross),
+            "fitted": figures_json(fitted),
         },
         "models": {
             name: {
@@ -203,38 +372,178 @@ def main() -> int:
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     if args.curve:
-        print_curve(weights, tuning, [c for c in clips if c.part == "held-back"])
+        print_curve(weights, tuning, held_back)
     return 0
 
 
+def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
+    """The figures by ``tests.turn_clips.learned_end``, pause by pause (the check on
+    :class:`Trajectories`, which replays thousands of schedules)."""
+    cut = copies = split = wholes = 0
+    latency = []
+    for clip in clips:
+        cut_off, at = ends_at(lambda pause: learned_end(weights, pause, step_ms=STEP_MS), clip)
+        if clip.kind == "whole":
+            wholes += 1
+            split += cut_off
+            if at is not None:
+                latency.append(float(at))
+        else:
+            copies += 1
+            cut += cut_off
+    latency.sort()
+    if not latency:
+        return Figures(cut / max(1, copies), split, wholes, math.inf, math.inf)
+    p50 = latency[len(latency) // 2]
+    p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
+    return Figures(cut / max(1, copies), split, wholes, p50, p95)
+
+
+def describe(result: Figures) -> str:
+    return (
+        f"cut@700 {100 * result.cut:.0f}%, whole split {result.split}/{result.wholes}, "
+        f"eot p50 {result.p50:.0f} ms, p95 {result.p95:.0f} ms"
+    )
+
+
+def figures_json(result: Figures) -> dict[str, float]:
+    return {
+        "cut_at_700ms": round(result.cut, 3),
+        "whole_split": result.split,
+        "eot_p50_ms": result.p50,
+        "eot_p95_ms": result.p95,
+    }
+
+
 def print_curve(chosen: TurnWeights, tuning: list[Clip], held_back: list[Clip]) -> None:
-    """For each ``sure``, the tuning part's best ``unsure``; both parts' figures."""
+    """For each cap, the tuning part's best sure/unsure; both parts' figures."""
     print()
     print(
-        f"the curve (first check {chosen.first_ms} ms, the fitted models; for each sure, the "
-        "unsure with the tuning part's shortest waits at the fewest cuts)"
+        f"the curve (first check {chosen.first_ms} ms, the fitted models; for each cap, the "
+        "sure/unsure with the tuning part's shortest waits at <= 10% cuts, in-sample)"
     )
     print(
-        f"{'sure':>5} {'unsure':>6} | {'tuning cut@700':>14} {'split':>5} {'p50':>5} {'p95':>5}"
-        f" | {'held-back cut@700':>17} {'split':>5} {'p50':>5} {'p95':>5}"
+        f"{'cap':>5} {'sure':>5} {'unsure':>6} | {'tuning cut@700':>14} {'split':>5} {'p50':>5} "
+        f"{'p95':>5} | {'held-back cut@700':>17} {'split':>5} {'p50':>5} {'p95':>5}"
     )
-    for sure in np.arange(0.5, 0.991, 0.05):
-        best: tuple[tuple[float, ...], TurnWeights, tuple[float, int, float, float]] | None = None
-        for unsure in np.arange(0.0, sure - 0.02, 0.1):
-            weights = TurnWeights(
-                chosen.models, chosen.first_ms, CAP_MS, float(sure), float(unsure), "", WEIGHTS_FILE
-            )
-            result = score(weights, tuning)
-            key = (round(result[0], 2), float(result[1]), result[2] + result[3])
+    models = chosen.models
+    tuned = Trajectories(judged_clips(tuning), lambda clip: models, chosen.first_ms, max(CAPS))
+    held = Trajectories(judged_clips(held_back), lambda clip: models, chosen.first_ms, max(CAPS))
+    for cap in CAPS:
+        best: tuple[tuple[float, ...], Schedule, Figures] | None = None
+        for schedule in schedules(chosen.first_ms):
+            if schedule.cap_ms != cap:
+                continue
+            result = tuned.figures(schedule)
+            key = (max(0.0, result.cut - 0.10), result.p50 + result.p95)
             if best is None or key < best[0]:
-                best = (key, weights, result)
+                best = (key, schedule, result)
         assert best is not None
-        _, weights, (cut, split, p50, p95) = best
-        held = score(weights, held_back)
+        _, schedule, t = best
+        h = held.figures(schedule)
         print(
-            f"{sure:5.2f} {weights.unsure:6.2f} | {100 * cut:13.0f}% {split:5d} {p50:5.0f} "
-            f"{p95:5.0f} | {100 * held[0]:16.0f}% {held[1]:5d} {held[2]:5.0f} {held[3]:5.0f}"
+            f"{cap:5d} {schedule.sure:5.2f} {schedule.unsure:6.2f} | {100 * t.cut:13.0f}% "
+            f"{t.split:2d}/{t.wholes:<2d} {t.p50:5.0f} {t.p95:5.0f} | {100 * h.cut:16.0f}% "
+            f"{h.split:2d}/{h.wholes:<2d} {h.p50:5.0f} {h.p95:5.0f}"
         )
+
+
+LOW_FALSE = 0.02
+
+
+def caught(scores: list[float], labels: list[bool]) -> float:
+    """The share of true ends scoring above the pauses that go on, but the top LOW_FALSE."""
+    goes_on = sorted(
+        (s for s, label in zip(scores, labels, strict=True) if not label), reverse=True
+    )
+    ends = [s for s, label in zip(scores, labels, strict=True) if label]
+    if not goes_on or not ends:
+        return float("nan")
+    bar = goes_on[min(len(goes_on) - 1, int(LOW_FALSE * len(goes_on)))]
+    return sum(s > bar for s in ends) / len(ends)
+
+
+def why(weights: TurnWeights, tuning: list[Clip], held_back: list[Clip], slow_ms: int) -> None:
+    """Each signal's separation, and the finished turns that wait long, with their signals."""
+    first = weights.first_ms
+    print(f"weights: {weights.source} (first check {first} ms, cap {weights.cap_ms} ms)")
+    print()
+    print(
+        "ROC AUC at the pause points (the whole turns' pauses and the 700 ms copies'; "
+        f"Smart Turn asked at {first} ms; a flag's ties count half)"
+    )
+    signals: dict[str, Any] = {
+        "Smart Turn p": lambda p: p.probability[first],
+        "Smart Turn logit": lambda p: features(Signals(first, p.probability[first])).get("voice"),
+        "LLM P(<|im_end|>)": lambda p: p.words_end,
+        "LLM logit": lambda p: features(Signals(first, 0.5, p.words, p.words_end)).get("words"),
+        "final '.' or '!'": lambda p: float(p.words.strip().endswith((".", "!"))),
+        "final '?'": lambda p: float(p.words.strip().endswith("?")),
+        "any final stop": lambda p: float(p.words.strip().endswith((".", "!", "?"))),
+        "no trailing comma etc.": lambda p: -features(Signals(first, 0.5, p.words))["trailing"],
+        "word count": lambda p: features(Signals(first, 0.5, p.words))["word_count"],
+        "learned p, all known": lambda p: (
+            weights.judge(Signals(first, p.probability[first], p.words, p.words_end)).probability
+        ),
+        "learned p, voice only": lambda p: (
+            weights.judge(Signals(first, p.probability[first])).probability
+        ),
+    }
+    parts = {"tuning": tuning, "held-back (printed only)": held_back}
+    points = {
+        part: [p for c in judged_clips(clips) for p in c.pauses if first in p.probability]
+        for part, clips in parts.items()
+    }
+    print(
+        "(AUC, and the share of true ends that score above all but the top "
+        f"{LOW_FALSE:.0%} of the pauses that go on: what an early end could catch)"
+    )
+    print(f"{'signal':<26}" + "".join(f"{part + ': AUC, caught':>40}" for part in parts))
+    for part, pauses in points.items():
+        ends = sum(p.final for p in pauses)
+        print(f"  {part}: {ends} true ends, {len(pauses) - ends} pauses that go on")
+    for name, value in signals.items():
+        row = f"{name:<26}"
+        for pauses in points.values():
+            scores = [value(p) for p in pauses]
+            labels = [p.final for p in pauses]
+            row += f"{roc_auc(scores, labels):31.2f}{100 * caught(scores, labels):8.0f}%"
+        print(row)
+    print()
+    print(
+        f"finished whole turns that the weights end after {slow_ms} ms of silence or never: "
+        "the end (ms), Smart Turn, the LLM, when the words (w@) and the LLM's reading (l@) "
+        "were known, p at the first check with the voice alone and with everything known"
+    )
+    schedule = Schedule(weights.first_ms, weights.cap_ms, weights.sure, weights.unsure)
+    for part, clips in parts.items():
+        wholes = [c for c in clips if c.kind == "whole"]
+        paths = Trajectories(wholes, lambda clip: weights.models, first, weights.cap_ms)
+        ends = paths.ends(schedule)
+        index = 0
+        slow = []
+        for clip in wholes:
+            for pause in clip.pauses:
+                if pause.final:
+                    end = float(ends[index])
+                    if math.isnan(end) or end >= slow_ms:
+                        slow.append((clip, pause, end))
+                index += 1
+        late = sum(p.words_end_ready_ms >= slow_ms for _, p, _ in slow)
+        print(
+            f"-- {part}: {len(slow)} of {len(wholes)} (the words or the LLM known only after "
+            f"{slow_ms} ms at {late} of them)"
+        )
+        for clip, pause, end in slow:
+            voice = pause.probability.get(first, float("nan"))
+            alone = weights.judge(Signals(first, voice)).probability
+            known = weights.judge(Signals(first, voice, pause.words, pause.words_end)).probability
+            shown = "never" if math.isnan(end) else f"{end:.0f}"
+            print(
+                f"  {clip.name[:30]:<30} {shown:>5} voice {voice:.2f} llm {pause.words_end:.3f} "
+                f"w@{pause.words_ready_ms:4.0f} l@{pause.words_end_ready_ms:4.0f} "
+                f"p {alone:.2f}/{known:.2f} {pause.words[-40:]!r}"
+            )
 
 
 if __name__ == "__main__":

@@ -75,13 +75,13 @@ class TurnSettings:
     detector: str = "smart_turn"
     """What decides that you have finished. smart_turn: at each pause an audio model hears
     whether your sentence is over, and hand-set word rules read the words so far
-    (threshold, unsure_ms, cap_ms). learned (trial: fewer sentences cut at a pause, but
-    slower answers so far): the voice, the words so far, the LLM's probability that your
-    message ends there and the silence so far are weighed by a model fitted on recordings
-    of real people, and set how long to wait (turn.weights); with llm.backend = openai the
-    server's logprobs give that probability where it has them (llama-server), else it
-    works as smart_turn. silence: vad.hangover_ms of silence, vad.incomplete_wait_ms more
-    for unfinished words."""
+    (threshold, unsure_ms, cap_ms). learned (trial: the weights fitted so far end most
+    turns after 700-1200 ms, no signal being sure enough sooner): the voice, the words so
+    far, the LLM's probability that your message ends there and the silence so far are
+    weighed by a model fitted on recordings of real people, and set how long to wait
+    (turn.weights); with llm.backend = openai the server's logprobs give that probability
+    where it has them (llama-server), else it works as smart_turn. silence:
+    vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
     weights: str | None = None
