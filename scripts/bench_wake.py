@@ -688,7 +688,7 @@ def measure_cut(trials: list[Trial], limit: int) -> tuple[int, int, int, list[st
     return min(limit, len(woke)), clean, named, examples
 
 
-def measure_voice_to_voice(rounds: int) -> dict[str, list[float]]:
+def measure_voice_to_voice(rounds: int, espeak_voice: str | None = None) -> dict[str, list[float]]:
     """ "Hey Jarvis, what time is it?" answered in always and wake_word mode, turn about."""
     import asyncio
     import io
@@ -702,7 +702,12 @@ def measure_voice_to_voice(rounds: int) -> dict[str, list[float]]:
 
     engines = load_engines(Config())
     folder = Path(tempfile.mkdtemp(prefix="bench-wake-"))
-    question = write_wav(folder / "q.wav", in_room(flite("Hey Jarvis, what time is it?", "awb")))
+    said = (
+        espeak("Hey Jarvis, what time is it?", espeak_voice, 175)
+        if espeak_voice
+        else flite("Hey Jarvis, what time is it?", "awb")
+    )
+    question = write_wav(folder / "q.wav", in_room(said))
     figures: dict[str, list[float]] = {"always": [], "wake_word": []}
     for _ in range(rounds):
         for mode in figures:
@@ -1236,6 +1241,11 @@ def main() -> int:
         help="the check by sound's fit to report (default: listen.wake_fit_above)",
     )
     parser.add_argument(
+        "--v2v-espeak",
+        default=None,
+        help="--v2v with this espeak-ng voice (e.g. en-gb: woken by its sound) instead of flite",
+    )
+    parser.add_argument(
         "--fit-margin",
         type=float,
         default=None,
@@ -1251,8 +1261,9 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load = [f"{os.getloadavg()[0]:.2f}"]
     if args.v2v:
-        figures = measure_voice_to_voice(args.v2v)
-        print('voice-to-voice of "Hey Jarvis, what time is it?" (flite awb, a file in real time)')
+        figures = measure_voice_to_voice(args.v2v, args.v2v_espeak)
+        who = f"espeak-ng {args.v2v_espeak} 175 wpm" if args.v2v_espeak else "flite awb"
+        print(f'voice-to-voice of "Hey Jarvis, what time is it?" ({who}, a file in real time)')
         for mode, values in figures.items():
             ms = np.array(values) * 1000
             each = " ".join(f"{v:.0f}" for v in ms)
