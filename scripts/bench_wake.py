@@ -78,13 +78,15 @@ from voiceterm.engines.vad import SpeechEnded  # noqa: E402
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model  # noqa: E402
 from voiceterm.events import WakeWordHeard  # noqa: E402
 from voiceterm.pipeline.wake import NEAR_MISS_AFTER_ONSET_S, ListenGate, WordCheck  # noqa: E402
-from voiceterm.pipeline.wake_words import WakePhrase  # noqa: E402
+from voiceterm.pipeline.wake_words import WakePhrase, WakeRead, read_wake_check  # noqa: E402
 
 Audio = npt.NDArray[np.int16]
 FRAME = RATE // 100
 GOAL_FA_PER_HOUR = 0.5
 MODEL_STEP_S = 0.03  # the bundled models run once per 3 feature frames of 10 ms
 GOAL_FR = 0.05
+FIT_LEVELS = (-19.0, -18.0, -17.0, -16.0, -15.0, -14.0, -13.0, -12.0, -10.0)
+"""Fits of the wake phrase (Whisper's log-probability) tried for the check by sound."""
 WORD_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 """Near-miss levels tried for the second stage (the gate transcribes from the lowest)."""
 HELD_BACK_VOICES = frozenset({"rms", "kal16", "en-gb-x-rp+m3", "en-us+klatt2", "en-029"})
@@ -137,6 +139,28 @@ class Heard:
     unhinted: str | None = None
     """Whisper's words without the wake phrase as its previous text (``--compare-hint``)."""
     rest_unhinted: str | None = None
+    fit: float | None = None
+    """Whisper's log-probability of the wake phrase as its first words (``None``: not scored)."""
+    rest_by_sound: str | None = None
+    """What followed the phrase's aligned end, when the sound fit and the words did not."""
+
+    own: float | None = None
+    """The same for Whisper's own first words (read without the hint)."""
+
+    def by_sound(self, level: float, fit_above: float, margin: float) -> bool:
+        """Whether the check wakes on it: a near miss by its words, or any by its sound."""
+        if self.woke:
+            return False
+        if self.by_words(level):
+            return True
+        if self.fit is None or self.fit < fit_above:
+            return False
+        return self.rest is not None or (self.own is not None and self.fit - self.own >= -margin)
+
+    def transcribed(self, level: float, fit_above: float) -> bool:
+        """Whether the check at (``level``, ``fit_above``) writes its words down."""
+        near = self.best >= level
+        return not self.woke and (near or (self.fit is not None and self.fit >= fit_above))
 
     def by_words(self, level: float, unhinted: bool = False) -> bool:
         """Whether the second stage at ``level`` wakes on it (and the first did not)."""
@@ -185,6 +209,8 @@ class Scorer:
         self._wake_word = wake_word
         self.transcriber = transcriber
         self.check_from = check_from if transcriber is not None else None
+        self.fit_floor: float | None = None
+        """Score every utterance's fit to the phrase, and read those from this fit on."""
         self.compare_hint = False
         """Also transcribe each check without the wake phrase as Whisper's previous text."""
         self.sample_every = 0
@@ -237,8 +263,11 @@ class Stream:
             phrase=scorer.model.phrase,
             cutoff=scorer.cutoff,
             by_words_above=scorer.check_from,
+            fit_above=scorer.fit_floor,
         )
         self._transcriber = scorer.transcriber
+        self._check_from = scorer.check_from
+        self._fit_floor = scorer.fit_floor
         self._compare_hint = scorer.compare_hint
         self._sample_every = scorer.sample_every
         self._t = 0.0
@@ -281,7 +310,29 @@ class Stream:
             if isinstance(e, WakeWordHeard) and not e.near_miss and not e.by_words
         )
         heard = Heard(utterance.speech_start, utterance.speech_end, now, best, woke)
-        if isinstance(decision, WordCheck):
+        near = self._check_from is not None and best >= self._check_from
+        if isinstance(decision, WordCheck) and self._fit_floor is not None:
+            # The app's own reading (ListenGate.read_check), from the lowest fit swept: the
+            # report then applies each level and fit threshold to the same reads.
+            read = read_wake_check(
+                self._transcriber,
+                utterance.audio,
+                self._gate.phrase,
+                near_miss=near,
+                fit_above=self._fit_floor,
+                hint=self._gate.words_hint,
+                speech_s=utterance.speech_end - utterance.audio_start,
+            )
+            heard.fit = read.fit
+            heard.own = read.own
+            heard.transcript = read.transcript if (near or read.how or read.transcript) else None
+            heard.compute_s = read.compute_s
+            heard.rest = read.rest if read.how == "words" else None
+            heard.rest_by_sound = read.rest if read.how == "sound" else None
+            self._gate.confirm_read(utterance.speech_end, WakeRead(None))
+            if not near and self._sample_every and len(self.run.heard) % self._sample_every == 0:
+                self.run.sampled.append(utterance.audio)
+        elif isinstance(decision, WordCheck):
             started = time.perf_counter()
             # As the STT node reads a near miss: Whisper told that the wake phrase may come.
             text = self._transcriber.transcribe(utterance.audio, hint=self._gate.words_hint).text
@@ -489,6 +540,29 @@ def positives(with_piper: bool) -> Iterator[tuple[str, str, str, Audio]]:
         del question_index
 
 
+NEAR_NAMES = ("Travis", "Harvey", "Davis", "Marvin", "Charlie", "Mavis")
+"""Other names after "Hey": what people beside the terminal say, and what fits "Hey Jarvis"
+best without being it."""
+GRID_FITS = (-15.0, -14.0, -13.0, -12.0, -11.0, -10.0)
+GRID_MARGINS = (3.0, 5.0, 8.0)
+MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 100.0)
+"""Margins tried for the check by sound (100: none)."""
+
+
+def near_phrases(with_piper: bool) -> Iterator[tuple[str, str, str, Audio]]:
+    """(family, voice, label, audio) of "Hey <another name>, what time is it?"."""
+    voice = piper_voice() if with_piper else None
+    for name in NEAR_NAMES:
+        text = f"Hey {name}, what time is it?"
+        for flite_voice in FLITE_VOICES:
+            yield "flite", flite_voice, f"with question: {name}", flite(text, flite_voice)
+        for espeak_voice in ESPEAK_VOICES:
+            label = f"with question: {name}"
+            yield "espeak-ng", espeak_voice, label, espeak(text, espeak_voice, 160)
+        if voice is not None:
+            yield "piper joe", "joe", f"with question: {name}", piper(voice, text)
+
+
 # --- measurements ------------------------------------------------------------------------
 
 
@@ -544,15 +618,25 @@ class Trial:
             return False
         return level is None or not any(h.by_words(level) for h in self.heard)
 
+    def missed_sound(self, cutoff: float, level: float, fit_above: float, margin: float) -> bool:
+        """Not woken at ``cutoff``, nor by the check (words from ``level``, sound from the fit)."""
+        if detections_at(self.scores, cutoff):
+            return False
+        return not any(h.by_sound(level, fit_above, margin) for h in self.heard)
 
-def measure_false_rejects(scorer: Scorer, seed: int, with_piper: bool) -> list[Trial]:
+
+def measure_false_rejects(
+    scorer: Scorer,
+    seed: int,
+    with_piper: bool,
+    material: Iterable[tuple[str, str, str, Audio]] | None = None,
+    snrs: tuple[float | None, ...] = (None, *SNRS),
+) -> list[Trial]:
     rng = random.Random(seed)
     trials = []
-    for family, voice, label, speech in positives(with_piper):
-        lead = np.zeros(0, np.int16)
+    for family, voice, label, speech in material or positives(with_piper):
         padded = np.concatenate((room(1.0, -60.0, 1), speech, room(1.0, -60.0, 2)))
-        del lead
-        for snr in (None, *SNRS):
+        for snr in snrs:
             noise = room(len(padded) / RATE, -30.0, rng.randrange(1 << 30))
             audio = padded if snr is None else mix_at_snr(padded, noise, snr)
             run = scorer.run(audio, phase=rng.randrange(0, 3 * FRAME))
@@ -604,7 +688,7 @@ def measure_cut(trials: list[Trial], limit: int) -> tuple[int, int, int, list[st
     return min(limit, len(woke)), clean, named, examples
 
 
-def measure_voice_to_voice(rounds: int) -> dict[str, list[float]]:
+def measure_voice_to_voice(rounds: int, espeak_voice: str | None = None) -> dict[str, list[float]]:
     """ "Hey Jarvis, what time is it?" answered in always and wake_word mode, turn about."""
     import asyncio
     import io
@@ -618,7 +702,12 @@ def measure_voice_to_voice(rounds: int) -> dict[str, list[float]]:
 
     engines = load_engines(Config())
     folder = Path(tempfile.mkdtemp(prefix="bench-wake-"))
-    question = write_wav(folder / "q.wav", in_room(flite("Hey Jarvis, what time is it?", "awb")))
+    said = (
+        espeak("Hey Jarvis, what time is it?", espeak_voice, 175)
+        if espeak_voice
+        else flite("Hey Jarvis, what time is it?", "awb")
+    )
+    question = write_wav(folder / "q.wav", in_room(said))
     figures: dict[str, list[float]] = {"always": [], "wake_word": []}
     for _ in range(rounds):
         for mode in figures:
@@ -855,6 +944,229 @@ def report_by_words(
 HINT = "Hey Jarvis,"
 
 
+def report_by_sound(
+    trials: list[Trial],
+    heard: dict[str, list[Heard]],
+    kinds: dict[str, tuple[float, int, float]],
+    cutoff: float,
+    level: float,
+    fit_above: float,
+    margin: float,
+    near: list[Trial],
+) -> None:
+    """The check by sound: every utterance's fit to the phrase, beside the words alone."""
+    hours = sum(kind_s for kind_s, _, _ in kinds.values()) / 3600
+    negatives = [h for kind in heard.values() for h in kind]
+    tuning_negatives = [h for kind in TUNING_NEGATIVES for h in heard.get(kind, [])]
+    held_negatives = [h for k, kind in heard.items() if k not in TUNING_NEGATIVES for h in kind]
+    tuning_hours = sum(kinds[k][0] for k in TUNING_NEGATIVES if k in kinds) / 3600
+
+    def fits(items: Iterable[Heard]) -> list[float]:
+        return [h.fit for h in items if h.fit is not None]
+
+    print(
+        "\nthe check by sound: Whisper's log-probability of the phrase as the first words "
+        "(forced, no prompt), every utterance the model did not wake on"
+    )
+    phrase = [
+        max(fits(t.heard), default=-99.0)
+        for t in trials
+        if t.voice not in HELD_BACK_VOICES and t.missed(cutoff, None) and t.snr == 10.0
+    ]
+    print(f"  the wake phrase, tuning voices at 10 dB, n={len(phrase)}: {percentiles(phrase)}")
+    print(
+        f"  speech without it, tuning kinds, n={len(fits(tuning_negatives))}: "
+        f"{percentiles(fits(tuning_negatives))}"
+    )
+    print(
+        f"  everything else without it (held back), n={len(fits(held_negatives))}: "
+        f"{percentiles(fits(held_negatives))}"
+    )
+    computes = [h.compute_s for h in negatives if h.fit is not None and h.transcript is None]
+    if computes:
+        ms = 1000 * np.array(computes)
+        print(
+            f"  its cost per utterance (not transcribed): p50 {np.percentile(ms, 50):.0f} ms, "
+            f"p95 {np.percentile(ms, 95):.0f} ms (n={len(ms)})"
+        )
+    print(
+        f"  fit: FR at 10 dB tuning / held-back voices (words alone from {level:.2f}: "
+        f"{fr_at(trials, cutoff, level, False, 10.0):.1f}% / "
+        f"{fr_at(trials, cutoff, level, True, 10.0):.1f}%); transcribed per hour; "
+        "false accepts (words + sound) per hour"
+    )
+    for candidate in FIT_LEVELS:
+
+        def fr(held_back: bool, fit: float = candidate) -> float:
+            chosen = [
+                t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back
+            ]
+            missed = sum(t.missed_sound(cutoff, level, fit, margin) for t in chosen)
+            return 100 * missed / max(1, len(chosen))
+
+        transcribed = sum(h.transcribed(level, candidate) for h in tuning_negatives)
+        accepted = sum(h.by_sound(level, candidate, margin) for h in negatives)
+        near_woken = sum(not t.missed_sound(cutoff, level, candidate, margin) for t in near)
+        mark = "  <- in use" if abs(candidate - fit_above) < 1e-9 else ""
+        print(
+            f"  {candidate:6.1f}: FR {fr(False):5.1f}% / {fr(True):5.1f}%   transcribed "
+            f"{transcribed / max(tuning_hours, 1e-9):6.1f}/h tuning   FA {accepted} = "
+            f"{accepted / hours if hours else 0:.2f}/h   'Hey <other name>' woke "
+            f"{100 * near_woken / max(1, len(near)):4.1f}%{mark}"
+        )
+    print("  fit x margin: FR at 10 dB tuning / held back, FA, 'Hey <other name>' woke")
+    for candidate in GRID_FITS:
+        grid_cells = []
+        for other in GRID_MARGINS:
+            chosen = [t for t in trials if t.snr == 10.0]
+            tuning = [t for t in chosen if t.voice not in HELD_BACK_VOICES]
+            held = [t for t in chosen if t.voice in HELD_BACK_VOICES]
+            fr_tuning = sum(t.missed_sound(cutoff, level, candidate, other) for t in tuning)
+            fr_held = sum(t.missed_sound(cutoff, level, candidate, other) for t in held)
+            accepted = sum(h.by_sound(level, candidate, other) for h in negatives)
+            near_woken = sum(not t.missed_sound(cutoff, level, candidate, other) for t in near)
+            grid_cells.append(
+                f"m{other:g}: {100 * fr_tuning / max(1, len(tuning)):4.1f}/"
+                f"{100 * fr_held / max(1, len(held)):4.1f}% {accepted} "
+                f"{100 * near_woken / max(1, len(near)):4.1f}%"
+            )
+        print(f"  {candidate:6.1f}  " + "   ".join(grid_cells))
+    print(f"  margin (fit from {fit_above:g}): FR at 10 dB tuning / held back; FA; other names")
+    for other in MARGINS:
+        chosen = [t for t in trials if t.snr == 10.0]
+        tuning = [t for t in chosen if t.voice not in HELD_BACK_VOICES]
+        held = [t for t in chosen if t.voice in HELD_BACK_VOICES]
+        fr_tuning = sum(t.missed_sound(cutoff, level, fit_above, other) for t in tuning)
+        fr_held = sum(t.missed_sound(cutoff, level, fit_above, other) for t in held)
+        accepted = sum(h.by_sound(level, fit_above, other) for h in negatives)
+        near_woken = sum(not t.missed_sound(cutoff, level, fit_above, other) for t in near)
+        mark = "  <- in use" if abs(other - margin) < 1e-9 else ""
+        print(
+            f"  {other:6.1f}: FR {100 * fr_tuning / max(1, len(tuning)):5.1f}% / "
+            f"{100 * fr_held / max(1, len(held)):5.1f}%   FA {accepted}   'Hey <other name>' "
+            f"woke {100 * near_woken / max(1, len(near)):4.1f}%{mark}"
+        )
+
+    print(
+        f"\nfalse rejects, words alone (from {level:.2f}) -> words + sound (fit from "
+        f"{fit_above:g}), share of trials that did not wake"
+    )
+    print("  " + f"{'voices':<36}" + "".join(f"{f'{s:g} dB':>15}" for s in SNRS))
+    for held_back in (False, True):
+        print("  held-back voices (chose nothing):" if held_back else "  tuning voices:")
+        for family in ("flite", "espeak-ng", "piper joe"):
+            for with_question in (False, True):
+                row = [
+                    t
+                    for t in trials
+                    if t.family == family
+                    and t.with_question == with_question
+                    and (t.voice in HELD_BACK_VOICES) == held_back
+                ]
+                if not row:
+                    continue
+                name = f"{family} {'+ question' if with_question else 'alone'}"
+                cells = ""
+                for snr in SNRS:
+                    at = [t for t in row if t.snr == snr]
+                    before = 100 * sum(t.missed(cutoff, level) for t in at) / len(at)
+                    after = (
+                        100
+                        * sum(t.missed_sound(cutoff, level, fit_above, margin) for t in at)
+                        / len(at)
+                    )
+                    cells += f"{before:6.0f}% ->{after:4.0f}%"
+                print(f"    {name:<34}{cells}   (n={len(at)})")
+    for held_back in (False, True):
+        at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
+        espeak = [t for t in at10 if t.family == "espeak-ng"]
+        all_missed = sum(t.missed_sound(cutoff, level, fit_above, margin) for t in at10)
+        espeak_missed = sum(t.missed_sound(cutoff, level, fit_above, margin) for t in espeak)
+        print(
+            f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
+            f"{100 * all_missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
+            f"{100 * espeak_missed / len(espeak):.1f}% of {len(espeak)}  "
+            f"(goal <= {100 * GOAL_FR:.0f}%)"
+        )
+    print("  per voice at 10 dB (alone and + question), words alone -> words + sound:")
+    for name in sorted({t.voice for t in trials}):
+        mine = [t for t in trials if t.voice == name and t.snr == 10.0]
+        before = 100 * sum(t.missed(cutoff, level) for t in mine) / len(mine)
+        after = (
+            100 * sum(t.missed_sound(cutoff, level, fit_above, margin) for t in mine) / len(mine)
+        )
+        fit_p50 = np.median([max(fits(t.heard), default=-99.0) for t in mine])
+        tag = " (held back)" if name in HELD_BACK_VOICES else ""
+        print(
+            f"    {name:<16} {before:4.0f}% -> {after:4.0f}% of {len(mine)}, "
+            f"fit p50 {fit_p50:.1f}{tag}"
+        )
+
+    rest_ok = rest_n = 0
+    examples: list[str] = []
+    for trial in trials:
+        if not trial.with_question or trial.snr != 10.0 or not trial.missed(cutoff, level):
+            continue
+        for h in trial.heard:
+            if h.by_sound(level, fit_above, margin) and not h.by_words(level) and h.fit is not None:
+                rest = h.rest if h.rest is not None else h.rest_by_sound
+                rest_n += 1
+                words = re.findall(r"[a-z']+", (rest or "").lower())
+                rest_ok += bool(words) and words[0] in ("what", "how", "what's")
+                if len(examples) < 6:
+                    examples.append(f"{trial.voice}: {h.transcript!r} -> turn {rest!r}")
+    print(
+        f"  the turn after the phrase, questions at 10 dB woken by sound: {rest_ok} of "
+        f"{rest_n} begin with the question's first word; e.g. {examples}"
+    )
+
+    print(
+        '\n"Hey <another name>, what time is it?" (Travis, Harvey, Davis, Marvin, Charlie, '
+        "Mavis), share that woke it (the model, words or sound):"
+    )
+    for family in ("flite", "espeak-ng", "piper joe"):
+        for snr in (20.0, 10.0):
+            row = [t for t in near if t.family == family and t.snr == snr]
+            if not row:
+                continue
+            model = sum(bool(detections_at(t.scores, cutoff)) for t in row)
+            words_too = sum(not t.missed(cutoff, level) for t in row)
+            woke_trials = [t for t in row if not t.missed_sound(cutoff, level, fit_above, margin)]
+            which = ", ".join(f"{t.voice} {t.label.split(': ')[1]}" for t in woke_trials[:6])
+            print(
+                f"  {family:<10} {snr:g} dB: model {100 * model / len(row):3.0f}%, + words "
+                f"{100 * words_too / len(row):3.0f}%, + sound "
+                f"{100 * len(woke_trials) / len(row):3.0f}%"
+                f" of {len(row)}  {which}"
+            )
+
+    print(f"\nfalse accepts, words (from {level:.2f}) + sound (fit from {fit_above:g}), per kind:")
+    total = 0
+    for kind, (kind_s, count, _scored) in kinds.items():
+        kind_heard = heard.get(kind, [])
+        transcribed = sum(h.transcribed(level, fit_above) for h in kind_heard)
+        woken = [h for h in kind_heard if h.by_sound(level, fit_above, margin)]
+        top = max(fits(kind_heard), default=float("nan"))
+        total += count + len(woken)
+        said = "; ".join(f"{h.fit:.1f} {h.transcript!r}" for h in woken[:3])
+        print(
+            f"  {kind:<32} {kind_s / 60:7.1f} min  {len(kind_heard):5d} utterances  "
+            f"{transcribed:4d} transcribed  best fit {top:6.1f}  {count + len(woken):2d} accepts "
+            f"{said}"
+        )
+    rate_h = total / hours if hours else 0.0
+    verdict = "OK" if rate_h <= GOAL_FA_PER_HOUR else "over"
+    print(
+        f"  total {total} in {hours:.2f} h = {rate_h:.2f} per hour  -> {verdict} "
+        f"(goal <= {GOAL_FA_PER_HOUR})"
+    )
+    close = sorted(
+        ((h.fit, kind, h.transcript) for kind, items in heard.items() for h in items if h.fit),
+        reverse=True,
+    )[:6]
+    print(f"  the closest fits without the phrase: {close}")
+
+
 def unhinted_missed(trial: Trial, cutoff: float, level: float) -> bool:
     return trial.missed(cutoff, None) and not any(
         h.by_words(level, unhinted=True) for h in trial.heard
@@ -923,14 +1235,35 @@ def main() -> int:
         help="the second stage's level to report (default: listen.wake_by_words_above)",
     )
     parser.add_argument(
+        "--fit-above",
+        type=float,
+        default=None,
+        help="the check by sound's fit to report (default: listen.wake_fit_above)",
+    )
+    parser.add_argument(
+        "--v2v-espeak",
+        default=None,
+        help="--v2v with this espeak-ng voice (e.g. en-gb: woken by its sound) instead of flite",
+    )
+    parser.add_argument(
+        "--fit-margin",
+        type=float,
+        default=None,
+        help="the check by sound's margin to report (default: listen.wake_fit_margin)",
+    )
+    parser.add_argument(
+        "--no-fit", action="store_true", help="leave out the check by sound (words alone)"
+    )
+    parser.add_argument(
         "--v2v", type=int, default=0, help="only: N rounds of voice-to-voice, always vs wake_word"
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load = [f"{os.getloadavg()[0]:.2f}"]
     if args.v2v:
-        figures = measure_voice_to_voice(args.v2v)
-        print('voice-to-voice of "Hey Jarvis, what time is it?" (flite awb, a file in real time)')
+        figures = measure_voice_to_voice(args.v2v, args.v2v_espeak)
+        who = f"espeak-ng {args.v2v_espeak} 175 wpm" if args.v2v_espeak else "flite awb"
+        print(f'voice-to-voice of "Hey Jarvis, what time is it?" ({who}, a file in real time)')
         for mode, values in figures.items():
             ms = np.array(values) * 1000
             each = " ".join(f"{v:.0f}" for v in ms)
@@ -962,6 +1295,10 @@ def main() -> int:
         transcriber=transcriber,
         check_from=min(*WORD_LEVELS, level),
     )
+    fit_above = args.fit_above if args.fit_above is not None else Config().listen.wake_fit_above
+    margin = args.fit_margin if args.fit_margin is not None else Config().listen.wake_fit_margin
+    if transcriber is not None and not args.no_fit:
+        scorer.fit_floor = min(*FIT_LEVELS, fit_above)
     if args.compare_hint and transcriber is not None:
         scorer.compare_hint = True
         scorer.sample_every = 16
@@ -970,6 +1307,11 @@ def main() -> int:
     started = time.monotonic()
 
     trials = measure_false_rejects(scorer, args.seed, not args.no_piper)
+    near: list[Trial] = []
+    if scorer.fit_floor is not None:
+        near = measure_false_rejects(
+            scorer, args.seed + 1, False, near_phrases(not args.no_piper), (20.0, 10.0)
+        )
     fr_done = time.monotonic()
     kinds, fa_at, seconds, cpu, heard = measure_false_accepts(
         scorer, args.hours, args.seed, cutoffs, args.files
@@ -1066,6 +1408,8 @@ def main() -> int:
 
     if transcriber is not None:
         report_by_words(trials, heard, kinds, cutoff, level)
+        if scorer.fit_floor is not None:
+            report_by_sound(trials, heard, kinds, cutoff, level, fit_above, margin, near)
         if args.compare_hint:
             stress_hint(transcriber, scorer.model.phrase)
 

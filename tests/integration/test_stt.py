@@ -317,3 +317,23 @@ def test_memory_stays_flat_over_utterances_of_every_length(model_path: Path) -> 
     )
     assert grown_mb < 10, f"80 transcriptions kept {grown_mb:.0f} MB"
     assert unbounded_mb > 20, "the check must see the growth the cache's default allows"
+
+
+def test_a_phrase_fits_the_speech_that_begins_with_it(fast: WhisperTranscriber) -> None:
+    """The wake phrase forced on the decoder: likely where it is said, unlikely elsewhere."""
+    from voiceterm.config import Config
+
+    fit_above = Config().listen.wake_fit_above
+    said = fast.phrase_fit(espeak("Hey Jarvis, what time is it?", "en-gb", 175), "Hey Jarvis")
+    others = [
+        fast.phrase_fit(audio, "Hey Jarvis")
+        for audio in (
+            espeak("Hey there, what time is it?", "en-gb", 175),
+            espeak("The weather is nice today.", "en-us", 160),
+            *(r.audio for r in require_real_recordings()[:3]),
+        )
+    ]
+    assert said.logprob > fit_above > max(o.logprob for o in others)
+    # It ends where "Jarvis" does: after the phrase's first half, before the question.
+    phrase_s = len(espeak("Hey Jarvis,", "en-gb", 175)) / RATE
+    assert 0.5 * phrase_s < said.end_s < phrase_s + 0.2

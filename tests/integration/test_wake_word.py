@@ -390,3 +390,48 @@ async def test_with_the_word_check_off_the_robot_voice_is_not_heard(engines: Eng
     assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
     stopped = session.events(UserStoppedSpeaking)
     assert stopped and all(e.discarded for e in stopped)  # not even transcribed
+
+
+# --- the check by sound: Whisper scores the phrase on every utterance -----------------------
+
+BRITISH_ROBOT = ("en-gb", 175)
+"""espeak-ng's British formant voice: the model scores its "Hey Jarvis" 0.00, and
+Whisper writes it under noise as "K-J office": only the sound's fit to the phrase wakes it."""
+
+
+def british_question() -> np.ndarray:
+    voice, wpm = BRITISH_ROBOT
+    return in_room_noise(espeak(WAKE_QUESTION, voice, wpm), snr_db=10.0)
+
+
+async def test_a_voice_the_model_does_not_hear_is_answered_by_its_sound(
+    engines: Engines,
+) -> None:
+    audio = british_question()
+    assert best_score(audio) < Config().listen.wake_by_words_above  # not even a near miss
+    session = await start_session(engines, wake_config())
+    try:
+        await session.say(audio)
+        await session.answered(1)
+    finally:
+        await session.agent.stop()
+    heard = [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    assert len(heard) == 1 and heard[0].by_words
+    said = [words(t) for t in session.transcripts()]
+    assert len(said) == 1 and "jarvis" not in said[0] and said[0][-3:] == ["time", "is", "it"]
+
+
+async def test_people_talking_without_the_phrase_are_not_written_down(engines: Engines) -> None:
+    people = require_real_recordings()
+    session = await start_session(engines, wake_config())
+    try:
+        for recording in people[:4]:
+            await session.say(in_room(recording.audio, gap_s=0.5))
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2.0)
+    finally:
+        await session.agent.stop()
+    assert session.transcripts() == []
+    assert not session.events(AgentStoppedSpeaking)
+    assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
+    assert session.events(ListeningChanged)[-1].state == "asleep"

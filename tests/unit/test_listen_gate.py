@@ -142,3 +142,82 @@ def test_below_the_level_or_with_the_setting_off_nothing_is_checked() -> None:
     assert gate.decide(utterance(1.0, 2.5)) is None
     gate, _ = near_miss_gate(0.35, by_words_above=None)
     assert gate.decide(utterance(1.0, 2.5)) is None
+
+
+class Reader:
+    """Whisper as the check sees it: a fixed fit to the phrase, fixed words, calls counted."""
+
+    def __init__(
+        self, fit: float, words: str, after: str = "", end_s: float = 0.9, own: float = -7.0
+    ) -> None:
+        self.fit, self.words, self.after, self.end_s, self.own = fit, words, after, end_s, own
+        self.transcribed: list[int] = []
+
+    def phrase_fit(self, audio: Any, phrase: str) -> Any:
+        """``fit`` for the wake phrase, ``own`` for Whisper's own first words."""
+        from voiceterm.engines.stt import PhraseFit
+
+        logprob = self.fit if phrase == "Hey Jarvis" else self.own
+        return PhraseFit(logprob=logprob, end_s=self.end_s, compute_s=0.0)
+
+    def transcribe(self, audio: Any, *, hint: str = "") -> Any:
+        self.transcribed.append(len(audio))
+        text = self.words if hint else self.after
+        return type("Transcript", (), {"text": text})()
+
+
+def test_with_a_fit_every_utterance_is_checked_and_one_that_fits_is_a_turn() -> None:
+    from voiceterm.events import WakeWordHeard
+    from voiceterm.pipeline.wake import WordCheck
+
+    gate, published = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    check = gate.decide(utterance(1.0, 2.5))
+    assert isinstance(check, WordCheck) and check.probability == 0.0
+    # Words no spelling rule takes; the sound fits: the turn is what follows the phrase.
+    reader = Reader(-6.0, "K-Jeter Biss, what time is it?", after="what time is it?")
+    audio = np.zeros(round(1.8 * 16000), np.int16)
+    read = gate.read_check(reader, audio, 2.5)
+    assert read.how == "sound" and read.rest == "What time is it?"
+    assert reader.transcribed[-1] == len(audio) - round(0.9 * 16000)
+    assert gate.confirm_read(2.5, read) == "What time is it?"
+    heard = [e for e in published if isinstance(e, WakeWordHeard)]
+    assert [(e.by_words, e.near_miss) for e in heard] == [(True, False)]
+
+
+def test_an_utterance_that_does_not_fit_is_not_even_transcribed() -> None:
+    from voiceterm.events import WakeWordHeard
+
+    gate, published = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above = -15.0
+    assert gate.decide(utterance(1.0, 2.5)) is not None
+    reader = Reader(-21.0, "Hey Jarvis, what time is it?")
+    read = gate.read_check(reader, np.zeros(16000, np.int16), 2.5)
+    assert read.rest is None and reader.transcribed == []
+    assert gate.confirm_read(2.5, read) is None
+    assert not gate.is_open(3.0)
+    assert not [e for e in published if isinstance(e, WakeWordHeard)]
+
+
+def test_the_phrase_fitting_alone_opens_the_window() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above = -15.0
+    assert gate.decide(utterance(1.0, 1.8)) is not None
+    # The speech ends 0.1 s after the phrase's aligned end: too little for a question.
+    reader = Reader(-8.0, "K-J office", after="is", end_s=1.0)
+    read = gate.read_check(reader, np.zeros(round(1.4 * 16000), np.int16), 1.8)
+    assert read.rest == "" and len(reader.transcribed) == 2  # hinted, and as Whisper reads it
+    assert gate.confirm_read(1.8, read) == ""
+    assert gate.is_open(3.0)
+
+
+def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    assert gate.decide(utterance(1.0, 2.5)) is not None
+    # "Hey Charlie" fits the phrase at -12, and Whisper reads its own words at -2.
+    reader = Reader(-12.0, "Hey Charlie, what time is it?", after="Hey Charlie", own=-2.0)
+    read = gate.read_check(reader, np.zeros(round(1.8 * 16000), np.int16), 2.5)
+    assert read.rest is None and read.own == -2.0
+    assert gate.confirm_read(2.5, read) is None
+    assert not gate.is_open(3.0)

@@ -25,6 +25,8 @@ from voiceterm.pipeline.wake import check_listen_settings
             ("--listen-wake-by-words-above", "0"),
             "listen.wake_by_words_above must be between 0 and 1",
         ),
+        (("--listen-wake-fit-above", "2"), "listen.wake_fit_above must be a log-probability"),
+        (("--listen-wake-fit-margin", "-1"), "listen.wake_fit_margin must be 0 or more"),
     ],
 )
 def test_a_wrong_listen_setting_exits_2_with_one_sentence(args: tuple[str, ...], said: str) -> None:

@@ -169,6 +169,17 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseFit:
+    """How well the start of some audio fits a phrase (:meth:`WhisperTranscriber.phrase_fit`)."""
+
+    logprob: float
+    """Whisper's log-probability of the phrase as the audio's first words (0: certain)."""
+    end_s: float
+    """Where the phrase's last word ends in the audio, by Whisper's alignment (seconds)."""
+    compute_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Decoded:
     text: str
     no_speech_prob: float
@@ -439,6 +450,65 @@ class WhisperTranscriber:
             return result("", None, cancelled=True)
         text, dropped, repaired = self._clean(decoded)
         return result(text, decoded, hallucination_dropped=dropped, repaired=repaired)
+
+    def phrase_fit(
+        self,
+        audio: npt.NDArray[np.int16] | npt.NDArray[np.float32],
+        phrase: str,
+        *,
+        within_s: float = 2.0,
+    ) -> PhraseFit:
+        """How likely Whisper finds ``phrase`` as the first words of ``audio``'s first ``within_s``.
+
+        The phrase is forced on the decoder (no words are written down): its tokens'
+        probabilities, summed as logs, and the best of the phrase as spelled and with a
+        comma after its first word ("Hey, Jarvis"), as Whisper writes a greeting. No
+        previous text: the phrase must come from the sound, not from the prompt.
+
+        Raises:
+            EngineError: the model failed while running.
+        """
+        import ctranslate2
+        import numpy as np
+
+        started = time.perf_counter()
+        raw = np.asarray(audio).reshape(-1)[: round(within_s * SAMPLE_RATE)]
+        samples = np.ascontiguousarray(raw, dtype=np.float32)
+        if raw.dtype == np.int16:
+            samples = samples / np.float32(32768.0)
+        words = phrase.split()
+        spellings = {" " + " ".join(words)}
+        if len(words) > 1:
+            spellings.add(" " + words[0].rstrip(",") + ", " + " ".join(words[1:]))
+        best, end_s = float("-inf"), 0.0
+        try:
+            with self._lock, self.cores.computing("stt"):
+                self._use_free_cores()
+                features = self._model.feature_extractor(samples, padding=_HOP)[:, :-1]
+                frames = int(features.shape[1])
+                window = min(_FULL_WINDOW_FRAMES, frames + self.pad_frames)
+                window += window % 2
+                padded = np.full((1, features.shape[0], window), self.pad_value, np.float32)
+                padded[0, :, :frames] = features[:, :window]
+                model = self._model.model
+                encoded = model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
+                start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+                for spelling in sorted(spellings):
+                    tokens = self._tokenizer.encode(spelling)
+                    aligned = model.align(encoded, start, [tokens], frames)[0]
+                    probabilities = np.maximum(np.asarray(aligned.text_token_probs), 1e-12)
+                    logprob = float(np.log(probabilities).sum())
+                    if logprob > best:
+                        last = [t for i, t in aligned.alignments if i == len(tokens) - 1]
+                        # Alignment steps are the encoder's 20 ms.
+                        best, end_s = logprob, (max(last) + 1) * 0.02 if last else 0.0
+        except Exception as error:
+            raise EngineError(f"Speech recognition failed: {error}.") from error
+        return PhraseFit(
+            logprob=best,
+            end_s=min(end_s, raw.size / SAMPLE_RATE),
+            compute_s=time.perf_counter() - started,
+        )
 
     def _use_free_cores(self) -> None:
         """Run on one thread when other programs leave one core free (the lock is held)."""

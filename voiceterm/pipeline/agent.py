@@ -14,6 +14,7 @@ the three models in parallel worker threads (``StageStatus`` events report each)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -549,8 +550,8 @@ class VoiceAgent:
             incomplete_wait_s=0.0 if turn_model else config.vad.incomplete_wait_ms / 1000,
             own_voice=self.own_voice if config.audio.drop_own_words else None,
             before_turn=self._end_answer_for_new_turn,
-            confirm_wake=gate.confirm_by_words,
-            wake_hint=lambda: gate.words_hint,
+            read_wake=functools.partial(gate.read_check, engines.transcriber),
+            confirm_wake=gate.confirm_read,
         )
         self.listener = Listener(
             self.source,
@@ -648,6 +649,8 @@ class VoiceAgent:
             phrase=detector.model.phrase if detector is not None else "",
             cutoff=listen.wake_cutoff,
             by_words_above=listen.wake_by_words_above if listen.wake_by_words else None,
+            fit_above=listen.wake_fit_above if listen.wake_by_words else None,
+            fit_margin=listen.wake_fit_margin,
         )
         return self.gate
 

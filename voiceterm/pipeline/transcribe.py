@@ -1,9 +1,10 @@
 """The STT node: each finished utterance becomes a transcript, in a worker thread.
 
-An utterance that nearly woke the wake word (``UserStoppedSpeaking.wake_near_miss``)
-is a turn only if its words begin with the wake phrase (``confirm_wake``, the
-listen gate's :meth:`~voiceterm.pipeline.wake.ListenGate.confirm_by_words`): then
-what follows the phrase is the turn. Otherwise nothing of it is kept or answered.
+An utterance that the wake word model did not wake on (``UserStoppedSpeaking.wake_near_miss``)
+is a turn only if it begins with the wake phrase (``read_wake`` and ``confirm_wake``,
+the listen gate's :meth:`~voiceterm.pipeline.wake.ListenGate.read_check` and
+:meth:`~voiceterm.pipeline.wake.ListenGate.confirm_read`): then what follows the
+phrase is the turn. Otherwise nothing of it is kept or answered.
 
 A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.turns`) is held
 for ``incomplete_wait_s``: if the user goes on talking, the next utterance's words
@@ -14,7 +15,6 @@ join it; if not, it is sent as it is. A transcript of the agent's own voice (see
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +37,7 @@ from voiceterm.events import (
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turns import sounds_finished
+from voiceterm.pipeline.wake_words import WakeRead
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,10 @@ class SttNode:
     """Transcribes utterances one after another; drops empty results.
 
     ``before_turn`` is awaited before a transcript starts a new turn (the agent cuts
-    off an answer still in flight there). ``confirm_wake(speech_end, transcript)``
-    reads a near miss of the wake word: what follows the wake phrase, or ``None``;
-    ``wake_hint()`` is given to Whisper as the text before a near miss (the wake phrase:
-    it then spells the name as the phrase does, and writes no "Jarvis" into speech
-    without it, see BENCHMARKS).
+    off an answer still in flight there). ``read_wake(audio, speech_end)`` reads an
+    utterance the wake word model did not wake on (in a worker thread: Whisper scores
+    it, and transcribes it when it may be the phrase), and ``confirm_wake(speech_end,
+    read)`` says what follows the wake phrase, or ``None``.
     """
 
     id = "stt"
@@ -68,12 +68,12 @@ class SttNode:
         incomplete_wait_s: float = 0.4,
         own_voice: OwnVoice | None = None,
         before_turn: Callable[[], Awaitable[None]] | None = None,
-        confirm_wake: Callable[[float, str], str | None] | None = None,
-        wake_hint: Callable[[], str] | None = None,
+        read_wake: Callable[[Any, float], WakeRead] | None = None,
+        confirm_wake: Callable[[float, WakeRead], str | None] | None = None,
     ) -> None:
         self._transcriber = transcriber
+        self._read_wake = read_wake
         self._confirm_wake = confirm_wake
-        self._wake_hint = wake_hint
         self._before_turn = before_turn
         self._publish = publisher
         self._incomplete_wait_s = incomplete_wait_s
@@ -136,31 +136,31 @@ class SttNode:
                 yield item
 
     async def _check_wake(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
-        """A near miss of the wake word: a turn if its words begin with the wake phrase."""
+        """Not woken by the model: a turn if it begins with the wake phrase."""
         self._speculation = None
-        text = ""
-        result: Any = None
+        read = WakeRead(None)
         start = end = time.monotonic()
-        if utterance.audio is not None and len(utterance.audio):
-            hint = self._wake_hint() if self._wake_hint is not None else ""
-            engine: Any = self._transcriber  # WhisperTranscriber takes a hint
-            transcribe = (
-                functools.partial(engine.transcribe, hint=hint) if hint else engine.transcribe
-            )
-            start = time.monotonic()
-            result = await asyncio.to_thread(transcribe, utterance.audio)
+        if (
+            utterance.audio is not None
+            and len(utterance.audio)
+            and utterance.speech_end is not None
+            and self._read_wake is not None
+        ):
+            read = await asyncio.to_thread(self._read_wake, utterance.audio, utterance.speech_end)
             end = time.monotonic()
-            text = str(getattr(result, "text", result)).strip()
         rest = None
-        if text and self._confirm_wake is not None and utterance.speech_end is not None:
-            rest = self._confirm_wake(utterance.speech_end, text)
+        if self._confirm_wake is not None and utterance.speech_end is not None:
+            rest = self._confirm_wake(utterance.speech_end, read)
         if rest is None:
-            # Not addressed to the agent: its words are neither shown nor kept.
-            logger.info("a near miss of the wake word: its words are not the phrase")
+            # Not addressed to the agent: its words (if any were read) are neither shown nor kept.
+            logger.info("not woken: it does not begin with the wake phrase (fit %s)", read.fit)
             yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
             yield UserTranscriptionDropped(reason="not_wake_phrase")
             return
-        _log_transcript("wake check", result, start, end)
+        text = read.transcript
+        logger.info(
+            "wake check (%s, fit %s): %r in %.0f ms", read.how, read.fit, text, 1000 * (end - start)
+        )
         yield TurnMark(name="stt_done", at=end, detail=rest)
         yield StageSpan(stage="stt", start=start, end=end, content=text)
         if not rest:

@@ -33,8 +33,13 @@ Whisper already loaded, told that the wake phrase may come: :attr:`ListenGate.wo
 and a turn when its words begin with the wake phrase
 (:meth:`ListenGate.confirm_by_words`, matched by :mod:`voiceterm.pipeline.wake_words`).
 What follows the phrase is the turn; the phrase alone opens the window as a detection
-does. Utterances that score lower are never transcribed, and this costs nothing while
-nobody speaks: it runs at the end of speech, on near misses only.
+does. With ``fit_above`` (``listen.wake_fit_above``) every utterance that begins while
+asleep is a check, and Whisper first scores how well its first seconds fit the phrase,
+forced on its decoder (:func:`~voiceterm.pipeline.wake_words.read_wake_check`): espeak-ng's
+British voices score 0.00 on the model, and tiny.en writes some voices' "Hey Jarvis"
+under noise as "K-Jeter Biss". Only an utterance that fits, or a near miss, is
+transcribed; the rest is dropped unwritten. Either way this costs nothing while nobody
+speaks: it runs at the end of speech.
 
 Every detection is published (:class:`WakeWordHeard`), and so is the best score of
 an utterance that did not wake when it was above half the cutoff (a near miss),
@@ -56,7 +61,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.events import ListeningChanged, StageSpan, TurnMark, WakeWordHeard
-from voiceterm.pipeline.wake_words import WakePhrase
+from voiceterm.pipeline.wake_words import PhraseReader, WakePhrase, WakeRead, read_wake_check
 
 if TYPE_CHECKING:
     from voiceterm.engines.vad import SpeechEnded as Utterance
@@ -123,6 +128,8 @@ class WordCheck:
     """When it scored that (capture time)."""
     speech_start: float
     speech_end: float
+    audio_start: float = 0.0
+    """Capture time of the utterance's first sample (its pre-roll)."""
 
 
 class ListenGate:
@@ -139,6 +146,12 @@ class ListenGate:
         cutoff: the probability that wakes it (``None``: the model's own).
         by_words_above: an utterance whose best score reaches this but not the cutoff is
             checked by its words (see :meth:`decide`); ``None``: never.
+        fit_above: with ``by_words_above``, every utterance that does not wake the model
+            is checked, and wakes it when Whisper's log-probability of the phrase as its
+            first words reaches this (or its words begin with the phrase, for a near
+            miss); ``None``: near misses only.
+        fit_margin: and when the phrase is at most this much less likely than Whisper's
+            own reading of the first words (``None``: whatever it reads).
     """
 
     def __init__(
@@ -152,6 +165,8 @@ class ListenGate:
         phrase: str = "",
         cutoff: float | None = None,
         by_words_above: float | None = None,
+        fit_above: float | None = None,
+        fit_margin: float | None = None,
     ) -> None:
         self._publish = publish
         self._activity = activity
@@ -160,6 +175,8 @@ class ListenGate:
         self.phrase = phrase
         self._cutoff = cutoff
         self.by_words_above = by_words_above
+        self.fit_above = fit_above
+        self.fit_margin = fit_margin
         self._checks: dict[float, WordCheck] = {}  # by speech_end
         self.mode = "always"
         self._until = float("-inf")
@@ -292,13 +309,15 @@ class ListenGate:
         if turn is None:
             if self._detection_in(utterance) is None:
                 best = self._best_score(utterance)
-                if (
-                    best is not None
-                    and self.by_words_above is not None
-                    and best[0] >= self.by_words_above
-                ):
+                near = best is not None and best[0] >= (self.by_words_above or 0.0)
+                if self.by_words_above is not None and (near or self.fit_above is not None):
+                    probability, at = best if best is not None else (0.0, utterance.speech_end)
                     check = WordCheck(
-                        best[0], best[1], utterance.speech_start, utterance.speech_end
+                        probability,
+                        at,
+                        utterance.speech_start,
+                        utterance.speech_end,
+                        utterance.audio_start,
                     )
                     while len(self._checks) >= _CHECKS_KEPT:
                         del self._checks[next(iter(self._checks))]
@@ -316,6 +335,32 @@ class ListenGate:
         """What Whisper is told came before a near miss: the wake phrase ("Hey Jarvis,")."""
         return f"{self.phrase}," if self.phrase else ""
 
+    def read_check(self, reader: PhraseReader, audio: Any, speech_end: float) -> WakeRead:
+        """Read the :class:`WordCheck` that ended at ``speech_end`` (in a worker thread).
+
+        Whisper (``reader``) scores and, when it may be the phrase, transcribes it; pass
+        the result to :meth:`confirm_read`.
+        """
+        check = self._checks.get(speech_end)
+        if check is None:
+            return WakeRead(None)
+        near_miss = self.by_words_above is not None and check.probability >= self.by_words_above
+        return read_wake_check(
+            reader,
+            audio,
+            self.phrase,
+            near_miss=near_miss,
+            fit_above=self.fit_above,
+            hint=self.words_hint,
+            speech_s=check.speech_end - check.audio_start,
+            fit_margin=self.fit_margin,
+        )
+
+    def confirm_read(self, speech_end: float, read: WakeRead) -> str | None:
+        """What :meth:`read_check` found: the turn after the phrase, or ``None`` (see
+        :meth:`confirm_by_words`)."""
+        return self._confirm(speech_end, read.rest, how=read.how or "words")
+
     def confirm_by_words(self, speech_end: float, transcript: str) -> str | None:
         """The words of a :class:`WordCheck` (the utterance that ended at ``speech_end``).
 
@@ -323,11 +368,15 @@ class ListenGate:
         turn; ``""``: the phrase alone, which opens the window as a detection does), or
         ``None``: not the wake phrase, not a turn. Either way the timeline hears of it.
         """
+        return self._confirm(speech_end, WakePhrase(self.phrase).after(transcript))
+
+    def _confirm(self, speech_end: float, rest: str | None, *, how: str = "words") -> str | None:
         check = self._checks.pop(speech_end, None)
         if check is None:
             return None
-        rest = WakePhrase(self.phrase).after(transcript)
         if rest is None:
+            if self.by_words_above is None or check.probability < self.by_words_above:
+                return None  # checked only for its sound, not near: nothing to show
             self._near_miss(
                 check.probability,
                 check.at,
@@ -339,8 +388,9 @@ class ListenGate:
         now = self._heard_at if self._heard_at is not None else check.speech_end
         self._until = max(self._until, check.speech_end + self.follow_up_s)
         logger.info(
-            "wake word %r by its words (the model's best %.2f), %.0f ms after the speech ended",
+            "wake word %r by its %s (the model's best %.2f), %.0f ms after the speech ended",
             self.phrase,
+            how,
             check.probability,
             1000 * (now - check.speech_end),
         )
@@ -355,7 +405,7 @@ class ListenGate:
             )
         )
         self._publish(
-            TurnMark(name="wake_word", at=now, detail=f"(by words) {check.probability:.2f}")
+            TurnMark(name="wake_word", at=now, detail=f"(by {how}) {check.probability:.2f}")
         )
         self._publish(
             StageSpan(
@@ -363,7 +413,7 @@ class ListenGate:
                 start=check.speech_start,
                 end=check.speech_end,
                 content=(
-                    f"{self.phrase} (by words) {check.probability:.2f}: "
+                    f"{self.phrase} (by {how}) {check.probability:.2f}: "
                     + ("the turn is what follows it" if rest else "said alone, listening")
                 ),
             )
@@ -524,6 +574,14 @@ def check_listen_settings(config: Any) -> None:
     if not 0.0 < listen.wake_by_words_above < 1.0:
         raise ConfigError(
             f"listen.wake_by_words_above must be between 0 and 1, not {listen.wake_by_words_above}."
+        )
+    if not listen.wake_fit_above < 0.0:
+        raise ConfigError(
+            f"listen.wake_fit_above must be a log-probability below 0, not {listen.wake_fit_above}."
+        )
+    if not listen.wake_fit_margin >= 0.0:
+        raise ConfigError(
+            f"listen.wake_fit_margin must be 0 or more, not {listen.wake_fit_margin}."
         )
     resolve_wake_model(listen.wake_word)
 

@@ -7,6 +7,17 @@ with the wake phrase. Whisper writes a name as it hears it ("Jarvis", "Jervis",
 name is compared by a sound-alike spelling, not letter for letter, and the
 greeting is any short word. Every form comes from the model's phrase: the same
 rule serves "Okay Nabu" and "Hey Mycroft".
+
+Whisper tiny.en writes some voices' "Hey Jarvis" under noise as "K-Jeter Biss" or
+"Hey, Jotter, bitch", which no spelling rule should accept. So the check also asks
+Whisper how well the sound fits the phrase (:func:`read_wake_check`): the phrase's
+log-probability as the first words, forced on the decoder, without any prompt. Speech
+without the phrase scores far lower (see BENCHMARKS), and scoring a fixed phrase writes
+nothing of what a person beside the terminal said: an utterance is transcribed only
+when it fits, or when the wake word model nearly woke on it. "Hey Travis" or "Hey
+Charlie" fit nearly as well as a robot's "Hey Jarvis", so a fit alone is not enough:
+the phrase must also be nearly as likely as what Whisper itself reads there (its own
+first words, scored the same way), which for a clearly said other name it is not.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Any, Protocol
 
 ALIKE_AT_LEAST = 0.7
 """How alike (0-1, :func:`alike`) a word must sound to the phrase's name: "Jervis",
@@ -22,6 +34,10 @@ GREETING_LETTERS = 5
 """The longest word taken for the greeting before the name. Whisper writes an unstressed
 "Hey" as "Hey", "Hi", "A", "Her", "They" or "Okay", or leaves it out, so the greeting
 is any short word, or none; the name must be there."""
+
+MIN_QUESTION_S = 0.25
+"""Less speech than this after the phrase: the phrase was said alone."""
+SAMPLE_RATE = 16000
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?", re.IGNORECASE)
 _LEADING = " \t\n,.;:!?-\u2013\u2014\u2026'\"()"
@@ -109,3 +125,88 @@ def _match(tokens: list[re.Match[str]], start: int, word: str) -> int:
         if alike(joined, word) >= ALIKE_AT_LEAST:
             return 2
     return 0
+
+
+class PhraseReader(Protocol):
+    """What the check needs of the speech recognizer (``WhisperTranscriber`` fits)."""
+
+    def transcribe(self, audio: Any, *, hint: str = "") -> Any: ...
+
+    def phrase_fit(self, audio: Any, phrase: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WakeRead:
+    """What the check made of one utterance."""
+
+    rest: str | None
+    """What follows the wake phrase (``""``: the phrase alone); ``None``: not the phrase."""
+    transcript: str = ""
+    """Whisper's words of the utterance (``""``: not transcribed: it did not fit)."""
+    fit: float | None = None
+    """The phrase's log-probability as the first words (``None``: not scored)."""
+    how: str = ""
+    """``"words"``: the transcript begins with the phrase; ``"sound"``: it fits the phrase."""
+    compute_s: float = 0.0
+    own: float | None = None
+    """The log-probability of Whisper's own first words, scored as the phrase is
+    (``None``: not needed)."""
+
+
+def read_wake_check(
+    reader: PhraseReader,
+    audio: Any,
+    phrase: str,
+    *,
+    near_miss: bool,
+    fit_above: float | None,
+    hint: str,
+    speech_s: float,
+    fit_margin: float | None = None,
+) -> WakeRead:
+    """Whether an utterance that did not wake the model begins with the wake phrase.
+
+    Args:
+        reader: the loaded Whisper.
+        audio: the utterance (16 kHz, its pre-roll included).
+        phrase: the wake phrase ("Hey Jarvis").
+        near_miss: the wake word model nearly woke on it: its words are read even when
+            the sound does not fit.
+        fit_above: the log-probability from which the sound fits the phrase
+            (``None``: the sound is not scored, only near misses are read).
+        hint: Whisper's previous text for the transcript (the phrase, see BENCHMARKS).
+        speech_s: where the speech ends in ``audio`` (seconds from its start).
+        fit_margin: how much less likely (log-probability) the phrase may be than
+            Whisper's own reading of as many first words (``None``: any, for benches that
+            apply it afterwards).
+
+    A near miss, or an utterance that fits, is transcribed (told the phrase may come):
+    when the words begin with the phrase, what follows is the turn. When they do not
+    but the sound fits, and the phrase is within ``fit_margin`` of Whisper's own first
+    words (read without the hint), the audio after the phrase's aligned end is the turn,
+    transcribed on its own (nothing, or too little speech: the phrase said alone).
+    """
+    import time
+
+    started = time.perf_counter()
+    fit = reader.phrase_fit(audio, phrase) if fit_above is not None else None
+    fits = fit is not None and fit_above is not None and fit.logprob >= fit_above
+    fit_logprob = None if fit is None else float(fit.logprob)
+    if not (near_miss or fits):
+        return WakeRead(None, fit=fit_logprob, compute_s=time.perf_counter() - started)
+    transcript = str(reader.transcribe(audio, hint=hint).text).strip()
+    rest = WakePhrase(phrase).after(transcript)
+    if rest is not None or not fits or fit is None:
+        how = "words" if rest is not None else ""
+        return WakeRead(rest, transcript, fit_logprob, how, time.perf_counter() - started)
+    count = len(WakePhrase(phrase).words)
+    own_words = " ".join(_WORD.findall(str(reader.transcribe(audio).text))[:count])
+    own = float(reader.phrase_fit(audio, own_words).logprob) if own_words else float("-inf")
+    if fit_margin is not None and fit.logprob - own < -fit_margin:
+        return WakeRead(None, transcript, fit_logprob, "", time.perf_counter() - started, own)
+    cut = float(fit.end_s)
+    rest = ""
+    if speech_s - cut >= MIN_QUESTION_S:
+        after = str(reader.transcribe(audio[round(cut * SAMPLE_RATE) :]).text).strip()
+        rest = after[:1].upper() + after[1:]
+    return WakeRead(rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own)
