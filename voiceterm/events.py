@@ -351,8 +351,9 @@ class WakeWordHeard(Event):
     ``phrase_end`` where the wake phrase is taken to end (the turn's audio starts
     there). ``near_miss``: it did not wake (the best score of an utterance that
     was not a turn), published so a person can see why. ``by_words``: the model's
-    score did not wake it, but the utterance's words began with the wake phrase
-    (``probability`` is the model's best score in it; ``at`` when the words were read).
+    score did not wake it, but Whisper's check of the utterance did (``probability``
+    is the model's best score in it; ``at`` when the check was done); ``how`` that
+    check found the phrase: by its ``"words"`` or by its ``"sound"``.
     """
 
     phrase: str = ""
@@ -362,12 +363,13 @@ class WakeWordHeard(Event):
     phrase_end: float = 0.0
     near_miss: bool = False
     by_words: bool = False
+    how: str = "words"
 
     def describe(self) -> str:
         if self.near_miss:
             verb = "did not wake"
         elif self.by_words:
-            verb = "woke by its words"
+            verb = f"woke by its {self.how}"
         else:
             verb = "woke"
         return f"{self.phrase}: {self.probability:.2f} ({verb}; wakes above {self.cutoff:.2f})"

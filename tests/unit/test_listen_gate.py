@@ -183,6 +183,7 @@ def test_with_a_fit_every_utterance_is_checked_and_one_that_fits_is_a_turn() -> 
     assert gate.confirm_read(2.5, read) == "What time is it?"
     heard = [e for e in published if isinstance(e, WakeWordHeard)]
     assert [(e.by_words, e.near_miss) for e in heard] == [(True, False)]
+    assert "woke by its sound" in heard[0].describe()
 
 
 def test_an_utterance_that_does_not_fit_is_not_even_transcribed() -> None:

@@ -402,6 +402,7 @@ class ListenGate:
                 at=now,
                 phrase_end=check.speech_end if not rest else check.at,
                 by_words=True,
+                how=how,
             )
         )
         self._publish(
