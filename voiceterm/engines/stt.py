@@ -252,6 +252,17 @@ def _looks_looped(text: str) -> bool:
     return False
 
 
+def _as_float(audio: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Mono samples as float32 in [-1, 1] (int16 scaled), one contiguous row."""
+    import numpy as np
+
+    raw = np.asarray(audio).reshape(-1)
+    samples: npt.NDArray[np.float32] = np.ascontiguousarray(raw, dtype=np.float32)
+    if raw.dtype == np.int16:
+        samples = samples / np.float32(32768.0)
+    return samples
+
+
 def _rms_dbfs(samples: npt.NDArray[np.float32]) -> float:
     import numpy as np
 
@@ -411,14 +422,9 @@ class WhisperTranscriber:
         Raises:
             EngineError: the model failed while running.
         """
-        import numpy as np
 
         started = time.perf_counter()
-        raw = np.asarray(audio).reshape(-1)
-        scale = 32768.0 if raw.dtype == np.int16 else 1.0
-        samples: npt.NDArray[np.float32] = np.ascontiguousarray(raw, dtype=np.float32)
-        if scale != 1.0:
-            samples = samples / np.float32(scale)
+        samples = _as_float(audio)
         duration = samples.size / SAMPLE_RATE
 
         def result(text: str, decoded: _Decoded | None, **flags: bool) -> Transcript:
@@ -468,14 +474,10 @@ class WhisperTranscriber:
         Raises:
             EngineError: the model failed while running.
         """
-        import ctranslate2
         import numpy as np
 
         started = time.perf_counter()
-        raw = np.asarray(audio).reshape(-1)[: round(within_s * SAMPLE_RATE)]
-        samples = np.ascontiguousarray(raw, dtype=np.float32)
-        if raw.dtype == np.int16:
-            samples = samples / np.float32(32768.0)
+        samples = _as_float(audio)[: round(within_s * SAMPLE_RATE)]
         words = phrase.split()
         spellings = {" " + " ".join(words)}
         if len(words) > 1:
@@ -484,14 +486,10 @@ class WhisperTranscriber:
         try:
             with self._lock, self.cores.computing("stt"):
                 self._use_free_cores()
-                features = self._model.feature_extractor(samples, padding=_HOP)[:, :-1]
+                features = self._features(samples)
                 frames = int(features.shape[1])
-                window = min(_FULL_WINDOW_FRAMES, frames + self.pad_frames)
-                window += window % 2
-                padded = np.full((1, features.shape[0], window), self.pad_value, np.float32)
-                padded[0, :, :frames] = features[:, :window]
+                encoded = self._encoded(features, frames + self.pad_frames)
                 model = self._model.model
-                encoded = model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
                 start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
                 for spelling in sorted(spellings):
                     tokens = self._tokenizer.encode(spelling)
@@ -506,7 +504,7 @@ class WhisperTranscriber:
             raise EngineError(f"Speech recognition failed: {error}.") from error
         return PhraseFit(
             logprob=best,
-            end_s=min(end_s, raw.size / SAMPLE_RATE),
+            end_s=min(end_s, samples.size / SAMPLE_RATE),
             compute_s=time.perf_counter() - started,
         )
 
@@ -519,11 +517,7 @@ class WhisperTranscriber:
     def _decode_fast(
         self, samples: npt.NDArray[np.float32], cancel: threading.Event | None, hint: str = ""
     ) -> _Decoded | None:
-        import ctranslate2
-        import numpy as np
-
-        # Same features as faster-whisper: 160 samples of padding, last frame dropped.
-        features = self._model.feature_extractor(samples, padding=_HOP)[:, :-1]
+        features = self._features(samples)
         frames = features.shape[1]
         first = frames + self.pad_frames
         windows = [first] + [w for w in self.fallback_frames if w > first]
@@ -532,14 +526,7 @@ class WhisperTranscriber:
         for attempt, window in enumerate(windows, start=1):
             if cancel is not None and cancel.is_set():
                 return None
-            window = min(_FULL_WINDOW_FRAMES, window + window % 2)  # the conv stride is 2
-            # The full window is exactly the reference path: zeros, as faster-whisper pads.
-            fill = 0.0 if window == _FULL_WINDOW_FRAMES else self.pad_value
-            padded = np.full((1, features.shape[0], window), fill, dtype=np.float32)
-            padded[0, :, :frames] = features[:, :window]
-            encoded = self._model.model.encode(
-                ctranslate2.StorageView.from_array(padded), to_cpu=False
-            )
+            encoded = self._encoded(features, window)
             last = attempt == len(windows)
             budget = (
                 _MAX_DECODE_TOKENS
@@ -553,6 +540,24 @@ class WhisperTranscriber:
             if last or not (n_tokens >= budget or _looks_looped(text)):
                 break
         return decoded
+
+    def _features(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        # Same features as faster-whisper: 160 samples of padding, last frame dropped.
+        features: npt.NDArray[np.float32] = self._model.feature_extractor(samples, padding=_HOP)
+        return features[:, :-1]
+
+    def _encoded(self, features: npt.NDArray[np.float32], window: int) -> Any:
+        """The encoder's output for ``features`` padded to ``window`` frames (at most 30 s)."""
+        import ctranslate2
+        import numpy as np
+
+        window = min(_FULL_WINDOW_FRAMES, window + window % 2)  # the conv stride is 2
+        # The full window is exactly the reference path: zeros, as faster-whisper pads.
+        fill = 0.0 if window == _FULL_WINDOW_FRAMES else self.pad_value
+        frames = features.shape[1]
+        padded = np.full((1, features.shape[0], window), fill, dtype=np.float32)
+        padded[0, :, :frames] = features[:, :window]
+        return self._model.model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
 
     def _generate(self, encoded: Any, budget: int, hint: str = "") -> tuple[str, float, float, int]:
         prompt = list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Protocol
 
+from voiceterm.audio.frames import CAPTURE_RATE
+
 ALIKE_AT_LEAST = 0.7
 """How alike (0-1, :func:`alike`) a word must sound to the phrase's name: "Jervis",
 "Jardwis" and "Javis" are (0.83, 0.77, 0.91), "Travis" and "service" are not (0.67, 0.62)."""
@@ -37,7 +39,6 @@ is any short word, or none; the name must be there."""
 
 MIN_QUESTION_S = 0.25
 """Less speech than this after the phrase: the phrase was said alone."""
-SAMPLE_RATE = 16000
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?", re.IGNORECASE)
 _LEADING = " \t\n,.;:!?-\u2013\u2014\u2026'\"()"
@@ -207,6 +208,6 @@ def read_wake_check(
     cut = float(fit.end_s)
     rest = ""
     if speech_s - cut >= MIN_QUESTION_S:
-        after = str(reader.transcribe(audio[round(cut * SAMPLE_RATE) :]).text).strip()
+        after = str(reader.transcribe(audio[round(cut * CAPTURE_RATE) :]).text).strip()
         rest = after[:1].upper() + after[1:]
     return WakeRead(rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own)
