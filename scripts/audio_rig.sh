@@ -249,8 +249,7 @@ start() {
     if [[ "$profile" == lab ]]; then
         ensure_keepalive
     fi
-    pactl set-default-sink vt_speaker
-    pactl set-default-source vt_mic.monitor
+    set_defaults
     set_echo "$echo_gain"
     if [[ "$profile" == lab ]]; then
         wait_until_settled
@@ -258,6 +257,21 @@ start() {
         wait_for_sinks
     fi
     print_env
+}
+
+# pipewire-pulse keeps the default devices in the session manager's metadata, which
+# wireplumber makes a moment (seconds, on a busy machine) after the server answers;
+# until then set-default-* fails with "Not supported". Retry for at most 15 s.
+set_defaults() {
+    local error=""
+    for _ in $(seq 300); do
+        if error=$(pactl set-default-sink vt_speaker 2>&1) \
+            && error=$(pactl set-default-source vt_mic.monitor 2>&1); then
+            return
+        fi
+        sleep 0.05
+    done
+    die "the default devices could not be set within 15 s (pactl: $error); see $RIG_DIR/*.log"
 }
 
 # PipeWire makes a sink's node a moment after pactl returns; a desktop's sinks are
