@@ -60,9 +60,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.speech import (  # noqa: E402
     MORE_SPEECH_INSTALL,
+    SHORT_PHRASES_INSTALL,
     more_speech_available,
     radio_speech_available,
     real_speech_available,
+    short_phrases_available,
 )
 from tests.turn_clips import (  # noqa: E402
     START_MS,
@@ -294,6 +296,9 @@ def main() -> int:
         return 2
     if not more_speech_available():
         print(f"recordings of real people missing: {MORE_SPEECH_INSTALL}")
+        return 2
+    if not short_phrases_available():
+        print(f"recordings of real people missing: {SHORT_PHRASES_INSTALL}")
         return 2
     from voiceterm.errors import ModelError
     from voiceterm.pipeline.turn_fusion import load_weights

@@ -55,9 +55,10 @@ from voiceterm.pipeline.turn_fusion import (  # noqa: E402
     load_weights,
 )
 
+_WORDS_KNOWN = ("silence_s", "word_count", "stop", "question", "trailing", "short", "voice_short")
 MODELS = {
-    "full": ("voice", "words", "silence_s", "word_count", "stop", "question", "trailing"),
-    "words": ("voice", "silence_s", "word_count", "stop", "question", "trailing"),
+    "full": ("voice", "words", *_WORDS_KNOWN),
+    "words": ("voice", *_WORDS_KNOWN),
     "voice": ("voice", "silence_s"),
 }
 SAMPLE_SILENCES = (120, 160, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)

@@ -21,9 +21,10 @@ packages=(python3 python3-venv python3-dev build-essential cmake libportaudio2 l
 if (( dev )); then
   # pipewire, wireplumber, pipewire-pulse and dbus: the rig's "pipewire" profile.
   # fillets-ng-data(-cs, -nl): a game's dialogue acted by people, and music (bench_wake.py).
-  # linphone-common: its developer's spoken test message (the end-of-turn benchmarks).
+  # linphone-common: its developer's spoken test message (the end-of-turn benchmarks);
+  # alsa-utils and hedgewars-data: short spoken phrases of real people (the same).
   packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
-             linphone-common
+             linphone-common alsa-utils hedgewars-data
              fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
              pipewire pipewire-pulse wireplumber dbus)
 fi

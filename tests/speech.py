@@ -101,10 +101,16 @@ def write_wav(path: Path, audio: Audio, rate: int = RATE) -> Path:
 
 
 def read_speech(path: Path) -> Audio:
-    """Read a WAV (any rate) or a headerless 16 kHz ``.raw`` file as 16 kHz int16."""
+    """Read a WAV or Ogg Vorbis (any rate) or a headerless 16 kHz ``.raw`` file as 16 kHz int16."""
     if path.suffix == ".raw":
         return np.frombuffer(path.read_bytes(), dtype="<i2").astype(np.int16)
-    audio, rate = read_wav(path)
+    if path.suffix == ".ogg":
+        import soundfile
+
+        samples, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+        audio = samples.mean(axis=1).astype(np.int16)
+    else:
+        audio, rate = read_wav(path)
     return np.asarray(resample(audio, rate, RATE), dtype=np.int16)
 
 
@@ -456,6 +462,101 @@ def conversation_turns() -> list[Recording]:
             )
         )
     return recordings
+
+
+# Short phrases of real people from two Debian packages (scripts/setup.sh --dev installs
+# them; only these files are read): alsa-utils' speaker-test voice, a woman naming the
+# loudspeakers (GPL-2+), and two of Hedgewars' voice packs, acted game lines by two men
+# ("Classic" and "British"; hedgewars-data, GFDL-1.3). The hedgehogs' transcripts are what
+# Whisper heard where it agrees with the file's name or makes plain sense of the line; the
+# lines Whisper could not make sense of, and the Classic files that the pack shares with
+# another voice, are left out.
+SHORT_PHRASES_INSTALL = "apt-get install -y --no-install-recommends alsa-utils hedgewars-data"
+_ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
+_HEDGEWARS_VOICES = Path("/usr/share/games/hedgewars/Data/Sounds/voices")
+_SHORT_PHRASES: dict[str, tuple[Path, str, str]] = {
+    # name -> (file, speaker, transcript)
+    **{
+        f"alsa-{stem.lower()}": (
+            _ALSA_SOUNDS / f"{stem}.wav",
+            "ALSA's speaker-test voice",
+            stem.replace("_", " ").capitalize() + ".",
+        )
+        for stem in (
+            "Front_Center",
+            "Front_Left",
+            "Front_Right",
+            "Rear_Center",
+            "Rear_Left",
+            "Rear_Right",
+            "Side_Left",
+            "Side_Right",
+        )
+    },
+    **{
+        f"hedgewars-classic-{stem.lower()}": (
+            _HEDGEWARS_VOICES / "Classic" / f"{stem}.ogg",
+            "Hedgewars' Classic voice",
+            text,
+        )
+        for stem, text in (
+            ("Hello", "Hello?"),
+            ("Byebye", "Bye bye."),
+            ("Comeonthen", "Come on then."),
+            ("Illgetyou", "I'll get you."),
+            ("Runaway", "Run away!"),
+            ("Watchit", "Watch it!"),
+            ("Youllregretthat", "You'll regret that."),
+            ("Traitor", "Traitor!"),
+            ("Ohdear", "Oh dear."),
+            ("Reinforcements", "Reinforcements!"),
+        )
+    },
+    **{
+        f"hedgewars-british-{stem.lower()}": (
+            _HEDGEWARS_VOICES / "British" / f"{stem}.ogg",
+            "Hedgewars' British voice",
+            text,
+        )
+        for stem, text in (
+            ("Hello", "Good day to you, sir."),
+            ("Byebye", "Farewell, good sir."),
+            ("Hurry", "Time is short."),
+            ("Incoming", "Incoming!"),
+            ("Runaway", "Run away!"),
+            ("Solong", "Parting is such sweet sorrow."),
+            ("Whatthe", "Good heavens!"),
+            ("Revenge", "I have claimed my revenge."),
+            ("Thisoneismine", "This one is mine."),
+            ("Watchit", "Watch it!"),
+        )
+    },
+}
+
+
+def short_phrases_available() -> bool:
+    return all(path.is_file() for path, _, _ in _SHORT_PHRASES.values())
+
+
+def require_short_phrases() -> list[Recording]:
+    """The short phrases, or skip the calling test with the install command."""
+    if not short_phrases_available():
+        import pytest
+
+        pytest.skip(f"short phrases of real people missing: {SHORT_PHRASES_INSTALL}")
+    return short_phrases()
+
+
+def short_phrases() -> list[Recording]:
+    """28 short phrases of three real people (see :data:`SHORT_PHRASES_INSTALL`)."""
+    if not short_phrases_available():
+        raise FileNotFoundError(f"short phrases of real people missing: {SHORT_PHRASES_INSTALL}")
+    # The files are cut tight around the words; a microphone hears the room before and
+    # after (and the benchmarks take the room's level from a recording's quietest frames).
+    return [
+        Recording(name, concat(silence(0.3), read_speech(path), silence(0.3)), text, speaker, True)
+        for name, (path, speaker, text) in _SHORT_PHRASES.items()
+    ]
 
 
 # --- word error rate ---------------------------------------------------------------

@@ -5,7 +5,8 @@ Shared by ``scripts/bench_turns.py`` (which judges rules on them) and
 
 The turns: every recording of real people that installs here
 (:func:`tests.speech.real_recordings`, :func:`tests.speech.radio_recordings`,
-:func:`tests.speech.more_recordings`, :func:`tests.speech.conversation_turns`).
+:func:`tests.speech.more_recordings`, :func:`tests.speech.conversation_turns`,
+:func:`tests.speech.short_phrases`).
 A whole turn is what a person says before yielding: a telephone conversation's
 turns end where the other speaker takes over; a long recording of one speaker
 is cut only at a sentence end after which the speaker stays silent for at least
@@ -29,6 +30,7 @@ from tests.speech import (
     more_recordings,
     radio_recordings,
     real_recordings,
+    short_phrases,
     synthetic_recordings,
 )
 from voiceterm.config import Config
@@ -61,6 +63,8 @@ HELD_BACK = frozenset(
         "telephone speaker Sheila (pyannote.audio's sample)",
         "Linphone's Simon",
         "codec2 speech_orig_16k reader",
+        # Added 2026-12-06 (fifth session) with the short phrases, before any result on them:
+        "Hedgewars' British voice",
     }
 )
 """Speakers kept out of tuning and fitting (about a third of the turns)."""
@@ -171,6 +175,7 @@ def turns_and_sentences(whisper: Any) -> tuple[list[Turn], list[Turn]]:
         *radio_recordings(),
         *more_recordings(),
         *conversation_turns(),
+        *short_phrases(),
     ]
     for recording in recordings:
         whole, said = cut_recording(recording, whisper)

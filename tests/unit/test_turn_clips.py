@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tests.speech import RATE, Recording, require_real_recordings, silence
+from tests.speech import (
+    RATE,
+    Recording,
+    require_real_recordings,
+    require_short_phrases,
+    silence,
+)
 from tests.turn_clips import YIELD_MS, Clip, Pause, Turn, cut_recording, judged
 
 
@@ -85,3 +91,15 @@ def test_the_end_of_a_sentence_the_speaker_talked_on_from_is_not_judged(ends_tur
     kept = judged(clip, turn)
     assert [p.final for p in kept.pauses] == ([False, True] if ends_turn else [False])
     assert judged(kept, turn).pauses == kept.pauses  # idempotent: a cached clip stays right
+
+
+def test_each_short_phrase_is_one_whole_turn_and_the_british_voice_is_held_back() -> None:
+    phrases = require_short_phrases()
+    assert len({p.speaker for p in phrases}) == 3
+    for phrase in phrases:
+        assert 0.9 < phrase.duration_s < 3.0, phrase.name
+        assert np.abs(phrase.audio.astype(np.int32)).max() > 3000, f"{phrase.name} is silent"
+        turns, sentences = cut_recording(phrase, Transcriber([]))
+        assert [t.name for t in turns] == [phrase.name] == [s.name for s in sentences]
+        expected = "held-back" if phrase.speaker == "Hedgewars' British voice" else "tuning"
+        assert turns[0].part == expected

@@ -31,6 +31,17 @@ def test_a_finished_question_is_more_likely_over_than_a_sentence_cut_after_of(
     assert finished.wait_ms <= cut.wait_ms
 
 
+def test_on_a_short_command_the_voice_decides_more_than_on_a_long_sentence() -> None:
+    weights = load_weights()
+
+    def lift(said: str) -> float:
+        sure = weights.judge(Signals(400, 0.95, said, 0.01)).probability
+        unsure = weights.judge(Signals(400, 0.2, said, 0.01)).probability
+        return sure - unsure
+
+    assert lift("Front left.") > lift("The juice of lemons makes fine punch.")
+
+
 def test_the_longer_the_silence_the_likelier_the_turn_is_over() -> None:
     weights = load_weights()
     said = "What is the capital of France?"
