@@ -239,3 +239,32 @@ def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -
     assert read.rest is None and read.own == -2.0
     assert gate.confirm_read(2.5, read) is None
     assert not gate.is_open(3.0)
+
+
+def test_a_check_read_at_the_pause_is_not_read_again_at_its_end() -> None:
+    from voiceterm.events import WakeWordHeard
+
+    gate, published = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    reader = Reader(-6.0, "Hey Jarvis, what time is it?")
+    audio = np.zeros(round(1.8 * 16000), np.int16)
+    # A pause, then more speech: each pause's utterance so far is read.
+    for speech_end, readings in ((2.0, 1), (2.5, 2)):
+        assert gate.check_so_far(utterance(1.0, speech_end)) is not None
+        ahead = gate.read_check(reader, audio, speech_end)
+        assert reader.readings == readings
+    assert ahead.rest == "What time is it?"
+    # Nothing is decided or announced at a pause.
+    assert not [e for e in published if isinstance(e, WakeWordHeard)]
+    assert not gate.is_open(2.6)
+    # The end, with nothing said since the last pause: its read, Whisper not asked again.
+    assert gate.decide(utterance(1.0, 2.5)) is not None
+    assert gate.read_check(reader, audio, 2.5) is ahead and reader.readings == 2
+    assert gate.confirm_read(2.5, ahead) == "What time is it?"
+
+
+def test_nothing_is_checked_at_a_pause_in_always_mode() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above = -15.0
+    gate.set_mode("always")
+    assert gate.check_so_far(utterance(1.0, 2.5)) is None
