@@ -79,12 +79,15 @@ class UserSpeechPaused(Event):
     Carries the utterance so far, so that transcription and the LLM's prompt can
     start while the end-of-speech wait runs; if the user goes on talking, that
     work is simply not used. ``speech_end`` is the last voiced sample so far.
+    ``wake_check``: in wake_word mode, not a turn unless it begins with the wake
+    phrase: the STT node checks it (and says nothing of it unless it does).
     """
 
     audio: Any = None
     sample_rate: int = 16000
     speech_start: float | None = None
     speech_end: float | None = None
+    wake_check: bool = False
 
 
 @dataclass(slots=True)

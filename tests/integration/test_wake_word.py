@@ -32,6 +32,7 @@ from voiceterm.events import (
     WakeWordHeard,
 )
 from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.wake_words import WakeRead, read_wake_check
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -435,3 +436,59 @@ async def test_people_talking_without_the_phrase_are_not_written_down(engines: E
     assert not session.events(AgentStoppedSpeaking)
     assert not [e for e in session.events(WakeWordHeard) if not e.near_miss]
     assert session.events(ListeningChanged)[-1].state == "asleep"
+
+
+# --- one reading: Whisper encodes the utterance once for every question the check asks ------
+
+
+def sound_question(name: str = "Jarvis") -> np.ndarray:
+    """espeak-ng en-gb asking "Hey <name>, what time is it?" over room noise at 10 dB.
+
+    With "Jarvis", Whisper writes the phrase "HR is": no spelling rule takes it, and only
+    the sound's fit to the phrase wakes it (checked below, so the test stays on that path).
+    """
+    said = espeak(f"Hey {name}, what time is it?", "en-gb", 175)
+    padded = np.concatenate((room(0.5, seed=1), said, room(0.5, seed=2)))
+    return mix_at_snr(padded, room(len(padded) / RATE, -30.0, seed=4), 10.0)
+
+
+def read_as_the_app_does(engines: Engines, audio: np.ndarray) -> WakeRead:
+    listen = Config().listen
+    return read_wake_check(
+        engines.transcriber,
+        audio,
+        "Hey Jarvis",
+        near_miss=False,
+        fit_above=listen.wake_fit_above,
+        hint="Hey Jarvis,",
+        speech_s=len(audio) / RATE - 0.5,
+        fit_margin=listen.wake_fit_margin,
+    )
+
+
+def test_one_encode_wakes_it_by_its_sound_and_the_question_is_the_turn(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcriber = engines.transcriber
+    encode = transcriber._encoded
+    encodes: list[int] = []
+
+    def counted(features: np.ndarray, window: int) -> object:
+        encodes.append(window)
+        return encode(features, window)
+
+    monkeypatch.setattr(transcriber, "_encoded", counted)
+    read = read_as_the_app_does(engines, sound_question())
+    assert read.how == "sound" and "jarvis" not in words(read.transcript)
+    # The fit, both transcripts, the fit of Whisper's own words and the question after
+    # the phrase, all from one run of the encoder.
+    assert len(encodes) == 1
+    assert read.rest is not None and words(read.rest) == ["what", "time", "is", "it"]
+
+
+@pytest.mark.parametrize("name", ["Charlie", "Travis", "Davis"])
+def test_hey_another_name_does_not_wake_it_and_is_not_written_down(
+    engines: Engines, name: str
+) -> None:
+    read = read_as_the_app_does(engines, sound_question(name))
+    assert read.rest is None and read.transcript == ""

@@ -145,25 +145,41 @@ def test_below_the_level_or_with_the_setting_off_nothing_is_checked() -> None:
 
 
 class Reader:
-    """Whisper as the check sees it: a fixed fit to the phrase, fixed words, calls counted."""
+    """Whisper as the check sees it: a fixed fit to the phrase, fixed words, reads counted."""
 
     def __init__(
         self, fit: float, words: str, after: str = "", end_s: float = 0.9, own: float = -7.0
     ) -> None:
         self.fit, self.words, self.after, self.end_s, self.own = fit, words, after, end_s, own
-        self.transcribed: list[int] = []
+        self.transcribed: list[str] = []
+        """What each transcript was asked: "hinted", "own" or "after <phrase>"."""
+        self.readings = 0
 
-    def phrase_fit(self, audio: Any, phrase: str) -> Any:
+    def reading(self, audio: Any) -> Reading:
+        self.readings += 1
+        return Reading(self)
+
+
+class Reading:
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def fit(self, phrase: str) -> Any:
         """``fit`` for the wake phrase, ``own`` for Whisper's own first words."""
         from voiceterm.engines.stt import PhraseFit
 
-        logprob = self.fit if phrase == "Hey Jarvis" else self.own
-        return PhraseFit(logprob=logprob, end_s=self.end_s, compute_s=0.0)
+        reader = self.reader
+        logprob = reader.fit if phrase == "Hey Jarvis" else reader.own
+        return PhraseFit(logprob, reader.end_s, 0.0, spelling="Hey, Jarvis")
 
-    def transcribe(self, audio: Any, *, hint: str = "") -> Any:
-        self.transcribed.append(len(audio))
-        text = self.words if hint else self.after
+    def transcribe(self, *, hint: str = "") -> Any:
+        self.reader.transcribed.append("hinted" if hint else "own")
+        text = self.reader.words if hint else self.reader.after
         return type("Transcript", (), {"text": text})()
+
+    def transcribe_after(self, phrase: str) -> Any:
+        self.reader.transcribed.append(f"after {phrase}")
+        return type("Transcript", (), {"text": ", " + self.reader.after})()
 
 
 def test_with_a_fit_every_utterance_is_checked_and_one_that_fits_is_a_turn() -> None:
@@ -179,7 +195,8 @@ def test_with_a_fit_every_utterance_is_checked_and_one_that_fits_is_a_turn() -> 
     audio = np.zeros(round(1.8 * 16000), np.int16)
     read = gate.read_check(reader, audio, 2.5)
     assert read.how == "sound" and read.rest == "What time is it?"
-    assert reader.transcribed[-1] == len(audio) - round(0.9 * 16000)
+    # One reading of the audio (one encode); the turn is read on from the phrase as it fit.
+    assert reader.readings == 1 and reader.transcribed[-1] == "after Hey, Jarvis"
     assert gate.confirm_read(2.5, read) == "What time is it?"
     heard = [e for e in published if isinstance(e, WakeWordHeard)]
     assert [(e.by_words, e.near_miss) for e in heard] == [(True, False)]
@@ -207,7 +224,7 @@ def test_the_phrase_fitting_alone_opens_the_window() -> None:
     # The speech ends 0.1 s after the phrase's aligned end: too little for a question.
     reader = Reader(-8.0, "K-J office", after="is", end_s=1.0)
     read = gate.read_check(reader, np.zeros(round(1.4 * 16000), np.int16), 1.8)
-    assert read.rest == "" and len(reader.transcribed) == 2  # hinted, and as Whisper reads it
+    assert read.rest == "" and reader.transcribed == ["hinted", "own"]
     assert gate.confirm_read(1.8, read) == ""
     assert gate.is_open(3.0)
 
@@ -222,3 +239,32 @@ def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -
     assert read.rest is None and read.own == -2.0
     assert gate.confirm_read(2.5, read) is None
     assert not gate.is_open(3.0)
+
+
+def test_a_check_read_at_the_pause_is_not_read_again_at_its_end() -> None:
+    from voiceterm.events import WakeWordHeard
+
+    gate, published = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    reader = Reader(-6.0, "Hey Jarvis, what time is it?")
+    audio = np.zeros(round(1.8 * 16000), np.int16)
+    # A pause, then more speech: each pause's utterance so far is read.
+    for speech_end, readings in ((2.0, 1), (2.5, 2)):
+        assert gate.check_so_far(utterance(1.0, speech_end)) is not None
+        ahead = gate.read_check(reader, audio, speech_end)
+        assert reader.readings == readings
+    assert ahead.rest == "What time is it?"
+    # Nothing is decided or announced at a pause.
+    assert not [e for e in published if isinstance(e, WakeWordHeard)]
+    assert not gate.is_open(2.6)
+    # The end, with nothing said since the last pause: its read, Whisper not asked again.
+    assert gate.decide(utterance(1.0, 2.5)) is not None
+    assert gate.read_check(reader, audio, 2.5) is ahead and reader.readings == 2
+    assert gate.confirm_read(2.5, ahead) == "What time is it?"
+
+
+def test_nothing_is_checked_at_a_pause_in_always_mode() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above = -15.0
+    gate.set_mode("always")
+    assert gate.check_so_far(utterance(1.0, 2.5)) is None

@@ -69,6 +69,11 @@ SAMPLE_RATE = 16000
 _HOP = 160  # samples per mel frame (10 ms)
 _FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s window
 _MAX_DECODE_TOKENS = 224  # what max_length=448 yields in CTranslate2's Whisper generate
+FIT_WITHIN_S = 2.0
+"""A longer utterance's fit to a phrase scores only its first seconds (the phrase comes first)."""
+FIT_WHOLE_UP_TO_S = 4.0
+"""An utterance up to this long is scored whole: its encoder output then serves the fit and
+the transcripts alike ("Hey Jarvis, what time is it?" in one breath is about 2-3 s)."""
 
 HALLUCINATION_PHRASES: frozenset[str] = frozenset(
     {
@@ -177,6 +182,8 @@ class PhraseFit:
     end_s: float
     """Where the phrase's last word ends in the audio, by Whisper's alignment (seconds)."""
     compute_s: float
+    spelling: str = ""
+    """The phrase as it fit best ("Hey, Jarvis"): :meth:`Reading.transcribe_after` forces it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +430,19 @@ class WhisperTranscriber:
             EngineError: the model failed while running.
         """
 
+        return self._transcribe(_as_float(audio), cancel=cancel, hint=hint)
+
+    def _transcribe(
+        self,
+        samples: npt.NDArray[np.float32],
+        *,
+        cancel: threading.Event | None = None,
+        hint: str = "",
+        shared: _Encodings | None = None,
+        forced: tuple[int, ...] = (),
+    ) -> Transcript:
+        """:meth:`transcribe`, on encoder output ``shared`` with other reads of the samples."""
         started = time.perf_counter()
-        samples = _as_float(audio)
         duration = samples.size / SAMPLE_RATE
 
         def result(text: str, decoded: _Decoded | None, **flags: bool) -> Transcript:
@@ -446,10 +464,11 @@ class WhisperTranscriber:
             decoded: _Decoded | None
             with self._lock, self.cores.computing("stt"):
                 self._use_free_cores()
-                if self.pad_to_30s or samples.size > _FULL_WINDOW_FRAMES * _HOP:
+                padded = self.pad_to_30s or samples.size > _FULL_WINDOW_FRAMES * _HOP
+                if padded and not forced:
                     decoded = self._decode_padded(samples, hint)
                 else:
-                    decoded = self._decode_fast(samples, cancel, hint)
+                    decoded = self._decode_fast(samples, cancel, hint, shared=shared, forced=forced)
         except Exception as error:
             raise EngineError(f"Speech recognition failed: {error}.") from error
         if decoded is None:
@@ -461,52 +480,18 @@ class WhisperTranscriber:
         self,
         audio: npt.NDArray[np.int16] | npt.NDArray[np.float32],
         phrase: str,
-        *,
-        within_s: float = 2.0,
     ) -> PhraseFit:
-        """How likely Whisper finds ``phrase`` as the first words of ``audio``'s first ``within_s``.
-
-        The phrase is forced on the decoder (no words are written down): its tokens'
-        probabilities, summed as logs, and the best of the phrase as spelled and with a
-        comma after its first word ("Hey, Jarvis"), as Whisper writes a greeting. No
-        previous text: the phrase must come from the sound, not from the prompt.
+        """How likely Whisper finds ``phrase`` as the first words of ``audio`` (see
+        :meth:`Reading.fit`; one encode for this call alone).
 
         Raises:
             EngineError: the model failed while running.
         """
-        import numpy as np
+        return self.reading(audio).fit(phrase)
 
-        started = time.perf_counter()
-        samples = _as_float(audio)[: round(within_s * SAMPLE_RATE)]
-        words = phrase.split()
-        spellings = {" " + " ".join(words)}
-        if len(words) > 1:
-            spellings.add(" " + words[0].rstrip(",") + ", " + " ".join(words[1:]))
-        best, end_s = float("-inf"), 0.0
-        try:
-            with self._lock, self.cores.computing("stt"):
-                self._use_free_cores()
-                features = self._features(samples)
-                frames = int(features.shape[1])
-                encoded = self._encoded(features, frames + self.pad_frames)
-                model = self._model.model
-                start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-                for spelling in sorted(spellings):
-                    tokens = self._tokenizer.encode(spelling)
-                    aligned = model.align(encoded, start, [tokens], frames)[0]
-                    probabilities = np.maximum(np.asarray(aligned.text_token_probs), 1e-12)
-                    logprob = float(np.log(probabilities).sum())
-                    if logprob > best:
-                        last = [t for i, t in aligned.alignments if i == len(tokens) - 1]
-                        # Alignment steps are the encoder's 20 ms.
-                        best, end_s = logprob, (max(last) + 1) * 0.02 if last else 0.0
-        except Exception as error:
-            raise EngineError(f"Speech recognition failed: {error}.") from error
-        return PhraseFit(
-            logprob=best,
-            end_s=min(end_s, samples.size / SAMPLE_RATE),
-            compute_s=time.perf_counter() - started,
-        )
+    def reading(self, audio: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> Reading:
+        """One utterance to score and transcribe several ways, each window encoded once."""
+        return Reading(self, _as_float(audio))
 
     def _use_free_cores(self) -> None:
         """Run on one thread when other programs leave one core free (the lock is held)."""
@@ -515,9 +500,16 @@ class WhisperTranscriber:
         self._model.model = self._on_one_thread if one else self._on_all_threads
 
     def _decode_fast(
-        self, samples: npt.NDArray[np.float32], cancel: threading.Event | None, hint: str = ""
+        self,
+        samples: npt.NDArray[np.float32],
+        cancel: threading.Event | None,
+        hint: str = "",
+        *,
+        shared: _Encodings | None = None,
+        forced: tuple[int, ...] = (),
     ) -> _Decoded | None:
-        features = self._features(samples)
+        encodings = shared if shared is not None else _Encodings(self, samples)
+        features = encodings.features
         frames = features.shape[1]
         first = frames + self.pad_frames
         windows = [first] + [w for w in self.fallback_frames if w > first]
@@ -526,7 +518,7 @@ class WhisperTranscriber:
         for attempt, window in enumerate(windows, start=1):
             if cancel is not None and cancel.is_set():
                 return None
-            encoded = self._encoded(features, window)
+            encoded = encodings.encoded(window)
             last = attempt == len(windows)
             budget = (
                 _MAX_DECODE_TOKENS
@@ -535,7 +527,7 @@ class WhisperTranscriber:
                     _MAX_DECODE_TOKENS, math.ceil(duration * self.tokens_per_s) + self.tokens_base
                 )
             )
-            text, no_speech, logprob, n_tokens = self._generate(encoded, budget, hint)
+            text, no_speech, logprob, n_tokens = self._generate(encoded, budget, hint, forced)
             decoded = _Decoded(text, no_speech, logprob, window, attempt)
             if last or not (n_tokens >= budget or _looks_looped(text)):
                 break
@@ -559,8 +551,11 @@ class WhisperTranscriber:
         padded[0, :, :frames] = features[:, :window]
         return self._model.model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
 
-    def _generate(self, encoded: Any, budget: int, hint: str = "") -> tuple[str, float, float, int]:
-        prompt = list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
+    def _generate(
+        self, encoded: Any, budget: int, hint: str = "", forced: tuple[int, ...] = ()
+    ) -> tuple[str, float, float, int]:
+        """Greedy decoding; ``forced``: tokens the text must begin with, left out of the result."""
+        prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps, *forced]
         if hint.strip():
             # Whisper's previous-text prompt, as faster-whisper builds it from initial_prompt.
             hinted = self._tokenizer.encode(" " + hint.strip())
@@ -570,13 +565,16 @@ class WhisperTranscriber:
             encoded,
             [prompt],
             beam_size=self.beam_size,
-            max_length=2 * budget,
+            max_length=2 * (budget + len(forced)),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=list(self._suppress),
         )[0]
         tokens = result.sequences_ids[0]
+        if forced and tuple(tokens[: len(forced)]) == forced:
+            # The tokens forced after <|notimestamps|> are a prefix: the result holds them.
+            tokens = tokens[len(forced) :]
         # As faster-whisper: the score is the summed log-prob over length ** 1.0.
         avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
         text = self._tokenizer.decode(tokens).strip()
@@ -639,3 +637,127 @@ class WhisperTranscriber:
         if normalize_text(text) in HALLUCINATION_PHRASES and (unsure or repaired):
             return "", True, repaired
         return text, False, repaired
+
+
+class _Encodings:
+    """The features and encoder outputs of one utterance, each window encoded once.
+
+    Used with the transcriber's lock held (the encoder runs on the model of the moment).
+    """
+
+    def __init__(self, transcriber: WhisperTranscriber, samples: npt.NDArray[np.float32]) -> None:
+        self._transcriber = transcriber
+        self.samples = samples
+        self._features: npt.NDArray[np.float32] | None = None
+        self._encoded: dict[int, Any] = {}
+
+    @property
+    def features(self) -> npt.NDArray[np.float32]:
+        if self._features is None:
+            self._features = self._transcriber._features(self.samples)
+        return self._features
+
+    def encoded(self, window: int) -> Any:
+        """The encoder's output for the features padded to ``window`` frames (at most 30 s)."""
+        window = min(_FULL_WINDOW_FRAMES, window + window % 2)  # the conv stride is 2
+        if window not in self._encoded:
+            self._encoded[window] = self._transcriber._encoded(self.features, window)
+        return self._encoded[window]
+
+
+class Reading:
+    """One utterance, scored against phrases and transcribed several ways.
+
+    The wake word's check asks Whisper up to five things of one utterance: how well it
+    fits the phrase, its words (told the phrase may come, and not), how well its own
+    first words fit, and the words after the phrase. Each of those needs the encoder's
+    output for the same audio, padded the same way (the fast path's ``pad_s`` of
+    ``pad_value``), so the encoder runs once per window, not once per question: the
+    fit of an utterance up to :data:`FIT_WHOLE_UP_TO_S` long uses the transcripts'
+    window; a longer one is scored on its first :data:`FIT_WITHIN_S` (a window of its
+    own, cheaper than the whole on every utterance while asleep).
+
+    Made by :meth:`WhisperTranscriber.reading`; calls are serialised by its lock.
+    """
+
+    def __init__(self, transcriber: WhisperTranscriber, samples: npt.NDArray[np.float32]) -> None:
+        self._transcriber = transcriber
+        self._whole = _Encodings(transcriber, samples)
+        within = samples.size / SAMPLE_RATE
+        if within > FIT_WHOLE_UP_TO_S:
+            self._fitted = _Encodings(transcriber, samples[: round(FIT_WITHIN_S * SAMPLE_RATE)])
+        else:
+            self._fitted = self._whole
+
+    def fit(self, phrase: str) -> PhraseFit:
+        """How likely Whisper finds ``phrase`` as the first words of the utterance.
+
+        The phrase is forced on the decoder (no words are written down): its tokens'
+        probabilities, summed as logs, and the best of the phrase as spelled and with a
+        comma after its first word ("Hey, Jarvis"), as Whisper writes a greeting. No
+        previous text: the phrase must come from the sound, not from the prompt.
+
+        Raises:
+            EngineError: the model failed while running.
+        """
+        import ctranslate2
+        import numpy as np
+
+        started = time.perf_counter()
+        transcriber = self._transcriber
+        tokenizer = transcriber._tokenizer
+        encodings = self._fitted
+        words = phrase.split()
+        spellings = {" " + " ".join(words)}
+        if len(words) > 1:
+            spellings.add(" " + words[0].rstrip(",") + ", " + " ".join(words[1:]))
+        ordered = sorted(spellings)
+        best, end_s, spelling = float("-inf"), 0.0, ""
+        try:
+            with transcriber._lock, transcriber.cores.computing("stt"):
+                transcriber._use_free_cores()
+                frames = int(encodings.features.shape[1])
+                encoded = encodings.encoded(frames + transcriber.pad_frames)
+                if len(ordered) > 1:
+                    # All spellings in one batch: the decoder runs once (as cheap as one).
+                    one = np.asarray(encoded)
+                    encoded = ctranslate2.StorageView.from_array(
+                        np.ascontiguousarray(np.concatenate([one] * len(ordered)))
+                    )
+                start = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+                token_lists = [tokenizer.encode(s) for s in ordered]
+                aligned_all = transcriber._model.model.align(
+                    encoded, start, token_lists, [frames] * len(ordered)
+                )
+                for text, tokens, aligned in zip(ordered, token_lists, aligned_all, strict=True):
+                    probabilities = np.maximum(np.asarray(aligned.text_token_probs), 1e-12)
+                    logprob = float(np.log(probabilities).sum())
+                    if logprob > best:
+                        last = [t for i, t in aligned.alignments if i == len(tokens) - 1]
+                        # Alignment steps are the encoder's 20 ms.
+                        best, spelling = logprob, text.strip()
+                        end_s = (max(last) + 1) * 0.02 if last else 0.0
+        except Exception as error:
+            raise EngineError(f"Speech recognition failed: {error}.") from error
+        return PhraseFit(
+            logprob=best,
+            end_s=min(end_s, encodings.samples.size / SAMPLE_RATE),
+            compute_s=time.perf_counter() - started,
+            spelling=spelling,
+        )
+
+    def transcribe(self, *, hint: str = "") -> Transcript:
+        """The utterance's words, as :meth:`WhisperTranscriber.transcribe` reads them."""
+        return self._transcriber._transcribe(self._whole.samples, hint=hint, shared=self._whole)
+
+    def transcribe_after(self, phrase: str) -> Transcript:
+        """The words after ``phrase`` (a :attr:`PhraseFit.spelling`): the phrase is forced
+        as the transcript's beginning and Whisper reads on from it.
+
+        The audio after the phrase's aligned end, transcribed on its own, loses the
+        question's first sounds where the alignment is late and reads what is left
+        without its context ("this was time, is it?"); read on from the phrase, over the
+        same encoder output, it reads "what time is it?".
+        """
+        tokens = tuple(self._transcriber._tokenizer.encode(" " + phrase.strip()))
+        return self._transcriber._transcribe(self._whole.samples, shared=self._whole, forced=tokens)

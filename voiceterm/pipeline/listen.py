@@ -118,6 +118,13 @@ class _Hold:
         )
 
 
+_WAKE_CHECK_PAUSE_MS = 100
+"""The pause at which an utterance that is not a turn yet is read for the wake phrase:
+longer than a turn's (``pause_ms``), as a person talking beside the terminal pauses
+often within an utterance, and each read is a Whisper check; it still leaves ~200 ms
+of the 300 ms that end such an utterance for the check to run in."""
+
+
 class Listener:
     """Turns captured audio into ``UserStartedSpeaking``/``UserStoppedSpeaking``."""
 
@@ -581,10 +588,31 @@ class Listener:
             return
         if self._pause_sent or silence < self._pause_ms:
             return
+        if silence < _WAKE_CHECK_PAUSE_MS and self.gate is not None and self._onset is not None:
+            speech_end = self._vad.last_voiced_end
+            if speech_end is not None and not self.gate.turn_so_far(self._onset, speech_end):
+                return  # not a turn: a longer pause before Whisper reads it for the phrase
         self._pause_sent = True
-        # Not a turn yet (no wake word): nothing of it is transcribed.
-        utterance = self._as_turn(self._vad.current_utterance())
+        heard = self._vad.current_utterance()
+        utterance = self._as_turn(heard)
         if utterance is None:
+            # Not a turn yet (no wake word): nothing of it is transcribed, but when it
+            # would be checked for the wake phrase at its end, Whisper reads it now, while
+            # the silence that ends it runs, as a turn's words are read ahead.
+            if (
+                heard is not None
+                and self.gate is not None
+                and not self._echo_so_far()
+                and self.gate.check_so_far(heard) is not None
+            ):
+                self._publish(
+                    UserSpeechPaused(
+                        audio=heard.audio,
+                        speech_start=heard.speech_start,
+                        speech_end=heard.speech_end,
+                        wake_check=True,
+                    )
+                )
             return
         self._paused_at = (utterance.speech_end, time.monotonic())
         self._publish(

@@ -175,6 +175,10 @@ class SttNode:
         """Transcribe the utterance so far while the end-of-speech wait runs."""
         if pause.audio is None or not len(pause.audio):
             return
+        if pause.wake_check:
+            async for item in self._check_wake_ahead(pause):
+                yield item
+            return
         start = time.monotonic()
         result = await asyncio.to_thread(self._transcriber.transcribe, pause.audio)
         end = time.monotonic()
@@ -186,6 +190,21 @@ class SttNode:
         )
         if text and not self._is_own_voice(text, pause.speech_start, pause.speech_end):
             yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
+
+    async def _check_wake_ahead(self, pause: UserSpeechPaused) -> AsyncIterator[Event]:
+        """Read an utterance that is not a turn yet for the wake phrase, at its pause.
+
+        The read is kept (the listen gate's ``read_check``): when the utterance ends with
+        nothing said since, its end uses it, and the check's Whisper time is spent during
+        the silence that ends the utterance instead of after it. When it would wake with
+        a question, the question is announced as a partial transcript, so that the answer
+        is prepared as a turn's is in always mode; nothing else of it is shown.
+        """
+        if self._read_wake is None or pause.speech_end is None:
+            return
+        read = await asyncio.to_thread(self._read_wake, pause.audio, pause.speech_end)
+        if read.rest:
+            yield UserTranscriptionPartial(content=f"{self._held} {read.rest}".strip())
 
     async def transcribe(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
         text = ""

@@ -92,6 +92,12 @@ onset is the previous utterance's (a wake phrase the VAD parted from its questio
 _FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
 _CHECKS_KEPT = 8  # word checks waiting for their transcript
+CHECK_AHEAD_FROM_S = 0.6
+"""Less speech than this at a pause is not read ahead: too short for "Hey Jarvis"."""
+CHECK_AHEAD_UP_TO_S = 4.0
+"""A pause in an utterance longer than this is not read ahead (it is read at its end):
+"Hey Jarvis, <question>" in one breath is shorter, and a person talking at length beside
+the terminal must not cost a Whisper check at every pause."""
 
 
 class Detector(Protocol):
@@ -178,6 +184,8 @@ class ListenGate:
         self.fit_above = fit_above
         self.fit_margin = fit_margin
         self._checks: dict[float, WordCheck] = {}  # by speech_end
+        # (speech_end, near miss, what it read): the last check read, for its end.
+        self._last_read: tuple[float, bool, WakeRead] | None = None
         self.mode = "always"
         self._until = float("-inf")
         self._detections: deque[Detection] = deque(maxlen=16)
@@ -308,27 +316,49 @@ class ListenGate:
         turn = self.so_far(utterance)
         if turn is None:
             if self._detection_in(utterance) is None:
-                best = self._best_score(utterance)
-                near = best is not None and best[0] >= (self.by_words_above or 0.0)
-                if self.by_words_above is not None and (near or self.fit_above is not None):
-                    probability, at = best if best is not None else (0.0, utterance.speech_end)
-                    check = WordCheck(
-                        probability,
-                        at,
-                        utterance.speech_start,
-                        utterance.speech_end,
-                        utterance.audio_start,
-                    )
-                    while len(self._checks) >= _CHECKS_KEPT:
-                        del self._checks[next(iter(self._checks))]
-                    self._checks[utterance.speech_end] = check
+                check = self._word_check(utterance)
+                if check is not None:
                     return check
+                best = self._best_score(utterance)
                 if best is not None and best[0] >= NEAR_MISS_FRACTION * self.cutoff:
                     self._near_miss(best[0], best[1], utterance.speech_start, utterance.speech_end)
             return None
         # The window is not extended here: the answer keeps it open, and a turn that is
         # not answered (its own echo, nothing heard) must not keep the microphone open.
         return turn
+
+    def check_so_far(self, utterance: Utterance) -> WordCheck | None:
+        """At a pause in an utterance that is not a turn (yet): the check its end would
+        get if nothing more were said, so that Whisper reads it while the pause lasts.
+
+        :meth:`read_check` keeps what it read: at the end, with nothing said since the
+        pause, the check is not read twice.
+        """
+        if not self.gating or self.so_far(utterance) is not None:
+            return None
+        speech_s = utterance.speech_end - utterance.speech_start
+        if not CHECK_AHEAD_FROM_S <= speech_s <= CHECK_AHEAD_UP_TO_S:
+            return None
+        if self._detection_in(utterance) is not None:
+            return None
+        return self._word_check(utterance)
+
+    def _word_check(self, utterance: Utterance) -> WordCheck | None:
+        """The utterance's check by Whisper (``None``: not checked), registered for
+        :meth:`read_check` by its ``speech_end``."""
+        best = self._best_score(utterance)
+        near = best is not None and best[0] >= (self.by_words_above or 0.0)
+        if self.by_words_above is None or not (near or self.fit_above is not None):
+            return None
+        probability, at = best if best is not None else (0.0, utterance.speech_end)
+        check = WordCheck(
+            probability, at, utterance.speech_start, utterance.speech_end, utterance.audio_start
+        )
+        while len(self._checks) >= _CHECKS_KEPT:
+            del self._checks[next(iter(self._checks))]
+        self._checks.pop(utterance.speech_end, None)
+        self._checks[utterance.speech_end] = check
+        return check
 
     @property
     def words_hint(self) -> str:
@@ -345,7 +375,11 @@ class ListenGate:
         if check is None:
             return WakeRead(None)
         near_miss = self.by_words_above is not None and check.probability >= self.by_words_above
-        return read_wake_check(
+        kept = self._last_read
+        if kept is not None and kept[:2] == (speech_end, near_miss):
+            # Read at the pause before the end, with nothing said since.
+            return kept[2]
+        read = read_wake_check(
             reader,
             audio,
             self.phrase,
@@ -355,6 +389,8 @@ class ListenGate:
             speech_s=check.speech_end - check.audio_start,
             fit_margin=self.fit_margin,
         )
+        self._last_read = (speech_end, near_miss, read)
+        return read
 
     def confirm_read(self, speech_end: float, read: WakeRead) -> str | None:
         """What :meth:`read_check` found: the turn after the phrase, or ``None`` (see

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Protocol
 
-from voiceterm.audio.frames import CAPTURE_RATE
-
 ALIKE_AT_LEAST = 0.7
 """How alike (0-1, :func:`alike`) a word must sound to the phrase's name: "Jervis",
 "Jardwis" and "Javis" are (0.83, 0.77, 0.91), "Travis" and "service" are not (0.67, 0.62)."""
@@ -128,12 +126,21 @@ def _match(tokens: list[re.Match[str]], start: int, word: str) -> int:
     return 0
 
 
+class PhraseReading(Protocol):
+    """One utterance as the check reads it (``stt.Reading`` fits): each of these shares
+    the encoder's output with the others."""
+
+    def fit(self, phrase: str) -> Any: ...
+
+    def transcribe(self, *, hint: str = "") -> Any: ...
+
+    def transcribe_after(self, phrase: str) -> Any: ...
+
+
 class PhraseReader(Protocol):
     """What the check needs of the speech recognizer (``WhisperTranscriber`` fits)."""
 
-    def transcribe(self, audio: Any, *, hint: str = "") -> Any: ...
-
-    def phrase_fit(self, audio: Any, phrase: str) -> Any: ...
+    def reading(self, audio: Any) -> PhraseReading: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,30 +191,33 @@ def read_wake_check(
     A near miss, or an utterance that fits, is transcribed (told the phrase may come):
     when the words begin with the phrase, what follows is the turn. When they do not
     but the sound fits, and the phrase is within ``fit_margin`` of Whisper's own first
-    words (read without the hint), the audio after the phrase's aligned end is the turn,
-    transcribed on its own (nothing, or too little speech: the phrase said alone).
+    words (read without the hint), the turn is what Whisper reads on from the phrase
+    forced as the transcript's beginning (nothing, or too little speech after the
+    phrase's aligned end: the phrase said alone).
     """
     import time
 
     started = time.perf_counter()
-    fit = reader.phrase_fit(audio, phrase) if fit_above is not None else None
+    # One reading: the fit, the transcripts and the words after the phrase share the
+    # encoder's output (the same window and padding), so Whisper encodes the audio once.
+    reading = reader.reading(audio)
+    fit = reading.fit(phrase) if fit_above is not None else None
     fits = fit is not None and fit_above is not None and fit.logprob >= fit_above
     fit_logprob = None if fit is None else float(fit.logprob)
     if not (near_miss or fits):
         return WakeRead(None, fit=fit_logprob, compute_s=time.perf_counter() - started)
-    transcript = str(reader.transcribe(audio, hint=hint).text).strip()
+    transcript = str(reading.transcribe(hint=hint).text).strip()
     rest = WakePhrase(phrase).after(transcript)
     if rest is not None or not fits or fit is None:
         how = "words" if rest is not None else ""
         return WakeRead(rest, transcript, fit_logprob, how, time.perf_counter() - started)
     count = len(WakePhrase(phrase).words)
-    own_words = " ".join(_WORD.findall(str(reader.transcribe(audio).text))[:count])
-    own = float(reader.phrase_fit(audio, own_words).logprob) if own_words else float("-inf")
+    own_words = " ".join(_WORD.findall(str(reading.transcribe().text))[:count])
+    own = float(reading.fit(own_words).logprob) if own_words else float("-inf")
     if fit_margin is not None and fit.logprob - own < -fit_margin:
         return WakeRead(None, transcript, fit_logprob, "", time.perf_counter() - started, own)
-    cut = float(fit.end_s)
     rest = ""
-    if speech_s - cut >= MIN_QUESTION_S:
-        after = str(reader.transcribe(audio[round(cut * CAPTURE_RATE) :]).text).strip()
+    if speech_s - float(fit.end_s) >= MIN_QUESTION_S:
+        after = str(reading.transcribe_after(str(fit.spelling)).text).lstrip(_LEADING).strip()
         rest = after[:1].upper() + after[1:]
     return WakeRead(rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own)
