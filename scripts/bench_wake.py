@@ -48,7 +48,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -730,6 +730,49 @@ def percentiles(values: list[float]) -> str:
     return f"p10 {p[0]:.2f} p50 {p[1]:.2f} p90 {p[2]:.2f} p99 {p[3]:.2f} max {max(values):.2f}"
 
 
+def print_rejects(
+    trials: list[Trial],
+    *,
+    before: Callable[[Trial], bool],
+    after: Callable[[Trial], bool],
+    list_voices: bool,
+) -> None:
+    """False rejects before -> after a change, by voice family and SNR, each part apart,
+    then both parts' share at 10 dB (all voices and espeak-ng) against the goal."""
+    print("  " + f"{'voices':<36}" + "".join(f"{f'{s:g} dB':>15}" for s in SNRS))
+    for held_back in (False, True):
+        print("  held-back voices (chose nothing):" if held_back else "  tuning voices:")
+        for family in ("flite", "espeak-ng", "piper joe"):
+            for with_question in (False, True):
+                row = [
+                    t
+                    for t in trials
+                    if t.family == family
+                    and t.with_question == with_question
+                    and (t.voice in HELD_BACK_VOICES) == held_back
+                ]
+                if not row:
+                    continue
+                name = f"{family} {'+ question' if with_question else 'alone'}"
+                cells = ""
+                for snr in SNRS:
+                    at = [t for t in row if t.snr == snr]
+                    was = 100 * sum(map(before, at)) / len(at)
+                    now = 100 * sum(map(after, at)) / len(at)
+                    cells += f"{was:6.0f}% ->{now:4.0f}%"
+                voices = f"; {', '.join(sorted({t.voice for t in row}))}" if list_voices else ""
+                print(f"    {name:<34}{cells}   (n={len(at)}{voices})")
+    for held_back in (False, True):
+        at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
+        espeak = [t for t in at10 if t.family == "espeak-ng"]
+        print(
+            f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
+            f"{100 * sum(map(after, at10)) / len(at10):.1f}% of {len(at10)}, espeak-ng "
+            f"{100 * sum(map(after, espeak)) / max(1, len(espeak)):.1f}% of {len(espeak)}  "
+            f"(goal <= {100 * GOAL_FR:.0f}%)"
+        )
+
+
 def report_by_words(
     trials: list[Trial],
     heard: dict[str, list[Heard]],
@@ -793,39 +836,12 @@ def report_by_words(
         f"\nfalse rejects without -> with the second stage (by words from {level:.2f}), "
         "share of trials that did not wake"
     )
-    print("  " + f"{'voices':<36}" + "".join(f"{f'{s:g} dB':>15}" for s in SNRS))
-    for held_back in (False, True):
-        print("  held-back voices (chose nothing):" if held_back else "  tuning voices:")
-        for family in ("flite", "espeak-ng", "piper joe"):
-            for with_question in (False, True):
-                row = [
-                    t
-                    for t in trials
-                    if t.family == family
-                    and t.with_question == with_question
-                    and (t.voice in HELD_BACK_VOICES) == held_back
-                ]
-                if not row:
-                    continue
-                voices = sorted({t.voice for t in row})
-                name = f"{family} {'+ question' if with_question else 'alone'}"
-                cells = ""
-                for snr in SNRS:
-                    at = [t for t in row if t.snr == snr]
-                    before = 100 * sum(t.missed(cutoff, None) for t in at) / len(at)
-                    after = 100 * sum(t.missed(cutoff, level) for t in at) / len(at)
-                    cells += f"{before:6.0f}% ->{after:4.0f}%"
-                print(f"    {name:<34}{cells}   (n={len(at)}; {', '.join(voices)})")
-    for held_back in (False, True):
-        at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
-        missed = sum(t.missed(cutoff, level) for t in at10)
-        espeak = [t for t in at10 if t.family == "espeak-ng"]
-        print(
-            f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
-            f"{100 * missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
-            f"{100 * sum(t.missed(cutoff, level) for t in espeak) / max(1, len(espeak)):.1f}% "
-            f"of {len(espeak)}  (goal <= {100 * GOAL_FR:.0f}%)"
-        )
+    print_rejects(
+        trials,
+        before=lambda t: t.missed(cutoff, None),
+        after=lambda t: t.missed(cutoff, level),
+        list_voices=True,
+    )
     print("  espeak-ng per voice at 10 dB, without -> with:")
     for name in ESPEAK_VOICES:
         mine = [t for t in trials if t.voice == name and t.snr == 10.0]
@@ -1051,43 +1067,12 @@ def report_by_sound(
         f"\nfalse rejects, words alone (from {level:.2f}) -> words + sound (fit from "
         f"{fit_above:g}), share of trials that did not wake"
     )
-    print("  " + f"{'voices':<36}" + "".join(f"{f'{s:g} dB':>15}" for s in SNRS))
-    for held_back in (False, True):
-        print("  held-back voices (chose nothing):" if held_back else "  tuning voices:")
-        for family in ("flite", "espeak-ng", "piper joe"):
-            for with_question in (False, True):
-                row = [
-                    t
-                    for t in trials
-                    if t.family == family
-                    and t.with_question == with_question
-                    and (t.voice in HELD_BACK_VOICES) == held_back
-                ]
-                if not row:
-                    continue
-                name = f"{family} {'+ question' if with_question else 'alone'}"
-                cells = ""
-                for snr in SNRS:
-                    at = [t for t in row if t.snr == snr]
-                    before = 100 * sum(t.missed(cutoff, level) for t in at) / len(at)
-                    after = (
-                        100
-                        * sum(t.missed_sound(cutoff, level, fit_above, margin) for t in at)
-                        / len(at)
-                    )
-                    cells += f"{before:6.0f}% ->{after:4.0f}%"
-                print(f"    {name:<34}{cells}   (n={len(at)})")
-    for held_back in (False, True):
-        at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
-        espeak = [t for t in at10 if t.family == "espeak-ng"]
-        all_missed = sum(t.missed_sound(cutoff, level, fit_above, margin) for t in at10)
-        espeak_missed = sum(t.missed_sound(cutoff, level, fit_above, margin) for t in espeak)
-        print(
-            f"  at 10 dB, {'held back' if held_back else 'tuning'}: all voices "
-            f"{100 * all_missed / len(at10):.1f}% of {len(at10)}, espeak-ng "
-            f"{100 * espeak_missed / len(espeak):.1f}% of {len(espeak)}  "
-            f"(goal <= {100 * GOAL_FR:.0f}%)"
-        )
+    print_rejects(
+        trials,
+        before=lambda t: t.missed(cutoff, level),
+        after=lambda t: t.missed_sound(cutoff, level, fit_above, margin),
+        list_voices=False,
+    )
     print("  per voice at 10 dB (alone and + question), words alone -> words + sound:")
     for name in sorted({t.voice for t in trials}):
         mine = [t for t in trials if t.voice == name and t.snr == 10.0]
