@@ -24,6 +24,7 @@ from voiceterm.audio.frames import (
 from voiceterm.bus import Message
 from voiceterm.events import (
     AgentAudioChunk,
+    AgentSpeechSent,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     Event,
@@ -211,3 +212,54 @@ def test_an_answer_that_waited_for_the_speaker_to_wake_shows_the_wait_in_the_tim
         timeline.record(Message("player", span))
     turn = timeline.turns[-1]
     assert [s.content for s in turn.lane_spans("speaker")] == ["speaker waking, 140 ms"]
+
+
+class CutSink(ScriptedSink):
+    """A sink that is cut off a given way into a given chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut_at: PlaybackPosition | None = None
+
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        return self.cut_at
+
+    def chunk_played(self, index: int, t: float) -> None:
+        assert self.on_tag_done is not None
+        self.on_tag_done(self.queued[index], t)
+
+
+SENTENCE = "The first half of this sentence and then the second half of it."
+
+
+def two_chunk_sentence() -> tuple[PlayerNode, CutSink, Heard]:
+    """One sentence that Piper spoke in two equal chunks (it split the piece itself)."""
+    sink, heard = CutSink(), Heard()
+    node = PlayerNode(sink, heard)  # type: ignore[arg-type]
+    audio = np.zeros(22050, dtype=np.int16)
+    node.play(Message("tts", AgentAudioChunk(audio=audio, text=SENTENCE, chunk_index=0)))
+    node.play(Message("tts", AgentAudioChunk(audio=audio, chunk_index=1)))
+    node.play(Message("tts", AgentAudioChunk(audio=None, chunk_index=2, last_of_answer=True)))
+    sink.sounds(1.0)
+    return node, sink, heard
+
+
+def said(heard: Heard) -> str:
+    return "".join(e.content for e in heard.events if isinstance(e, AgentSpeechSent)).strip()
+
+
+def test_a_sentence_in_two_chunks_cut_off_in_the_second_keeps_only_the_words_heard() -> None:
+    node, sink, heard = two_chunk_sentence()
+    sink.chunk_played(0, 2.0)
+    assert said(heard) == "", "the sentence counted as heard when only its first half had played"
+    sink.cut_at = PlaybackPosition(tag=sink.queued[1], sample=0, total=22050, sample_rate=22050)
+    node.stop()
+    kept = said(heard)
+    assert kept and SENTENCE.startswith(kept) and "second half" not in kept, kept
+
+
+def test_a_sentence_in_two_chunks_played_whole_is_heard_once() -> None:
+    _, sink, heard = two_chunk_sentence()
+    sink.chunk_played(0, 2.0)
+    sink.chunk_played(1, 3.0)
+    assert said(heard) == SENTENCE

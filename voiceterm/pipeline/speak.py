@@ -299,6 +299,21 @@ class TtsNode:
         )
 
 
+@dataclass
+class _SentenceSound:
+    """How much of one sentence of the answer was handed to the sink and played."""
+
+    text: str = ""
+    chunk_s: list[float] = field(default_factory=list)  # each chunk handed to the sink
+    played_s: float = 0.0
+    pending: int = 0  # chunks handed to the sink that have not finished playing
+    synthesized: bool = False  # its end arrived: no more chunks will come
+
+    @property
+    def queued_s(self) -> float:
+        return sum(self.chunk_s)
+
+
 @dataclass(eq=False)
 class _Ahead:
     """Audio of a piece synthesized before it was asked for."""
@@ -337,6 +352,7 @@ def heard_words(text: str, fraction: float) -> str:
 # A hold is the listener's to end (cut off, or let go); should that word never come,
 # the answer plays on after this long rather than stay silent for good.
 MAX_HOLD_S = 2.5
+_JUST_BEFORE_S = 0.001
 
 
 class PlayerNode:
@@ -349,7 +365,7 @@ class PlayerNode:
         self._publish = publisher
         self._turn_id = 0
         self._speaking = False
-        self._texts: dict[tuple[int, int], str] = {}
+        self._sentences: dict[tuple[int, int], _SentenceSound] = {}
         self._durations: dict[PlaybackTag, float] = {}
         # The answer speaks until its last piece has played: the sink running dry
         # between two sentences (synthesis fell behind) is a pause, not the end.
@@ -384,11 +400,14 @@ class PlayerNode:
         elif self._stopped:
             return  # a chunk of the answer that was cut off, arriving late
         key = (self._turn_id, chunk.sentence_index)
+        sentence = self._sentences.setdefault(key, _SentenceSound())
         if chunk.text:
-            self._texts[key] = chunk.text
+            sentence.text = chunk.text
         if chunk.last_of_answer:
             self._answer_complete = True
         if chunk.audio is None:
+            sentence.synthesized = True
+            self._publish_if_heard(key)
             if self._answer_complete and self._idle_since is not None:
                 self._finish(self._idle_since)  # the sink had already played everything
             return
@@ -400,7 +419,10 @@ class PlayerNode:
             chunk_index=chunk.chunk_index,
         )
         self._pending_chunks += 1
-        self._durations[tag] = len(chunk.audio) / chunk.sample_rate
+        duration = len(chunk.audio) / chunk.sample_rate
+        self._durations[tag] = duration
+        sentence.chunk_s.append(duration)
+        sentence.pending += 1
         self._sink.enqueue(chunk.audio, chunk.sample_rate, tag)
 
     def hold(self, message: Message | None = None) -> None:
@@ -433,17 +455,31 @@ class PlayerNode:
             # Nothing was heard after the hold: that is when the answer stopped.
             t_end, self._held_until = min(t_end, self._held_until), None
         self._stopped = True
-        # What the device buffer still played after the call counts as heard.
-        position = self._sink.position(at=t_end - 0.001)
+        # What the device buffer still played after the call counts as heard. The
+        # chunk is looked up just before the end, where the sound still was.
+        position = self._sink.position(at=t_end - _JUST_BEFORE_S)
         self._pending_chunks = 0
         self._durations.clear()
-        if position is not None:
-            key = (position.tag.turn_id, position.tag.sentence_index)
-            text = self._texts.get(key, "")
-            heard = heard_words(text, position.fraction)
-            if heard:
-                self._publish(AgentSpeechSent(content=heard + " "))
-        self._texts.clear()
+        # The sink plays in order, so what came before the chunk being heard was
+        # heard whole, whether or not its done callback has reached the loop yet.
+        for key in sorted(self._sentences):
+            sentence = self._sentences[key]
+            played_s = sentence.played_s
+            if position is not None:
+                tag = position.tag
+                if key > (tag.turn_id, tag.sentence_index):
+                    continue
+                if key == (tag.turn_id, tag.sentence_index):
+                    played_s = (
+                        sum(sentence.chunk_s[: tag.chunk_index]) + position.seconds + _JUST_BEFORE_S
+                    )
+                else:
+                    played_s = sentence.queued_s
+            if sentence.queued_s > 0:
+                heard = heard_words(sentence.text, min(1.0, played_s / sentence.queued_s))
+                if heard:
+                    self._publish(AgentSpeechSent(content=heard + " "))
+        self._sentences.clear()
         if self._speaking:
             self._speaking = False
             self._publish(TurnMark(name="playback_stopped", at=t_end))
@@ -458,12 +494,23 @@ class PlayerNode:
 
     def _on_tag_done(self, tag: PlaybackTag, t: float) -> None:
         self._pending_chunks = max(0, self._pending_chunks - 1)
-        key = (tag.turn_id, tag.sentence_index)
-        text = self._texts.pop(key, "") if tag.chunk_index == 0 else ""
         duration = self._durations.pop(tag, 0.0)
         self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
-        if text:
-            self._publish(AgentSpeechSent(content=text + " "))
+        key = (tag.turn_id, tag.sentence_index)
+        sentence = self._sentences.get(key)
+        if sentence is not None:
+            sentence.played_s += duration
+            sentence.pending = max(0, sentence.pending - 1)
+            self._publish_if_heard(key)
+
+    def _publish_if_heard(self, key: tuple[int, int]) -> None:
+        """A sentence is heard once its last chunk has played, not its first."""
+        sentence = self._sentences.get(key)
+        if sentence is None or not sentence.synthesized or sentence.pending:
+            return
+        del self._sentences[key]
+        if sentence.text and sentence.played_s > 0:
+            self._publish(AgentSpeechSent(content=sentence.text + " "))
 
     def _on_woke(self, since: float, until: float) -> None:
         waited_ms = round((until - since) * 1000)
