@@ -287,6 +287,13 @@ def main() -> int:
         action="store_true",
         help="do not fit: print why the weights file (--out) waits where it waits",
     )
+    parser.add_argument(
+        "--words-signal",
+        choices=("end_token", "probe"),
+        default="end_token",
+        help="what the cache's LLM probability is: the plain P(<|im_end|>) (bench_turns.py's "
+        "cache) or the words' probe (fit_text_probe.py --write-cache); the app reads the same",
+    )
     parser.add_argument("--slow-ms", type=int, default=900, help="--why: a wait this long is slow")
     parser.add_argument(
         "--curve",
@@ -351,6 +358,7 @@ def main() -> int:
         f"{args.max_cut:.0%} of the 700 ms pauses cut and {args.max_split:.0%} of the whole "
         "turns split)",
         "fitted_at": datetime.date.today().isoformat(),
+        "words_signal": args.words_signal,
         "tuning_figures": {
             "cross_validated": figures_json(cross),
             "fitted": figures_json(fitted),

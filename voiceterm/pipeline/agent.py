@@ -371,6 +371,8 @@ class VoiceAgent:
         self.listener: Listener | None = None
         self.gate: ListenGate | None = None
         self._stt: SttNode | None = None
+        self._words_end_read = False
+        """Whether the learned end of turn reads the LLM's P(end of message) at pauses."""
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
         self._llm_watch: asyncio.Task[None] | None = None
@@ -579,7 +581,11 @@ class VoiceAgent:
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
             turn_weights=weights,
-            words_end=getattr(engines.llm, "words_end_probability", None),
+            words_end=(
+                getattr(engines.llm, "words_end_probability", None)
+                if self._words_end_read
+                else None
+            ),
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
             gate=gate,
@@ -608,22 +614,25 @@ class VoiceAgent:
     def _turn_weights(self, engines: Engines) -> TurnWeights | None:
         """The learned end-of-turn decision, when it is asked for and can work.
 
-        A missing or broken weights file, or an LLM that cannot say how likely the
-        user's message ends (a server), leaves the hand-set rule to decide, and says so.
+        A missing or broken weights file (or words' probe), or an LLM server that
+        cannot say how likely the user's message ends when the weights need that
+        probability, leaves the hand-set rule to decide, and says so. Weights fitted
+        on the words' probe read the LLM's whole next-token distribution; a server
+        gives only its top tokens' logprobs, so there the decision goes without the
+        LLM's probability (its ``words`` model).
         """
+        self._words_end_read = False
         if self.config.turn.detector != "learned":
             return None
         llm = engines.llm
-        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
-            llm, "words_end_available", True
-        ):
-            logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
-            return None
         from voiceterm.pipeline.turn_fusion import load_weights
 
         path = self.config.turn.weights
         try:
-            return load_weights(Path(path).expanduser() if path else None)
+            weights = load_weights(Path(path).expanduser() if path else None)
+            if weights.words_signal == "probe":
+                self._words_end_read = self._use_words_probe(llm)
+                return weights
         except VoicetermError as error:
             logger.error("end of turn: %s", error)
             self._publish(
@@ -634,6 +643,32 @@ class VoiceAgent:
                 )
             )
             return None
+        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
+            llm, "words_end_available", True
+        ):
+            logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
+            return None
+        self._words_end_read = True
+        return weights
+
+    def _use_words_probe(self, llm: Any) -> bool:
+        """Give the LLM the words' probe; ``False`` if it cannot read one (a server).
+
+        Raises:
+            ModelError: the probe file is missing or broken, or fits another model.
+        """
+        use = getattr(llm, "use_words_end_probe", None)
+        if not callable(use):
+            logger.info(
+                "end of turn: the LLM server gives only its top tokens' logprobs, not the "
+                "distribution the words' probe reads; the learned decision goes without it"
+            )
+            return False
+        from voiceterm.engines.llm.words_end import load_probe
+
+        path = self.config.turn.words_probe
+        use(load_probe(Path(path).expanduser() if path else None))
+        return True
 
     def _listen_gate(self, engines: Engines) -> ListenGate:
         listen = self.config.listen

@@ -47,6 +47,9 @@ FEATURES = (
 )
 """Every input a model may use (see :func:`features`)."""
 
+WORDS_SIGNALS = ("end_token", "probe")
+"""What the LLM's probability may be (see :attr:`TurnWeights.words_signal`)."""
+
 SHORT_WORDS = 3
 """A turn of at most this many words is short: a command, a name, a number.
 
@@ -146,6 +149,10 @@ class TurnWeights:
     unsure: float
     fitted_on: str
     source: Path
+    words_signal: str = "end_token"
+    """What the ``words`` feature was fitted on: ``end_token``, the plain probability of
+    the template's end-of-message token; ``probe``, the text probe's reading of the
+    whole next-token distribution (:class:`voiceterm.engines.llm.words_end.TextProbe`)."""
 
     def wait_ms(self, probability: float) -> int:
         """The silence that ends the turn at ``probability`` (first check .. cap)."""
@@ -210,7 +217,10 @@ def load_weights(path: Path | None = None) -> TurnWeights:
             unsure=float(wait["unsure"]),
             fitted_on=str(data.get("fitted_on", "")),
             source=path,
+            words_signal=str(data.get("words_signal", "end_token")),
         )
+        if weights_file.words_signal not in WORDS_SIGNALS:
+            raise ValueError(f"unknown words_signal {weights_file.words_signal!r}")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(
             f"The end-of-turn weights {path} are not a weights file ({error}).", hint=hint
