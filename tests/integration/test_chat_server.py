@@ -418,5 +418,6 @@ def test_weights_fitted_on_the_words_probe_go_without_the_servers_probability(
         weights = agent._turn_weights(engines)
         assert weights is not None and weights.words_signal == "probe"
         assert not agent._words_end_read
+        assert not engine.words_end_available  # nor asked for logprobs at every pause
     finally:
         engine.close()

@@ -222,7 +222,7 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
-        words_end=config.turn.detector == "learned",
+        words_end=_weights_read_end_token(config),
     )
     report("llm", "loading", f"connecting to {llm.url}")
     try:
@@ -232,6 +232,24 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         return engine, engine.description
     report("llm", "ready", engine.description)
     return engine, engine.description
+
+
+def _weights_read_end_token(config: Config) -> bool:
+    """Whether the learned end of turn's weights read P(<|im_end|>), which a server gives.
+
+    Weights fitted on the words' probe need the whole next-token distribution; then
+    the server is not asked for logprobs at pauses. A broken file: the agent says so.
+    """
+    if config.turn.detector != "learned":
+        return False
+    from voiceterm.pipeline.turn_fusion import load_weights
+
+    path = config.turn.weights
+    try:
+        weights = load_weights(Path(path).expanduser() if path else None)
+    except VoicetermError:
+        return False
+    return weights.words_signal == "end_token"
 
 
 SERVER_RETRY_S = 2.0
