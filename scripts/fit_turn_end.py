@@ -109,9 +109,16 @@ def fit(x: Any, y: Any) -> tuple[list[float], float]:
     return [float(w) for w in weights], float(bias)
 
 
-def fit_models(clips: list[Clip], first_ms: int) -> dict[str, Logistic]:
+def model_features(without: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each model's features, less ``without``."""
+    return {name: tuple(n for n in names if n not in without) for name, names in MODELS.items()}
+
+
+def fit_models(
+    clips: list[Clip], first_ms: int, without: tuple[str, ...] = ()
+) -> dict[str, Logistic]:
     models = {}
-    for name, names in MODELS.items():
+    for name, names in model_features(without).items():
         x, y = samples(clips, first_ms, names)
         coefficients, bias = fit(x, y)
         models[name] = Logistic(names, tuple(coefficients), bias)
@@ -244,7 +251,11 @@ def judged_clips(clips: list[Clip]) -> list[Clip]:
 
 
 def choose(
-    tuning: list[Clip], fitting: list[Clip], max_cut: float, max_split: float
+    tuning: list[Clip],
+    fitting: list[Clip],
+    max_cut: float,
+    max_split: float,
+    without: tuple[str, ...] = (),
 ) -> tuple[Schedule, Figures]:
     """The schedule with the shortest cross-validated waits within the cut budgets."""
     speakers = sorted({c.speaker for c in tuning})
@@ -254,7 +265,7 @@ def choose(
     for first_ms in firsts:
         # Leave one speaker out: each clip is judged by models that never heard its speaker.
         folds = {
-            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms)
+            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms, without)
             for speaker in speakers
         }
         paths = Trajectories(judged, lambda clip, f=folds: f[clip.speaker], first_ms, max(CAPS))
@@ -294,6 +305,13 @@ def main() -> int:
         help="what the cache's LLM probability is: the plain P(<|im_end|>) (bench_turns.py's "
         "cache) or the words' probe (fit_text_probe.py --write-cache); the app reads the same",
     )
+    parser.add_argument(
+        "--without",
+        nargs="*",
+        default=[],
+        choices=sorted({n for names in MODELS.values() for n in names}),
+        help="fit the models without these features (e.g. short voice_short)",
+    )
     parser.add_argument("--slow-ms", type=int, default=900, help="--why: a wait this long is slow")
     parser.add_argument(
         "--curve",
@@ -319,8 +337,9 @@ def main() -> int:
         f"{len(speakers)} speakers"
         + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
-    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split)
-    models = fit_models(tuning + synthetic, schedule.first_ms)
+    without = tuple(args.without)
+    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split, without)
+    models = fit_models(tuning + synthetic, schedule.first_ms, without)
     weights = schedule.weights(models)
     paths = Trajectories(judged_clips(tuning), lambda clip: models, schedule.first_ms, max(CAPS))
     fitted = paths.figures(schedule)
