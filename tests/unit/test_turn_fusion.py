@@ -117,3 +117,30 @@ def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ModelError, match="impossible wait"):
         load_weights(path)
+
+
+def test_an_early_decision_ends_a_turn_every_signal_calls_done_at_the_first_check(
+    tmp_path: Path,
+) -> None:
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["models"]["early"] = {"features": ["voice", "words"], "weights": [1.0, 1.0], "bias": 0.0}
+    data["wait"]["early_sure"] = 0.99
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    weights = load_weights(path)
+    first = weights.first_ms
+    both_sure = weights.judge(Signals(first, 0.99, "Cancel that.", 0.99))
+    assert both_sure.model == "early" and both_sure.done(first)
+    words_unknown = weights.judge(Signals(first, 0.99))
+    assert words_unknown.model == "voice" and not words_unknown.done(first)
+    voice_unsure = weights.judge(Signals(first, 0.2, "Cancel that.", 0.99))
+    assert voice_unsure.model == "full" and not voice_unsure.done(first)
+
+
+def test_an_early_decision_that_reads_the_silence_is_refused(tmp_path: Path) -> None:
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["models"]["early"] = {"features": ["silence_s"], "weights": [1.0], "bias": 0.0}
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelError, match="silence"):
+        load_weights(path)
