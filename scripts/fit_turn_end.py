@@ -514,7 +514,7 @@ def print_curve(chosen: TurnWeights, tuning: list[Clip], held_back: list[Clip]) 
     for cap in CAPS:
         best: tuple[tuple[float, ...], Schedule, Figures] | None = None
         for schedule in schedules(chosen.first_ms):
-            if schedule.cap_ms != cap:
+            if schedule.cap_ms != cap or schedule.early_sure != chosen.early_sure:
                 continue
             result = tuned.figures(schedule)
             key = (max(0.0, result.cut - 0.10), result.p50 + result.p95)
