@@ -61,6 +61,9 @@ MODELS = {
     "words": ("voice", *_WORDS_KNOWN),
     "voice": ("voice", "silence_s"),
 }
+EARLY = ("voice", "words", "word_count", "stop", "question", "trailing")
+"""The early decision's features: every signal, not the silence (see early_samples)."""
+EARLY_SURES = (None, 0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
 SAMPLE_SILENCES = (120, 160, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
 CAPS = (700, 760, 800, 860, 900, 1000, 1100, 1200, 1500)
 SURES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -81,6 +84,21 @@ def samples(clips: list[Clip], first_ms: int, names: tuple[str, ...]) -> tuple[A
                 values = features(Signals(silence, voice, pause.words, pause.words_end))
                 rows.append([values[n] for n in names])
                 labels.append(float(pause.final))
+    return np.array(rows), np.array(labels)
+
+
+def early_samples(clips: list[Clip], first_ms: int, names: tuple[str, ...]) -> tuple[Any, Any]:
+    """One sample per pause as it stood at the first check (it had not gone on yet), with
+    every signal: Smart Turn's answer then, and the words and the LLM's reading of them."""
+    rows, labels = [], []
+    for clip in clips:
+        for pause in clip.pauses:
+            voice = pause.probability.get(first_ms)
+            if voice is None or (not pause.final and pause.length_ms <= first_ms):
+                continue
+            values = features(Signals(first_ms, voice, pause.words, pause.words_end))
+            rows.append([values[n] for n in names])
+            labels.append(float(pause.final))
     return np.array(rows), np.array(labels)
 
 
@@ -109,12 +127,22 @@ def fit(x: Any, y: Any) -> tuple[list[float], float]:
     return [float(w) for w in weights], float(bias)
 
 
-def fit_models(clips: list[Clip], first_ms: int) -> dict[str, Logistic]:
+def model_features(without: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each model's features, less ``without``."""
+    return {name: tuple(n for n in names if n not in without) for name, names in MODELS.items()}
+
+
+def fit_models(
+    clips: list[Clip], first_ms: int, without: tuple[str, ...] = ()
+) -> dict[str, Logistic]:
     models = {}
-    for name, names in MODELS.items():
+    for name, names in model_features(without).items():
         x, y = samples(clips, first_ms, names)
         coefficients, bias = fit(x, y)
         models[name] = Logistic(names, tuple(coefficients), bias)
+    names = tuple(n for n in EARLY if n not in without)
+    coefficients, bias = fit(*early_samples(clips, first_ms, names))
+    models["early"] = Logistic(names, tuple(coefficients), bias)
     return models
 
 
@@ -124,10 +152,18 @@ class Schedule:
     cap_ms: int
     sure: float
     unsure: float
+    early_sure: float | None = None
 
     def weights(self, models: dict[str, Logistic]) -> TurnWeights:
         return TurnWeights(
-            models, self.first_ms, self.cap_ms, self.sure, self.unsure, "", WEIGHTS_FILE
+            models,
+            self.first_ms,
+            self.cap_ms,
+            self.sure,
+            self.unsure,
+            "",
+            WEIGHTS_FILE,
+            early_sure=self.early_sure,
         )
 
 
@@ -156,18 +192,21 @@ class Trajectories:
         self.length = np.array([p.length_ms for p in pauses], dtype=float)
         self.asked = np.array([first_ms in p.probability for p in pauses])
         self.p = np.full((len(pauses), len(self.silences)), 0.0)
+        self.early = np.full((len(pauses), len(self.silences)), 0.0)
         row = 0
         for clip in clips:
             models: dict[str, Logistic] = models_of(clip)
             for pause in clip.pauses:
-                self.p[row] = self._trajectory(models, pause)
+                self.p[row], self.early[row] = self._trajectory(models, pause)
                 row += 1
         self.owner = np.repeat(np.arange(len(clips)), [len(c.pauses) for c in clips])
 
-    def _trajectory(self, models: dict[str, Logistic], pause: Pause) -> Any:
+    def _trajectory(self, models: dict[str, Logistic], pause: Pause) -> tuple[Any, Any]:
+        """``p`` at each silence step, and the early model's (0 until every signal is known)."""
         voice = pause.probability.get(self.first_ms)
+        early = np.zeros(len(self.silences))
         if voice is None:
-            return np.zeros(len(self.silences))
+            return np.zeros(len(self.silences)), early
         out = np.empty(len(self.silences))
         for index, silence in enumerate(self.silences):
             words = pause.words if silence >= pause.words_ready_ms else None
@@ -176,7 +215,9 @@ class Trajectories:
             values = features(signals)
             name = "voice" if words is None else ("full" if "words" in values else "words")
             out[index] = models[name].probability(values)
-        return out
+            if name == "full" and "early" in models:
+                early[index] = models["early"].probability(values)
+        return out, early
 
     def ends(self, schedule: Schedule) -> Any:
         """The silence at which each pause is ended (NaN: it is not)."""
@@ -186,6 +227,8 @@ class Trajectories:
         share = np.clip((schedule.sure - p) / (schedule.sure - schedule.unsure), 0.0, 1.0)
         wait = np.round(schedule.first_ms + share * (schedule.cap_ms - schedule.first_ms))
         done = silences[None, :] >= wait
+        if schedule.early_sure is not None:
+            done |= self.early[:, columns] >= schedule.early_sure
         went_on = self.length[:, None] + START_MS < silences[None, :]
         stop = done | went_on
         any_stop = stop.any(axis=1)
@@ -234,7 +277,8 @@ def schedules(first_ms: int) -> list[Schedule]:
     for cap in CAPS:
         for sure in SURES:
             for unsure in np.arange(0.0, sure - 0.04, 0.05):
-                found.append(Schedule(first_ms, cap, sure, round(float(unsure), 2)))
+                for early in EARLY_SURES:
+                    found.append(Schedule(first_ms, cap, sure, round(float(unsure), 2), early))
     return found
 
 
@@ -244,17 +288,22 @@ def judged_clips(clips: list[Clip]) -> list[Clip]:
 
 
 def choose(
-    tuning: list[Clip], fitting: list[Clip], max_cut: float, max_split: float
+    tuning: list[Clip],
+    fitting: list[Clip],
+    max_cut: float,
+    max_split: float,
+    without: tuple[str, ...] = (),
 ) -> tuple[Schedule, Figures]:
     """The schedule with the shortest cross-validated waits within the cut budgets."""
     speakers = sorted({c.speaker for c in tuning})
     firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
     judged = judged_clips(tuning)
     best: tuple[tuple[float, ...], Schedule, Figures] | None = None
+    by_early: dict[float | None, tuple[tuple[float, ...], Schedule, Figures]] = {}
     for first_ms in firsts:
         # Leave one speaker out: each clip is judged by models that never heard its speaker.
         folds = {
-            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms)
+            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms, without)
             for speaker in speakers
         }
         paths = Trajectories(judged, lambda clip, f=folds: f[clip.speaker], first_ms, max(CAPS))
@@ -266,6 +315,17 @@ def choose(
             key = (over, result.p50 + result.p95, result.cut, -first_ms)
             if best is None or key < best[0]:
                 best = (key, schedule, result)
+            early = by_early.get(schedule.early_sure)
+            if early is None or key < early[0]:
+                by_early[schedule.early_sure] = (key, schedule, result)
+    print("the best cross-validated schedule for each early decision's threshold:")
+    for early_sure, (rank, schedule, result) in by_early.items():
+        shown = "off " if early_sure is None else f"{early_sure:.2f}"
+        print(
+            f"  early {shown}: first {schedule.first_ms} cap {schedule.cap_ms} sure "
+            f"{schedule.sure:.2f} unsure {schedule.unsure:.2f}: {describe(result)}"
+            + (" (over the budget)" if rank[0] > 0 else "")
+        )
     assert best is not None
     return best[1], best[2]
 
@@ -286,6 +346,20 @@ def main() -> int:
         "--why",
         action="store_true",
         help="do not fit: print why the weights file (--out) waits where it waits",
+    )
+    parser.add_argument(
+        "--words-signal",
+        choices=("end_token", "probe"),
+        default="end_token",
+        help="what the cache's LLM probability is: the plain P(<|im_end|>) (bench_turns.py's "
+        "cache) or the words' probe (fit_text_probe.py --write-cache); the app reads the same",
+    )
+    parser.add_argument(
+        "--without",
+        nargs="*",
+        default=[],
+        choices=sorted({n for names in MODELS.values() for n in names}),
+        help="fit the models without these features (e.g. short voice_short)",
     )
     parser.add_argument("--slow-ms", type=int, default=900, help="--why: a wait this long is slow")
     parser.add_argument(
@@ -312,8 +386,9 @@ def main() -> int:
         f"{len(speakers)} speakers"
         + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
-    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split)
-    models = fit_models(tuning + synthetic, schedule.first_ms)
+    without = tuple(args.without)
+    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split, without)
+    models = fit_models(tuning + synthetic, schedule.first_ms, without)
     weights = schedule.weights(models)
     paths = Trajectories(judged_clips(tuning), lambda clip: models, schedule.first_ms, max(CAPS))
     fitted = paths.figures(schedule)
@@ -323,7 +398,8 @@ def main() -> int:
         return 1
     print(
         f"chosen: first check {schedule.first_ms} ms, cap {schedule.cap_ms} ms, sure "
-        f"{schedule.sure:.2f}, unsure {schedule.unsure:.2f}\n"
+        f"{schedule.sure:.2f}, unsure {schedule.unsure:.2f}, early decision "
+        f"{'off' if schedule.early_sure is None else f'at {schedule.early_sure:.2f}'}\n"
         f"  cross-validated by speaker: {describe(cross)}\n"
         f"  the final models on the tuning part they were fitted on: {describe(fitted)}"
     )
@@ -349,8 +425,11 @@ def main() -> int:
         "check, cap, sure and unsure chosen by leave-one-speaker-out cross-validation on the "
         f"tuning part: the shortest waits on finished turns (p50 + p95) with at most "
         f"{args.max_cut:.0%} of the 700 ms pauses cut and {args.max_split:.0%} of the whole "
-        "turns split)",
+        "turns split; the early model, one sample per pause at the first check with every "
+        "signal and not the silence, ends a turn as soon as those signals are known and its "
+        "p reaches early_sure, chosen with the rest, absent if the choice was 'never')",
         "fitted_at": datetime.date.today().isoformat(),
+        "words_signal": args.words_signal,
         "tuning_figures": {
             "cross_validated": figures_json(cross),
             "fitted": figures_json(fitted),
@@ -362,12 +441,14 @@ def main() -> int:
                 "bias": round(model.bias, 4),
             }
             for name, model in weights.models.items()
+            if name != "early" or weights.early_sure is not None
         },
         "wait": {
             "first_ms": weights.first_ms,
             "cap_ms": weights.cap_ms,
             "sure": round(weights.sure, 3),
             "unsure": round(weights.unsure, 3),
+            **({} if weights.early_sure is None else {"early_sure": weights.early_sure}),
         },
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -433,7 +514,7 @@ def print_curve(chosen: TurnWeights, tuning: list[Clip], held_back: list[Clip]) 
     for cap in CAPS:
         best: tuple[tuple[float, ...], Schedule, Figures] | None = None
         for schedule in schedules(chosen.first_ms):
-            if schedule.cap_ms != cap:
+            if schedule.cap_ms != cap or schedule.early_sure != chosen.early_sure:
                 continue
             result = tuned.figures(schedule)
             key = (max(0.0, result.cut - 0.10), result.p50 + result.p95)

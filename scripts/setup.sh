@@ -23,8 +23,9 @@ if (( dev )); then
   # fillets-ng-data(-cs, -nl): a game's dialogue acted by people, and music (bench_wake.py).
   # linphone-common: its developer's spoken test message (the end-of-turn benchmarks);
   # alsa-utils and hedgewars-data: short spoken phrases of real people (the same).
+  # fortunes: sayings, text that scripts/fit_text_probe.py fits the words' probe on.
   packages+=(espeak-ng flite sox libsox-fmt-all tmux pocketsphinx-testdata codec2-examples strace
-             linphone-common alsa-utils hedgewars-data
+             linphone-common alsa-utils hedgewars-data fortunes
              fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
              pipewire pipewire-pulse wireplumber dbus)
 fi

@@ -79,14 +79,19 @@ class TurnSettings:
     turns after 700-1200 ms, no signal being sure enough sooner): the voice, the words so
     far, the LLM's probability that your message ends there and the silence so far are
     weighed by a model fitted on recordings of real people, and set how long to wait
-    (turn.weights); with llm.backend = openai the server's logprobs give that probability
-    where it has them (llama-server), else it works as smart_turn. silence:
+    (turn.weights; the LLM's probability is read by turn.words_probe); with llm.backend =
+    openai the decision goes without the LLM's probability. silence:
     vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""
     weights: str | None = None
     """learned: the weights file (default: the one shipped with voiceterm, made by
     scripts/fit_turn_end.py). A missing or broken file falls back to smart_turn."""
+    words_probe: str | None = None
+    """learned: the probe that reads the LLM's next-token distribution after your words
+    as P(end of message), when the weights were fitted on it (default: the one shipped
+    with voiceterm, made by scripts/fit_text_probe.py). A missing or broken file falls
+    back to smart_turn."""
     check_ms: int = 200
     """smart_turn: silence after which the model is asked whether your turn is complete
     (learned: the weights file sets it)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from voiceterm.events import (
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline import agent as agent_module
 from voiceterm.pipeline.agent import VoiceAgent, load_llm_server
+from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE
 from voiceterm.tools import default_registry
 from voiceterm.tools.intent import parse_tool_calls
 
@@ -377,11 +379,15 @@ def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
 
 
 def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(
-    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # Weights fitted on the plain P(<|im_end|>), which the server's logprobs give.
+    plain = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")) | {"words_signal": "end_token"}
+    (tmp_path / "weights.json").write_text(json.dumps(plain), encoding="utf-8")
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     config = Config()
     config.turn.detector = "learned"
+    config.turn.weights = str(tmp_path / "weights.json")
     config.llm.backend, config.llm.url = "openai", server.url
     config.llm.api_key_env = KEY_VARIABLE
     engine, _ = load_llm_server(config, lambda *_: None)
@@ -391,5 +397,27 @@ def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(
         assert agent._turn_weights(engines) is None
         engine.tool_template = gguf_chat_template(server.model)
         assert agent._turn_weights(engines) is not None
+    finally:
+        engine.close()
+
+
+def test_weights_fitted_on_the_words_probe_go_without_the_servers_probability(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe reads the whole next-token distribution; a server lists only its top tokens.
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    config = Config()
+    config.turn.detector = "learned"
+    config.llm.backend, config.llm.url = "openai", server.url
+    config.llm.api_key_env = KEY_VARIABLE
+    engine, _ = load_llm_server(config, lambda *_: None)
+    try:
+        engines = dataclasses.replace(scripted_engines(), llm=engine)
+        engine.tool_template = gguf_chat_template(server.model)
+        agent = scripted_agent(engines, config)
+        weights = agent._turn_weights(engines)
+        assert weights is not None and weights.words_signal == "probe"
+        assert not agent._words_end_read
+        assert not engine.words_end_available  # nor asked for logprobs at every pause
     finally:
         engine.close()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from voiceterm.engines.llm import ChatMessage, LlamaEngine
+from voiceterm.engines.llm.words_end import load_probe
 from voiceterm.modelstore import resolve_model
 
 pytestmark = [pytest.mark.models]
@@ -39,6 +40,19 @@ def test_a_finished_question_ends_the_message_more_likely_than_its_cut_start(
     cut = end_after(engine, "What is the capital of")
     assert finished > cut
     assert finished > 0.3 > cut
+
+
+def test_the_words_probe_reads_a_finished_question_as_the_end_more_than_its_cut_start(
+    engine: LlamaEngine,
+) -> None:
+    engine.use_words_end_probe(load_probe())
+    try:
+        finished = end_after(engine, "What is the capital of France?")
+        cut = end_after(engine, "What is the capital of")
+    finally:
+        engine.words_end_probe = None
+        engine.reset()
+    assert finished > cut
 
 
 def test_the_words_of_another_pause_have_no_probability(engine: LlamaEngine) -> None:

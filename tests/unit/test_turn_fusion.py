@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from voiceterm.engines.llm.words_end import PROBE_FILE, load_probe
 from voiceterm.errors import ModelError
 from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE, Signals, load_weights
 
@@ -57,28 +58,56 @@ def test_the_wait_runs_from_the_first_check_to_the_cap() -> None:
     assert weights.first_ms < middle < weights.cap_ms
 
 
-def test_a_missing_weights_file_says_so(tmp_path: Path) -> None:
+LOADERS = {"weights": load_weights, "probe": load_probe}
+
+
+@pytest.mark.parametrize("kind", LOADERS)
+def test_a_missing_weights_file_says_so(tmp_path: Path, kind: str) -> None:
     with pytest.raises(ModelError) as error:
-        load_weights(tmp_path / "nowhere.json")
-    assert "do not exist" in error.value.message
+        LOADERS[kind](tmp_path / "nowhere.json")
+    assert "not exist" in error.value.message
     assert "turn.detector" in error.value.hint
 
 
 @pytest.mark.parametrize(
-    ("text", "says"),
+    ("kind", "text", "says"),
     [
-        ("{ not json", "could not be read"),
-        ('{"models": {}}', "not a weights file"),
-        (json.dumps({"models": {}, "wait": {}}), "not a weights file"),
+        ("weights", "{ not json", "could not be read"),
+        ("weights", '{"models": {}}', "not a weights file"),
+        ("weights", json.dumps({"models": {}, "wait": {}}), "not a weights file"),
+        ("probe", "{ not json", "could not be read"),
+        ("probe", '{"tokens": [2]}', "not a probe file"),
+        (
+            "probe",
+            json.dumps(
+                {"tokens": [2, 3], "pieces": ["a"], "weights": [1.0], "bias": 0, "floor": -30}
+            ),
+            "not a probe file",
+        ),
     ],
 )
-def test_a_corrupt_weights_file_says_so(tmp_path: Path, text: str, says: str) -> None:
+def test_a_corrupt_weights_file_says_so(tmp_path: Path, kind: str, text: str, says: str) -> None:
     path = tmp_path / "weights.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ModelError) as error:
-        load_weights(path)
+        LOADERS[kind](path)
     assert says in error.value.message
     assert str(path) in error.value.message
+
+
+def test_the_shipped_words_probe_loads_and_says_what_it_was_fitted_on() -> None:
+    probe = load_probe()
+    assert probe.source == PROBE_FILE
+    assert "none from the benchmarks' recordings" in probe.fitted_on
+    assert probe.pieces[0] == "<|im_end|>"
+    assert len(probe.tokens) == len(probe.pieces) == len(probe.weights)
+
+
+def test_a_probe_for_another_vocabulary_is_refused() -> None:
+    probe = load_probe()
+    with pytest.raises(ModelError, match="fitted for"):
+        probe.check(lambda token: "?", 1 << 20)
+    probe.check(dict(zip(probe.tokens, probe.pieces, strict=True)).__getitem__, 1 << 20)
 
 
 def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path) -> None:
@@ -87,4 +116,31 @@ def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "weights.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ModelError, match="impossible wait"):
+        load_weights(path)
+
+
+def test_an_early_decision_ends_a_turn_every_signal_calls_done_at_the_first_check(
+    tmp_path: Path,
+) -> None:
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["models"]["early"] = {"features": ["voice", "words"], "weights": [1.0, 1.0], "bias": 0.0}
+    data["wait"]["early_sure"] = 0.99
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    weights = load_weights(path)
+    first = weights.first_ms
+    both_sure = weights.judge(Signals(first, 0.99, "Cancel that.", 0.99))
+    assert both_sure.model == "early" and both_sure.done(first)
+    words_unknown = weights.judge(Signals(first, 0.99))
+    assert words_unknown.model == "voice" and not words_unknown.done(first)
+    voice_unsure = weights.judge(Signals(first, 0.2, "Cancel that.", 0.99))
+    assert voice_unsure.model == "full" and not voice_unsure.done(first)
+
+
+def test_an_early_decision_that_reads_the_silence_is_refused(tmp_path: Path) -> None:
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["models"]["early"] = {"features": ["silence_s"], "weights": [1.0], "bias": 0.0}
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelError, match="silence"):
         load_weights(path)

@@ -222,7 +222,7 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
-        words_end=config.turn.detector == "learned",
+        words_end=_weights_read_end_token(config),
     )
     report("llm", "loading", f"connecting to {llm.url}")
     try:
@@ -232,6 +232,24 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         return engine, engine.description
     report("llm", "ready", engine.description)
     return engine, engine.description
+
+
+def _weights_read_end_token(config: Config) -> bool:
+    """Whether the learned end of turn's weights read P(<|im_end|>), which a server gives.
+
+    Weights fitted on the words' probe need the whole next-token distribution; then
+    the server is not asked for logprobs at pauses. A broken file: the agent says so.
+    """
+    if config.turn.detector != "learned":
+        return False
+    from voiceterm.pipeline.turn_fusion import load_weights
+
+    path = config.turn.weights
+    try:
+        weights = load_weights(Path(path).expanduser() if path else None)
+    except VoicetermError:
+        return False
+    return weights.words_signal == "end_token"
 
 
 SERVER_RETRY_S = 2.0
@@ -371,6 +389,8 @@ class VoiceAgent:
         self.listener: Listener | None = None
         self.gate: ListenGate | None = None
         self._stt: SttNode | None = None
+        self._words_end_read = False
+        """Whether the learned end of turn reads the LLM's P(end of message) at pauses."""
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
         self._llm_watch: asyncio.Task[None] | None = None
@@ -579,7 +599,11 @@ class VoiceAgent:
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
             turn_weights=weights,
-            words_end=getattr(engines.llm, "words_end_probability", None),
+            words_end=(
+                getattr(engines.llm, "words_end_probability", None)
+                if self._words_end_read
+                else None
+            ),
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
             gate=gate,
@@ -608,22 +632,25 @@ class VoiceAgent:
     def _turn_weights(self, engines: Engines) -> TurnWeights | None:
         """The learned end-of-turn decision, when it is asked for and can work.
 
-        A missing or broken weights file, or an LLM that cannot say how likely the
-        user's message ends (a server), leaves the hand-set rule to decide, and says so.
+        A missing or broken weights file (or words' probe), or an LLM server that
+        cannot say how likely the user's message ends when the weights need that
+        probability, leaves the hand-set rule to decide, and says so. Weights fitted
+        on the words' probe read the LLM's whole next-token distribution; a server
+        gives only its top tokens' logprobs, so there the decision goes without the
+        LLM's probability (its ``words`` model).
         """
+        self._words_end_read = False
         if self.config.turn.detector != "learned":
             return None
         llm = engines.llm
-        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
-            llm, "words_end_available", True
-        ):
-            logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
-            return None
         from voiceterm.pipeline.turn_fusion import load_weights
 
         path = self.config.turn.weights
         try:
-            return load_weights(Path(path).expanduser() if path else None)
+            weights = load_weights(Path(path).expanduser() if path else None)
+            if weights.words_signal == "probe":
+                self._words_end_read = self._use_words_probe(llm)
+                return weights
         except VoicetermError as error:
             logger.error("end of turn: %s", error)
             self._publish(
@@ -634,6 +661,32 @@ class VoiceAgent:
                 )
             )
             return None
+        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
+            llm, "words_end_available", True
+        ):
+            logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
+            return None
+        self._words_end_read = True
+        return weights
+
+    def _use_words_probe(self, llm: Any) -> bool:
+        """Give the LLM the words' probe; ``False`` if it cannot read one (a server).
+
+        Raises:
+            ModelError: the probe file is missing or broken, or fits another model.
+        """
+        use = getattr(llm, "use_words_end_probe", None)
+        if not callable(use):
+            logger.info(
+                "end of turn: the LLM server gives only its top tokens' logprobs, not the "
+                "distribution the words' probe reads; the learned decision goes without it"
+            )
+            return False
+        from voiceterm.engines.llm.words_end import load_probe
+
+        path = self.config.turn.words_probe
+        use(load_probe(Path(path).expanduser() if path else None))
+        return True
 
     def _listen_gate(self, engines: Engines) -> ListenGate:
         listen = self.config.listen

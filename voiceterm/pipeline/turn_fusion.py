@@ -47,6 +47,9 @@ FEATURES = (
 )
 """Every input a model may use (see :func:`features`)."""
 
+WORDS_SIGNALS = ("end_token", "probe")
+"""What the LLM's probability may be (see :attr:`TurnWeights.words_signal`)."""
+
 SHORT_WORDS = 3
 """A turn of at most this many words is short: a command, a name, a number.
 
@@ -121,7 +124,8 @@ class Judgement:
     voice: float
     words_end: float | None
     model: str
-    """Which model judged: ``full``, ``words`` (no LLM probability yet) or ``voice``."""
+    """Which model judged: ``early`` (every signal says done), ``full``, ``words`` (no LLM
+    probability yet) or ``voice``."""
 
     def done(self, silence_ms: int) -> bool:
         return silence_ms >= self.wait_ms
@@ -146,6 +150,14 @@ class TurnWeights:
     unsure: float
     fitted_on: str
     source: Path
+    early_sure: float | None = None
+    """With every signal known, the ``early`` model (fitted without the silence, on the
+    pauses as they stood at the first check) ends the turn at once when its probability
+    reaches this; ``None`` (or no ``early`` model): only the wait schedule decides."""
+    words_signal: str = "end_token"
+    """What the ``words`` feature was fitted on: ``end_token``, the plain probability of
+    the template's end-of-message token; ``probe``, the text probe's reading of the
+    whole next-token distribution (:class:`voiceterm.engines.llm.words_end.TextProbe`)."""
 
     def wait_ms(self, probability: float) -> int:
         """The silence that ends the turn at ``probability`` (first check .. cap)."""
@@ -165,6 +177,17 @@ class TurnWeights:
             name = "full"
         else:
             name = "words"
+        early = self.models.get("early")
+        if name == "full" and early is not None and self.early_sure is not None:
+            sure_now = early.probability(values)
+            if sure_now >= self.early_sure:
+                return Judgement(
+                    probability=sure_now,
+                    wait_ms=self.first_ms,
+                    voice=signals.voice,
+                    words_end=signals.words_end,
+                    model="early",
+                )
         probability = self.models[name].probability(values)
         return Judgement(
             probability=probability,
@@ -173,6 +196,14 @@ class TurnWeights:
             words_end=signals.words_end if name == "full" else None,
             model=name,
         )
+
+
+def _logistic(name: str, model: Any) -> Logistic:
+    names = tuple(str(n) for n in model["features"])
+    weights = tuple(float(w) for w in model["weights"])
+    if len(names) != len(weights) or set(names) - set(FEATURES):
+        raise ValueError(f"model {name}: features and weights do not match")
+    return Logistic(names, weights, float(model["bias"]))
 
 
 def load_weights(path: Path | None = None) -> TurnWeights:
@@ -192,16 +223,15 @@ def load_weights(path: Path | None = None) -> TurnWeights:
             f"The end-of-turn weights {path} could not be read: {error}.", hint=hint
         ) from None
     try:
-        models = {}
-        for name in ("voice", "words", "full"):
-            model = data["models"][name]
-            names = tuple(str(n) for n in model["features"])
-            weights = tuple(float(w) for w in model["weights"])
-            unknown = set(names) - set(FEATURES)
-            if len(names) != len(weights) or unknown:
-                raise ValueError(f"model {name}: features and weights do not match")
-            models[name] = Logistic(names, weights, float(model["bias"]))
+        models = {
+            name: _logistic(name, data["models"][name]) for name in ("voice", "words", "full")
+        }
+        if "early" in data["models"]:  # optional: older files have no early decision
+            models["early"] = _logistic("early", data["models"]["early"])
+            if "silence_s" in models["early"].names:
+                raise ValueError("model early: the early decision does not read the silence")
         wait = data["wait"]
+        early_sure = wait.get("early_sure")
         weights_file = TurnWeights(
             models=models,
             first_ms=int(wait["first_ms"]),
@@ -210,7 +240,11 @@ def load_weights(path: Path | None = None) -> TurnWeights:
             unsure=float(wait["unsure"]),
             fitted_on=str(data.get("fitted_on", "")),
             source=path,
+            early_sure=None if early_sure is None or "early" not in models else float(early_sure),
+            words_signal=str(data.get("words_signal", "end_token")),
         )
+        if weights_file.words_signal not in WORDS_SIGNALS:
+            raise ValueError(f"unknown words_signal {weights_file.words_signal!r}")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(
             f"The end-of-turn weights {path} are not a weights file ({error}).", hint=hint

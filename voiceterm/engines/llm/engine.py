@@ -53,7 +53,13 @@ from voiceterm.engines.llm.threads import (
     default_thread_count,
     prompt_thread_count,
 )
-from voiceterm.engines.llm.words_end import WordsEnd, end_probability, user_words_end
+from voiceterm.engines.llm.words_end import (
+    EndProbe,
+    TextProbe,
+    WordsEnd,
+    end_probability,
+    user_words_end,
+)
 from voiceterm.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -157,6 +163,9 @@ class LlamaEngine:
         self.last_words_end: WordsEnd | None = None
         """P(end of the user's message) after the words the latest pause read."""
         self._words_end_key: tuple[int, ...] = ()
+        self.words_end_probe: EndProbe | None = None
+        """Reads P(end of message) from the whole next-token distribution (else the
+        plain probability of the template's end-of-message token)."""
 
     # --- facts ------------------------------------------------------------
 
@@ -169,6 +178,31 @@ class LlamaEngine:
     def chat_template_source(self) -> str:
         """``"gguf"`` when the model's own template is used, else ``"chatml-fallback"``."""
         return self._template.source
+
+    @property
+    def vocabulary_size(self) -> int:
+        """How many tokens the model knows (the length of a row of logits)."""
+        return int(self._llm.n_vocab())
+
+    def token_piece(self, token: int) -> str:
+        """The text of one token, special tokens written out (``<|im_end|>``)."""
+        piece: bytes = self._llm.detokenize([token], special=True)
+        return piece.decode("utf-8", errors="replace")
+
+    def token_ids(self, text: str) -> list[int]:
+        """``text``'s tokens, special tokens recognised, no BOS."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def use_words_end_probe(self, probe: TextProbe) -> None:
+        """Read P(end of message) at pauses with ``probe``.
+
+        Raises:
+            ModelError: the probe was fitted for another model's vocabulary.
+        """
+        probe.check(self.token_piece, self.vocabulary_size)
+        with self._lock:
+            self.words_end_probe = probe
+            self._words_end_key = ()
 
     @property
     def last_stats(self) -> GenerationStats:
@@ -516,9 +550,14 @@ class LlamaEngine:
         logits = np.ctypeslib.as_array(
             self._llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
         )
+        probe = self.words_end_probe
         self.last_words_end = WordsEnd(
             words=words,
-            probability=end_probability(logits, prompt[count]),
+            probability=(
+                end_probability(logits, prompt[count])
+                if probe is None
+                else probe.probability(logits)
+            ),
             read_s=time.monotonic() - started,
         )
         self._words_end_key = key

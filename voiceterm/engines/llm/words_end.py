@@ -22,13 +22,16 @@ probability is read from those (:func:`server_end_probability`).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from voiceterm.engines.llm.messages import ChatMessage
+from voiceterm.errors import ModelError
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,12 @@ class WordsEnd:
     probability: float
     read_s: float
     """Seconds the first part of the split read took (the words' own tokens)."""
+
+
+class EndProbe(Protocol):
+    """Turns the logits after the user's words into P(end of the user's message)."""
+
+    def probability(self, logits: Any) -> float: ...
 
 
 def user_words_end(
@@ -123,3 +132,114 @@ def _first_top_logprobs(logprobs: Any) -> dict[str, float]:
             if isinstance(e, Mapping) and "logprob" in e
         }
     return {}
+
+
+PROBE_FILE = Path(__file__).with_name("words_end_probe.json")
+"""The probe that ships with voiceterm (``scripts/fit_text_probe.py``)."""
+
+
+def log_softmax(logits: Any) -> Any:
+    """The log-probabilities of one position's logits (a float32 row)."""
+    import numpy as np
+
+    row = np.asarray(logits, dtype=np.float32)
+    shifted = row - row.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def entropy_of(log_probs: Any, floor: float = -30.0) -> Any:
+    """The entropy (nats) of each row of log-probabilities: how unsure the model is."""
+    import numpy as np
+
+    rows = np.asarray(log_probs, dtype=np.float32)
+    return -(np.exp(rows) * np.maximum(rows, floor)).sum(axis=-1)
+
+
+@dataclass(frozen=True, slots=True)
+class TextProbe:
+    """P(end of the user's message) from the whole next-token distribution after the words.
+
+    A logistic model over the log-probabilities of a few tokens (the end-of-message
+    token, punctuation, the tokens the model most often expects next) and the
+    distribution's entropy, fitted on text only by ``scripts/fit_text_probe.py``.
+    The token ids belong to one model's vocabulary (``model``): :meth:`check`
+    compares their text with the loaded model's.
+    """
+
+    tokens: tuple[int, ...]
+    pieces: tuple[str, ...]
+    weights: tuple[float, ...]
+    entropy_weight: float
+    bias: float
+    floor: float
+    model: str
+    fitted_on: str
+    source: Path
+
+    def probability(self, logits: Any) -> float:
+        import numpy as np
+
+        row = log_softmax(logits)
+        values = np.maximum(row[list(self.tokens)].astype(np.float64), self.floor)
+        z = self.bias + float(values @ np.asarray(self.weights))
+        if self.entropy_weight:
+            z += self.entropy_weight * float(entropy_of(row, self.floor))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def check(self, piece_of: Callable[[int], str], vocabulary: int) -> None:
+        """Raise :class:`ModelError` unless the loaded model has the probe's tokens."""
+        wrong = [
+            (token, piece)
+            for token, piece in zip(self.tokens, self.pieces, strict=True)
+            if token >= vocabulary or piece_of(token) != piece
+        ]
+        if wrong:
+            token, piece = wrong[0]
+            raise ModelError(
+                f"The words' end-of-turn probe {self.source} was fitted for {self.model}: "
+                f"token {token} is not {piece!r} in this model.",
+                hint="refit it with scripts/fit_text_probe.py, or set turn.detector",
+            )
+
+
+def load_probe(path: Path | None = None) -> TextProbe:
+    """Read a probe file (default: the one voiceterm ships).
+
+    Raises:
+        ModelError: the file is missing, not JSON, or not a probe.
+    """
+    path = path or PROBE_FILE
+    hint = "reinstall voiceterm, refit with scripts/fit_text_probe.py, or set turn.detector"
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"The words' end-of-turn probe {path} does not exist.", hint=hint
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(
+            f"The words' end-of-turn probe {path} could not be read: {error}.", hint=hint
+        ) from None
+    try:
+        probe = TextProbe(
+            tokens=tuple(int(t) for t in data["tokens"]),
+            pieces=tuple(str(p) for p in data["pieces"]),
+            weights=tuple(float(w) for w in data["weights"]),
+            entropy_weight=float(data.get("entropy_weight", 0.0)),
+            bias=float(data["bias"]),
+            floor=float(data["floor"]),
+            model=str(data["model"]),
+            fitted_on=str(data.get("fitted_on", "")),
+            source=path,
+        )
+        if not probe.tokens or not len(probe.tokens) == len(probe.pieces) == len(probe.weights):
+            raise ValueError("tokens, pieces and weights do not match")
+        if any(t < 0 for t in probe.tokens) or not all(
+            math.isfinite(v) for v in (*probe.weights, probe.bias, probe.entropy_weight)
+        ):
+            raise ValueError("a token or a weight is out of range")
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f"The words' end-of-turn probe {path} is not a probe file ({error}).", hint=hint
+        ) from None
+    return probe
