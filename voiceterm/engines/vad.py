@@ -531,8 +531,8 @@ def mean_square(samples: npt.NDArray[np.int16]) -> float:
     """Mean of the squared samples (the power) of a non-empty int16 array.
 
     A dot product of the int64 copy (exact: 2**30 per sample leaves room for 2**33
-    samples): 60 % of the float64 one's time on a 10 ms frame, which the VAD computes
-    up to twice per microphone block.
+    samples): 1.5 µs against the float64 one's 2.6 on a 20 ms frame. The VAD computes
+    it up to twice per microphone block.
     """
     import numpy as np
 
