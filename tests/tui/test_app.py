@@ -286,3 +286,20 @@ async def test_quit_stops_the_agent(app: VoicetermApp, agent: FakeAgent) -> None
         await pilot.pause()
     assert "stop" in agent.calls
     assert not agent.bus.running
+
+
+async def test_the_prompt_cursor_stands_still_so_an_idle_screen_is_not_redrawn(
+    app: VoicetermApp,
+) -> None:
+    # A blinking cursor would redraw the screen twice a second while nothing happens.
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.activity == "listening")
+        for _ in range(15):  # 1.5 s: three of Textual's blink periods
+            await pilot.pause(0.1)
+            prompt_row = next(
+                strip
+                for strip in app.screen._compositor.render_strips()
+                if "ype a message" in strip.text
+            )
+            # The cursor sits on the placeholder's first letter, a cell of its own.
+            assert [segment.text for segment in prompt_row if "T" in segment.text] == ["T"]

@@ -10,9 +10,11 @@ Devices that refuse 16 kHz are common, so the microphone tries 16 kHz first and
 otherwise captures at the device's default rate and resamples with a streaming soxr
 resampler (``voiceterm.audio.resample.StreamResampler``, whose filter delay is
 subtracted from the frame times). PortAudio's callback thread only copies each
-block into a bounded deque and wakes the event loop (at most one pending wake-up,
-so a stalled loop cannot pile up callbacks); when the loop lags, the oldest blocks
-are dropped and counted. While ``relaxed`` (nobody speaks, the agent is idle: the
+block's bytes into a bounded deque (a raw stream: no array is made on that thread)
+and wakes the event loop (at most one pending wake-up, so a stalled loop cannot pile
+up callbacks); when the loop lags, the oldest blocks are dropped and counted. Whether
+the stream still delivers is checked by one timer every :data:`HEALTH_CHECK_S`, not
+by a timeout around each wait. While ``relaxed`` (nobody speaks, the agent is idle: the
 listener says so) it wakes the loop once per ~:data:`RELAXED_WAKE_MS` instead of
 every block; the frames' times still come from the ADC clock.
 
@@ -53,6 +55,10 @@ RELAXED_WAKE_MS = 30
 thread hop and a loop turn, a third of the listener's idle cost at 10 ms blocks;
 speech that starts is then seen at most this much later (barge-in is never
 relaxed: the agent is busy then)."""
+
+HEALTH_CHECK_S = 0.5
+"""How often the microphone checks that its stream still delivers (and reopens it
+if not)."""
 
 _INSTALL_HINT = "Install PortAudio (Debian/Ubuntu: apt-get install libportaudio2)."
 _CHOOSE_HINT = "Run `voiceterm devices` to see the devices, then pick one by name or index."
@@ -529,12 +535,14 @@ class MicrophoneSource:
         self._requested_rate = sample_rate
         self._frame_len = CAPTURE_RATE * block_ms // 1000
         self._relaxed_blocks = max(1, RELAXED_WAKE_MS // block_ms)
-        self._blocks: deque[tuple[Int16Array, float]] = deque(
+        self._blocks: deque[tuple[bytearray, float]] = deque(
             maxlen=max(2, max_queued_ms // block_ms)
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._wake_pending = False
+        self._check_due = False  # the health timer asks frames() to look at the stream
+        self._health_timer: asyncio.TimerHandle | None = None
         self._stream: Any = None
         self._resampler: StreamResampler | None = None
         self._fallback_age = 0.0
@@ -568,7 +576,7 @@ class MicrophoneSource:
         rate = self._requested_rate or pick_sample_rate(info, "input", preferred=CAPTURE_RATE)
         try:
             with native_stderr_silenced(), realtime_threads_created():
-                stream = sd.InputStream(
+                stream = sd.RawInputStream(
                     device=info.index,
                     samplerate=rate,
                     channels=1,
@@ -591,20 +599,23 @@ class MicrophoneSource:
         log.info("microphone %r open at %d Hz", info.name, rate)
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        # PortAudio's thread: copy, stamp, hand over. Never block, never wait.
+        # PortAudio's thread: copy, stamp, hand over. Never block, never wait. It runs
+        # 100 times a second and needs the interpreter lock: the least Python possible
+        # (the bytes of one int16 mono block; the loop makes the array).
         if not self._priority_asked:
             self._priority_asked = True
             self.realtime_thread = raise_thread_priority()
-        if status.input_overflow:
+        if status and status.input_overflow:
             self.overflows += 1
         now = time.monotonic()
-        age = time_info.currentTime - time_info.inputBufferAdcTime
-        if time_info.inputBufferAdcTime <= 0 or not 0.0 <= age < 2.0:
+        t_adc = time_info.inputBufferAdcTime
+        age = time_info.currentTime - t_adc
+        if t_adc <= 0 or not 0.0 <= age < 2.0:
             age = self._fallback_age
         self._stream_clock.beat(now)
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped += 1  # append below pushes out the oldest block
-        self._blocks.append((indata[:, 0].copy(), now - age))
+        self._blocks.append((bytearray(indata), now - age))
         if self.relaxed and len(self._blocks) < self._relaxed_blocks:
             return  # a later block wakes the loop for both
         if not self._wake_pending and self._loop is not None:
@@ -623,22 +634,38 @@ class MicrophoneSource:
         Raises:
             AudioDeviceError: the device vanished and ``reopen`` is false.
         """
-        if self._wake_event is None:
+        import numpy as np
+
+        if self._wake_event is None or self._loop is None:
             raise RuntimeError("MicrophoneSource.start() must be called first")
         event = self._wake_event
-        while not self._closed:
-            try:
-                async with asyncio.timeout(0.5):
-                    await event.wait()
-            except TimeoutError:
-                if not self._closed and not self._healthy():
-                    await self._recover()
-                continue
-            event.clear()
-            while self._blocks:
-                block, t_adc = self._blocks.popleft()
-                for frame in self._assemble(block, t_adc):
-                    yield frame
+        self._health_timer = self._loop.call_later(HEALTH_CHECK_S, self._health_tick)
+        try:
+            while not self._closed:
+                await event.wait()
+                event.clear()
+                if self._check_due:
+                    self._check_due = False
+                    if not self._closed and not self._healthy():
+                        await self._recover()
+                        continue
+                while self._blocks:
+                    raw, t_adc = self._blocks.popleft()
+                    block: Int16Array = np.frombuffer(raw, dtype=np.int16)
+                    for frame in self._assemble(block, t_adc):
+                        yield frame
+        finally:
+            if self._health_timer is not None:
+                self._health_timer.cancel()
+                self._health_timer = None
+
+    def _health_tick(self) -> None:
+        """Every :data:`HEALTH_CHECK_S` on the loop: have ``frames()`` check the stream."""
+        if self._closed or self._loop is None or self._wake_event is None:
+            return
+        self._check_due = True
+        self._wake_event.set()
+        self._health_timer = self._loop.call_later(HEALTH_CHECK_S, self._health_tick)
 
     def _assemble(self, block: Int16Array, t_adc: float) -> list[AudioFrame]:
         """Resample one device block and cut it into exact ``block_ms`` frames."""

@@ -139,6 +139,9 @@ class VoicetermApp(App[None]):
         self.prompt = Input(
             placeholder="Type a message and press Enter, or just speak", id="prompt"
         )
+        # A blinking cursor redraws the screen twice a second for ever, a tenth of the
+        # idle app's main thread; a steady one shows the same place for nothing.
+        self.prompt.cursor_blink = False
 
     # --- layout ---------------------------------------------------------------------------
 
