@@ -177,6 +177,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reads", type=Path, help="bench_wake.py --save's file")
     parser.add_argument("--misses", action="store_true", help="list the rule's misses at 10 dB")
+    parser.add_argument(
+        "--compare",
+        type=float,
+        nargs=2,
+        metavar=("FIT", "MARGIN"),
+        default=None,
+        help="also print the rule at this fit and margin -> the rule as configured, side by "
+        "side, and the grid of both around it",
+    )
     args = parser.parse_args()
 
     data = load(args.reads)
@@ -198,6 +207,8 @@ def main() -> int:
 
     if args.misses:
         print_misses(reads, rule)
+    if args.compare is not None:
+        compare_rules(reads, args.compare[0], args.compare[1], rule)
 
     # When the model's best score comes: its whole curve is kept for the trials.
     late: dict[int, float] = {}
@@ -337,6 +348,37 @@ def main() -> int:
         print(f"\nthe rule -> the logistic decision best on the tuning voices ({best[2]}):")
         side_by_side(reads, rule, best[1])
     return 0
+
+
+def compare_rules(reads: Reads, fit_above: float, margin: float, rule: Wakes) -> None:
+    """The rule at (``fit_above``, ``margin``) -> as configured; and the grid of levels."""
+    level = reads.level
+
+    def before(h: bench.Heard) -> bool:
+        return h.by_sound(level, fit_above, margin)
+
+    listen = Config().listen
+    print(
+        f"the rule, fit from {fit_above:g} and margin {margin:g} -> fit from "
+        f"{listen.wake_fit_above:g} and margin {listen.wake_fit_margin:g}:"
+    )
+    side_by_side(reads, before, rule)
+    print(
+        "  the grid: FR 10 dB tuning / held back, other names woke (tuning + held-back "
+        "voices), false accepts (5 h)"
+    )
+    for fit_level in (-10.0, -11.0, -12.0, -13.0, -14.0, -15.0):
+        cells = []
+        for margin_level in (3.0, 5.0, 6.0, 7.0, 8.0, 10.0):
+
+            def wakes(h: bench.Heard, f: float = fit_level, m: float = margin_level) -> bool:
+                return h.by_sound(level, f, m)
+
+            cells.append(
+                f"m{margin_level:g} {reads.fr(wakes, False):4.1f}/{reads.fr(wakes, True):4.1f}% "
+                f"{reads.others(wakes, False)}+{reads.others(wakes, True)} {reads.accepts(wakes)}"
+            )
+        print(f"  {fit_level:6.1f}: " + " | ".join(cells))
 
 
 def respell(reads: Reads) -> int:
