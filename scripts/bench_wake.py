@@ -34,6 +34,12 @@ side (the score curve is computed once), to see what the model's own 0.97 costs.
 
     .venv/bin/python scripts/bench_wake.py                 # ~5-10 minutes on 2 cores
     .venv/bin/python scripts/bench_wake.py --hours 0.2 --files 20 --no-cut   # a quick look
+    .venv/bin/python scripts/bench_wake.py --no-cut --save /tmp/wake/reads.pkl   # for the fit
+
+``--save`` keeps every utterance the check read (from a fit of -19), so that
+``scripts/fit_wake_decision.py`` fits the learned decision (``listen.wake_decision``) and
+replays it, or any other, on the same reads without running Whisper again. This script's
+own report applies the hand-set rule (``listen.wake_fit_above``, ``wake_fit_margin``).
 
 Goals (issue 25): false accepts <= 0.5 per hour, false rejects <= 5% at 10 dB SNR.
 Needs flite, espeak-ng, pocketsphinx-testdata and fillets-ng-data(-cs, -nl)
@@ -1179,6 +1185,34 @@ def stress_hint(transcriber: Any, phrase: str) -> None:
     print(f"  the same without the hint: {plain} read as the phrase")
 
 
+def save_reads(
+    path: Path,
+    trials: list[Trial],
+    near: list[Trial],
+    heard: dict[str, list[Heard]],
+    kinds: dict[str, tuple[float, int, float]],
+    cutoff: float,
+    level: float,
+) -> None:
+    """Everything the check read, for a replay of other decisions on the same reads."""
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        pickle.dump(
+            {
+                "trials": trials,
+                "near": near,
+                "heard": heard,
+                "kinds": kinds,
+                "cutoff": cutoff,
+                "level": level,
+            },
+            out,
+        )
+    print(f"(the reads saved to {path})")
+
+
 def fr_at(
     trials: list[Trial], cutoff: float, level: float | None, held_back: bool, snr: float
 ) -> float:
@@ -1238,6 +1272,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--no-fit", action="store_true", help="leave out the check by sound (words alone)"
+    )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="pickle every trial and utterance read (scores, fits, transcripts; the negatives' "
+        "audio left out) for scripts/fit_wake_decision.py, which replays the check on them",
     )
     parser.add_argument(
         "--v2v", type=int, default=0, help="only: N rounds of voice-to-voice, always vs wake_word"
@@ -1303,6 +1344,8 @@ def main() -> int:
     )
     hours = seconds / 3600
     load.append(f"{os.getloadavg()[0]:.2f}")
+    if args.save is not None:
+        save_reads(args.save, trials, near, heard, kinds, cutoff, level)
     print(
         f"(false rejects {fr_done - started:.0f} s, false accepts "
         f"{time.monotonic() - fr_done:.0f} s)"

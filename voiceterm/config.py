@@ -215,13 +215,13 @@ class ListenSettings:
     wake_by_words_above: float = 0.02
     """The wake word model's score from which a near miss is checked by its words (speech
     without the wake phrase scores 0.00 on hey_jarvis nearly always; see BENCHMARKS)."""
-    wake_fit_above: float = -11.0
+    wake_fit_above: float = -12.0
     """With wake_by_words: every utterance heard while asleep is scored by Whisper for how
     well its start fits the wake phrase (the phrase forced on it: nothing is written
     down), and wakes it from this log-probability on; only then is it transcribed. Higher
     is stricter; over 5 h of speech without the phrase, 99 % scored below -17 and none
     above -12 (see BENCHMARKS)."""
-    wake_fit_margin: float = 5.0
+    wake_fit_margin: float = 6.0
     """And only when the wake phrase is at most this much less likely (log-probability)
     than Whisper's own reading of those first words: "Hey Charlie" fits the phrase nearly
     as well as a robot's "Hey Jarvis", but Whisper reads "Charlie" there far more surely."""

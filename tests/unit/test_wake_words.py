@@ -13,6 +13,7 @@ from voiceterm.pipeline.wake_words import WakePhrase
         ("Hey Jarvis, what time is it?", "What time is it?"),
         ("Hey, Jervis. What time is it?", "What time is it?"),
         ("Hi Javis, tell me a joke.", "Tell me a joke."),
+        ("Hey, Jardwis.", ""),
         ("A Jar vis, how much is seven times eight?", "How much is seven times eight?"),
         ("Jarvis, turn off the lights.", "Turn off the lights."),
         ("Hey Jarvis.", ""),
@@ -32,6 +33,8 @@ def test_whispers_spellings_of_the_phrase_wake_it_and_the_rest_is_the_turn(
         "Hey, what is the weather like in Paris?",
         "Harvest the carrots, Travis.",
         "Hey Travis, what time is it?",
+        "Hey Davis, what time is it?",
+        "Hey Mavis.",
         "Hey service.",
         "Hey.",
         "What time is it, Jarvis?",  # the name must open it, as the model hears it
