@@ -80,17 +80,6 @@ CHAT_SHOTS = (
 )
 
 
-def pause_points(clips: list[Any], part: str) -> list[Any]:
-    """The whole turns' pauses and the 700 ms copies' (Smart Turn asked at 200 ms)."""
-    return [
-        p
-        for c in clips
-        if c.part == part and (c.kind == "whole" or c.name.endswith("+700ms"))
-        for p in c.pauses
-        if 200 in p.probability
-    ]
-
-
 def chat_shots(cache: Path) -> int:
     """ROC AUC of P(<|im_end|>) after example exchanges against the plain one."""
     import pickle
@@ -98,7 +87,7 @@ def chat_shots(cache: Path) -> int:
     import llama_cpp
     import numpy as np
 
-    from tests.turn_clips import roc_auc
+    from tests.turn_clips import pause_points, roc_auc
     from voiceterm.config import Config
     from voiceterm.engines.llm import LlamaEngine
     from voiceterm.engines.llm.messages import ChatMessage

@@ -52,7 +52,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.turn_clips import Clip, roc_auc  # noqa: E402
+from tests.fitting import fit_logistic  # noqa: E402
+from tests.turn_clips import Clip, pause_points, roc_auc  # noqa: E402
 from voiceterm.engines.llm.words_end import (  # noqa: E402
     PROBE_FILE,
     TextProbe,
@@ -316,38 +317,6 @@ class Reader:
         return ids[0] if len(ids) == 1 else None
 
 
-def fit(x: Any, y: Any, ridge: float) -> tuple[Any, float, Any, Any]:
-    """Logistic regression (Newton) on standardised features; weights in their own units."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    design = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    beta = np.zeros(design.shape[1])
-    penalty = ridge * np.eye(design.shape[1])
-    penalty[-1, -1] = 0.0
-    for _ in range(30):
-        p = 1 / (1 + np.exp(-np.clip(design @ beta, -60, 60)))
-        gradient = design.T @ (p - y) + penalty @ beta
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty
-        step = np.linalg.solve(hessian, gradient)
-        beta -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    weights = beta[:-1] / scale
-    return weights, float(beta[-1] - np.sum(weights * mean)), mean, scale
-
-
-def pause_points(clips: list[Clip], part: str) -> list[Any]:
-    """The whole turns' pauses and the 700 ms copies' (Smart Turn asked at 200 ms)."""
-    return [
-        p
-        for c in clips
-        if c.part == part and (c.kind == "whole" or c.name.endswith("+700ms"))
-        for p in c.pauses
-        if 200 in p.probability
-    ]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="bench_turns.py --cache FILE")
@@ -442,7 +411,7 @@ def main() -> int:
         for entropy in (False, True):
             for ridge in RIDGES:
                 x = features(rows, tokens, entropy)
-                w, b, _, _ = fit(x[~test], labels[~test], ridge)
+                w, b = fit_logistic(x[~test], labels[~test], ridge=ridge)
                 corpus = roc_auc(list(x[test] @ w + b), list(labels[test] > 0))
                 tuning = roc_auc(clip_scores(tokens, entropy, w, b, "tuning"), truth["tuning"])
                 held = roc_auc(clip_scores(tokens, entropy, w, b, "held-back"), truth["held-back"])
@@ -453,7 +422,7 @@ def main() -> int:
     assert best is not None
     tuning_auc, name, tokens, entropy, ridge = best
     x = features(rows, tokens, entropy)
-    w, b, _, _ = fit(x, labels, ridge)
+    w, b = fit_logistic(x, labels, ridge=ridge)
     held = roc_auc(clip_scores(tokens, entropy, w, b, "held-back"), truth["held-back"])
     print(f"\nchosen on the tuning pauses: {name} (tuning {tuning_auc:.3f}; held back {held:.3f})")
     probe = TextProbe(

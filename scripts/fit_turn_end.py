@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.fitting import fit_logistic  # noqa: E402
 from tests.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, roc_auc  # noqa: E402
 from voiceterm.pipeline.turn_fusion import (  # noqa: E402
     WEIGHTS_FILE,
@@ -102,31 +103,6 @@ def early_samples(clips: list[Clip], first_ms: int, names: tuple[str, ...]) -> t
     return np.array(rows), np.array(labels)
 
 
-def fit(x: Any, y: Any) -> tuple[list[float], float]:
-    """Logistic regression by Newton's method on standardised features, ridge on the weights.
-
-    Returns the weights and bias in the features' own units.
-    """
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    design = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    beta = np.zeros(design.shape[1])
-    ridge = RIDGE * np.eye(design.shape[1])
-    ridge[-1, -1] = 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(design @ beta, -60, 60)))
-        gradient = design.T @ (p - y) + ridge @ beta
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + ridge
-        step = np.linalg.solve(hessian, gradient)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    weights = beta[:-1] / scale
-    bias = beta[-1] - float(np.sum(weights * mean))
-    return [float(w) for w in weights], float(bias)
-
-
 def model_features(without: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """Each model's features, less ``without``."""
     return {name: tuple(n for n in names if n not in without) for name, names in MODELS.items()}
@@ -138,10 +114,11 @@ def fit_models(
     models = {}
     for name, names in model_features(without).items():
         x, y = samples(clips, first_ms, names)
-        coefficients, bias = fit(x, y)
+        coefficients, bias = fit_logistic(x, y, ridge=RIDGE)
         models[name] = Logistic(names, tuple(coefficients), bias)
     names = tuple(n for n in EARLY if n not in without)
-    coefficients, bias = fit(*early_samples(clips, first_ms, names))
+    x, y = early_samples(clips, first_ms, names)
+    coefficients, bias = fit_logistic(x, y, ridge=RIDGE)
     models["early"] = Logistic(names, tuple(coefficients), bias)
     return models
 

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_wake as bench  # noqa: E402
 
+from tests.fitting import FloatArray, fit_logistic  # noqa: E402
 from voiceterm.config import Config  # noqa: E402
 
 RIDGE = 1.0
@@ -112,30 +112,6 @@ def features(h: bench.Heard, level: float, late: dict[int, float]) -> dict[str, 
 
 def trial_missed(t: bench.Trial, cutoff: float, wakes: Wakes) -> bool:
     return not bench.detections_at(t.scores, cutoff) and not any(map(wakes, t.heard))
-
-
-def fit(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], weight: npt.NDArray[np.float64]
-) -> tuple[list[float], float]:
-    """Weighted logistic regression by Newton's method on standardised features, ridge."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    design = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    beta = np.zeros(design.shape[1])
-    ridge = RIDGE * np.eye(design.shape[1])
-    ridge[-1, -1] = 0.0
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-np.clip(design @ beta, -60, 60)))
-        gradient = design.T @ (weight * (p - y)) + ridge @ beta
-        hessian = design.T @ (design * (weight * p * (1 - p))[:, None]) + ridge
-        step = np.linalg.solve(hessian, gradient)
-        beta -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    weights = beta[:-1] / scale
-    bias = beta[-1] - float(np.sum(weights * mean))
-    return [float(w) for w in weights], float(bias)
 
 
 @dataclass
@@ -286,11 +262,11 @@ def main() -> int:
                         np.full(len(tuning_others), share / len(tuning_others)),
                     )
                 ) * len(x)
-                weights, bias = fit(x, y, weight)
+                weights, bias = fit_logistic(x, y, ridge=RIDGE, weight=weight)
 
                 def probability(
                     h: bench.Heard,
-                    w: list[float] = weights,
+                    w: FloatArray = weights,
                     b: float = bias,
                     row: Callable[[bench.Heard], list[float]] = row,
                 ) -> float:

@@ -414,3 +414,14 @@ def roc_auc(scores: list[float], labels: list[bool]) -> float:
         return float("nan")
     wins = sum((e > g) + 0.5 * (e == g) for e in ends for g in goes_on)
     return wins / (len(ends) * len(goes_on))
+
+
+def pause_points(clips: list[Clip], part: str) -> list[Pause]:
+    """The whole turns' pauses and the 700 ms copies' (Smart Turn asked at 200 ms)."""
+    return [
+        p
+        for c in clips
+        if c.part == part and (c.kind == "whole" or c.name.endswith("+700ms"))
+        for p in c.pauses
+        if 200 in p.probability
+    ]
