@@ -394,9 +394,11 @@ def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(
     try:
         engines = dataclasses.replace(scripted_engines(), llm=engine)
         agent = scripted_agent(engines, config)
-        assert agent._turn_weights(engines) is None
+        assert agent._learned_turn(engines) == (None, None)
         engine.tool_template = gguf_chat_template(server.model)
-        assert agent._turn_weights(engines) is not None
+        weights, words_end = agent._learned_turn(engines)
+        assert weights is not None and words_end is not None
+        assert engine.words_end_available  # asked for logprobs at every pause
     finally:
         engine.close()
 
@@ -415,9 +417,9 @@ def test_weights_fitted_on_the_words_probe_go_without_the_servers_probability(
         engines = dataclasses.replace(scripted_engines(), llm=engine)
         engine.tool_template = gguf_chat_template(server.model)
         agent = scripted_agent(engines, config)
-        weights = agent._turn_weights(engines)
+        weights, words_end = agent._learned_turn(engines)
         assert weights is not None and weights.words_signal == "probe"
-        assert not agent._words_end_read
+        assert words_end is None
         assert not engine.words_end_available  # nor asked for logprobs at every pause
     finally:
         engine.close()

@@ -222,7 +222,6 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
-        words_end=_weights_read_end_token(config),
     )
     report("llm", "loading", f"connecting to {llm.url}")
     try:
@@ -232,24 +231,6 @@ def load_llm_server(config: Config, report: Callable[[str, str, str], None]) -> 
         return engine, engine.description
     report("llm", "ready", engine.description)
     return engine, engine.description
-
-
-def _weights_read_end_token(config: Config) -> bool:
-    """Whether the learned end of turn's weights read P(<|im_end|>), which a server gives.
-
-    Weights fitted on the words' probe need the whole next-token distribution; then
-    the server is not asked for logprobs at pauses. A broken file: the agent says so.
-    """
-    if config.turn.detector != "learned":
-        return False
-    from voiceterm.pipeline.turn_fusion import load_weights
-
-    path = config.turn.weights
-    try:
-        weights = load_weights(Path(path).expanduser() if path else None)
-    except VoicetermError:
-        return False
-    return weights.words_signal == "end_token"
 
 
 SERVER_RETRY_S = 2.0
@@ -389,8 +370,6 @@ class VoiceAgent:
         self.listener: Listener | None = None
         self.gate: ListenGate | None = None
         self._stt: SttNode | None = None
-        self._words_end_read = False
-        """Whether the learned end of turn reads the LLM's P(end of message) at pauses."""
         self._listen_task: asyncio.Task[None] | None = None
         self._glitch_task: asyncio.Task[None] | None = None
         self._llm_watch: asyncio.Task[None] | None = None
@@ -545,7 +524,7 @@ class VoiceAgent:
         config = self.config
         # Engines may be shared by agents with other settings (the benchmarks do).
         turn_model = engines.turn if config.turn.detector != "silence" else None
-        weights = self._turn_weights(engines) if turn_model is not None else None
+        weights, words_end = self._learned_turn(engines) if turn_model is not None else (None, None)
         vad = VadSegmenter(
             VadSettings(
                 aggressiveness=config.vad.aggressiveness,
@@ -599,11 +578,7 @@ class VoiceAgent:
             quick_end_ms=config.vad.hangover_ms,
             words_so_far=stt.words_at_pause,
             turn_weights=weights,
-            words_end=(
-                getattr(engines.llm, "words_end_probability", None)
-                if self._words_end_read
-                else None
-            ),
+            words_end=words_end,
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
             gate=gate,
@@ -629,8 +604,11 @@ class VoiceAgent:
         player = self.player
         self._attach(player, lambda bridge: player.attach(bridge, TtsNode.id))
 
-    def _turn_weights(self, engines: Engines) -> TurnWeights | None:
-        """The learned end-of-turn decision, when it is asked for and can work.
+    def _learned_turn(
+        self, engines: Engines
+    ) -> tuple[TurnWeights | None, Callable[[str], float | None] | None]:
+        """The learned end-of-turn decision, when it is asked for and can work, and
+        where it reads the LLM's P(end of message) at pauses (``None``: it goes without).
 
         A missing or broken weights file (or words' probe), or an LLM server that
         cannot say how likely the user's message ends when the weights need that
@@ -639,18 +617,15 @@ class VoiceAgent:
         gives only its top tokens' logprobs, so there the decision goes without the
         LLM's probability (its ``words`` model).
         """
-        self._words_end_read = False
         if self.config.turn.detector != "learned":
-            return None
+            return None, None
         llm = engines.llm
         from voiceterm.pipeline.turn_fusion import load_weights
 
-        path = self.config.turn.weights
         try:
-            weights = load_weights(Path(path).expanduser() if path else None)
+            weights = load_weights(self.config.turn.weights)
             if weights.words_signal == "probe":
-                self._words_end_read = self._use_words_probe(llm)
-                return weights
+                return weights, self._words_probe(llm)
         except VoicetermError as error:
             logger.error("end of turn: %s", error)
             self._publish(
@@ -660,17 +635,18 @@ class VoiceAgent:
                     detail=f"{error.message} The hand-set rule (smart_turn) decides instead.",
                 )
             )
-            return None
-        if not callable(getattr(llm, "words_end_probability", None)) or not getattr(
-            llm, "words_end_available", True
-        ):
+            return None, None
+        ask = getattr(llm, "ask_words_end", None)
+        if callable(ask):  # a server: one more request at each pause, only now
+            ask()
+        read = getattr(llm, "words_end_probability", None)
+        if not callable(read) or not getattr(llm, "words_end_available", True):
             logger.info("end of turn: the LLM server gives no P(end of message); rules decide")
-            return None
-        self._words_end_read = True
-        return weights
+            return None, None
+        return weights, read
 
-    def _use_words_probe(self, llm: Any) -> bool:
-        """Give the LLM the words' probe; ``False`` if it cannot read one (a server).
+    def _words_probe(self, llm: Any) -> Callable[[str], float | None] | None:
+        """Give the LLM the words' probe and return its reading; ``None`` for a server.
 
         Raises:
             ModelError: the probe file is missing or broken, or fits another model.
@@ -681,12 +657,12 @@ class VoiceAgent:
                 "end of turn: the LLM server gives only its top tokens' logprobs, not the "
                 "distribution the words' probe reads; the learned decision goes without it"
             )
-            return False
+            return None
         from voiceterm.engines.llm.words_end import load_probe
 
-        path = self.config.turn.words_probe
-        use(load_probe(Path(path).expanduser() if path else None))
-        return True
+        use(load_probe(self.config.turn.words_probe))
+        read: Callable[[str], float | None] = llm.words_end_probability
+        return read
 
     def _listen_gate(self, engines: Engines) -> ListenGate:
         listen = self.config.listen

@@ -206,13 +206,13 @@ def _logistic(name: str, model: Any) -> Logistic:
     return Logistic(names, weights, float(model["bias"]))
 
 
-def load_weights(path: Path | None = None) -> TurnWeights:
+def load_weights(path: str | Path | None = None) -> TurnWeights:
     """Read a weights file (default: the one voiceterm ships).
 
     Raises:
         ModelError: the file is missing, not JSON, or lacks a model or a setting.
     """
-    path = path or WEIGHTS_FILE
+    path = Path(path).expanduser() if path else WEIGHTS_FILE
     hint = "reinstall voiceterm, refit with scripts/fit_turn_end.py, or set turn.detector"
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))

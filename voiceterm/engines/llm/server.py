@@ -573,13 +573,20 @@ class ChatServerEngine:
 
     # --- P(end of the user's message), for the learned end of turn ---------------------
 
+    def ask_words_end(self) -> None:
+        """From now on, each pause also asks how likely the user's message ends there.
+
+        The learned end of turn calls it when its weights read P(end of message).
+        """
+        self._wants_words_end = True
+
     @property
     def words_end_available(self) -> bool:
         """Whether this server can say how likely the user's message ends at a pause.
 
-        Only when asked for (``words_end``). It needs the chat template (llama-server
-        tells it at ``/props``) and the top ``logprobs`` of a completion; without them
-        the hand-set rule decides.
+        Only when asked for (``words_end``, :meth:`ask_words_end`). It needs the chat
+        template (llama-server tells it at ``/props``) and the top ``logprobs`` of a
+        completion; without them the hand-set rule decides.
         """
         return self._wants_words_end and self.tool_template is not None and not self._no_logprobs
 

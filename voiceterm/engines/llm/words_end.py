@@ -202,13 +202,13 @@ class TextProbe:
             )
 
 
-def load_probe(path: Path | None = None) -> TextProbe:
+def load_probe(path: str | Path | None = None) -> TextProbe:
     """Read a probe file (default: the one voiceterm ships).
 
     Raises:
         ModelError: the file is missing, not JSON, or not a probe.
     """
-    path = path or PROBE_FILE
+    path = Path(path).expanduser() if path else PROBE_FILE
     hint = "reinstall voiceterm, refit with scripts/fit_text_probe.py, or set turn.detector"
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
