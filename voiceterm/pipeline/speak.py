@@ -366,7 +366,6 @@ class PlayerNode:
         self._turn_id = 0
         self._speaking = False
         self._sentences: dict[tuple[int, int], _SentenceSound] = {}
-        self._durations: dict[PlaybackTag, float] = {}
         # The answer speaks until its last piece has played: the sink running dry
         # between two sentences (synthesis fell behind) is a pause, not the end.
         self._answer_complete = False
@@ -420,7 +419,6 @@ class PlayerNode:
         )
         self._pending_chunks += 1
         duration = len(chunk.audio) / chunk.sample_rate
-        self._durations[tag] = duration
         sentence.chunk_s.append(duration)
         sentence.pending += 1
         self._sink.enqueue(chunk.audio, chunk.sample_rate, tag)
@@ -459,7 +457,6 @@ class PlayerNode:
         # chunk is looked up just before the end, where the sound still was.
         position = self._sink.position(at=t_end - _JUST_BEFORE_S)
         self._pending_chunks = 0
-        self._durations.clear()
         # The sink plays in order, so what came before the chunk being heard was
         # heard whole, whether or not its done callback has reached the loop yet.
         for key in sorted(self._sentences):
@@ -494,10 +491,10 @@ class PlayerNode:
 
     def _on_tag_done(self, tag: PlaybackTag, t: float) -> None:
         self._pending_chunks = max(0, self._pending_chunks - 1)
-        duration = self._durations.pop(tag, 0.0)
-        self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
         key = (tag.turn_id, tag.sentence_index)
-        sentence = self._sentences.get(key)
+        sentence = self._sentences.get(key)  # gone: the answer was stopped
+        duration = sentence.chunk_s[tag.chunk_index] if sentence is not None else 0.0
+        self._publish(StageSpan(stage="playback", start=t - duration, end=t, content=tag.text))
         if sentence is not None:
             sentence.played_s += duration
             sentence.pending = max(0, sentence.pending - 1)
