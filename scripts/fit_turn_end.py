@@ -17,7 +17,10 @@ are never looked at while fitting or choosing), and:
    tuning part: every tuning clip is judged by models fitted without its
    speaker, and the schedule with the shortest waits on finished turns (p50 +
    p95) is kept among those that cut at most ``--max-cut`` of the 700 ms pauses
-   and split at most ``--max-split`` of the whole turns;
+   and split at most ``--max-split`` of the whole turns. With ``--per-check``
+   the models leave the silence out and a bar for ``p`` is chosen at each
+   check instead (falling as the silence goes on; the first bar of 0 is the
+   cap), by coordinate descent on the same cross-validation;
 3. writes the weights file (default: ``voiceterm/pipeline/turn_weights.json``)
    with the models fitted on the whole tuning part.
 
@@ -602,9 +605,43 @@ def main() -> int:
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
-    if args.curve:
+    if args.curve and args.per_check:
+        print_bars_curve(tuning, held_back, schedule.first_ms, without)
+    elif args.curve:
         print_curve(weights, tuning, held_back)
     return 0
+
+
+BUDGETS = ((0.10, 0), (0.20, 0), (0.30, 0), (0.50, 0), (0.10, 1), (0.30, 1), (0.50, 2))
+"""(cut@700, whole turns split) for the per-check curve: the goals first, then looser."""
+
+
+def print_bars_curve(
+    tuning: list[Clip], held_back: list[Clip], first_ms: int, without: tuple[str, ...]
+) -> None:
+    """The per-check bars chosen on the tuning CV at looser budgets; both parts' figures."""
+    speakers = sorted({c.speaker for c in tuning})
+    judged = judged_clips(tuning)
+    folds = {
+        speaker: fit_models([c for c in tuning if c.speaker != speaker], first_ms, without)
+        for speaker in speakers
+    }
+    paths = Trajectories(judged, lambda clip: folds[clip.speaker], first_ms, max(CAPS))
+    models = fit_models(tuning, first_ms, without)
+    held = Trajectories(judged_clips(held_back), lambda clip: models, first_ms, max(CAPS))
+    print()
+    print(
+        f"the curve (first check {first_ms} ms): bars chosen on the tuning part's "
+        "cross-validation within looser budgets; held back printed only"
+    )
+    for max_cut, splits in BUDGETS:
+        wholes = sum(c.kind == "whole" for c in judged)
+        schedule, cross = search_bars(paths, max_cut, (splits + 0.5) / wholes)
+        shown = ", ".join(f"{bar:.2f} from {ms}" for ms, bar in schedule.thresholds)
+        print(
+            f"  budget cut@700 {max_cut:.0%}, {splits} split: CV {describe(cross)} | held back "
+            f"{describe(held.figures(schedule))} | cap {schedule.cap_ms}, bars {shown}"
+        )
 
 
 def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
