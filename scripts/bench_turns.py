@@ -280,7 +280,14 @@ def main() -> int:
     parser.add_argument("--cuts", type=int, default=2, help="pause places per turn")
     parser.add_argument("--asks", type=int, nargs="+", default=[120, 160, 200])
     parser.add_argument("--cache", type=Path, help="keep the signals here (re-runs)")
-    parser.add_argument("--weights", type=Path, help="the learned decision's weights file")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        default=[None],
+        help="the learned decision's weights file (default: the shipped one); several: a row "
+        "each, side by side",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every pause")
     parser.add_argument(
         "--synthetic",
@@ -306,12 +313,14 @@ def main() -> int:
     config = Config()
     clips, turn, stt = load_clips(args, config)
     describe_data(clips)
-    try:
-        weights = load_weights(args.weights)
-        print(f"learned decision: {weights.source} ({weights.fitted_on})")
-    except ModelError as error:
-        print(f"no learned decision: {error.message}")
-        weights = None
+    learned: list[Any] = []
+    for path in args.weights:
+        try:
+            learned.append(load_weights(path))
+            print(f"learned decision: {learned[-1].source} ({learned[-1].fitted_on})")
+        except ModelError as error:
+            print(f"no learned decision: {error.message}")
+    weights = learned[0] if learned else None
 
     from tests.speech import real_recordings
 
@@ -370,16 +379,20 @@ def main() -> int:
                 cap_ms=1500,
             )
         )
-    if weights is not None:
+    for fitted in learned:
+        name = f" {fitted.source.name}" if len(learned) > 1 else ""
         rules.append(
-            (f"learned {weights.first_ms}..{weights.cap_ms} ms", lambda p: learned_end(weights, p))
+            (
+                f"learned {fitted.first_ms}..{fitted.cap_ms} ms{name}",
+                lambda p, w=fitted: learned_end(w, p),
+            )
         )
         # The same, had Whisper and the LLM answered by the first check (an idle machine).
         rules.append(
             (
-                "learned, words known at the first check",
-                lambda p: learned_end(
-                    weights, dataclasses.replace(p, words_ready_ms=0, words_end_ready_ms=0)
+                f"learned, words at the first check{name}",
+                lambda p, w=fitted: learned_end(
+                    w, dataclasses.replace(p, words_ready_ms=0, words_end_ready_ms=0)
                 ),
             )
         )
@@ -388,13 +401,13 @@ def main() -> int:
         whole_clips = [c for c in clips if c.kind == "whole" and c.part == part]
         print()
         print(f"{part}: {len(paused)} paused copies, {len(whole_clips)} whole turns")
-        header = f"{'rule':<44}"
+        header = f"{'rule':<56}"
         for pause in args.pauses:
             header += f"cut@{pause * 1000:4.0f} "
         header += "  cut all  whole cut   eot p50   eot p95"
         print(header)
         for label, rule_decide in rules:
-            row = f"{label:<44}"
+            row = f"{label:<56}"
             for pause in args.pauses:
                 tag = f"+{pause * 1000:.0f}ms"
                 group = [c for c in paused if c.name.endswith(tag)]

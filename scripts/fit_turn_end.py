@@ -17,7 +17,10 @@ are never looked at while fitting or choosing), and:
    tuning part: every tuning clip is judged by models fitted without its
    speaker, and the schedule with the shortest waits on finished turns (p50 +
    p95) is kept among those that cut at most ``--max-cut`` of the 700 ms pauses
-   and split at most ``--max-split`` of the whole turns;
+   and split at most ``--max-split`` of the whole turns. With ``--per-check``
+   the models leave the silence out and a bar for ``p`` is chosen at each
+   check instead (falling as the silence goes on; the first bar of 0 is the
+   cap), by coordinate descent on the same cross-validation;
 3. writes the weights file (default: ``voiceterm/pipeline/turn_weights.json``)
    with the models fitted on the whole tuning part.
 
@@ -130,6 +133,8 @@ class Schedule:
     sure: float
     unsure: float
     early_sure: float | None = None
+    thresholds: tuple[tuple[int, float], ...] = ()
+    """The bar for each check (``TurnWeights.thresholds``); sure and unsure then unused."""
 
     def weights(self, models: dict[str, Logistic]) -> TurnWeights:
         return TurnWeights(
@@ -141,7 +146,16 @@ class Schedule:
             "",
             WEIGHTS_FILE,
             early_sure=self.early_sure,
+            thresholds=self.thresholds,
         )
+
+    def bars(self, silences: Any) -> Any:
+        """The ``p`` that ends a turn at each silence (thresholds only; above 1: never)."""
+        bars = np.full(len(silences), 2.0)
+        for ms, bar in self.thresholds:
+            bars[silences >= max(ms, self.first_ms)] = bar
+        bars[silences >= self.cap_ms] = 0.0
+        return bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +165,7 @@ class Figures:
     wholes: int
     p50: float  # end-of-turn latency of the finished whole turns (ms)
     p95: float
+    mean: float = math.inf
 
 
 class Trajectories:
@@ -201,9 +216,12 @@ class Trajectories:
         columns = self.silences <= schedule.cap_ms
         silences = self.silences[columns]
         p = self.p[:, columns]
-        share = np.clip((schedule.sure - p) / (schedule.sure - schedule.unsure), 0.0, 1.0)
-        wait = np.round(schedule.first_ms + share * (schedule.cap_ms - schedule.first_ms))
-        done = silences[None, :] >= wait
+        if schedule.thresholds:
+            done = p >= schedule.bars(silences)[None, :]
+        else:
+            share = np.clip((schedule.sure - p) / (schedule.sure - schedule.unsure), 0.0, 1.0)
+            wait = np.round(schedule.first_ms + share * (schedule.cap_ms - schedule.first_ms))
+            done = silences[None, :] >= wait
         if schedule.early_sure is not None:
             done |= self.early[:, columns] >= schedule.early_sure
         went_on = self.length[:, None] + START_MS < silences[None, :]
@@ -217,7 +235,8 @@ class Trajectories:
         result = np.where(capped, float(schedule.cap_ms), result)
         return np.where(self.asked, result, np.nan)
 
-    def figures(self, schedule: Schedule) -> Figures:
+    def figures(self, schedule: Schedule, speakers: set[str] | None = None) -> Figures:
+        """The figures of the clips (of ``speakers`` only, if given)."""
         ends = self.ends(schedule)
         finals = [p.final for c in self.clips for p in c.pauses]
         cut_clips = 0
@@ -232,6 +251,8 @@ class Trajectories:
                 if first_end is None and not math.isnan(ends[row]):
                     first_end = (finals[row], float(ends[row]))
                 row += 1
+            if speakers is not None and clip.speaker not in speakers:
+                continue
             if clip.kind == "whole":
                 wholes += 1
                 if first_end is not None and not first_end[0]:
@@ -241,12 +262,16 @@ class Trajectories:
             elif clip.name.endswith("+700ms"):
                 copies += 1
                 cut_clips += first_end is not None and not first_end[0]
-        latency.sort()
-        if not latency:
-            return Figures(cut_clips / max(1, copies), split, wholes, math.inf, math.inf)
-        p50 = latency[len(latency) // 2]
-        p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
-        return Figures(cut_clips / max(1, copies), split, wholes, p50, p95)
+        return summary(cut_clips, copies, split, wholes, latency)
+
+
+def summary(cut: int, copies: int, split: int, wholes: int, latency: list[float]) -> Figures:
+    latency = sorted(latency)
+    if not latency:
+        return Figures(cut / max(1, copies), split, wholes, math.inf, math.inf)
+    p50 = latency[len(latency) // 2]
+    p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
+    return Figures(cut / max(1, copies), split, wholes, p50, p95, float(np.mean(latency)))
 
 
 def schedules(first_ms: int) -> list[Schedule]:
@@ -307,6 +332,123 @@ def choose(
     return best[1], best[2]
 
 
+KNOTS = (*range(200, 1201, 40), 1300, 1400, 1500)
+"""The silences (ms) at which the per-check bar may change (besides the first check)."""
+BARS = (2.0, 0.99, 0.98, 0.97, *(round(0.95 - 0.05 * i, 2) for i in range(19)), 0.0)
+"""The bars tried at each check, highest first: 2.0 never ends a turn, 0.0 is the cap."""
+
+
+def thresholds_schedule(first_ms: int, bars: list[float]) -> Schedule:
+    """The schedule of a bar at each of ``first_ms`` and the later KNOTS (0.0: the cap)."""
+    knots = (first_ms, *(k for k in KNOTS if k > first_ms))
+    cap = next((k for k, bar in zip(knots, bars, strict=True) if bar <= 0.0), max(CAPS))
+    listed: tuple[tuple[int, float], ...] = ()
+    for knot, bar in zip(knots, bars, strict=True):
+        if 0.0 < bar <= 1.0 and knot < cap and (not listed or bar < listed[-1][1]):
+            listed = (*listed, (knot, bar))
+    return Schedule(first_ms, cap, 1.0, 0.0, thresholds=listed or ((first_ms, 1.0),))
+
+
+def rank(result: Figures, max_cut: float, max_split: float) -> tuple[float, ...]:
+    over = max(0.0, result.cut - max_cut) + max(
+        0.0, result.split / max(1, result.wholes) - max_split
+    )
+    return (over, result.p50 + result.p95, result.mean, result.cut)
+
+
+def search_bars(
+    paths: Trajectories,
+    max_cut: float,
+    max_split: float,
+    speakers: set[str] | None = None,
+) -> tuple[Schedule, Figures]:
+    """The bars, falling with the silence, with the shortest waits within the budgets.
+
+    Coordinate descent from "never" at every check but the last: each check's bar in turn, latest
+    first, takes the value of BARS (between its neighbours') that ranks best, until
+    no bar moves."""
+    knots = (paths.first_ms, *(k for k in KNOTS if k > paths.first_ms))
+    bars = [*[BARS[0]] * (len(knots) - 1), 0.0]  # at first, only the top cap ends a turn
+    schedule = thresholds_schedule(paths.first_ms, bars)
+    result = paths.figures(schedule, speakers)
+    best = rank(result, max_cut, max_split)
+    moved = True
+    while moved:
+        moved = False
+        for index in reversed(range(len(knots))):
+            for bar in BARS:
+                if index > 0 and bar > bars[index - 1]:
+                    continue
+                if index + 1 < len(knots) and bar < bars[index + 1]:
+                    continue
+                trial = [*bars[:index], bar, *bars[index + 1 :]]
+                tried = thresholds_schedule(paths.first_ms, trial)
+                figures = paths.figures(tried, speakers)
+                key = rank(figures, max_cut, max_split)
+                if key < best:
+                    best, bars, schedule, result, moved = key, trial, tried, figures, True
+    return schedule, result
+
+
+def choose_thresholds(
+    tuning: list[Clip],
+    fitting: list[Clip],
+    max_cut: float,
+    max_split: float,
+    without: tuple[str, ...] = (),
+) -> tuple[Schedule, Figures]:
+    """The per-check bars with the shortest cross-validated waits within the budgets.
+
+    Like :func:`choose`: every tuning clip is judged by models fitted without its
+    speaker, and the bars are chosen on those judgements. Also printed: each speaker
+    judged by bars chosen without it too (nested), the honest figure of the choice."""
+    speakers = sorted({c.speaker for c in tuning})
+    firsts = sorted({ms for c in tuning for p in c.pauses for ms in p.probability})
+    judged = judged_clips(tuning)
+    best: tuple[tuple[float, ...], Schedule, Figures, Trajectories] | None = None
+    for first_ms in firsts:
+        folds = {
+            speaker: fit_models([c for c in fitting if c.speaker != speaker], first_ms, without)
+            for speaker in speakers
+        }
+        paths = Trajectories(judged, lambda clip, f=folds: f[clip.speaker], first_ms, max(CAPS))
+        schedule, result = search_bars(paths, max_cut, max_split)
+        print(f"  first check {first_ms} ms: {describe(result)}")
+        key = (*rank(result, max_cut, max_split), -first_ms)
+        if best is None or key < best[0]:
+            best = (key, schedule, result, paths)
+    assert best is not None
+    _, schedule, result, paths = best
+    cut = copies = split = wholes = 0
+    latency: list[float] = []
+    for speaker in speakers:
+        others = set(speakers) - {speaker}
+        chosen, _ = search_bars(paths, max_cut, max_split, others)
+        ends = paths.ends(chosen)
+        row = 0
+        for clip in paths.clips:
+            first_end: tuple[bool, float] | None = None
+            for pause in clip.pauses:
+                if first_end is None and not math.isnan(ends[row]):
+                    first_end = (pause.final, float(ends[row]))
+                row += 1
+            if clip.speaker != speaker:
+                continue
+            if clip.kind == "whole":
+                wholes += 1
+                split += first_end is not None and not first_end[0]
+                if first_end is not None and first_end[0]:
+                    latency.append(first_end[1])
+            else:
+                copies += 1
+                cut += first_end is not None and not first_end[0]
+    print(
+        "  nested (each speaker judged by bars chosen without it too): "
+        + describe(summary(cut, copies, split, wholes, latency))
+    )
+    return schedule, result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="bench_turns.py --cache FILE")
@@ -338,6 +480,12 @@ def main() -> int:
         choices=sorted({n for names in MODELS.values() for n in names}),
         help="fit the models without these features (e.g. short voice_short)",
     )
+    parser.add_argument(
+        "--per-check",
+        action="store_true",
+        help="fit the models without the silence, and choose a bar for p at each check "
+        "(falling as the silence goes on) instead of the sure/unsure schedule",
+    )
     parser.add_argument("--slow-ms", type=int, default=900, help="--why: a wait this long is slow")
     parser.add_argument(
         "--curve",
@@ -364,7 +512,14 @@ def main() -> int:
         + (f"; and {len(synthetic)} espeak-ng clips to fit on" if synthetic else "")
     )
     without = tuple(args.without)
-    schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split, without)
+    if args.per_check:
+        without = tuple(sorted({*without, "silence_s"}))
+        print("per-check bars, cross-validated by speaker:")
+        schedule, cross = choose_thresholds(
+            tuning, tuning + synthetic, args.max_cut, args.max_split, without
+        )
+    else:
+        schedule, cross = choose(tuning, tuning + synthetic, args.max_cut, args.max_split, without)
     models = fit_models(tuning + synthetic, schedule.first_ms, without)
     weights = schedule.weights(models)
     paths = Trajectories(judged_clips(tuning), lambda clip: models, schedule.first_ms, max(CAPS))
@@ -373,9 +528,14 @@ def main() -> int:
     if stepwise != fitted:
         print(f"the fast replay disagrees with tests/turn_clips.py: {stepwise} != {fitted}")
         return 1
+    shape = (
+        "bars " + ", ".join(f"{bar:.2f} from {ms} ms" for ms, bar in schedule.thresholds)
+        if schedule.thresholds
+        else f"sure {schedule.sure:.2f}, unsure {schedule.unsure:.2f}"
+    )
     print(
-        f"chosen: first check {schedule.first_ms} ms, cap {schedule.cap_ms} ms, sure "
-        f"{schedule.sure:.2f}, unsure {schedule.unsure:.2f}, early decision "
+        f"chosen: first check {schedule.first_ms} ms, cap {schedule.cap_ms} ms, {shape}, "
+        "early decision "
         f"{'off' if schedule.early_sure is None else f'at {schedule.early_sure:.2f}'}\n"
         f"  cross-validated by speaker: {describe(cross)}\n"
         f"  the final models on the tuning part they were fitted on: {describe(fitted)}"
@@ -399,12 +559,24 @@ def main() -> int:
         ),
         "fitted_by": "scripts/fit_turn_end.py (logistic regression on standardised features, "
         f"Newton, ridge {RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the first "
-        "check, cap, sure and unsure chosen by leave-one-speaker-out cross-validation on the "
-        f"tuning part: the shortest waits on finished turns (p50 + p95) with at most "
+        + (
+            "check, cap and the bar for p at each check (the models without the silence; "
+            "coordinate descent over the checks) chosen by leave-one-speaker-out "
+            "cross-validation on the "
+            if args.per_check
+            else "check, cap, sure and unsure chosen by leave-one-speaker-out cross-validation on "
+            "the "
+        )
+        + "tuning part: the shortest waits on finished turns (p50 + p95) with at most "
         f"{args.max_cut:.0%} of the 700 ms pauses cut and {args.max_split:.0%} of the whole "
-        "turns split; the early model, one sample per pause at the first check with every "
-        "signal and not the silence, ends a turn as soon as those signals are known and its "
-        "p reaches early_sure, chosen with the rest, absent if the choice was 'never')",
+        "turns split"
+        + (
+            ")"
+            if args.per_check
+            else "; the early model, one sample per pause at the first check with every signal "
+            "and not the silence, ends a turn as soon as those signals are known and its p "
+            "reaches early_sure, chosen with the rest, absent if the choice was 'never')"
+        ),
         "fitted_at": datetime.date.today().isoformat(),
         "words_signal": args.words_signal,
         "tuning_figures": {
@@ -423,16 +595,53 @@ def main() -> int:
         "wait": {
             "first_ms": weights.first_ms,
             "cap_ms": weights.cap_ms,
-            "sure": round(weights.sure, 3),
-            "unsure": round(weights.unsure, 3),
+            **(
+                {"thresholds": [[ms, bar] for ms, bar in weights.thresholds]}
+                if weights.thresholds
+                else {"sure": round(weights.sure, 3), "unsure": round(weights.unsure, 3)}
+            ),
             **({} if weights.early_sure is None else {"early_sure": weights.early_sure}),
         },
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
-    if args.curve:
+    if args.curve and args.per_check:
+        print_bars_curve(tuning, held_back, schedule.first_ms, without)
+    elif args.curve:
         print_curve(weights, tuning, held_back)
     return 0
+
+
+BUDGETS = ((0.10, 0), (0.20, 0), (0.30, 0), (0.50, 0), (0.10, 1), (0.30, 1), (0.50, 2))
+"""(cut@700, whole turns split) for the per-check curve: the goals first, then looser."""
+
+
+def print_bars_curve(
+    tuning: list[Clip], held_back: list[Clip], first_ms: int, without: tuple[str, ...]
+) -> None:
+    """The per-check bars chosen on the tuning CV at looser budgets; both parts' figures."""
+    speakers = sorted({c.speaker for c in tuning})
+    judged = judged_clips(tuning)
+    folds = {
+        speaker: fit_models([c for c in tuning if c.speaker != speaker], first_ms, without)
+        for speaker in speakers
+    }
+    paths = Trajectories(judged, lambda clip: folds[clip.speaker], first_ms, max(CAPS))
+    models = fit_models(tuning, first_ms, without)
+    held = Trajectories(judged_clips(held_back), lambda clip: models, first_ms, max(CAPS))
+    print()
+    print(
+        f"the curve (first check {first_ms} ms): bars chosen on the tuning part's "
+        "cross-validation within looser budgets; held back printed only"
+    )
+    for max_cut, splits in BUDGETS:
+        wholes = sum(c.kind == "whole" for c in judged)
+        schedule, cross = search_bars(paths, max_cut, (splits + 0.5) / wholes)
+        shown = ", ".join(f"{bar:.2f} from {ms}" for ms, bar in schedule.thresholds)
+        print(
+            f"  budget cut@700 {max_cut:.0%}, {splits} split: CV {describe(cross)} | held back "
+            f"{describe(held.figures(schedule))} | cap {schedule.cap_ms}, bars {shown}"
+        )
 
 
 def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
@@ -450,12 +659,7 @@ def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
         else:
             copies += 1
             cut += cut_off
-    latency.sort()
-    if not latency:
-        return Figures(cut / max(1, copies), split, wholes, math.inf, math.inf)
-    p50 = latency[len(latency) // 2]
-    p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
-    return Figures(cut / max(1, copies), split, wholes, p50, p95)
+    return summary(cut, copies, split, wholes, latency)
 
 
 def describe(result: Figures) -> str:
@@ -574,7 +778,13 @@ def why(weights: TurnWeights, tuning: list[Clip], held_back: list[Clip], slow_ms
         "the end (ms), Smart Turn, the LLM, when the words (w@) and the LLM's reading (l@) "
         "were known, p at the first check with the voice alone and with everything known"
     )
-    schedule = Schedule(weights.first_ms, weights.cap_ms, weights.sure, weights.unsure)
+    schedule = Schedule(
+        weights.first_ms,
+        weights.cap_ms,
+        weights.sure,
+        weights.unsure,
+        thresholds=weights.thresholds,
+    )
     for part, clips in parts.items():
         wholes = [c for c in clips if c.kind == "whole"]
         paths = Trajectories(wholes, lambda clip: weights.models, first, weights.cap_ms)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -343,6 +343,21 @@ async def test_learned_doubt_waits_longer_and_the_cap_still_ends_it() -> None:
     assert any("wait up to 1.0 s" in d for d in rig.decisions()), rig.decisions()
     await rig.frames(False, CAP_MS // 20)
     assert len(rig.turns()) == 1
+
+
+async def test_learned_bars_per_check_end_an_unsure_turn_once_the_silence_lowers_the_bar() -> None:
+    # p 0.6: under the bar until 600 ms of silence, over it from then on.
+    weights = replace(stand_in_weights(), thresholds=((400, 0.8), (600, 0.5)))
+    rig = Rig(StandInModel([0.6]), words=FINISHED, weights=weights, words_end=0.6)
+    await rig.frames(True, 40)
+    await rig.frames(False, 8)
+    await rig.settle()
+    await rig.frames(False, 20)
+    assert rig.turns() == []
+    assert any("(p 0.60) → wait up to 0.6 s" in d for d in rig.decisions()), rig.decisions()
+    await rig.frames(False, 4)
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[-1].endswith("→ done at 600 ms"), rig.decisions()
 
 
 async def test_learned_words_that_arrive_late_join_the_decision() -> None:

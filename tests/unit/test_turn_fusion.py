@@ -43,19 +43,38 @@ def test_on_a_short_command_the_voice_decides_more_than_on_a_long_sentence() -> 
     assert lift("Front left.") > lift("The juice of lemons makes fine punch.")
 
 
-def test_the_longer_the_silence_the_likelier_the_turn_is_over() -> None:
-    weights = load_weights()
+def schedule_file(tmp_path: Path) -> Path:
+    """The shipped weights with the older shape of wait: sure and unsure, no bars."""
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    data["wait"] = {"first_ms": 160, "cap_ms": 1200, "sure": 0.98, "unsure": 0.85}
+    for model in data["models"].values():
+        model["features"].append("silence_s")
+        model["weights"].append(3.0)
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shape", ["shipped", "schedule"])
+def test_the_longer_the_silence_the_less_sure_the_signals_must_be(
+    tmp_path: Path, shape: str
+) -> None:
+    weights = load_weights(None if shape == "shipped" else schedule_file(tmp_path))
     said = "What is the capital of France?"
-    heard = [weights.judge(Signals(ms, 0.5, said, 0.5)).probability for ms in (120, 600, 1200)]
-    assert heard == sorted(heard) and heard[0] < heard[-1]
+    silences = range(weights.first_ms, weights.cap_ms + 1, 20)
+    done = [weights.judge(Signals(ms, 0.5, said, 0.5)).done(ms) for ms in silences]
+    assert done == sorted(done) and not done[0] and done[-1]
 
 
-def test_the_wait_runs_from_the_first_check_to_the_cap() -> None:
-    weights = load_weights()
-    assert weights.wait_ms(1.0) == weights.first_ms
+@pytest.mark.parametrize("shape", ["shipped", "schedule"])
+def test_the_wait_runs_from_the_first_check_to_the_cap(tmp_path: Path, shape: str) -> None:
+    weights = load_weights(None if shape == "shipped" else schedule_file(tmp_path))
+    shortest = weights.thresholds[0][0] if weights.thresholds else weights.first_ms
+    assert weights.first_ms <= shortest == weights.wait_ms(1.0) < weights.cap_ms
     assert weights.wait_ms(0.0) == weights.cap_ms
-    middle = weights.wait_ms((weights.sure + weights.unsure) / 2)
-    assert weights.first_ms < middle < weights.cap_ms
+    middle = [weights.wait_ms(p / 100) for p in range(101)]
+    assert middle == sorted(middle, reverse=True)
+    assert any(shortest < wait < weights.cap_ms for wait in middle)
 
 
 LOADERS = {"weights": load_weights, "probe": load_probe}
@@ -110,9 +129,19 @@ def test_a_probe_for_another_vocabulary_is_refused() -> None:
     probe.check(dict(zip(probe.tokens, probe.pieces, strict=True)).__getitem__, 1 << 20)
 
 
-def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "wait",
+    [
+        {"first_ms": 160, "cap_ms": 1200, "sure": 0.2, "unsure": 0.8},
+        {"first_ms": 160, "cap_ms": 1200, "thresholds": [[700, 0.4], [800, 0.6]]},
+        {"first_ms": 160, "cap_ms": 1200, "thresholds": [[800, 0.6], [700, 0.4]]},
+        {"first_ms": 160, "cap_ms": 1200, "thresholds": [[700, 1.5]]},
+        {"first_ms": 160, "cap_ms": 1200, "thresholds": [[1300, 0.5]]},
+    ],
+)
+def test_weights_with_an_impossible_wait_are_refused(tmp_path: Path, wait: object) -> None:
     data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
-    data["wait"]["sure"], data["wait"]["unsure"] = 0.2, 0.8
+    data["wait"] = wait
     path = tmp_path / "weights.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ModelError, match="impossible wait"):

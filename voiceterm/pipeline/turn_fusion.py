@@ -5,12 +5,20 @@ probability that the voice sounds done, Whisper's words so far (how many, and
 their final punctuation) and, once the LLM has read those words, the model's
 probability that the user's message ends there (:mod:`voiceterm.engines.llm.words_end`).
 A logistic model turns them into one probability ``p`` that the turn is over,
-and ``p`` sets the wait: at or above ``sure`` the turn ends at the first check,
-at or below ``unsure`` only the cap ends it, and in between the wait shrinks
-linearly from the cap to the first check (LiveKit's min/max endpointing delay,
-made continuous). The silence so far is one of the inputs, so ``p`` grows while
-the silence goes on, and new signals (the words, their probability) move it
-when they arrive.
+and ``p`` sets the wait, in one of two shapes:
+
+* a schedule: at or above ``sure`` the turn ends at the first check, at or below
+  ``unsure`` only the cap ends it, and in between the wait shrinks linearly from
+  the cap to the first check (LiveKit's min/max endpointing delay, made
+  continuous). The silence so far is one of the model's inputs, so ``p`` grows
+  while the silence goes on;
+* a threshold for each check (``thresholds``): the models leave the silence out,
+  and the bar that ``p`` must reach falls as the silence goes on, each step
+  chosen apart. The pauses that go on are not alike at every silence (a breath
+  is over by 300 ms, a sentence end inside a passage by 600 ms, a thinking pause
+  later), so one linear term for the silence fits them badly.
+
+Either way new signals (the words, their probability) move ``p`` when they arrive.
 
 Until the words (or their probability) are known, a model fitted without them
 judges. The weights, and what they were fitted on, sit in one JSON file made by
@@ -158,9 +166,18 @@ class TurnWeights:
     """What the ``words`` feature was fitted on: ``end_token``, the plain probability of
     the template's end-of-message token; ``probe``, the text probe's reading of the
     whole next-token distribution (:class:`voiceterm.engines.llm.words_end.TextProbe`)."""
+    thresholds: tuple[tuple[int, float], ...] = ()
+    """(silence in ms, the ``p`` that ends the turn from then on), the silences rising and
+    the bars falling; before the first silence listed only the cap ends the turn. Empty:
+    ``sure`` and ``unsure`` set the wait instead."""
 
     def wait_ms(self, probability: float) -> int:
         """The silence that ends the turn at ``probability`` (first check .. cap)."""
+        if self.thresholds:
+            for silence, bar in self.thresholds:
+                if probability >= bar:
+                    return max(silence, self.first_ms)
+            return self.cap_ms
         if probability >= self.sure:
             return self.first_ms
         if probability <= self.unsure:
@@ -232,16 +249,19 @@ def load_weights(path: str | Path | None = None) -> TurnWeights:
                 raise ValueError("model early: the early decision does not read the silence")
         wait = data["wait"]
         early_sure = wait.get("early_sure")
+        # Optional: older files have only the schedule (sure, unsure), which the bars replace.
+        thresholds = tuple((int(ms), float(bar)) for ms, bar in wait.get("thresholds", ()))
         weights_file = TurnWeights(
             models=models,
             first_ms=int(wait["first_ms"]),
             cap_ms=int(wait["cap_ms"]),
-            sure=float(wait["sure"]),
-            unsure=float(wait["unsure"]),
+            sure=float(wait["sure"]) if not thresholds else 1.0,
+            unsure=float(wait["unsure"]) if not thresholds else 0.0,
             fitted_on=str(data.get("fitted_on", "")),
             source=path,
             early_sure=None if early_sure is None or "early" not in models else float(early_sure),
             words_signal=str(data.get("words_signal", "end_token")),
+            thresholds=thresholds,
         )
         if weights_file.words_signal not in WORDS_SIGNALS:
             raise ValueError(f"unknown words_signal {weights_file.words_signal!r}")
@@ -249,8 +269,15 @@ def load_weights(path: str | Path | None = None) -> TurnWeights:
         raise ModelError(
             f"The end-of-turn weights {path} are not a weights file ({error}).", hint=hint
         ) from None
-    if not 0 < weights_file.first_ms <= weights_file.cap_ms or not (
-        0.0 <= weights_file.unsure < weights_file.sure <= 1.0
+    silences = [ms for ms, _ in thresholds]
+    bars = [bar for _, bar in thresholds]
+    if (
+        not 0 < weights_file.first_ms <= weights_file.cap_ms
+        or not 0.0 <= weights_file.unsure < weights_file.sure <= 1.0
+        or silences != sorted(set(silences))
+        or bars != sorted(bars, reverse=True)
+        or not all(0.0 <= bar <= 1.0 for bar in bars)
+        or any(ms >= weights_file.cap_ms for ms in silences)
     ):
         raise ModelError(f"The end-of-turn weights {path} hold an impossible wait.", hint=hint)
     return weights_file
