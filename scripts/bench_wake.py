@@ -18,9 +18,11 @@ listener feeds it, and reports:
   three pitches, espeak-ng's six voices at two speeds and three pitches, and Piper's
   en_US-joe (a neural voice, voiceterm's own), each alone ("Hey Jarvis.") and
   with a question in the same breath ("Hey Jarvis, what time is it?"), mixed with
-  room noise at 20, 10 and 5 dB SNR, at a random phase of the model's 30 ms
-  stride. These are synthetic voices, not people: a person's accent, pace and
-  microphone are not in them.
+  room noise at 20, 10 and 5 dB SNR (the noise running 3 s before each trial and 1 s
+  after, as a room's does; ``--noise-onset`` starts it with the trial, as before, and
+  the 10 dB trials are also run that way, side by side), at a random phase of the
+  model's 30 ms stride. These are synthetic voices, not people: a person's accent,
+  pace and microphone are not in them.
 * **Latency** from the end of the wake phrase (the last voiced 10 ms of "Hey
   Jarvis." alone, clean) to the detection.
 * **The cut**: for questions in the same breath that woke it, Whisper (tiny.en)
@@ -152,21 +154,43 @@ class Heard:
 
     own: float | None = None
     """The same for Whisper's own first words (read without the hint)."""
+    name_fit: float | None = None
+    """Of ``fit``, the share of the phrase's name (its last word's tokens)."""
+    late: float | None = None
+    """The model's best score up to 0.5 s after the speech ended (``best`` is what the check
+    knows when it is decided, ``vad.hangover_ms`` after it), once the stream got there."""
 
-    def by_sound(self, level: float, fit_above: float, margin: float) -> bool:
-        """Whether the check wakes on it: a near miss by its words, or any by its sound."""
+    def by_sound(
+        self,
+        level: float,
+        fit_above: float,
+        margin: float,
+        name_above: float | None = None,
+        name_margin: float = 0.0,
+    ) -> bool:
+        """Whether the check wakes on it: a near miss by its words, or any by its sound (the
+        phrase fits from ``fit_above``, or its name from ``name_above``, each with its margin)."""
         if self.woke:
             return False
         if self.by_words(level):
             return True
-        if self.fit is None or self.fit < fit_above:
+        fits = self.fit is not None and self.fit >= fit_above
+        name_fits = self._name_fits(name_above)
+        if not (fits or name_fits):
             return False
-        return self.rest is not None or (self.own is not None and self.fit - self.own >= -margin)
+        if self.rest is not None:
+            return True
+        allowed = max(margin if fits else -1e9, name_margin if name_fits else -1e9)
+        return self.own is not None and self.fit is not None and self.fit - self.own >= -allowed
 
-    def transcribed(self, level: float, fit_above: float) -> bool:
+    def _name_fits(self, name_above: float | None) -> bool:
+        return name_above is not None and self.name_fit is not None and self.name_fit >= name_above
+
+    def transcribed(self, level: float, fit_above: float, name_above: float | None = None) -> bool:
         """Whether the check at (``level``, ``fit_above``) writes its words down."""
         near = self.best >= level
-        return not self.woke and (near or (self.fit is not None and self.fit >= fit_above))
+        fits = self.fit is not None and self.fit >= fit_above
+        return not self.woke and (near or fits or self._name_fits(name_above))
 
     def by_words(self, level: float, unhinted: bool = False) -> bool:
         """Whether the second stage at ``level`` wakes on it (and the first did not)."""
@@ -217,17 +241,31 @@ class Scorer:
         self.check_from = check_from if transcriber is not None else None
         self.fit_floor: float | None = None
         """Score every utterance's fit to the phrase, and read those from this fit on."""
+        self.name_floor: float | None = None
+        """And those whose name alone fits from this (the app's ``wake_name_fit_above``)."""
         self.compare_hint = False
         """Also transcribe each check without the wake phrase as Whisper's previous text."""
         self.sample_every = 0
         """Keep every N-th utterance not checked (for the hint's stress test)."""
 
-    def run(self, audio: Audio, *, phase: int = 0) -> Run:
-        """Score ``audio`` (after ``phase`` samples of quiet room) on a fresh stream."""
+    def run(
+        self,
+        audio: Audio,
+        *,
+        phase: int = 0,
+        before: Audio | None = None,
+        after: Audio | None = None,
+    ) -> Run:
+        """Score ``audio`` on a fresh stream: after ``before`` (the room it is said in,
+        ending at time 0) or else ``phase`` samples of quiet room, and then ``after``."""
         stream = self.stream()
-        if phase:
+        if before is not None:
+            stream.feed(before, t0=-len(before) / RATE)
+        elif phase:
             stream.feed(room(phase / RATE, seed=phase), t0=-phase / RATE)
-        stream.feed(audio)
+        stream.feed(audio, t0=0.0)
+        if after is not None:
+            stream.feed(after)
         return stream.run
 
     def stream(self) -> Stream:
@@ -274,9 +312,11 @@ class Stream:
         self._transcriber = scorer.transcriber
         self._check_from = scorer.check_from
         self._fit_floor = scorer.fit_floor
+        self._name_floor = scorer.name_floor
         self._compare_hint = scorer.compare_hint
         self._sample_every = scorer.sample_every
         self._t = 0.0
+        self._late_from = 0  # run.heard before this have their late score
         self._gated = scorer.gated
         self.run = Run(seconds=0.0)
 
@@ -295,6 +335,7 @@ class Stream:
                 if isinstance(event, SpeechEnded) and not event.too_short:
                     self._ended(event, t + FRAME / RATE)
         self._t = t0 + len(audio) // FRAME * FRAME / RATE
+        self._fill_late()
         run = self.run
         run.seconds = max(0.0, self._t)
         run.cpu_s += cpu
@@ -302,6 +343,21 @@ class Stream:
         run.detections = [
             e for e in self._events if isinstance(e, WakeWordHeard) and not e.near_miss
         ]
+
+    def _fill_late(self) -> None:
+        """Each utterance's best score up to 0.5 s after its end, once it has been scored."""
+        import bisect
+
+        scores = self._recording.scores
+        times = self._recording.times
+        for heard in self.run.heard[self._late_from :]:
+            end = heard.speech_end + 0.5
+            if end > self._t:
+                break
+            low = bisect.bisect_left(times, heard.speech_start + NEAR_MISS_AFTER_ONSET_S)
+            high = bisect.bisect_right(times, end)
+            heard.late = max((p for _, p in scores[low:high]), default=0.0)
+            self._late_from += 1
 
     def _ended(self, utterance: Any, now: float) -> None:
         """The gate's decision on an utterance, and its words when they decide."""
@@ -328,9 +384,11 @@ class Stream:
                 fit_above=self._fit_floor,
                 hint=self._gate.words_hint,
                 speech_s=utterance.speech_end - utterance.audio_start,
+                name_above=self._name_floor,
             )
             heard.fit = read.fit
             heard.own = read.own
+            heard.name_fit = read.name_fit
             heard.transcript = read.transcript if (near or read.how or read.transcript) else None
             heard.compute_s = read.compute_s
             heard.rest = read.rest if read.how == "words" else None
@@ -359,6 +417,7 @@ class _Recording:
     def __init__(self, detector: WakeWordDetector) -> None:
         self._detector = detector
         self.scores: list[tuple[float, float]] = []
+        self.times: list[float] = []
 
     @property
     def cutoff(self) -> float:
@@ -367,6 +426,7 @@ class _Recording:
     def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]:
         scores = self._detector.feed(samples, t_first_sample, listening=listening)
         self.scores += [(s.at, s.probability) for s in scores]
+        self.times += [s.at for s in scores]
         return scores
 
 
@@ -624,11 +684,29 @@ class Trial:
             return False
         return level is None or not any(h.by_words(level) for h in self.heard)
 
-    def missed_sound(self, cutoff: float, level: float, fit_above: float, margin: float) -> bool:
-        """Not woken at ``cutoff``, nor by the check (words from ``level``, sound from the fit)."""
+    def missed_sound(
+        self,
+        cutoff: float,
+        level: float,
+        fit_above: float,
+        margin: float,
+        name: tuple[float | None, float] = (None, 0.0),
+    ) -> bool:
+        """Not woken at ``cutoff``, nor by the check (words from ``level``, sound from the fit,
+        or ``name``: the name's fit and its margin)."""
         if detections_at(self.scores, cutoff):
             return False
-        return not any(h.by_sound(level, fit_above, margin) for h in self.heard)
+        return not any(h.by_sound(level, fit_above, margin, *name) for h in self.heard)
+
+
+ROOM_BEFORE_S = 3.0
+"""A trial's room noise runs this long before it (the VAD's ``noise_window_s``): in a noisy room
+the noise is there before anyone speaks, so the VAD knows its floor. Noise that starts with the
+trial, 1 s before the phrase (``--noise-onset``), is within that window: the VAD's floor is
+still the quiet before it, webrtcvad alone takes the noise for speech, the utterance begins at
+the noise and the phrase said alone had not ended when the trial did (see BENCHMARKS)."""
+ROOM_AFTER_S = 1.0
+"""And this long after it: the room goes on, so the VAD ends what it began."""
 
 
 def measure_false_rejects(
@@ -637,15 +715,35 @@ def measure_false_rejects(
     with_piper: bool,
     material: Iterable[tuple[str, str, str, Audio]] | None = None,
     snrs: tuple[float | None, ...] = (None, *SNRS),
+    *,
+    noise_onset: bool = False,
 ) -> list[Trial]:
+    """Each wake phrase mixed at each SNR into the room noise, scored on a fresh stream.
+
+    ``noise_onset``: the noise starts with the trial (after a few ms of quiet room), as
+    before the room was steady (:data:`ROOM_BEFORE_S`)."""
     rng = random.Random(seed)
     trials = []
     for family, voice, label, speech in material or positives(with_piper):
         padded = np.concatenate((room(1.0, -60.0, 1), speech, room(1.0, -60.0, 2)))
         for snr in snrs:
-            noise = room(len(padded) / RATE, -30.0, rng.randrange(1 << 30))
-            audio = padded if snr is None else mix_at_snr(padded, noise, snr)
-            run = scorer.run(audio, phase=rng.randrange(0, 3 * FRAME))
+            noise_seed, phase = rng.randrange(1 << 30), rng.randrange(0, 3 * FRAME)
+            if noise_onset:
+                noise = room(len(padded) / RATE, -30.0, noise_seed)
+                audio = padded if snr is None else mix_at_snr(padded, noise, snr)
+                run = scorer.run(audio, phase=phase)
+            else:
+                lead = round(ROOM_BEFORE_S * RATE) + phase
+                lag = round(ROOM_AFTER_S * RATE)
+                if snr is None:
+                    quiet = room((lead + lag) / RATE, -60.0, noise_seed)
+                    whole = np.concatenate((quiet[:lead], padded, quiet[lead:]))
+                else:
+                    silent = np.zeros(lead, np.int16), padded, np.zeros(lag, np.int16)
+                    whole = np.concatenate(silent)
+                    whole = mix_at_snr(whole, room(len(whole) / RATE, -30.0, noise_seed), snr)
+                audio = whole[lead : lead + len(padded)]
+                run = scorer.run(audio, before=whole[:lead], after=whole[lead + len(padded) :])
             trials.append(
                 Trial(
                     family,
@@ -763,11 +861,15 @@ def print_rejects(
                 cells = ""
                 for snr in SNRS:
                     at = [t for t in row if t.snr == snr]
+                    if not at:
+                        cells += f"{'-':>15}"
+                        continue
                     was = 100 * sum(map(before, at)) / len(at)
                     now = 100 * sum(map(after, at)) / len(at)
                     cells += f"{was:6.0f}% ->{now:4.0f}%"
                 voices = f"; {', '.join(sorted({t.voice for t in row}))}" if list_voices else ""
-                print(f"    {name:<34}{cells}   (n={len(at)}{voices})")
+                n = max(len([t for t in row if t.snr == snr]) for snr in SNRS)
+                print(f"    {name:<34}{cells}   (n={n}{voices})")
     for held_back in (False, True):
         at10 = [t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back]
         espeak = [t for t in at10 if t.family == "espeak-ng"]
@@ -975,8 +1077,10 @@ def report_by_sound(
     fit_above: float,
     margin: float,
     near: list[Trial],
+    name_rule: tuple[float | None, float] = (None, 0.0),
 ) -> None:
-    """The check by sound: every utterance's fit to the phrase, beside the words alone."""
+    """The check by sound: every utterance's fit to the phrase, beside the words alone
+    (``name_rule``: and its name's fit from this level, with this margin, as the app's)."""
     hours = sum(kind_s for kind_s, _, _ in kinds.values()) / 3600
     negatives = [h for kind in heard.values() for h in kind]
     tuning_negatives = [h for kind in TUNING_NEGATIVES for h in heard.get(kind, [])]
@@ -1023,12 +1127,14 @@ def report_by_sound(
             chosen = [
                 t for t in trials if t.snr == 10.0 and (t.voice in HELD_BACK_VOICES) == held_back
             ]
-            missed = sum(t.missed_sound(cutoff, level, fit, margin) for t in chosen)
+            missed = sum(t.missed_sound(cutoff, level, fit, margin, name_rule) for t in chosen)
             return 100 * missed / max(1, len(chosen))
 
-        transcribed = sum(h.transcribed(level, candidate) for h in tuning_negatives)
-        accepted = sum(h.by_sound(level, candidate, margin) for h in negatives)
-        near_woken = sum(not t.missed_sound(cutoff, level, candidate, margin) for t in near)
+        transcribed = sum(h.transcribed(level, candidate, name_rule[0]) for h in tuning_negatives)
+        accepted = sum(h.by_sound(level, candidate, margin, *name_rule) for h in negatives)
+        near_woken = sum(
+            not t.missed_sound(cutoff, level, candidate, margin, name_rule) for t in near
+        )
         mark = "  <- in use" if abs(candidate - fit_above) < 1e-9 else ""
         print(
             f"  {candidate:6.1f}: FR {fr(False):5.1f}% / {fr(True):5.1f}%   transcribed "
@@ -1043,10 +1149,14 @@ def report_by_sound(
             chosen = [t for t in trials if t.snr == 10.0]
             tuning = [t for t in chosen if t.voice not in HELD_BACK_VOICES]
             held = [t for t in chosen if t.voice in HELD_BACK_VOICES]
-            fr_tuning = sum(t.missed_sound(cutoff, level, candidate, other) for t in tuning)
-            fr_held = sum(t.missed_sound(cutoff, level, candidate, other) for t in held)
-            accepted = sum(h.by_sound(level, candidate, other) for h in negatives)
-            near_woken = sum(not t.missed_sound(cutoff, level, candidate, other) for t in near)
+            fr_tuning = sum(
+                t.missed_sound(cutoff, level, candidate, other, name_rule) for t in tuning
+            )
+            fr_held = sum(t.missed_sound(cutoff, level, candidate, other, name_rule) for t in held)
+            accepted = sum(h.by_sound(level, candidate, other, *name_rule) for h in negatives)
+            near_woken = sum(
+                not t.missed_sound(cutoff, level, candidate, other, name_rule) for t in near
+            )
             grid_cells.append(
                 f"m{other:g}: {100 * fr_tuning / max(1, len(tuning)):4.1f}/"
                 f"{100 * fr_held / max(1, len(held)):4.1f}% {accepted} "
@@ -1058,10 +1168,12 @@ def report_by_sound(
         chosen = [t for t in trials if t.snr == 10.0]
         tuning = [t for t in chosen if t.voice not in HELD_BACK_VOICES]
         held = [t for t in chosen if t.voice in HELD_BACK_VOICES]
-        fr_tuning = sum(t.missed_sound(cutoff, level, fit_above, other) for t in tuning)
-        fr_held = sum(t.missed_sound(cutoff, level, fit_above, other) for t in held)
-        accepted = sum(h.by_sound(level, fit_above, other) for h in negatives)
-        near_woken = sum(not t.missed_sound(cutoff, level, fit_above, other) for t in near)
+        fr_tuning = sum(t.missed_sound(cutoff, level, fit_above, other, name_rule) for t in tuning)
+        fr_held = sum(t.missed_sound(cutoff, level, fit_above, other, name_rule) for t in held)
+        accepted = sum(h.by_sound(level, fit_above, other, *name_rule) for h in negatives)
+        near_woken = sum(
+            not t.missed_sound(cutoff, level, fit_above, other, name_rule) for t in near
+        )
         mark = "  <- in use" if abs(other - margin) < 1e-9 else ""
         print(
             f"  {other:6.1f}: FR {100 * fr_tuning / max(1, len(tuning)):5.1f}% / "
@@ -1076,7 +1188,7 @@ def report_by_sound(
     print_rejects(
         trials,
         before=lambda t: t.missed(cutoff, level),
-        after=lambda t: t.missed_sound(cutoff, level, fit_above, margin),
+        after=lambda t: t.missed_sound(cutoff, level, fit_above, margin, name_rule),
         list_voices=False,
     )
     print("  per voice at 10 dB (alone and + question), words alone -> words + sound:")
@@ -1084,7 +1196,9 @@ def report_by_sound(
         mine = [t for t in trials if t.voice == name and t.snr == 10.0]
         before = 100 * sum(t.missed(cutoff, level) for t in mine) / len(mine)
         after = (
-            100 * sum(t.missed_sound(cutoff, level, fit_above, margin) for t in mine) / len(mine)
+            100
+            * sum(t.missed_sound(cutoff, level, fit_above, margin, name_rule) for t in mine)
+            / len(mine)
         )
         fit_p50 = np.median([max(fits(t.heard), default=-99.0) for t in mine])
         tag = " (held back)" if name in HELD_BACK_VOICES else ""
@@ -1099,7 +1213,11 @@ def report_by_sound(
         if not trial.with_question or trial.snr != 10.0 or not trial.missed(cutoff, level):
             continue
         for h in trial.heard:
-            if h.by_sound(level, fit_above, margin) and not h.by_words(level) and h.fit is not None:
+            if (
+                h.by_sound(level, fit_above, margin, *name_rule)
+                and not h.by_words(level)
+                and h.fit is not None
+            ):
                 rest = h.rest if h.rest is not None else h.rest_by_sound
                 rest_n += 1
                 words = re.findall(r"[a-z']+", (rest or "").lower())
@@ -1122,7 +1240,9 @@ def report_by_sound(
                 continue
             model = sum(bool(detections_at(t.scores, cutoff)) for t in row)
             words_too = sum(not t.missed(cutoff, level) for t in row)
-            woke_trials = [t for t in row if not t.missed_sound(cutoff, level, fit_above, margin)]
+            woke_trials = [
+                t for t in row if not t.missed_sound(cutoff, level, fit_above, margin, name_rule)
+            ]
             which = ", ".join(f"{t.voice} {t.label.split(': ')[1]}" for t in woke_trials[:6])
             print(
                 f"  {family:<10} {snr:g} dB: model {100 * model / len(row):3.0f}%, + words "
@@ -1135,8 +1255,8 @@ def report_by_sound(
     total = 0
     for kind, (kind_s, count, _scored) in kinds.items():
         kind_heard = heard.get(kind, [])
-        transcribed = sum(h.transcribed(level, fit_above) for h in kind_heard)
-        woken = [h for h in kind_heard if h.by_sound(level, fit_above, margin)]
+        transcribed = sum(h.transcribed(level, fit_above, name_rule[0]) for h in kind_heard)
+        woken = [h for h in kind_heard if h.by_sound(level, fit_above, margin, *name_rule)]
         top = max(fits(kind_heard), default=float("nan"))
         total += count + len(woken)
         said = "; ".join(f"{h.fit:.1f} {h.transcript!r}" for h in woken[:3])
@@ -1156,6 +1276,48 @@ def report_by_sound(
         reverse=True,
     )[:6]
     print(f"  the closest fits without the phrase: {close}")
+
+
+def report_noise_onset(
+    trials: list[Trial],
+    onset_trials: list[Trial],
+    cutoff: float,
+    level: float,
+    fit_above: float,
+    margin: float,
+    name_rule: tuple[float | None, float] = (None, 0.0),
+) -> None:
+    """At 10 dB: the room's noise running before each trial, against noise that starts with it."""
+    print(
+        "\nat 10 dB, the room's noise running before the trial (as above) -> starting with it, "
+        "1 s before the phrase (words + sound as in the app): missed, and trials whose phrase "
+        "no utterance held (the VAD ended none that began by 1.5 s)"
+    )
+    steady = [t for t in trials if t.snr == 10.0]
+    for name in sorted({t.voice for t in steady}):
+        row = []
+        for chosen in (steady, onset_trials):
+            mine = [t for t in chosen if t.voice == name]
+            missed = sum(t.missed_sound(cutoff, level, fit_above, margin, name_rule) for t in mine)
+            unheard = sum(not any(h.speech_start < 1.5 for h in t.heard) for t in mine)
+            early = sum(any(h.speech_start < 0.8 for h in t.heard) for t in mine)
+            row.append(f"missed {missed:2d}, no utterance {unheard:2d}, begun early {early:2d}")
+        tag = " (held back)" if name in HELD_BACK_VOICES else ""
+        print(f"  {name:<16} {row[0]}  ->  {row[1]}  (of {len(mine)}){tag}")
+    for held_back in (False, True):
+        part = [
+            sum(
+                t.missed_sound(cutoff, level, fit_above, margin, name_rule)
+                for t in chosen
+                if (t.voice in HELD_BACK_VOICES) == held_back
+            )
+            / max(1, sum((t.voice in HELD_BACK_VOICES) == held_back for t in chosen))
+            for chosen in (steady, onset_trials)
+        ]
+        print(
+            f"  {'held back' if held_back else 'tuning'}: {100 * part[0]:.1f}% -> "
+            f"{100 * part[1]:.1f}%"
+        )
 
 
 def unhinted_missed(trial: Trial, cutoff: float, level: float) -> bool:
@@ -1193,6 +1355,7 @@ def save_reads(
     kinds: dict[str, tuple[float, int, float]],
     cutoff: float,
     level: float,
+    onset_trials: list[Trial],
 ) -> None:
     """Everything the check read, for a replay of other decisions on the same reads."""
     import pickle
@@ -1207,6 +1370,7 @@ def save_reads(
                 "kinds": kinds,
                 "cutoff": cutoff,
                 "level": level,
+                "onset": onset_trials,
             },
             out,
         )
@@ -1271,6 +1435,11 @@ def main() -> int:
         help="the check by sound's margin to report (default: listen.wake_fit_margin)",
     )
     parser.add_argument(
+        "--no-name",
+        action="store_true",
+        help="leave out the name's own fit (listen.wake_name_fit_above) from the check by sound",
+    )
+    parser.add_argument(
         "--no-fit", action="store_true", help="leave out the check by sound (words alone)"
     )
     parser.add_argument(
@@ -1279,6 +1448,12 @@ def main() -> int:
         default=None,
         help="pickle every trial and utterance read (scores, fits, transcripts; the negatives' "
         "audio left out) for scripts/fit_wake_decision.py, which replays the check on them",
+    )
+    parser.add_argument(
+        "--noise-onset",
+        action="store_true",
+        help="the room noise starts with each trial, 1 s before the phrase (before 2026-12-06 "
+        "22:00), instead of running before it; the 10 dB trials are also run that way anyway",
     )
     parser.add_argument(
         "--v2v", type=int, default=0, help="only: N rounds of voice-to-voice, always vs wake_word"
@@ -1323,6 +1498,9 @@ def main() -> int:
     )
     fit_above = args.fit_above if args.fit_above is not None else Config().listen.wake_fit_above
     margin = args.fit_margin if args.fit_margin is not None else Config().listen.wake_fit_margin
+    listen = Config().listen
+    name_rule = (None if args.no_name else listen.wake_name_fit_above, listen.wake_name_fit_margin)
+    scorer.name_floor = name_rule[0]
     if transcriber is not None and not args.no_fit:
         scorer.fit_floor = min(*FIT_LEVELS, fit_above)
     if args.compare_hint and transcriber is not None:
@@ -1332,12 +1510,23 @@ def main() -> int:
     cutoffs = sorted({cutoff, *args.cutoffs}, reverse=True)
     started = time.monotonic()
 
-    trials = measure_false_rejects(scorer, args.seed, not args.no_piper)
+    onset = args.noise_onset
+    trials = measure_false_rejects(scorer, args.seed, not args.no_piper, noise_onset=onset)
     near: list[Trial] = []
+    onset_trials: list[Trial] = []
     if scorer.fit_floor is not None:
         near = measure_false_rejects(
-            scorer, args.seed + 1, False, near_phrases(not args.no_piper), (20.0, 10.0)
+            scorer,
+            args.seed + 1,
+            False,
+            near_phrases(not args.no_piper),
+            (20.0, 10.0),
+            noise_onset=onset,
         )
+        if not onset:
+            onset_trials = measure_false_rejects(
+                scorer, args.seed, not args.no_piper, snrs=(10.0,), noise_onset=True
+            )
     fr_done = time.monotonic()
     kinds, fa_at, seconds, cpu, heard = measure_false_accepts(
         scorer, args.hours, args.seed, cutoffs, args.files
@@ -1345,7 +1534,7 @@ def main() -> int:
     hours = seconds / 3600
     load.append(f"{os.getloadavg()[0]:.2f}")
     if args.save is not None:
-        save_reads(args.save, trials, near, heard, kinds, cutoff, level)
+        save_reads(args.save, trials, near, heard, kinds, cutoff, level, onset_trials)
     print(
         f"(false rejects {fr_done - started:.0f} s, false accepts "
         f"{time.monotonic() - fr_done:.0f} s)"
@@ -1437,7 +1626,9 @@ def main() -> int:
     if transcriber is not None:
         report_by_words(trials, heard, kinds, cutoff, level)
         if scorer.fit_floor is not None:
-            report_by_sound(trials, heard, kinds, cutoff, level, fit_above, margin, near)
+            report_by_sound(trials, heard, kinds, cutoff, level, fit_above, margin, near, name_rule)
+        if onset_trials:
+            report_noise_onset(trials, onset_trials, cutoff, level, fit_above, margin, name_rule)
         if args.compare_hint:
             stress_hint(transcriber, scorer.model.phrase)
 

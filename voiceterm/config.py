@@ -225,6 +225,13 @@ class ListenSettings:
     """And only when the wake phrase is at most this much less likely (log-probability)
     than Whisper's own reading of those first words: "Hey Charlie" fits the phrase nearly
     as well as a robot's "Hey Jarvis", but Whisper reads "Charlie" there far more surely."""
+    wake_name_fit_above: float | None = -6.0
+    """Also wakes it when the wake phrase's name alone ("Jarvis", its last word) fits from
+    this log-probability, however its greeting fits: some voices' "Hey" is what Whisper
+    loses. Over 5 h of speech without the phrase, one utterance scored above -9.7 (-6.04,
+    "The Jaws"; see BENCHMARKS). Empty: off."""
+    wake_name_fit_margin: float = 10.0
+    """The margin (as wake_fit_margin) for an utterance that wakes it by its name's fit."""
 
 
 @dataclass(slots=True)

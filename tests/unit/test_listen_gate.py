@@ -148,9 +148,17 @@ class Reader:
     """Whisper as the check sees it: a fixed fit to the phrase, fixed words, reads counted."""
 
     def __init__(
-        self, fit: float, words: str, after: str = "", end_s: float = 0.9, own: float = -7.0
+        self,
+        fit: float,
+        words: str,
+        after: str = "",
+        end_s: float = 0.9,
+        own: float = -7.0,
+        name: float = -9.0,
     ) -> None:
         self.fit, self.words, self.after, self.end_s, self.own = fit, words, after, end_s, own
+        self.name = name
+        """Of ``fit``, the name's share."""
         self.transcribed: list[str] = []
         """What each transcript was asked: "hinted", "own" or "after <phrase>"."""
         self.readings = 0
@@ -169,8 +177,11 @@ class Reading:
         from voiceterm.engines.stt import PhraseFit
 
         reader = self.reader
-        logprob = reader.fit if phrase == "Hey Jarvis" else reader.own
-        return PhraseFit(logprob, reader.end_s, 0.0, spelling="Hey, Jarvis")
+        if phrase == "Hey Jarvis":
+            return PhraseFit(
+                reader.fit, reader.end_s, 0.0, spelling="Hey, Jarvis", last_word_logprob=reader.name
+            )
+        return PhraseFit(reader.own, reader.end_s, 0.0)
 
     def transcribe(self, *, hint: str = "") -> Any:
         self.reader.transcribed.append("hinted" if hint else "own")
@@ -238,6 +249,33 @@ def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -
     read = gate.read_check(reader, np.zeros(round(1.8 * 16000), np.int16), 2.5)
     assert read.rest is None and read.own == -2.0
     assert gate.confirm_read(2.5, read) is None
+    assert not gate.is_open(3.0)
+
+
+def test_the_name_fitting_wakes_it_when_the_greeting_does_not() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -12.0, 6.0
+    # "Hey" lost (the phrase fits at -13), "Jarvis" clear (-3); Whisper's own words -5.
+    reader = Reader(-13.0, "Please are a bitch", after="", name=-3.0, own=-5.0, end_s=1.0)
+    audio = np.zeros(round(1.4 * 16000), np.int16)
+    assert gate.decide(utterance(1.0, 1.8)) is not None
+    assert gate.read_check(reader, audio, 1.8).rest is None  # the name's rule is off
+    gate.name_fit_above, gate.name_fit_margin = -6.0, 10.0
+    assert gate.decide(utterance(1.0, 1.9)) is not None
+    read = gate.read_check(reader, audio, 1.9)
+    assert read.how == "sound" and read.rest == "" and read.name_fit == -3.0
+    assert gate.confirm_read(1.9, read) == ""
+    assert gate.is_open(3.0)
+
+
+def test_the_name_fitting_is_not_enough_when_whisper_reads_far_more_surely() -> None:
+    gate, _ = near_miss_gate(0.0, by_words_above=0.2)
+    gate.fit_above, gate.fit_margin = -12.0, 6.0
+    gate.name_fit_above, gate.name_fit_margin = -6.0, 10.0
+    reader = Reader(-13.0, "Hey Travis", after="Hey Travis", name=-5.0, own=-1.0)
+    assert gate.decide(utterance(1.0, 1.8)) is not None
+    read = gate.read_check(reader, np.zeros(round(1.4 * 16000), np.int16), 1.8)
+    assert read.rest is None and read.own == -1.0
     assert not gate.is_open(3.0)
 
 

@@ -27,6 +27,11 @@ from voiceterm.pipeline.wake import check_listen_settings
         ),
         (("--listen-wake-fit-above", "2"), "listen.wake_fit_above must be a log-probability"),
         (("--listen-wake-fit-margin", "-1"), "listen.wake_fit_margin must be 0 or more"),
+        (
+            ("--listen-wake-name-fit-above", "0.5"),
+            "listen.wake_name_fit_above must be a log-probability",
+        ),
+        (("--listen-wake-name-fit-margin", "-1"), "listen.wake_name_fit_margin must be 0 or more"),
     ],
 )
 def test_a_wrong_listen_setting_exits_2_with_one_sentence(args: tuple[str, ...], said: str) -> None:

@@ -184,6 +184,8 @@ class PhraseFit:
     compute_s: float
     spelling: str = ""
     """The phrase as it fit best ("Hey, Jarvis"): :meth:`Reading.transcribe_after` forces it."""
+    last_word_logprob: float = 0.0
+    """Of :attr:`logprob`, the share of the phrase's last word (a wake phrase's name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,7 +714,8 @@ class Reading:
         if len(words) > 1:
             spellings.add(" " + words[0].rstrip(",") + ", " + " ".join(words[1:]))
         ordered = sorted(spellings)
-        best, end_s, spelling = float("-inf"), 0.0, ""
+        best, end_s, spelling, last_word = float("-inf"), 0.0, "", 0.0
+        last_tokens = len(tokenizer.encode(" " + words[-1])) if words else 0
         try:
             with transcriber._lock, transcriber.cores.computing("stt"):
                 transcriber._use_free_cores()
@@ -731,11 +734,13 @@ class Reading:
                 )
                 for text, tokens, aligned in zip(ordered, token_lists, aligned_all, strict=True):
                     probabilities = np.maximum(np.asarray(aligned.text_token_probs), 1e-12)
-                    logprob = float(np.log(probabilities).sum())
+                    logs = np.log(probabilities)
+                    logprob = float(logs.sum())
                     if logprob > best:
                         last = [t for i, t in aligned.alignments if i == len(tokens) - 1]
                         # Alignment steps are the encoder's 20 ms.
                         best, spelling = logprob, text.strip()
+                        last_word = float(logs[len(logs) - last_tokens :].sum())
                         end_s = (max(last) + 1) * 0.02 if last else 0.0
         except Exception as error:
             raise EngineError(f"Speech recognition failed: {error}.") from error
@@ -744,6 +749,7 @@ class Reading:
             end_s=min(end_s, encodings.samples.size / SAMPLE_RATE),
             compute_s=time.perf_counter() - started,
             spelling=spelling,
+            last_word_logprob=last_word,
         )
 
     def transcribe(self, *, hint: str = "") -> Transcript:

@@ -680,6 +680,8 @@ class VoiceAgent:
             by_words_above=listen.wake_by_words_above if listen.wake_by_words else None,
             fit_above=listen.wake_fit_above if listen.wake_by_words else None,
             fit_margin=listen.wake_fit_margin,
+            name_fit_above=listen.wake_name_fit_above,
+            name_fit_margin=listen.wake_name_fit_margin,
         )
         return self.gate
 

@@ -38,8 +38,9 @@ asleep is a check, and Whisper first scores how well its first seconds fit the p
 forced on its decoder (:func:`~voiceterm.pipeline.wake_words.read_wake_check`): espeak-ng's
 British voices score 0.00 on the model, and tiny.en writes some voices' "Hey Jarvis"
 under noise as "K-Jeter Biss". Only an utterance that fits, or a near miss, is
-transcribed; the rest is dropped unwritten. Either way this costs nothing while nobody
-speaks: it runs at the end of speech.
+transcribed; the rest is dropped unwritten. With ``name_fit_above`` the phrase's name
+alone, in the same forced reading, may fit instead (some voices' "Hey" is what Whisper
+loses). Either way this costs nothing while nobody speaks: it runs at the end of speech.
 
 Every detection is published (:class:`WakeWordHeard`), and so is the best score of
 an utterance that did not wake when it was above half the cutoff (a near miss),
@@ -158,6 +159,8 @@ class ListenGate:
             miss); ``None``: near misses only.
         fit_margin: and when the phrase is at most this much less likely than Whisper's
             own reading of the first words (``None``: whatever it reads).
+        name_fit_above: with ``fit_above``, also when the phrase's name alone fits from
+            this (``None``: off), with ``name_fit_margin`` as its margin.
     """
 
     def __init__(
@@ -173,6 +176,8 @@ class ListenGate:
         by_words_above: float | None = None,
         fit_above: float | None = None,
         fit_margin: float | None = None,
+        name_fit_above: float | None = None,
+        name_fit_margin: float | None = None,
     ) -> None:
         self._publish = publish
         self._activity = activity
@@ -183,6 +188,8 @@ class ListenGate:
         self.by_words_above = by_words_above
         self.fit_above = fit_above
         self.fit_margin = fit_margin
+        self.name_fit_above = name_fit_above
+        self.name_fit_margin = name_fit_margin
         self._checks: dict[float, WordCheck] = {}  # by speech_end
         # (speech_end, near miss, what it read): the last check read, for its end.
         self._last_read: tuple[float, bool, WakeRead] | None = None
@@ -388,6 +395,8 @@ class ListenGate:
             hint=self.words_hint,
             speech_s=check.speech_end - check.audio_start,
             fit_margin=self.fit_margin,
+            name_above=self.name_fit_above,
+            name_margin=self.name_fit_margin,
         )
         self._last_read = (speech_end, near_miss, read)
         return read
@@ -619,6 +628,15 @@ def check_listen_settings(config: Any) -> None:
     if not listen.wake_fit_margin >= 0.0:
         raise ConfigError(
             f"listen.wake_fit_margin must be 0 or more, not {listen.wake_fit_margin}."
+        )
+    if listen.wake_name_fit_above is not None and not listen.wake_name_fit_above < 0.0:
+        raise ConfigError(
+            "listen.wake_name_fit_above must be a log-probability below 0, not "
+            f"{listen.wake_name_fit_above}."
+        )
+    if not listen.wake_name_fit_margin >= 0.0:
+        raise ConfigError(
+            f"listen.wake_name_fit_margin must be 0 or more, not {listen.wake_name_fit_margin}."
         )
     resolve_wake_model(listen.wake_word)
 

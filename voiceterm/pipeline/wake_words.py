@@ -161,6 +161,8 @@ class WakeRead:
     own: float | None = None
     """The log-probability of Whisper's own first words, scored as the phrase is
     (``None``: not needed)."""
+    name_fit: float | None = None
+    """Of :attr:`fit`, the share of the phrase's name, its last word (``None``: not scored)."""
 
 
 def read_wake_check(
@@ -173,6 +175,8 @@ def read_wake_check(
     hint: str,
     speech_s: float,
     fit_margin: float | None = None,
+    name_above: float | None = None,
+    name_margin: float | None = None,
 ) -> WakeRead:
     """Whether an utterance that did not wake the model begins with the wake phrase.
 
@@ -189,13 +193,17 @@ def read_wake_check(
         fit_margin: how much less likely (log-probability) the phrase may be than
             Whisper's own reading of as many first words (``None``: any, for benches that
             apply it afterwards).
+        name_above: the log-probability from which the phrase's name alone (its last word,
+            in the same forced reading) fits, however its greeting fits (``None``: off).
+        name_margin: ``fit_margin`` for an utterance that fits by its name.
 
-    A near miss, or an utterance that fits, is transcribed (told the phrase may come):
-    when the words begin with the phrase, what follows is the turn. When they do not
-    but the sound fits, and the phrase is within ``fit_margin`` of Whisper's own first
-    words (read without the hint), the turn is what Whisper reads on from the phrase
-    forced as the transcript's beginning (nothing, or too little speech after the
-    phrase's aligned end: the phrase said alone).
+    A near miss, or an utterance that fits (the phrase, or its name alone), is transcribed
+    (told the phrase may come): when the words begin with the phrase, what follows is the
+    turn. When they do not but the sound fits, and the phrase is within ``fit_margin`` (or
+    ``name_margin``, when the name fits) of Whisper's own first words (read without the
+    hint), the turn is what Whisper reads on from the phrase forced as the transcript's
+    beginning (nothing, or too little speech after the phrase's aligned end: the phrase
+    said alone).
     """
     import time
 
@@ -206,20 +214,30 @@ def read_wake_check(
     fit = reading.fit(phrase) if fit_above is not None else None
     fits = fit is not None and fit_above is not None and fit.logprob >= fit_above
     fit_logprob = None if fit is None else float(fit.logprob)
-    if not (near_miss or fits):
-        return WakeRead(None, fit=fit_logprob, compute_s=time.perf_counter() - started)
+    name = None if fit is None else float(fit.last_word_logprob)
+    name_fits = name is not None and name_above is not None and name >= name_above
+    if not (near_miss or fits or name_fits):
+        return WakeRead(
+            None, fit=fit_logprob, compute_s=time.perf_counter() - started, name_fit=name
+        )
     transcript = str(reading.transcribe(hint=hint).text).strip()
     rest = WakePhrase(phrase).after(transcript)
-    if rest is not None or not fits or fit is None:
+    if rest is not None or not (fits or name_fits) or fit is None:
         how = "words" if rest is not None else ""
-        return WakeRead(rest, transcript, fit_logprob, how, time.perf_counter() - started)
+        return WakeRead(
+            rest, transcript, fit_logprob, how, time.perf_counter() - started, name_fit=name
+        )
     count = len(WakePhrase(phrase).words)
     own_words = " ".join(_WORD.findall(str(reading.transcribe().text))[:count])
     own = float(reading.fit(own_words).logprob) if own_words else float("-inf")
-    if fit_margin is not None and fit.logprob - own < -fit_margin:
-        return WakeRead(None, transcript, fit_logprob, "", time.perf_counter() - started, own)
+    margins = [m for m, on in ((fit_margin, fits), (name_margin, name_fits)) if on]
+    allowed = None if None in margins else max(m for m in margins if m is not None)
+    if allowed is not None and fit.logprob - own < -allowed:
+        return WakeRead(None, transcript, fit_logprob, "", time.perf_counter() - started, own, name)
     rest = ""
     if speech_s - float(fit.end_s) >= MIN_QUESTION_S:
         after = str(reading.transcribe_after(str(fit.spelling)).text).lstrip(_LEADING).strip()
         rest = after[:1].upper() + after[1:]
-    return WakeRead(rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own)
+    return WakeRead(
+        rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own, name
+    )
