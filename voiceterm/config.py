@@ -72,15 +72,15 @@ class VadSettings:
 
 @dataclass(slots=True)
 class TurnSettings:
-    detector: str = "smart_turn"
-    """What decides that you have finished. smart_turn: at each pause an audio model hears
-    whether your sentence is over, and hand-set word rules read the words so far
-    (threshold, unsure_ms, cap_ms). learned (trial: the weights fitted so far end most
-    turns after 700-1200 ms, no signal being sure enough sooner): the voice, the words so
-    far, the LLM's probability that your message ends there and the silence so far are
-    weighed by a model fitted on recordings of real people, and set how long to wait
-    (turn.weights; the LLM's probability is read by turn.words_probe); with llm.backend =
-    openai the decision goes without the LLM's probability. silence:
+    detector: str = "learned"
+    """What decides that you have finished. learned: the voice (Smart Turn, an audio
+    model), the words so far and the LLM's probability that your message ends there
+    are weighed by a model fitted on recordings of real people, and the bar it must
+    reach falls as the silence goes on, up to a cap (turn.weights; the LLM's
+    probability is read by turn.words_probe; with llm.backend = openai the decision
+    goes without it). smart_turn: the hand-set rule it replaced: Smart Turn at
+    turn.check_ms and word lists (threshold, unsure_ms, cap_ms); it answers sooner
+    after a short pause and cuts more sentences at a thinking pause. silence:
     vad.hangover_ms of silence, vad.incomplete_wait_ms more for unfinished words."""
     model: str | None = None
     """The Smart Turn .onnx file (default: models/turn/*.onnx, then the pipecat-ai package)."""

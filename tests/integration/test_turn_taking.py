@@ -105,7 +105,9 @@ def test_a_sentence_with_a_700_ms_pause_in_it_is_one_turn(
     audio = np.concatenate(
         [silence(0.3), read.audio[:cut], silence(0.7), read.audio[cut:], silence(2.0)]
     )
-    agent = answer(engines, audio, tmp_path, learned_config() if detector == "learned" else None)
+    agent = answer(
+        engines, audio, tmp_path, learned_config() if detector == "learned" else rule_config()
+    )
     turns = spoken_turns(agent)
     assert len(turns) == 1, [t.user_text for t in turns]
     heard = normalize_words(turns[0].user_text)
@@ -196,6 +198,19 @@ def test_a_finished_phrase_of_an_unseen_speaker_is_answered_before_the_cap(
     assert len(turns) == 1
     # (Any order: from a file the end's span starts on the file's clock, the checks' on the app's.)
     assert any(" → done at " in d for d in decisions(turns[0])), decisions(turns[0])
+    assert turns[0].agent_text
+
+
+def test_out_of_the_box_the_learned_decision_judges_the_pause(
+    engines: Engines, tmp_path: Path
+) -> None:
+    audio = np.concatenate([silence(0.3), recording("cards-003").audio, silence(2.0)])
+    agent = answer(engines, audio, tmp_path)
+    turns = spoken_turns(agent)
+    assert len(turns) == 1
+    said = decisions(turns[0])
+    assert any(" → done at " in d for d in said), said
+    assert not any(d.startswith(("model:", "unsure:", "cap:")) for d in said), said
     assert turns[0].agent_text
 
 
