@@ -544,8 +544,9 @@ class MicrophoneSource:
         dropped: blocks dropped because the event loop did not keep up.
         realtime_thread: whether the reader thread got real-time priority.
         t_start of each frame: when its first sample was captured, in
-        ``time.monotonic()``: the time a read returned, less the audio it returned and
-        the audio still waiting in the device's buffer.
+        ``time.monotonic()``: the time a read returned, less the audio still waiting
+        in the device's buffer and all but one block of the audio read (the time
+        PortAudio's callback gave, which the echo canceller is tuned to).
     """
 
     def __init__(
@@ -700,8 +701,12 @@ class MicrophoneSource:
                     count = max(block, waiting - waiting % block)
                 raw, overflowed = stream.read(count)
                 now = time.monotonic()
-                # The last sample read came in before what still waits behind it.
-                t_first = now - (stream.read_available + count) / rate
+                # Stamped as PortAudio's callback stamped it (inputBufferAdcTime from
+                # ALSA's delay, which through the pulse plugin leaves out the block
+                # handed over): one block after what is left and read would say, 6.6-13
+                # ms on the rig with both streams on one microphone. The echo
+                # canceller's reference lead was tuned on those times.
+                t_first = now - (stream.read_available + count - block) / rate
                 self._hand_over(raw, t_first, now, overflowed)
         except Exception as exc:  # the stream broke (device or server gone)
             if not stop.is_set():
