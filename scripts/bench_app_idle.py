@@ -68,6 +68,24 @@ def thread_ticks(pid: int) -> dict[int, int]:
     return {}
 
 
+def thread_wakeups(pid: int) -> dict[int, int]:
+    """Voluntary context switches of each thread of ``pid`` (each is a sleep, then a wake-up)."""
+    counts: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                status = (task / "status").read_text()
+                counts[int(task.name)] = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return counts
+
+
+def thread_name(pid: int, tid: int) -> str:
+    """The thread's name as the kernel knows it (``threaded-ml`` is libpulse's)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    return "?"
+
+
 @dataclass
 class Variant:
     label: str
@@ -150,15 +168,19 @@ class App:
 def measure(app: App, seconds: float) -> tuple[float, str]:
     """Percent of one core over ``seconds``, and the busiest threads."""
     pid = app.process.pid
+    wakeups0 = thread_wakeups(pid)
     threads0, total0, wall0 = thread_ticks(pid), cpu_ticks(app.stat), time.monotonic()
     time.sleep(seconds)
     threads1, total1, wall = thread_ticks(pid), cpu_ticks(app.stat), time.monotonic() - wall0
+    wakeups1 = thread_wakeups(pid)
     if app.process.poll() is not None:
         raise RuntimeError(f"voiceterm exited while measured:\n{app.tail()}")
     used = {tid: ticks - threads0.get(tid, 0) for tid, ticks in threads1.items()}
     busiest = sorted(used.items(), key=lambda item: -item[1])[:5]
     per_thread = ", ".join(
-        f"{tid}{' (main)' if tid == pid else ''} {100 * ticks / TICKS / wall:.1f}%"
+        f"{tid}{' (main)' if tid == pid else ' ' + thread_name(pid, tid)} "
+        f"{100 * ticks / TICKS / wall:.1f}% "
+        f"{(wakeups1.get(tid, 0) - wakeups0.get(tid, 0)) / wall:.0f}/s"
         for tid, ticks in busiest
         if ticks
     )

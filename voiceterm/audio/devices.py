@@ -9,14 +9,15 @@
 Devices that refuse 16 kHz are common, so the microphone tries 16 kHz first and
 otherwise captures at the device's default rate and resamples with a streaming soxr
 resampler (``voiceterm.audio.resample.StreamResampler``, whose filter delay is
-subtracted from the frame times). PortAudio's callback thread only copies each
-block's bytes into a bounded deque (a raw stream: no array is made on that thread)
-and wakes the event loop (at most one pending wake-up, so a stalled loop cannot pile
-up callbacks); when the loop lags, the oldest blocks are dropped and counted. Whether
-the stream still delivers is checked by one timer every :data:`HEALTH_CHECK_S`, not
-by a timeout around each wait. While ``relaxed`` (nobody speaks, the agent is idle: the
-listener says so) it wakes the loop once per ~:data:`RELAXED_WAKE_MS` instead of
-every block; the frames' times still come from the ADC clock.
+subtracted from the frame times). A reader thread of its own takes each block with
+PortAudio's blocking read (a raw stream: no array is made on that thread), copies its
+bytes into a bounded deque and wakes the event loop (at most one pending wake-up, so
+a stalled loop cannot pile them up); when the loop lags, the oldest blocks are dropped
+and counted. Whether the stream still delivers is checked by one timer every
+:data:`HEALTH_CHECK_S`, not by a timeout around each wait. While ``relaxed`` (nobody
+speaks, the agent is idle: the listener says so) the reader sleeps ~:data:`RELAXED_WAKE_MS`
+and then takes every whole block the device buffered at once: one wake-up of the reader
+and of the loop per ~30 ms instead of one per block; un-relaxed, it reads at once.
 
 sounddevice is imported lazily (it loads PortAudio and enumerates devices on import).
 """
@@ -56,9 +57,17 @@ thread hop and a loop turn, a third of the listener's idle cost at 10 ms blocks;
 speech that starts is then seen at most this much later (barge-in is never
 relaxed: the agent is busy then)."""
 
+CAPTURE_BUFFER_S = 0.2
+"""How much audio the capture device's buffer holds at least. A relaxed reader lets
+~:data:`RELAXED_WAKE_MS` pile up there, and ALSA's pulse plugin drops what overflows
+its buffer without a word; a read still returns as soon as one block is in, so a
+bigger buffer costs no delay."""
+
 HEALTH_CHECK_S = 0.5
 """How often the microphone checks that its stream still delivers (and reopens it
 if not)."""
+
+_READER_JOIN_S = 1.0  # a read stuck longer than this (a dead server) is aborted under it
 
 _INSTALL_HINT = "Install PortAudio (Debian/Ubuntu: apt-get install libportaudio2)."
 _CHOOSE_HINT = "Run `voiceterm devices` to see the devices, then pick one by name or index."
@@ -403,6 +412,37 @@ def realtime_threads_created(priority: int = 10) -> Iterator[bool]:
             os.sched_setscheduler(0, policy, param)
 
 
+_ALSA_PERIODS = threading.Lock()
+_ALSA_DEFAULT_PERIODS = 4  # PortAudio's own (pa_linux_alsa.c)
+
+
+@contextlib.contextmanager
+def alsa_periods_at_most(sd: ModuleType, count: int) -> Iterator[None]:
+    """Streams opened in this block may have up to ``count`` periods in their buffer.
+
+    PortAudio's ALSA host API doubles the period until the buffer holds at most
+    four; with a buffer of many blocks that would make each period, and so each
+    blocking read, several blocks long. ``PaAlsa_SetNumPeriods`` is a process-wide
+    setting: it is raised for the open and put back after. Without ALSA nothing
+    changes.
+    """
+    import ctypes
+    import ctypes.util
+
+    setter: Any = None
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        name = getattr(sd, "_libname", None) or ctypes.util.find_library("portaudio")
+        setter = ctypes.CDLL(name).PaAlsa_SetNumPeriods
+    with _ALSA_PERIODS:
+        if setter is not None:
+            setter(count)
+        try:
+            yield
+        finally:
+            if setter is not None:
+                setter(_ALSA_DEFAULT_PERIODS)
+
+
 STREAM_START_GRACE_S = 5.0
 """How long a started stream may take to play or capture before it counts as stuck.
 
@@ -486,7 +526,9 @@ class MicrophoneSource:
         block_ms: length of each yielded frame (10, 20 or 30 ms suit webrtcvad).
         sample_rate: force a device capture rate (default: 16 kHz if the device takes
             it, else its default rate, resampled).
-        latency: PortAudio's suggested input latency (seconds, ``"low"``, ``"high"``).
+        latency: the least the capture buffer holds, in seconds (``"low"`` or
+            ``"high"``: :data:`CAPTURE_BUFFER_S`); a read returns as soon as one
+            block is in, whatever the buffer.
         max_queued_ms: how much captured audio may wait for a lagging event loop
             before the oldest is dropped (and counted in ``dropped``).
         reopen: when the device vanishes mid-session, report it (``on_error``) and
@@ -496,13 +538,15 @@ class MicrophoneSource:
 
     Attributes:
         muted: when true, frames keep coming but carry silence.
-        relaxed: when true, the loop is woken once per :data:`RELAXED_WAKE_MS`
-            (several blocks at once) instead of once per block.
+        relaxed: when true, the reader and the loop wake once per
+            :data:`RELAXED_WAKE_MS` (several blocks at once) instead of once per block.
         overflows: input overflows reported by PortAudio (audio lost in the device).
         dropped: blocks dropped because the event loop did not keep up.
-        realtime_thread: whether PortAudio's callback thread got real-time priority.
-        t_start of each frame comes from PortAudio's ``inputBufferAdcTime`` mapped onto
-        ``time.monotonic()`` (PortAudio's own clock is not monotonic's).
+        realtime_thread: whether the reader thread got real-time priority.
+        t_start of each frame: when its first sample was captured, in
+        ``time.monotonic()``: the time a read returned, less the audio still waiting
+        in the device's buffer and all but one block of the audio read (the time
+        PortAudio's callback gave, which the echo canceller is tuned to).
     """
 
     def __init__(
@@ -526,7 +570,10 @@ class MicrophoneSource:
         self.on_error = on_error
         self.on_restored = on_restored
         self.muted = False
-        self.relaxed = False
+        self._relaxed = False
+        # Set while the reader must read each block at once (not relaxed, or stopping).
+        self._hurry = threading.Event()
+        self._hurry.set()
         self.overflows = 0
         self.dropped = 0
         self.realtime_thread = False
@@ -534,7 +581,6 @@ class MicrophoneSource:
         self.device_rate = 0
         self._requested_rate = sample_rate
         self._frame_len = CAPTURE_RATE * block_ms // 1000
-        self._relaxed_blocks = max(1, RELAXED_WAKE_MS // block_ms)
         self._blocks: deque[tuple[bytearray, float]] = deque(
             maxlen=max(2, max_queued_ms // block_ms)
         )
@@ -545,9 +591,10 @@ class MicrophoneSource:
         self._health_timer: asyncio.TimerHandle | None = None
         self._stream: Any = None
         self._resampler: StreamResampler | None = None
-        self._fallback_age = 0.0
+        self._reader: threading.Thread | None = None
+        self._reader_stop = threading.Event()
+        self._read_failed = False
         self._stream_clock = StreamClock(block_ms / 1000)
-        self._priority_asked = False
         self._closed = False
         self._pending: Int16Array | None = None  # resampled samples not yet framed
         self._clock: float | None = None  # smoothed capture time of _pending[0]
@@ -557,6 +604,19 @@ class MicrophoneSource:
     def sample_rate(self) -> int:
         """Rate of the frames yielded: always 16 kHz."""
         return CAPTURE_RATE
+
+    @property
+    def relaxed(self) -> bool:
+        """Whether the reader may gather ~:data:`RELAXED_WAKE_MS` of blocks per wake-up."""
+        return self._relaxed
+
+    @relaxed.setter
+    def relaxed(self, value: bool) -> None:
+        self._relaxed = value
+        if value:
+            self._hurry.clear()
+        else:
+            self._hurry.set()  # a sleeping reader reads what waits, then every block
 
     def start(self) -> None:
         """Open the device and start capturing; call from the running event loop.
@@ -574,16 +634,26 @@ class MicrophoneSource:
         info = find_device(self.device, "input")
         self.device_name = info.name
         rate = self._requested_rate or pick_sample_rate(info, "input", preferred=CAPTURE_RATE)
+        block = rate * self.block_ms // 1000
+        latency = self.latency if isinstance(self.latency, (int, float)) else 0.0
+        buffer_s = max(float(latency), CAPTURE_BUFFER_S)
         try:
-            with native_stderr_silenced(), realtime_threads_created():
+            # No callback: PortAudio's blocking read, in a thread of our own that can
+            # take several blocks per wake-up while relaxed (a callback is called once
+            # per block, whatever waits). One period per block keeps each read as
+            # prompt as a callback would be.
+            with (
+                native_stderr_silenced(),
+                realtime_threads_created(),
+                alsa_periods_at_most(sd, int(buffer_s * 1000 / self.block_ms) + 2),
+            ):
                 stream = sd.RawInputStream(
                     device=info.index,
                     samplerate=rate,
                     channels=1,
                     dtype="int16",
-                    blocksize=rate * self.block_ms // 1000,
-                    latency=self.latency,
-                    callback=self._callback,
+                    blocksize=block,
+                    latency=buffer_s,
                 )
                 stream.start()
         except (sd.PortAudioError, ValueError) as exc:
@@ -592,32 +662,65 @@ class MicrophoneSource:
         self._resampler = StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
         self._pending = None
         self._clock = None
-        self._fallback_age = float(stream.latency) + self.block_ms / 1000
-        self._stream_clock.started()
-        self._priority_asked = False
         self._stream = stream
+        self._start_reader(stream, rate, block)
         log.info("microphone %r open at %d Hz", info.name, rate)
 
-    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        # PortAudio's thread: copy, stamp, hand over. Never block, never wait. It runs
-        # 100 times a second and needs the interpreter lock: the least Python possible
-        # (the bytes of one int16 mono block; the loop makes the array).
-        if not self._priority_asked:
-            self._priority_asked = True
-            self.realtime_thread = raise_thread_priority()
-        if status and status.input_overflow:
+    def _start_reader(self, stream: Any, rate: int, block: int) -> None:
+        self._stream_clock.started()
+        self._read_failed = False
+        self._reader_stop = stop = threading.Event()
+        if self._relaxed:
+            self._hurry.clear()
+        else:
+            self._hurry.set()
+        self._reader = threading.Thread(
+            target=self._read_blocks,
+            args=(stream, rate, block, stop),
+            name="microphone",
+            daemon=True,
+        )
+        self._reader.start()
+
+    def _read_blocks(self, stream: Any, rate: int, block: int, stop: threading.Event) -> None:
+        """The reader thread: read, stamp, hand over, until ``stop`` or a failed read.
+
+        It holds the interpreter lock only between reads (the read itself waits in C),
+        and makes no array: the loop does, when it takes the bytes.
+        """
+        self.realtime_thread = raise_thread_priority()
+        hurry = self._hurry
+        try:
+            while not stop.is_set():
+                count = block
+                if not hurry.is_set():
+                    hurry.wait(RELAXED_WAKE_MS / 1000)
+                    if stop.is_set():
+                        break
+                    waiting = stream.read_available
+                    count = max(block, waiting - waiting % block)
+                raw, overflowed = stream.read(count)
+                now = time.monotonic()
+                # Stamped as PortAudio's callback stamped it (inputBufferAdcTime from
+                # ALSA's delay, which through the pulse plugin leaves out the block
+                # handed over): one block after what is left and read would say, 6.6-13
+                # ms on the rig with both streams on one microphone. The echo
+                # canceller's reference lead was tuned on those times.
+                t_first = now - (stream.read_available + count - block) / rate
+                self._hand_over(raw, t_first, now, overflowed)
+        except Exception as exc:  # the stream broke (device or server gone)
+            if not stop.is_set():
+                log.debug("microphone read failed: %s", exc)
+                self._read_failed = True
+
+    def _hand_over(self, raw: Any, t_first: float, now: float, overflowed: bool) -> None:
+        """Queue one read's bytes with the capture time of its first sample; wake the loop."""
+        if overflowed:
             self.overflows += 1
-        now = time.monotonic()
-        t_adc = time_info.inputBufferAdcTime
-        age = time_info.currentTime - t_adc
-        if t_adc <= 0 or not 0.0 <= age < 2.0:
-            age = self._fallback_age
         self._stream_clock.beat(now)
         if len(self._blocks) == self._blocks.maxlen:
-            self.dropped += 1  # append below pushes out the oldest block
-        self._blocks.append((bytearray(indata), now - age))
-        if self.relaxed and len(self._blocks) < self._relaxed_blocks:
-            return  # a later block wakes the loop for both
+            self.dropped += 1  # append below pushes out the oldest read
+        self._blocks.append((bytearray(raw), t_first))
         if not self._wake_pending and self._loop is not None:
             self._wake_pending = True
             with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening
@@ -710,6 +813,8 @@ class MicrophoneSource:
 
     def _healthy(self) -> bool:
         # Capture cannot wait for a stuck stream the way playback can: stalled is lost.
+        if self._read_failed:
+            return False
         return self._stream_clock.state(self._stream) in ("running", "starting")
 
     async def _recover(self) -> None:
@@ -740,6 +845,12 @@ class MicrophoneSource:
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
+        reader, self._reader = self._reader, None
+        self._reader_stop.set()
+        self._hurry.set()
+        if reader is not None and reader is not threading.current_thread():
+            # A read returns within a block; the stream is not stopped under it.
+            reader.join(timeout=_READER_JOIN_S)
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.abort()
