@@ -82,6 +82,9 @@ class LlamaNode(ReasoningNode):
         self.first_piece_words = first_piece_words
         self._speculating: tuple[str, threading.Event] | None = None
         self._answering_since = 0.0  # when the newest answer began
+        # The words a tool answered ahead, still to be read into the model: the learned
+        # end of turn takes how likely the message ends there from that read.
+        self._unread: list[Any] | None = None
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -123,6 +126,9 @@ class LlamaNode(ReasoningNode):
         yield StageSpan(stage="ahead", start=start, end=time.monotonic(), content=content)
         if speculation is not None:
             yield speculation
+        unread, self._unread = self._unread, None
+        if unread is not None and warms_up(self.engine):
+            await asyncio.to_thread(self.engine.warm_up, unread, max_tokens=self.max_tokens)
 
     async def prefill(self, message: Message) -> AgentSpeculation | None:
         """Get ready to answer the user's words so far, during the end-of-speech wait.
@@ -144,7 +150,9 @@ class LlamaNode(ReasoningNode):
         self._stop_speculating()
         tool_answer = self._tool_answer_ahead(partial.content)
         if tool_answer is not None:
-            # Known at once, and all of the reply: the model is not needed.
+            # Known at once, and all of the reply: the model is not needed for it, but
+            # reads the words after it is announced (see _work_ahead).
+            self._unread = list(messages)
             return AgentSpeculation(
                 transcript=partial.content, pieces=(tool_answer,), complete=True
             )
