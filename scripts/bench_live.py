@@ -98,8 +98,8 @@ from tests.conversation import FileConversation  # noqa: E402
 from tests.speech import espeak, speech_corpus  # noqa: E402
 from voiceterm.audio.wavio import write_wav  # noqa: E402
 from voiceterm.config import Config  # noqa: E402
-from voiceterm.pipeline.agent import Engines, load_engines  # noqa: E402
 from voiceterm.pipeline.headless import format_turn_timings  # noqa: E402
+from voiceterm.pipeline.loading import Engines, load_engines  # noqa: E402
 
 INTERRUPTED = re.compile(r"\[interrupted: user_speech\]")
 APP_V2V = re.compile(r"voice-to-voice (\d+) ms")

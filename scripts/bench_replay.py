@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from voiceterm.pipeline.agent import load_engines
+    from voiceterm.pipeline.loading import load_engines
     from voiceterm.recording.reader import Recording
     from voiceterm.recording.replay import replay, replay_config
 

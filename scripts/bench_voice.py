@@ -61,8 +61,9 @@ from voiceterm.bridge import Bridge  # noqa: E402
 from voiceterm.bus import Message  # noqa: E402
 from voiceterm.config import Config, apply_values  # noqa: E402
 from voiceterm.events import AgentError, TurnMark  # noqa: E402
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines  # noqa: E402
+from voiceterm.pipeline.agent import VoiceAgent  # noqa: E402
 from voiceterm.pipeline.glitches import SpeakerLosses  # noqa: E402
+from voiceterm.pipeline.loading import Engines, load_engines  # noqa: E402
 
 RATE = 16000
 AUDIBLE = 328
@@ -136,16 +137,19 @@ async def streaming_turn(
         await agent.stop()
     if speaker is not None:
         speaker.add(sink.underflows, SpeakerLosses.of(speaker_errors, agent.timeline.turns))
-    if engines.llm is not None and agent.llm_node is not None:
-        agent.llm_node.clear_context()
+    if agent.wired:
+        agent.nodes.chat.clear_context()
     return marks
 
 
 def baseline_turn(
     config: Config, engines: Engines, padded: Any, text_in: np.ndarray
 ) -> dict[str, float]:
+    from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.engines.tts import PiperSynthesizer
     from voiceterm.nodes import ReasoningNode
 
+    assert isinstance(engines.llm, LlamaEngine) and isinstance(engines.tts, PiperSynthesizer)
     wait = config.vad.hangover_ms / 1000
     # A naive pipeline keeps no prompt cache: drop the KV state the streaming run left.
     engines.llm.reset()
@@ -256,14 +260,16 @@ def server_engines(
     """``engines``, or for ``llm.backend=openai`` the same with the server's LLM."""
     from dataclasses import replace
 
-    from voiceterm.pipeline.agent import load_llm_server
+    from voiceterm.pipeline.loading import load_llm_server
 
     if config.llm.backend != "openai":
         return engines
     if serve:
         from tests.chat_server import LocalChatServer
+        from voiceterm.engines.llm import LlamaEngine
 
         llm = engines.llm
+        assert isinstance(llm, LlamaEngine)
         threads = ("--n_threads", str(llm.n_threads), "--n_threads_batch", str(llm.n_threads_batch))
         log = Path(tempfile.gettempdir()) / "bench_voice_server.log"
         server = LocalChatServer(log, model=llm.weights_path, extra=threads).start()

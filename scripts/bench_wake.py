@@ -801,8 +801,8 @@ def measure_voice_to_voice(rounds: int, espeak_voice: str | None = None) -> dict
     from tests.speech import write_wav
     from tests.wake_speech import in_room
     from voiceterm.config import Config
-    from voiceterm.pipeline.agent import load_engines
     from voiceterm.pipeline.headless import run_file
+    from voiceterm.pipeline.loading import load_engines
 
     engines = load_engines(Config())
     folder = Path(tempfile.mkdtemp(prefix="bench-wake-"))

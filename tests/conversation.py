@@ -23,7 +23,8 @@ from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.events import TurnMark
-from voiceterm.pipeline.agent import Engines, VoiceAgent
+from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.loading import Engines
 
 T = TypeVar("T")
 
@@ -141,7 +142,7 @@ class FileConversation:
     async def _settle(self) -> None:
         deadline = time.monotonic() + 90.0
         while time.monotonic() < deadline:
-            if self.agent.quiet_for() >= self.SETTLE_S:
+            if self.agent.quiet.quiet_for() >= self.SETTLE_S:
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError("the file-based agent never went quiet")

@@ -70,7 +70,7 @@ def heard_history(agent: Any) -> list[tuple[str, str]]:
     """
     from voiceterm.nodes import ConversationContext
 
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     committed = ConversationContext(node.conversation_events).get_committed_events()
     return [

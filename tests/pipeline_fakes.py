@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +21,13 @@ from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
 from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config
+from voiceterm.engines.llm.messages import ToolSpecs
+from voiceterm.engines.llm.protocol import ChatEngine
 from voiceterm.errors import AudioDeviceError
 from voiceterm.events import AgentInterrupted, UserStartedSpeaking, UserStoppedSpeaking
-from voiceterm.pipeline.agent import Engines, VoiceAgent
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.loading import Engines
 from voiceterm.tools.registry import default_registry
 
 Int16Array = npt.NDArray[np.int16]
@@ -94,8 +97,14 @@ class ScriptedChatModel(Failing):
         self.asked: list[list[dict[str, Any]]] = []
 
     def stream_chat(
-        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
-    ) -> Iterator[str]:
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        cancel: threading.Event,
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> Generator[str, None, None]:
         self.asked.append([dict(m) for m in messages])
         try:
             self.count("the language model")
@@ -263,7 +272,7 @@ class SimulatedSpeaker:
 
 def scripted_engines(
     transcriber: ScriptedTranscriber | None = None,
-    llm: ScriptedChatModel | None = None,
+    llm: ChatEngine | None = None,
     tts: ScriptedVoice | None = None,
 ) -> Engines:
     return Engines(
@@ -294,7 +303,7 @@ async def say(agent: VoiceAgent, text: str, *, barge_in: bool = False) -> None:
     ``barge_in``: the person talks over the agent, and the listener cuts it off.
     """
     engines = agent.engines
-    assert engines is not None
+    assert engines is not None and isinstance(engines.transcriber, ScriptedTranscriber)
     engines.transcriber.text = text
     now = time.monotonic()
     await agent.bus.broadcast(Message(Listener.id, UserStartedSpeaking(onset_time=now - 0.5)))

@@ -23,7 +23,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voiceterm.config import Config, apply_values, default_config_path, load_config, settings_help
+from voiceterm.config import (
+    Config,
+    apply_values,
+    check_config,
+    default_config_path,
+    load_config,
+    settings_help,
+)
 from voiceterm.engines.offline import keep_offline
 from voiceterm.errors import VoicetermError
 
@@ -99,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             value = getattr(args, f"{section.name}.{key}", None)
             if value is not None:
                 overrides.setdefault(section.name, {})[key] = value
-    return apply_values(config, overrides, "command line")
+    return check_config(apply_values(config, overrides, "command line"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(list_devices())
             return 0
-        from voiceterm.pipeline.wake import check_listen_settings
+        from voiceterm.engines.wake import resolve_wake_model
 
-        check_listen_settings(config)  # a wrong wake word: exit 2, before the app opens
+        resolve_wake_model(config.listen.wake_word)  # a wrong wake word: exit 2, before the app
         if args.input is not None or args.output is not None:
             return _run_file(args, config)
         if args.headless:

@@ -335,6 +335,82 @@ def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
     return apply_values(config, values, str(path))
 
 
+LISTEN_MODES: tuple[str, ...] = ("always", "wake_word", "push_to_talk")
+TURN_DETECTORS: tuple[str, ...] = ("learned", "smart_turn", "silence")
+LLM_BACKENDS: tuple[str, ...] = ("llama_cpp", "openai")
+
+
+def check_config(config: Config) -> Config:
+    """Raise :class:`ConfigError` for a setting that cannot work, before anything opens.
+
+    Values are checked here, where they are read; whether the files they name exist
+    is the loaders' business (``voiceterm models`` lists what is found).
+    """
+    _check_llm(config.llm)
+    _check_turn(config.turn)
+    _check_listen(config.listen)
+    return config
+
+
+def _check_llm(llm: LlmSettings) -> None:
+    if llm.backend not in LLM_BACKENDS:
+        raise ConfigError(
+            f"llm.backend must be llama_cpp or openai, not {llm.backend!r}.",
+            hint="llama_cpp runs a GGUF file inside voiceterm; openai talks to a server at llm.url",
+        )
+    if llm.backend == "openai" and not llm.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"llm.url must be an http:// or https:// address, not {llm.url!r}.",
+            hint="e.g. http://127.0.0.1:8080/v1 for llama-server",
+        )
+
+
+def _check_turn(turn: TurnSettings) -> None:
+    if turn.detector not in TURN_DETECTORS:
+        raise ConfigError(
+            f"turn.detector must be learned, smart_turn or silence, not {turn.detector!r}.",
+            hint="set turn.detector = 'learned' (or 'smart_turn', or 'silence')",
+        )
+    if not 0.0 < turn.threshold < 1.0:
+        raise ConfigError(f"turn.threshold must be between 0 and 1, not {turn.threshold}.")
+    if not 0 < turn.check_ms < turn.unsure_ms <= turn.cap_ms:
+        raise ConfigError(
+            f"turn.check_ms ({turn.check_ms}), turn.unsure_ms ({turn.unsure_ms}) and "
+            f"turn.cap_ms ({turn.cap_ms}) must grow in that order: the model is asked "
+            "before the silences that end a turn without it."
+        )
+
+
+def _check_listen(listen: ListenSettings) -> None:
+    if listen.mode not in LISTEN_MODES:
+        raise ConfigError(
+            f"listen.mode must be one of {', '.join(LISTEN_MODES)}, not {listen.mode!r}.",
+            hint="e.g. --listen-mode wake_word",
+        )
+    if not listen.follow_up_s >= 0:
+        raise ConfigError(
+            f"listen.follow_up_s must be 0 or more seconds, not {listen.follow_up_s}."
+        )
+    probabilities = {"wake_by_words_above": listen.wake_by_words_above}
+    if listen.wake_cutoff is not None:
+        probabilities["wake_cutoff"] = listen.wake_cutoff
+    for name, value in probabilities.items():
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"listen.{name} must be between 0 and 1, not {value}.")
+    log_probabilities = {"wake_fit_above": listen.wake_fit_above}
+    if listen.wake_name_fit_above is not None:
+        log_probabilities["wake_name_fit_above"] = listen.wake_name_fit_above
+    for name, value in log_probabilities.items():
+        if not value < 0.0:
+            raise ConfigError(f"listen.{name} must be a log-probability below 0, not {value}.")
+    for name, value in (
+        ("wake_fit_margin", listen.wake_fit_margin),
+        ("wake_name_fit_margin", listen.wake_name_fit_margin),
+    ):
+        if not value >= 0.0:
+            raise ConfigError(f"listen.{name} must be 0 or more, not {value}.")
+
+
 def settings_help() -> list[tuple[str, str, str]]:
     """``(section.key, default, description)`` for every setting, for ``--help``."""
     import ast

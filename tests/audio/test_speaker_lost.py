@@ -120,7 +120,7 @@ async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays
     heard = failed.spoken_text.strip()
     assert heard, "nothing of the answer counts as heard, though it played for 0.4 s"
     assert "The moon is".startswith(heard), heard
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     history = node.format_for_llm(
         ConversationContext(node.conversation_events).get_committed_events()

@@ -9,7 +9,6 @@ kill or restart a server get one of their own.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 import time
@@ -33,9 +32,11 @@ from voiceterm.events import (
     StageStatus,
 )
 from voiceterm.nodes import ConversationContext
-from voiceterm.pipeline import agent as agent_module
-from voiceterm.pipeline.agent import VoiceAgent, load_llm_server
+from voiceterm.pipeline import server_watch
+from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.loading import load_llm_server
 from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE
+from voiceterm.pipeline.wiring import learned_turn
 from voiceterm.tools import default_registry
 from voiceterm.tools.intent import parse_tool_calls
 
@@ -208,7 +209,7 @@ def _statuses(messages: list[Message], state: str) -> list[StageStatus]:
 
 
 def _history(agent: VoiceAgent) -> list[tuple[str, str]]:
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     messages = node.format_for_llm(
         ConversationContext(node.conversation_events).get_committed_events()
@@ -219,7 +220,7 @@ def _history(agent: VoiceAgent) -> list[tuple[str, str]]:
 async def test_the_app_opens_without_the_server_says_so_and_answers_once_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent_module, "SERVER_RETRY_S", 0.2)
+    monkeypatch.setattr(server_watch, "SERVER_RETRY_S", 0.2)
     port = free_port()
     config = Config()
     config.llm.backend, config.llm.url = "openai", f"http://127.0.0.1:{port}/v1"
@@ -269,14 +270,14 @@ async def test_the_app_opens_without_the_server_says_so_and_answers_once_it_runs
 async def test_a_server_killed_mid_answer_cuts_it_keeps_the_talk_and_comes_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent_module, "SERVER_RETRY_S", 0.2)
+    monkeypatch.setattr(server_watch, "SERVER_RETRY_S", 0.2)
     server = LocalChatServer(tmp_path / "server.log")
     await asyncio.to_thread(server.start)
     # Greedy: the 135M model sampled an empty reply to the follow-up now and then.
     engine = ChatServerEngine(server.url, max_tokens=200, temperature=0.0)
     await asyncio.to_thread(engine.check)
     config = Config()
-    agent = scripted_agent(scripted_engines(llm=engine), config)  # type: ignore[arg-type]
+    agent = scripted_agent(scripted_engines(llm=engine), config)
     messages: list[Message] = []
     agent.bus.tap(messages.append)
     await agent.start()
@@ -392,11 +393,9 @@ def test_without_the_template_the_learned_end_of_turn_leaves_the_rule_to_decide(
     config.llm.api_key_env = KEY_VARIABLE
     engine, _ = load_llm_server(config, lambda *_: None)
     try:
-        engines = dataclasses.replace(scripted_engines(), llm=engine)
-        agent = scripted_agent(engines, config)
-        assert agent._learned_turn(engines) == (None, None)
+        assert learned_turn(config, engine, print) == (None, None)
         engine.tool_template = gguf_chat_template(server.model)
-        weights, words_end = agent._learned_turn(engines)
+        weights, words_end = learned_turn(config, engine, print)
         assert weights is not None and words_end is not None
         assert engine.words_end_available  # asked for logprobs at every pause
     finally:
@@ -414,10 +413,8 @@ def test_weights_fitted_on_the_words_probe_go_without_the_servers_probability(
     config.llm.api_key_env = KEY_VARIABLE
     engine, _ = load_llm_server(config, lambda *_: None)
     try:
-        engines = dataclasses.replace(scripted_engines(), llm=engine)
         engine.tool_template = gguf_chat_template(server.model)
-        agent = scripted_agent(engines, config)
-        weights, words_end = agent._learned_turn(engines)
+        weights, words_end = learned_turn(config, engine, print)
         assert weights is not None and weights.words_signal == "probe"
         assert words_end is None
         assert not engine.words_end_available  # nor asked for logprobs at every pause

@@ -37,8 +37,9 @@ from voiceterm.events import (
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.loading import Engines, load_engines
 
 pytestmark = [
     pytest.mark.models,
@@ -93,7 +94,7 @@ class RealFuzzer:
     def settled(self, baseline: set[asyncio.Task[Any]]) -> bool:
         agent = self.agent
         return (
-            not agent._pipeline_pending()
+            not agent.quiet.pending()
             and not agent.activity.busy
             and asyncio.all_tasks() == baseline
         )

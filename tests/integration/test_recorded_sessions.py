@@ -25,7 +25,7 @@ from tests.conversation import FileConversation
 from tests.speech import concat, espeak, silence, write_wav
 from tests.turn_clips import silences
 from voiceterm.config import Config
-from voiceterm.pipeline.agent import load_engines
+from voiceterm.pipeline.loading import load_engines
 from voiceterm.recording.cli import main as recording_main
 from voiceterm.recording.reader import Recording
 from voiceterm.recording.replay import replay
@@ -80,7 +80,7 @@ def test_recording_started_mid_frame_replays_the_turns_where_they_were(tmp_path:
     question = utterance(espeak("What is seven times eight?"), "What is seven times eight?")
 
     async def record_mid_frame() -> int:
-        listener = conversation.agent.listener
+        listener = conversation.agent.nodes.listener
         assert listener is not None
         for _block in range(1000):
             if listener.frame_phase:

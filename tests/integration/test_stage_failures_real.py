@@ -21,8 +21,8 @@ from tests.speech import concat, espeak, espeak_available, silence, write_wav
 from voiceterm.audio.wavio import read_wav
 from voiceterm.config import Config
 from voiceterm.events import UserTranscriptionReceived
-from voiceterm.pipeline.agent import Engines, load_engines
 from voiceterm.pipeline.headless import run_file
+from voiceterm.pipeline.loading import Engines, load_engines
 
 pytestmark = [
     pytest.mark.models,
@@ -140,7 +140,7 @@ def with_engine(engines: Engines, **changes: Any) -> Engines:
 def questions_answered(agent: Any) -> list[str]:
     return [
         event.content
-        for event in agent.llm_node.conversation_events
+        for event in agent.nodes.chat.conversation_events
         if isinstance(event, UserTranscriptionReceived)
     ]
 

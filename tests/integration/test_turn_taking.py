@@ -30,8 +30,9 @@ from tests.speech import (
 )
 from voiceterm.audio.wavio import write_wav
 from voiceterm.config import Config
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.headless import run_file
+from voiceterm.pipeline.loading import Engines, load_engines
 from voiceterm.pipeline.turn_fusion import load_weights
 from voiceterm.timeline import Turn, to_markdown
 

@@ -17,8 +17,9 @@ from voiceterm.audio.resample import resample
 from voiceterm.audio.wavio import read_wav, write_wav
 from voiceterm.config import Config
 from voiceterm.events import ToolCall, UserTranscriptionReceived
-from voiceterm.pipeline.agent import Engines, load_engines
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.headless import run_file
+from voiceterm.pipeline.loading import Engines, load_engines
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -60,7 +61,7 @@ def engines() -> Iterator[Engines]:
     yield load_engines(Config())
 
 
-def run(engines: Engines, audio: np.ndarray, tmp_path: Path) -> tuple[str, np.ndarray, object]:
+def run(engines: Engines, audio: np.ndarray, tmp_path: Path) -> tuple[str, np.ndarray, VoiceAgent]:
     question = tmp_path / "question.wav"
     answer = tmp_path / "answer.wav"
     write_wav(question, audio, RATE)
@@ -82,13 +83,13 @@ def test_question_gets_a_spoken_answer_that_says_what_the_agent_wrote(
     printed, spoken, agent = run(engines, audio, tmp_path)
     assert "moon" in printed.lower()
     assert np.abs(spoken.astype(np.int32)).max() > 1000, "the answer is silent"
-    node = agent.llm_node  # type: ignore[attr-defined]
+    node = agent.nodes.chat
     agent_text = "".join(
         e.content for e in node.conversation_events if type(e).__name__ == "AgentResponse"
     )
     assert agent_text.strip()
     # The timeline shows the model's work during the end-of-speech wait.
-    turns = agent.timeline.turns  # type: ignore[attr-defined]
+    turns = agent.timeline.turns
     assert any(turn.lane_spans("ahead") for turn in turns), "no work ahead in the timeline"
     # The answer WAV, transcribed again, says what the agent wrote.
     heard = engines.transcriber.transcribe(resample(spoken, 22050, RATE)).text
@@ -110,7 +111,7 @@ def test_two_utterances_with_a_pause_are_two_turns_and_tools_answer(
         ]
     )
     printed, spoken, agent = run(engines, audio, tmp_path)
-    node = agent.llm_node  # type: ignore[attr-defined]
+    node = agent.nodes.chat
     users = [
         e.content for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)
     ]
@@ -167,7 +168,7 @@ def test_sixty_second_monologue_is_split_and_answered(engines: Engines, tmp_path
     while sum(len(p) for p in pieces) < 60 * RATE:
         pieces += [speak(MONOLOGUE[len(pieces) // 2 % len(MONOLOGUE)]), silence(0.1)]
     printed, spoken, agent = run(engines, np.concatenate(pieces), tmp_path)
-    node = agent.llm_node  # type: ignore[attr-defined]
+    node = agent.nodes.chat
     users = [e for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)]
     assert users, printed
     assert sum(len(u.content.split()) for u in users) > 60, "most of the monologue was lost"
@@ -186,7 +187,7 @@ def test_a_pause_mid_sentence_does_not_split_the_turn(engines: Engines, tmp_path
         [silence(0.3), read.audio[:cut], silence(0.45), read.audio[cut:], silence(1.0)]
     )
     printed, _spoken, agent = run(engines, audio, tmp_path)
-    node = agent.llm_node  # type: ignore[attr-defined]
+    node = agent.nodes.chat
     users = [
         e.content for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)
     ]
@@ -223,7 +224,7 @@ def test_a_recording_longer_than_the_answer_limit_is_heard_to_the_end(
         return agent
 
     agent = asyncio.run(talk())
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     heard = [
         e.content for e in node.conversation_events if isinstance(e, UserTranscriptionReceived)

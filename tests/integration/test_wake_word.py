@@ -23,6 +23,7 @@ from voiceterm.audio.frames import AudioFrame
 from voiceterm.audio.wavio import WavFileSink
 from voiceterm.bus import Message
 from voiceterm.config import Config
+from voiceterm.engines.stt import WhisperTranscriber
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model, score_audio
 from voiceterm.events import (
     AgentStoppedSpeaking,
@@ -31,7 +32,8 @@ from voiceterm.events import (
     UserTranscriptionReceived,
     WakeWordHeard,
 )
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.loading import Engines, load_engines
 from voiceterm.pipeline.wake_words import WakeRead, read_wake_check
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -454,6 +456,7 @@ def sound_question(name: str = "Jarvis") -> np.ndarray:
 
 def read_as_the_app_does(engines: Engines, audio: np.ndarray, *, by_name: bool = True) -> WakeRead:
     listen = Config().listen
+    assert isinstance(engines.transcriber, WhisperTranscriber)
     return read_wake_check(
         engines.transcriber,
         audio,
@@ -472,6 +475,7 @@ def test_one_encode_wakes_it_by_its_sound_and_the_question_is_the_turn(
     engines: Engines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transcriber = engines.transcriber
+    assert isinstance(transcriber, WhisperTranscriber)
     encode = transcriber._encoded
     encodes: list[int] = []
 

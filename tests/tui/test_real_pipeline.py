@@ -10,7 +10,8 @@ import pytest
 from tests.speech import concat, espeak, espeak_available, silence, write_wav
 from tests.tui.conftest import SIZE, screen_text, wait_for
 from voiceterm.config import Config
-from voiceterm.pipeline.agent import Engines, VoiceAgent, load_engines
+from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.loading import Engines, load_engines
 from voiceterm.timeline import Turn
 from voiceterm.tui.app import VoicetermApp
 from voiceterm.tui.screens.timeline_screen import TimelineScreen

@@ -8,12 +8,11 @@ from __future__ import annotations
 import pytest
 
 from voiceterm.cli import build_parser, config_from_args
-from voiceterm.config import Config
+from voiceterm.config import Config, check_config
 from voiceterm.engines.llm import ChatEngine
 from voiceterm.engines.llm.protocol import reads_ahead, speculates, warms_up
 from voiceterm.engines.llm.server import ChatServerEngine, fit_history
 from voiceterm.errors import ConfigError
-from voiceterm.pipeline.agent import check_llm_settings
 
 
 def test_server_settings_are_flags_and_the_key_is_only_named() -> None:
@@ -29,7 +28,7 @@ def test_server_settings_are_flags_and_the_key_is_only_named() -> None:
     llm = config_from_args(args).llm
     assert (llm.backend, llm.url, llm.model) == ("openai", "http://127.0.0.1:11434/v1", "llama3.2")
     assert llm.api_key_env == "MY_SERVER_KEY" and llm.timeout_s == 12.5
-    check_llm_settings(config_from_args(args))
+    check_config(config_from_args(args))
 
 
 def test_the_default_backend_runs_in_process() -> None:
@@ -47,7 +46,7 @@ def test_server_settings_that_cannot_work_are_named(backend: str, url: str, says
     config = Config()
     config.llm.backend, config.llm.url = backend, url
     with pytest.raises(ConfigError, match=says):
-        check_llm_settings(config)
+        check_config(config)
 
 
 @pytest.mark.parametrize(

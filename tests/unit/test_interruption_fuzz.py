@@ -79,7 +79,7 @@ class Fuzzer:
 
         def settled() -> bool:
             return (
-                not self.agent._pipeline_pending()
+                not self.agent.quiet.pending()
                 and not self.agent.activity.busy
                 and asyncio.all_tasks() == baseline
             )
@@ -191,7 +191,7 @@ async def test_a_message_typed_over_the_answer_leaves_the_cut_answer_in_its_own_
     await agent.start()
     try:
         await say(agent, "What about Jupiter?")
-        await until(lambda: agent.player is not None and agent.player.speaking)
+        await until(lambda: agent.wired and agent.nodes.player.speaking)
         await asyncio.sleep(0.15)  # most of the first piece
         await agent.submit_text("Why is grass green?")
         await until(lambda: len(agent.timeline.turns) == 2 and not agent.activity.busy)
@@ -203,7 +203,7 @@ async def test_a_message_typed_over_the_answer_leaves_the_cut_answer_in_its_own_
     assert heard and "The moon is".startswith(heard)  # words of the first piece
     assert not typed.interrupted and "playback_stopped" not in typed.marks
     assert typed.spoken_text.strip() == ANSWER
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     committed = ConversationContext(node.conversation_events).get_committed_events()
     assert [(m["role"], m["content"].strip()) for m in node.format_for_llm(committed)][1:] == [
@@ -242,7 +242,7 @@ async def test_a_spoken_question_transcribed_while_a_typed_one_is_answered_takes
     spoken, typed = agent.timeline.turns
     assert typed.interrupted and typed.interrupt_reason == "new_turn"
     assert not spoken.interrupted and spoken.spoken_text.strip() == ANSWER
-    node = agent.llm_node
+    node = agent.nodes.chat
     assert node is not None
     committed = ConversationContext(node.conversation_events).get_committed_events()
     history = [(m["role"], m["content"].strip()) for m in node.format_for_llm(committed)][1:]

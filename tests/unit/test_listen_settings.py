@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_cli import voiceterm
-from voiceterm.config import Config
+from voiceterm.config import Config, check_config
 from voiceterm.engines.wake import BUNDLED, resolve_wake_model
 from voiceterm.errors import ConfigError, ModelError
-from voiceterm.pipeline.wake import check_listen_settings
 
 
 @pytest.mark.parametrize(
@@ -62,4 +61,4 @@ def test_a_negative_follow_up_window_is_refused() -> None:
     config = Config()
     config.listen.follow_up_s = -1
     with pytest.raises(ConfigError, match="follow_up_s"):
-        check_listen_settings(config)
+        check_config(config)

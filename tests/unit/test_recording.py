@@ -252,7 +252,7 @@ def test_the_talk_of_a_long_recorded_session_keeps_its_first_turn(tmp_path: Path
         source=SimpleNamespace(frames=None),
         bus=SimpleNamespace(tap=lambda observer: None),
         timeline=app_timeline,
-        listener=None,
+        wired=False,
         describe=lambda: {},
     )
     control = RecordingControl(agent)  # type: ignore[arg-type]

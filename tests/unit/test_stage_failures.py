@@ -16,6 +16,7 @@ import pytest
 
 from tests.pipeline_fakes import (
     ScriptedChatModel,
+    ScriptedTranscriber,
     ScriptedVoice,
     SimulatedSpeaker,
     say,
@@ -56,7 +57,7 @@ class Watched:
         return sum(not stop.interrupted for stop in self.events(AgentStoppedSpeaking))
 
     def history(self) -> list[tuple[str, str]]:
-        node = self.agent.llm_node
+        node = self.agent.nodes.chat
         assert node is not None
         committed = ConversationContext(node.conversation_events).get_committed_events()
         messages = node.format_for_llm(committed)
@@ -80,6 +81,7 @@ async def test_a_failing_transcriber_is_named_and_the_next_utterance_is_answered
     async with watched() as watch:
         agent = watch.agent
         assert agent.engines is not None
+        assert isinstance(agent.engines.transcriber, ScriptedTranscriber)
         agent.engines.transcriber.fail_next()
         await say(agent, "What is the moon made of?")
         await until(lambda: watch.events(AgentError))

@@ -32,8 +32,9 @@ from voiceterm.events import (
     UserTranscriptionReceived,
     WakeWordHeard,
 )
-from voiceterm.pipeline.agent import Engines, VoiceAgent
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.glitches import SpeakerLosses
+from voiceterm.pipeline.loading import Engines
 from voiceterm.timeline import HEADLINES, Turn, format_seconds, summarize
 
 _MARKS = (

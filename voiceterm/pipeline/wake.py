@@ -61,15 +61,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from voiceterm.config import LISTEN_MODES, Config
 from voiceterm.events import ListeningChanged, StageSpan, TurnMark, WakeWordHeard
 from voiceterm.pipeline.wake_words import PhraseReader, WakePhrase, WakeRead, read_wake_check
 
 if TYPE_CHECKING:
     from voiceterm.engines.vad import SpeechEnded as Utterance
+    from voiceterm.engines.wake import WakeWordDetector
 
 logger = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("always", "wake_word", "push_to_talk")
+MODES = LISTEN_MODES
 """The values of ``listen.mode``."""
 
 SAMPLE_RATE = 16000
@@ -101,7 +103,7 @@ CHECK_AHEAD_UP_TO_S = 4.0
 the terminal must not cost a Whisper check at every pause."""
 
 
-class Detector(Protocol):
+class WakeDetector(Protocol):
     """What the gate needs from a wake word detector (``WakeWordDetector`` fits)."""
 
     @property
@@ -170,7 +172,7 @@ class ListenGate:
         *,
         mode: str = "always",
         follow_up_s: float = 8.0,
-        detector: Detector | None = None,
+        detector: WakeDetector | None = None,
         phrase: str = "",
         cutoff: float | None = None,
         by_words_above: float | None = None,
@@ -219,7 +221,7 @@ class ListenGate:
     def has_detector(self) -> bool:
         return self._detector is not None
 
-    def set_detector(self, detector: Detector, phrase: str) -> None:
+    def set_detector(self, detector: WakeDetector, phrase: str) -> None:
         self._detector = detector
         self.phrase = phrase
 
@@ -596,52 +598,7 @@ def _after(utterance: Utterance, t: float) -> Utterance:
     )
 
 
-def check_listen_settings(config: Any) -> None:
-    """Raise :class:`ConfigError` or :class:`ModelError` for ``[listen]`` settings that cannot work.
-
-    The wake word model is looked up (not loaded) whatever the mode, so that a typo
-    is reported before the app starts, not when wake_word mode is first chosen.
-    """
-    from voiceterm.engines.wake import resolve_wake_model
-    from voiceterm.errors import ConfigError
-
-    listen = config.listen
-    if listen.mode not in MODES:
-        raise ConfigError(
-            f"listen.mode must be one of {', '.join(MODES)}, not {listen.mode!r}.",
-            hint="e.g. --listen-mode wake_word",
-        )
-    if not listen.follow_up_s >= 0:
-        raise ConfigError(
-            f"listen.follow_up_s must be 0 or more seconds, not {listen.follow_up_s}."
-        )
-    if listen.wake_cutoff is not None and not 0.0 < listen.wake_cutoff < 1.0:
-        raise ConfigError(f"listen.wake_cutoff must be between 0 and 1, not {listen.wake_cutoff}.")
-    if not 0.0 < listen.wake_by_words_above < 1.0:
-        raise ConfigError(
-            f"listen.wake_by_words_above must be between 0 and 1, not {listen.wake_by_words_above}."
-        )
-    if not listen.wake_fit_above < 0.0:
-        raise ConfigError(
-            f"listen.wake_fit_above must be a log-probability below 0, not {listen.wake_fit_above}."
-        )
-    if not listen.wake_fit_margin >= 0.0:
-        raise ConfigError(
-            f"listen.wake_fit_margin must be 0 or more, not {listen.wake_fit_margin}."
-        )
-    if listen.wake_name_fit_above is not None and not listen.wake_name_fit_above < 0.0:
-        raise ConfigError(
-            "listen.wake_name_fit_above must be a log-probability below 0, not "
-            f"{listen.wake_name_fit_above}."
-        )
-    if not listen.wake_name_fit_margin >= 0.0:
-        raise ConfigError(
-            f"listen.wake_name_fit_margin must be 0 or more, not {listen.wake_name_fit_margin}."
-        )
-    resolve_wake_model(listen.wake_word)
-
-
-def load_detector(config: Any) -> Any:
+def load_detector(config: Config) -> WakeWordDetector:
     """The wake word detector that ``listen.wake_word`` names (loads the model)."""
     from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 ALIKE_AT_LEAST = 0.75
 """How alike (0-1, :func:`alike`) a word must sound to the phrase's name: "Jervis",
@@ -143,6 +143,11 @@ class PhraseReader(Protocol):
     """What the check needs of the speech recognizer (``WhisperTranscriber`` fits)."""
 
     def reading(self, audio: Any) -> PhraseReading: ...
+
+
+def reads_phrases(transcriber: object) -> TypeGuard[PhraseReader]:
+    """Whether ``transcriber`` can score a wake phrase (not only transcribe)."""
+    return callable(getattr(transcriber, "reading", None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.audio.abilities import taps_render
 from voiceterm.audio.echo import REFERENCE_HELD_SAMPLES, StampAligned
 from voiceterm.bus import Message
 from voiceterm.events import AgentStoppedSpeaking
@@ -102,7 +103,7 @@ class RecordingControl:
             # Started mid-stream, the first block recorded may fall mid-way through a
             # voice-detector frame; a replay that frames differently hears other words.
             "vad_phase_samples": (
-                self._agent.listener.frame_phase if self._agent.listener is not None else 0
+                self._agent.nodes.listener.frame_phase if self._agent.wired else 0
             ),
         }
         self.writer = SessionWriter(folder, meta)
@@ -198,13 +199,13 @@ class RecordingControl:
             reference.recorded_by = self
         elif self._own_reference is None:
             # No canceller (echo off): read the speaker's render tap ourselves.
-            render_tap = getattr(self._agent.sink, "render_tap", None)
-            if render_tap is None:
+            sink = self._agent.sink
+            if not taps_render(sink):
                 return
             from voiceterm.audio.echo import RenderReference
 
             try:
-                self._own_reference = RenderReference(render_tap(), self._agent.sink.sample_rate)
+                self._own_reference = RenderReference(sink.render_tap(), sink.sample_rate)
             except RuntimeError:
                 return
 

@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from voiceterm.pipeline.agent import Engines, VoiceAgent
+    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.loading import Engines
 
     Int16Array = npt.NDArray[np.int16]
 
@@ -442,7 +443,8 @@ async def replay(
     """
     from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
     from voiceterm.errors import EngineError
-    from voiceterm.pipeline.agent import VoiceAgent, load_engines
+    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.loading import load_engines
 
     audio, times = _framed_as_live(recording)
     if engines is None:
@@ -496,8 +498,8 @@ async def replay(
     with on_audio_time(clock):
         try:
             await agent.start()
-            if agent.listener is not None:
-                await agent.listener.finished.wait()
+            if agent.wired:
+                await agent.nodes.listener.finished.wait()
         finally:
             await agent.stop()
     wall = time.monotonic() - started
@@ -534,8 +536,8 @@ def _idle_check(agent: VoiceAgent) -> Callable[[], bool]:
             for route in bridge.routes:
                 if route.pending:
                     return False
-        stt = agent._stt  # noqa: SLF001 - the replay waits for a held transcript too
-        return not (stt is not None and stt.holding)
+        # The replay waits for a held transcript too.
+        return not (agent.nodes is not None and agent.nodes.stt.holding)
 
     return idle
 

@@ -27,9 +27,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeGuard, runtime_checkable
 
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
+
+if TYPE_CHECKING:
+    from voiceterm.engines.llm.words_end import TextProbe
 
 
 @runtime_checkable
@@ -166,3 +169,71 @@ def chat_template_source(engine: object) -> str | None:
     """Where ``engine``'s chat template came from; ``None`` if it does not say."""
     source = getattr(engine, "chat_template_source", None)
     return source if isinstance(source, str) else None
+
+
+class ReadsWordsEnd(Protocol):
+    """Says how likely the user's message ends after ``words`` (the learned end of turn)."""
+
+    def words_end_probability(self, words: str) -> float | None:
+        """P(end of message) after ``words``; ``None`` when it cannot say now."""
+        ...
+
+
+class ProbesWordsEnd(ReadsWordsEnd, Protocol):
+    """Reads P(end of message) through a probe on its whole next-token distribution."""
+
+    def use_words_end_probe(self, probe: TextProbe) -> None:
+        """Read the probe's score from now on, instead of the end token's probability."""
+        ...
+
+
+class AsksWordsEnd(ReadsWordsEnd, Protocol):
+    """A server that reads P(end of message) only once asked (one request per pause)."""
+
+    @property
+    def words_end_available(self) -> bool:
+        """Whether the server can say it (its logprobs name the end-of-message token)."""
+        ...
+
+    def ask_words_end(self) -> None:
+        """Read it at each pause from now on."""
+        ...
+
+
+class ChecksServer(Protocol):
+    """A backend on a server that may not answer: it can be asked whether it works."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the last request (or check) was answered."""
+        ...
+
+    @property
+    def last_error(self) -> str:
+        """Why the last request failed, as the user is told."""
+        ...
+
+    @property
+    def description(self) -> str: ...
+
+    def check(self) -> object:
+        """Ask the server (blocking); raise ``VoicetermError`` saying what is wrong."""
+        ...
+
+
+def reads_words_end(engine: object) -> TypeGuard[ReadsWordsEnd]:
+    return callable(getattr(engine, "words_end_probability", None))
+
+
+def probes_words_end(engine: object) -> TypeGuard[ProbesWordsEnd]:
+    return reads_words_end(engine) and callable(getattr(engine, "use_words_end_probe", None))
+
+
+def asks_words_end(engine: object) -> TypeGuard[AsksWordsEnd]:
+    return reads_words_end(engine) and callable(getattr(engine, "ask_words_end", None))
+
+
+def checks_server(engine: object) -> TypeGuard[ChecksServer]:
+    return callable(getattr(engine, "check", None)) and isinstance(
+        getattr(engine, "ready", None), bool
+    )
