@@ -50,11 +50,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.fitting import fit_logistic  # noqa: E402
-from tests.turn_clips import Clip, pause_points, roc_auc  # noqa: E402
-from voiceterm.engines.llm.words_end import (  # noqa: E402
+from benchmarks.fitting import fit_logistic
+from benchmarks.turn_clips import Clip, pause_points, roc_auc
+from voiceterm.engines.llm.words_end import (
     PROBE_FILE,
     TextProbe,
     entropy_of,

@@ -1,4 +1,4 @@
-"""How the end-of-turn benchmarks cut recordings into whole turns (tests/turn_clips.py)."""
+"""How the end-of-turn benchmarks cut recordings into whole turns (benchmarks/turn_clips.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tests.speech import (
+from benchmarks.corpus import (
     RATE,
     Recording,
     require_real_recordings,
     require_short_phrases,
     silence,
 )
-from tests.turn_clips import YIELD_MS, Clip, Pause, Turn, cut_recording, judged
+from benchmarks.turn_clips import YIELD_MS, Clip, Pause, Turn, cut_recording, judged
 
 
 @dataclass

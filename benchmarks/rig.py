@@ -782,7 +782,7 @@ class RigControl:
 
     @property
     def script(self) -> Path:
-        return Path(__file__).resolve().parents[2] / "scripts" / "audio_rig.sh"
+        return Path(__file__).resolve().parents[1] / "scripts" / "audio_rig.sh"
 
     def run(self, *args: str) -> str:
         result = subprocess.run(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tests.audio.live import Utterance
+from benchmarks.rig import Utterance
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
 from voiceterm.audio.wavio import WavFileSink
 from voiceterm.bridge import Bridge

@@ -4,9 +4,9 @@ Shared by ``scripts/bench_turns.py`` (which judges rules on them) and
 ``scripts/fit_turn_end.py`` (which fits the learned decision on the tuning part).
 
 The turns: every recording of real people that installs here
-(:func:`tests.speech.real_recordings`, :func:`tests.speech.radio_recordings`,
-:func:`tests.speech.more_recordings`, :func:`tests.speech.conversation_turns`,
-:func:`tests.speech.short_phrases`).
+(:func:`benchmarks.corpus.real_recordings`, :func:`benchmarks.corpus.radio_recordings`,
+:func:`benchmarks.corpus.more_recordings`, :func:`benchmarks.corpus.conversation_turns`,
+:func:`benchmarks.corpus.short_phrases`).
 A whole turn is what a person says before yielding: a telephone conversation's
 turns end where the other speaker takes over; a long recording of one speaker
 is cut only at a sentence end after which the speaker stays silent for at least
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.speech import (
+from benchmarks.corpus import (
     Recording,
     conversation_turns,
     more_recordings,
@@ -242,7 +242,7 @@ def all_turns(whisper: Any) -> list[Turn]:
 
 
 def synthetic_turns() -> list[Turn]:
-    """espeak-ng's questions and short commands (tests/speech.py), a part of their own.
+    """espeak-ng's questions and short commands (benchmarks/corpus.py), a part of their own.
 
     The real tuning part has no short commands; these give the fit some
     (``scripts/fit_turn_end.py --synthetic``). Never held back, never in the

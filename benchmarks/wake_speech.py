@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tests.speech import RATE, read_speech
+from benchmarks.corpus import RATE, read_speech
 
 Audio = npt.NDArray[np.int16]
 
