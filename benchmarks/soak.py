@@ -45,9 +45,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks import live, voice
+from benchmarks import voice
 from benchmarks.conversation import FileConversation
 from benchmarks.corpus import speech_corpus
+from benchmarks.live.clips import answer_prompts
 from benchmarks.load import background_load
 from benchmarks.memory import malloc_in_use_mb, rss_mb
 from benchmarks.rig import Utterance, utterance
@@ -119,7 +120,7 @@ class Soak:
 def soak_questions(count: int) -> list[Utterance]:
     """The corpus (real people first) and the live bench's answer prompts, alternated."""
     corpus = [utterance(item.audio, item.text) for item in speech_corpus()]
-    prompts = live.answer_prompts((count + 1) // 2)
+    prompts = answer_prompts((count + 1) // 2)
     return [corpus[i // 2 % len(corpus)] if i % 2 == 0 else prompts[i // 2] for i in range(count)]
 
 
