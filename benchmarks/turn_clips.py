@@ -18,8 +18,10 @@ weight, and every benchmark prints them apart.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -425,3 +427,19 @@ def pause_points(clips: list[Clip], part: str) -> list[Pause]:
         for p in c.pauses
         if 200 in p.probability
     ]
+
+
+_MOVED = {"tests.turn_clips": "benchmarks.turn_clips", "tests.speech": "benchmarks.corpus"}
+"""Where the clips' classes live now, for caches written when they lived under tests/."""
+
+
+class _ClipUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+def read_clips(cache: Path) -> list[Clip]:
+    """The clips ``benchmarks.turns --cache`` saved (older caches name tests/ modules)."""
+    with cache.open("rb") as handle:
+        clips: list[Clip] = _ClipUnpickler(handle).load()
+    return clips

@@ -74,6 +74,7 @@ from benchmarks.turn_clips import (
     judged,
     learned_end,
     paused_copies,
+    read_clips,
     roc_auc,
     synthetic_turns,
     turns_and_sentences,
@@ -174,7 +175,7 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
     turn = SmartTurn(resolve_model("turn").path, cores=cores)
     cached: dict[tuple[str, str], Clip] = {}
     if args.cache and args.cache.exists():
-        old: list[Clip] = pickle.loads(args.cache.read_bytes())
+        old = read_clips(args.cache)
         if all(hasattr(p, "words_end_ready_ms") for c in old for p in c.pauses):
             cached = {(c.kind, c.name): c for c in old}
         else:

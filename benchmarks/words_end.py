@@ -80,19 +80,17 @@ CHAT_SHOTS = (
 
 def chat_shots(cache: Path) -> int:
     """ROC AUC of P(<|im_end|>) after example exchanges against the plain one."""
-    import pickle
-
     import llama_cpp
     import numpy as np
 
-    from benchmarks.turn_clips import pause_points, roc_auc
+    from benchmarks.turn_clips import pause_points, read_clips, roc_auc
     from voiceterm.config import Config
     from voiceterm.engines.llm import LlamaEngine
     from voiceterm.engines.llm.messages import ChatMessage
     from voiceterm.engines.llm.words_end import end_probability, user_words_end
     from voiceterm.modelstore import resolve_model
 
-    clips = pickle.loads(cache.read_bytes())
+    clips = read_clips(cache)
     engine = LlamaEngine(resolve_model("llm").path)
     llm = engine._llm
     prefix: list[ChatMessage] = [{"role": "system", "content": Config().llm.system_prompt}]
@@ -151,16 +149,15 @@ def chat_shots(cache: Path) -> int:
 def few_shot(cache: Path) -> int:
     """ROC AUC of a few-shot "finished?" reading against the plain P(<|im_end|>)."""
     import math
-    import pickle
 
     import llama_cpp
     import numpy as np
 
-    from benchmarks.turn_clips import roc_auc
+    from benchmarks.turn_clips import read_clips, roc_auc
     from voiceterm.engines.llm import LlamaEngine
     from voiceterm.modelstore import resolve_model
 
-    clips = pickle.loads(cache.read_bytes())
+    clips = read_clips(cache)
     engine = LlamaEngine(resolve_model("llm").path)
     weights = engine.weights_path
     engine.close()

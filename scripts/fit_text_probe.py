@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.fitting import fit_logistic
-from benchmarks.turn_clips import Clip, pause_points, roc_auc
+from benchmarks.turn_clips import pause_points, read_clips, roc_auc
 from voiceterm.engines.llm.words_end import (
     PROBE_FILE,
     TextProbe,
@@ -324,7 +324,7 @@ def main() -> int:
     parser.add_argument("--per-source", type=int, default=2000, help="at most this many texts")
     args = parser.parse_args()
     rng = random.Random(SEED)
-    clips: list[Clip] = pickle.loads(args.cache.read_bytes())
+    clips = read_clips(args.cache)
     banned = {g for c in clips for p in c.pauses for g in ngrams(p.words)}
     sources = {
         "chatterbot-corpus": clean(chatterbot_lines(), banned),

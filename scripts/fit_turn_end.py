@@ -38,7 +38,6 @@ import argparse
 import datetime
 import json
 import math
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.fitting import fit_logistic
-from benchmarks.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, roc_auc
+from benchmarks.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, read_clips, roc_auc
 from voiceterm.pipeline.turn_fusion import (
     WEIGHTS_FILE,
     Logistic,
@@ -492,7 +491,7 @@ def main() -> int:
         "the held-back part beside the tuning part (printed only, never used to choose)",
     )
     args = parser.parse_args()
-    clips: list[Clip] = pickle.loads(args.cache.read_bytes())
+    clips = read_clips(args.cache)
     tuning = [c for c in clips if c.part == "tuning"]
     held_back = [c for c in clips if c.part == "held-back"]
     if args.why:
