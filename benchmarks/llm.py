@@ -107,9 +107,9 @@ def speed_by_threads(
                     if stats.tokens_per_second is not None:
                         speeds.append(stats.tokens_per_second)
                 print(
-                    f"{threads:>11d}/{batch_threads:<7d} | {ms(statistics.median(firsts))} "
+                    f"{threads:>11d}/{batch_threads:<7d} | {ms(percentile(firsts, 50))} "
                     f"({ms(max(firsts)).strip()}) | {prompt_tokens:13d} | "
-                    f"{statistics.median(speeds):6.1f} ({min(speeds):.1f})"
+                    f"{percentile(speeds, 50):6.1f} ({min(speeds):.1f})"
                 )
     finally:
         if hog is not None:
@@ -145,7 +145,7 @@ def speculation_by_prompt_threads(model: Path, turns: int) -> None:
                 history = [*messages, {"role": "assistant", "content": run(engine, messages, 48)}]
                 engine.read_ahead(history, max_tokens=48)
             print(
-                f"{batch_threads:14d} | {ms(statistics.median(times))} ({ms(max(times)).strip()}) "
+                f"{batch_threads:14d} | {ms(percentile(times, 50))} ({ms(max(times)).strip()}) "
                 f"| {len(engine.prompt_tokens(history))} tokens"
             )
 
@@ -275,7 +275,7 @@ def history_trim(model: Path, turns: int) -> None:
             others = [seconds for turn, seconds in enumerate(read_aheads) if turn not in trimmed]
             print(
                 f"{'slid down' if slide else 'read again':10s} | {len(at_trims):5d} | "
-                f"{ms(max(at_trims, default=0.0))} | {ms(statistics.median(others))} "
+                f"{ms(max(at_trims, default=0.0))} | {ms(percentile(others, 50))} "
                 f"| {ms(max(first_tokens))}"
             )
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.stats import percentile
 from voiceterm.engines.tts import PiperSynthesizer
 from voiceterm.modelstore import resolve_model
 from voiceterm.patterns.sentences import SentenceSplitter
@@ -199,7 +200,7 @@ def report_first_piece_on_every_core(path: Path, runs: int) -> None:
     for every_core, values in times.items():
         label = "every core" if every_core else "one core  "
         print(
-            f"{label}: first audio p50 {statistics.median(values) * 1000:4.0f} ms, "
+            f"{label}: first audio p50 {percentile(values, 50) * 1000:4.0f} ms, "
             f"max {max(values) * 1000:4.0f} ms"
         )
 

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stats import percentile
+
 SENTENCES = (
     "What is the capital of France?",
     "I'd like to book a table for two at seven tonight.",
@@ -137,7 +139,7 @@ def chat_shots(cache: Path) -> int:
             f"plain P(<|im_end|>) {roc_auc(plain, labels):.2f}   ({len(pauses)} pauses)"
         )
     print(
-        f"a read after the cached prefix: {statistics.median(spent):.0f} ms CPU p50 "
+        f"a read after the cached prefix: {percentile(spent, 50):.0f} ms CPU p50 "
         f"({len(spent)} reads, load {os.getloadavg()[0]:.1f})"
     )
     for words in ("yes please", "Cancel that.", "What is the capital of"):
@@ -288,9 +290,9 @@ def main() -> int:
         f"{len(prompts)} user turns (~{new_tokens:.0f} new tokens each), {args.runs} runs, "
         f"{threads} threads, load {os.getloadavg()[0]:.1f}"
     )
-    base = statistics.median(times["plain"])
+    base = percentile(times["plain"], 50)
     for name, spent in times.items():
-        median = statistics.median(spent)
+        median = percentile(spent, 50)
         print(
             f"  {name:<11} {median:6.1f} ms p50  (+{median - base:5.1f} ms, "
             f"x{median / base:.2f} of a plain read)"

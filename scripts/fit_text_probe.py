@@ -40,7 +40,6 @@ import os
 import pickle
 import random
 import re
-import statistics
 import sys
 import time
 from collections.abc import Iterable
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.fitting import fit_logistic
+from benchmarks.stats import percentile
 from benchmarks.turn_clips import pause_points, read_clips, roc_auc
 from voiceterm.engines.llm.words_end import (
     PROBE_FILE,
@@ -447,7 +447,7 @@ def main() -> int:
         probe.probability(row.astype(np.float32))
         spent.append(1000 * (time.process_time() - started))
     print(
-        f"the probe's cost per pause: {statistics.median(spent):.2f} ms CPU p50 on the logits "
+        f"the probe's cost per pause: {percentile(spent, 50):.2f} ms CPU p50 on the logits "
         f"(log-softmax of the row and the weights; 200 rows, load {os.getloadavg()[0]:.1f})"
     )
     counts = {n: sum(s.source == n for s in data) for n in sources}
