@@ -1,7 +1,7 @@
 """A spoken conversation from files: one agent that keeps its history, fed turn by turn.
 
-Used by ``scripts/bench_live.py`` (the like-for-like control of the live app) and
-``scripts/bench_soak.py`` (hundreds of turns through the real engines).
+Used by ``benchmarks.live`` (the like-for-like control of the live app) and
+``benchmarks.soak`` (hundreds of turns through the real engines).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Drive the real ``voiceterm --headless`` on the PulseAudio rig, and listen to it.
 
-Used by ``tests/audio/test_live_app.py`` and ``scripts/bench_live.py``.
+Used by ``tests/audio/test_live_app.py`` and ``benchmarks.live``.
 
 - :class:`LiveApp` starts the real app as a subprocess on the rig's devices and
   collects its stdout lines (``you:``, ``agent:``, ``[interrupted: ...]``, the

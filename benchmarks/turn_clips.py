@@ -1,6 +1,6 @@
 """Turns of real people, with what every end-of-turn signal said at each of their pauses.
 
-Shared by ``scripts/bench_turns.py`` (which judges rules on them) and
+Shared by ``benchmarks.turns`` (which judges rules on them) and
 ``scripts/fit_turn_end.py`` (which fits the learned decision on the tuning part).
 
 The turns: every recording of real people that installs here
