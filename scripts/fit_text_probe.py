@@ -40,7 +40,6 @@ import os
 import pickle
 import random
 import re
-import statistics
 import sys
 import time
 from collections.abc import Iterable
@@ -50,11 +49,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.fitting import fit_logistic  # noqa: E402
-from tests.turn_clips import Clip, pause_points, roc_auc  # noqa: E402
-from voiceterm.engines.llm.words_end import (  # noqa: E402
+from benchmarks.fitting import fit_logistic
+from benchmarks.stats import percentile
+from benchmarks.turn_clips import pause_points, read_clips, roc_auc
+from voiceterm.engines.llm.words_end import (
     PROBE_FILE,
     TextProbe,
     entropy_of,
@@ -326,7 +324,7 @@ def main() -> int:
     parser.add_argument("--per-source", type=int, default=2000, help="at most this many texts")
     args = parser.parse_args()
     rng = random.Random(SEED)
-    clips: list[Clip] = pickle.loads(args.cache.read_bytes())
+    clips = read_clips(args.cache)
     banned = {g for c in clips for p in c.pauses for g in ngrams(p.words)}
     sources = {
         "chatterbot-corpus": clean(chatterbot_lines(), banned),
@@ -449,7 +447,7 @@ def main() -> int:
         probe.probability(row.astype(np.float32))
         spent.append(1000 * (time.process_time() - started))
     print(
-        f"the probe's cost per pause: {statistics.median(spent):.2f} ms CPU p50 on the logits "
+        f"the probe's cost per pause: {percentile(spent, 50):.2f} ms CPU p50 on the logits "
         f"(log-softmax of the row and the weights; 200 rows, load {os.getloadavg()[0]:.1f})"
     )
     counts = {n: sum(s.source == n for s in data) for n in sources}

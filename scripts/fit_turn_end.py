@@ -2,7 +2,7 @@
 
 Reads the signals that ``scripts/bench_turns.py --cache FILE`` saved (Smart
 Turn's probability, Whisper's words, the LLM's P(end of message) at every pause
-of every clip), keeps the tuning speakers only (``tests.turn_clips.HELD_BACK``
+of every clip), keeps the tuning speakers only (``benchmarks.turn_clips.HELD_BACK``
 are never looked at while fitting or choosing), and:
 
 1. fits three logistic models (every signal; without the LLM's probability;
@@ -38,7 +38,6 @@ import argparse
 import datetime
 import json
 import math
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +45,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.fitting import fit_logistic  # noqa: E402
-from tests.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, roc_auc  # noqa: E402
-from voiceterm.pipeline.turn_fusion import (  # noqa: E402
+from benchmarks.fitting import fit_logistic
+from benchmarks.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, read_clips, roc_auc
+from voiceterm.pipeline.turn_fusion import (
     WEIGHTS_FILE,
     Logistic,
     Signals,
@@ -169,7 +166,7 @@ class Figures:
 
 
 class Trajectories:
-    """``p`` at every silence step of every pause, as ``tests.turn_clips.learned_end`` sees it.
+    """``p`` at every silence step of every pause, as ``benchmarks.turn_clips.learned_end`` sees it.
 
     The silence enters each model linearly, so a pause needs one log-odds per
     model (what is known) and the silence's weight. Fast enough to replay
@@ -494,7 +491,7 @@ def main() -> int:
         "the held-back part beside the tuning part (printed only, never used to choose)",
     )
     args = parser.parse_args()
-    clips: list[Clip] = pickle.loads(args.cache.read_bytes())
+    clips = read_clips(args.cache)
     tuning = [c for c in clips if c.part == "tuning"]
     held_back = [c for c in clips if c.part == "held-back"]
     if args.why:
@@ -526,7 +523,7 @@ def main() -> int:
     fitted = paths.figures(schedule)
     stepwise = replayed(weights, judged_clips(tuning))
     if stepwise != fitted:
-        print(f"the fast replay disagrees with tests/turn_clips.py: {stepwise} != {fitted}")
+        print(f"the fast replay disagrees with benchmarks/turn_clips.py: {stepwise} != {fitted}")
         return 1
     shape = (
         "bars " + ", ".join(f"{bar:.2f} from {ms} ms" for ms, bar in schedule.thresholds)
@@ -551,11 +548,11 @@ def main() -> int:
             f"{len(whole)} whole turns and {len(tuning) - len(whole)} paused copies of "
             f"{len(speakers)} tuning speakers ({'; '.join(speakers)}); "
             + (
-                f"and {len(synthetic)} espeak-ng clips (tests/turn_clips.py synthetic_turns); "
+                f"and {len(synthetic)} espeak-ng clips (benchmarks/turn_clips.py synthetic_turns); "
                 if synthetic
                 else ""
             )
-            + "the held-back speakers in tests/turn_clips.py were not used"
+            + "the held-back speakers in benchmarks/turn_clips.py were not used"
         ),
         "fitted_by": "scripts/fit_turn_end.py (logistic regression on standardised features, "
         f"Newton, ridge {RIDGE}; samples at silences {list(SAMPLE_SILENCES)} ms; the first "
@@ -645,7 +642,7 @@ def print_bars_curve(
 
 
 def replayed(weights: TurnWeights, clips: list[Clip]) -> Figures:
-    """The figures by ``tests.turn_clips.learned_end``, pause by pause (the check on
+    """The figures by ``benchmarks.turn_clips.learned_end``, pause by pause (the check on
     :class:`Trajectories`, which replays thousands of schedules)."""
     cut = copies = split = wholes = 0
     latency = []

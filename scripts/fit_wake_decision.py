@@ -42,14 +42,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bench_wake as bench  # noqa: E402
-
-from tests.fitting import FloatArray, fit_logistic  # noqa: E402
-from voiceterm.config import Config  # noqa: E402
+from benchmarks import wake as bench
+from benchmarks.fitting import FloatArray, fit_logistic
+from benchmarks.stats import percentile
+from voiceterm.config import Config
 
 RIDGE = 1.0
 READ_FROM = -19.0
@@ -251,8 +247,8 @@ def main() -> int:
     ms = 1000 * np.array(after_end)
     print(
         "\nthe model's best score in an utterance it did not wake on (>= 0.1, the phrase, all "
-        f"SNRs), after the speech ended: p10 {np.percentile(ms, 10):.0f} ms, p50 "
-        f"{np.percentile(ms, 50):.0f} ms, p90 {np.percentile(ms, 90):.0f} ms (n={len(ms)}); the "
+        f"SNRs), after the speech ended: p10 {percentile(ms, 10):.0f} ms, p50 "
+        f"{percentile(ms, 50):.0f} ms, p90 {percentile(ms, 90):.0f} ms (n={len(ms)}); the "
         "check is decided at 300 ms"
     )
     peak_late = sum(

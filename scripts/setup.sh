@@ -54,7 +54,7 @@ echo "setup: installing voiceterm and its models into .venv (first time: ~10 min
 # of pipecat's own dependencies are needed.
 "${pip[@]}" install -q --no-deps "pipecat-ai>=1.14"
 if (( dev )); then
-  # Recordings of real people for the end-of-turn benchmarks (tests/speech.py): a
+  # Recordings of real people for the end-of-turn benchmarks (benchmarks/corpus.py): a
   # telephone conversation with its transcript (pyannote.audio's sample) and a read
   # Beckett quote (useful-moonshine-onnx's asset). Only those files are read, so none
   # of the two packages' dependencies (torch, librosa) are needed.

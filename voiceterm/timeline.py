@@ -35,7 +35,6 @@ Exports: :func:`to_chrome_trace` (Chrome trace-event JSON, opens in Perfetto),
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -67,6 +66,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
     WakeWordHeard,
 )
+from voiceterm.stats import percentile
 
 LANES: tuple[str, ...] = ("vad", "stt", "llm", "sentence", "tts", "playback")
 """The stage lanes, in pipeline order (a ``StageSpan.stage`` outside these gets its own lane)."""
@@ -761,17 +761,6 @@ class Stats:
     p95: float | None
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0-100) with linear interpolation, or ``None`` if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def summarize(turns: Iterable[Turn]) -> dict[str, Stats]:
     """p50/p95 of every headline figure (see :data:`HEADLINES`) over ``turns``."""
     samples: dict[str, list[float]] = {key: [] for key, _ in HEADLINES}
@@ -779,10 +768,13 @@ def summarize(turns: Iterable[Turn]) -> dict[str, Stats]:
         for key, value in turn.headline().items():
             if value is not None:
                 samples[key].append(value)
-    return {
-        key: Stats(len(values), percentile(values, 50), percentile(values, 95))
-        for key, values in samples.items()
-    }
+    return {key: _stats(values) for key, values in samples.items()}
+
+
+def _stats(values: Sequence[float]) -> Stats:
+    if not values:
+        return Stats(0, None, None)
+    return Stats(len(values), percentile(values, 50), percentile(values, 95))
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.corpus import espeak, normalize_words
+from benchmarks.rig import LiveApp, Recording, transcribe
 from tests.audio.conftest import Rig
-from tests.audio.live import LiveApp, Recording, transcribe
-from tests.speech import espeak, normalize_words
 from voiceterm.audio.player import SLEEP_AFTER_S
 
 pytestmark = [pytest.mark.audio, pytest.mark.desktop, pytest.mark.models]

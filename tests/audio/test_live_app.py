@@ -3,7 +3,7 @@
 Each test talks to the real ``voiceterm --headless`` (a subprocess with the
 embedded models) through the PulseAudio rig: speech is played into ``vt_mic``
 and what the app says is recorded from ``vt_speaker.monitor``, both by one
-PortAudio stream on one clock (``tests/audio/live.py``). The app is started
+PortAudio stream on one clock (``benchmarks/rig.py``). The app is started
 once per configuration and shared by the tests that use it (loading takes
 5-10 s); only one app runs at a time, or two would answer the same microphone.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.conftest import Rig
-from tests.audio.live import (
+from benchmarks.corpus import espeak, normalize_words
+from benchmarks.rig import (
     LiveApp,
     RigIO,
     Utterance,
@@ -33,7 +33,7 @@ from tests.audio.live import (
     utterance,
     voiceterm_command,
 )
-from tests.speech import espeak, normalize_words
+from tests.audio.conftest import Rig
 
 pytestmark = pytest.mark.audio
 

@@ -1,7 +1,7 @@
 """The real TUI on the rig: plain ``voiceterm`` in a terminal, spoken to, quit with Ctrl+Q.
 
 ``voiceterm`` runs in a pseudo-terminal (as a person's terminal would be), on the
-PulseAudio rig's devices (``tests/audio/live.py``). The test speaks a question into
+PulseAudio rig's devices (``benchmarks/rig.py``). The test speaks a question into
 the microphone, waits for the spoken answer on the speaker, quits with Ctrl+Q and
 reads what ``--trace`` and ``--markdown`` wrote on the way out.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.corpus import espeak, normalize_words
+from benchmarks.rig import RigIO, utterance, voiceterm_command
 from tests.audio.conftest import Rig
-from tests.audio.live import RigIO, utterance, voiceterm_command
-from tests.speech import espeak, normalize_words
 
 pytestmark = pytest.mark.audio
 

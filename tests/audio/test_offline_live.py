@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.corpus import RATE, long_speech
+from benchmarks.rig import LiveApp, RigIO
 from tests.audio.conftest import Rig
-from tests.audio.live import LiveApp, RigIO
 from tests.network import app_environment, socket_calls, strace_command
-from tests.speech import RATE, long_speech
 
 pytestmark = [pytest.mark.audio, pytest.mark.models, pytest.mark.slow]
 

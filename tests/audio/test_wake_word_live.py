@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.rig import LiveApp, RigIO, utterance
+from benchmarks.wake_speech import flite, flite_available, in_room
 from tests.audio.conftest import Rig
-from tests.audio.live import LiveApp, RigIO, utterance
-from tests.wake_speech import flite, flite_available, in_room
 
 pytestmark = [pytest.mark.audio, pytest.mark.models, pytest.mark.slow]
 

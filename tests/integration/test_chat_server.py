@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chat_server import LocalChatServer, free_port, running_server
+from benchmarks.llm_server import LocalChatServer, free_port, running_server
 from tests.pipeline_fakes import scripted_agent, scripted_engines, until
 from voiceterm.bus import Message
 from voiceterm.cli import main

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.corpus import espeak, espeak_available
 from tests.interruptions import MOMENTS, Run, heard_history, make_runs, words
 from tests.pipeline_fakes import SPEAKER_RATE, QuietMic, SimulatedSpeaker, until
-from tests.speech import espeak, espeak_available
 from voiceterm.audio.frames import SILENCE_THRESHOLD
 from voiceterm.bus import Message
 from voiceterm.config import Config

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.audio.live import voiceterm_command
-from tests.chat_server import running_server
+from benchmarks.corpus import RATE, long_speech, write_wav
+from benchmarks.llm_server import running_server
+from benchmarks.rig import voiceterm_command
 from tests.network import app_environment, socket_calls, strace_command
-from tests.speech import RATE, long_speech, write_wav
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.speech import RATE, require_real_recordings, white_noise
+from benchmarks.corpus import RATE, require_real_recordings, white_noise
 from voiceterm.audio.resample import resample
 from voiceterm.engines.stt import WhisperTranscriber
 from voiceterm.engines.tts import PiperSynthesizer

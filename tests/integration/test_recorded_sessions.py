@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.live import utterance, voiceterm_command
+from benchmarks.conversation import FileConversation
+from benchmarks.corpus import concat, espeak, silence, write_wav
+from benchmarks.rig import utterance, voiceterm_command
+from benchmarks.turn_clips import silences
 from tests.conftest import DATA
-from tests.conversation import FileConversation
-from tests.speech import concat, espeak, silence, write_wav
-from tests.turn_clips import silences
 from voiceterm.config import Config
 from voiceterm.pipeline.loading import load_engines
 from voiceterm.recording.cli import main as recording_main

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.speech import concat, espeak, espeak_available, silence, write_wav
+from benchmarks.corpus import concat, espeak, espeak_available, silence, write_wav
 from voiceterm.audio.wavio import read_wav
 from voiceterm.config import Config
 from voiceterm.events import UserTranscriptionReceived

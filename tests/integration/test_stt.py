@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cores import WatchedCores, machine
-from tests.speech import (
+from benchmarks.corpus import (
     RATE,
     clip,
     concat,
@@ -26,6 +25,7 @@ from tests.speech import (
     white_noise,
     word_error_rate,
 )
+from tests.cores import WatchedCores, machine
 from voiceterm.audio.resample import int16_to_float32
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.stt import WhisperTranscriber, collapse_repeats
@@ -265,8 +265,8 @@ _EVERY_LENGTH = """
 import sys
 import numpy as np
 from pathlib import Path
-from tests.memory import malloc_in_use_mb
-from tests.speech import speech_corpus
+from benchmarks.memory import malloc_in_use_mb
+from benchmarks.corpus import speech_corpus
 from voiceterm.engines.stt import WhisperTranscriber
 
 stt = WhisperTranscriber(Path(sys.argv[1]))

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from benchmarks.memory import malloc_in_use_mb
 from tests.cores import WatchedCores, machine
-from tests.memory import malloc_in_use_mb
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.tts import PiperSynthesizer, expand_for_speech
 from voiceterm.errors import ModelError

@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from tests.speech import require_real_recordings, silence
+from benchmarks.corpus import require_real_recordings, silence
 from voiceterm.engines.turn import SmartTurn, last_window, log_mel
 from voiceterm.errors import ModelError
 from voiceterm.modelstore import bundled_path, resolve_model

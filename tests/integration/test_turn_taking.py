@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.live import utterance
-from tests.conversation import FileConversation
-from tests.speech import (
+from benchmarks.conversation import FileConversation
+from benchmarks.corpus import (
     RATE,
     Recording,
     normalize_words,
@@ -28,6 +27,7 @@ from tests.speech import (
     silence,
     synthetic_recordings,
 )
+from benchmarks.rig import utterance
 from voiceterm.audio.wavio import write_wav
 from voiceterm.config import Config
 from voiceterm.pipeline.agent import VoiceAgent

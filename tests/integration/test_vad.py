@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.speech import (
+from benchmarks.corpus import (
     RATE,
     concat,
     espeak,

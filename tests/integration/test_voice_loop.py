@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.speech import require_real_recordings
+from benchmarks.corpus import require_real_recordings
 from voiceterm.audio.resample import resample
 from voiceterm.audio.wavio import read_wav, write_wav
 from voiceterm.config import Config

@@ -2,7 +2,7 @@
 SmolLM2 and Piper, with speech over a quiet room played in real time.
 
 The wake phrase is said by flite's voices (built from recordings of people; see
-``tests/wake_speech.py``): they are not people, and espeak-ng's voices mostly do
+``benchmarks/wake_speech.py``): they are not people, and espeak-ng's voices mostly do
 not wake the model at all.
 """
 
@@ -17,8 +17,8 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from tests.speech import RATE, espeak, require_real_recordings
-from tests.wake_speech import flite, flite_available, in_room, mix_at_snr, room
+from benchmarks.corpus import RATE, espeak, require_real_recordings
+from benchmarks.wake_speech import flite, flite_available, in_room, mix_at_snr, room
 from voiceterm.audio.frames import AudioFrame
 from voiceterm.audio.wavio import WavFileSink
 from voiceterm.bus import Message

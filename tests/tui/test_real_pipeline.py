@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.speech import concat, espeak, espeak_available, silence, write_wav
+from benchmarks.corpus import concat, espeak, espeak_available, silence, write_wav
 from tests.tui.conftest import SIZE, screen_text, wait_for
 from voiceterm.config import Config
 from voiceterm.pipeline.agent import VoiceAgent

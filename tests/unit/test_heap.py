@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from tests.memory import rss_mb
+from benchmarks.memory import rss_mb
 from tests.pipeline_fakes import say, scripted_agent, scripted_engines, until
 from voiceterm.events import AgentStoppedSpeaking
 from voiceterm.pipeline.heap import FreedMemory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,13 @@ from voiceterm.events import (
     UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
+from voiceterm.stats import percentile
 from voiceterm.timeline import (
+    Stats,
     Timeline,
     export_markdown,
     export_timeline,
     format_seconds,
-    percentile,
     summarize,
     to_chrome_trace,
     to_markdown,
@@ -390,9 +392,10 @@ async def test_a_bridge_feeds_the_timeline_from_the_bus() -> None:
 
 
 def test_percentiles_and_summary() -> None:
-    assert percentile([], 50) is None
+    assert math.isnan(percentile([], 50))
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([0.0, 10.0], 95) == pytest.approx(9.5)
+    assert summarize([])["voice_to_voice"] == Stats(0, None, None)
     timeline = Timeline()
     feed(timeline, *voice_turn(10.0, "a", ["A."]), *voice_turn(20.0, "b", ["B."]))
     stats = summarize(timeline.turns)

@@ -1,20 +1,22 @@
-"""How the end-of-turn benchmarks cut recordings into whole turns (tests/turn_clips.py)."""
+"""How the end-of-turn benchmarks cut recordings into whole turns (benchmarks/turn_clips.py)."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.speech import (
+from benchmarks.corpus import (
     RATE,
     Recording,
     require_real_recordings,
     require_short_phrases,
     silence,
 )
-from tests.turn_clips import YIELD_MS, Clip, Pause, Turn, cut_recording, judged
+from benchmarks.turn_clips import YIELD_MS, Clip, Pause, Turn, cut_recording, judged, read_clips
 
 
 @dataclass
@@ -103,3 +105,13 @@ def test_each_short_phrase_is_one_whole_turn_and_the_british_voice_is_held_back(
         assert [t.name for t in turns] == [phrase.name] == [s.name for s in sentences]
         expected = "held-back" if phrase.speaker == "Hedgewars' British voice" else "tuning"
         assert turns[0].part == expected
+
+
+def test_a_cache_that_names_the_clips_under_tests_still_reads(tmp_path: Path) -> None:
+    clip = Clip("a", "whole", "someone", "tuning", [Pause(300, True, {200: 0.9}, "hi")])
+    # Protocol 2 names each class as text ("c<module>\n<name>\n"), so it can be renamed.
+    written = pickle.dumps([clip], protocol=2)
+    assert b"benchmarks.turn_clips" in written
+    cache = tmp_path / "clips.pkl"
+    cache.write_bytes(written.replace(b"benchmarks.turn_clips", b"tests.turn_clips"))
+    assert read_clips(cache) == [clip]

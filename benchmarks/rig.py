@@ -1,6 +1,6 @@
 """Drive the real ``voiceterm --headless`` on the PulseAudio rig, and listen to it.
 
-Used by ``tests/audio/test_live_app.py`` and ``scripts/bench_live.py``.
+Used by ``tests/audio/test_live_app.py`` and ``benchmarks.live``.
 
 - :class:`LiveApp` starts the real app as a subprocess on the rig's devices and
   collects its stdout lines (``you:``, ``agent:``, ``[interrupted: ...]``, the
@@ -782,7 +782,7 @@ class RigControl:
 
     @property
     def script(self) -> Path:
-        return Path(__file__).resolve().parents[2] / "scripts" / "audio_rig.sh"
+        return Path(__file__).resolve().parents[1] / "scripts" / "audio_rig.sh"
 
     def run(self, *args: str) -> str:
         result = subprocess.run(

@@ -1,7 +1,7 @@
 """A spoken conversation from files: one agent that keeps its history, fed turn by turn.
 
-Used by ``scripts/bench_live.py`` (the like-for-like control of the live app) and
-``scripts/bench_soak.py`` (hundreds of turns through the real engines).
+Used by ``benchmarks.live`` (the like-for-like control of the live app) and
+``benchmarks.soak`` (hundreds of turns through the real engines).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tests.audio.live import Utterance
+from benchmarks.rig import Utterance
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
 from voiceterm.audio.wavio import WavFileSink
 from voiceterm.bridge import Bridge

@@ -2,7 +2,7 @@
 
 The bundled microWakeWord models were trained on neural text-to-speech voices, and
 espeak-ng's formant voices mostly do not wake them (a finding of
-``scripts/bench_wake.py``). Debian's ``flite`` (CMU Flite, BSD-style) has four
+``benchmarks.wake``). Debian's ``flite`` (CMU Flite, BSD-style) has four
 English voices made from recordings of people (awb, rms, slt, kal16), and those do;
 the embedded Piper voice does too. None of them is a person: they stand in for the
 people the tests cannot record.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tests.speech import RATE, read_speech
+from benchmarks.corpus import RATE, read_speech
 
 Audio = npt.NDArray[np.int16]
 

@@ -1,12 +1,12 @@
 """Turns of real people, with what every end-of-turn signal said at each of their pauses.
 
-Shared by ``scripts/bench_turns.py`` (which judges rules on them) and
+Shared by ``benchmarks.turns`` (which judges rules on them) and
 ``scripts/fit_turn_end.py`` (which fits the learned decision on the tuning part).
 
 The turns: every recording of real people that installs here
-(:func:`tests.speech.real_recordings`, :func:`tests.speech.radio_recordings`,
-:func:`tests.speech.more_recordings`, :func:`tests.speech.conversation_turns`,
-:func:`tests.speech.short_phrases`).
+(:func:`benchmarks.corpus.real_recordings`, :func:`benchmarks.corpus.radio_recordings`,
+:func:`benchmarks.corpus.more_recordings`, :func:`benchmarks.corpus.conversation_turns`,
+:func:`benchmarks.corpus.short_phrases`).
 A whole turn is what a person says before yielding: a telephone conversation's
 turns end where the other speaker takes over; a long recording of one speaker
 is cut only at a sentence end after which the speaker stays silent for at least
@@ -18,13 +18,15 @@ weight, and every benchmark prints them apart.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tests.speech import (
+from benchmarks.corpus import (
     Recording,
     conversation_turns,
     more_recordings,
@@ -242,7 +244,7 @@ def all_turns(whisper: Any) -> list[Turn]:
 
 
 def synthetic_turns() -> list[Turn]:
-    """espeak-ng's questions and short commands (tests/speech.py), a part of their own.
+    """espeak-ng's questions and short commands (benchmarks/corpus.py), a part of their own.
 
     The real tuning part has no short commands; these give the fit some
     (``scripts/fit_turn_end.py --synthetic``). Never held back, never in the
@@ -425,3 +427,19 @@ def pause_points(clips: list[Clip], part: str) -> list[Pause]:
         for p in c.pauses
         if 200 in p.probability
     ]
+
+
+_MOVED = {"tests.turn_clips": "benchmarks.turn_clips", "tests.speech": "benchmarks.corpus"}
+"""Where the clips' classes live now, for caches written when they lived under tests/."""
+
+
+class _ClipUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+def read_clips(cache: Path) -> list[Clip]:
+    """The clips ``benchmarks.turns --cache`` saved (older caches name tests/ modules)."""
+    with cache.open("rb") as handle:
+        clips: list[Clip] = _ClipUnpickler(handle).load()
+    return clips
