@@ -12,12 +12,11 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
     AgentInterrupted,
     Event,
@@ -25,7 +24,9 @@ from voiceterm.events import (
     StageSpan,
     UserStoppedSpeaking,
 )
-from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
 from voiceterm.recording.latency import FixedLatency
@@ -39,7 +40,8 @@ class ScriptedVad:
     """Voiced or not, as the test says; the utterance stays open until ended."""
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(hangover_ms=CAP_MS)
+        self.settings = VadSettings(hangover_ms=CAP_MS)
+        self.pending_samples = 0
         self.voiced = False
         self.level_db = -20.0
         self.in_speech = False
@@ -82,7 +84,7 @@ class ScriptedVad:
     def discard_utterance(self) -> None:
         self.in_speech, self.onset = False, None
 
-    def flush(self, t: float) -> list[VadEvent]:
+    def flush(self, t_end: float | None = None) -> list[VadEvent]:
         return self.end_utterance()
 
 
@@ -127,6 +129,7 @@ class Rig:
         words_end: float | None = None,
         latency: float | dict[str, float] | None = None,
         pause_ms: int = 0,
+        barge_in: bool = True,
     ) -> None:
         self.words = words
         self.words_end = words_end
@@ -134,23 +137,24 @@ class Rig:
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
         self.listener = Listener(
-            source=None,
-            segmenter=self.vad,
-            publisher=self.events.append,  # type: ignore[arg-type]
-            activity=self.activity,
-            pause_ms=pause_ms,
-            turn_model=model,
-            turn_policy=TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
-            quick_end_ms=300,
-            words_so_far=lambda speech_end: self.words,
-            turn_weights=weights,
-            words_end=lambda words: self.words_end,
-            check_latency=(
-                None
-                if latency is None
-                else KindLatency(latency)
-                if isinstance(latency, dict)
-                else FixedLatency(latency)
+            None,
+            self.vad,
+            self.events.append,
+            self.activity,
+            ListenerSettings(barge_in=barge_in, pause_ms=pause_ms, quick_end_ms=300),
+            turn=TurnJudging(
+                model,
+                TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
+                weights=weights,
+                words_so_far=lambda speech_end: self.words,
+                words_end=lambda words: self.words_end,
+                latency=(
+                    None
+                    if latency is None
+                    else KindLatency(latency)
+                    if isinstance(latency, dict)
+                    else FixedLatency(latency)
+                ),
             ),
         )
         self.t = time.monotonic()
@@ -162,13 +166,13 @@ class Rig:
         for _ in range(count):
             self.vad.next_voiced = voiced
             self.clock.now = self.t + FRAME_S
-            self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
+            self.listener.hear(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
             self.t += FRAME_S
             await asyncio.sleep(0)
 
     async def settle(self) -> None:
-        assert self.listener._end_of_turn is not None
-        await self.listener._end_of_turn.settle()
+        assert self.listener.judge is not None
+        await self.listener.judge.end_of_turn.settle()
         await asyncio.sleep(0)
 
     def turns(self) -> list[UserStoppedSpeaking]:
@@ -296,8 +300,7 @@ async def test_a_pause_while_the_agent_is_silent_is_never_a_barge_in() -> None:
 
 async def test_speech_over_the_agent_that_may_be_its_echo_is_not_judged() -> None:
     model = StandInModel([0.9])
-    rig = Rig(model, speaking=True)
-    rig.listener._barge_in = False  # only the echo rule, no hold
+    rig = Rig(model, speaking=True, barge_in=False)  # only the echo rule, no hold
     await rig.frames(True, 5)  # quiet speech begun over the agent's voice: maybe echo
     rig.activity.speaking = False
     await rig.frames(False, 20)

@@ -41,7 +41,9 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.heap import FreedMemory
-from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.respond import LlamaNode
@@ -557,32 +559,40 @@ class VoiceAgent:
             vad,
             Publisher(self.bus, Listener.id),
             self.activity,
-            barge_in=config.barge_in.enabled,
-            min_speech_ms=config.barge_in.min_speech_ms,
-            min_level_db=config.barge_in.min_level_db,
-            start_ms=config.vad.start_ms,
-            pause_ms=config.vad.pause_ms,
-            hold=config.barge_in.hold,
-            hold_settle_ms=config.barge_in.hold_settle_ms,
-            hold_confirm_ms=config.barge_in.hold_confirm_ms,
-            hold_quiet_ms=config.barge_in.hold_quiet_ms,
-            # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
-            echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
-            turn_model=turn_model,
-            turn_policy=TurnPolicy(
-                check_ms=weights.first_ms if weights else config.turn.check_ms,
-                threshold=config.turn.threshold,
-                unsure_ms=config.turn.unsure_ms,
-                cap_ms=config.turn.cap_ms,
+            ListenerSettings(
+                barge_in=config.barge_in.enabled,
+                min_speech_ms=config.barge_in.min_speech_ms,
+                min_level_db=config.barge_in.min_level_db,
+                start_ms=config.vad.start_ms,
+                hold=config.barge_in.hold,
+                hold_settle_ms=config.barge_in.hold_settle_ms,
+                hold_confirm_ms=config.barge_in.hold_confirm_ms,
+                hold_quiet_ms=config.barge_in.hold_quiet_ms,
+                # A source that cleans its own echo (EchoCancelledSource) needs no gate here.
+                echo="off" if hasattr(self.source, "canceller") else config.audio.echo,
+                pause_ms=config.vad.pause_ms,
+                quick_end_ms=config.vad.hangover_ms,
             ),
-            quick_end_ms=config.vad.hangover_ms,
-            words_so_far=stt.words_at_pause,
-            turn_weights=weights,
-            words_end=words_end,
+            turn=(
+                TurnJudging(
+                    turn_model,
+                    TurnPolicy(
+                        check_ms=weights.first_ms if weights else config.turn.check_ms,
+                        threshold=config.turn.threshold,
+                        unsure_ms=config.turn.unsure_ms,
+                        cap_ms=config.turn.cap_ms,
+                    ),
+                    weights=weights,
+                    words_so_far=stt.words_at_pause,
+                    words_end=words_end,
+                    latency=self._check_latency,
+                )
+                if turn_model is not None
+                else None
+            ),
+            gate=gate,
             # The speaker's stream, asleep while idle, starts as the user talks.
             on_active=self.sink.wake if isinstance(self.sink, WakingSink) else None,
-            gate=gate,
-            check_latency=self._check_latency,
         )
         self.listener.push_to_talk = config.listen.mode == "push_to_talk"
         self._stt = stt
