@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -130,14 +133,18 @@ class Rig:
         latency: float | dict[str, float] | None = None,
         pause_ms: int = 0,
         barge_in: bool = True,
+        file: list[bool] | None = None,
     ) -> None:
         self.words = words
         self.words_end = words_end
+        self.unread = 0  # the next reads of the words find them not transcribed yet
+        self.reads: list[int] = []  # the frame at which each read came
+        self.frame = 0
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
         self.listener = Listener(
-            None,
+            None if file is None else FileSource(self, file),
             self.vad,
             self.events.append,
             self.activity,
@@ -146,7 +153,7 @@ class Rig:
                 model,
                 TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
                 weights=weights,
-                words_so_far=lambda speech_end: self.words,
+                words_so_far=self.words_so_far,
                 words_end=lambda words: self.words_end,
                 latency=(
                     None
@@ -161,6 +168,13 @@ class Rig:
         # On audio time (as a replay runs), the listener's clock is the frames'.
         self.clock = AudioClock()
         self.clock.now = self.t
+
+    def words_so_far(self, speech_end: float) -> str | None:
+        self.reads.append(self.frame)
+        if self.unread:
+            self.unread -= 1
+            return None
+        return self.words
 
     async def frames(self, voiced: bool, count: int) -> None:
         for _ in range(count):
@@ -417,3 +431,55 @@ async def test_on_audio_time_words_not_yet_read_do_not_hold_a_complete_verdict()
         ["model: complete 0.90 at 160 ms", "the words sound unfinished: waiting"],
     )
     assert decisions[0.3] == (1, ["model: complete 0.90 at 160 ms"])
+
+
+A_QUESTION = [True] * 40 + [False] * (CAP_MS // 20 + 5)
+
+
+class FileSource:
+    """Frames as a file gives them: faster than real time, so the listener waits for checks."""
+
+    realtime = False
+
+    def __init__(self, rig: Rig, voiced: list[bool]) -> None:
+        self.rig, self.voiced = rig, voiced
+
+    async def frames(self) -> AsyncIterator[SimpleNamespace]:
+        rig = self.rig
+        for voiced in self.voiced:
+            rig.vad.next_voiced = voiced
+            yield SimpleNamespace(
+                samples=np.zeros(320, dtype=np.int16), t_start=rig.t, t_end=rig.t + FRAME_S
+            )
+            rig.t += FRAME_S
+            rig.frame += 1
+
+
+async def test_a_file_read_does_not_wait_for_words_nobody_was_asked_to_read() -> None:
+    # No pause announced (pause_ms 0): Whisper never reads the words at the pause, so
+    # the learned decision goes on without them at once instead of polling for them.
+    rig = Rig(
+        StandInModel([0.7]), words=None, weights=stand_in_weights(), pause_ms=0, file=A_QUESTION
+    )
+    await rig.listener.run()
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[0].startswith("voice 0.70 · words ? ")
+    reads_per_frame = Counter(rig.reads)
+    assert max(reads_per_frame.values()) <= 2, "the words were polled for at a pause"
+
+
+async def test_a_file_read_waits_for_the_words_of_an_announced_pause() -> None:
+    # The pause was announced: its words are on their way, and they decide the turn.
+    rig = Rig(
+        StandInModel([0.7]),
+        words=FINISHED,
+        weights=stand_in_weights(),
+        words_end=0.99,
+        pause_ms=20,
+        file=A_QUESTION,
+    )
+    rig.unread = 4
+    await rig.listener.run()
+    assert len(rig.turns()) == 1
+    assert "voice 0.70 · words 0.99" in rig.decisions()[-1]
+    assert rig.decisions()[-1].endswith("→ done at 160 ms"), rig.decisions()

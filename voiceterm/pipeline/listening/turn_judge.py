@@ -147,20 +147,25 @@ class TurnJudge:
 
     async def _words_settled(self, weights: TurnWeights) -> None:
         """Once per pause, at most ``SETTLE_S``; then the learned decision judges again
-        with what is known."""
+        with what is known. No wait for words nobody was asked to read."""
         verdict = self.end_of_turn.last_verdict
         if verdict is None or verdict.speech_end == self._settled_for:
             return
         if verdict.speech_end != self._vad.last_voiced_end or self._utterance.onset is None:
             return
         self._settled_for = verdict.speech_end
-        deadline = self._clock() + SETTLE_S
-        while self._clock() < deadline:
-            if self._words_read(verdict.speech_end):
-                break
-            await asyncio.sleep(0.005)  # the STT node and the LLM give no signal to await
+        if self._reading_asked(verdict.speech_end):
+            deadline = self._clock() + SETTLE_S
+            while self._clock() < deadline:
+                if self._words_read(verdict.speech_end):
+                    break
+                await asyncio.sleep(0.005)  # the STT node and the LLM give no signal to await
         if self._utterance.onset is not None:
             self._judge(weights, verdict, self._vad.trailing_silence_ms)
+
+    def _reading_asked(self, speech_end: float) -> bool:
+        """Whether the words up to this pause were sent to be read (the probe is optional)."""
+        return self._words_so_far is not None and self._pauses.read_asked_at(speech_end) is not None
 
     def _words_read(self, speech_end: float) -> bool:
         words = self._words_at(speech_end)
