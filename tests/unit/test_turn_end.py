@@ -29,7 +29,9 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.listen import Listener
 from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.pauses import PauseAnnouncer
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
+from voiceterm.pipeline.listening.turn_judge import TurnJudge
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
 from voiceterm.recording.latency import FixedLatency
@@ -483,3 +485,49 @@ async def test_a_file_read_waits_for_the_words_of_an_announced_pause() -> None:
     assert len(rig.turns()) == 1
     assert "voice 0.70 · words 0.99" in rig.decisions()[-1]
     assert rig.decisions()[-1].endswith("→ done at 160 ms"), rig.decisions()
+
+
+class HeardUtterance:
+    """The listener as the turn judge sees it: the utterance's onset, and how it ended."""
+
+    def __init__(self, vad: ScriptedVad) -> None:
+        self.vad = vad
+        self.endings: list[str] = []
+
+    @property
+    def onset(self) -> float | None:
+        return self.vad.onset if self.vad.in_speech else None
+
+    def in_doubt(self) -> bool:
+        return False
+
+    def end_now(self, reason: str) -> None:
+        self.endings.append(reason)
+        self.vad.end_utterance()
+
+
+async def judge_alone(model: StandInModel, words: str, pause_ms: int) -> HeardUtterance:
+    """The turn judge alone: a second of speech, then ``pause_ms`` of silence."""
+    vad, events = ScriptedVad(), list[Event]()
+    utterance = HeardUtterance(vad)
+    pauses = PauseAnnouncer(vad, events.append, time.monotonic, pause_ms=0, gate=None)
+    policy = TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS)
+    judging = TurnJudging(model, policy, words_so_far=lambda speech_end: words)
+    judge = TurnJudge(
+        judging, vad, events.append, utterance, pauses, time.monotonic, quick_end_ms=300, gate=None
+    )
+    t = time.monotonic()
+    for voiced in [True] * 50 + [False] * (pause_ms // 20):
+        vad.next_voiced = voiced
+        vad.feed(np.zeros(320, dtype=np.int16), t)
+        t += FRAME_S
+        judge.feed(echo=False)
+        await judge.end_of_turn.settle()
+    return utterance
+
+
+async def test_the_judge_alone_holds_a_700_ms_pause_while_the_model_says_it_goes_on() -> None:
+    utterance = await judge_alone(StandInModel([0.1]), UNFINISHED, pause_ms=700)
+    assert utterance.endings == [], "a thinking pause was taken for the end of the turn"
+    done = await judge_alone(StandInModel([0.9]), FINISHED, pause_ms=700)
+    assert done.endings == [""], "a finished question waited for the cap"
