@@ -33,11 +33,8 @@ class PauseAnnouncer:
         pause_ms: int,
         gate: ListenGate | None,
     ) -> None:
-        self._vad = segmenter
-        self._clock = clock
-        self._publish = publish
-        self._pause_ms = pause_ms
-        self._gate = gate
+        self._vad, self._publish, self._clock = segmenter, publish, clock
+        self._pause_ms, self._gate = pause_ms, gate
         self._sent = False
         # The pause last announced (its speech end) and when: its words count from then.
         self._announced: tuple[float, float] | None = None

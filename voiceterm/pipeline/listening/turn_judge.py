@@ -65,13 +65,9 @@ class TurnJudge:
         quick_end_ms: int,
         gate: ListenGate | None,
     ) -> None:
-        self._vad = segmenter
-        self._clock = clock
-        self._publish = publish
-        self._utterance = utterance
-        self._pauses = pauses
-        self._quick_end_ms = quick_end_ms
-        self._gate = gate
+        self._vad, self._publish, self._clock = segmenter, publish, clock
+        self._utterance, self._pauses = utterance, pauses
+        self._quick_end_ms, self._gate = quick_end_ms, gate
         self._weights = judging.weights
         self._words_so_far = judging.words_so_far
         self._words_end = judging.words_end
