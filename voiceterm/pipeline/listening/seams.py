@@ -22,7 +22,7 @@ Clock = Callable[[], float]
 """The listener's monotonic clock: a replay runs it on the audio's time."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made at every frame, and frozen costs a microsecond
 class Heard:
     """One microphone frame as the voice detector heard it (capture times)."""
 
