@@ -22,7 +22,7 @@ Clock = Callable[[], float]
 """The listener's monotonic clock: a replay runs it on the audio's time."""
 
 
-@dataclass(slots=True)  # not frozen: made at every frame, and frozen costs a microsecond
+@dataclass(slots=True)  # not frozen: one is made at every frame, and frozen ones are slower to make
 class Heard:
     """One microphone frame as the voice detector heard it (capture times)."""
 
