@@ -8,12 +8,13 @@ tests/audio/test_live_app.py.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
-from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
+from voiceterm.audio.frames import AudioFrame
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
     AgentInterrupted,
     AudioLevel,
@@ -25,7 +26,10 @@ from voiceterm.events import (
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
-from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.seams import Frames
+from voiceterm.pipeline.listening.settings import ListenerSettings
 
 FRAME_S = 0.02
 LOUD, QUIET = -20.0, -45.0
@@ -67,7 +71,7 @@ class ScriptedVad:
         audio = np.zeros(1600, dtype=np.int16)
         return [SpeechEnded(audio=audio, speech_start=self.onset, speech_end=t)]
 
-    def current_utterance(self) -> SpeechEnded | None:
+    def current_utterance(self, *, pad_tail: bool = True) -> SpeechEnded | None:
         if not self.in_speech or self.onset is None:
             return None
         audio = np.zeros(1600, dtype=np.int16)
@@ -77,43 +81,77 @@ class ScriptedVad:
         self.discarded += 1
         self.in_speech, self.onset = False, None
 
-    def flush(self, t: float) -> list[VadEvent]:
+    def flush(self, t_end: float | None = None) -> list[VadEvent]:
         return []
+
+    @property
+    def last_voiced_end(self) -> float | None:
+        return self.last_voiced if self.in_speech else None
+
+    def end_utterance(self) -> list[VadEvent]:
+        return []
+
+    settings = VadSettings()
+    pending_samples = 0
+
+
+class NoFrames:
+    """A source the test feeds by hand (``Listener.hear``): it gives no frames itself."""
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        return
+        yield
+
+
+class RelaxingSource(NoFrames):
+    """A microphone that can wake less often while nobody talks."""
+
+    relaxed = False
 
 
 class Rig:
     """A listener fed frame by frame on a simulated capture clock."""
 
     def __init__(
-        self, *, speaking: bool = True, thinking: bool = False, hold: bool = True, pause_ms: int = 0
+        self,
+        *,
+        speaking: bool = True,
+        thinking: bool = False,
+        hold: bool = True,
+        pause_ms: int = 0,
+        source: Frames | None = None,
+        on_active: Callable[[], None] | None = None,
     ):
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(thinking=thinking, speaking=speaking)
         self.listener = Listener(
-            source=None,
-            segmenter=self.vad,
-            publisher=self.events.append,  # type: ignore[arg-type]
-            activity=self.activity,
-            min_speech_ms=150,
-            start_ms=60,  # the VAD's start confirmation counts toward min_speech_ms
-            hold=hold,
-            hold_settle_ms=200,
-            hold_confirm_ms=150,
-            hold_quiet_ms=400,
-            pause_ms=pause_ms,
+            source or NoFrames(),
+            self.vad,
+            self.events.append,
+            self.activity,
+            ListenerSettings(
+                min_speech_ms=150,
+                start_ms=60,  # the VAD's start confirmation counts toward min_speech_ms
+                hold=hold,
+                hold_settle_ms=200,
+                hold_confirm_ms=150,
+                hold_quiet_ms=400,
+                pause_ms=pause_ms,
+            ),
+            on_active=on_active,
         )
         self.t = time.monotonic()
 
     def frames(self, frames: list[Frame]) -> None:
         for frame in frames:
             self.vad.next_frame = frame
-            self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
+            self.listener.hear(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
             self.t += FRAME_S
 
     def vad_ends(self) -> None:
         for event in self.vad.end(self.t):
-            self.listener._on_vad_event(event, self.t)
+            self.listener.on_vad_event(event, self.t)
 
     def of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -285,9 +323,8 @@ def test_after_loud_echo_was_let_go_a_person_talking_normally_still_cuts_the_ans
 
 
 def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle() -> None:
-    rig = Rig(speaking=False)
-    source = SimpleNamespace(relaxed=False)
-    rig.listener._source = source
+    source = RelaxingSource()
+    rig = Rig(speaking=False, source=source)
     rig.frames(silence(100))
     assert source.relaxed, "an idle app woke the loop for every block"
     rig.frames(talk(40))
@@ -304,9 +341,8 @@ def test_the_microphone_relaxes_only_while_nobody_speaks_and_the_agent_is_idle()
 
 
 def test_the_speaker_is_woken_while_the_user_talks_and_the_agent_is_busy() -> None:
-    rig = Rig(speaking=False)
     wakes: list[bool] = []
-    rig.listener._on_active = lambda: wakes.append(True)
+    rig = Rig(speaking=False, on_active=lambda: wakes.append(True))
     rig.frames(silence(100))
     assert not wakes, "an idle app kept the speaker awake"
     rig.frames(talk(40))

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
+from tests.unit.test_listener import NoFrames
+from voiceterm.audio.frames import AudioFrame
+from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
     AgentInterrupted,
     Event,
@@ -25,7 +28,11 @@ from voiceterm.events import (
     StageSpan,
     UserStoppedSpeaking,
 )
-from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.pauses import PauseAnnouncer
+from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
+from voiceterm.pipeline.listening.turn_judge import TurnJudge
 from voiceterm.pipeline.turn_end import TurnPolicy
 from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
 from voiceterm.recording.latency import FixedLatency
@@ -39,7 +46,8 @@ class ScriptedVad:
     """Voiced or not, as the test says; the utterance stays open until ended."""
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(hangover_ms=CAP_MS)
+        self.settings = VadSettings(hangover_ms=CAP_MS)
+        self.pending_samples = 0
         self.voiced = False
         self.level_db = -20.0
         self.in_speech = False
@@ -82,7 +90,7 @@ class ScriptedVad:
     def discard_utterance(self) -> None:
         self.in_speech, self.onset = False, None
 
-    def flush(self, t: float) -> list[VadEvent]:
+    def flush(self, t_end: float | None = None) -> list[VadEvent]:
         return self.end_utterance()
 
 
@@ -127,30 +135,36 @@ class Rig:
         words_end: float | None = None,
         latency: float | dict[str, float] | None = None,
         pause_ms: int = 0,
+        barge_in: bool = True,
+        file: list[bool] | None = None,
     ) -> None:
         self.words = words
         self.words_end = words_end
+        self.unread = 0  # the next reads of the words find them not transcribed yet
+        self.reads: list[int] = []  # the frame at which each read came
+        self.frame = 0
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
         self.listener = Listener(
-            source=None,
-            segmenter=self.vad,
-            publisher=self.events.append,  # type: ignore[arg-type]
-            activity=self.activity,
-            pause_ms=pause_ms,
-            turn_model=model,
-            turn_policy=TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
-            quick_end_ms=300,
-            words_so_far=lambda speech_end: self.words,
-            turn_weights=weights,
-            words_end=lambda words: self.words_end,
-            check_latency=(
-                None
-                if latency is None
-                else KindLatency(latency)
-                if isinstance(latency, dict)
-                else FixedLatency(latency)
+            NoFrames() if file is None else FileSource(self, file),
+            self.vad,
+            self.events.append,
+            self.activity,
+            ListenerSettings(barge_in=barge_in, pause_ms=pause_ms, quick_end_ms=300),
+            turn=TurnJudging(
+                model,
+                TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS),
+                weights=weights,
+                words_so_far=self.words_so_far,
+                words_end=lambda words: self.words_end,
+                latency=(
+                    None
+                    if latency is None
+                    else KindLatency(latency)
+                    if isinstance(latency, dict)
+                    else FixedLatency(latency)
+                ),
             ),
         )
         self.t = time.monotonic()
@@ -158,17 +172,24 @@ class Rig:
         self.clock = AudioClock()
         self.clock.now = self.t
 
+    def words_so_far(self, speech_end: float) -> str | None:
+        self.reads.append(self.frame)
+        if self.unread:
+            self.unread -= 1
+            return None
+        return self.words
+
     async def frames(self, voiced: bool, count: int) -> None:
         for _ in range(count):
             self.vad.next_voiced = voiced
             self.clock.now = self.t + FRAME_S
-            self.listener._on_frame(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
+            self.listener.hear(np.zeros(320, dtype=np.int16), self.t, self.t + FRAME_S)
             self.t += FRAME_S
             await asyncio.sleep(0)
 
     async def settle(self) -> None:
-        assert self.listener._end_of_turn is not None
-        await self.listener._end_of_turn.settle()
+        assert self.listener.judge is not None
+        await self.listener.judge.end_of_turn.settle()
         await asyncio.sleep(0)
 
     def turns(self) -> list[UserStoppedSpeaking]:
@@ -296,8 +317,7 @@ async def test_a_pause_while_the_agent_is_silent_is_never_a_barge_in() -> None:
 
 async def test_speech_over_the_agent_that_may_be_its_echo_is_not_judged() -> None:
     model = StandInModel([0.9])
-    rig = Rig(model, speaking=True)
-    rig.listener._barge_in = False  # only the echo rule, no hold
+    rig = Rig(model, speaking=True, barge_in=False)  # only the echo rule, no hold
     await rig.frames(True, 5)  # quiet speech begun over the agent's voice: maybe echo
     rig.activity.speaking = False
     await rig.frames(False, 20)
@@ -414,3 +434,101 @@ async def test_on_audio_time_words_not_yet_read_do_not_hold_a_complete_verdict()
         ["model: complete 0.90 at 160 ms", "the words sound unfinished: waiting"],
     )
     assert decisions[0.3] == (1, ["model: complete 0.90 at 160 ms"])
+
+
+A_QUESTION = [True] * 40 + [False] * (CAP_MS // 20 + 5)
+
+
+class FileSource:
+    """Frames as a file gives them: faster than real time, so the listener waits for checks."""
+
+    realtime = False
+
+    def __init__(self, rig: Rig, voiced: list[bool]) -> None:
+        self.rig, self.voiced = rig, voiced
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        rig = self.rig
+        for voiced in self.voiced:
+            rig.vad.next_voiced = voiced
+            yield AudioFrame(
+                samples=np.zeros(round(FRAME_S * 16000), dtype=np.int16), t_start=rig.t
+            )
+            rig.t += FRAME_S
+            rig.frame += 1
+
+
+async def test_a_file_read_does_not_wait_for_words_nobody_was_asked_to_read() -> None:
+    # No pause announced (pause_ms 0): Whisper never reads the words at the pause, so
+    # the learned decision goes on without them at once instead of polling for them.
+    rig = Rig(
+        StandInModel([0.7]), words=None, weights=stand_in_weights(), pause_ms=0, file=A_QUESTION
+    )
+    await rig.listener.run()
+    assert len(rig.turns()) == 1
+    assert rig.decisions()[0].startswith("voice 0.70 · words ? ")
+    reads_per_frame = Counter(rig.reads)
+    assert max(reads_per_frame.values()) <= 2, "the words were polled for at a pause"
+
+
+async def test_a_file_read_waits_for_the_words_of_an_announced_pause() -> None:
+    # The pause was announced: its words are on their way, and they decide the turn.
+    rig = Rig(
+        StandInModel([0.7]),
+        words=FINISHED,
+        weights=stand_in_weights(),
+        words_end=0.99,
+        pause_ms=20,
+        file=A_QUESTION,
+    )
+    rig.unread = 4
+    await rig.listener.run()
+    assert len(rig.turns()) == 1
+    assert "voice 0.70 · words 0.99" in rig.decisions()[-1]
+    assert rig.decisions()[-1].endswith("→ done at 160 ms"), rig.decisions()
+
+
+class HeardUtterance:
+    """The listener as the turn judge sees it: the utterance's onset, and how it ended."""
+
+    def __init__(self, vad: ScriptedVad) -> None:
+        self.vad = vad
+        self.endings: list[str] = []
+
+    @property
+    def onset(self) -> float | None:
+        return self.vad.onset if self.vad.in_speech else None
+
+    def in_doubt(self) -> bool:
+        return False
+
+    def end_now(self, reason: str) -> None:
+        self.endings.append(reason)
+        self.vad.end_utterance()
+
+
+async def judge_alone(model: StandInModel, words: str, pause_ms: int) -> HeardUtterance:
+    """The turn judge alone: a second of speech, then ``pause_ms`` of silence."""
+    vad, events = ScriptedVad(), list[Event]()
+    utterance = HeardUtterance(vad)
+    pauses = PauseAnnouncer(vad, events.append, time.monotonic, pause_ms=0, gate=None)
+    policy = TurnPolicy(check_ms=160, threshold=0.5, unsure_ms=UNSURE_MS, cap_ms=CAP_MS)
+    judging = TurnJudging(model, policy, words_so_far=lambda speech_end: words)
+    judge = TurnJudge(
+        judging, vad, events.append, utterance, pauses, time.monotonic, quick_end_ms=300, gate=None
+    )
+    t = time.monotonic()
+    for voiced in [True] * 50 + [False] * (pause_ms // 20):
+        vad.next_voiced = voiced
+        vad.feed(np.zeros(320, dtype=np.int16), t)
+        t += FRAME_S
+        judge.feed(echo=False)
+        await judge.end_of_turn.settle()
+    return utterance
+
+
+async def test_the_judge_alone_holds_a_700_ms_pause_while_the_model_says_it_goes_on() -> None:
+    utterance = await judge_alone(StandInModel([0.1]), UNFINISHED, pause_ms=700)
+    assert utterance.endings == [], "a thinking pause was taken for the end of the turn"
+    done = await judge_alone(StandInModel([0.9]), FINISHED, pause_ms=700)
+    assert done.endings == [""], "a finished question waited for the cap"

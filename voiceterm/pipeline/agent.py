@@ -22,8 +22,8 @@ from voiceterm.events import AgentError, AgentInterrupted, UserTranscriptionRece
 from voiceterm.pipeline.device_watch import DeviceWatch
 from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.heap import FreedMemory
-from voiceterm.pipeline.listen import AgentActivity
 from voiceterm.pipeline.listen_modes import ListenModes
+from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.loading import Engines, engines_for
 from voiceterm.pipeline.observe import Observer, Reactions
 from voiceterm.pipeline.own_voice import OwnVoice

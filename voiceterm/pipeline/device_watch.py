@@ -16,7 +16,7 @@ from voiceterm.audio.frames import AudioSink, AudioSource
 from voiceterm.audio.silent import SilentSink
 from voiceterm.errors import VoicetermError
 from voiceterm.events import AgentError, AgentInterrupted, StageStatus
-from voiceterm.pipeline.listen import AgentActivity
+from voiceterm.pipeline.listening.activity import AgentActivity
 
 Publish = Callable[[StageStatus | AgentError | AgentInterrupted], None]
 

@@ -24,7 +24,7 @@ from voiceterm.events import (
     AudioLevel,
     UserTranscriptionReceived,
 )
-from voiceterm.pipeline.listen import AgentActivity
+from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.timeline import Timeline
 

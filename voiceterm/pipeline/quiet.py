@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from voiceterm.bus import Bus
 from voiceterm.pipeline.heap import FreedMemory
-from voiceterm.pipeline.listen import AgentActivity
+from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.observe import Observer
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,9 @@ from voiceterm.engines.llm.protocol import (
 )
 from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
-from voiceterm.pipeline.listen import AgentActivity, Listener
+from voiceterm.pipeline.listen import Listener
+from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.loading import Engines
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
@@ -141,37 +143,46 @@ def _listener(
         )
     )
     barge_in = config.barge_in
-    listener = Listener(
-        source,
-        vad,
-        Publisher(shared.bus, Listener.id),
-        shared.activity,
+    settings = ListenerSettings(
         barge_in=barge_in.enabled,
         min_speech_ms=barge_in.min_speech_ms,
         min_level_db=barge_in.min_level_db,
         start_ms=config.vad.start_ms,
-        pause_ms=config.vad.pause_ms,
         hold=barge_in.hold,
         hold_settle_ms=barge_in.hold_settle_ms,
         hold_confirm_ms=barge_in.hold_confirm_ms,
         hold_quiet_ms=barge_in.hold_quiet_ms,
         # A source that cleans its own echo needs no gate here.
         echo="off" if cancels_echo(source) else config.audio.echo,
-        turn_model=turn_model,
-        turn_policy=TurnPolicy(
+        pause_ms=config.vad.pause_ms,
+        quick_end_ms=config.vad.hangover_ms,
+    )
+    turn = None
+    if turn_model is not None:
+        policy = TurnPolicy(
             check_ms=weights.first_ms if weights else config.turn.check_ms,
             threshold=config.turn.threshold,
             unsure_ms=config.turn.unsure_ms,
             cap_ms=config.turn.cap_ms,
-        ),
-        quick_end_ms=config.vad.hangover_ms,
-        words_so_far=stt.words_at_pause,
-        turn_weights=weights,
-        words_end=words_end,
+        )
+        turn = TurnJudging(
+            turn_model,
+            policy,
+            weights=weights,
+            words_so_far=stt.words_at_pause,
+            words_end=words_end,
+            latency=shared.check_latency,
+        )
+    listener = Listener(
+        source,
+        vad,
+        Publisher(shared.bus, Listener.id),
+        shared.activity,
+        settings,
+        turn=turn,
+        gate=gate,
         # The speaker's stream, asleep while idle, starts as the user talks.
         on_active=sink.wake if isinstance(sink, WakingSink) else None,
-        gate=gate,
-        check_latency=shared.check_latency,
     )
     listener.push_to_talk = config.listen.mode == "push_to_talk"
     return listener
