@@ -33,7 +33,8 @@ from voiceterm.audio.echo import (
 )
 from voiceterm.audio.echo_delay import EchoDelayEstimator
 from voiceterm.audio.frames import AudioFrame, AudioSource, PlaybackTag
-from voiceterm.audio.player import Player, resample_int16
+from voiceterm.audio.player import Player
+from voiceterm.audio.resample import resample_int16
 from voiceterm.audio.wavio import read_wav
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadSegmenter
 

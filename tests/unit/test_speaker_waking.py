@@ -17,7 +17,8 @@ import numpy as np
 
 from voiceterm.audio.devices import STREAM_STALL_S, STREAM_START_GRACE_S, StreamClock
 from voiceterm.audio.frames import PlaybackTag
-from voiceterm.audio.player import PlaybackEngine, Player
+from voiceterm.audio.playback import PlaybackEngine
+from voiceterm.audio.player import Player
 from voiceterm.errors import AudioDeviceError
 
 RATE = 1000

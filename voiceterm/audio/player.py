@@ -1,33 +1,16 @@
-"""Speaker output: gapless playback of tagged speech chunks, with honest timing.
+"""The speaker: gapless playback of tagged speech chunks through PortAudio, with honest timing.
 
-Two layers:
-
-- ``PlaybackEngine`` is the sample-exact core. A device callback (or a simulated
-  clock, see ``voiceterm.audio.wavio.WavFileSink``) calls ``fill(out, t_dac)`` once per
-  block with the monotonic time at which that block's first sample will reach the
-  DAC. The engine copies queued chunks into the block and reports, through a
-  ``post`` function, when a turn's first non-silent sample will be heard, when each
-  chunk ends, and when the queue runs dry. ``stop_now()`` may be called from another
-  thread: it drops the queue and the next ``fill`` writes silence.
-- ``Player`` runs the engine in a sounddevice (PortAudio) output stream. With
-  nothing to play for ``sleep_after_s`` it stops the stream (the device stays
-  open) and starts it again when an answer may come (``wake``: the user talks,
-  the agent is busy) or at the latest at ``enqueue``: a running stream calls back
-  every block (200 times a second at 5 ms blocks) only to write silence, which
-  cost ~1.7 % of a core on the rig, and the echo canceller's reference then
-  carries that silence through the event loop too. A started stream fills its
-  buffer at once but may be consumed only later (a desktop's sound server resumes
-  a sink it suspended; PulseAudio's null sink renders every 2 s while idle), so
-  sound is written only once the stream flows (``StreamClock``): it waits whole,
-  is stamped with when it is really heard, and the wait is told (``on_woke``).
-
-Concurrency: ``fill`` runs on PortAudio's thread and never blocks, takes no lock and
-allocates nothing but a few small tuples. The control side (``enqueue``,
-``stop_now``) runs on the event loop. They share a ``collections.deque`` (its
-``append``/``popleft``/``clear`` are atomic under the GIL) and a stop generation
-counter: each chunk remembers the generation it was queued in, and ``fill`` drops
-any chunk older than the current generation. So a chunk queued *after* a stop is
-never lost to that stop, whatever the interleaving.
+``Player`` runs a ``voiceterm.audio.playback.PlaybackEngine`` in a sounddevice
+(PortAudio) output stream. With nothing to play for ``sleep_after_s`` it stops the
+stream (the device stays open) and starts it again when an answer may come (``wake``:
+the user talks, the agent is busy) or at the latest at ``enqueue``: a running stream
+calls back every block (200 times a second at 5 ms blocks) only to write silence,
+which cost ~1.7 % of a core on the rig, and the echo canceller's reference then
+carries that silence through the event loop too. A started stream fills its buffer
+at once but may be consumed only later (a desktop's sound server resumes a sink it
+suspended; PulseAudio's null sink renders every 2 s while idle), so sound is written
+only once the stream flows (``StreamClock``): it waits whole, is stamped with when
+it is really heard, and the wait is told (``on_woke``).
 """
 
 from __future__ import annotations
@@ -38,19 +21,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.audio.devices import StreamClock
-from voiceterm.audio.frames import (
-    SILENCE_THRESHOLD,
-    IdleCallback,
-    PlaybackPosition,
-    PlaybackTag,
-    StartedCallback,
-    TagDoneCallback,
-    WokeCallback,
-)
+from voiceterm.audio.frames import PlaybackTag, WokeCallback
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
+from voiceterm.audio.resample import resample_int16
 from voiceterm.errors import AudioDeviceError
 
 if TYPE_CHECKING:
@@ -64,279 +40,8 @@ log = logging.getLogger(__name__)
 SLEEP_AFTER_S = 3.0
 """Seconds with nothing to play after which ``Player`` stops its stream."""
 
-PostFn = Callable[[str, PlaybackTag | None, float], None]
-"""``post(kind, tag, t)`` with kind ``"started"``, ``"tag_done"`` or ``"idle"``."""
 
-
-@dataclass(slots=True, eq=False)
-class _Chunk:
-    samples: Int16Array
-    tag: PlaybackTag
-    first_loud: int  # index of the first non-silent sample, -1 if all silent
-    generation: int
-    pos: int = 0
-
-
-def first_loud_sample(audio: Int16Array, threshold: int = SILENCE_THRESHOLD) -> int:
-    """Index of the first sample louder than ``threshold``, or -1 if there is none."""
-    import numpy as np
-
-    # Compare both signs instead of np.abs: abs(-32768) overflows int16.
-    loud = np.flatnonzero((audio > threshold) | (audio < -threshold))
-    return int(loud[0]) if loud.size else -1
-
-
-class PlaybackEngine:
-    """Queue of tagged chunks at one sample rate, drained block by block by ``fill``.
-
-    Args:
-        sample_rate: rate of the samples handed to ``enqueue`` and written by ``fill``.
-        post: called (on the filling thread) for every playback event; it must only
-            hand the event over, e.g. with ``loop.call_soon_threadsafe``.
-        history: how many recently written segments ``position()`` can look back on.
-    """
-
-    def __init__(self, sample_rate: int, post: PostFn, history: int = 1024) -> None:
-        self.sample_rate = sample_rate
-        self._post = post
-        self._pending: deque[_Chunk] = deque()
-        self._current: _Chunk | None = None
-        self._generation = 0  # bumped by stop_now (control side)
-        self._paused = False  # set by pause, cleared by resume and stop_now (control side)
-        self._seen_generation = 0  # what fill last acted on (filling side)
-        self._started_turn: int | None = None
-        self._sounding = False
-        self._last_sound_end = 0.0
-        self._filling = False
-        self._block_end = 0.0
-        # (t_dac_start, tag, first sample index in the chunk, count, chunk length)
-        self._segments: deque[tuple[float, PlaybackTag, int, int, int]] = deque(maxlen=history)
-        self._tap: deque[tuple[float, Int16Array]] | None = None
-        self.gaps = 0
-        """Times a turn's sound resumed after the queue ran dry mid-turn (late TTS)."""
-        self._dry_turn: int | None = None
-        self._last_turn: int | None = None
-
-    # --- control side (event loop) ---------------------------------------------
-
-    def tap(self, max_blocks: int = 500) -> deque[tuple[float, Int16Array]]:
-        """Start copying every block written, with its DAC time, into a bounded deque.
-
-        The echo canceller's reference signal: exactly what the device plays,
-        silence included, stamped with when it is heard. ``fill`` appends (the
-        oldest block is dropped if nobody reads for ``max_blocks`` blocks);
-        the reader pops from the left.
-        """
-        if self._tap is None:
-            self._tap = deque(maxlen=max_blocks)
-        return self._tap
-
-    def enqueue(self, samples: Int16Array, tag: PlaybackTag) -> None:
-        """Queue int16 mono ``samples`` (already at ``sample_rate``) after the rest."""
-        if len(samples) == 0:
-            return
-        self._pending.append(_Chunk(samples, tag, first_loud_sample(samples), self._generation))
-
-    def stop_now(self) -> float:
-        """Drop all queued audio; the next block is silent.
-
-        Returns:
-            Monotonic time at which the last sample already handed to the device
-            ends. If a block is being filled at this very moment, the end of that
-            block (an upper bound, at most one block late).
-        """
-        self._generation += 1
-        self._pending.clear()
-        self._paused = False
-        return self._sound_end_now()
-
-    def pause(self) -> float:
-        """Hold playback where it is: blocks are silent until ``resume`` or ``stop_now``.
-
-        Returns:
-            Monotonic time at which the sound ends (as for ``stop_now``).
-        """
-        self._paused = True
-        return self._sound_end_now()
-
-    def resume(self) -> None:
-        """Continue a paused chunk from the sample where it was held."""
-        self._paused = False
-
-    def _sound_end_now(self) -> float:
-        if self._filling:
-            return self._block_end
-        return self._last_sound_end
-
-    def position(self, at: float | None = None) -> PlaybackPosition | None:
-        """The chunk and sample being heard at monotonic time ``at`` (default: now)."""
-        now = time.monotonic() if at is None else at
-        for t_start, tag, first, count, total in reversed(tuple(self._segments)):
-            if t_start <= now:
-                offset = int((now - t_start) * self.sample_rate)
-                if offset >= count:
-                    return None  # the newest segment before `now` has ended: silence
-                return PlaybackPosition(tag, first + offset, total, self.sample_rate)
-        return None
-
-    @property
-    def busy(self) -> bool:
-        """True while there is audio queued or being played."""
-        return self._current is not None or bool(self._pending)
-
-    @property
-    def paused(self) -> bool:
-        """True while playback is held (``pause``) and not yet resumed or stopped."""
-        return self._paused
-
-    @property
-    def mid_sound(self) -> bool:
-        """The last block written carried sound and more is queued: a gap now cuts it."""
-        return self._sounding and self.busy
-
-    @property
-    def last_sound_end(self) -> float:
-        """Monotonic time at which the last sample written so far ends."""
-        return self._last_sound_end
-
-    # --- filling side (device thread) ------------------------------------------
-
-    def fill(self, out: Int16Array, t_dac: float) -> int:
-        """Write the next ``len(out)`` samples into ``out``.
-
-        Args:
-            out: the device buffer (1-D int16 view), filled in place, padded with zeros.
-            t_dac: monotonic time at which ``out[0]`` will be heard.
-
-        Returns:
-            How many samples came from queued audio (the rest is padding).
-        """
-        n = len(out)
-        rate = self.sample_rate
-        self._filling = True
-        self._block_end = t_dac + n / rate
-        generation = self._generation
-        if generation != self._seen_generation:
-            self._seen_generation = generation
-            self._started_turn = None
-            self._dry_turn = None
-            if self._current is not None and self._current.generation < generation:
-                self._current = None
-        if self._paused:
-            # Held, not finished: no "idle", and the chunk keeps its position.
-            out[:] = 0
-            if self._tap is not None:
-                self._tap.append((t_dac, out.copy()))
-            self._filling = False
-            return 0
-        filled = 0
-        while filled < n:
-            chunk = self._current
-            if chunk is None:
-                try:
-                    chunk = self._pending.popleft()
-                except IndexError:
-                    break
-                if chunk.generation < generation:
-                    continue
-                self._current = chunk
-                if self._dry_turn == chunk.tag.turn_id:
-                    self.gaps += 1
-                self._dry_turn = None
-            count = min(n - filled, len(chunk.samples) - chunk.pos)
-            out[filled : filled + count] = chunk.samples[chunk.pos : chunk.pos + count]
-            t_segment = t_dac + filled / rate
-            self._segments.append((t_segment, chunk.tag, chunk.pos, count, len(chunk.samples)))
-            loud = chunk.first_loud
-            if chunk.pos <= loud < chunk.pos + count and self._started_turn != chunk.tag.turn_id:
-                self._started_turn = chunk.tag.turn_id
-                self._post("started", chunk.tag, t_segment + (loud - chunk.pos) / rate)
-            chunk.pos += count
-            filled += count
-            self._sounding = True
-            self._last_sound_end = t_dac + filled / rate
-            if chunk.pos >= len(chunk.samples):
-                self._current = None
-                self._last_turn = chunk.tag.turn_id
-                self._post("tag_done", chunk.tag, self._last_sound_end)
-        if filled < n:
-            out[filled:] = 0
-        if self._tap is not None:
-            self._tap.append((t_dac, out.copy()))  # one small block: the AEC's reference
-        if filled < n:
-            if self._sounding:
-                self._sounding = False
-                self._dry_turn = self._last_turn  # a later chunk of this turn comes late
-                self._post("idle", None, self._last_sound_end)
-        self._filling = False
-        return filled
-
-
-class SinkCallbacks:
-    """The three playback callbacks and their delivery on an asyncio loop.
-
-    Shared by ``Player`` and ``WavFileSink``: the engine's ``post`` lands in
-    ``post_threadsafe`` (or ``post_soon``), which schedules ``dispatch`` on the loop,
-    which calls whatever callback is set at that moment.
-    """
-
-    def __init__(self) -> None:
-        self.on_started: StartedCallback | None = None
-        self.on_tag_done: TagDoneCallback | None = None
-        self.on_idle: IdleCallback | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def bind_loop(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
-        self._loop = loop if loop is not None else asyncio.get_running_loop()
-        return self._loop
-
-    def post_threadsafe(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        # The loop may be closing while the device still calls back: drop the event.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self.dispatch, kind, tag, t)
-
-    def post_soon(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
-        if self._loop is not None:
-            self._loop.call_soon(self.dispatch, kind, tag, t)
-
-    def dispatch(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
-        try:
-            if kind == "started" and self.on_started is not None and tag is not None:
-                self.on_started(tag, t)
-            elif kind == "tag_done" and self.on_tag_done is not None and tag is not None:
-                self.on_tag_done(tag, t)
-            elif kind == "idle" and self.on_idle is not None:
-                self.on_idle(t)
-        except Exception:  # a listener's bug must not kill playback
-            log.exception("playback %s callback failed", kind)
-
-
-def delegated_callback(name: str) -> Any:
-    """A property that reads and sets the callback ``name`` on the owner's ``_callbacks``.
-
-    For sinks that keep their callbacks in a ``SinkCallbacks`` (``on_started``,
-    ``on_tag_done``, ``on_idle``): what is set lands where the engine's events read it.
-    """
-    return property(
-        lambda self: getattr(self._callbacks, name),
-        lambda self, fn: setattr(self._callbacks, name, fn),
-    )
-
-
-def resample_int16(audio: Int16Array, from_rate: int, to_rate: int) -> Int16Array:
-    """Resample a whole int16 mono chunk (soxr, high quality), keeping int16."""
-    import numpy as np
-
-    from voiceterm.audio.resample import resample
-
-    mono = np.ascontiguousarray(audio, dtype=np.int16).reshape(-1)
-    return np.asarray(resample(mono, from_rate, to_rate), dtype=np.int16)
-
-
-class Player:
+class Player(EngineSink):
     """Plays tagged int16 chunks on an output device through PortAudio.
 
     Args:
@@ -377,6 +82,7 @@ class Player:
         on_restored: Callable[[], None] | None = None,
         sleep_after_s: float | None = SLEEP_AFTER_S,
     ) -> None:
+        super().__init__()
         if not 2 <= block_ms <= 100:
             raise ValueError("block_ms must be between 2 and 100")
         self.device = device
@@ -389,8 +95,6 @@ class Player:
         self.asleep = False
         self._last_start = 0.0
         self._requested_rate = sample_rate
-        self._callbacks = SinkCallbacks()
-        self._engine: PlaybackEngine | None = None
         self._stream: Any = None
         self._watchdog: asyncio.Task[None] | None = None
         self._stream_clock = StreamClock(block_ms / 1000)
@@ -403,36 +107,6 @@ class Player:
         self.underflows = 0
         self.realtime_thread = False
         self.device_name = ""
-
-    # callbacks are stored on the shared SinkCallbacks so the engine's thread sees them
-    @property
-    def on_started(self) -> StartedCallback | None:
-        return self._callbacks.on_started
-
-    @on_started.setter
-    def on_started(self, fn: StartedCallback | None) -> None:
-        self._callbacks.on_started = fn
-
-    @property
-    def on_tag_done(self) -> TagDoneCallback | None:
-        return self._callbacks.on_tag_done
-
-    @on_tag_done.setter
-    def on_tag_done(self, fn: TagDoneCallback | None) -> None:
-        self._callbacks.on_tag_done = fn
-
-    @property
-    def on_idle(self) -> IdleCallback | None:
-        return self._callbacks.on_idle
-
-    @on_idle.setter
-    def on_idle(self, fn: IdleCallback | None) -> None:
-        self._callbacks.on_idle = fn
-
-    @property
-    def sample_rate(self) -> int:
-        """The device rate every chunk is resampled to (known after ``start``)."""
-        return self._engine.sample_rate if self._engine is not None else 0
 
     @property
     def output_latency(self) -> float:
@@ -623,37 +297,6 @@ class Player:
         quiet_since = max(engine.last_sound_end, self._last_start)
         return now - quiet_since >= self.sleep_after_s and not engine.paused
 
-    def stop_now(self) -> float:
-        """Drop everything queued; the device goes silent within one block.
-
-        Returns:
-            Monotonic time at which the last sample already handed to the device ends
-            (what is in PortAudio's and the sound server's buffers still plays).
-        """
-        if self._engine is None:
-            return time.monotonic()
-        return self._engine.stop_now()
-
-    def pause(self) -> float:
-        """Hold playback (silent within one block); returns when the sound ends."""
-        if self._engine is None:
-            return time.monotonic()
-        return self._engine.pause()
-
-    def resume(self) -> None:
-        """Continue paused playback from where it was held."""
-        if self._engine is not None:
-            self._engine.resume()
-
-    def position(self, at: float | None = None) -> PlaybackPosition | None:
-        """The chunk and sample heard at monotonic time ``at`` (default: now)."""
-        return self._engine.position(at) if self._engine is not None else None
-
-    @property
-    def busy(self) -> bool:
-        """True while audio is queued or playing."""
-        return self._engine is not None and self._engine.busy
-
     def close(self) -> None:
         """Stop the stream and release the device (queued audio is dropped)."""
         self._closed = True
@@ -671,11 +314,6 @@ class Player:
                 stream.abort()
             with contextlib.suppress(Exception):
                 stream.close()
-
-    def _require_engine(self) -> PlaybackEngine:
-        if self._engine is None:
-            raise RuntimeError("Player.start() must be called first")
-        return self._engine
 
     async def _watch_device(self) -> None:
         """Tell a slow stream from a lost device; reopen a lost one.

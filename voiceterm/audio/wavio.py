@@ -6,8 +6,8 @@
 - ``write_wav(path, audio, rate)`` writes 16-bit mono.
 - ``WavFileSource`` is an ``AudioSource`` (a microphone that plays a file).
 - ``WavFileSink`` is an ``AudioSink`` (a speaker that records to a file), driven by
-  the same ``PlaybackEngine`` as the real ``Player``, so the callbacks, tags and
-  ``stop_now`` behave identically.
+  the same ``PlaybackEngine`` as the real speaker (``voiceterm.audio.playback``), so
+  the callbacks, tags and ``stop_now`` behave identically.
 
 Clocks: in real-time mode both follow ``time.monotonic()`` like real devices. In fast
 mode (``realtime=False``) nothing waits: each source frame is stamped as if it had
@@ -29,16 +29,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceterm.audio.frames import (
-    CAPTURE_RATE,
-    AudioFrame,
-    IdleCallback,
-    PlaybackPosition,
-    PlaybackTag,
-    StartedCallback,
-    TagDoneCallback,
-)
-from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, resample_int16
+from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame, PlaybackTag
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
+from voiceterm.audio.resample import resample_int16
 from voiceterm.errors import AudioFileError
 
 if TYPE_CHECKING:
@@ -294,7 +287,7 @@ class WavFileSource:
         self._closed = True
 
 
-class WavFileSink:
+class WavFileSink(EngineSink):
     """An ``AudioSink`` that records what is "played" into a WAV file.
 
     Args:
@@ -321,50 +314,16 @@ class WavFileSink:
         sample_rate: int = 22050,
         block_ms: int = 10,
     ) -> None:
+        super().__init__()
         self.path = None if path is None else Path(path)
         self.realtime = realtime
         self.block_ms = block_ms
         self.underflows = 0
-        self._callbacks = SinkCallbacks()
         self._engine = PlaybackEngine(sample_rate, self._callbacks.post_soon)
         self._blocks: list[Int16Array] = []
         self._driver: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
-
-    @property
-    def on_started(self) -> StartedCallback | None:
-        return self._callbacks.on_started
-
-    @on_started.setter
-    def on_started(self, fn: StartedCallback | None) -> None:
-        self._callbacks.on_started = fn
-
-    @property
-    def on_tag_done(self) -> TagDoneCallback | None:
-        return self._callbacks.on_tag_done
-
-    @on_tag_done.setter
-    def on_tag_done(self, fn: TagDoneCallback | None) -> None:
-        self._callbacks.on_tag_done = fn
-
-    @property
-    def on_idle(self) -> IdleCallback | None:
-        return self._callbacks.on_idle
-
-    @on_idle.setter
-    def on_idle(self, fn: IdleCallback | None) -> None:
-        self._callbacks.on_idle = fn
-
-    @property
-    def sample_rate(self) -> int:
-        """Rate of the recording."""
-        return self._engine.sample_rate
-
-    @property
-    def busy(self) -> bool:
-        """True while audio is queued or playing."""
-        return self._engine.busy
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Begin recording; callbacks go to ``loop`` (default: the running loop)."""
@@ -377,8 +336,9 @@ class WavFileSink:
         """The simulated device: one block per ``block_ms``, just in time."""
         import numpy as np
 
-        n = self._engine.sample_rate * self.block_ms // 1000
-        block_s = n / self._engine.sample_rate
+        engine = self._require_engine()
+        n = engine.sample_rate * self.block_ms // 1000
+        block_s = n / engine.sample_rate
         t0 = time.monotonic()
         index = 0
         while not self._closed:
@@ -387,7 +347,7 @@ class WavFileSink:
             if delay > 0:
                 await asyncio.sleep(delay)
             out = np.zeros(n, dtype=np.int16)
-            self._engine.fill(out, t_block)
+            engine.fill(out, t_block)
             if self.path is not None:
                 self._blocks.append(out)
             index += 1
@@ -398,13 +358,14 @@ class WavFileSink:
 
         if not self._started:
             raise RuntimeError("WavFileSink.start() must be called first")
-        self._engine.enqueue(resample_int16(audio, sample_rate, self.sample_rate), tag)
+        engine = self._require_engine()
+        engine.enqueue(resample_int16(audio, sample_rate, self.sample_rate), tag)
         if self.realtime:
             return
-        n = self._engine.sample_rate * self.block_ms // 1000
+        n = engine.sample_rate * self.block_ms // 1000
         while True:
             out = np.zeros(n, dtype=np.int16)
-            written = self._engine.fill(out, time.monotonic())
+            written = engine.fill(out, time.monotonic())
             if written and self.path is not None:
                 # The engine pads a short last block with zeros; fast mode keeps sound only.
                 self._blocks.append(out[:written])
@@ -415,20 +376,13 @@ class WavFileSink:
         """Drop what is queued; return the monotonic time at which sound ends."""
         if not self.realtime:
             return time.monotonic()
-        return self._engine.stop_now()
+        return super().stop_now()
 
     def pause(self) -> float:
         """Hold playback (real-time mode; fast mode has already written everything)."""
         if not self.realtime:
             return time.monotonic()
-        return self._engine.pause()
-
-    def resume(self) -> None:
-        self._engine.resume()
-
-    def position(self, at: float | None = None) -> PlaybackPosition | None:
-        """The chunk and sample being "heard" at monotonic ``at`` (default: now)."""
-        return self._engine.position(at)
+        return super().pause()
 
     def recording(self) -> Int16Array:
         """Everything recorded so far, at ``sample_rate``."""
@@ -447,6 +401,6 @@ class WavFileSink:
             self._driver.cancel()
             self._driver = None
         with contextlib.suppress(Exception):
-            self._engine.stop_now()
+            super().stop_now()
         if self.path is not None:
             write_wav(self.path, self.recording(), self.sample_rate)
