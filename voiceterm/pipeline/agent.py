@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from voiceterm.audio.frames import WakingSink
+from voiceterm.audio.playback import SilentSink
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, default_cache_path
@@ -277,58 +278,6 @@ def _route_busy(route: Any) -> bool:
         or bool(getattr(route, "_control", ()))
         or (getattr(route, "_run", None) is not None)
     )
-
-
-class SilentSink:
-    """Stands in for a speaker that could not be opened: every chunk "plays" at once.
-
-    It reports playback like a real sink, so the conversation moves on exactly as
-    it would with sound (the answer counts as delivered: it is on the screen).
-    """
-
-    def __init__(self) -> None:
-        self.on_started: Any = None
-        self.on_tag_done: Any = None
-        self.on_idle: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._started_turns: set[int] = set()
-
-    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._loop = loop or asyncio.get_running_loop()
-
-    def enqueue(self, audio: Any, sample_rate: int, tag: Any) -> None:
-        if self._loop is None:
-            return
-        now = time.monotonic()
-        if tag.turn_id not in self._started_turns:
-            self._started_turns.add(tag.turn_id)
-            self._loop.call_soon(self._call, "on_started", tag, now)
-        self._loop.call_soon(self._call, "on_tag_done", tag, now)
-        self._loop.call_soon(self._call, "on_idle", None, now)
-
-    def _call(self, name: str, tag: Any, t: float) -> None:
-        callback = getattr(self, name)
-        if callback is None:
-            return
-        if name == "on_idle":
-            callback(t)
-        else:
-            callback(tag, t)
-
-    def stop_now(self) -> float:
-        return time.monotonic()
-
-    def pause(self) -> float:
-        return time.monotonic()
-
-    def resume(self) -> None:
-        pass
-
-    def position(self, at: float | None = None) -> None:
-        return None
-
-    def close(self) -> None:
-        self._loop = None
 
 
 class VoiceAgent:
