@@ -682,8 +682,8 @@ def echo_run(bench: Bench, mode: str, answers: int, args: argparse.Namespace) ->
 
 def device_latencies(env: dict[str, str], report: Report) -> None:
     """PortAudio's latencies for the app's Player and MicrophoneSource on the rig."""
-    from voiceterm.audio.devices import MicrophoneSource
-    from voiceterm.audio.player import Player
+    from voiceterm.audio.microphone import MicrophoneSource
+    from voiceterm.audio.speaker import Player
     from voiceterm.config import Config
     from voiceterm.pipeline.devices import speaker_latency
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.audio.live import RigControl  # noqa: E402
 from voiceterm.audio.frames import PlaybackTag  # noqa: E402
-from voiceterm.audio.player import Player  # noqa: E402
+from voiceterm.audio.speaker import Player  # noqa: E402
 
 SETTINGS: tuple[tuple[int, float | str], ...] = ((20, "high"), (10, "high"), (10, 0.03))
 STALL_SIZES = (16, 17, 18, 19, 20)  # backtracking depths: each one about doubles the stall

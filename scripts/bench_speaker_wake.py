@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.audio.live import RigControl  # noqa: E402
-from voiceterm.audio.player import Player  # noqa: E402
+from voiceterm.audio.speaker import Player  # noqa: E402
 from voiceterm.timeline import percentile  # noqa: E402
 
 CASES = (("asleep", 4.0), ("suspended", 10.0))

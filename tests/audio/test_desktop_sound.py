@@ -25,7 +25,7 @@ import pytest
 from tests.audio.conftest import Rig
 from tests.audio.live import LiveApp, Recording, transcribe
 from tests.speech import espeak, normalize_words
-from voiceterm.audio.player import SLEEP_AFTER_S
+from voiceterm.audio.speaker import SLEEP_AFTER_S
 
 pytestmark = [pytest.mark.audio, pytest.mark.desktop, pytest.mark.models]
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from voiceterm.audio.frames import PlaybackTag
 from voiceterm.audio.playback import PlaybackEngine
-from voiceterm.audio.player import Player
+from voiceterm.audio.speaker import Player
 
 RATE = 1000
 BLOCK = 10

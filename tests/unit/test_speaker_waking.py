@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from voiceterm.audio.devices import STREAM_STALL_S, STREAM_START_GRACE_S, StreamClock
 from voiceterm.audio.frames import PlaybackTag
 from voiceterm.audio.playback import PlaybackEngine
-from voiceterm.audio.player import Player
+from voiceterm.audio.portaudio import STREAM_STALL_S, STREAM_START_GRACE_S, StreamClock
+from voiceterm.audio.speaker import Player
 from voiceterm.errors import AudioDeviceError
 
 RATE = 1000

@@ -23,9 +23,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from voiceterm.audio.devices import StreamClock
 from voiceterm.audio.frames import PlaybackTag, WokeCallback
 from voiceterm.audio.playback import EngineSink, PlaybackEngine
+from voiceterm.audio.portaudio import (
+    StreamClock,
+    find_device,
+    import_sounddevice,
+    native_stderr_silenced,
+    open_stream_error,
+    pick_sample_rate,
+    raise_thread_priority,
+    realtime_threads_created,
+)
 from voiceterm.audio.resample import resample_int16
 from voiceterm.errors import AudioDeviceError
 
@@ -124,8 +133,6 @@ class Player(EngineSink):
         Raises:
             AudioDeviceError: no such device, no output device, or it cannot be opened.
         """
-        from voiceterm.audio.devices import find_device, pick_sample_rate
-
         running_loop = self._callbacks.bind_loop(loop)
         self._loop = running_loop
         info = find_device(self.device, "output")
@@ -137,13 +144,6 @@ class Player(EngineSink):
             self._watchdog = running_loop.create_task(self._watch_device(), name="player-watchdog")
 
     def _open_stream(self, index: int) -> None:
-        from voiceterm.audio.devices import (
-            import_sounddevice,
-            native_stderr_silenced,
-            open_stream_error,
-            realtime_threads_created,
-        )
-
         sd = import_sounddevice()
         assert self._engine is not None
         rate = self._engine.sample_rate
@@ -171,8 +171,6 @@ class Player(EngineSink):
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: no blocking, no locks, no big allocations.
         if not self._priority_asked:
-            from voiceterm.audio.devices import raise_thread_priority
-
             self._priority_asked = True
             self.realtime_thread = raise_thread_priority()
         engine = self._engine
@@ -324,8 +322,6 @@ class Player(EngineSink):
         is a lost device: then the queue is dropped, the loss reported, and the device
         reopened every second.
         """
-        from voiceterm.audio.devices import find_device
-
         restarted = False
         while not self._closed:
             await asyncio.sleep(0.5)
