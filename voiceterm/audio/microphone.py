@@ -36,6 +36,7 @@ from voiceterm.audio.portaudio import (
     pick_sample_rate,
     raise_thread_priority,
     realtime_threads_created,
+    reopen_every_second,
 )
 from voiceterm.audio.resample import StreamResampler
 from voiceterm.errors import AudioDeviceError
@@ -65,6 +66,73 @@ HEALTH_CHECK_S = 0.5
 if not)."""
 
 _READER_JOIN_S = 1.0  # a read stuck longer than this (a dead server) is aborted under it
+
+
+class FrameCutter:
+    """Cuts a microphone's blocks into exact 16 kHz frames, each stamped with its capture time.
+
+    A block at another rate is resampled first (the resampler's filter delay is
+    subtracted from its time). The times follow the device's stamps through a slow
+    filter, so the frames' times run on evenly.
+
+    Args:
+        frame_len: samples per frame at 16 kHz.
+    """
+
+    def __init__(self, frame_len: int) -> None:
+        self.frame_len = frame_len
+        self._resampler: StreamResampler | None = None
+        self._pending: Int16Array | None = None  # resampled samples not yet framed
+        self._clock: float | None = None  # smoothed capture time of _pending[0]
+        self._offset = 0  # counted from the first frame, through reopens
+
+    def restart(self, device_rate: int) -> None:
+        """A stream (re)opened at ``device_rate``: nothing left over from the one before."""
+        self._resampler = (
+            StreamResampler(device_rate, CAPTURE_RATE) if device_rate != CAPTURE_RATE else None
+        )
+        self._pending = None
+        self._clock = None
+
+    def cut(self, block: Int16Array, t_adc: float, rate: int, muted: bool) -> list[AudioFrame]:
+        """Resample one device block (``rate``, first sample at ``t_adc``); cut it into frames."""
+        import numpy as np
+
+        t_block_end = t_adc + len(block) / rate
+        piece: Int16Array = block
+        if self._resampler is not None:
+            t_block_end -= self._resampler.delay_s  # its output lags its input
+            piece = np.asarray(self._resampler.process(block), dtype=np.int16).reshape(-1)
+        pending = piece if self._pending is None else np.concatenate((self._pending, piece))
+        # The newest sample we hold ends at t_block_end. PortAudio's timestamps
+        # jitter by up to a block, so follow
+        # them through a slow filter: continuity, nudged 5 % toward each measurement
+        # (no drift), and a jump only when they disagree by more than 50 ms.
+        measured = t_block_end - len(pending) / CAPTURE_RATE
+        predicted = self._clock
+        if predicted is None or abs(measured - predicted) > 0.05:
+            t_first = measured
+        else:
+            t_first = predicted + 0.05 * (measured - predicted)
+        frames: list[AudioFrame] = []
+        n = self.frame_len
+        start = 0
+        while len(pending) - start >= n:
+            samples = pending[start : start + n]
+            if muted:
+                samples = np.zeros(n, dtype=np.int16)
+            frames.append(
+                AudioFrame(
+                    samples=np.ascontiguousarray(samples),
+                    t_start=t_first + start / CAPTURE_RATE,
+                    offset=self._offset,
+                )
+            )
+            self._offset += n
+            start += n
+        self._pending = pending[start:] if start < len(pending) else None
+        self._clock = t_first + start / CAPTURE_RATE
+        return frames
 
 
 class MicrophoneSource:
@@ -129,7 +197,7 @@ class MicrophoneSource:
         self.device_name = ""
         self.device_rate = 0
         self._requested_rate = sample_rate
-        self._frame_len = CAPTURE_RATE * block_ms // 1000
+        self._cutter = FrameCutter(CAPTURE_RATE * block_ms // 1000)
         self._blocks: deque[tuple[bytearray, float]] = deque(
             maxlen=max(2, max_queued_ms // block_ms)
         )
@@ -139,15 +207,11 @@ class MicrophoneSource:
         self._check_due = False  # the health timer asks frames() to look at the stream
         self._health_timer: asyncio.TimerHandle | None = None
         self._stream: Any = None
-        self._resampler: StreamResampler | None = None
         self._reader: threading.Thread | None = None
         self._reader_stop = threading.Event()
         self._read_failed = False
         self._stream_clock = StreamClock(block_ms / 1000)
         self._closed = False
-        self._pending: Int16Array | None = None  # resampled samples not yet framed
-        self._clock: float | None = None  # smoothed capture time of _pending[0]
-        self._offset = 0
 
     @property
     def sample_rate(self) -> int:
@@ -208,9 +272,7 @@ class MicrophoneSource:
         except (sd.PortAudioError, ValueError) as exc:
             raise open_stream_error(exc, "input", info.name) from exc
         self.device_rate = rate
-        self._resampler = StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
-        self._pending = None
-        self._clock = None
+        self._cutter.restart(rate)
         self._stream = stream
         self._start_reader(stream, rate, block)
         log.info("microphone %r open at %d Hz", info.name, rate)
@@ -304,7 +366,7 @@ class MicrophoneSource:
                 while self._blocks:
                     raw, t_adc = self._blocks.popleft()
                     block: Int16Array = np.frombuffer(raw, dtype=np.int16)
-                    for frame in self._assemble(block, t_adc):
+                    for frame in self._cutter.cut(block, t_adc, self.device_rate, self.muted):
                         yield frame
         finally:
             if self._health_timer is not None:
@@ -318,47 +380,6 @@ class MicrophoneSource:
         self._check_due = True
         self._wake_event.set()
         self._health_timer = self._loop.call_later(HEALTH_CHECK_S, self._health_tick)
-
-    def _assemble(self, block: Int16Array, t_adc: float) -> list[AudioFrame]:
-        """Resample one device block and cut it into exact ``block_ms`` frames."""
-        import numpy as np
-
-        rate = self.device_rate
-        t_block_end = t_adc + len(block) / rate
-        piece: Int16Array = block
-        if self._resampler is not None:
-            t_block_end -= self._resampler.delay_s  # its output lags its input
-            piece = np.asarray(self._resampler.process(block), dtype=np.int16).reshape(-1)
-        pending = piece if self._pending is None else np.concatenate((self._pending, piece))
-        # The newest sample we hold ends at t_block_end. PortAudio's timestamps
-        # jitter by up to a block, so follow
-        # them through a slow filter: continuity, nudged 5 % toward each measurement
-        # (no drift), and a jump only when they disagree by more than 50 ms.
-        measured = t_block_end - len(pending) / CAPTURE_RATE
-        predicted = self._clock
-        if predicted is None or abs(measured - predicted) > 0.05:
-            t_first = measured
-        else:
-            t_first = predicted + 0.05 * (measured - predicted)
-        frames: list[AudioFrame] = []
-        n = self._frame_len
-        start = 0
-        while len(pending) - start >= n:
-            samples = pending[start : start + n]
-            if self.muted:
-                samples = np.zeros(n, dtype=np.int16)
-            frames.append(
-                AudioFrame(
-                    samples=np.ascontiguousarray(samples),
-                    t_start=t_first + start / CAPTURE_RATE,
-                    offset=self._offset,
-                )
-            )
-            self._offset += n
-            start += n
-        self._pending = pending[start:] if start < len(pending) else None
-        self._clock = t_first + start / CAPTURE_RATE
-        return frames
 
     def _healthy(self) -> bool:
         # Capture cannot wait for a stuck stream the way playback can: stalled is lost.
@@ -380,17 +401,10 @@ class MicrophoneSource:
         if self.on_error is not None:
             self.on_error(error)
         await asyncio.to_thread(self._close_stream)
-        while not self._closed:
-            await asyncio.sleep(1.0)
-            try:
-                await asyncio.to_thread(self._open)
-            except AudioDeviceError as exc:
-                log.debug("microphone still unavailable: %s", exc.message)
-                continue
+        if await reopen_every_second(self._open, lambda: self._closed, "microphone"):
             log.warning("microphone %r reopened", self.device_name)
             if self.on_restored is not None:
                 self.on_restored()
-            return
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None

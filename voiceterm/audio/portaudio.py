@@ -17,24 +17,19 @@ PortAudio and enumerates devices on import).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from voiceterm.errors import AudioDeviceError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    Int16Array = npt.NDArray[np.int16]
 
 log = logging.getLogger(__name__)
 
@@ -484,3 +479,26 @@ class StreamClock:
             return "starting" if now - self.started_at < STREAM_START_GRACE_S else "stalled"
         last = self.last_callback if self.last_callback is not None else self.started_at
         return "running" if now - last < STREAM_STALL_S else "stalled"
+
+
+async def reopen_every_second(
+    open_device: Callable[[], None], closed: Callable[[], bool], what: str
+) -> bool:
+    """Try ``open_device`` (in a worker thread) once a second until it works.
+
+    A lost device usually comes back (replugged, released by another program, the
+    sound server restarted), so the microphone and the speaker keep trying rather
+    than give up. Each ``AudioDeviceError`` on the way is logged at debug level.
+
+    Returns:
+        True once the device is open again; False when ``closed()`` ended the wait.
+    """
+    while not closed():
+        await asyncio.sleep(1.0)
+        try:
+            await asyncio.to_thread(open_device)
+        except AudioDeviceError as exc:
+            log.debug("%s still unavailable: %s", what, exc.message)
+            continue
+        return True
+    return False
