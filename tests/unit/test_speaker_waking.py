@@ -168,7 +168,9 @@ def test_a_lost_stream_drops_the_answer_and_reports_it() -> None:
         return events, player.busy
 
     events, busy = asyncio.run(run())
-    assert events and events[0].startswith("error: The output device"), events
+    # A prefill slowed by a busy machine may look paced, and tell a wake first.
+    errors = [event for event in events if event.startswith("error: ")]
+    assert errors and errors[0].startswith("error: The output device"), events
     assert not busy, "a lost device's queue must be dropped (it would play late)"
 
 
