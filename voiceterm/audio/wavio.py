@@ -54,6 +54,9 @@ def _damaged(path: Path, why: str) -> AudioFileError:
     )
 
 
+_WavFormat = tuple[int, int, int, int, int]  # format tag, channels, rate, block align, bits
+
+
 def read_wav(path: str | Path) -> tuple[Int16Array, int]:
     """Read a WAV file as int16 mono.
 
@@ -68,9 +71,18 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         AudioFileError: missing, unreadable, not a WAV, damaged, or an encoding other
             than PCM/float (ADPCM, mu-law, ...).
     """
-    import numpy as np
-
     path = Path(path)
+    data = _read_riff_wave(path)
+    fmt, payload = _format_and_data(data, path)
+    tag, channels, rate, _align, _bits = fmt
+    width = _sample_width(fmt, path)
+    frame_bytes = width * channels
+    usable = len(payload) - len(payload) % frame_bytes
+    return _decode_mono(payload[:usable], tag, width, channels), int(rate)
+
+
+def _read_riff_wave(path: Path) -> bytes:
+    """The file's bytes, once they are known to start like a little-endian WAV."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -92,8 +104,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         )
     if data[:4] == b"RIFX":
         raise AudioFileError(f"{path} is a big-endian (RIFX) WAV.", hint=_CONVERT_HINT)
+    return data
 
-    fmt: tuple[int, int, int, int, int] | None = None  # tag, channels, rate, align, bits
+
+def _format_and_data(data: bytes, path: Path) -> tuple[_WavFormat, bytes]:
+    """Walk the RIFF chunks for the format and the audio data."""
+    fmt: _WavFormat | None = None
     payload: bytes | None = None
     pos = 12
     while pos + 8 <= len(data):
@@ -109,16 +125,7 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
             if fmt is not None:
                 break
         elif chunk_id == b"fmt ":
-            if size < 16 or body_start + 16 > len(data):
-                raise _damaged(path, "its format chunk is cut short")
-            tag, channels, rate, _byte_rate, align, bits = struct.unpack_from(
-                "<HHIIHH", data, body_start
-            )
-            if tag == _EXTENSIBLE:
-                if size < 40 or body_start + 26 > len(data):
-                    raise _damaged(path, "its extensible format chunk is cut short")
-                (tag,) = struct.unpack_from("<H", data, body_start + 24)
-            fmt = (tag, channels, rate, align, bits)
+            fmt = _format_chunk(data, body_start, size, path)
             if payload is not None:
                 break
         pos = body_start + size + (size & 1)  # chunks are padded to even sizes
@@ -126,6 +133,22 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         raise _damaged(path, "it has no format chunk")
     if payload is None:
         raise _damaged(path, "it has no audio data chunk")
+    return fmt, payload
+
+
+def _format_chunk(data: bytes, body_start: int, size: int, path: Path) -> _WavFormat:
+    if size < 16 or body_start + 16 > len(data):
+        raise _damaged(path, "its format chunk is cut short")
+    tag, channels, rate, _byte_rate, align, bits = struct.unpack_from("<HHIIHH", data, body_start)
+    if tag == _EXTENSIBLE:
+        if size < 40 or body_start + 26 > len(data):
+            raise _damaged(path, "its extensible format chunk is cut short")
+        (tag,) = struct.unpack_from("<H", data, body_start + 24)
+    return (tag, channels, rate, align, bits)
+
+
+def _sample_width(fmt: _WavFormat, path: Path) -> int:
+    """Bytes per sample, once the format is one ``_decode_mono`` reads."""
     tag, channels, rate, align, bits = fmt
     if channels < 1 or rate < 1:
         raise _damaged(path, f"it claims {channels} channels at {rate} Hz")
@@ -140,9 +163,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
             f"{path} uses {bits}-bit {kind} samples, which voiceterm cannot read.",
             hint=_CONVERT_HINT,
         )
-    frame_bytes = width * channels
-    usable = len(payload) - len(payload) % frame_bytes
-    raw = payload[:usable]
+    return width
+
+
+def _decode_mono(raw: bytes, tag: int, width: int, channels: int) -> Int16Array:
+    """Whole frames of PCM or float samples -> int16 mono (channels averaged)."""
+    import numpy as np
 
     samples: npt.NDArray[np.float64] | npt.NDArray[np.int32]
     if tag == _IEEE_FLOAT:
@@ -162,8 +188,8 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         samples = (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int32)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
-    mono = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
-    return mono, int(rate)
+    mono: Int16Array = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+    return mono
 
 
 def write_wav(path: str | Path, audio: npt.ArrayLike, sample_rate: int) -> None:
