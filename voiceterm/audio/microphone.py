@@ -25,19 +25,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.audio import portaudio
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
-from voiceterm.audio.portaudio import (
-    StreamClock,
-    alsa_periods_at_most,
-    find_device,
-    import_sounddevice,
-    native_stderr_silenced,
-    open_stream_error,
-    pick_sample_rate,
-    raise_thread_priority,
-    realtime_threads_created,
-    reopen_every_second,
-)
 from voiceterm.audio.resample import StreamResampler
 from voiceterm.errors import AudioDeviceError
 
@@ -210,7 +199,7 @@ class MicrophoneSource:
         self._reader: threading.Thread | None = None
         self._reader_stop = threading.Event()
         self._read_failed = False
-        self._stream_clock = StreamClock(block_ms / 1000)
+        self._stream_clock = portaudio.StreamClock(block_ms / 1000)
         self._closed = False
 
     @property
@@ -243,34 +232,32 @@ class MicrophoneSource:
         self._open()
 
     def _open(self) -> None:
-        sd = import_sounddevice()
-        info = find_device(self.device, "input")
+        sd = portaudio.import_sounddevice()
+        info = portaudio.find_device(self.device, "input")
         self.device_name = info.name
-        rate = self._requested_rate or pick_sample_rate(info, "input", preferred=CAPTURE_RATE)
+        rate = self._requested_rate or portaudio.pick_sample_rate(
+            info, "input", preferred=CAPTURE_RATE
+        )
         block = rate * self.block_ms // 1000
         latency = self.latency if isinstance(self.latency, (int, float)) else 0.0
         buffer_s = max(float(latency), CAPTURE_BUFFER_S)
-        try:
-            # No callback: PortAudio's blocking read, in a thread of our own that can
-            # take several blocks per wake-up while relaxed (a callback is called once
-            # per block, whatever waits). One period per block keeps each read as
-            # prompt as a callback would be.
-            with (
-                native_stderr_silenced(),
-                realtime_threads_created(),
-                alsa_periods_at_most(sd, int(buffer_s * 1000 / self.block_ms) + 2),
-            ):
-                stream = sd.RawInputStream(
-                    device=info.index,
-                    samplerate=rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=block,
-                    latency=buffer_s,
-                )
-                stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise open_stream_error(exc, "input", info.name) from exc
+        # No callback: PortAudio's blocking read, in a thread of our own that can
+        # take several blocks per wake-up while relaxed (a callback is called once
+        # per block, whatever waits). One period per block keeps each read as
+        # prompt as a callback would be.
+        stream = portaudio.start_stream(
+            lambda: sd.RawInputStream(
+                device=info.index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=block,
+                latency=buffer_s,
+            ),
+            "input",
+            info.name,
+            alsa_periods=int(buffer_s * 1000 / self.block_ms) + 2,
+        )
         self.device_rate = rate
         self._cutter.restart(rate)
         self._stream = stream
@@ -299,7 +286,7 @@ class MicrophoneSource:
         It holds the interpreter lock only between reads (the read itself waits in C),
         and makes no array: the loop does, when it takes the bytes.
         """
-        self.realtime_thread = raise_thread_priority()
+        self.realtime_thread = portaudio.raise_thread_priority()
         hurry = self._hurry
         try:
             while not stop.is_set():
@@ -401,7 +388,7 @@ class MicrophoneSource:
         if self.on_error is not None:
             self.on_error(error)
         await asyncio.to_thread(self._close_stream)
-        if await reopen_every_second(self._open, lambda: self._closed, "microphone"):
+        if await portaudio.reopen_every_second(self._open, lambda: self._closed, "microphone"):
             log.warning("microphone %r reopened", self.device_name)
             if self.on_restored is not None:
                 self.on_restored()

@@ -409,6 +409,34 @@ def alsa_periods_at_most(sd: ModuleType, count: int) -> Iterator[None]:
                 setter(_ALSA_DEFAULT_PERIODS)
 
 
+def start_stream(
+    make: Callable[[], Any], kind: DeviceKind, name: str, *, alsa_periods: int | None = None
+) -> Any:
+    """Make a stream with ``make`` and start it, as every stream here is opened.
+
+    What PortAudio prints to fd 2 meanwhile is hidden, the threads the open starts get
+    real-time priority where allowed, and with ``alsa_periods`` the ALSA host API may
+    split the buffer into up to that many periods.
+
+    Raises:
+        AudioDeviceError: PortAudio would not open or start it (busy, unavailable,
+            settings refused), in a sentence naming the ``kind`` of device and its ``name``.
+    """
+    sd = import_sounddevice()
+    periods: contextlib.AbstractContextManager[None] = (
+        alsa_periods_at_most(sd, alsa_periods)
+        if alsa_periods is not None
+        else contextlib.nullcontext()
+    )
+    try:
+        with native_stderr_silenced(), realtime_threads_created(), periods:
+            stream = make()
+            stream.start()
+    except (sd.PortAudioError, ValueError) as exc:
+        raise open_stream_error(exc, kind, name) from exc
+    return stream
+
+
 STREAM_START_GRACE_S = 5.0
 """How long a started stream may take to play or capture before it counts as stuck.
 

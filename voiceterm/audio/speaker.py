@@ -28,19 +28,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from voiceterm.audio import portaudio
 from voiceterm.audio.frames import PlaybackTag, WokeCallback
 from voiceterm.audio.playback import EngineSink, PlaybackEngine
-from voiceterm.audio.portaudio import (
-    StreamClock,
-    find_device,
-    import_sounddevice,
-    native_stderr_silenced,
-    open_stream_error,
-    pick_sample_rate,
-    raise_thread_priority,
-    realtime_threads_created,
-    reopen_every_second,
-)
 from voiceterm.audio.resample import resample_int16
 from voiceterm.errors import AudioDeviceError
 
@@ -81,7 +71,7 @@ class StreamedSink(EngineSink):
         self._last_start = 0.0
         self._requested_rate = sample_rate
         self._stream: Any = None
-        self._stream_clock = StreamClock(block_ms / 1000)
+        self._stream_clock = portaudio.StreamClock(block_ms / 1000)
         self._priority_asked = False
         self._waiting_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,30 +98,29 @@ class StreamedSink(EngineSink):
             AudioDeviceError: no such device, no output device, or it cannot be opened.
         """
         self._loop = self._callbacks.bind_loop(loop)
-        info = find_device(self.device, "output")
+        info = portaudio.find_device(self.device, "output")
         self.device_name = info.name
-        rate = self._requested_rate or pick_sample_rate(info, "output")
+        rate = self._requested_rate or portaudio.pick_sample_rate(info, "output")
         self._engine = PlaybackEngine(rate, self._callbacks.post_threadsafe)
         self._open_stream(info.index)
 
     def _open_stream(self, index: int) -> None:
-        sd = import_sounddevice()
+        sd = portaudio.import_sounddevice()
         assert self._engine is not None
         rate = self._engine.sample_rate
-        try:
-            with native_stderr_silenced(), realtime_threads_created():
-                stream = sd.OutputStream(
-                    device=index,
-                    samplerate=rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=max(1, rate * self.block_ms // 1000),
-                    latency=self.latency,
-                    callback=self._callback,
-                )
-                stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise open_stream_error(exc, "output", self.device_name) from exc
+        stream = portaudio.start_stream(
+            lambda: sd.OutputStream(
+                device=index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=max(1, rate * self.block_ms // 1000),
+                latency=self.latency,
+                callback=self._callback,
+            ),
+            "output",
+            self.device_name,
+        )
         self._fallback_latency = float(stream.latency)
         self._stream_clock.started()
         self._priority_asked = False
@@ -143,7 +132,7 @@ class StreamedSink(EngineSink):
         # PortAudio's thread: no blocking, no locks, no big allocations.
         if not self._priority_asked:
             self._priority_asked = True
-            self.realtime_thread = raise_thread_priority()
+            self.realtime_thread = portaudio.raise_thread_priority()
         engine = self._engine
         # A gap in silence, before an answer's first sound or after its last, is
         # inaudible (PortAudio reports a few as the stream starts): only a gap
@@ -405,11 +394,11 @@ class Player(StreamedSink):
         if self.on_error is not None:
             self.on_error(error)
         await asyncio.to_thread(self._close_stream)
-        if await reopen_every_second(self._reopen, lambda: self._closed, "output device"):
+        if await portaudio.reopen_every_second(self._reopen, lambda: self._closed, "output device"):
             log.warning("output device %r reopened", self.device_name)
             if self.on_restored is not None:
                 self.on_restored()
         return True
 
     def _reopen(self) -> None:
-        self._open_stream(find_device(self.device, "output").index)
+        self._open_stream(portaudio.find_device(self.device, "output").index)
