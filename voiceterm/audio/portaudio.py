@@ -6,9 +6,11 @@
   ambiguous names raise ``AudioDeviceError`` naming the choices.
 - ``pick_sample_rate`` finds a rate a device takes; ``open_stream_error`` words
   PortAudio's complaint when a stream will not open.
-- Opening a stream: ``native_stderr_silenced``, ``realtime_threads_created`` and
-  ``alsa_periods_at_most`` (the ALSA host API's period count).
-- ``StreamClock`` tells a stream that is slow to start from one that stalled or is gone.
+- ``start_stream`` opens and starts a stream: ``native_stderr_silenced``,
+  ``realtime_threads_created`` and ``alsa_periods_at_most`` (the ALSA host API's
+  period count) around it.
+- ``StreamClock`` tells a stream that is slow to start from one that stalled or is
+  gone; ``reopen_every_second`` brings a lost device back.
 
 The microphone (``voiceterm.audio.microphone``) and the speaker
 (``voiceterm.audio.speaker``) build on this. sounddevice is imported lazily (it loads
