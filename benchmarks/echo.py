@@ -124,8 +124,8 @@ def stop_rig(rig_dir: Path) -> None:
 
 async def record(far: Path, near: Path) -> Session:
     """Phases A, B and C through the live devices, as one continuous session."""
-    from voiceterm.audio.devices import MicrophoneSource
-    from voiceterm.audio.player import Player
+    from voiceterm.audio.microphone import MicrophoneSource
+    from voiceterm.audio.speaker import Player
 
     far_audio, far_rate = read_wav(far)
     player = Player(device="pulse", block_ms=10)

@@ -84,9 +84,9 @@ class Setting:
 
 
 async def answer_clicks(setting: Setting) -> None:
-    from voiceterm.audio.devices import MicrophoneSource
     from voiceterm.audio.frames import PlaybackTag
-    from voiceterm.audio.player import Player
+    from voiceterm.audio.microphone import MicrophoneSource
+    from voiceterm.audio.speaker import Player
 
     mic = MicrophoneSource(block_ms=setting.capture_block_ms, latency=setting.capture_latency)
     player = Player(block_ms=setting.playback_block_ms, latency=setting.playback_latency)

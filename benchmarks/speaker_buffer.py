@@ -30,7 +30,7 @@ import numpy as np
 
 from benchmarks.rig import RigControl
 from voiceterm.audio.frames import PlaybackTag
-from voiceterm.audio.player import Player
+from voiceterm.audio.speaker import Player
 
 SETTINGS: tuple[tuple[int, float | str], ...] = ((20, "high"), (10, "high"), (10, 0.03))
 STALL_SIZES = (16, 17, 18, 19, 20)  # backtracking depths: each one about doubles the stall

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.rig import RigControl
 from benchmarks.stats import percentile
-from voiceterm.audio.player import Player
+from voiceterm.audio.speaker import Player
 
 CASES = (("asleep", 4.0), ("suspended", 10.0))
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
-from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, delegated_callback
+from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks, delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.engines.llm.messages import ToolSpecs

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return print_models(config)
         if args.command == "devices":
-            from voiceterm.audio.devices import list_devices
+            from voiceterm.audio.portaudio import list_devices
 
             print(list_devices())
             return 0

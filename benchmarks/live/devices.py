@@ -11,8 +11,8 @@ from voiceterm.config import Config
 
 def device_latencies(env: dict[str, str], report: Report) -> None:
     """PortAudio's latencies for the app's Player and MicrophoneSource on the rig."""
-    from voiceterm.audio.devices import MicrophoneSource
-    from voiceterm.audio.player import Player
+    from voiceterm.audio.microphone import MicrophoneSource
+    from voiceterm.audio.speaker import Player
     from voiceterm.pipeline.devices import speaker_latency
 
     saved = {name: os.environ.get(name) for name in env}

@@ -25,7 +25,7 @@ import pytest
 from benchmarks.corpus import espeak, normalize_words
 from benchmarks.rig import LiveApp, Recording, transcribe
 from tests.audio.conftest import Rig
-from voiceterm.audio.player import SLEEP_AFTER_S
+from voiceterm.audio.speaker import SLEEP_AFTER_S
 
 pytestmark = [pytest.mark.audio, pytest.mark.desktop, pytest.mark.models]
 

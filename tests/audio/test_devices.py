@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from tests.audio.conftest import DEVICE, Rig, SpeechMaker, best_correlation
-from voiceterm.audio.devices import MicrophoneSource, find_device, list_devices
 from voiceterm.audio.frames import AudioFrame, AudioSource
-from voiceterm.audio.player import resample_int16
+from voiceterm.audio.microphone import MicrophoneSource
+from voiceterm.audio.portaudio import find_device, list_devices
+from voiceterm.audio.resample import resample_int16
 from voiceterm.audio.wavio import read_wav
 from voiceterm.errors import AudioDeviceError
 

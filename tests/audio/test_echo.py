@@ -17,7 +17,6 @@ import numpy.typing as npt
 import pytest
 
 from tests.audio.conftest import DEVICE, Rig, SpeechMaker
-from voiceterm.audio.devices import MicrophoneSource
 from voiceterm.audio.echo import (
     ECHO_DELAY_AIM_S,
     FRAME_SAMPLES,
@@ -33,7 +32,9 @@ from voiceterm.audio.echo import (
 )
 from voiceterm.audio.echo_delay import EchoDelayEstimator
 from voiceterm.audio.frames import AudioFrame, AudioSource, PlaybackTag
-from voiceterm.audio.player import Player, resample_int16
+from voiceterm.audio.microphone import MicrophoneSource
+from voiceterm.audio.resample import resample_int16
+from voiceterm.audio.speaker import Player
 from voiceterm.audio.wavio import read_wav
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadSegmenter
 

@@ -20,9 +20,10 @@ import numpy.typing as npt
 import pytest
 
 from tests.audio.conftest import DEVICE, Rig, best_correlation, envelope_correlation
-from voiceterm.audio.devices import MicrophoneSource
 from voiceterm.audio.frames import AudioFrame, AudioSink, PlaybackTag
-from voiceterm.audio.player import Player, resample_int16
+from voiceterm.audio.microphone import MicrophoneSource
+from voiceterm.audio.resample import resample_int16
+from voiceterm.audio.speaker import Player
 from voiceterm.audio.wavio import read_wav
 from voiceterm.bus import Message
 from voiceterm.errors import AudioDeviceError

@@ -23,7 +23,7 @@ import pytest
 
 from tests.audio.conftest import DEVICE, Rig
 from tests.pipeline_fakes import QuietMic, ScriptedChatModel, ScriptedVoice, say, scripted_engines
-from voiceterm.audio.player import Player
+from voiceterm.audio.speaker import Player
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.config import Config

@@ -17,8 +17,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from voiceterm.audio.devices import MicrophoneSource
 from voiceterm.audio.frames import AudioFrame
+from voiceterm.audio.microphone import MicrophoneSource
 from voiceterm.errors import AudioDeviceError
 
 BLOCK = 160  # 10 ms at 16 kHz

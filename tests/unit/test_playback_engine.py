@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from voiceterm.audio.frames import PlaybackTag
-from voiceterm.audio.player import PlaybackEngine, Player
+from voiceterm.audio.playback import PlaybackEngine
+from voiceterm.audio.speaker import Player
 
 RATE = 1000
 BLOCK = 10

@@ -15,9 +15,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from voiceterm.audio.devices import STREAM_STALL_S, STREAM_START_GRACE_S, StreamClock
 from voiceterm.audio.frames import PlaybackTag
-from voiceterm.audio.player import PlaybackEngine, Player
+from voiceterm.audio.playback import PlaybackEngine
+from voiceterm.audio.portaudio import STREAM_STALL_S, STREAM_START_GRACE_S, StreamClock
+from voiceterm.audio.speaker import Player
 from voiceterm.errors import AudioDeviceError
 
 RATE = 1000
@@ -167,7 +168,9 @@ def test_a_lost_stream_drops_the_answer_and_reports_it() -> None:
         return events, player.busy
 
     events, busy = asyncio.run(run())
-    assert events and events[0].startswith("error: The output device"), events
+    # A prefill slowed by a busy machine may look paced, and tell a wake first.
+    errors = [event for event in events if event.startswith("error: ")]
+    assert errors and errors[0].startswith("error: The output device"), events
     assert not busy, "a lost device's queue must be dropped (it would play late)"
 
 

@@ -8,7 +8,7 @@ sentence it belongs to, and reports back on the asyncio loop when sound really
 started, when each chunk finished and when it ran dry.
 
 The pipeline talks only to these protocols, so the live devices
-(``voiceterm.audio.devices.MicrophoneSource``, ``voiceterm.audio.player.Player``)
+(``voiceterm.audio.microphone.MicrophoneSource``, ``voiceterm.audio.speaker.Player``)
 and the file ones (``voiceterm.audio.wavio.WavFileSource`` / ``WavFileSink``) are
 interchangeable.
 """

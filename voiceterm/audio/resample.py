@@ -85,6 +85,16 @@ def resample(
     return result
 
 
+def resample_int16(
+    audio: npt.NDArray[np.int16], from_rate: int, to_rate: int
+) -> npt.NDArray[np.int16]:
+    """Resample a whole int16 mono chunk (soxr, high quality), keeping int16."""
+    import numpy as np
+
+    mono = np.ascontiguousarray(audio, dtype=np.int16).reshape(-1)
+    return np.asarray(resample(mono, from_rate, to_rate), dtype=np.int16)
+
+
 class StreamResampler:
     """Resample a continuous mono stream chunk by chunk (e.g. a microphone).
 

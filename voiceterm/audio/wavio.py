@@ -6,8 +6,8 @@
 - ``write_wav(path, audio, rate)`` writes 16-bit mono.
 - ``WavFileSource`` is an ``AudioSource`` (a microphone that plays a file).
 - ``WavFileSink`` is an ``AudioSink`` (a speaker that records to a file), driven by
-  the same ``PlaybackEngine`` as the real ``Player``, so the callbacks, tags and
-  ``stop_now`` behave identically.
+  the same ``PlaybackEngine`` as the real speaker (``voiceterm.audio.playback``), so
+  the callbacks, tags and ``stop_now`` behave identically.
 
 Clocks: in real-time mode both follow ``time.monotonic()`` like real devices. In fast
 mode (``realtime=False``) nothing waits: each source frame is stamped as if it had
@@ -29,16 +29,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceterm.audio.frames import (
-    CAPTURE_RATE,
-    AudioFrame,
-    IdleCallback,
-    PlaybackPosition,
-    PlaybackTag,
-    StartedCallback,
-    TagDoneCallback,
-)
-from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, resample_int16
+from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame, PlaybackTag
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
+from voiceterm.audio.resample import resample_int16
 from voiceterm.errors import AudioFileError
 
 if TYPE_CHECKING:
@@ -61,6 +54,9 @@ def _damaged(path: Path, why: str) -> AudioFileError:
     )
 
 
+_WavFormat = tuple[int, int, int, int, int]  # format tag, channels, rate, block align, bits
+
+
 def read_wav(path: str | Path) -> tuple[Int16Array, int]:
     """Read a WAV file as int16 mono.
 
@@ -75,9 +71,18 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         AudioFileError: missing, unreadable, not a WAV, damaged, or an encoding other
             than PCM/float (ADPCM, mu-law, ...).
     """
-    import numpy as np
-
     path = Path(path)
+    data = _read_riff_wave(path)
+    fmt, payload = _format_and_data(data, path)
+    tag, channels, rate, _align, _bits = fmt
+    width = _sample_width(fmt, path)
+    frame_bytes = width * channels
+    usable = len(payload) - len(payload) % frame_bytes
+    return _decode_mono(payload[:usable], tag, width, channels), int(rate)
+
+
+def _read_riff_wave(path: Path) -> bytes:
+    """The file's bytes, once they are known to start like a little-endian WAV."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -99,8 +104,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         )
     if data[:4] == b"RIFX":
         raise AudioFileError(f"{path} is a big-endian (RIFX) WAV.", hint=_CONVERT_HINT)
+    return data
 
-    fmt: tuple[int, int, int, int, int] | None = None  # tag, channels, rate, align, bits
+
+def _format_and_data(data: bytes, path: Path) -> tuple[_WavFormat, bytes]:
+    """Walk the RIFF chunks for the format and the audio data."""
+    fmt: _WavFormat | None = None
     payload: bytes | None = None
     pos = 12
     while pos + 8 <= len(data):
@@ -116,16 +125,7 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
             if fmt is not None:
                 break
         elif chunk_id == b"fmt ":
-            if size < 16 or body_start + 16 > len(data):
-                raise _damaged(path, "its format chunk is cut short")
-            tag, channels, rate, _byte_rate, align, bits = struct.unpack_from(
-                "<HHIIHH", data, body_start
-            )
-            if tag == _EXTENSIBLE:
-                if size < 40 or body_start + 26 > len(data):
-                    raise _damaged(path, "its extensible format chunk is cut short")
-                (tag,) = struct.unpack_from("<H", data, body_start + 24)
-            fmt = (tag, channels, rate, align, bits)
+            fmt = _format_chunk(data, body_start, size, path)
             if payload is not None:
                 break
         pos = body_start + size + (size & 1)  # chunks are padded to even sizes
@@ -133,6 +133,22 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         raise _damaged(path, "it has no format chunk")
     if payload is None:
         raise _damaged(path, "it has no audio data chunk")
+    return fmt, payload
+
+
+def _format_chunk(data: bytes, body_start: int, size: int, path: Path) -> _WavFormat:
+    if size < 16 or body_start + 16 > len(data):
+        raise _damaged(path, "its format chunk is cut short")
+    tag, channels, rate, _byte_rate, align, bits = struct.unpack_from("<HHIIHH", data, body_start)
+    if tag == _EXTENSIBLE:
+        if size < 40 or body_start + 26 > len(data):
+            raise _damaged(path, "its extensible format chunk is cut short")
+        (tag,) = struct.unpack_from("<H", data, body_start + 24)
+    return (tag, channels, rate, align, bits)
+
+
+def _sample_width(fmt: _WavFormat, path: Path) -> int:
+    """Bytes per sample, once the format is one ``_decode_mono`` reads."""
     tag, channels, rate, align, bits = fmt
     if channels < 1 or rate < 1:
         raise _damaged(path, f"it claims {channels} channels at {rate} Hz")
@@ -147,9 +163,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
             f"{path} uses {bits}-bit {kind} samples, which voiceterm cannot read.",
             hint=_CONVERT_HINT,
         )
-    frame_bytes = width * channels
-    usable = len(payload) - len(payload) % frame_bytes
-    raw = payload[:usable]
+    return width
+
+
+def _decode_mono(raw: bytes, tag: int, width: int, channels: int) -> Int16Array:
+    """Whole frames of PCM or float samples -> int16 mono (channels averaged)."""
+    import numpy as np
 
     samples: npt.NDArray[np.float64] | npt.NDArray[np.int32]
     if tag == _IEEE_FLOAT:
@@ -169,8 +188,8 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         samples = (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int32)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
-    mono = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
-    return mono, int(rate)
+    mono: Int16Array = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+    return mono
 
 
 def write_wav(path: str | Path, audio: npt.ArrayLike, sample_rate: int) -> None:
@@ -294,7 +313,7 @@ class WavFileSource:
         self._closed = True
 
 
-class WavFileSink:
+class WavFileSink(EngineSink):
     """An ``AudioSink`` that records what is "played" into a WAV file.
 
     Args:
@@ -321,50 +340,16 @@ class WavFileSink:
         sample_rate: int = 22050,
         block_ms: int = 10,
     ) -> None:
+        super().__init__()
         self.path = None if path is None else Path(path)
         self.realtime = realtime
         self.block_ms = block_ms
         self.underflows = 0
-        self._callbacks = SinkCallbacks()
         self._engine = PlaybackEngine(sample_rate, self._callbacks.post_soon)
         self._blocks: list[Int16Array] = []
         self._driver: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
-
-    @property
-    def on_started(self) -> StartedCallback | None:
-        return self._callbacks.on_started
-
-    @on_started.setter
-    def on_started(self, fn: StartedCallback | None) -> None:
-        self._callbacks.on_started = fn
-
-    @property
-    def on_tag_done(self) -> TagDoneCallback | None:
-        return self._callbacks.on_tag_done
-
-    @on_tag_done.setter
-    def on_tag_done(self, fn: TagDoneCallback | None) -> None:
-        self._callbacks.on_tag_done = fn
-
-    @property
-    def on_idle(self) -> IdleCallback | None:
-        return self._callbacks.on_idle
-
-    @on_idle.setter
-    def on_idle(self, fn: IdleCallback | None) -> None:
-        self._callbacks.on_idle = fn
-
-    @property
-    def sample_rate(self) -> int:
-        """Rate of the recording."""
-        return self._engine.sample_rate
-
-    @property
-    def busy(self) -> bool:
-        """True while audio is queued or playing."""
-        return self._engine.busy
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Begin recording; callbacks go to ``loop`` (default: the running loop)."""
@@ -377,8 +362,9 @@ class WavFileSink:
         """The simulated device: one block per ``block_ms``, just in time."""
         import numpy as np
 
-        n = self._engine.sample_rate * self.block_ms // 1000
-        block_s = n / self._engine.sample_rate
+        engine = self._require_engine()
+        n = engine.sample_rate * self.block_ms // 1000
+        block_s = n / engine.sample_rate
         t0 = time.monotonic()
         index = 0
         while not self._closed:
@@ -387,7 +373,7 @@ class WavFileSink:
             if delay > 0:
                 await asyncio.sleep(delay)
             out = np.zeros(n, dtype=np.int16)
-            self._engine.fill(out, t_block)
+            engine.fill(out, t_block)
             if self.path is not None:
                 self._blocks.append(out)
             index += 1
@@ -398,13 +384,14 @@ class WavFileSink:
 
         if not self._started:
             raise RuntimeError("WavFileSink.start() must be called first")
-        self._engine.enqueue(resample_int16(audio, sample_rate, self.sample_rate), tag)
+        engine = self._require_engine()
+        engine.enqueue(resample_int16(audio, sample_rate, self.sample_rate), tag)
         if self.realtime:
             return
-        n = self._engine.sample_rate * self.block_ms // 1000
+        n = engine.sample_rate * self.block_ms // 1000
         while True:
             out = np.zeros(n, dtype=np.int16)
-            written = self._engine.fill(out, time.monotonic())
+            written = engine.fill(out, time.monotonic())
             if written and self.path is not None:
                 # The engine pads a short last block with zeros; fast mode keeps sound only.
                 self._blocks.append(out[:written])
@@ -415,20 +402,13 @@ class WavFileSink:
         """Drop what is queued; return the monotonic time at which sound ends."""
         if not self.realtime:
             return time.monotonic()
-        return self._engine.stop_now()
+        return super().stop_now()
 
     def pause(self) -> float:
         """Hold playback (real-time mode; fast mode has already written everything)."""
         if not self.realtime:
             return time.monotonic()
-        return self._engine.pause()
-
-    def resume(self) -> None:
-        self._engine.resume()
-
-    def position(self, at: float | None = None) -> PlaybackPosition | None:
-        """The chunk and sample being "heard" at monotonic ``at`` (default: now)."""
-        return self._engine.position(at)
+        return super().pause()
 
     def recording(self) -> Int16Array:
         """Everything recorded so far, at ``sample_rate``."""
@@ -447,6 +427,6 @@ class WavFileSink:
             self._driver.cancel()
             self._driver = None
         with contextlib.suppress(Exception):
-            self._engine.stop_now()
+            super().stop_now()
         if self.path is not None:
             write_wav(self.path, self.recording(), self.sample_rate)

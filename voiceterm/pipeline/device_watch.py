@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from voiceterm.audio.abilities import cancels_echo, reports_loss
 from voiceterm.audio.frames import AudioSink, AudioSource
-from voiceterm.audio.silent import SilentSink
+from voiceterm.audio.playback import SilentSink
 from voiceterm.errors import VoicetermError
 from voiceterm.events import AgentError, AgentInterrupted, StageStatus
 from voiceterm.pipeline.listening.activity import AgentActivity

@@ -38,9 +38,9 @@ def open_live_devices(config: Config) -> LiveDevices:
     falls back to half-duplex (the microphone is ignored while the agent speaks),
     with a notice, rather than leaving the agent to interrupt itself.
     """
-    from voiceterm.audio.devices import MicrophoneSource
     from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
-    from voiceterm.audio.player import Player
+    from voiceterm.audio.microphone import MicrophoneSource
+    from voiceterm.audio.speaker import Player
 
     mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
     player = Player(

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
-from voiceterm.audio.player import delegated_callback
+from voiceterm.audio.playback import delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
@@ -298,7 +298,7 @@ class ReplaySink:
     """
 
     def __init__(self, placement: AnswerPlacement, *, keep: bool) -> None:
-        from voiceterm.audio.player import PlaybackEngine, SinkCallbacks
+        from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks
 
         self._callbacks = SinkCallbacks()
         self._engine = PlaybackEngine(22050, self._callbacks.post_soon)
@@ -330,7 +330,7 @@ class ReplaySink:
         self._callbacks.bind_loop(loop)
 
     def enqueue(self, audio: Int16Array, sample_rate: int, tag: Any) -> None:
-        from voiceterm.audio.player import resample_int16
+        from voiceterm.audio.resample import resample_int16
 
         if tag.turn_id != self._turn:
             self._turn = tag.turn_id
