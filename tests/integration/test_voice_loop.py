@@ -16,6 +16,7 @@ from benchmarks.corpus import require_real_recordings
 from voiceterm.audio.resample import resample
 from voiceterm.audio.wavio import read_wav, write_wav
 from voiceterm.config import Config
+from voiceterm.engines.stt import WhisperTranscriber
 from voiceterm.events import ToolCall, UserTranscriptionReceived
 from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.headless import run_file
@@ -92,7 +93,9 @@ def test_question_gets_a_spoken_answer_that_says_what_the_agent_wrote(
     turns = agent.timeline.turns
     assert any(turn.lane_spans("ahead") for turn in turns), "no work ahead in the timeline"
     # The answer WAV, transcribed again, says what the agent wrote.
-    heard = engines.transcriber.transcribe(resample(spoken, 22050, RATE)).text
+    transcriber = engines.transcriber
+    assert isinstance(transcriber, WhisperTranscriber)
+    heard = transcriber.transcribe(resample(spoken, 22050, RATE)).text
     said, understood = set(words(agent_text)), set(words(heard))
     overlap = len(said & understood) / max(1, len(said))
     assert overlap >= 0.5, f"agent wrote {agent_text!r} but the audio says {heard!r}"

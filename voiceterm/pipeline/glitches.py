@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from voiceterm.audio.abilities import glitch_counts
 from voiceterm.events import AudioGlitches
 from voiceterm.timeline import Turn
 
@@ -32,8 +32,8 @@ class GlitchWatch:
 
     def __init__(
         self,
-        sink: Any,
-        source: Any,
+        sink: object,
+        source: object,
         publish: Callable[[AudioGlitches], None],
         interval_s: float = 5.0,
     ) -> None:
@@ -45,10 +45,8 @@ class GlitchWatch:
 
     def read(self) -> AudioGlitches:
         """The totals since start, published or not (the last ones, at exit)."""
-        return AudioGlitches(
-            speaker_underflows=int(getattr(self._sink, "underflows", 0)),
-            mic_overflows=int(getattr(self._source, "overflows", 0)),
-        )
+        underflows, overflows = glitch_counts(self._sink, self._source)
+        return AudioGlitches(speaker_underflows=underflows, mic_overflows=overflows)
 
     def check(self) -> AudioGlitches | None:
         """Read the counters; publish and return the event when they changed."""

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
@@ -39,13 +39,37 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.turns import sounds_finished
 from voiceterm.pipeline.wake_words import WakeRead
 
+if TYPE_CHECKING:
+    from voiceterm.audio.frames import Int16Array
+
 logger = logging.getLogger(__name__)
 
 
-class Transcriber(Protocol):
-    """What the STT node needs (``WhisperTranscriber`` fits)."""
+class Transcribed(Protocol):
+    """What the STT node reads of a transcription (``stt.Transcript`` fits)."""
 
-    def transcribe(self, audio: Any) -> Any: ...
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def compute_s(self) -> float:
+        """The recognizer's own time for it (the rest of the wall time is waiting)."""
+        ...
+
+    @property
+    def attempts(self) -> int:
+        """How many windows were tried (more than one: a repetition loop was retried)."""
+        ...
+
+
+class Transcriber(Protocol):
+    """What the STT node needs (``WhisperTranscriber`` fits; a test fake may say a str)."""
+
+    def transcribe(self, audio: Int16Array) -> Transcribed | str: ...
+
+
+def _words(result: Transcribed | str) -> str:
+    return (result if isinstance(result, str) else result.text).strip()
 
 
 class SttNode:
@@ -182,7 +206,7 @@ class SttNode:
         start = time.monotonic()
         result = await asyncio.to_thread(self._transcriber.transcribe, pause.audio)
         end = time.monotonic()
-        text = str(getattr(result, "text", result)).strip()
+        text = _words(result)
         _log_transcript("pause", result, start, end)
         self._speculation = (pause.speech_end, text, start, end)
         yield PauseChecked(
@@ -221,7 +245,7 @@ class SttNode:
             start = time.monotonic()
             result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
             end = time.monotonic()
-            text = str(getattr(result, "text", result)).strip()
+            text = _words(result)
             _log_transcript("final", result, start, end)
             yield TurnMark(name="stt_done", at=end, detail=text)
             yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
@@ -280,16 +304,19 @@ class SttNode:
             self._release = None
 
 
-def _log_transcript(kind: str, result: Any, start: float, end: float) -> None:
+def _log_transcript(kind: str, result: Transcribed | str, start: float, end: float) -> None:
     # Whisper's own figures tell a slow model (retries on longer windows) from a
     # slow machine (the wall time far above the compute time) in a -v log.
+    if isinstance(result, str):
+        logger.info("stt %s: %.0f ms %r", kind, 1000 * (end - start), result)
+        return
     logger.info(
         "stt %s: %.0f ms (Whisper %.0f ms, %s attempts) %r",
         kind,
         1000 * (end - start),
-        1000 * float(getattr(result, "compute_s", 0.0)),
-        getattr(result, "attempts", "?"),
-        str(getattr(result, "text", result)),
+        1000 * result.compute_s,
+        result.attempts,
+        result.text,
     )
 
 
