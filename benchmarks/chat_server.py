@@ -26,7 +26,8 @@ from pathlib import Path
 
 from benchmarks.llm_server import LocalChatServer
 from benchmarks.stats import percentile
-from voiceterm.config import Config, default_cache_path
+from voiceterm import paths
+from voiceterm.config import Config
 from voiceterm.engines.llm import ChatMessage, LlamaEngine
 from voiceterm.engines.llm.server import ChatServerEngine
 from voiceterm.modelstore import resolve_model
@@ -77,7 +78,7 @@ def main() -> int:
         resolve_model("llm").path,
         n_ctx=config.llm.context_tokens,
         temperature=config.llm.temperature,
-        eight_bit_copy_dir=default_cache_path() / "llm",
+        eight_bit_copy_dir=paths.cache_dir() / "llm",
     )
     threads = ("--n_threads", str(local.n_threads), "--n_threads_batch", str(local.n_threads_batch))
     log = Path(tempfile.gettempdir()) / "bench_chat_server.log"

@@ -23,11 +23,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm import paths
 from voiceterm.config import (
     Config,
     apply_values,
     check_config,
-    default_config_path,
     load_config,
     settings_help,
 )
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             f"settings (config file [section] key = value, or flag):\n{settings}\n\n"
-            f"config file: --config PATH, else {default_config_path()}"
+            f"config file: --config PATH, else {paths.config_file()}"
         ),
     )
     parser.add_argument(

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+from voiceterm import paths
 from voiceterm.errors import ConfigError
-
-APP_NAME = "voiceterm"
 
 
 @dataclass(slots=True)
@@ -247,20 +246,6 @@ class Config:
     listen: ListenSettings = field(default_factory=ListenSettings)
 
 
-def default_config_path() -> Path:
-    """``config.toml`` in the user's config directory."""
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME) / "config.toml"
-
-
-def default_cache_path() -> Path:
-    """The user's cache directory for voiceterm (``~/.cache/voiceterm`` on Linux)."""
-    from platformdirs import user_cache_path
-
-    return user_cache_path(APP_NAME)
-
-
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Turn a TOML value or a flag's string into the setting's type."""
     if value is None:
@@ -318,7 +303,7 @@ def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
     A missing default file is fine; a missing file named with ``--config`` is not.
     """
     config = Config()
-    path = path or default_config_path()
+    path = path or paths.config_file()
     if not path.exists():
         if explicit:
             raise ConfigError(f"The config file {path} does not exist.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from voiceterm import paths
 from voiceterm.errors import ModelError
 
 if TYPE_CHECKING:
@@ -93,16 +94,6 @@ class ResolvedModel:
         return self.path.stat().st_size
 
 
-def default_models_dirs() -> list[Path]:
-    """``./models`` first, then the ``models/`` beside a source checkout."""
-    dirs = [Path.cwd() / "models", Path(__file__).resolve().parent.parent / "models"]
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
 def _check_exists(stage: Stage, path: Path) -> Path:
     if stage == "stt" and path.is_file() and path.name == "model.bin":
         path = path.parent
@@ -152,7 +143,7 @@ def resolve_model(
     if explicit:
         path = _check_exists(stage, Path(explicit).expanduser())
         return ResolvedModel(stage, path, "explicit", path.name)
-    for directory in models_dirs if models_dirs is not None else default_models_dirs():
+    for directory in models_dirs if models_dirs is not None else paths.models_dirs():
         if not directory.is_dir():
             continue
         for pattern in _MODELS_DIR_GLOBS[stage]:

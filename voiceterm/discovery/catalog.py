@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voiceterm import paths
 from voiceterm.discovery.gguf import SPLIT_PART, NotGguf, not_chat_reason, read_gguf_header
 from voiceterm.discovery.sources import (
     HUGGING_FACE,
@@ -135,12 +136,10 @@ def discover(
     ``env``, ``home`` and ``models_dirs`` default to this process's; ``system=False``
     skips folders outside them (Ollama's Linux service keeps its models in /usr/share).
     """
-    from voiceterm.modelstore import default_models_dirs
-
     searched = places(
         os.environ if env is None else env,
         Path.home() if home is None else home,
-        default_models_dirs() if models_dirs is None else models_dirs,
+        paths.models_dirs() if models_dirs is None else models_dirs,
         system=system,
     )
     found: list[FoundModel] = []

@@ -15,7 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from voiceterm.config import Config, check_config, default_cache_path
+from voiceterm import paths
+from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
 from voiceterm.pipeline.server_watch import SERVER_RETRY_S
@@ -191,7 +192,7 @@ def _load_llm(config: Config, cores: CoreShare, report: Report) -> tuple[ChatEng
         temperature=config.llm.temperature,
         max_tokens=config.llm.max_tokens,
         cores=cores,
-        eight_bit_copy_dir=default_cache_path() / "llm" if config.llm.eight_bit_copy else None,
+        eight_bit_copy_dir=paths.cache_dir() / "llm" if config.llm.eight_bit_copy else None,
     )
     # The system prompt is the same every turn: evaluating it now puts it in the
     # KV cache, so the first answer only reads the user's words.

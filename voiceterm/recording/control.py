@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voiceterm import paths
 from voiceterm.audio.abilities import taps_render
 from voiceterm.audio.echo import REFERENCE_HELD_SAMPLES, StampAligned
 from voiceterm.bus import Message
@@ -31,9 +32,7 @@ logger = logging.getLogger(__name__)
 def new_session_folder(parent: Path | None = None) -> Path:
     """A new folder for this session's recording (under the state directory by default)."""
     if parent is None:
-        from platformdirs import user_state_path
-
-        parent = user_state_path("voiceterm") / "sessions"
+        parent = paths.sessions_dir()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = parent / stamp
     suffix = 1

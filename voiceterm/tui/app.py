@@ -29,6 +29,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
+from voiceterm import paths
 from voiceterm.errors import VoicetermError
 from voiceterm.events import (
     AgentError,
@@ -47,7 +48,7 @@ from voiceterm.events import (
 )
 from voiceterm.timeline import Timeline, export_markdown, export_timeline
 from voiceterm.tui.feed import BusEvent, BusFeed, MicLevel, TimelineChanged
-from voiceterm.tui.logs import LogRedirect, default_log_path
+from voiceterm.tui.logs import LogRedirect
 from voiceterm.tui.protocol import AgentLike
 from voiceterm.tui.screens.help_screen import HelpScreen
 from voiceterm.tui.screens.timeline_screen import TimelineScreen
@@ -117,7 +118,7 @@ class VoicetermApp(App[None]):
         self.agent = agent
         self.export_dir = export_dir or Path.cwd()
         self._start_agent = start_agent
-        self.log_path = log_path or default_log_path()
+        self.log_path = log_path or paths.log_file()
         self._log_redirect = LogRedirect(self.log_path)
         self.feed = BusFeed(self)
         self._last_redraw = 0.0

@@ -13,13 +13,6 @@ import sys
 from pathlib import Path
 
 
-def default_log_path() -> Path:
-    """``voiceterm.log`` in the user's log folder (platformdirs)."""
-    from platformdirs import user_log_path
-
-    return user_log_path("voiceterm") / "voiceterm.log"
-
-
 def _writes_to_terminal(handler: logging.Handler) -> bool:
     if isinstance(handler, logging.FileHandler) or not isinstance(handler, logging.StreamHandler):
         return False
