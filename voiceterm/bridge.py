@@ -640,13 +640,9 @@ class Route:
         if run is not None and run.interrupted:
             raise asyncio.CancelledError
         bus = self._bridge.bus
-        if bus is None or not bus._running:
+        if bus is None or not bus.running:
             return None
-        message = Message(self._node_id, event)
-        blocked = bus._deliver(message)
-        if blocked is None:
-            return None
-        return bus._deliver_blocked(message, blocked)
+        return bus.offer(Message(self._node_id, event))
 
     async def _report(self, exc: Exception) -> None:
         """Log a step's exception and publish it as ``AgentError``."""

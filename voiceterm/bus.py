@@ -25,7 +25,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,18 @@ class Bus:
         blocked = self._deliver(message)
         if blocked is not None:
             await self._deliver_blocked(message, blocked)
+
+    def offer(self, message: Message) -> Coroutine[Any, Any, None] | None:
+        """Deliver ``message`` wherever there is room now, without waiting.
+
+        Returns ``None`` when that was everywhere (or the bus is not running), else
+        a coroutine that completes the delivery to the full blocking queues: a
+        route awaits it, so that a fast stage waits for a slow one.
+        """
+        if not self._running:
+            return None
+        blocked = self._deliver(message)
+        return None if blocked is None else self._deliver_blocked(message, blocked)
 
     def deliver_now(self, message: Message) -> int:
         """Deliver without waiting: ``-1`` when done, else a token for ``finish_delivery``.
