@@ -1,11 +1,9 @@
 """The voice agent: the whole assistant on one bus, behind one facade.
 
-Everything a person or a UI does goes through :class:`VoiceAgent`: ``start`` loads
-the models in parallel worker threads (:mod:`voiceterm.pipeline.loading`, each
-stage reported by a ``StageStatus`` event), opens the devices and wires the nodes
-(:mod:`voiceterm.pipeline.wiring`); ``submit_text`` answers a typed message,
-``interrupt`` cuts the agent off, and the ``timeline`` records every chunk of
-every turn.
+Everything a person or a UI does goes through :class:`VoiceAgent`. ``start`` loads
+the models (:mod:`~voiceterm.pipeline.loading`), opens the devices and wires the
+nodes (:mod:`~voiceterm.pipeline.wiring`); ``submit_text`` answers a typed message,
+``interrupt`` cuts the agent off, and the ``timeline`` records every chunk of every turn.
 """
 
 from __future__ import annotations
@@ -18,27 +16,23 @@ from voiceterm.audio.frames import AudioSink, AudioSource, WakingSink
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
-from voiceterm.events import AgentError, AgentInterrupted, UserTranscriptionReceived
+from voiceterm.events import AgentInterrupted, UserTranscriptionReceived
 from voiceterm.pipeline.device_watch import DeviceWatch
 from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.heap import FreedMemory
 from voiceterm.pipeline.listen_modes import ListenModes
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.loading import Engines, engines_for
-from voiceterm.pipeline.observe import Observer, Reactions
+from voiceterm.pipeline.observe import Observer
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.quiet import Quiet
+from voiceterm.pipeline.reactions import AgentReactions
 from voiceterm.pipeline.server_watch import ServerWatch
-from voiceterm.pipeline.speak import TtsNode
 from voiceterm.pipeline.turn_end import CheckLatency
 from voiceterm.pipeline.wiring import Nodes, Shared, build_nodes
 from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline
-
-# How many loop turns ``interrupt`` waits for the nodes to act on it: each needs one
-# or two, so this only bounds the wait should one of them be stuck.
-_INTERRUPT_HANDLED_TURNS = 100
 
 
 class VoiceAgent:
@@ -85,16 +79,8 @@ class VoiceAgent:
         )
         self._server = ServerWatch(self._publish)
         self._modes = ListenModes(config)
-        self._shared = Shared(
-            self.bus,
-            self._publish,
-            self.activity,
-            self.own_voice,
-            self._end_answer_for_new_turn,
-            check_latency,
-        )
-        reactions = Reactions(self._give_back_freed_memory, self._failed, self._no_more_sound)
-        self._observer = Observer(self.timeline, self.activity, self.own_voice, reactions)
+        self._check_latency = check_latency
+        self._observer = Observer(self.timeline, self.activity, self.own_voice)
         self.bus.tap(self._observer)  # a tap, not a route: it sees broadcast order
         self.quiet = Quiet(self.bus, self._observer, self.activity, self._held)
         """How long the agent has rested, and whether a turn is in flight."""
@@ -118,10 +104,13 @@ class VoiceAgent:
         await self.bus.start()
         engines = await self._engines()
         self.sink, speaker_error = self._devices.open_speaker(self.sink)
-        nodes = self._nodes = build_nodes(
-            self.config, engines, self.source, self.sink, self._shared
-        )
+        shared = Shared(self.bus, self._publish, self.activity, self.own_voice)
+        shared.before_turn, shared.check_latency = self._end_answer, self._check_latency
+        nodes = self._nodes = build_nodes(self.config, engines, self.source, self.sink, shared)
         self._modes.attach(engines, nodes.listener, nodes.gate)
+        self._observer.reactions = AgentReactions(
+            nodes, engines, self._server, self.quiet, self.freed_memory, self._run
+        )
         self._wired.set()
         self._server.watch(engines.llm, check_first=False)
         mic_error = self._devices.open_microphone(self.source)
@@ -136,6 +125,7 @@ class VoiceAgent:
             raise error
 
     async def _engines(self) -> Engines:
+        """The engines given, or loaded now (a failure fails typed messages too)."""
         try:
             self.engines = await engines_for(self.config, self.engines, self._publish)
         except VoicetermError as error:
@@ -144,10 +134,16 @@ class VoiceAgent:
             raise
         return self.engines
 
-    def _run(self, name: str, work: Coroutine[object, object, None]) -> None:
-        self._tasks[name] = asyncio.get_running_loop().create_task(work, name=name)
+    def _run(self, name: str, work: Coroutine[object, object, None]) -> asyncio.Task[None] | None:
+        """Run ``work`` as the agent's task ``name``, unless that one still runs."""
+        running = self._tasks.get(name)
+        if running is not None and not running.done():
+            work.close()
+            return None
+        task = self._tasks[name] = asyncio.get_running_loop().create_task(work, name=name)
+        return task
 
-    async def _end_answer_for_new_turn(self) -> None:
+    async def _end_answer(self) -> None:
         """A transcript is about to start a new turn: an answer still in flight ends here.
 
         The model drops it for the new one anyway; without the interrupt the sentence
@@ -185,18 +181,10 @@ class VoiceAgent:
 
     @property
     def nodes(self) -> Nodes:
-        """The pipeline's nodes.
-
-        Raises:
-            RuntimeError: ``start()`` has not wired them yet.
-        """
+        """The pipeline's nodes (a ``RuntimeError`` before ``start()`` has made them)."""
         if self._nodes is None:
             raise RuntimeError("the agent's nodes are made by start()")
         return self._nodes
-
-    @property
-    def llm_node_id(self) -> str:
-        return self._nodes.chat.id if self._nodes is not None else "llm"
 
     # --- what a person can do ---------------------------------------------------------
 
@@ -223,16 +211,7 @@ class VoiceAgent:
         timeline and in the conversation, not before it.
         """
         await self.bus.broadcast(Message("agent", AgentInterrupted(reason=reason)))
-        routes = [
-            route
-            for bridge in self.bus.bridges
-            for route in bridge.routes
-            if route.trigger is AgentInterrupted
-        ]
-        for _ in range(_INTERRUPT_HANDLED_TURNS):
-            if not any(route.pending for route in routes):
-                return
-            await asyncio.sleep(0)
+        await self.quiet.until_handled(AgentInterrupted)
 
     def set_muted(self, muted: bool) -> None:
         self.source.muted = muted
@@ -256,43 +235,13 @@ class VoiceAgent:
         described.update({k: v for k, v in self._devices.names.items() if v})
         return described
 
-    # --- what the bus tells the agent ---------------------------------------------------
-
-    def _failed(self, error: AgentError) -> None:
-        if error.source == self.llm_node_id and self.engines is not None:
-            self._server.watch(self.engines.llm, check_first=True)  # a server gone mid-session
-        if error.source == TtsNode.id and self._nodes is not None:
-            # A piece of the answer was never heard: the conversation keeps what
-            # was, as for an answer cut off.
-            self._nodes.chat.add_event(AgentInterrupted(reason="speech_lost"))
-
-    def _no_more_sound(self, error: AgentError) -> bool:
-        """Whether a failed stage leaves the answer without any sound to come."""
-        if error.source == TtsNode.id:
-            return True  # a later piece may still play: that starts the speaking again
-        # A model that said some words before it failed has them spoken (the
-        # sentence stage ends the answer there); one that said none has nothing.
-        chat = self._nodes.chat if self._nodes is not None else None
-        return error.source == self.llm_node_id and chat is not None and not chat.chunk_counter
-
-    def _give_back_freed_memory(self) -> None:
-        """Once this answer is over, hand back what the engines freed for it."""
-        giving_back = self._tasks.get("give-back-memory")
-        if giving_back is None or giving_back.done():
-            self._run("give-back-memory", self.quiet.give_back(self.freed_memory))
-
-    # --- quiet -----------------------------------------------------------------------------
-
     def _held(self) -> bool:
         held = self._nodes is not None and self._nodes.stt.holding
         return held or self.sink.position() is not None
 
     async def wait_until_quiet(self, limit_s: float = 120.0) -> None:
-        """Wait until the input ended and every turn has been answered and played.
-
-        The input takes as long as it lasts (a recording plays in real time); after
-        it, the last answers get ``limit_s`` to be spoken.
-        """
+        """Wait until the input ended (however long) and every turn has been answered
+        and played (for at most ``limit_s`` after the input)."""
         if self._nodes is not None:
             await self._nodes.listener.finished.wait()
         await self.quiet.wait(limit_s)

@@ -9,8 +9,7 @@ wake word window read) and :class:`~voiceterm.pipeline.own_voice.OwnVoice`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
 from voiceterm.bus import Message
 from voiceterm.events import (
@@ -29,16 +28,20 @@ from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.timeline import Timeline
 
 
-@dataclass(slots=True)
-class Reactions:
+class Reactions(Protocol):
     """What the agent does when the bus tells it something happened."""
 
-    answer_spoken: Callable[[], None]
-    """An answer stopped playing (freed memory can be given back once all is quiet)."""
-    failed: Callable[[AgentError], None]
-    """A stage failed."""
-    nothing_more_to_play: Callable[[AgentError], bool]
-    """Whether a failed stage leaves the answer without any sound to come."""
+    def answer_spoken(self) -> None:
+        """An answer stopped playing (freed memory can be given back once all is quiet)."""
+        ...
+
+    def failed(self, error: AgentError) -> None:
+        """A stage failed."""
+        ...
+
+    def no_more_sound(self, error: AgentError) -> bool:
+        """Whether a failed stage leaves the answer without any sound to come."""
+        ...
 
 
 class Observer:
@@ -49,12 +52,12 @@ class Observer:
         timeline: Timeline,
         activity: AgentActivity,
         own_voice: OwnVoice,
-        reactions: Reactions,
     ) -> None:
         self.timeline = timeline
         self.activity = activity
         self.own_voice = own_voice
-        self._reactions = reactions
+        self.reactions: Reactions | None = None
+        """Set once the agent has wired its nodes (nothing to react with before)."""
         self.last_activity = time.monotonic()
         """When anything but a level or glitch count last happened (monotonic)."""
 
@@ -74,10 +77,10 @@ class Observer:
             self.activity.thinking = False
         elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
             self.activity.thinking = False
-        elif isinstance(event, AgentError):
-            if not self.activity.speaking and self._reactions.nothing_more_to_play(event):
+        elif isinstance(event, AgentError) and self.reactions is not None:
+            if not self.activity.speaking and self.reactions.no_more_sound(event):
                 self.activity.thinking = False
-            self._reactions.failed(event)
+            self.reactions.failed(event)
         if not isinstance(event, AudioLevel | AudioGlitches):
             self.last_activity = time.monotonic()
 
@@ -87,4 +90,5 @@ class Observer:
         activity.thinking = False
         activity.last_sound_end = event.last_sample_time or time.monotonic()
         self.own_voice.stopped(activity.last_sound_end)
-        self._reactions.answer_spoken()
+        if self.reactions is not None:
+            self.reactions.answer_spoken()

@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 QUIET_FOR_S = 0.4
 """How long nothing may happen before a file run counts as done."""
 
+# How many loop turns a handled event is waited for: each route needs one or two,
+# so this only bounds the wait should one of them be stuck.
+_HANDLED_TURNS = 100
+
 GIVE_BACK_AFTER_QUIET_S = 0.5
 """The rest after an answer before freed memory is trimmed."""
 
@@ -59,6 +63,19 @@ class Quiet:
                 return
             await asyncio.sleep(0.05)
         logger.warning("pipeline still busy after %.0f s", limit_s)
+
+    async def until_handled(self, trigger: type[object]) -> None:
+        """Return once every route that ``trigger`` starts has acted on it."""
+        routes = [
+            route
+            for bridge in self._bus.bridges
+            for route in bridge.routes
+            if route.trigger is trigger
+        ]
+        for _ in range(_HANDLED_TURNS):
+            if not any(route.pending for route in routes):
+                return
+            await asyncio.sleep(0)
 
     async def give_back(self, freed_memory: FreedMemory) -> None:
         """Once rested, hand back what the engines freed (after the last engine's part)."""

@@ -31,6 +31,7 @@ from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
 from voiceterm.pipeline.listen import Listener
 from voiceterm.pipeline.listening.activity import AgentActivity
+from voiceterm.pipeline.listening.seams import Segmenter
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.loading import Engines
 from voiceterm.pipeline.own_voice import OwnVoice
@@ -38,7 +39,7 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.respond import LlamaNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
-from voiceterm.pipeline.turn_end import CheckLatency, TurnPolicy
+from voiceterm.pipeline.turn_end import CheckLatency, TurnModel, TurnPolicy
 from voiceterm.pipeline.turn_fusion import TurnWeights
 from voiceterm.pipeline.wake import ListenGate, load_detector
 from voiceterm.pipeline.wake_words import reads_phrases
@@ -68,9 +69,10 @@ class Shared:
     publish: Publisher
     activity: AgentActivity
     own_voice: OwnVoice
-    before_turn: Callable[[], Awaitable[None]]
+    before_turn: Callable[[], Awaitable[None]] | None = None
     """Awaited before a transcript starts a new turn (an answer in flight ends there)."""
     check_latency: CheckLatency | None = None
+    """When the answers of pause checks may be used (``None``: as they come)."""
 
 
 def build_nodes(
@@ -126,37 +128,7 @@ def _listener(
     weights: TurnWeights | None,
     words_end: WordsEnd | None,
 ) -> Listener:
-    from voiceterm.engines.vad import VadSegmenter, VadSettings
-
     turn_model = engines.turn if config.turn.detector != "silence" else None
-    cap_ms = weights.cap_ms if weights else config.turn.cap_ms
-    vad = VadSegmenter(
-        VadSettings(
-            aggressiveness=config.vad.aggressiveness,
-            start_voiced_ms=config.vad.start_ms,
-            # With a model, silence only caps the turn; the model ends it sooner.
-            hangover_ms=cap_ms if turn_model else config.vad.hangover_ms,
-            preroll_ms=config.vad.preroll_ms,
-            max_utterance_s=config.vad.max_utterance_s,
-            # The words transcribed at the pause are the turn's words, however late.
-            heard_tail_ms=config.vad.pause_ms or VadSettings().tail_ms,
-        )
-    )
-    barge_in = config.barge_in
-    settings = ListenerSettings(
-        barge_in=barge_in.enabled,
-        min_speech_ms=barge_in.min_speech_ms,
-        min_level_db=barge_in.min_level_db,
-        start_ms=config.vad.start_ms,
-        hold=barge_in.hold,
-        hold_settle_ms=barge_in.hold_settle_ms,
-        hold_confirm_ms=barge_in.hold_confirm_ms,
-        hold_quiet_ms=barge_in.hold_quiet_ms,
-        # A source that cleans its own echo needs no gate here.
-        echo="off" if cancels_echo(source) else config.audio.echo,
-        pause_ms=config.vad.pause_ms,
-        quick_end_ms=config.vad.hangover_ms,
-    )
     turn = None
     if turn_model is not None:
         policy = TurnPolicy(
@@ -175,10 +147,10 @@ def _listener(
         )
     listener = Listener(
         source,
-        vad,
+        _voice_detector(config, weights.cap_ms if weights else config.turn.cap_ms, turn_model),
         Publisher(shared.bus, Listener.id),
         shared.activity,
-        settings,
+        _listener_settings(config, source),
         turn=turn,
         gate=gate,
         # The speaker's stream, asleep while idle, starts as the user talks.
@@ -186,6 +158,41 @@ def _listener(
     )
     listener.push_to_talk = config.listen.mode == "push_to_talk"
     return listener
+
+
+def _voice_detector(config: Config, cap_ms: int, turn_model: TurnModel | None) -> Segmenter:
+    from voiceterm.engines.vad import VadSegmenter, VadSettings
+
+    return VadSegmenter(
+        VadSettings(
+            aggressiveness=config.vad.aggressiveness,
+            start_voiced_ms=config.vad.start_ms,
+            # With a model, silence only caps the turn; the model ends it sooner.
+            hangover_ms=cap_ms if turn_model else config.vad.hangover_ms,
+            preroll_ms=config.vad.preroll_ms,
+            max_utterance_s=config.vad.max_utterance_s,
+            # The words transcribed at the pause are the turn's words, however late.
+            heard_tail_ms=config.vad.pause_ms or VadSettings().tail_ms,
+        )
+    )
+
+
+def _listener_settings(config: Config, source: AudioSource) -> ListenerSettings:
+    barge_in = config.barge_in
+    return ListenerSettings(
+        barge_in=barge_in.enabled,
+        min_speech_ms=barge_in.min_speech_ms,
+        min_level_db=barge_in.min_level_db,
+        start_ms=config.vad.start_ms,
+        hold=barge_in.hold,
+        hold_settle_ms=barge_in.hold_settle_ms,
+        hold_confirm_ms=barge_in.hold_confirm_ms,
+        hold_quiet_ms=barge_in.hold_quiet_ms,
+        # A source that cleans its own echo needs no gate here.
+        echo="off" if cancels_echo(source) else config.audio.echo,
+        pause_ms=config.vad.pause_ms,
+        quick_end_ms=config.vad.hangover_ms,
+    )
 
 
 def learned_turn(
