@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from voiceterm.engines.llm.protocol import ChatEngine
     from voiceterm.engines.llm.server import ChatServerEngine
     from voiceterm.engines.wake import WakeModel
+    from voiceterm.modelstore import ResolvedModel, Stage
     from voiceterm.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -167,70 +168,78 @@ def _turn_or_none(
         return None
 
 
-def _load_stt(config: Config, cores: CoreShare, report: Report) -> tuple[Transcriber, str]:
-    from voiceterm.engines.stt import WhisperTranscriber
+def _load_model(
+    stage: Stage,
+    spec: str | None,
+    report: Report,
+    make: Callable[[ResolvedModel], tuple[_E, str]],
+) -> tuple[_E, str]:
+    """Find the model ``spec`` names for ``stage``, say so, make its engine, say it is ready."""
     from voiceterm.modelstore import resolve_model
 
-    model = resolve_model("stt", config.stt.model)
-    report("stt", "loading", model.description)
-    engine = WhisperTranscriber(model.path, pad_to_30s=config.stt.pad_to_30s, cores=cores)
-    report("stt", "ready", model.description)
-    return engine, model.description
+    model = resolve_model(stage, spec)
+    report(stage, "loading", model.description)
+    engine, description = make(model)
+    report(stage, "ready", description)
+    return engine, description
+
+
+def _load_stt(config: Config, cores: CoreShare, report: Report) -> tuple[Transcriber, str]:
+    from voiceterm.engines.stt import WhisperTranscriber
+
+    def make(model: ResolvedModel) -> tuple[Transcriber, str]:
+        engine = WhisperTranscriber(model.path, pad_to_30s=config.stt.pad_to_30s, cores=cores)
+        return engine, model.description
+
+    return _load_model("stt", config.stt.model, report, make)
 
 
 def _load_llm(config: Config, cores: CoreShare, report: Report) -> tuple[ChatEngine, str]:
     if config.llm.backend == "openai":
         return load_llm_server(config, report)
     from voiceterm.engines.llm import LlamaEngine
-    from voiceterm.modelstore import resolve_model
 
-    model = resolve_model("llm", config.llm.model)
-    report("llm", "loading", model.description)
-    engine = LlamaEngine(
-        model.path,
-        n_ctx=config.llm.context_tokens,
-        temperature=config.llm.temperature,
-        max_tokens=config.llm.max_tokens,
-        cores=cores,
-        eight_bit_copy_dir=paths.cache_dir() / "llm" if config.llm.eight_bit_copy else None,
-    )
-    # The system prompt is the same every turn: evaluating it now puts it in the
-    # KV cache, so the first answer only reads the user's words.
-    engine.warm_up([{"role": "system", "content": config.llm.system_prompt}])
-    description = model.description
-    if engine.weights_path != engine.model_path:
-        description += " (8-bit copy)"
-    report("llm", "ready", description)
-    return engine, description
+    def make(model: ResolvedModel) -> tuple[ChatEngine, str]:
+        llm = config.llm
+        engine = LlamaEngine(
+            model.path,
+            n_ctx=llm.context_tokens,
+            temperature=llm.temperature,
+            max_tokens=llm.max_tokens,
+            cores=cores,
+            eight_bit_copy_dir=paths.cache_dir() / "llm" if llm.eight_bit_copy else None,
+        )
+        # The system prompt is the same every turn: evaluating it now puts it in the
+        # KV cache, so the first answer only reads the user's words.
+        engine.warm_up([{"role": "system", "content": llm.system_prompt}])
+        copied = engine.weights_path != engine.model_path
+        return engine, model.description + (" (8-bit copy)" if copied else "")
+
+    return _load_model("llm", config.llm.model, report, make)
 
 
 def _load_tts(config: Config, cores: CoreShare, report: Report) -> tuple[Synthesizer, str]:
     from voiceterm.engines.tts import PiperSynthesizer
-    from voiceterm.modelstore import resolve_model
 
-    model = resolve_model("tts", config.tts.model)
-    report("tts", "loading", model.description)
-    engine = PiperSynthesizer(
-        model.path,
-        length_scale=config.tts.length_scale,
-        num_threads=config.tts.threads,
-        cores=cores,
-    )
-    report("tts", "ready", model.description)
-    return engine, model.description
+    def make(model: ResolvedModel) -> tuple[Synthesizer, str]:
+        tts = config.tts
+        engine = PiperSynthesizer(
+            model.path, length_scale=tts.length_scale, num_threads=tts.threads, cores=cores
+        )
+        return engine, model.description
+
+    return _load_model("tts", config.tts.model, report, make)
 
 
 def _load_turn(config: Config, cores: CoreShare, report: Report) -> tuple[TurnModel, str] | None:
     if config.turn.detector == "silence":
         return None
     from voiceterm.engines.turn import SmartTurn
-    from voiceterm.modelstore import resolve_model
 
-    model = resolve_model("turn", config.turn.model)
-    report("turn", "loading", model.description)
-    engine = SmartTurn(model.path, cores=cores)
-    report("turn", "ready", model.description)
-    return engine, model.description
+    def make(model: ResolvedModel) -> tuple[TurnModel, str]:
+        return SmartTurn(model.path, cores=cores), model.description
+
+    return _load_model("turn", config.turn.model, report, make)
 
 
 def _load_wake(config: Config, report: Report) -> tuple[WakeModelDetector, str]:
