@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import numpy as np
@@ -21,6 +29,7 @@ from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
 from voiceterm.audio.player import PlaybackEngine, SinkCallbacks, delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config
+from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.errors import AudioDeviceError
 from voiceterm.events import AgentInterrupted, UserStartedSpeaking, UserStoppedSpeaking
 from voiceterm.pipeline.agent import Engines, VoiceAgent
@@ -94,8 +103,14 @@ class ScriptedChatModel(Failing):
         self.asked: list[list[dict[str, Any]]] = []
 
     def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncGenerator[str, None]:
+        # Blocking, as the in-process model is: run in a worker thread, cancelled by a flag.
+        return astream_chat(self, messages, **options)
+
+    def generate(
         self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         self.asked.append([dict(m) for m in messages])
         try:
             self.count("the language model")

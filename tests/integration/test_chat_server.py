@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +23,7 @@ from tests.pipeline_fakes import scripted_agent, scripted_engines, until
 from voiceterm.bus import Message
 from voiceterm.cli import main
 from voiceterm.config import Config
+from voiceterm.engines.llm.protocol import ReplyPiece, ToolRequest
 from voiceterm.engines.llm.server import ChatServerEngine
 from voiceterm.errors import EngineError
 from voiceterm.events import (
@@ -61,10 +62,15 @@ def engine(server: LocalChatServer, monkeypatch: pytest.MonkeyPatch) -> Iterator
         yield made
 
 
-def test_the_answer_streams_in_pieces_from_the_server(engine: ChatServerEngine) -> None:
-    pieces = list(engine.stream_chat(QUESTION, threading.Event()))
+async def answer(engine: ChatServerEngine, **options: Any) -> list[ReplyPiece]:
+    return [piece async for piece in engine.stream_chat(QUESTION, **options)]
+
+
+async def test_the_answer_streams_in_pieces_from_the_server(engine: ChatServerEngine) -> None:
+    pieces = await answer(engine)
     assert len(pieces) > 3, pieces
-    assert "moon" in "".join(pieces).lower()
+    assert all(isinstance(piece, str) for piece in pieces)  # no tools offered, none called
+    assert "moon" in "".join(map(str, pieces)).lower()
     stats = engine.last_stats
     assert stats.tokens_generated == len(pieces)
     assert stats.time_to_first_token is not None
@@ -78,44 +84,60 @@ def test_the_server_lists_the_model_it_serves(engine: ChatServerEngine) -> None:
     assert engine.description.startswith("SmolLM2-135M-Instruct")
 
 
-def test_a_barge_in_closes_the_stream_and_the_server_stops(
+async def test_a_barge_in_closes_the_stream_and_the_server_stops(
     engine: ChatServerEngine, server: LocalChatServer
 ) -> None:
-    cancel = threading.Event()
-    heard: list[str] = []
+    heard: list[ReplyPiece] = []
     disconnects_before = server.output().count("Disconnected from client")
-    for piece in engine.stream_chat(QUESTION, cancel, max_tokens=200):
-        heard.append(piece)
-        if len(heard) == 3:
-            cancel.set()
+
+    async def listen() -> None:
+        async for piece in engine.stream_chat(QUESTION, max_tokens=200):
+            heard.append(piece)
+            if len(heard) == 3:
+                task.cancel()  # a barge-in: the answer's task is cancelled
+
+    task = asyncio.create_task(listen())
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert len(heard) == 3  # nothing after the cancel
     assert engine.last_stats.stop_reason == "cancelled"
     assert engine.last_close_seconds is not None  # the connection was closed, not left
     deadline = time.monotonic() + 10
     while server.output().count("Disconnected from client") == disconnects_before:
         assert time.monotonic() < deadline, server.output()[-2000:]
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     # The server is free again: the next answer comes whole.
-    assert "".join(engine.stream_chat(QUESTION, threading.Event()))
+    assert "".join(map(str, await answer(engine)))
 
 
-def test_a_cancel_before_the_first_token_closes_the_connection(
+async def test_a_cancel_before_the_first_token_closes_the_connection(
     engine: ChatServerEngine,
 ) -> None:
-    cancel = threading.Event()
-    cancel.set()
-    assert list(engine.stream_chat(QUESTION, cancel)) == []
+    heard: list[ReplyPiece] = []
+
+    async def listen() -> None:
+        async for piece in engine.stream_chat(QUESTION):
+            heard.append(piece)
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0)  # the request is on its way
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert heard == []
     assert engine.last_stats.stop_reason == "cancelled"
 
 
-def test_a_wrong_key_is_explained(server: LocalChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_wrong_key_is_explained(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_VARIABLE, "not-the-key")
     with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"refused the API key \(401\)") as failed:
             engine.check()
         assert KEY_VARIABLE in failed.value.hint
         with pytest.raises(EngineError, match="refused the API key"):
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
 
 
 def test_a_key_variable_that_is_not_set_is_named(
@@ -138,27 +160,27 @@ def test_a_model_the_server_does_not_have_is_named_with_the_ones_it_has(
         assert not engine.ready
 
 
-def test_a_url_without_the_api_path_is_explained(
+async def test_a_url_without_the_api_path_is_explained(
     server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     base = server.url.removesuffix("/v1")
     with ChatServerEngine(base + "/api", api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"no chat completions endpoint \(404\)") as failed:
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
         assert "/v1" in failed.value.hint
 
 
-def test_no_server_at_the_url_is_explained_with_a_hint() -> None:
+async def test_no_server_at_the_url_is_explained_with_a_hint() -> None:
     with ChatServerEngine(f"http://127.0.0.1:{free_port()}/v1") as engine:
         with pytest.raises(EngineError, match="is not answering") as failed:
             engine.check()
         assert "llama-server" in failed.value.hint
         with pytest.raises(EngineError, match="is not answering"):
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
 
 
-def test_a_tool_call_comes_out_as_markup_the_tools_read(tmp_path: Path) -> None:
+async def test_a_tool_call_comes_out_as_a_request_not_as_text(tmp_path: Path) -> None:
     # llama-cpp-python's function-calling chat format makes any model call tools; the
     # tiny model only does when told which one (it answers "auto" in words).
     extra = ("--chat_format", "chatml-function-calling")
@@ -167,18 +189,19 @@ def test_a_tool_call_comes_out_as_markup_the_tools_read(tmp_path: Path) -> None:
         ChatServerEngine(server.url) as engine,
     ):
         engine.check()
-        output = "".join(
-            engine.stream_chat(
+        pieces = [
+            piece
+            async for piece in engine.stream_chat(
                 [{"role": "user", "content": "What is 17 times 23?"}],
-                threading.Event(),
                 max_tokens=120,
                 tools=default_registry().specs(),
                 tool_choice={"type": "function", "function": {"name": "calculator"}},
             )
-        )
-    [call] = parse_tool_calls(output)
+        ]
+    [call] = [piece for piece in pieces if isinstance(piece, ToolRequest)]
     assert call.name == "calculator"
     assert call.call_id
+    assert not parse_tool_calls("".join(p for p in pieces if isinstance(p, str)))
 
 
 # --- the whole agent --------------------------------------------------------------------

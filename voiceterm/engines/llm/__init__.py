@@ -1,7 +1,8 @@
 """The LLM stage: a chat model streamed piece by piece, behind a small protocol.
 
 The pipeline (``voiceterm.pipeline.respond``) depends on :mod:`.protocol` only:
-:class:`ChatEngine` (``stream_chat`` with a cancel flag, ``n_ctx``) and the
+:class:`ChatEngine` (an async ``stream_chat`` of text and :class:`ToolRequest`
+pieces, ``n_ctx``) and the
 optional capabilities :class:`Speculates`, :class:`WarmsUp`, :class:`ReadsAhead`
 and :class:`HasChatTemplate`. Two backends implement it: :class:`LlamaEngine`, a
 GGUF model run in process by llama-cpp-python, and ``.server.ChatServerEngine``, an
@@ -17,7 +18,11 @@ OpenAI-compatible server (llama-server, Ollama, vLLM, LM Studio) reached with th
 - :mod:`.speculation`: a reply's start sampled ahead of time;
 - :mod:`.threads`: thread counts, and sharing the cores with the other engines;
 - :mod:`.stats`: what a generation cost;
-- :mod:`.stream`: :func:`astream_chat`, a reply streamed on the event loop (any backend).
+- :mod:`.stream`: :func:`astream_chat`, a blocking model's reply streamed on the event loop.
+
+The server backend's parts: :mod:`.server_http` (the SDK's clients, failures
+explained), :mod:`.server_models`, :mod:`.server_reply` (one streamed completion
+as pieces) and :mod:`.server_words_end`.
 
 Importing the package loads no ML library; ``llama_cpp`` is imported when a
 model is loaded.
@@ -29,11 +34,12 @@ from voiceterm.engines.llm.loading import _import_llama_cpp
 from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.engines.llm.protocol import (
     ChatEngine,
-    ChatStreamer,
     HasChatTemplate,
     ReadsAhead,
+    ReplyPiece,
     SampledStart,
     Speculates,
+    ToolRequest,
     WarmsUp,
 )
 from voiceterm.engines.llm.sampling import json_schema_grammar
@@ -45,14 +51,15 @@ __all__ = [
     "CacheSlide",
     "ChatEngine",
     "ChatMessage",
-    "ChatStreamer",
     "GenerationStats",
     "HasChatTemplate",
     "LlamaEngine",
     "ReadsAhead",
+    "ReplyPiece",
     "SampledStart",
     "Speculates",
     "StopReason",
+    "ToolRequest",
     "WarmsUp",
     "_import_llama_cpp",
     "astream_chat",

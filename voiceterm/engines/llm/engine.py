@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,12 @@ from typing import Any
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm.cache import cache_can_shift, slide_cache_for
 from voiceterm.engines.llm.loading import _import_llama_cpp, check_gguf_file, load_model
-from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs, TrimmedWindow
+from voiceterm.engines.llm.messages import (
+    ChatMessage,
+    ToolSpecs,
+    TrimmedWindow,
+    reply_budget,
+)
 from voiceterm.engines.llm.messages import fit_messages as fit_to_budget
 from voiceterm.engines.llm.protocol import SampledStart
 from voiceterm.engines.llm.sampling import (
@@ -47,6 +52,7 @@ from voiceterm.engines.llm.sampling import (
 )
 from voiceterm.engines.llm.speculation import Speculation
 from voiceterm.engines.llm.stats import GenerationStats, reset_counters, tokens_read
+from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.engines.llm.template import ChatTemplate
 from voiceterm.engines.llm.threads import (
     LlamaThreads,
@@ -278,7 +284,12 @@ class LlamaEngine:
         Raises:
             EngineError: If the system prompt alone does not fit.
         """
-        return fit_to_budget(messages, budget_tokens, tools, self._prompt_size, self._keep_tail)
+        return fit_to_budget(
+            messages,
+            budget_tokens,
+            lambda kept: self._prompt_size(kept, tools),
+            self._keep_tail,
+        )
 
     def _prompt_size(self, messages: Sequence[ChatMessage], tools: ToolSpecs) -> int:
         return len(self.prompt_tokens(messages, tools))
@@ -288,16 +299,26 @@ class LlamaEngine:
         return str(self._llm.detokenize(tokens[-room:]).decode("utf-8", errors="ignore"))
 
     def _reply_tokens(self, max_tokens: int | None) -> int:
-        """The room kept for a reply of ``max_tokens`` (default: the engine's).
-
-        Every call that fits the conversation (a reply, a speculation, a warm-up,
-        a read-ahead) fits it for this room, so they all keep the same turns.
-        """
-        return max(1, min(max_tokens or self.max_tokens, self.n_ctx // 2))
+        return reply_budget(max_tokens, self.max_tokens, self.n_ctx)
 
     # --- generation ---------------------------------------------------------
 
     def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> AsyncGenerator[str, None]:
+        """:meth:`generate` in a worker thread, streamed on the event loop (``ChatEngine``).
+
+        Tool calls come out as the text the model writes
+        (``voiceterm.tools.intent.ToolCallStreamFilter`` reads them).
+        """
+        return astream_chat(self, messages, max_tokens=max_tokens, grammar=grammar, tools=tools)
+
+    def generate(
         self,
         messages: Sequence[ChatMessage],
         cancel: threading.Event,
@@ -306,7 +327,7 @@ class LlamaEngine:
         grammar: str | None = None,
         tools: ToolSpecs = None,
     ) -> Generator[str, None, None]:
-        """Stream the assistant's reply to ``messages``, piece by piece.
+        """Generate the assistant's reply to ``messages`` in this thread, piece by piece.
 
         Args:
             messages: The conversation, oldest first, ending with the user's turn.
@@ -330,13 +351,11 @@ class LlamaEngine:
                 hint="cancel it and wait for it to end before starting the next one",
             )
         try:
-            yield from self._generate(
-                messages, cancel, max_tokens or self.max_tokens, grammar, tools
-            )
+            yield from self._reply(messages, cancel, max_tokens or self.max_tokens, grammar, tools)
         finally:
             self._lock.release()
 
-    def _generate(
+    def _reply(
         self,
         messages: Sequence[ChatMessage],
         cancel: threading.Event,

@@ -1,8 +1,9 @@
-"""Streaming a reply on the event loop: :func:`astream_chat`.
+"""A blocking model's reply streamed on the event loop: :func:`astream_chat`.
 
-The engine's ``stream_chat`` blocks, so it runs in a worker thread; cancelling
+An in-process model (``LlamaEngine``) generates in a blocking loop, so that loop
+runs in a worker thread; its async ``stream_chat`` is this adapter. Cancelling
 the consumer stops the worker and waits for it, so two generations never overlap.
-Works with any :class:`~voiceterm.engines.llm.protocol.ChatStreamer`.
+Works with any :class:`BlockingChat`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
-from voiceterm.engines.llm.protocol import ChatStreamer
+
+
+class BlockingChat(Protocol):
+    """A model whose reply is a blocking generator, cancellable by a flag."""
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> Generator[str, None, None]:
+        """The reply's pieces, in the calling thread; ends soon after ``cancel`` is set.
+
+        Closing the generator early must free the model for the next call.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +43,7 @@ class _Finished:
 
 
 async def astream_chat(
-    engine: ChatStreamer,
+    engine: BlockingChat,
     messages: Sequence[ChatMessage],
     *,
     max_tokens: int | None = None,
@@ -40,7 +60,7 @@ async def astream_chat(
     next generation never overlaps this one.
 
     Args:
-        engine: The model (or a fake with the same ``stream_chat``).
+        engine: The model (or a fake with the same ``generate``).
         messages: The conversation; copied, so the caller may change its list.
         max_tokens: Cap on generated tokens.
         grammar: GBNF constraining the output.
@@ -69,9 +89,7 @@ async def astream_chat(
     def work() -> None:
         try:
             with contextlib.closing(
-                engine.stream_chat(
-                    history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools
-                )
+                engine.generate(history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools)
             ) as pieces:
                 for piece in pieces:
                     if not post(piece):
