@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChatServer
 
 
 @pytest.fixture
-def engine(server: LocalChatServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatServerEngine]:
+async def engine(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ChatServerEngine]:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
-    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, max_tokens=48) as made:
-        made.check()
+    # Closed on the test's loop, where its answers streamed.
+    async with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, max_tokens=48) as made:
+        await asyncio.to_thread(made.check)
         yield made
 
 
@@ -77,7 +80,7 @@ async def test_the_answer_streams_in_pieces_from_the_server(engine: ChatServerEn
     assert stats.stop_reason in ("stop", "length")
 
 
-def test_the_server_lists_the_model_it_serves(engine: ChatServerEngine) -> None:
+async def test_the_server_lists_the_model_it_serves(engine: ChatServerEngine) -> None:
     found = engine.check()
     assert found.available and found.chosen == found.available[0]
     assert found.chosen.endswith(".gguf")  # llama-cpp-python names it by its file
@@ -132,7 +135,7 @@ async def test_a_wrong_key_is_explained(
     server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_VARIABLE, "not-the-key")
-    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE) as engine:
+    async with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"refused the API key \(401\)") as failed:
             engine.check()
         assert KEY_VARIABLE in failed.value.hint
@@ -165,14 +168,14 @@ async def test_a_url_without_the_api_path_is_explained(
 ) -> None:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     base = server.url.removesuffix("/v1")
-    with ChatServerEngine(base + "/api", api_key_env=KEY_VARIABLE) as engine:
+    async with ChatServerEngine(base + "/api", api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"no chat completions endpoint \(404\)") as failed:
             await answer(engine)
         assert "/v1" in failed.value.hint
 
 
 async def test_no_server_at_the_url_is_explained_with_a_hint() -> None:
-    with ChatServerEngine(f"http://127.0.0.1:{free_port()}/v1") as engine:
+    async with ChatServerEngine(f"http://127.0.0.1:{free_port()}/v1") as engine:
         with pytest.raises(EngineError, match="is not answering") as failed:
             engine.check()
         assert "llama-server" in failed.value.hint
@@ -184,20 +187,18 @@ async def test_a_tool_call_comes_out_as_a_request_not_as_text(tmp_path: Path) ->
     # llama-cpp-python's function-calling chat format makes any model call tools; the
     # tiny model only does when told which one (it answers "auto" in words).
     extra = ("--chat_format", "chatml-function-calling")
-    with (
-        running_server(tmp_path / "server.log", extra=extra) as server,
-        ChatServerEngine(server.url) as engine,
-    ):
-        engine.check()
-        pieces = [
-            piece
-            async for piece in engine.stream_chat(
-                [{"role": "user", "content": "What is 17 times 23?"}],
-                max_tokens=120,
-                tools=default_registry().specs(),
-                tool_choice={"type": "function", "function": {"name": "calculator"}},
-            )
-        ]
+    with running_server(tmp_path / "server.log", extra=extra) as server:
+        async with ChatServerEngine(server.url) as engine:
+            engine.check()
+            pieces = [
+                piece
+                async for piece in engine.stream_chat(
+                    [{"role": "user", "content": "What is 17 times 23?"}],
+                    max_tokens=120,
+                    tools=default_registry().specs(),
+                    tool_choice={"type": "function", "function": {"name": "calculator"}},
+                )
+            ]
     [call] = [piece for piece in pieces if isinstance(piece, ToolRequest)]
     assert call.name == "calculator"
     assert call.call_id
@@ -277,7 +278,7 @@ async def test_the_app_opens_without_the_server_says_so_and_answers_once_it_runs
             await asyncio.to_thread(server.stop)
     finally:
         await agent.stop()
-        engine.close()
+        await engine.aclose()
     # The question asked while the server was down is kept, and asked with the next.
     assert _history(agent)[0] == ("user", "Tell me about the moon. Tell me about the sun.")
     assert _history(agent)[1][0] == "assistant" and _history(agent)[1][1]
@@ -324,7 +325,7 @@ async def test_a_server_killed_mid_answer_cuts_it_keeps_the_talk_and_comes_back(
         )
     finally:
         await agent.stop()
-        engine.close()
+        await engine.aclose()
         await asyncio.to_thread(server.stop)
     [error] = [m.event for m in messages if isinstance(m.event, AgentError)]
     assert error.source == "llm" and "stopped in the middle of the answer" in error.error
@@ -392,7 +393,7 @@ def test_the_server_says_how_likely_the_users_message_ends(
         assert engine.words_end_available
 
 
-def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
+async def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
     server: LocalChatServer, engine: ChatServerEngine
 ) -> None:
     engine.tool_template = gguf_chat_template(server.model)

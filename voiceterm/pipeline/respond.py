@@ -262,35 +262,13 @@ class LlamaNode(ReasoningNode):
             return
         if self.tools is not None:
             answered = False
-            async for item in self._answer_with_tool(user_text):
+            async for item in answer_with_tool(self.tools, user_text):
                 answered = True
                 yield item
             if answered:
                 return
         async for item in self._stream_llm(context):
             yield item
-
-    async def _answer_with_tool(self, user_text: str) -> AsyncIterator[Any]:
-        from voiceterm.tools.intent import detect_intent, spoken_answer
-
-        request = detect_intent(user_text)
-        if request is None:
-            return
-        call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
-        yield call
-        start = time.monotonic()
-        outcome = self.tools.run(request.name, request.args)
-        end = time.monotonic()
-        yield ToolResult(
-            tool_name=call.tool_name,
-            tool_args=call.tool_args,
-            result=outcome.result,
-            error=outcome.error,
-            tool_call_id=call.tool_call_id,
-        )
-        yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
-        yield TurnMark(name="llm_first_token", at=end)
-        yield AgentResponse(content=spoken_answer(request, outcome))
 
     def _request_span(self, at: float) -> StageSpan | None:
         """For a model behind a server: the request, in the timeline while it is waited for."""
@@ -399,6 +377,33 @@ class _PieceTiming:
         marks.append(StageSpan(stage="llm", start=self.previous, end=now, content=content))
         self.previous = now
         return marks
+
+
+async def answer_with_tool(tools: Any, user_text: str) -> AsyncIterator[Any]:
+    """The rules' route: a tool the words ask for runs, and its answer is said.
+
+    Yields nothing when no tool is asked for (the model answers then).
+    """
+    from voiceterm.tools.intent import detect_intent, spoken_answer
+
+    request = detect_intent(user_text)
+    if request is None:
+        return
+    call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
+    yield call
+    start = time.monotonic()
+    outcome = tools.run(request.name, request.args)
+    end = time.monotonic()
+    yield ToolResult(
+        tool_name=call.tool_name,
+        tool_args=call.tool_args,
+        result=outcome.result,
+        error=outcome.error,
+        tool_call_id=call.tool_call_id,
+    )
+    yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
+    yield TurnMark(name="llm_first_token", at=end)
+    yield AgentResponse(content=spoken_answer(request, outcome))
 
 
 MAX_TOOL_ROUNDS = 3

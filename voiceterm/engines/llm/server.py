@@ -203,19 +203,12 @@ class ChatServerEngine:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[ReplyPiece, None]:
-        """Stream the assistant's reply to ``messages`` from the server, piece by piece.
+        """Stream the reply from the server: its text as sent, then its tool calls.
 
-        Args:
-            messages: The conversation, oldest first, ending with the user's turn.
-            max_tokens: Cap on generated tokens (default: the engine's).
-            grammar: Not supported by the OpenAI API (an error if given).
-            tools: OpenAI tool specs; a call the model makes comes out as a
-                ``ToolRequest`` after the text.
-            tool_choice: OpenAI's ``tool_choice`` ("auto" when omitted; a
-                ``{"type": "function", ...}`` mapping makes the model call that one).
-
-        Yields:
-            Text pieces as the server sends them, then the tool calls.
+        As :meth:`ChatEngine.stream_chat <voiceterm.engines.llm.protocol.ChatEngine.stream_chat>`;
+        a ``grammar`` is an error (the OpenAI API takes none), and ``tool_choice``
+        is OpenAI's ("auto" when omitted; a ``{"type": "function", ...}`` mapping
+        makes the model call that one).
 
         Raises:
             EngineError: The server is not there, refused the request, or stopped
@@ -263,7 +256,7 @@ class ChatServerEngine:
                 self.model or "default", messages, budget, self.temperature, tools, tool_choice
             )
             async with contextlib.aclosing(
-                reply_pieces(client, request, stats, self._closed)
+                reply_pieces(client, request, stats, self._took_to_close)
             ) as pieces:
                 async for piece in pieces:
                     answered = True
@@ -282,7 +275,7 @@ class ChatServerEngine:
                 async for piece in pieces:
                     yield piece
 
-    def _closed(self, seconds: float) -> None:
+    def _took_to_close(self, seconds: float) -> None:
         self.last_close_seconds = seconds
 
     def _fit(
@@ -290,8 +283,7 @@ class ChatServerEngine:
     ) -> tuple[int, list[ChatMessage]]:
         """The reply's token budget, and the history trimmed to leave room for it.
 
-        For both the answer and :meth:`warm_up`: the words read at a pause must be
-        the prompt the answer sends, or the server's cache misses.
+        The words read at a pause must be the prompt the answer sends, or the cache misses.
         """
         budget = reply_budget(max_tokens, self.max_tokens, self.n_ctx)
         return budget, fit_messages(messages, (self.n_ctx - budget) * CHARS_PER_TOKEN, characters)
@@ -329,20 +321,12 @@ class ChatServerEngine:
     # --- P(end of the user's message), for the learned end of turn ---------------------
 
     def ask_words_end(self) -> None:
-        """From now on, each pause also asks how likely the user's message ends there.
-
-        The learned end of turn calls it when its weights read P(end of message).
-        """
+        """From now on each pause also asks P(end of message) (for the learned end of turn)."""
         self._words_end.ask()
 
     @property
     def words_end_available(self) -> bool:
-        """Whether this server can say how likely the user's message ends at a pause.
-
-        Only when asked for (``words_end``, :meth:`ask_words_end`). It needs the chat
-        template (llama-server tells it at ``/props``) and the top ``logprobs`` of a
-        completion; without them the hand-set rule decides.
-        """
+        """Whether it was asked for and this server can say (:mod:`.server_words_end`)."""
         return self._words_end.available(self.tool_template)
 
     def words_end_probability(self, words: str) -> float | None:
@@ -358,8 +342,18 @@ class ChatServerEngine:
         """Close the connections (the async client's on its loop, if that still runs)."""
         self._clients.close()
 
+    async def aclose(self) -> None:
+        """Close the connections, on the loop the answers streamed on (before it ends)."""
+        await self._clients.aclose()
+
     def __enter__(self) -> ChatServerEngine:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> ChatServerEngine:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()

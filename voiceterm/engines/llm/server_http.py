@@ -142,6 +142,16 @@ class ServerClients:
                 self._answering = (loop, async_client(self._address()))
             return self._answering[1]
 
+    async def aclose(self) -> None:
+        """Close both, awaiting the async one if it belongs to the running loop."""
+        with self._lock:
+            answering = self._answering
+            if answering is not None and answering[0] is asyncio.get_running_loop():
+                self._answering = None
+        if answering is not None and self._answering is None:
+            await answering[1].close()
+        self.close()
+
     def close(self) -> None:
         """Close both; the async one on its own loop, if that still runs."""
         with self._lock:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,33 @@ class BlockingChat(Protocol):
 @dataclass(frozen=True, slots=True)
 class _Finished:
     error: BaseException | None = None
+
+
+def _hand_over(
+    pieces: Callable[[], Generator[str, None, None]],
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[str | _Finished],
+    stop: threading.Event,
+) -> None:
+    """The worker: runs the generator, posting each piece, then ``_Finished``, to the loop."""
+
+    def post(item: str | _Finished) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            stop.set()
+            return False
+        return True
+
+    try:
+        with contextlib.closing(pieces()) as generated:
+            for piece in generated:
+                if not post(piece):
+                    return
+    except BaseException as error:  # handed to the loop, raised there
+        post(_Finished(error))
+    else:
+        post(_Finished())
 
 
 async def astream_chat(
@@ -78,27 +106,10 @@ async def astream_chat(
     stop = cancel if cancel is not None else threading.Event()
     history = [dict(message) for message in messages]
 
-    def post(item: str | _Finished) -> bool:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop has closed: nobody is listening any more
-            stop.set()
-            return False
-        return True
+    def pieces() -> Generator[str, None, None]:
+        return engine.generate(history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools)
 
-    def work() -> None:
-        try:
-            with contextlib.closing(
-                engine.generate(history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools)
-            ) as pieces:
-                for piece in pieces:
-                    if not post(piece):
-                        return
-        except BaseException as error:  # handed to the loop, raised there
-            post(_Finished(error))
-        else:
-            post(_Finished())
-
+    work = functools.partial(_hand_over, pieces, loop, queue, stop)
     worker = threading.Thread(target=work, name="voiceterm-llm", daemon=True)
     worker.start()
     finished = False
