@@ -154,6 +154,10 @@ class LlamaModel:
         """The tokens of :meth:`render_prompt`, as they will be evaluated."""
         return self._prompts.tokens(messages, tools)
 
+    def special_tokens(self, text: str) -> list[int]:
+        """``text`` tokenized as :meth:`prompt_tokens` tokenizes a prompt (BOS included)."""
+        return self._prompts.special_tokens(text)
+
     def fit_messages(
         self, messages: Sequence[ChatMessage], budget_tokens: int, tools: ToolSpecs = None
     ) -> list[ChatMessage]:
