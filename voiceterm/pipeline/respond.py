@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
@@ -45,6 +45,9 @@ from voiceterm.events import (
 )
 from voiceterm.nodes import ConversationContext, ReasoningNode
 from voiceterm.pipeline.turns import sounds_finished
+
+if TYPE_CHECKING:
+    from voiceterm.tools.registry import ToolOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -321,13 +324,7 @@ class LlamaNode(ReasoningNode):
                 call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
                 yield call
                 outcome = self.tools.run(request.name, request.args)
-                yield ToolResult(
-                    tool_name=call.tool_name,
-                    tool_args=call.tool_args,
-                    result=outcome.result,
-                    error=outcome.error,
-                    tool_call_id=call.tool_call_id,
-                )
+                yield _result_of(call, outcome)
                 messages.append(tool_result_message(request, outcome, request.call_id))
 
     async def _tool_round(
@@ -394,16 +391,20 @@ async def answer_with_tool(tools: Any, user_text: str) -> AsyncIterator[Any]:
     start = time.monotonic()
     outcome = tools.run(request.name, request.args)
     end = time.monotonic()
-    yield ToolResult(
+    yield _result_of(call, outcome)
+    yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
+    yield TurnMark(name="llm_first_token", at=end)
+    yield AgentResponse(content=spoken_answer(request, outcome))
+
+
+def _result_of(call: ToolCall, outcome: ToolOutcome) -> ToolResult:
+    return ToolResult(
         tool_name=call.tool_name,
         tool_args=call.tool_args,
         result=outcome.result,
         error=outcome.error,
         tool_call_id=call.tool_call_id,
     )
-    yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
-    yield TurnMark(name="llm_first_token", at=end)
-    yield AgentResponse(content=spoken_answer(request, outcome))
 
 
 MAX_TOOL_ROUNDS = 3
