@@ -6,7 +6,7 @@ own server on 127.0.0.1 (``tests/chat_server.py``) run on that very file with th
 engine's thread counts, through ``ChatServerEngine`` (the openai SDK, streaming).
 The difference in time to first piece is what HTTP and the server add.
 
-The server's answers stream on this script's event loop, as on the app's bus loop;
+The server's answers stream on one event loop of this script, as on the app's bus loop;
 the in-process engine's blocking ``generate`` is timed as it runs in its worker.
 
 Then the barge-in: a long answer from the server is cancelled after a few pieces;
@@ -60,17 +60,21 @@ def first_piece_seconds(engine: LlamaEngine, messages: list[ChatMessage]) -> flo
         pieces.close()
 
 
-def served_first_piece_seconds(engine: ChatServerEngine, messages: list[ChatMessage]) -> float:
+def served_first_piece_seconds(
+    loop: asyncio.AbstractEventLoop, engine: ChatServerEngine, messages: list[ChatMessage]
+) -> float:
     async def first() -> float:
         started = time.monotonic()
         async with contextlib.aclosing(engine.stream_chat(messages, max_tokens=24)) as pieces:
             await anext(pieces)
             return time.monotonic() - started
 
-    return asyncio.run(first())
+    return loop.run_until_complete(first())
 
 
-def interrupt_seconds(engine: ChatServerEngine, messages: list[ChatMessage]) -> tuple[float, float]:
+def interrupt_seconds(
+    loop: asyncio.AbstractEventLoop, engine: ChatServerEngine, messages: list[ChatMessage]
+) -> tuple[float, float]:
     async def interrupt() -> float:
         heard = asyncio.Event()
 
@@ -89,7 +93,7 @@ def interrupt_seconds(engine: ChatServerEngine, messages: list[ChatMessage]) -> 
             await task
         return time.monotonic() - interrupted
 
-    done = asyncio.run(interrupt())
+    done = loop.run_until_complete(interrupt())
     closed = engine.last_close_seconds
     return (float("nan") if closed is None else closed), done
 
@@ -114,33 +118,35 @@ def main() -> int:
     threads = ("--n_threads", str(local.n_threads), "--n_threads_batch", str(local.n_threads_batch))
     log = Path(tempfile.gettempdir()) / "bench_chat_server.log"
     server = LocalChatServer(log, model=local.weights_path, extra=threads).start()
+    loop = asyncio.new_event_loop()  # one for all the answers, as the app's bus loop
     try:
         remote = ChatServerEngine(server.url, temperature=config.llm.temperature)
         remote.check()
         system: ChatMessage = {"role": "system", "content": config.llm.system_prompt}
         # Both read the system prompt once before timing (the app warms up the same way).
         first_piece_seconds(local, [system, {"role": "user", "content": "Hello."}])
-        served_first_piece_seconds(remote, [system, {"role": "user", "content": "Hello."}])
+        served_first_piece_seconds(loop, remote, [system, {"role": "user", "content": "Hello."}])
         in_process: list[float] = []
         served: list[float] = []
         for _round in range(args.rounds):
             for question in QUESTIONS:
                 messages: list[ChatMessage] = [system, {"role": "user", "content": question}]
                 in_process.append(first_piece_seconds(local, messages))
-                served.append(served_first_piece_seconds(remote, messages))
+                served.append(served_first_piece_seconds(loop, remote, messages))
         closed: list[float] = []
         done: list[float] = []
         time.sleep(0.5)  # the server's last "disconnected" line, from the timing above
         disconnects = server.output().count("Disconnected from client")
         for question in QUESTIONS:
             messages = [system, {"role": "user", "content": f"{question} Answer at length."}]
-            close_s, done_s = interrupt_seconds(remote, messages)
+            close_s, done_s = interrupt_seconds(loop, remote, messages)
             closed.append(close_s)
             done.append(done_s)
         time.sleep(0.5)
         noticed = server.output().count("Disconnected from client") - disconnects
-        remote.close()
+        loop.run_until_complete(remote.aclose())
     finally:
+        loop.close()
         server.stop()
         local.close()
     load_after = os.getloadavg()

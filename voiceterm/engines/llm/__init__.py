@@ -10,9 +10,14 @@ OpenAI-compatible server (llama-server, Ollama, vLLM, LM Studio) reached with th
 ``openai`` SDK, imported only when chosen. LlamaEngine's parts have a module each:
 
 - :mod:`.engine`: :class:`LlamaEngine`, composing the parts below;
+- :mod:`.model`: the loaded model, its threads and tokenizer (``LlamaEngine``'s base);
 - :mod:`.loading`: importing ``llama_cpp`` (lazily), its log, GGUF checks, the 8-bit copy;
-- :mod:`.template`: the model's own chat template;
-- :mod:`.messages`: chat messages, and fitting them into the context window;
+- :mod:`.template` and :mod:`.prompts`: the model's own chat template; prompts as tokens;
+- :mod:`.messages`: chat messages, fitting them into the context window (one
+  fitter for both backends), the room kept for a reply;
+- :mod:`.replies`: generating with the KV cache kept between calls;
+- :mod:`.words_end_reader`: P(end of the user's message) read at a pause;
+- :mod:`.scoring`: how likely the model finds a text (for its 8-bit copy);
 - :mod:`.cache`: sliding the KV cache over dropped turns;
 - :mod:`.sampling`: sampling tokens, cancellably; grammars;
 - :mod:`.speculation`: a reply's start sampled ahead of time;
