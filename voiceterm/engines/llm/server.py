@@ -184,6 +184,7 @@ class ChatServerEngine:
         self.model = found.chosen
         self.tool_template = found.tool_template
         self.ready = True
+        self._clients.prepare()
         return found
 
     def _explained(self, error: BaseException, *, answered: bool) -> EngineError:
