@@ -6,10 +6,13 @@ own server on 127.0.0.1 (``tests/chat_server.py``) run on that very file with th
 engine's thread counts, through ``ChatServerEngine`` (the openai SDK, streaming).
 The difference in time to first piece is what HTTP and the server add.
 
+The server's answers stream on one event loop of this script, as on the app's bus loop;
+the in-process engine's blocking ``generate`` is timed as it runs in its worker.
+
 Then the barge-in: a long answer from the server is cancelled after a few pieces;
-"interrupt -> stream closed" is from ``cancel.set()`` to the connection closed
-(``ChatServerEngine.last_close_seconds``), and "interrupt -> generator done" to the
-generator returning (what the reasoning node waits for).
+"interrupt -> stream closed" is how long closing the connection took
+(``ChatServerEngine.last_close_seconds``), and "interrupt -> generator done" from
+the task's cancel to the task done (what the reasoning node waits for).
 
 Usage: ``.venv/bin/python scripts/bench_chat_server.py [--rounds N]``
 """
@@ -17,6 +20,8 @@ Usage: ``.venv/bin/python scripts/bench_chat_server.py [--rounds N]``
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -42,12 +47,10 @@ QUESTIONS = (
 )
 
 
-def first_piece_seconds(
-    engine: LlamaEngine | ChatServerEngine, messages: list[ChatMessage]
-) -> float:
+def first_piece_seconds(engine: LlamaEngine, messages: list[ChatMessage]) -> float:
     cancel = threading.Event()
     started = time.monotonic()
-    pieces = engine.stream_chat(messages, cancel, max_tokens=24)
+    pieces = engine.generate(messages, cancel, max_tokens=24)
     try:
         next(pieces)
         return time.monotonic() - started
@@ -56,14 +59,40 @@ def first_piece_seconds(
         pieces.close()
 
 
-def interrupt_seconds(engine: ChatServerEngine, messages: list[ChatMessage]) -> tuple[float, float]:
-    cancel = threading.Event()
-    interrupted = 0.0
-    for count, _piece in enumerate(engine.stream_chat(messages, cancel, max_tokens=200), 1):
-        if count == 5:
-            interrupted = time.monotonic()
-            cancel.set()
-    done = time.monotonic() - interrupted
+def served_first_piece_seconds(
+    loop: asyncio.AbstractEventLoop, engine: ChatServerEngine, messages: list[ChatMessage]
+) -> float:
+    async def first() -> float:
+        started = time.monotonic()
+        async with contextlib.aclosing(engine.stream_chat(messages, max_tokens=24)) as pieces:
+            await anext(pieces)
+            return time.monotonic() - started
+
+    return loop.run_until_complete(first())
+
+
+def interrupt_seconds(
+    loop: asyncio.AbstractEventLoop, engine: ChatServerEngine, messages: list[ChatMessage]
+) -> tuple[float, float]:
+    async def interrupt() -> float:
+        heard = asyncio.Event()
+
+        async def listen() -> None:
+            count = 0
+            async for _piece in engine.stream_chat(messages, max_tokens=200):
+                count += 1
+                if count == 5:
+                    heard.set()
+
+        task = asyncio.create_task(listen())
+        await heard.wait()
+        interrupted = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return time.monotonic() - interrupted
+
+    done = loop.run_until_complete(interrupt())
     closed = engine.last_close_seconds
     return (float("nan") if closed is None else closed), done
 
@@ -83,33 +112,35 @@ def main() -> int:
     threads = ("--n_threads", str(local.n_threads), "--n_threads_batch", str(local.n_threads_batch))
     log = Path(tempfile.gettempdir()) / "bench_chat_server.log"
     server = LocalChatServer(log, model=local.weights_path, extra=threads).start()
+    loop = asyncio.new_event_loop()  # one for all the answers, as the app's bus loop
     try:
         remote = ChatServerEngine(server.url, temperature=config.llm.temperature)
         remote.check()
         system: ChatMessage = {"role": "system", "content": config.llm.system_prompt}
         # Both read the system prompt once before timing (the app warms up the same way).
         first_piece_seconds(local, [system, {"role": "user", "content": "Hello."}])
-        first_piece_seconds(remote, [system, {"role": "user", "content": "Hello."}])
+        served_first_piece_seconds(loop, remote, [system, {"role": "user", "content": "Hello."}])
         in_process: list[float] = []
         served: list[float] = []
         for _round in range(args.rounds):
             for question in QUESTIONS:
                 messages: list[ChatMessage] = [system, {"role": "user", "content": question}]
                 in_process.append(first_piece_seconds(local, messages))
-                served.append(first_piece_seconds(remote, messages))
+                served.append(served_first_piece_seconds(loop, remote, messages))
         closed: list[float] = []
         done: list[float] = []
         time.sleep(0.5)  # the server's last "disconnected" line, from the timing above
         disconnects = server.output().count("Disconnected from client")
         for question in QUESTIONS:
             messages = [system, {"role": "user", "content": f"{question} Answer at length."}]
-            close_s, done_s = interrupt_seconds(remote, messages)
+            close_s, done_s = interrupt_seconds(loop, remote, messages)
             closed.append(close_s)
             done.append(done_s)
         time.sleep(0.5)
         noticed = server.output().count("Disconnected from client") - disconnects
-        remote.close()
+        loop.run_until_complete(remote.aclose())
     finally:
+        loop.close()
         server.stop()
         local.close()
     load_after = os.getloadavg()

@@ -77,7 +77,7 @@ def ms(seconds: float | None) -> str:
 
 
 def run(engine: LlamaEngine, messages: list[ChatMessage], max_tokens: int | None = None) -> str:
-    return "".join(engine.stream_chat(messages, threading.Event(), max_tokens=max_tokens))
+    return "".join(engine.generate(messages, threading.Event(), max_tokens=max_tokens))
 
 
 def speed_by_threads(
@@ -194,7 +194,7 @@ def weights_side_by_side(model: Path, runs: int) -> None:
                 figures[name]["speculation"].append(time.monotonic() - started)
                 arrivals = [
                     time.monotonic()
-                    for _piece in engine.stream_chat(messages, threading.Event(), max_tokens=16)
+                    for _piece in engine.generate(messages, threading.Event(), max_tokens=16)
                 ]
                 gaps = [b - a for a, b in zip(arrivals[5:], arrivals[6:], strict=False)]
                 figures[name]["token"].extend(gaps)
@@ -303,7 +303,7 @@ def cancel_latency(engine: LlamaEngine, runs: int) -> None:
     for index in range(runs):
         cancel = threading.Event()
         set_at: list[float] = []
-        stream = engine.stream_chat(
+        stream = engine.generate(
             [SYSTEM, {"role": "user", "content": QUESTIONS[index % 6]}], cancel, max_tokens=200
         )
         next(stream)
@@ -372,9 +372,7 @@ def tool_routing(engine: LlamaEngine) -> None:
             {"role": "system", "content": router},
             {"role": "user", "content": said},
         ]
-        text = "".join(
-            engine.stream_chat(messages, threading.Event(), grammar=grammar, max_tokens=20)
-        )
+        text = "".join(engine.generate(messages, threading.Event(), grammar=grammar, max_tokens=20))
         try:
             chosen = json.loads(text)["tool"]
         except (json.JSONDecodeError, KeyError, TypeError):

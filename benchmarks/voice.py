@@ -153,7 +153,7 @@ def baseline_turn(
     node.add_event(UserTranscriptionReceived(content=transcript or "Hello."))
     messages = node.format_for_llm(node.conversation_events)
     reply = "".join(
-        engines.llm.stream_chat(messages, threading.Event(), max_tokens=config.llm.max_tokens)
+        engines.llm.generate(messages, threading.Event(), max_tokens=config.llm.max_tokens)
     )
     t_llm = time.monotonic()
     audio = engines.tts.synthesize_all(reply or "Okay.")

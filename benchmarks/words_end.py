@@ -105,7 +105,7 @@ def chat_shots(cache: Path) -> int:
         if words not in read:
             messages = [*prefix, {"role": "user", "content": words}]
             prompt = engine.prompt_tokens(messages)
-            count = user_words_end(messages, prompt, engine.render_prompt, engine._special_tokens)
+            count = user_words_end(messages, prompt, engine.render_prompt, engine.special_tokens)
             if count is None:  # as the app: no reading
                 read[words] = 0.0
                 return 0.0
@@ -226,7 +226,7 @@ def main() -> int:
     for words in SENTENCES:
         messages = [system, {"role": "user", "content": words}]
         prompt = engine.prompt_tokens(messages)
-        count = user_words_end(messages, prompt, engine.render_prompt, engine._special_tokens)
+        count = user_words_end(messages, prompt, engine.render_prompt, engine.special_tokens)
         assert count is not None
         prompts.append((prompt, count))
     # The system prompt's tokens, shared by every prompt: in the cache already.

@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import numpy as np
@@ -21,8 +29,8 @@ from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
 from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks, delegated_callback
 from voiceterm.bus import Message
 from voiceterm.config import Config
-from voiceterm.engines.llm.messages import ToolSpecs
 from voiceterm.engines.llm.protocol import ChatEngine
+from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.errors import AudioDeviceError
 from voiceterm.events import AgentInterrupted, UserStartedSpeaking, UserStoppedSpeaking
 from voiceterm.pipeline.agent import VoiceAgent
@@ -97,13 +105,13 @@ class ScriptedChatModel(Failing):
         self.asked: list[list[dict[str, Any]]] = []
 
     def stream_chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        cancel: threading.Event,
-        *,
-        max_tokens: int | None = None,
-        grammar: str | None = None,
-        tools: ToolSpecs = None,
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncGenerator[str, None]:
+        # Blocking, as the in-process model is: run in a worker thread, cancelled by a flag.
+        return astream_chat(self, messages, **options)
+
+    def generate(
+        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
     ) -> Generator[str, None, None]:
         self.asked.append([dict(m) for m in messages])
         try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +22,7 @@ from tests.pipeline_fakes import scripted_agent, scripted_engines, until
 from voiceterm.bus import Message
 from voiceterm.cli import main
 from voiceterm.config import Config
+from voiceterm.engines.llm.protocol import ReplyPiece, ToolRequest
 from voiceterm.engines.llm.server import ChatServerEngine
 from voiceterm.errors import EngineError
 from voiceterm.events import (
@@ -55,68 +56,92 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChatServer
 
 
 @pytest.fixture
-def engine(server: LocalChatServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatServerEngine]:
+async def engine(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ChatServerEngine]:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
-    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, max_tokens=48) as made:
-        made.check()
+    # Closed on the test's loop, where its answers streamed.
+    async with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE, max_tokens=48) as made:
+        await asyncio.to_thread(made.check)
         yield made
 
 
-def test_the_answer_streams_in_pieces_from_the_server(engine: ChatServerEngine) -> None:
-    pieces = list(engine.stream_chat(QUESTION, threading.Event()))
+async def answer(engine: ChatServerEngine, **options: Any) -> list[ReplyPiece]:
+    return [piece async for piece in engine.stream_chat(QUESTION, **options)]
+
+
+async def test_the_answer_streams_in_pieces_from_the_server(engine: ChatServerEngine) -> None:
+    pieces = await answer(engine)
     assert len(pieces) > 3, pieces
-    assert "moon" in "".join(pieces).lower()
+    assert all(isinstance(piece, str) for piece in pieces)  # no tools offered, none called
+    assert "moon" in "".join(map(str, pieces)).lower()
     stats = engine.last_stats
     assert stats.tokens_generated == len(pieces)
     assert stats.time_to_first_token is not None
     assert stats.stop_reason in ("stop", "length")
 
 
-def test_the_server_lists_the_model_it_serves(engine: ChatServerEngine) -> None:
+async def test_the_server_lists_the_model_it_serves(engine: ChatServerEngine) -> None:
     found = engine.check()
     assert found.available and found.chosen == found.available[0]
     assert found.chosen.endswith(".gguf")  # llama-cpp-python names it by its file
     assert engine.description.startswith("SmolLM2-135M-Instruct")
 
 
-def test_a_barge_in_closes_the_stream_and_the_server_stops(
+async def test_a_barge_in_closes_the_stream_and_the_server_stops(
     engine: ChatServerEngine, server: LocalChatServer
 ) -> None:
-    cancel = threading.Event()
-    heard: list[str] = []
+    heard: list[ReplyPiece] = []
     disconnects_before = server.output().count("Disconnected from client")
-    for piece in engine.stream_chat(QUESTION, cancel, max_tokens=200):
-        heard.append(piece)
-        if len(heard) == 3:
-            cancel.set()
+
+    async def listen() -> None:
+        async for piece in engine.stream_chat(QUESTION, max_tokens=200):
+            heard.append(piece)
+            if len(heard) == 3:
+                task.cancel()  # a barge-in: the answer's task is cancelled
+
+    task = asyncio.create_task(listen())
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert len(heard) == 3  # nothing after the cancel
     assert engine.last_stats.stop_reason == "cancelled"
     assert engine.last_close_seconds is not None  # the connection was closed, not left
     deadline = time.monotonic() + 10
     while server.output().count("Disconnected from client") == disconnects_before:
         assert time.monotonic() < deadline, server.output()[-2000:]
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     # The server is free again: the next answer comes whole.
-    assert "".join(engine.stream_chat(QUESTION, threading.Event()))
+    assert "".join(map(str, await answer(engine)))
 
 
-def test_a_cancel_before_the_first_token_closes_the_connection(
+async def test_a_cancel_before_the_first_token_closes_the_connection(
     engine: ChatServerEngine,
 ) -> None:
-    cancel = threading.Event()
-    cancel.set()
-    assert list(engine.stream_chat(QUESTION, cancel)) == []
+    heard: list[ReplyPiece] = []
+
+    async def listen() -> None:
+        async for piece in engine.stream_chat(QUESTION):
+            heard.append(piece)
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0)  # the request is on its way
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert heard == []
     assert engine.last_stats.stop_reason == "cancelled"
 
 
-def test_a_wrong_key_is_explained(server: LocalChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_wrong_key_is_explained(
+    server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_VARIABLE, "not-the-key")
-    with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE) as engine:
+    async with ChatServerEngine(server.url, api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"refused the API key \(401\)") as failed:
             engine.check()
         assert KEY_VARIABLE in failed.value.hint
         with pytest.raises(EngineError, match="refused the API key"):
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
 
 
 def test_a_key_variable_that_is_not_set_is_named(
@@ -139,47 +164,46 @@ def test_a_model_the_server_does_not_have_is_named_with_the_ones_it_has(
         assert not engine.ready
 
 
-def test_a_url_without_the_api_path_is_explained(
+async def test_a_url_without_the_api_path_is_explained(
     server: LocalChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     base = server.url.removesuffix("/v1")
-    with ChatServerEngine(base + "/api", api_key_env=KEY_VARIABLE) as engine:
+    async with ChatServerEngine(base + "/api", api_key_env=KEY_VARIABLE) as engine:
         with pytest.raises(EngineError, match=r"no chat completions endpoint \(404\)") as failed:
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
         assert "/v1" in failed.value.hint
 
 
-def test_no_server_at_the_url_is_explained_with_a_hint() -> None:
-    with ChatServerEngine(f"http://127.0.0.1:{free_port()}/v1") as engine:
+async def test_no_server_at_the_url_is_explained_with_a_hint() -> None:
+    async with ChatServerEngine(f"http://127.0.0.1:{free_port()}/v1") as engine:
         with pytest.raises(EngineError, match="is not answering") as failed:
             engine.check()
         assert "llama-server" in failed.value.hint
         with pytest.raises(EngineError, match="is not answering"):
-            list(engine.stream_chat(QUESTION, threading.Event()))
+            await answer(engine)
 
 
-def test_a_tool_call_comes_out_as_markup_the_tools_read(tmp_path: Path) -> None:
+async def test_a_tool_call_comes_out_as_a_request_not_as_text(tmp_path: Path) -> None:
     # llama-cpp-python's function-calling chat format makes any model call tools; the
     # tiny model only does when told which one (it answers "auto" in words).
     extra = ("--chat_format", "chatml-function-calling")
-    with (
-        running_server(tmp_path / "server.log", extra=extra) as server,
-        ChatServerEngine(server.url) as engine,
-    ):
-        engine.check()
-        output = "".join(
-            engine.stream_chat(
-                [{"role": "user", "content": "What is 17 times 23?"}],
-                threading.Event(),
-                max_tokens=120,
-                tools=default_registry().specs(),
-                tool_choice={"type": "function", "function": {"name": "calculator"}},
-            )
-        )
-    [call] = parse_tool_calls(output)
+    with running_server(tmp_path / "server.log", extra=extra) as server:
+        async with ChatServerEngine(server.url) as engine:
+            engine.check()
+            pieces = [
+                piece
+                async for piece in engine.stream_chat(
+                    [{"role": "user", "content": "What is 17 times 23?"}],
+                    max_tokens=120,
+                    tools=default_registry().specs(),
+                    tool_choice={"type": "function", "function": {"name": "calculator"}},
+                )
+            ]
+    [call] = [piece for piece in pieces if isinstance(piece, ToolRequest)]
     assert call.name == "calculator"
     assert call.call_id
+    assert not parse_tool_calls("".join(p for p in pieces if isinstance(p, str)))
 
 
 # --- the whole agent --------------------------------------------------------------------
@@ -255,7 +279,7 @@ async def test_the_app_opens_without_the_server_says_so_and_answers_once_it_runs
             await asyncio.to_thread(server.stop)
     finally:
         await agent.stop()
-        engine.close()
+        await engine.aclose()
     # The question asked while the server was down is kept, and asked with the next.
     assert _history(agent)[0] == ("user", "Tell me about the moon. Tell me about the sun.")
     assert _history(agent)[1][0] == "assistant" and _history(agent)[1][1]
@@ -302,7 +326,7 @@ async def test_a_server_killed_mid_answer_cuts_it_keeps_the_talk_and_comes_back(
         )
     finally:
         await agent.stop()
-        engine.close()
+        await engine.aclose()
         await asyncio.to_thread(server.stop)
     [error] = [m.event for m in messages if isinstance(m.event, AgentError)]
     assert error.source == "llm" and "stopped in the middle of the answer" in error.error
@@ -370,7 +394,7 @@ def test_the_server_says_how_likely_the_users_message_ends(
         assert engine.words_end_available
 
 
-def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
+async def test_the_server_is_not_asked_for_it_unless_the_learned_end_of_turn_is(
     server: LocalChatServer, engine: ChatServerEngine
 ) -> None:
     engine.tool_template = gguf_chat_template(server.model)

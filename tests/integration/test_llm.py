@@ -70,7 +70,7 @@ def engine(model_path: Path) -> Iterator[LlamaEngine]:
 
 @pytest.mark.models
 def test_streams_an_english_answer_in_pieces(engine: LlamaEngine) -> None:
-    pieces = list(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    pieces = list(engine.generate(ask("Tell me a fun fact about cats."), threading.Event()))
     text = "".join(pieces)
     assert len(pieces) >= 5
     assert looks_like_english(text), text
@@ -103,7 +103,7 @@ def test_uses_the_models_own_chat_template(engine: LlamaEngine) -> None:
 def test_cancel_stops_within_one_token_and_the_next_answer_is_clean(engine: LlamaEngine) -> None:
     cancel = threading.Event()
     seen_after_cancel = 0
-    for index, _piece in enumerate(engine.stream_chat(ask("Tell me about dogs."), cancel)):
+    for index, _piece in enumerate(engine.generate(ask("Tell me about dogs."), cancel)):
         if cancel.is_set():
             seen_after_cancel += 1
         if index == 2:
@@ -114,37 +114,37 @@ def test_cancel_stops_within_one_token_and_the_next_answer_is_clean(engine: Llam
 
     # A cancel from another thread, mid-token, also ends the stream promptly.
     cancel = threading.Event()
-    pieces = engine.stream_chat(ask("Tell me about horses."), cancel)
+    pieces = engine.generate(ask("Tell me about horses."), cancel)
     next(pieces)
     threading.Timer(0.01, cancel.set).start()
     rest = list(pieces)
     assert len(rest) < 47
     assert engine.last_stats.stop_reason == "cancelled"
 
-    text = "".join(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    text = "".join(engine.generate(ask("Tell me a fun fact about cats."), threading.Event()))
     assert looks_like_english(text), text
     assert engine.last_stats.stop_reason in ("stop", "length")
 
 
 @pytest.mark.models
 def test_an_abandoned_stream_leaves_the_model_usable(engine: LlamaEngine) -> None:
-    stream = engine.stream_chat(ask("Tell me about the sea."), threading.Event())
+    stream = engine.generate(ask("Tell me about the sea."), threading.Event())
     next(stream)
     stream.close()  # what a cancelled consumer does
-    text = "".join(engine.stream_chat(ask("Tell me a fun fact about cats."), threading.Event()))
+    text = "".join(engine.generate(ask("Tell me a fun fact about cats."), threading.Event()))
     assert looks_like_english(text), text
 
 
 @pytest.mark.models
 def test_second_turn_reuses_the_prompt_cache(engine: LlamaEngine) -> None:
     conversation = ask("Hello! What can you do?")
-    first_reply = "".join(engine.stream_chat(conversation, threading.Event()))
+    first_reply = "".join(engine.generate(conversation, threading.Event()))
     first = engine.last_stats
     conversation += [
         {"role": "assistant", "content": first_reply},
         {"role": "user", "content": "Tell me more about that."},
     ]
-    "".join(engine.stream_chat(conversation, threading.Event()))
+    "".join(engine.generate(conversation, threading.Event()))
     second = engine.last_stats
     assert second.prompt_tokens > first.prompt_tokens
     # Only the new part is evaluated: the reply (re-tokenized) and the new question.
@@ -159,12 +159,12 @@ def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: P
     # Greedy sampling, so the reply with and without speculation can be compared.
     with LlamaEngine(model_path, max_tokens=40, temperature=0.0) as greedy:
         question = ask("What is the tallest mountain in the world?")
-        plain = "".join(greedy.stream_chat(question, threading.Event()))
+        plain = "".join(greedy.generate(question, threading.Event()))
         greedy.reset()
         ahead = greedy.speculate(question, threading.Event(), tokens=10, max_tokens=40)
         assert len(ahead.pieces) >= 5 and plain.startswith("".join(ahead.pieces))
         assert not ahead.whole_reply
-        replayed = "".join(greedy.stream_chat(question, threading.Event()))
+        replayed = "".join(greedy.generate(question, threading.Event()))
         stats = greedy.last_stats
         assert replayed == plain
         assert stats.speculated_tokens == 10
@@ -187,11 +187,11 @@ def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
 ) -> None:
     with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
-        alone = "".join(greedy.stream_chat(question, threading.Event()))
+        alone = "".join(greedy.generate(question, threading.Event()))
         assert greedy.last_prompt_threads == 2
         greedy.reset()
         with cores.computing("stt"):
-            beside_whisper = "".join(greedy.stream_chat(question, threading.Event()))
+            beside_whisper = "".join(greedy.generate(question, threading.Event()))
             assert greedy.last_prompt_threads == 1
         assert beside_whisper == alone  # the same answer, whatever the threads
         history = [*question, {"role": "assistant", "content": alone}]
@@ -209,12 +209,12 @@ def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
     # the reply's later tokens run beside Piper.
     with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
-        plain = "".join(greedy.stream_chat(question, threading.Event()))
+        plain = "".join(greedy.generate(question, threading.Event()))
         assert greedy.last_token_threads == 1
         greedy.reset()
         ahead = greedy.speculate(question, threading.Event(), tokens=4)
         assert greedy.last_token_threads == 2
-        replayed = "".join(greedy.stream_chat(question, threading.Event()))
+        replayed = "".join(greedy.generate(question, threading.Event()))
         assert greedy.last_token_threads == 1
         assert plain.startswith("".join(ahead.pieces)) and replayed == plain
         greedy.reset()
@@ -230,10 +230,10 @@ def test_with_one_core_taken_by_another_program_everything_runs_on_one_thread(
     # Two threads would wait at every layer for the one that lost its core.
     with greedy_on_two_cores(model_path) as (greedy, _cores):
         question = ask("What is the capital of France?")
-        alone = "".join(greedy.stream_chat(question, threading.Event()))
+        alone = "".join(greedy.generate(question, threading.Event()))
         greedy.reset()
         greedy.cores = CoreShare(machine(2, others=1.0))
-        beside_a_program = "".join(greedy.stream_chat(question, threading.Event()))
+        beside_a_program = "".join(greedy.generate(question, threading.Event()))
         assert (greedy.last_prompt_threads, greedy.last_token_threads) == (1, 1)
         assert beside_a_program == alone
         greedy.reset()
@@ -254,7 +254,7 @@ def test_with_one_core_left_the_answer_waits_for_pipers_steps(model_path: Path) 
         pieces: list[str] = []
 
         def answer() -> None:
-            pieces.extend(greedy.stream_chat(ask("Name a big city in Europe."), threading.Event()))
+            pieces.extend(greedy.generate(ask("Name a big city in Europe."), threading.Event()))
 
         worker = threading.Thread(target=answer)
         with cores.computing("tts"):
@@ -297,9 +297,9 @@ def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
 def test_a_speculation_for_other_words_is_forgotten(model_path: Path) -> None:
     with LlamaEngine(model_path, max_tokens=24, temperature=0.0) as greedy:
         other = ask("Name a big city in Europe.")
-        plain = "".join(greedy.stream_chat(other, threading.Event()))
+        plain = "".join(greedy.generate(other, threading.Event()))
         greedy.speculate(ask("Name a big"), threading.Event(), tokens=8, max_tokens=24)
-        after = "".join(greedy.stream_chat(other, threading.Event()))
+        after = "".join(greedy.generate(other, threading.Event()))
         assert greedy.last_stats.speculated_tokens == 0
         assert after == plain
 
@@ -312,7 +312,7 @@ def test_grammar_constrains_the_output(engine: LlamaEngine) -> None:
         "required": ["tool"],
     }
     text = "".join(
-        engine.stream_chat(
+        engine.generate(
             ask("Which tool answers: what time is it? Reply in JSON."),
             threading.Event(),
             grammar=json_schema_grammar(schema),
@@ -368,7 +368,7 @@ def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path:
     with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
         conversation = moon_history()
         conversation.append({"role": "user", "content": "Thanks! One more about the sun?"})
-        text = "".join(small.stream_chat(conversation, threading.Event()))
+        text = "".join(small.generate(conversation, threading.Event()))
         trimmed = small.last_stats
         assert text.strip()
         assert trimmed.messages_dropped > 0
@@ -379,7 +379,7 @@ def test_a_long_conversation_stays_in_the_window_and_keeps_its_cache(model_path:
             {"role": "assistant", "content": text},
             {"role": "user", "content": "And about the stars?"},
         ]
-        "".join(small.stream_chat(conversation, threading.Event()))
+        "".join(small.generate(conversation, threading.Event()))
         after = small.last_stats
         assert after.messages_dropped == trimmed.messages_dropped
         assert after.prompt_tokens_evaluated < after.prompt_tokens // 2
@@ -392,7 +392,7 @@ def test_reading_ahead_after_an_answer_takes_the_trim_off_the_next_turn(model_pa
     with LlamaEngine(model_path, n_ctx=384, max_tokens=24) as small:
         history = moon_history()
         small.read_ahead(history, max_tokens=24)
-        "".join(small.stream_chat([*history, ask("And the sun?")[1]], threading.Event()))
+        "".join(small.generate([*history, ask("And the sun?")[1]], threading.Event()))
         stats = small.last_stats
         assert stats.messages_dropped > 0, "the test needs a history that must be trimmed"
         assert stats.prompt_tokens_evaluated < 40, stats
@@ -407,7 +407,7 @@ def talk_until_trimmed(engine: LlamaEngine, *, read_ahead: bool) -> list[ChatMes
     history: list[ChatMessage] = [SYSTEM]
     for turn in range(40):
         history.append({"role": "user", "content": f"Tell me fact number {turn} about the sea."})
-        answer = "".join(engine.stream_chat(history, threading.Event()))
+        answer = "".join(engine.generate(history, threading.Event()))
         history.append({"role": "assistant", "content": answer})
         if read_ahead:
             engine.read_ahead(history)
@@ -445,15 +445,15 @@ def test_warming_up_unfinished_words_after_a_trim_reads_only_those_words(
 
 
 @pytest.mark.models
-async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
-    pieces = [piece async for piece in astream_chat(engine, ask("Tell me about cats."))]
+async def test_stream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine) -> None:
+    pieces = [piece async for piece in engine.stream_chat(ask("Tell me about cats."))]
     assert looks_like_english("".join(pieces))
 
     received: list[str] = []
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for piece in astream_chat(engine, ask("Tell me about the ocean.")):
+        async for piece in engine.stream_chat(ask("Tell me about the ocean.")):
             received.append(piece)
             if len(received) == 2:
                 started.set()
@@ -466,7 +466,7 @@ async def test_astream_chat_streams_and_cancels_on_the_loop(engine: LlamaEngine)
         await task
     assert engine.last_stats.stop_reason == "cancelled"
     assert not engine._lock.locked()  # the worker finished before the cancel completed
-    again = [piece async for piece in astream_chat(engine, ask("Tell me a fun fact about cats."))]
+    again = [piece async for piece in engine.stream_chat(ask("Tell me a fun fact about cats."))]
     assert looks_like_english("".join(again))
 
 
@@ -516,7 +516,7 @@ class FakeEngine:
         self.received: list[list[dict[str, Any]]] = []
         self._lock = threading.Lock()
 
-    def stream_chat(
+    def generate(
         self,
         messages: Sequence[ChatMessage],
         cancel: threading.Event,

@@ -73,9 +73,7 @@ def test_a_damaged_copy_is_made_again(model_path: Path, tmp_path: Path) -> None:
         assert engine.weights_path == damaged
         assert damaged.stat().st_size > 50_000_000
         assert "".join(
-            engine.stream_chat(
-                [{"role": "user", "content": "Hi!"}], threading.Event(), max_tokens=4
-            )
+            engine.generate([{"role": "user", "content": "Hi!"}], threading.Event(), max_tokens=4)
         )
 
 
@@ -85,9 +83,7 @@ def test_without_a_writable_cache_the_model_runs_as_it_is(model_path: Path, tmp_
     with LlamaEngine(model_path, eight_bit_copy_dir=blocked) as engine:
         assert engine.weights_path == model_path
         assert "".join(
-            engine.stream_chat(
-                [{"role": "user", "content": "Hi!"}], threading.Event(), max_tokens=4
-            )
+            engine.generate([{"role": "user", "content": "Hi!"}], threading.Event(), max_tokens=4)
         )
 
 

@@ -8,9 +8,10 @@ worker thread would; everything else is the engine itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class FailsOnce:
 
 
 class FailsMidStream(FailsOnce):
-    """Call ``on_call`` of a streaming ``method`` gives ``after`` pieces, then raises."""
+    """Call ``on_call`` of an async streaming ``method`` gives ``after`` pieces, then raises."""
 
     def __init__(self, engine: Any, method: str, on_call: int, after: int) -> None:
         super().__init__(engine, method, on_call)
@@ -73,23 +74,17 @@ class FailsMidStream(FailsOnce):
         if name != self._method:
             return attribute
 
-        def call(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        async def call(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
             with self._lock:
                 self._calls += 1
                 failing = self._calls == self._on_call
-            pieces = attribute(*args, **kwargs)
-            if not failing:
-                yield from pieces
-                return
-            try:
-                for index, piece in enumerate(pieces):
-                    if index == self._after:
+            async with contextlib.aclosing(attribute(*args, **kwargs)) as pieces:
+                index = 0
+                async for piece in pieces:
+                    if failing and index == self._after:
                         raise Crash(f"{self._method} crashed after {index} pieces")
                     yield piece
-            finally:
-                close = getattr(pieces, "close", None)
-                if close is not None:
-                    close()
+                    index += 1
 
         return call
 

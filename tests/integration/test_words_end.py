@@ -64,10 +64,10 @@ def test_the_answer_after_a_read_pause_is_the_same_as_without_it(engine: LlamaEn
     # The split read leaves the cache as one read would: the answer does not change.
     question = "What is the capital of France?"
     engine.reset()
-    plain = "".join(engine.stream_chat(said(question), threading.Event()))
+    plain = "".join(engine.generate(said(question), threading.Event()))
     engine.reset()
     engine.warm_up(said(question))
-    after_read = "".join(engine.stream_chat(said(question), threading.Event()))
+    after_read = "".join(engine.generate(said(question), threading.Event()))
     assert after_read == plain
 
 

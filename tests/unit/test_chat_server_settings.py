@@ -10,8 +10,10 @@ import pytest
 from voiceterm.cli import build_parser, config_from_args
 from voiceterm.config import Config, check_config
 from voiceterm.engines.llm import ChatEngine
+from voiceterm.engines.llm.messages import characters, fit_messages, reply_budget
 from voiceterm.engines.llm.protocol import reads_ahead, speculates, warms_up
-from voiceterm.engines.llm.server import ChatServerEngine, fit_history
+from voiceterm.engines.llm.server import ChatServerEngine
+from voiceterm.engines.llm.server_http import explain_status
 from voiceterm.errors import ConfigError
 
 
@@ -60,8 +62,8 @@ def test_server_settings_that_cannot_work_are_named(backend: str, url: str, says
     ],
 )
 def test_each_http_failure_is_explained(status: int, said: str, says: str, hint: str) -> None:
-    engine = ChatServerEngine("http://127.0.0.1:8080/v1", model="llama9")
-    error = engine._explain_status("The LLM server at http://127.0.0.1:8080/v1", status, said)
+    where = "The LLM server at http://127.0.0.1:8080/v1"
+    error = explain_status(where, status, said, "llama9", None)
     assert says in error.message and said in error.message
     assert hint in error.hint
 
@@ -75,9 +77,17 @@ def test_the_history_keeps_the_system_prompt_and_drops_the_oldest_turns() -> Non
         {"role": "assistant", "content": "d" * 100},
         {"role": "user", "content": "e" * 100},
     ]
-    assert fit_history([system, *turns], 10_000) == [system, *turns]
-    assert fit_history([system, *turns], 320) == [system, *turns[2:]]
-    assert fit_history([system, *turns], 50) == [system, turns[-1]]  # the question stays
+    assert fit_messages([system, *turns], 10_000, characters) == [system, *turns]
+    assert fit_messages([system, *turns], 320, characters) == [system, *turns[2:]]
+    # Counted in characters, nothing can be cut to fit: the question stays whole.
+    assert fit_messages([system, *turns], 50, characters) == [system, turns[-1]]
+
+
+def test_the_reply_keeps_its_room_but_never_more_than_half_the_window() -> None:
+    assert reply_budget(None, 96, 2048) == 96
+    assert reply_budget(200, 96, 2048) == 200
+    assert reply_budget(4000, 96, 2048) == 1024
+    assert reply_budget(0, 0, 1) == 1
 
 
 def test_a_warm_up_without_a_server_costs_nothing_and_raises_nothing() -> None:

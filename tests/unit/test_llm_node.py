@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
+from voiceterm.engines.llm.protocol import ToolRequest
 from voiceterm.events import AgentResponse, ToolCall, ToolResult, UserTranscriptionReceived
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline.respond import LlamaNode
@@ -17,24 +17,24 @@ class ScriptedModel:
 
     n_ctx = 2048
 
-    def __init__(self, replies: list[list[str]], template: str) -> None:
+    def __init__(self, replies: list[list[str | ToolRequest]], template: str) -> None:
         self.replies = replies
         self.chat_template_source = template
         self.calls: list[list[dict[str, Any]]] = []
         self.tools_seen: list[Any] = []
 
-    def stream_chat(
+    async def stream_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
-        cancel: threading.Event,
         *,
         max_tokens: int | None = None,
         grammar: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
-    ) -> Generator[str, None, None]:
+    ) -> AsyncGenerator[str | ToolRequest, None]:
         self.calls.append([dict(m) for m in messages])
         self.tools_seen.append(tools)
-        yield from self.replies[len(self.calls) - 1]
+        for piece in self.replies[len(self.calls) - 1]:
+            yield piece
 
 
 async def answer(node: LlamaNode, text: str) -> list[Any]:
@@ -73,6 +73,28 @@ async def test_function_calling_model_calls_a_tool_and_answers_with_its_result()
     assert model.calls[1][-1]["role"] == "tool" and model.calls[1][-1]["content"] == "84"
 
 
+async def test_a_tool_call_a_server_sends_as_such_is_run_without_reading_text() -> None:
+    model = ScriptedModel(
+        [
+            ["Let me work that out. ", ToolRequest("calculator", {"expression": "12*7"}, "c1")],
+            ["It is 84."],
+        ],
+        template="{% for tool in tools %}{{ tool }}{% endfor %}",
+    )
+    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    items = await answer(node, "What is twelve times seven?")
+    spoken = "".join(i.content for i in items if isinstance(i, AgentResponse))
+    assert spoken == "Let me work that out. It is 84."
+    assert [i.tool_name for i in items if isinstance(i, ToolCall)] == ["calculator"]
+    assert model.calls[1][-2]["tool_calls"][0]["id"] == "c1"
+    assert model.calls[1][-1] == {
+        "role": "tool",
+        "name": "calculator",
+        "tool_call_id": "c1",
+        "content": "84",
+    }
+
+
 async def test_tiny_model_gets_tools_through_the_intent_step_not_the_model() -> None:
     model = ScriptedModel([["I should not be asked."]], template="<|im_start|>{{ message }}")
     node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
@@ -84,7 +106,7 @@ async def test_tiny_model_gets_tools_through_the_intent_step_not_the_model() -> 
 
 
 async def test_a_model_that_keeps_calling_tools_is_stopped() -> None:
-    looping = ['<tool_call>{"name": "clock", "arguments": {}}</tool_call>']
+    looping: list[str | ToolRequest] = ['<tool_call>{"name": "clock", "arguments": {}}</tool_call>']
     model = ScriptedModel([looping] * 10, template="{{ tools }}")
     node = LlamaNode(model, system_prompt="", tools=default_registry())
     items = await answer(node, "Time?")

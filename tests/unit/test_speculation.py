@@ -8,7 +8,7 @@ checks on the real model that a speculated start gives the very same answer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,10 +64,11 @@ class ScriptedModel:
                 break
         return SampledStart(pieces=tuple(pieces), whole_reply=pieces == self.answer)
 
-    def stream_chat(
-        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
-    ) -> Generator[str, None, None]:
-        yield from self.answer
+    async def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncGenerator[str, None]:
+        for piece in self.answer:
+            yield piece
 
     def read_ahead(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> float:
         self.read.append([dict(m) for m in messages])
@@ -102,7 +103,7 @@ def partial(text: str) -> Message:
 async def test_a_finished_sounding_partial_gets_the_answers_start_sampled() -> None:
     model = ScriptedModel()
     node = LlamaNode(model, system_prompt="Be brief.", first_piece_words=6)
-    speculation = await node.prefill(partial("Tell me about the moon."))
+    speculation = (await node.prefill(partial("Tell me about the moon."))).speculation
     assert speculation is not None
     # Sampled until the seventh word began: enough for a six-word first piece.
     assert speculation.pieces == tuple(ANSWER[:7])
@@ -113,7 +114,7 @@ async def test_a_finished_sounding_partial_gets_the_answers_start_sampled() -> N
 async def test_an_unfinished_partial_only_warms_the_cache() -> None:
     model = ScriptedModel()
     node = LlamaNode(model, system_prompt="Be brief.")
-    assert await node.prefill(partial("Tell me about the")) is None
+    assert (await node.prefill(partial("Tell me about the"))).speculation is None
     assert model.speculated == [] and len(model.warmed) == 1
 
 
@@ -126,9 +127,11 @@ async def test_a_partial_left_over_from_a_turn_already_answered_is_skipped() -> 
     turn = ConversationContext([UserTranscriptionReceived(content="Tell me about the moon.")])
     answer = [item async for item in node.process_context(turn)]
     assert answer
-    assert await node.prefill(stale) is None
+    assert (await node.prefill(stale)).speculation is None
     assert model.speculated == [] and model.warmed == []
-    assert await node.prefill(partial("And the sun?")) is not None, "the next turn's words"
+    assert (await node.prefill(partial("And the sun?"))).speculation is not None, (
+        "the next turn's words"
+    )
 
 
 async def test_after_an_answer_the_history_as_heard_is_read_ahead() -> None:
@@ -148,7 +151,7 @@ async def test_after_an_answer_the_history_as_heard_is_read_ahead() -> None:
 async def test_no_speculation_when_it_is_turned_off() -> None:
     model = ScriptedModel()
     node = LlamaNode(model, system_prompt="Be brief.", speculate_tokens=0)
-    assert await node.prefill(partial("Tell me about the moon.")) is None
+    assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
     assert model.speculated == []
 
 
@@ -160,18 +163,19 @@ class StreamOnlyModel:
     def __init__(self) -> None:
         self.asked: list[list[dict[str, Any]]] = []
 
-    def stream_chat(
-        self, messages: Sequence[Mapping[str, Any]], cancel: threading.Event, **options: Any
-    ) -> Generator[str, None, None]:
+    async def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncGenerator[str, None]:
         self.asked.append([dict(m) for m in messages])
-        yield from ANSWER
+        for piece in ANSWER:
+            yield piece
 
 
 async def test_a_backend_without_speculation_or_read_ahead_still_answers() -> None:
     model = StreamOnlyModel()
     node = LlamaNode(model, system_prompt="Be brief.", tools=None)
-    assert await node.prefill(partial("Tell me about the moon.")) is None
-    assert await node.prefill(partial("Tell me about the")) is None
+    assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
+    assert (await node.prefill(partial("Tell me about the"))).speculation is None
     node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
     await node._after_speech(Message("player", AgentStoppedSpeaking()))
     assert model.asked == [], "nothing was asked of the model ahead of the turn"
@@ -223,12 +227,14 @@ def test_a_short_answer_sampled_whole_is_said_ahead_whole() -> None:
 async def test_a_short_reply_that_ended_is_announced_as_the_whole_answer() -> None:
     model = ScriptedModel(answer=["Yes", "."])
     node = LlamaNode(model, system_prompt="Be brief.", tools=None)
-    speculation = await node.prefill(partial("Is the moon far away?"))
+    speculation = (await node.prefill(partial("Is the moon far away?"))).speculation
     assert speculation is not None and speculation.complete
     assert speculation.pieces == ("Yes", ".")
-    longer = await LlamaNode(ScriptedModel(), system_prompt="Be brief.").prefill(
-        partial("Tell me about the moon.")
-    )
+    longer = (
+        await LlamaNode(ScriptedModel(), system_prompt="Be brief.").prefill(
+            partial("Tell me about the moon.")
+        )
+    ).speculation
     assert longer is not None and not longer.complete
 
 
@@ -236,9 +242,13 @@ async def test_a_tools_answer_is_announced_ahead_without_the_model() -> None:
     model = ScriptedModel()
     node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
     question = "What is twelve times seven?"
-    speculation = await node.prefill(partial(question))
+    prefilled = await node.prefill(partial(question))
+    speculation = prefilled.speculation
     assert model.speculated == [] and model.warmed == []
     assert speculation is not None and speculation.complete
+    # The model still reads the words, after the answer is announced.
+    assert prefilled.unread is not None
+    assert prefilled.unread[-1] == {"role": "user", "content": question}
     turn = ConversationContext([UserTranscriptionReceived(content=question)])
     said = [
         item.content async for item in node.process_context(turn) if isinstance(item, AgentResponse)
@@ -328,7 +338,7 @@ class WarmsUpOnlyModel(StreamOnlyModel):
 async def test_a_backend_that_only_warms_up_reads_the_words_at_a_pause_only() -> None:
     model = WarmsUpOnlyModel()
     node = LlamaNode(model, system_prompt="Be brief.", tools=None)
-    assert await node.prefill(partial("Tell me about the moon.")) is None
+    assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
     assert model.warmed[-1][-1] == {"role": "user", "content": "Tell me about the moon."}
     node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
     await node._after_speech(Message("player", AgentStoppedSpeaking()))

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import pytest
 
+from voiceterm.engines.llm.protocol import ToolRequest
 from voiceterm.tools.clock import Clock, time_in_words
 from voiceterm.tools.intent import (
     ToolCallStreamFilter,
-    ToolRequest,
     assistant_tool_call_message,
     choose_strategy,
     detect_intent,

@@ -10,22 +10,25 @@ else streams from the model with the conversation as the user heard it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
+from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.engines.llm.protocol import (
     ChatEngine,
+    ToolRequest,
     chat_template_source,
     reads_ahead,
     speculates,
     warms_up,
 )
-from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.events import (
     AgentInterrupted,
     AgentResponse,
@@ -43,7 +46,25 @@ from voiceterm.events import (
 from voiceterm.nodes import ConversationContext, ReasoningNode
 from voiceterm.pipeline.turns import sounds_finished
 
+if TYPE_CHECKING:
+    from voiceterm.tools.registry import ToolOutcome
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilled:
+    """What :meth:`LlamaNode.prefill` got ready for the words so far.
+
+    Attributes:
+        speculation: The answer's start (or all of it), to announce; ``None`` if none.
+        unread: Words answered without the model (a tool's answer ahead) that it
+            should still read, after the answer is announced: the learned end of
+            turn takes how likely the message ends there from that read.
+    """
+
+    speculation: AgentSpeculation | None = None
+    unread: list[ChatMessage] | None = None
 
 
 class LlamaNode(ReasoningNode):
@@ -82,9 +103,6 @@ class LlamaNode(ReasoningNode):
         self.first_piece_words = first_piece_words
         self._speculating: tuple[str, threading.Event] | None = None
         self._answering_since = 0.0  # when the newest answer began
-        # The words a tool answered ahead, still to be read into the model: the learned
-        # end of turn takes how likely the message ends there from that read.
-        self._unread: list[Any] | None = None
 
     def attach(self, bridge: Bridge) -> None:
         (
@@ -120,17 +138,19 @@ class LlamaNode(ReasoningNode):
     async def _work_ahead(self, message: Message) -> AsyncIterator[Any]:
         """``prefill``, shown in the timeline's "ahead" lane of the turn being heard."""
         start = time.monotonic()
-        speculation = await self.prefill(message)
+        prefilled = await self.prefill(message)
+        speculation = prefilled.speculation
         sampled = "".join(speculation.pieces).strip() if speculation is not None else ""
         content = f"{sampled} …" if sampled else "(prompt read)"
         yield StageSpan(stage="ahead", start=start, end=time.monotonic(), content=content)
         if speculation is not None:
             yield speculation
-        unread, self._unread = self._unread, None
-        if unread is not None and warms_up(self.engine):
-            await asyncio.to_thread(self.engine.warm_up, unread, max_tokens=self.max_tokens)
+        if prefilled.unread is not None and warms_up(self.engine):
+            await asyncio.to_thread(
+                self.engine.warm_up, prefilled.unread, max_tokens=self.max_tokens
+            )
 
-    async def prefill(self, message: Message) -> AgentSpeculation | None:
+    async def prefill(self, message: Message) -> Prefilled:
         """Get ready to answer the user's words so far, during the end-of-speech wait.
 
         The prompt they would give is evaluated into the KV cache; when they sound
@@ -138,13 +158,15 @@ class LlamaNode(ReasoningNode):
         (``LlamaEngine.speculate``), and announced as ``AgentSpeculation`` so that
         the sentence and TTS stages can prepare its first piece. When the turn then
         ends with the same words, the answer starts with all of it at once.
-        Different words only cost the work that no longer matches.
+        Different words only cost the work that no longer matches. A question a
+        tool answers is answered here without the model, which still has to read
+        the words (``Prefilled.unread``).
         """
         partial: UserTranscriptionPartial = message.event
         if partial.timestamp <= self._answering_since:
             # Queued behind other work while the turn ended: its words are being
             # answered already (or were superseded), and the answer needs the model.
-            return None
+            return Prefilled()
         events = [*self.conversation_events, UserTranscriptionReceived(content=partial.content)]
         messages = self.format_for_llm(ConversationContext(events).get_committed_events())
         self._stop_speculating()
@@ -152,10 +174,10 @@ class LlamaNode(ReasoningNode):
         if tool_answer is not None:
             # Known at once, and all of the reply: the model is not needed for it, but
             # reads the words after it is announced (see _work_ahead).
-            self._unread = list(messages)
-            return AgentSpeculation(
+            answer = AgentSpeculation(
                 transcript=partial.content, pieces=(tool_answer,), complete=True
             )
+            return Prefilled(answer, unread=list(messages))
         engine = self.engine
         pieces: tuple[str, ...] = ()
         whole_reply = False
@@ -175,11 +197,13 @@ class LlamaNode(ReasoningNode):
             pieces, whole_reply = sampled.pieces, sampled.whole_reply
         else:
             if not warms_up(engine):
-                return None
+                return Prefilled()
             await asyncio.to_thread(engine.warm_up, messages, max_tokens=self.max_tokens)
         if not pieces:
-            return None
-        return AgentSpeculation(transcript=partial.content, pieces=pieces, complete=whole_reply)
+            return Prefilled()
+        return Prefilled(
+            AgentSpeculation(transcript=partial.content, pieces=pieces, complete=whole_reply)
+        )
 
     def _tool_answer_ahead(self, transcript: str) -> str | None:
         """What the tools would say to ``transcript``, if they would answer it.
@@ -241,35 +265,13 @@ class LlamaNode(ReasoningNode):
             return
         if self.tools is not None:
             answered = False
-            async for item in self._answer_with_tool(user_text):
+            async for item in answer_with_tool(self.tools, user_text):
                 answered = True
                 yield item
             if answered:
                 return
         async for item in self._stream_llm(context):
             yield item
-
-    async def _answer_with_tool(self, user_text: str) -> AsyncIterator[Any]:
-        from voiceterm.tools.intent import detect_intent, spoken_answer
-
-        request = detect_intent(user_text)
-        if request is None:
-            return
-        call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
-        yield call
-        start = time.monotonic()
-        outcome = self.tools.run(request.name, request.args)
-        end = time.monotonic()
-        yield ToolResult(
-            tool_name=call.tool_name,
-            tool_args=call.tool_args,
-            result=outcome.result,
-            error=outcome.error,
-            tool_call_id=call.tool_call_id,
-        )
-        yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
-        yield TurnMark(name="llm_first_token", at=end)
-        yield AgentResponse(content=spoken_answer(request, outcome))
 
     def _request_span(self, at: float) -> StageSpan | None:
         """For a model behind a server: the request, in the timeline while it is waited for."""
@@ -283,15 +285,19 @@ class LlamaNode(ReasoningNode):
         request_sent = self._request_span(previous)
         if request_sent is not None:
             yield request_sent
-        async for piece in astream_chat(self.engine, messages, max_tokens=self.max_tokens):
-            now = time.monotonic()
-            if first:
-                first = False
-                yield TurnMark(name="llm_first_token", at=now)
-            yield StageSpan(stage="llm", start=previous, end=now, content=piece)
-            previous = now
-            if piece:
-                yield AgentResponse(content=piece)
+        stream = self.engine.stream_chat(messages, max_tokens=self.max_tokens)
+        async with contextlib.aclosing(stream) as pieces:
+            async for piece in pieces:
+                if isinstance(piece, ToolRequest):
+                    continue  # offered no tools, it has none to call
+                now = time.monotonic()
+                if first:
+                    first = False
+                    yield TurnMark(name="llm_first_token", at=now)
+                yield StageSpan(stage="llm", start=previous, end=now, content=piece)
+                previous = now
+                if piece:
+                    yield AgentResponse(content=piece)
 
     async def _stream_llm_with_tools(self, context: ConversationContext) -> AsyncIterator[Any]:
         """A function-calling model decides on tools itself, in its own call format.
@@ -300,36 +306,17 @@ class LlamaNode(ReasoningNode):
         and its result handed back to the model, which then answers (at most
         ``MAX_TOOL_ROUNDS`` rounds, so a confused model cannot loop forever).
         """
-        from voiceterm.tools.intent import (
-            ToolCallStreamFilter,
-            assistant_tool_call_message,
-            tool_result_message,
-        )
+        from voiceterm.tools.intent import assistant_tool_call_message, tool_result_message
 
         messages: list[dict[str, Any]] = self.format_for_llm(context.get_committed_events())
-        specs = self.tools.specs()
-        first = True
-        previous = time.monotonic()
-        request_sent = self._request_span(previous)
+        timing = _PieceTiming(time.monotonic())
+        request_sent = self._request_span(timing.previous)
         if request_sent is not None:
             yield request_sent
         for _round in range(MAX_TOOL_ROUNDS):
-            calls_filter = ToolCallStreamFilter()
-            async for piece in astream_chat(
-                self.engine, messages, max_tokens=self.max_tokens, tools=specs
-            ):
-                now = time.monotonic()
-                if first:
-                    first = False
-                    yield TurnMark(name="llm_first_token", at=now)
-                yield StageSpan(stage="llm", start=previous, end=now, content=piece)
-                previous = now
-                speakable = calls_filter.feed(piece)
-                if speakable:
-                    yield AgentResponse(content=speakable)
-            rest, requests = calls_filter.finish()
-            if rest:
-                yield AgentResponse(content=rest)
+            requests: list[ToolRequest] = []
+            async for item in self._tool_round(messages, timing, requests):
+                yield item
             if not requests:
                 return
             messages.append(assistant_tool_call_message(requests))
@@ -337,14 +324,87 @@ class LlamaNode(ReasoningNode):
                 call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
                 yield call
                 outcome = self.tools.run(request.name, request.args)
-                yield ToolResult(
-                    tool_name=call.tool_name,
-                    tool_args=call.tool_args,
-                    result=outcome.result,
-                    error=outcome.error,
-                    tool_call_id=call.tool_call_id,
-                )
+                yield _result_of(call, outcome)
                 messages.append(tool_result_message(request, outcome, request.call_id))
+
+    async def _tool_round(
+        self, messages: list[dict[str, Any]], timing: _PieceTiming, requests: list[ToolRequest]
+    ) -> AsyncIterator[Any]:
+        """One reply with the tools offered: its text spoken, its calls put in ``requests``.
+
+        A model that writes its calls as text has them read from it; a backend
+        that receives them as such hands them over as ``ToolRequest`` pieces.
+        """
+        from voiceterm.tools.intent import ToolCallStreamFilter
+
+        calls_filter = ToolCallStreamFilter()
+        stream = self.engine.stream_chat(
+            messages, max_tokens=self.max_tokens, tools=self.tools.specs()
+        )
+        async with contextlib.aclosing(stream) as pieces:
+            async for piece in pieces:
+                for mark in timing.piece_came(piece):
+                    yield mark
+                if isinstance(piece, ToolRequest):
+                    requests.append(piece)
+                    continue
+                speakable = calls_filter.feed(piece)
+                if speakable:
+                    yield AgentResponse(content=speakable)
+        rest, written = calls_filter.finish()
+        if rest:
+            yield AgentResponse(content=rest)
+        requests[:0] = written
+
+
+class _PieceTiming:
+    """The first-token mark and a timeline span for each piece of a reply's rounds."""
+
+    def __init__(self, started: float) -> None:
+        self.previous = started
+        self.first = True
+
+    def piece_came(self, piece: str | ToolRequest) -> list[Any]:
+        now = time.monotonic()
+        marks: list[Any] = []
+        if self.first:
+            self.first = False
+            marks.append(TurnMark(name="llm_first_token", at=now))
+        content = piece if isinstance(piece, str) else f"tool call {piece.name}"
+        marks.append(StageSpan(stage="llm", start=self.previous, end=now, content=content))
+        self.previous = now
+        return marks
+
+
+async def answer_with_tool(tools: Any, user_text: str) -> AsyncIterator[Any]:
+    """The rules' route: a tool the words ask for runs, and its answer is said.
+
+    Yields nothing when no tool is asked for (the model answers then).
+    """
+    from voiceterm.tools.intent import detect_intent, spoken_answer
+
+    request = detect_intent(user_text)
+    if request is None:
+        return
+    call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
+    yield call
+    start = time.monotonic()
+    outcome = tools.run(request.name, request.args)
+    end = time.monotonic()
+    yield _result_of(call, outcome)
+    yield StageSpan(stage="llm", start=start, end=end, content=f"tool {call.tool_name}")
+    yield TurnMark(name="llm_first_token", at=end)
+    yield AgentResponse(content=spoken_answer(request, outcome))
+
+
+def _result_of(call: ToolCall, outcome: ToolOutcome) -> ToolResult:
+    return ToolResult(
+        tool_name=call.tool_name,
+        tool_args=call.tool_args,
+        result=outcome.result,
+        error=outcome.error,
+        tool_call_id=call.tool_call_id,
+    )
 
 
 MAX_TOOL_ROUNDS = 3

@@ -6,11 +6,11 @@ them (a rule-based intent step for the tiny embedded model, the model's own
 function calls for larger ones).
 """
 
+from voiceterm.engines.llm.protocol import ToolRequest
 from voiceterm.tools.calculator import CalculatorError, evaluate, parse_spoken_math
 from voiceterm.tools.clock import Clock
 from voiceterm.tools.intent import (
     ToolCallStreamFilter,
-    ToolRequest,
     choose_strategy,
     detect_intent,
     parse_tool_calls,

@@ -24,6 +24,9 @@ message (:func:`tool_result_message`) and the model answers with it.
 Either way the bus sees the seed's shape: ``ToolCall`` -> the tool runs ->
 ``ToolResult`` -> the answer.
 
+A server that receives calls as such hands them over as ``ToolRequest`` pieces
+(:mod:`voiceterm.engines.llm.protocol`): only text a model wrote is parsed here.
+
 Pure Python: nothing here imports a model library.
 """
 
@@ -33,23 +36,14 @@ import ast
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from voiceterm.engines.llm.protocol import ToolRequest
 from voiceterm.tools.calculator import parse_spoken_math
 from voiceterm.tools.clock import ClockQuery
 from voiceterm.tools.registry import ToolOutcome
 
 ToolStrategy = Literal["rules", "native"]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolRequest:
-    """A tool to run: its name, arguments, and the id of the call (if the model gave one)."""
-
-    name: str
-    args: dict[str, Any] = field(default_factory=dict)
-    call_id: str | None = None
 
 
 def choose_strategy(chat_template: str | None) -> ToolStrategy:

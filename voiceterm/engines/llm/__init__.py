@@ -1,7 +1,8 @@
 """The LLM stage: a chat model streamed piece by piece, behind a small protocol.
 
 The pipeline (``voiceterm.pipeline.respond``) depends on :mod:`.protocol` only:
-:class:`ChatEngine` (``stream_chat`` with a cancel flag, ``n_ctx``) and the
+:class:`ChatEngine` (an async ``stream_chat`` of text and :class:`ToolRequest`
+pieces, ``n_ctx``) and the
 optional capabilities :class:`Speculates`, :class:`WarmsUp`, :class:`ReadsAhead`
 and :class:`HasChatTemplate`. Two backends implement it: :class:`LlamaEngine`, a
 GGUF model run in process by llama-cpp-python, and ``.server.ChatServerEngine``, an
@@ -9,15 +10,24 @@ OpenAI-compatible server (llama-server, Ollama, vLLM, LM Studio) reached with th
 ``openai`` SDK, imported only when chosen. LlamaEngine's parts have a module each:
 
 - :mod:`.engine`: :class:`LlamaEngine`, composing the parts below;
+- :mod:`.model`: the loaded model, its threads and tokenizer (``LlamaEngine``'s base);
 - :mod:`.loading`: importing ``llama_cpp`` (lazily), its log, GGUF checks, the 8-bit copy;
-- :mod:`.template`: the model's own chat template;
-- :mod:`.messages`: chat messages, and fitting them into the context window;
+- :mod:`.template` and :mod:`.prompts`: the model's own chat template; prompts as tokens;
+- :mod:`.messages`: chat messages, fitting them into the context window (one
+  fitter for both backends), the room kept for a reply;
+- :mod:`.replies`: generating with the KV cache kept between calls;
+- :mod:`.words_end_reader`: P(end of the user's message) read at a pause;
+- :mod:`.scoring`: how likely the model finds a text (for its 8-bit copy);
 - :mod:`.cache`: sliding the KV cache over dropped turns;
 - :mod:`.sampling`: sampling tokens, cancellably; grammars;
 - :mod:`.speculation`: a reply's start sampled ahead of time;
 - :mod:`.threads`: thread counts, and sharing the cores with the other engines;
 - :mod:`.stats`: what a generation cost;
-- :mod:`.stream`: :func:`astream_chat`, a reply streamed on the event loop (any backend).
+- :mod:`.stream`: :func:`astream_chat`, a blocking model's reply streamed on the event loop.
+
+The server backend's parts: :mod:`.server_http` (the SDK's clients, failures
+explained), :mod:`.server_models`, :mod:`.server_reply` (one streamed completion
+as pieces) and :mod:`.server_words_end`.
 
 Importing the package loads no ML library; ``llama_cpp`` is imported when a
 model is loaded.
@@ -29,11 +39,12 @@ from voiceterm.engines.llm.loading import _import_llama_cpp
 from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.engines.llm.protocol import (
     ChatEngine,
-    ChatStreamer,
     HasChatTemplate,
     ReadsAhead,
+    ReplyPiece,
     SampledStart,
     Speculates,
+    ToolRequest,
     WarmsUp,
 )
 from voiceterm.engines.llm.sampling import json_schema_grammar
@@ -45,14 +56,15 @@ __all__ = [
     "CacheSlide",
     "ChatEngine",
     "ChatMessage",
-    "ChatStreamer",
     "GenerationStats",
     "HasChatTemplate",
     "LlamaEngine",
     "ReadsAhead",
+    "ReplyPiece",
     "SampledStart",
     "Speculates",
     "StopReason",
+    "ToolRequest",
     "WarmsUp",
     "_import_llama_cpp",
     "astream_chat",

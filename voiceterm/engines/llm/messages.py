@@ -1,12 +1,15 @@
 """Chat messages, and fitting a conversation into the model's context window.
 
 Turns (a user message and what follows it) are dropped whole, oldest first; a
-leading system message is never dropped. :class:`TrimmedWindow` drops them in
+leading system message is never dropped. :func:`fit_messages` is the one fitter
+for every backend: the size it fits to is the caller's (the in-process model
+counts its prompt's tokens; a server's tokenizer is not at hand, so its backend
+counts characters, :func:`characters`). :class:`TrimmedWindow` drops turns in
 steps, so that the prompt's start -- and the KV cache computed for it -- stays
-the same for several turns after a trim.
+the same for several turns after a trim. :func:`reply_budget` is the room both
+backends keep for the reply.
 
-Token counts come from the engine (``prompt_size``, ``keep_tail``): this module
-knows no tokenizer.
+This module knows no tokenizer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ ToolSpecs = Sequence[Mapping[str, Any]] | None
 PromptSize = Callable[[Sequence[ChatMessage], ToolSpecs], int]
 """Tokens of the prompt rendered from these messages (and tool specs)."""
 
+Size = Callable[[Sequence[ChatMessage]], int]
+"""How big the prompt of these messages is, in the unit of the budget."""
+
 KeepTail = Callable[[str, int], str]
 """The end of a text that fits in this many tokens."""
 
@@ -34,67 +40,82 @@ KeepTail = Callable[[str, int], str]
 TRIM_TARGET = 0.75
 
 
+def reply_budget(max_tokens: int | None, default: int, n_ctx: int) -> int:
+    """The tokens kept free for a reply of ``max_tokens`` (``None``: ``default``).
+
+    Every call that fits the conversation (a reply, a speculation, a warm-up, a
+    read-ahead) fits it for this room, so they all keep the same turns: the
+    prompt read ahead is then the prompt the reply finds in the cache.
+    """
+    return max(1, min(max_tokens or default, n_ctx // 2))
+
+
+def characters(messages: Sequence[ChatMessage]) -> int:
+    """The messages' text length: a size for a backend whose tokenizer is not at hand."""
+    return sum(len(str(message.get("content") or "")) for message in messages)
+
+
 def fit_messages(
     messages: Sequence[ChatMessage],
-    budget_tokens: int,
-    tools: ToolSpecs,
-    prompt_size: PromptSize,
-    keep_tail: KeepTail,
+    budget: int,
+    size: Size,
+    keep_tail: KeepTail | None = None,
 ) -> list[ChatMessage]:
-    """Drop the oldest turns until the rendered prompt fits ``budget_tokens``.
+    """Drop the oldest turns until the prompt's ``size`` fits ``budget``.
 
     A leading system message is always kept; turns (a user message and what
-    follows it) are dropped whole, oldest first; the newest turn is always
-    kept, and if it alone is too long, its first message keeps only its end.
+    follows it) are dropped whole, oldest first; the newest turn is always kept.
+    If it alone is too long, its first message keeps only its end when
+    ``keep_tail`` can cut it, and is sent whole otherwise.
 
     Args:
         messages: The conversation, oldest first.
-        budget_tokens: The most prompt tokens allowed.
-        tools: Tool specs rendered into the prompt, if any.
-        prompt_size: Counts the tokens of a rendered prompt.
-        keep_tail: Cuts a message's text to its last tokens.
+        budget: The largest prompt allowed, in ``size``'s unit.
+        size: Measures a list of messages (tokens of the rendered prompt, or characters).
+        keep_tail: Cuts a message's text to its last ``room`` units.
 
     Returns:
         The messages to send, oldest first.
 
     Raises:
-        EngineError: If the system prompt alone does not fit.
+        EngineError: With ``keep_tail``: the system prompt alone does not fit.
     """
     system, turns = split_turns(messages)
 
-    def size(start: int) -> int:
-        return prompt_size(system + flatten(turns[start:]), tools)
+    def size_from(start: int) -> int:
+        return size(system + flatten(turns[start:]))
 
     if not turns:
-        if size(0) > budget_tokens:
+        if keep_tail is not None and size_from(0) > budget:
             raise system_prompt_too_long()
         return list(messages)
-    if size(0) <= budget_tokens:
+    if size_from(0) <= budget:
         return list(messages)
-    # size() only falls as start grows: binary search the first start that fits.
+    # The size only falls as the start grows: binary search the first start that fits.
     low, high = 1, len(turns) - 1
     while low < high:
         middle = (low + high) // 2
-        if size(middle) <= budget_tokens:
+        if size_from(middle) <= budget:
             high = middle
         else:
             low = middle + 1
-    if low < len(turns) and size(low) <= budget_tokens:
+    if low < len(turns) and size_from(low) <= budget:
         return system + flatten(turns[low:])
-    return _truncate_turn(system, turns[-1], budget_tokens, tools, prompt_size, keep_tail)
+    if keep_tail is None:
+        return system + turns[-1]
+    return _truncate_turn(system, turns[-1], budget, size, keep_tail)
 
 
 def _truncate_turn(
     system: list[ChatMessage],
     turn: list[ChatMessage],
-    budget_tokens: int,
-    tools: ToolSpecs,
-    prompt_size: PromptSize,
+    budget: int,
+    size: Size,
     keep_tail: KeepTail,
 ) -> list[ChatMessage]:
     first = turn[0]
     emptied = [{**first, "content": ""}, *turn[1:]]
-    room = budget_tokens - prompt_size(system + emptied, tools)
+    room = budget - size(system + emptied)
     if room <= 0:
         raise system_prompt_too_long()
     tail = keep_tail(str(first.get("content", "")), room)
@@ -131,7 +152,10 @@ class TrimmedWindow:
         if self._prompt_size(candidate, tools) <= budget:
             return candidate
         fitted = fit_messages(
-            candidate, int(budget * TRIM_TARGET), tools, self._prompt_size, self._keep_tail
+            candidate,
+            int(budget * TRIM_TARGET),
+            lambda kept: self._prompt_size(kept, tools),
+            self._keep_tail,
         )
         kept = fitted[len(system) :]
         first_kept = start + (len(rest) - start - len(kept))

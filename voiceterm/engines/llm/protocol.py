@@ -25,9 +25,9 @@ This module imports no ML library.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeGuard, runtime_checkable
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
 
@@ -35,46 +35,21 @@ if TYPE_CHECKING:
     from voiceterm.engines.llm.words_end import TextProbe
 
 
-@runtime_checkable
-class ChatStreamer(Protocol):
-    """Anything that streams a reply, cancellably (what :func:`astream_chat` drives)."""
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """A tool to run: its name, arguments, and the id of the call (if the model gave one)."""
 
-    def stream_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        cancel: threading.Event,
-        *,
-        max_tokens: int | None = None,
-        grammar: str | None = None,
-        tools: ToolSpecs = None,
-    ) -> Generator[str, None, None]:
-        """Stream the assistant's reply to ``messages``, piece by piece.
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
 
-        Called in a worker thread; one call at a time per engine.
 
-        Args:
-            messages: The conversation, oldest first (a leading system message,
-                then user/assistant/tool messages), ending with the user's turn.
-                The backend fits it into its context window itself.
-            cancel: Set from another thread to stop: the generator must end soon
-                after (within one token or chunk) and hand out nothing more.
-            max_tokens: Cap on the reply's tokens (``None``: the backend's default).
-            grammar: GBNF text constraining the output; a backend without
-                grammars may raise ``EngineError`` when one is given.
-            tools: OpenAI-style tool specs (``{"type": "function", ...}``).
-
-        Yields:
-            Text pieces as they come. Closing the generator early must free the
-            model (or the connection) for the next call.
-
-        Raises:
-            EngineError: The reply failed (with a hint for the user).
-        """
-        ...
+ReplyPiece = str | ToolRequest
+"""What a reply streams: text to say, or a tool the model asks for."""
 
 
 @runtime_checkable
-class ChatEngine(ChatStreamer, Protocol):
+class ChatEngine(Protocol):
     """An LLM backend the pipeline can talk to.
 
     Attributes:
@@ -83,6 +58,40 @@ class ChatEngine(ChatStreamer, Protocol):
     """
 
     n_ctx: int
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> AsyncGenerator[ReplyPiece, None]:
+        """Stream the assistant's reply to ``messages``, piece by piece, on the event loop.
+
+        One call at a time per engine. To stop early, cancel the consuming task
+        (a barge-in) or close the iterator: either returns only once the model
+        (or the connection) is free for the next call.
+
+        Args:
+            messages: The conversation, oldest first (a leading system message,
+                then user/assistant/tool messages), ending with the user's turn.
+                The backend fits it into its context window itself; the list is
+                read before the first piece, so the caller may change it after.
+            max_tokens: Cap on the reply's tokens (``None``: the backend's default).
+            grammar: GBNF text constraining the output; a backend without
+                grammars may raise ``EngineError`` when one is given.
+            tools: OpenAI-style tool specs (``{"type": "function", ...}``).
+
+        Yields:
+            Text pieces as they come, and a :class:`ToolRequest` for each tool
+            call the backend receives as such (a model that writes its calls as
+            text hands out that text: ``voiceterm.tools.intent`` reads it).
+
+        Raises:
+            EngineError: The reply failed (with a hint for the user).
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,41 @@
-"""Streaming a reply on the event loop: :func:`astream_chat`.
+"""A blocking model's reply streamed on the event loop: :func:`astream_chat`.
 
-The engine's ``stream_chat`` blocks, so it runs in a worker thread; cancelling
+An in-process model (``LlamaEngine``) generates in a blocking loop, so that loop
+runs in a worker thread; its async ``stream_chat`` is this adapter. Cancelling
 the consumer stops the worker and waits for it, so two generations never overlap.
-Works with any :class:`~voiceterm.engines.llm.protocol.ChatStreamer`.
+Works with any :class:`BlockingChat`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
-from voiceterm.engines.llm.protocol import ChatStreamer
+
+
+class BlockingChat(Protocol):
+    """A model whose reply is a blocking generator, cancellable by a flag."""
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        cancel: threading.Event,
+        *,
+        max_tokens: int | None = None,
+        grammar: str | None = None,
+        tools: ToolSpecs = None,
+    ) -> Generator[str, None, None]:
+        """The reply's pieces, in the calling thread; ends soon after ``cancel`` is set.
+
+        Closing the generator early must free the model for the next call.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +43,35 @@ class _Finished:
     error: BaseException | None = None
 
 
+def _hand_over(
+    pieces: Callable[[], Generator[str, None, None]],
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[str | _Finished],
+    stop: threading.Event,
+) -> None:
+    """The worker: runs the generator, posting each piece, then ``_Finished``, to the loop."""
+
+    def post(item: str | _Finished) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            stop.set()
+            return False
+        return True
+
+    try:
+        with contextlib.closing(pieces()) as generated:
+            for piece in generated:
+                if not post(piece):
+                    return
+    except BaseException as error:  # handed to the loop, raised there
+        post(_Finished(error))
+    else:
+        post(_Finished())
+
+
 async def astream_chat(
-    engine: ChatStreamer,
+    engine: BlockingChat,
     messages: Sequence[ChatMessage],
     *,
     max_tokens: int | None = None,
@@ -40,7 +88,7 @@ async def astream_chat(
     next generation never overlaps this one.
 
     Args:
-        engine: The model (or a fake with the same ``stream_chat``).
+        engine: The model (or a fake with the same ``generate``).
         messages: The conversation; copied, so the caller may change its list.
         max_tokens: Cap on generated tokens.
         grammar: GBNF constraining the output.
@@ -58,29 +106,10 @@ async def astream_chat(
     stop = cancel if cancel is not None else threading.Event()
     history = [dict(message) for message in messages]
 
-    def post(item: str | _Finished) -> bool:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop has closed: nobody is listening any more
-            stop.set()
-            return False
-        return True
+    def pieces() -> Generator[str, None, None]:
+        return engine.generate(history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools)
 
-    def work() -> None:
-        try:
-            with contextlib.closing(
-                engine.stream_chat(
-                    history, stop, max_tokens=max_tokens, grammar=grammar, tools=tools
-                )
-            ) as pieces:
-                for piece in pieces:
-                    if not post(piece):
-                        return
-        except BaseException as error:  # handed to the loop, raised there
-            post(_Finished(error))
-        else:
-            post(_Finished())
-
+    work = functools.partial(_hand_over, pieces, loop, queue, stop)
     worker = threading.Thread(target=work, name="voiceterm-llm", daemon=True)
     worker.start()
     finished = False
