@@ -382,7 +382,7 @@ def learned_end(weights: Any, pause: Pause, step_ms: int = 20) -> int | None:
     Smart Turn is asked at the weights' first check; the words and the LLM's
     probability join the decision at the silence their compute time reached.
     """
-    from voiceterm.pipeline.turn_fusion import Signals
+    from voiceterm.pipeline.end_of_turn.learned import Signals
 
     first = weights.first_ms
     voice = pause.probability.get(first)

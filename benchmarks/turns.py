@@ -34,7 +34,7 @@ words from the silence they would be known at. Rules replayed on those answers:
 * ``Smart Turn alone``: the voice, else the cap;
 * ``LLM words alone``: P(end of message) over a threshold ends the turn when
   it is known, else the cap;
-* ``learned``: the fitted decision (``voiceterm/pipeline/turn_fusion.py``).
+* ``learned``: the fitted decision (``voiceterm/pipeline/end_of_turn/learned.py``).
 
 It also prints each signal's ROC AUC at the pause points, against the true ends.
 
@@ -80,7 +80,7 @@ from benchmarks.turn_clips import (
     turns_and_sentences,
 )
 from voiceterm.config import Config
-from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
+from voiceterm.pipeline.end_of_turn.transcript import sounds_cut_off, sounds_finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +164,8 @@ def load_clips(args: argparse.Namespace, config: Config) -> tuple[list[Clip], An
 
     from voiceterm.engines.cores import CoreShare
     from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.engines.smart_turn import SmartTurn
     from voiceterm.engines.stt import WhisperTranscriber
-    from voiceterm.engines.turn import SmartTurn
     from voiceterm.modelstore import resolve_model
 
     cores = CoreShare()
@@ -225,7 +225,7 @@ def describe_data(clips: list[Clip]) -> None:
 
 def separation(clips: list[Clip], weights: Any, ask_ms: int) -> None:
     """ROC AUC of each signal on the pause points against the true ends."""
-    from voiceterm.pipeline.turn_fusion import Signals
+    from voiceterm.pipeline.end_of_turn.learned import Signals
 
     print()
     print(
@@ -301,7 +301,7 @@ def main() -> int:
         print(f"recordings of real people missing: {SHORT_PHRASES_INSTALL}")
         return 2
     from voiceterm.errors import ModelError
-    from voiceterm.pipeline.turn_fusion import load_weights
+    from voiceterm.pipeline.end_of_turn.learned import load_weights
 
     config = Config()
     clips, turn, stt = load_clips(args, config)
@@ -451,7 +451,7 @@ def print_pauses(clips: list[Clip], weights: Any, rules: list[tuple[str, Any]]) 
                 shown = " / ".join("-" if e is None else f"{e:.0f}" for e in ends)
                 fused = float("nan")
                 if weights is not None and first in p.probability:
-                    from voiceterm.pipeline.turn_fusion import Signals
+                    from voiceterm.pipeline.end_of_turn.learned import Signals
 
                     fused = weights.judge(
                         Signals(first, voice, p.words, p.words_end if p.words else None)

@@ -21,7 +21,7 @@ are never looked at while fitting or choosing), and:
    the models leave the silence out and a bar for ``p`` is chosen at each
    check instead (falling as the silence goes on; the first bar of 0 is the
    cap), by coordinate descent on the same cross-validation;
-3. writes the weights file (default: ``voiceterm/pipeline/turn_weights.json``)
+3. writes the weights file (default: ``voiceterm/pipeline/end_of_turn/turn_weights.json``)
    with the models fitted on the whole tuning part.
 
 ``--why`` prints instead why a weights file waits where it waits: each
@@ -47,7 +47,7 @@ import numpy as np
 
 from benchmarks.fitting import fit_logistic
 from benchmarks.turn_clips import START_MS, Clip, Pause, ends_at, learned_end, read_clips, roc_auc
-from voiceterm.pipeline.turn_fusion import (
+from voiceterm.pipeline.end_of_turn.learned import (
     WEIGHTS_FILE,
     Logistic,
     Signals,

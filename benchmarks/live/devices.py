@@ -13,7 +13,7 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
     """PortAudio's latencies for the app's Player and MicrophoneSource on the rig."""
     from voiceterm.audio.microphone import MicrophoneSource
     from voiceterm.audio.speaker import Player
-    from voiceterm.pipeline.devices import speaker_latency
+    from voiceterm.pipeline.live_devices import speaker_latency
 
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)

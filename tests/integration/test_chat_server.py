@@ -35,8 +35,8 @@ from voiceterm.events import (
 from voiceterm.nodes import ConversationContext
 from voiceterm.pipeline import server_watch
 from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.end_of_turn.learned import WEIGHTS_FILE
 from voiceterm.pipeline.loading import load_llm_server
-from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE
 from voiceterm.pipeline.wiring import learned_turn
 from voiceterm.tools import default_registry
 from voiceterm.tools.intent import parse_tool_calls

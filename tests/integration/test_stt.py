@@ -251,9 +251,9 @@ def test_whispers_idle_threads_sleep_and_llama_cpp_keeps_its_short_spin(model_pa
     # GNU OpenMP prints its settings as each copy loads: CTranslate2's, then llama.cpp's.
     code = (
         "import sys; from voiceterm.engines.stt import WhisperTranscriber;"
-        "from voiceterm.engines.llm import _import_llama_cpp;"
+        "from voiceterm.engines.llm.loading import import_llama_cpp;"
         "WhisperTranscriber(__import__('pathlib').Path(sys.argv[1]), cpu_threads=2);"
-        "_import_llama_cpp()"
+        "import_llama_cpp()"
     )
     out = _run_python(code, model_path, unset="OMP_WAIT_POLICY", OMP_DISPLAY_ENV="verbose")
     spin_counts = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", out.stderr)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks.corpus import require_real_recordings, silence
-from voiceterm.engines.turn import SmartTurn, last_window, log_mel
+from voiceterm.engines.smart_turn import SmartTurn, last_window, log_mel
 from voiceterm.errors import ModelError
 from voiceterm.modelstore import bundled_path, resolve_model
 

@@ -31,9 +31,9 @@ from benchmarks.rig import utterance
 from voiceterm.audio.wavio import write_wav
 from voiceterm.config import Config
 from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.end_of_turn.learned import load_weights
 from voiceterm.pipeline.headless import run_file
 from voiceterm.pipeline.loading import Engines, load_engines
-from voiceterm.pipeline.turn_fusion import load_weights
 from voiceterm.timeline import Turn, to_markdown
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]

@@ -8,7 +8,7 @@ from typing import Any
 from voiceterm.engines.llm.protocol import ToolRequest
 from voiceterm.events import AgentResponse, ToolCall, ToolResult, UserTranscriptionReceived
 from voiceterm.nodes import ConversationContext
-from voiceterm.pipeline.respond import LlamaNode
+from voiceterm.pipeline.respond import ChatNode
 from voiceterm.tools import default_registry
 
 
@@ -37,7 +37,7 @@ class ScriptedModel:
             yield piece
 
 
-async def answer(node: LlamaNode, text: str) -> list[Any]:
+async def answer(node: ChatNode, text: str) -> list[Any]:
     node.add_event(UserTranscriptionReceived(content=text))
     context = ConversationContext(list(node.conversation_events), node.system_prompt)
     return [item async for item in node.process_context(context)]
@@ -56,7 +56,7 @@ async def test_function_calling_model_calls_a_tool_and_answers_with_its_result()
         ],
         template="{% for tool in tools %}{{ tool }}{% endfor %}",
     )
-    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    node = ChatNode(model, system_prompt="Be brief.", tools=default_registry())
     assert node.tool_strategy == "native"
     items = await answer(node, "What is twelve times seven?")
     spoken = "".join(i.content for i in items if isinstance(i, AgentResponse))
@@ -81,7 +81,7 @@ async def test_a_tool_call_a_server_sends_as_such_is_run_without_reading_text() 
         ],
         template="{% for tool in tools %}{{ tool }}{% endfor %}",
     )
-    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    node = ChatNode(model, system_prompt="Be brief.", tools=default_registry())
     items = await answer(node, "What is twelve times seven?")
     spoken = "".join(i.content for i in items if isinstance(i, AgentResponse))
     assert spoken == "Let me work that out. It is 84."
@@ -97,7 +97,7 @@ async def test_a_tool_call_a_server_sends_as_such_is_run_without_reading_text() 
 
 async def test_tiny_model_gets_tools_through_the_intent_step_not_the_model() -> None:
     model = ScriptedModel([["I should not be asked."]], template="<|im_start|>{{ message }}")
-    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    node = ChatNode(model, system_prompt="Be brief.", tools=default_registry())
     assert node.tool_strategy == "rules"
     items = await answer(node, "What is twelve times seven?")
     spoken = "".join(i.content for i in items if isinstance(i, AgentResponse))
@@ -108,7 +108,7 @@ async def test_tiny_model_gets_tools_through_the_intent_step_not_the_model() -> 
 async def test_a_model_that_keeps_calling_tools_is_stopped() -> None:
     looping: list[str | ToolRequest] = ['<tool_call>{"name": "clock", "arguments": {}}</tool_call>']
     model = ScriptedModel([looping] * 10, template="{{ tools }}")
-    node = LlamaNode(model, system_prompt="", tools=default_registry())
+    node = ChatNode(model, system_prompt="", tools=default_registry())
     items = await answer(node, "Time?")
     assert len([i for i in items if isinstance(i, ToolCall)]) == 3
     assert len(model.calls) == 3

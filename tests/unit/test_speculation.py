@@ -28,7 +28,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.nodes import ConversationContext
-from voiceterm.pipeline.respond import LlamaNode
+from voiceterm.pipeline.respond import ChatNode
 from voiceterm.pipeline.speak import SentenceNode, TtsNode
 from voiceterm.tools.registry import default_registry
 
@@ -102,7 +102,7 @@ def partial(text: str) -> Message:
 
 async def test_a_finished_sounding_partial_gets_the_answers_start_sampled() -> None:
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.", first_piece_words=6)
+    node = ChatNode(model, system_prompt="Be brief.", first_piece_words=6)
     speculation = (await node.prefill(partial("Tell me about the moon."))).speculation
     assert speculation is not None
     # Sampled until the seventh word began: enough for a six-word first piece.
@@ -113,7 +113,7 @@ async def test_a_finished_sounding_partial_gets_the_answers_start_sampled() -> N
 
 async def test_an_unfinished_partial_only_warms_the_cache() -> None:
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.")
+    node = ChatNode(model, system_prompt="Be brief.")
     assert (await node.prefill(partial("Tell me about the"))).speculation is None
     assert model.speculated == [] and len(model.warmed) == 1
 
@@ -122,7 +122,7 @@ async def test_a_partial_left_over_from_a_turn_already_answered_is_skipped() -> 
     # It waited in the queue behind other work while the turn ended: sampling for
     # it now would only keep the model from the answer.
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node = ChatNode(model, system_prompt="Be brief.", tools=None)
     stale = partial("Tell me about the moon.")
     turn = ConversationContext([UserTranscriptionReceived(content="Tell me about the moon.")])
     answer = [item async for item in node.process_context(turn)]
@@ -136,7 +136,7 @@ async def test_a_partial_left_over_from_a_turn_already_answered_is_skipped() -> 
 
 async def test_after_an_answer_the_history_as_heard_is_read_ahead() -> None:
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node = ChatNode(model, system_prompt="Be brief.", tools=None)
     node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
     node.add_event(AgentResponse(content="The moon is far away."))
     await node._after_speech(Message("player", AgentSpeechSent(content="The moon is far away. ")))
@@ -150,7 +150,7 @@ async def test_after_an_answer_the_history_as_heard_is_read_ahead() -> None:
 
 async def test_no_speculation_when_it_is_turned_off() -> None:
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.", speculate_tokens=0)
+    node = ChatNode(model, system_prompt="Be brief.", speculate_tokens=0)
     assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
     assert model.speculated == []
 
@@ -173,7 +173,7 @@ class StreamOnlyModel:
 
 async def test_a_backend_without_speculation_or_read_ahead_still_answers() -> None:
     model = StreamOnlyModel()
-    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node = ChatNode(model, system_prompt="Be brief.", tools=None)
     assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
     assert (await node.prefill(partial("Tell me about the"))).speculation is None
     node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))
@@ -226,12 +226,12 @@ def test_a_short_answer_sampled_whole_is_said_ahead_whole() -> None:
 
 async def test_a_short_reply_that_ended_is_announced_as_the_whole_answer() -> None:
     model = ScriptedModel(answer=["Yes", "."])
-    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node = ChatNode(model, system_prompt="Be brief.", tools=None)
     speculation = (await node.prefill(partial("Is the moon far away?"))).speculation
     assert speculation is not None and speculation.complete
     assert speculation.pieces == ("Yes", ".")
     longer = (
-        await LlamaNode(ScriptedModel(), system_prompt="Be brief.").prefill(
+        await ChatNode(ScriptedModel(), system_prompt="Be brief.").prefill(
             partial("Tell me about the moon.")
         )
     ).speculation
@@ -240,7 +240,7 @@ async def test_a_short_reply_that_ended_is_announced_as_the_whole_answer() -> No
 
 async def test_a_tools_answer_is_announced_ahead_without_the_model() -> None:
     model = ScriptedModel()
-    node = LlamaNode(model, system_prompt="Be brief.", tools=default_registry())
+    node = ChatNode(model, system_prompt="Be brief.", tools=default_registry())
     question = "What is twelve times seven?"
     prefilled = await node.prefill(partial(question))
     speculation = prefilled.speculation
@@ -337,7 +337,7 @@ class WarmsUpOnlyModel(StreamOnlyModel):
 
 async def test_a_backend_that_only_warms_up_reads_the_words_at_a_pause_only() -> None:
     model = WarmsUpOnlyModel()
-    node = LlamaNode(model, system_prompt="Be brief.", tools=None)
+    node = ChatNode(model, system_prompt="Be brief.", tools=None)
     assert (await node.prefill(partial("Tell me about the moon."))).speculation is None
     assert model.warmed[-1][-1] == {"role": "user", "content": "Tell me about the moon."}
     node.add_event(UserTranscriptionReceived(content="Tell me about the moon."))

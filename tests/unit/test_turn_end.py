@@ -28,13 +28,13 @@ from voiceterm.events import (
     StageSpan,
     UserStoppedSpeaking,
 )
+from voiceterm.pipeline.end_of_turn.learned import Logistic, TurnWeights
+from voiceterm.pipeline.end_of_turn.policy import TurnPolicy
 from voiceterm.pipeline.listen import Listener
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.listening.pauses import PauseAnnouncer
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.listening.turn_judge import TurnJudge
-from voiceterm.pipeline.turn_end import TurnPolicy
-from voiceterm.pipeline.turn_fusion import Logistic, TurnWeights
 from voiceterm.recording.latency import FixedLatency
 from voiceterm.recording.replay import AudioClock, on_audio_time
 

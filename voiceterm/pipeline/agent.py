@@ -18,8 +18,9 @@ from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
 from voiceterm.events import AgentInterrupted, UserTranscriptionReceived
 from voiceterm.pipeline.device_watch import DeviceWatch
+from voiceterm.pipeline.end_of_turn.policy import CheckLatency
+from voiceterm.pipeline.freed_memory import FreedMemory
 from voiceterm.pipeline.glitches import GlitchWatch
-from voiceterm.pipeline.heap import FreedMemory
 from voiceterm.pipeline.listen_modes import ListenModes
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.loading import Engines, engines_for
@@ -29,7 +30,6 @@ from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.quiet import Quiet
 from voiceterm.pipeline.reactions import AgentReactions
 from voiceterm.pipeline.server_watch import ServerWatch
-from voiceterm.pipeline.turn_end import CheckLatency
 from voiceterm.pipeline.wiring import Nodes, Shared, build_nodes
 from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline

@@ -191,18 +191,11 @@ def format_summary(turns: list[Turn]) -> str:
 
 async def run_live(config: Config, *, out: TextIO = sys.stdout) -> VoiceAgent:
     """Talk through the sound devices until Ctrl+C or SIGTERM; returns the stopped agent."""
-    from voiceterm.pipeline.devices import open_live_devices
+    from voiceterm.pipeline.live_devices import live_agent
 
-    devices = open_live_devices(config)
-    if devices.notice:
-        print(f"note: {devices.notice}", file=sys.stderr, flush=True)
-    agent = VoiceAgent(
-        config,
-        source=devices.source,
-        sink=devices.sink,
-        source_name=devices.source_name,
-        sink_name=devices.sink_name,
-    )
+    agent, notice = live_agent(config)
+    if notice:
+        print(f"note: {notice}", file=sys.stderr, flush=True)
     printer = TurnPrinter(agent, out)
     bridge = Bridge(printer, queue_size=4096)
     printer.attach(bridge)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from voiceterm.audio.abilities import is_realtime, relaxes
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent
 from voiceterm.events import StageSpan, TurnMark, UserStartedSpeaking, UserStoppedSpeaking
+from voiceterm.pipeline.end_of_turn.policy import Verdict
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.listening.barge_in import BargeIn
 from voiceterm.pipeline.listening.echo_gate import EchoGate
@@ -30,7 +31,6 @@ from voiceterm.pipeline.listening.push_to_talk import PushToTalk
 from voiceterm.pipeline.listening.seams import Frames, Heard, Publish, Segmenter
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.listening.turn_judge import TurnJudge
-from voiceterm.pipeline.turn_end import Verdict
 from voiceterm.pipeline.wake import ListenGate, WordCheck
 
 if TYPE_CHECKING:

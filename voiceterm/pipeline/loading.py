@@ -19,10 +19,10 @@ from voiceterm import paths
 from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
+from voiceterm.pipeline.end_of_turn.policy import TurnModel
 from voiceterm.pipeline.server_watch import SERVER_RETRY_S
 from voiceterm.pipeline.speak import Synthesizer
 from voiceterm.pipeline.transcribe import Transcriber
-from voiceterm.pipeline.turn_end import TurnModel
 from voiceterm.pipeline.wake import WakeDetector, load_detector
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def _load_tts(config: Config, cores: CoreShare, report: Report) -> tuple[Synthes
 def _load_turn(config: Config, cores: CoreShare, report: Report) -> tuple[TurnModel, str] | None:
     if config.turn.detector == "silence":
         return None
-    from voiceterm.engines.turn import SmartTurn
+    from voiceterm.engines.smart_turn import SmartTurn
 
     def make(model: ResolvedModel) -> tuple[TurnModel, str]:
         return SmartTurn(model.path, cores=cores), model.description

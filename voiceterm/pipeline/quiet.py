@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from voiceterm.bus import Bus
-from voiceterm.pipeline.heap import FreedMemory
+from voiceterm.pipeline.freed_memory import FreedMemory
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.observe import Observer
 

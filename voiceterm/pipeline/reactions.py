@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 
 from voiceterm.events import AgentError, AgentInterrupted
-from voiceterm.pipeline.heap import FreedMemory
+from voiceterm.pipeline.freed_memory import FreedMemory
 from voiceterm.pipeline.loading import Engines
 from voiceterm.pipeline.quiet import Quiet
 from voiceterm.pipeline.server_watch import ServerWatch

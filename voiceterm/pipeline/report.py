@@ -27,7 +27,7 @@ def _load(stage: Stage, model: ResolvedModel, config: Config) -> Any:
 
         return LlamaEngine(model.path, n_ctx=config.llm.context_tokens)
     if stage == "turn":
-        from voiceterm.engines.turn import SmartTurn
+        from voiceterm.engines.smart_turn import SmartTurn
 
         return SmartTurn(model.path)
     from voiceterm.engines.tts import PiperSynthesizer

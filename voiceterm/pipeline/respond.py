@@ -44,7 +44,7 @@ from voiceterm.events import (
     UserTranscriptionReceived,
 )
 from voiceterm.nodes import ConversationContext, ReasoningNode
-from voiceterm.pipeline.turns import sounds_finished
+from voiceterm.pipeline.end_of_turn.transcript import sounds_finished
 
 if TYPE_CHECKING:
     from voiceterm.tools.registry import ToolOutcome
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Prefilled:
-    """What :meth:`LlamaNode.prefill` got ready for the words so far.
+    """What :meth:`ChatNode.prefill` got ready for the words so far.
 
     Attributes:
         speculation: The answer's start (or all of it), to announce; ``None`` if none.
@@ -67,7 +67,7 @@ class Prefilled:
     unread: list[ChatMessage] | None = None
 
 
-class LlamaNode(ReasoningNode):
+class ChatNode(ReasoningNode):
     """A ``ReasoningNode`` backed by an LLM engine (``voiceterm.engines.llm.ChatEngine``).
 
     The engine's optional capabilities are used when it has them: ``speculate``

@@ -6,7 +6,7 @@ the listen gate's :meth:`~voiceterm.pipeline.wake.ListenGate.read_check` and
 :meth:`~voiceterm.pipeline.wake.ListenGate.confirm_read`): then what follows the
 phrase is the turn. Otherwise nothing of it is kept or answered.
 
-A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.turns`) is held
+A transcript that sounds unfinished (see :mod:`voiceterm.pipeline.end_of_turn.transcript`) is held
 for ``incomplete_wait_s``: if the user goes on talking, the next utterance's words
 join it; if not, it is sent as it is. A transcript of the agent's own voice (see
 :mod:`voiceterm.pipeline.own_voice`) is dropped, not answered.
@@ -34,9 +34,9 @@ from voiceterm.events import (
     UserTranscriptionPartial,
     UserTranscriptionReceived,
 )
+from voiceterm.pipeline.end_of_turn.transcript import sounds_finished
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
-from voiceterm.pipeline.turns import sounds_finished
 from voiceterm.pipeline.wake_words import WakeRead
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Data flow (see DESIGN.md)::
 
-    AudioSource -> Listener (VAD) -> SttNode -> LlamaNode -> SentenceNode
+    AudioSource -> Listener (VAD) -> SttNode -> ChatNode -> SentenceNode
                                                               -> TtsNode -> PlayerNode -> AudioSink
 
 :func:`build_nodes` makes them and registers their bridges; the agent keeps the
@@ -29,6 +29,8 @@ from voiceterm.engines.llm.protocol import (
 )
 from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
+from voiceterm.pipeline.end_of_turn.learned import TurnWeights
+from voiceterm.pipeline.end_of_turn.policy import CheckLatency, TurnModel, TurnPolicy
 from voiceterm.pipeline.listen import Listener
 from voiceterm.pipeline.listening.activity import AgentActivity
 from voiceterm.pipeline.listening.seams import Segmenter
@@ -36,11 +38,9 @@ from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.loading import Engines
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
-from voiceterm.pipeline.respond import LlamaNode
+from voiceterm.pipeline.respond import ChatNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
-from voiceterm.pipeline.turn_end import CheckLatency, TurnModel, TurnPolicy
-from voiceterm.pipeline.turn_fusion import TurnWeights
 from voiceterm.pipeline.wake import ListenGate, load_detector
 from voiceterm.pipeline.wake_words import reads_phrases
 
@@ -57,7 +57,7 @@ class Nodes:
     listener: Listener
     gate: ListenGate
     stt: SttNode
-    chat: LlamaNode
+    chat: ChatNode
     player: PlayerNode
 
 
@@ -98,7 +98,7 @@ def build_nodes(
         confirm_wake=gate.confirm_read,
     )
     listener = _listener(config, engines, source, sink, shared, gate, stt, weights, words_end)
-    chat = LlamaNode(
+    chat = ChatNode(
         engines.llm,
         system_prompt=config.llm.system_prompt,
         max_tokens=config.llm.max_tokens,
@@ -210,7 +210,7 @@ def learned_turn(
     """
     if config.turn.detector != "learned":
         return None, None
-    from voiceterm.pipeline.turn_fusion import load_weights
+    from voiceterm.pipeline.end_of_turn.learned import load_weights
 
     try:
         weights = load_weights(config.turn.weights)

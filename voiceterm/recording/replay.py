@@ -164,13 +164,14 @@ class AudioClock:
 @contextlib.contextmanager
 def on_audio_time(clock: AudioClock) -> Iterator[None]:
     """Let the listener and the end-of-turn check read ``clock`` as their time."""
-    from voiceterm.pipeline import listen, turn_end
+    from voiceterm.pipeline import listen
+    from voiceterm.pipeline.end_of_turn import policy
 
     shim = types.SimpleNamespace(
         **{name: getattr(time, name) for name in dir(time) if not name.startswith("__")}
     )
     shim.monotonic = clock
-    modules = (listen, turn_end)
+    modules = (listen, policy)
     saved = [getattr(module, "time") for module in modules]  # noqa: B009
     for module in modules:
         setattr(module, "time", shim)  # noqa: B010

@@ -15,17 +15,9 @@ def run_app(config: Config) -> VoiceAgent:
 
     Returns the agent once the app has quit, for its timeline (``--trace``).
     """
-    from voiceterm.pipeline.agent import VoiceAgent
-    from voiceterm.pipeline.devices import open_live_devices
+    from voiceterm.pipeline.live_devices import live_agent
     from voiceterm.tui.app import VoicetermApp
 
-    devices = open_live_devices(config)
-    agent = VoiceAgent(
-        config,
-        source=devices.source,
-        sink=devices.sink,
-        source_name=devices.source_name,
-        sink_name=devices.sink_name,
-    )
+    agent, _notice = live_agent(config)
     VoicetermApp(agent).run()
     return agent

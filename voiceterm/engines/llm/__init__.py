@@ -35,7 +35,6 @@ model is loaded.
 
 from voiceterm.engines.llm.cache import CacheSlide, find_slide
 from voiceterm.engines.llm.engine import LlamaEngine
-from voiceterm.engines.llm.loading import _import_llama_cpp
 from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.engines.llm.protocol import (
     ChatEngine,
@@ -66,7 +65,6 @@ __all__ = [
     "StopReason",
     "ToolRequest",
     "WarmsUp",
-    "_import_llama_cpp",
     "astream_chat",
     "default_thread_count",
     "find_slide",

@@ -1,6 +1,6 @@
 """Loading a GGUF model with llama-cpp-python.
 
-- ``llama_cpp`` is imported here only, lazily (:func:`_import_llama_cpp`), with
+- ``llama_cpp`` is imported here only, lazily (:func:`import_llama_cpp`), with
   OpenMP set up for sharing the cores (:mod:`voiceterm.engines.freecores`);
 - llama.cpp's process-wide log goes to :mod:`logging` (:class:`_LlamaLogRouter`),
   and its last error explains a failed load;
@@ -90,7 +90,7 @@ class _NoRedirect:
         return None
 
 
-def _import_llama_cpp() -> Any:
+def import_llama_cpp() -> Any:
     try:
         with loading_openmp(passive=False):
             import llama_cpp

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from voiceterm.engines.cores import CoreShare
-from voiceterm.engines.llm.loading import _import_llama_cpp, check_gguf_file, load_model
+from voiceterm.engines.llm.loading import check_gguf_file, import_llama_cpp, load_model
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
 from voiceterm.engines.llm.messages import fit_messages as fit_to_budget
 from voiceterm.engines.llm.prompts import ModelPrompts
@@ -61,7 +61,7 @@ class LlamaModel:
     ) -> None:
         path = Path(model_path).expanduser()
         check_gguf_file(path)
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         self.model_path = path
         self._threads = LlamaThreads(
             n_threads or default_thread_count(),

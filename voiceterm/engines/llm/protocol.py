@@ -1,6 +1,6 @@
 """What the pipeline needs from an LLM backend: :class:`ChatEngine`, and capabilities.
 
-``voiceterm.pipeline.respond.LlamaNode`` depends on these protocols only, never
+``voiceterm.pipeline.respond.ChatNode`` depends on these protocols only, never
 on a backend's class. A backend implements :class:`ChatEngine`; the capabilities
 are optional. The pipeline finds them with :func:`speculates`,
 :func:`warms_up`, :func:`reads_ahead` and :func:`chat_template_source`, by their members, so that a

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from voiceterm.pipeline.turn_end import CheckLatency, TurnModel, TurnPolicy
-from voiceterm.pipeline.turn_fusion import TurnWeights
+from voiceterm.pipeline.end_of_turn.learned import TurnWeights
+from voiceterm.pipeline.end_of_turn.policy import CheckLatency, TurnModel, TurnPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,12 @@
 
 A silence no longer ends the user's turn by itself: the voice detector's hangover is
 the silence cap, and at each pause the model is asked whether the turn is complete
-(see :mod:`voiceterm.pipeline.turn_end`), and the words transcribed at the pause
+(see :mod:`voiceterm.pipeline.end_of_turn.policy`), and the words transcribed at the pause
 (``words_so_far``) are read: "and", a comma or no final punctuation sound
 unfinished. Both done: the turn ends. They disagree: it ends after ``unsure_ms`` of
 silence. Both surely not done (the words cut off, not merely a short command ending
 on "that"): the cap ends it. With learned weights (``weights``, see
-:mod:`voiceterm.pipeline.turn_fusion`) one learned decision replaces those three
+:mod:`voiceterm.pipeline.end_of_turn.learned`) one learned decision replaces those three
 cases: the voice, the words, the LLM's probability that the message ends there
 (``words_end``) and the silence so far set how long to wait, re-judged as each
 signal arrives. Speech that may be echo, or that holds the answer, is not a turn to
@@ -21,12 +21,12 @@ from typing import Protocol
 
 from voiceterm.engines.vad import SpeechEnded
 from voiceterm.events import PauseChecked, StageSpan
+from voiceterm.pipeline.end_of_turn.learned import Signals, TurnWeights
+from voiceterm.pipeline.end_of_turn.policy import EndOfTurn, Verdict
+from voiceterm.pipeline.end_of_turn.transcript import sounds_cut_off, sounds_finished
 from voiceterm.pipeline.listening.pauses import PauseAnnouncer, as_turn
 from voiceterm.pipeline.listening.seams import Clock, Publish, Segmenter
 from voiceterm.pipeline.listening.settings import TurnJudging
-from voiceterm.pipeline.turn_end import EndOfTurn, Verdict
-from voiceterm.pipeline.turn_fusion import Signals, TurnWeights
-from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
 from voiceterm.pipeline.wake import ListenGate
 
 SETTLE_S = 3.0

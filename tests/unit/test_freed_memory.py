@@ -9,7 +9,7 @@ import pytest
 from benchmarks.memory import rss_mb
 from tests.pipeline_fakes import say, scripted_agent, scripted_engines, until
 from voiceterm.events import AgentStoppedSpeaking
-from voiceterm.pipeline.heap import FreedMemory
+from voiceterm.pipeline.freed_memory import FreedMemory
 
 _BLOCK = 64 * 1024  # below glibc's mmap threshold: served from the heap, kept when freed
 _BLOCKS = 1600  # 100 MB

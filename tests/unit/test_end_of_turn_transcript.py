@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from voiceterm.pipeline.turns import sounds_cut_off, sounds_finished
+from voiceterm.pipeline.end_of_turn.transcript import sounds_cut_off, sounds_finished
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from voiceterm.audio.frames import AudioSink, AudioSource
 from voiceterm.config import AudioSettings, Config
 from voiceterm.errors import EngineError
+
+if TYPE_CHECKING:
+    from voiceterm.pipeline.agent import VoiceAgent
 
 logger = logging.getLogger(__name__)
 
@@ -16,14 +20,29 @@ logger = logging.getLogger(__name__)
 class LiveDevices:
     """What the agent listens to and plays on, with names for the status line."""
 
-    source: Any
-    sink: Any
+    source: AudioSource
+    sink: AudioSink
     source_name: str
     sink_name: str
     echo: str
     """The echo handling in use (``aec`` may fall back to ``half_duplex``)."""
     notice: str = ""
     """Why the echo handling differs from the config, if it does."""
+
+
+def live_agent(config: Config) -> tuple[VoiceAgent, str]:
+    """An agent on the live devices, and a notice about them (``""``: none)."""
+    from voiceterm.pipeline.agent import VoiceAgent
+
+    devices = open_live_devices(config)
+    agent = VoiceAgent(
+        config,
+        source=devices.source,
+        sink=devices.sink,
+        source_name=devices.source_name,
+        sink_name=devices.sink_name,
+    )
+    return agent, devices.notice
 
 
 def speaker_latency(audio: AudioSettings) -> float | str:
@@ -57,7 +76,9 @@ def open_live_devices(config: Config) -> LiveDevices:
         logger.warning("%s", notice)
         echo = "half_duplex"
         canceller = make_echo_canceller(echo)
-    source: Any = mic if echo == "off" else EchoCancelledSource(mic, canceller, player=player)
+    source: AudioSource = mic
+    if echo != "off":
+        source = EchoCancelledSource(mic, canceller, player=player)
     return LiveDevices(
         source=source,
         sink=player,

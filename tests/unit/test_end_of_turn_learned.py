@@ -9,7 +9,7 @@ import pytest
 
 from voiceterm.engines.llm.words_end import PROBE_FILE, load_probe
 from voiceterm.errors import ModelError
-from voiceterm.pipeline.turn_fusion import WEIGHTS_FILE, Signals, load_weights
+from voiceterm.pipeline.end_of_turn.learned import WEIGHTS_FILE, Signals, load_weights
 
 
 def test_the_shipped_weights_load_and_say_what_they_were_fitted_on() -> None:
