@@ -12,11 +12,14 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from voiceterm.errors import ConfigError, VoicetermError
-from voiceterm.recording.turns import Change, match
+from voiceterm.recording.turns import Change, SpokenTurn, match
 from voiceterm.timeline import format_seconds
+
+if TYPE_CHECKING:
+    from voiceterm.recording.replay import ReplayResult
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,13 +126,9 @@ def run_replay(
     out: TextIO | None = None,
 ) -> int:
     """Replay ``folder``; print what changed; 1 for a change with ``expect_same``."""
-    import json
-
     out = out or sys.stdout
-    from voiceterm.recording import format as fmt
     from voiceterm.recording.reader import Recording
     from voiceterm.recording.replay import replay, replay_config
-    from voiceterm.recording.turns import SpokenTurn
 
     recording = Recording.open(folder)
     config, notes = replay_config(recording, sets)
@@ -148,36 +147,60 @@ def run_replay(
         write_wav(output, result.answers, 22050)
     if not recording.complete:
         notes.append("the session did not end normally (killed?): replayed up to where it stops")
-    reference = result.recorded
-    accepted_path = folder / fmt.ACCEPTED
-    if accept:
-        turns = [turn.to_dict(result.shift) for turn in result.replayed]
-        fmt.write_private(accepted_path, json.dumps({"turns": turns}, indent=1))
-        notes.append(f"accepted: later replays are compared with these turns ({accepted_path})")
-    elif accepted_path.exists():
-        try:
-            accepted = json.loads(accepted_path.read_text(encoding="utf-8"))["turns"]
-            reference = [SpokenTurn.from_dict(turn, result.shift) for turn in accepted]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise fmt.RecordingError(f"{accepted_path} cannot be read ({exc}).") from exc
-        live = [c for c in match(result.recorded, result.replayed) if c.kind != "same"]
-        notes.append(
-            "compared with the accepted replay (replay --accept); the live session differs "
-            f"from this replay in {len(live)} place(s)"
-        )
+    reference = _reference_turns(folder, result, accept, notes)
     notes.append(result.latency)
-    for note in notes:
-        print(f"note: {note}", file=out)
     changes = match(reference, result.replayed)
-    print(format_changes(changes), file=out)
-    print(f"{result.audio_s:.1f} s of audio replayed in {result.wall_s:.1f} s", file=out)
-    if output is not None:
-        print(f"answers written to {output}", file=out)
+    _print_report(notes, changes, result, output, out)
     changed = [c for c in changes if c.kind != "same"]
     if expect_same and changed and not accept:
         print(f"voiceterm: {len(changed)} turn(s) changed (--expect-same)", file=sys.stderr)
         return 1
     return 0
+
+
+def _reference_turns(
+    folder: Path, result: ReplayResult, accept: bool, notes: list[str]
+) -> list[SpokenTurn]:
+    """What the replay is compared with: the accepted replay's turns if the recording
+    has them (``--accept`` writes this replay's), else the recorded session's."""
+    import json
+
+    from voiceterm.recording import format as fmt
+
+    accepted_path = folder / fmt.ACCEPTED
+    if accept:
+        turns = [turn.to_dict(result.shift) for turn in result.replayed]
+        fmt.write_private(accepted_path, json.dumps({"turns": turns}, indent=1))
+        notes.append(f"accepted: later replays are compared with these turns ({accepted_path})")
+        return result.recorded
+    if not accepted_path.exists():
+        return result.recorded
+    try:
+        accepted = json.loads(accepted_path.read_text(encoding="utf-8"))["turns"]
+        reference = [SpokenTurn.from_dict(turn, result.shift) for turn in accepted]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise fmt.RecordingError(f"{accepted_path} cannot be read ({exc}).") from exc
+    live = [c for c in match(result.recorded, result.replayed) if c.kind != "same"]
+    notes.append(
+        "compared with the accepted replay (replay --accept); the live session differs "
+        f"from this replay in {len(live)} place(s)"
+    )
+    return reference
+
+
+def _print_report(
+    notes: list[str],
+    changes: list[Change],
+    result: ReplayResult,
+    output: Path | None,
+    out: TextIO,
+) -> None:
+    for note in notes:
+        print(f"note: {note}", file=out)
+    print(format_changes(changes), file=out)
+    print(f"{result.audio_s:.1f} s of audio replayed in {result.wall_s:.1f} s", file=out)
+    if output is not None:
+        print(f"answers written to {output}", file=out)
 
 
 def format_changes(changes: list[Change]) -> str:

@@ -442,8 +442,6 @@ async def replay(
         RecordingError: the recording's audio is truncated or damaged.
         ModelError: a model is missing.
     """
-    from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
-    from voiceterm.errors import EngineError
     from voiceterm.pipeline.agent import VoiceAgent
     from voiceterm.pipeline.loading import load_engines
 
@@ -454,55 +452,15 @@ async def replay(
     shift = clock.now - (float(times[0]) if len(times) else clock.now)
     messages = _shifted(recording.messages(), shift)
     recorded = spoken_turns(messages)
-    latency: RecordedLatency | FixedLatency
-    if check_latency_s is None:
-        latency = RecordedLatency.of(messages)
-        described = f"pause checks as late as recorded: {latency.summary()}"
-    else:
-        latency = FixedLatency(check_latency_s)
-        described = f"pause checks answered {1000 * check_latency_s:.0f} ms after asked"
-    echo = config.audio.echo
-    # A session whose microphone had no canceller (file mode) is replayed without one.
-    cancelled = recording.meta.get("echo_canceller", "unknown") is not None
-    reference = RecordedReference(audio[:, 1].copy()) if echo != "off" and cancelled else None
-    mic = ReplaySource(
-        audio[:, 0].copy(),
-        times + shift,
-        clock,
-        block_ms=config.audio.block_ms,
-        reference=reference,
-    )
-    source: Any = mic
-    if reference is not None:
-        try:
-            canceller = make_echo_canceller(echo)
-        except EngineError:  # no WebRTC package: as live, half-duplex instead
-            canceller = make_echo_canceller("half_duplex")
-        recorded_reference: Any = reference  # it has the one method the source calls
-        source = EchoCancelledSource(mic, canceller, recorded_reference)
-        setattr(source, "realtime", False)  # noqa: B010 - the listener waits for each check
+    latency, described = _pause_check_latency(messages, check_latency_s)
+    mic, source = _replayed_microphone(recording, config, audio, times + shift, clock)
     sink = ReplaySink(_recorded_answers(recorded), keep=keep_answers)
     mic.sink = sink
     agent = VoiceAgent(config, source=source, sink=sink, engines=engines, check_latency=latency)
-    seen: list[Message] = []
-
-    def observe(message: Message) -> None:
-        event = message.event
-        if isinstance(event, _TURN_EVENTS):
-            seen.append(message)
-        if isinstance(event, UserStoppedSpeaking) and not event.discarded:
-            sink.speech_end = event.speech_end
-
-    agent.bus.tap(observe)
+    seen = _watch_turns(agent, sink)
     mic.idle = _idle_check(agent)
     started = time.monotonic()
-    with on_audio_time(clock):
-        try:
-            await agent.start()
-            if agent.wired:
-                await agent.nodes.listener.finished.wait()
-        finally:
-            await agent.stop()
+    await _run_to_the_end(agent, clock)
     wall = time.monotonic() - started
     return ReplayResult(
         recorded=recorded,
@@ -513,6 +471,71 @@ async def replay(
         latency=described,
         shift=shift,
     )
+
+
+def _pause_check_latency(
+    messages: list[Message], check_latency_s: float | None
+) -> tuple[RecordedLatency | FixedLatency, str]:
+    """How late the pause checks are answered, and that in a line for a person."""
+    if check_latency_s is None:
+        recorded = RecordedLatency.of(messages)
+        return recorded, f"pause checks as late as recorded: {recorded.summary()}"
+    fixed = FixedLatency(check_latency_s)
+    return fixed, f"pause checks answered {1000 * check_latency_s:.0f} ms after asked"
+
+
+def _replayed_microphone(
+    recording: Recording, config: Config, audio: Int16Array, times: Any, clock: AudioClock
+) -> tuple[ReplaySource, Any]:
+    """The recorded microphone, and what the agent reads: it, or it echo-cancelled
+    against the recorded speaker sound as live."""
+    from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
+    from voiceterm.errors import EngineError
+
+    echo = config.audio.echo
+    # A session whose microphone had no canceller (file mode) is replayed without one.
+    cancelled = recording.meta.get("echo_canceller", "unknown") is not None
+    reference = RecordedReference(audio[:, 1].copy()) if echo != "off" and cancelled else None
+    mic = ReplaySource(
+        audio[:, 0].copy(), times, clock, block_ms=config.audio.block_ms, reference=reference
+    )
+    if reference is None:
+        return mic, mic
+    try:
+        canceller = make_echo_canceller(echo)
+    except EngineError:  # no WebRTC package: as live, half-duplex instead
+        canceller = make_echo_canceller("half_duplex")
+    recorded_reference: Any = reference  # it has the one method the source calls
+    source = EchoCancelledSource(mic, canceller, recorded_reference)
+    setattr(source, "realtime", False)  # noqa: B010 - the listener waits for each check
+    return mic, source
+
+
+def _watch_turns(agent: VoiceAgent, sink: ReplaySink) -> list[Message]:
+    """The messages the replayed turns are read from, as the agent publishes them; the
+    sink also learns where each turn's speech ended (its answer is placed from there)."""
+    seen: list[Message] = []
+
+    def observe(message: Message) -> None:
+        event = message.event
+        if isinstance(event, _TURN_EVENTS):
+            seen.append(message)
+        if isinstance(event, UserStoppedSpeaking) and not event.discarded:
+            sink.speech_end = event.speech_end
+
+    agent.bus.tap(observe)
+    return seen
+
+
+async def _run_to_the_end(agent: VoiceAgent, clock: AudioClock) -> None:
+    """Start the agent on audio time and stop it once its listener has heard everything."""
+    with on_audio_time(clock):
+        try:
+            await agent.start()
+            if agent.wired:
+                await agent.nodes.listener.finished.wait()
+        finally:
+            await agent.stop()
 
 
 def _framed_as_live(recording: Recording) -> tuple[Int16Array, Any]:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,47 +30,24 @@ from textual.worker import Worker, WorkerState
 
 from voiceterm import paths
 from voiceterm.errors import VoicetermError
-from voiceterm.events import (
-    AgentError,
-    AgentGenerationComplete,
-    AgentInterrupted,
-    AgentStartedSpeaking,
-    AgentStoppedSpeaking,
-    AudioGlitches,
-    BargeInDismissed,
-    ListeningChanged,
-    StageStatus,
-    UserStartedSpeaking,
-    UserStoppedSpeaking,
-    UserTranscriptionDropped,
-    UserTranscriptionReceived,
-)
-from voiceterm.timeline import Timeline, export_markdown, export_timeline
+from voiceterm.events import AgentError, AudioGlitches, ListeningChanged, StageStatus
+from voiceterm.tui.activity import ActivityTracker
+from voiceterm.tui.commands import voiceterm_commands
 from voiceterm.tui.feed import BusEvent, BusFeed, MicLevel, TimelineChanged
 from voiceterm.tui.logs import LogRedirect
+from voiceterm.tui.notices import Notices
 from voiceterm.tui.protocol import AgentLike
+from voiceterm.tui.redraw import REDRAW_HZ, ConversationRedraw
 from voiceterm.tui.screens.help_screen import HelpScreen
 from voiceterm.tui.screens.timeline_screen import TimelineScreen
+from voiceterm.tui.session_files import SessionFiles
 from voiceterm.tui.widgets.conversation import ConversationView
 from voiceterm.tui.widgets.recording import RecordingBadge
 from voiceterm.tui.widgets.status import ActivityIndicator, MicMeter, ModeIndicator, StageBadges
 
 logger = logging.getLogger(__name__)
 
-REDRAW_HZ = 20.0
-"""The most conversation redraws per second (tokens arrive faster)."""
 _SAFETY_POLL_S = 0.5  # catches a timeline change whose message was merged away
-
-STAGE_HINTS: dict[str, str] = {
-    "mic": "Check that a microphone is connected (`voiceterm devices` lists them); "
-    "you can still type.",
-    "speaker": "Check the output device (`voiceterm devices`); answers still appear here.",
-    "stt": "Run `voiceterm models` to see which speech model is missing; you can still type.",
-    "llm": "Run `voiceterm models` to see which language model is missing.",
-    "tts": "Run `voiceterm models` to see which voice is missing; answers still appear here.",
-    "vad": "Voice detection is off; you can still type.",
-    "turn": "Run `voiceterm models`; until it loads, a silence ends your turn.",
-}
 
 
 class VoicetermApp(App[None]):
@@ -121,13 +97,12 @@ class VoicetermApp(App[None]):
         self.log_path = log_path or paths.log_file()
         self._log_redirect = LogRedirect(self.log_path)
         self.feed = BusFeed(self)
-        self._last_redraw = 0.0
-        self._redraw_timer: Timer | None = None
-        self._shown_version = -1
         self._stopped = False
-        self._failures_shown: set[str] = set()
-        self._agent_speaking = False
-        self._listening = ListeningChanged()
+        self._notices = Notices(self.notify)
+        self.files = SessionFiles(agent, self.export_dir, self.notify, self._notices)
+        self._activity = ActivityTracker()
+        self.listening = ListeningChanged()
+        """What the microphone listens for, as the agent last said."""
         self._countdown: Timer | None = None
         # Kept as attributes: bus messages may still arrive while the app closes,
         # when querying the DOM would find nothing.
@@ -143,6 +118,7 @@ class VoicetermApp(App[None]):
         # A blinking cursor redraws the screen twice a second for ever, a tenth of the
         # idle app's main thread; a steady one shows the same place for nothing.
         self.prompt.cursor_blink = False
+        self._redraws = ConversationRedraw(self, agent, self.conversation, hz=REDRAW_HZ)
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -163,11 +139,8 @@ class VoicetermApp(App[None]):
     def on_mount(self) -> None:
         self.feed.attach(self.agent.bus)
         self.prompt.focus()
-        self.set_interval(_SAFETY_POLL_S, self._poll_timeline, name="timeline poll")
-        recording = getattr(self.agent, "recording", None)
-        if recording is not None:
-            recording.on_change = self._recording_changed
-            self.recording_badge.recording = recording.active
+        self.set_interval(_SAFETY_POLL_S, self._redraws.poll, name="timeline poll")
+        self.files.show_recording_on(self.recording_badge)
         if self._start_agent:
             self.start_agent()
 
@@ -194,16 +167,7 @@ class VoicetermApp(App[None]):
             return
         error = event.worker.error
         logger.error("%s failed", event.worker.name, exc_info=error)
-        if isinstance(error, VoicetermError):
-            message = f"{error.message}\n{error.hint}" if error.hint else error.message
-            self._notify_failure(error.message, message, error.title)
-        else:
-            self.notify(
-                f"{type(error).__name__}: {error}\nvoiceterm keeps running; the log has details.",
-                title="Something went wrong",
-                severity="error",
-                timeout=12,
-            )
+        self._notices.worker_failed(error)
         if event.worker.group == "agent-start" and self.activity == "starting":
             self.activity = "listening"
 
@@ -234,57 +198,27 @@ class VoicetermApp(App[None]):
 
     def on_timeline_changed(self, message: TimelineChanged) -> None:
         self.feed.change_handled()
-        self._schedule_redraw()
+        self._redraws.request()
 
     def on_bus_event(self, message: BusEvent) -> None:
         if not self.is_running:
             return
         event = message.event
         if isinstance(event, StageStatus):
-            self._stage_status(event)
+            self.stage_badges.set_stage(event.stage, event.state, event.detail)
+            if event.state == "failed":
+                self._notices.stage_failed(event)
         elif isinstance(event, AgentError):
-            self.notify(
-                f"{event.error}\nvoiceterm keeps running; the log has details.",
-                title=f"The {event.stage} failed",
-                severity="error",
-                timeout=10,
-            )
-            if self.activity == "thinking":
-                self.activity = "listening"
+            self._notices.agent_error(event)
         elif isinstance(event, AudioGlitches):
-            self.notify(
-                f"{event.describe()}\n{event.HINT}",
-                title="Audio dropouts",
-                severity="warning",
-                timeout=8,
-            )
-        elif isinstance(event, UserStartedSpeaking):
-            self.activity = "hearing"
-        elif (isinstance(event, UserStoppedSpeaking) and event.discarded) or isinstance(
-            event, UserTranscriptionDropped
-        ):
-            # A cough, a click, or the agent's own echo: nothing to answer.
-            self.activity = "speaking" if self._agent_speaking else "listening"
-        elif isinstance(event, BargeInDismissed):
-            self.activity = "speaking" if self._agent_speaking else self.activity
-        elif isinstance(event, UserStoppedSpeaking | UserTranscriptionReceived):
-            self.activity = "thinking"
-        elif isinstance(event, AgentStartedSpeaking):
-            self._agent_speaking = True
-            self.activity = "speaking"
-        elif isinstance(event, AgentStoppedSpeaking | AgentInterrupted):
-            self._agent_speaking = False
-            if self.activity != "hearing":
-                self.activity = "listening"
-        elif isinstance(event, AgentGenerationComplete) and event.total_length == 0:
-            if self.activity == "thinking":
-                self.activity = "listening"
+            self._notices.glitches(event)
         elif isinstance(event, ListeningChanged):
             self._listening_changed(event)
+        self.activity = self._activity.after(event, self.activity)
 
     def _listening_changed(self, event: ListeningChanged) -> None:
         """The mode or the follow-up window changed; while it is open, count it down."""
-        self._listening = event
+        self.listening = event
         if event.mode != "push_to_talk":
             self.listen_mode = event.mode
         if self.talking and event.mode != "push_to_talk":
@@ -299,49 +233,6 @@ class VoicetermApp(App[None]):
             self._countdown = None
         self._show_mode()
 
-    def _stage_status(self, status: StageStatus) -> None:
-        self.stage_badges.set_stage(status.stage, status.state, status.detail)
-        if status.state == "failed":
-            hint = STAGE_HINTS.get(status.stage, "Check the log for details.")
-            detail = status.detail or f"The {status.stage} stage failed."
-            self._notify_failure(
-                detail, f"{detail}\n{hint}", f"{status.stage.upper()} not available"
-            )
-
-    def _notify_failure(self, key: str, message: str, title: str) -> None:
-        # A stage that fails reports it (StageStatus) and start() may raise the same
-        # error: whichever reaches the app first is shown, once.
-        if key in self._failures_shown:
-            return
-        self._failures_shown.add(key)
-        self.notify(message, title=title, severity="error", timeout=15)
-
-    def _schedule_redraw(self) -> None:
-        # At most REDRAW_HZ redraws a second; the last change is never lost.
-        if self._redraw_timer is not None:
-            return
-        wait = self._last_redraw + 1.0 / REDRAW_HZ - time.monotonic()
-        if wait <= 0:
-            self._redraw()
-        else:
-            self._redraw_timer = self.set_timer(wait, self._redraw, name="redraw")
-
-    def _poll_timeline(self) -> None:
-        if self.agent.timeline.version != self._shown_version:
-            self._schedule_redraw()
-
-    def _redraw(self) -> None:
-        self._redraw_timer = None
-        if not self.is_running:
-            return  # shutting down: the widgets are going away
-        self._last_redraw = time.monotonic()
-        timeline = self.agent.timeline
-        self._shown_version = timeline.version
-        self.conversation.sync(timeline)
-        for screen in self.screen_stack:
-            if isinstance(screen, TimelineScreen):
-                screen.refresh_data()
-
     # --- state shown in the status line -------------------------------------------------------
 
     def watch_activity(self, activity: str) -> None:
@@ -352,7 +243,7 @@ class VoicetermApp(App[None]):
         self.activity_indicator.activity = "muted" if muted else self.activity
 
     def _show_mode(self) -> None:
-        listening = self._listening
+        listening = self.listening
         seconds_left = listening.until - time.monotonic() if listening.until is not None else None
         self.mode_indicator.show(
             push_to_talk=self.push_to_talk,
@@ -406,7 +297,7 @@ class VoicetermApp(App[None]):
         try:
             self.agent.set_listen_mode(mode)
         except VoicetermError as error:
-            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
+            self._notices.error(error)
             return
         self.push_to_talk = mode == "push_to_talk"
         if mode != "push_to_talk":
@@ -436,66 +327,23 @@ class VoicetermApp(App[None]):
 
     def action_toggle_recording(self) -> None:
         """Start or stop recording the session (see `voiceterm replay` and `view`)."""
-        recording = getattr(self.agent, "recording", None)
-        if recording is None:
-            self.notify("This session cannot be recorded.", severity="warning")
-            return
-        try:
-            folder = recording.toggle()
-        except VoicetermError as error:
-            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
-            return
-        if recording.active:
-            self.notify(f"{folder}", title="Recording the session")
-        else:
-            self.notify(f"{folder}\n(voiceterm view / replay it)", title="Recording saved")
-
-    def _recording_changed(self, active: bool) -> None:
-        self.recording_badge.recording = active
+        self.files.toggle_recording()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_export_trace(self) -> None:
-        self._export(export_timeline, "Chrome trace")
+        self.files.export_trace()
 
     def action_export_markdown(self) -> None:
-        self._export(export_markdown, "Conversation")
+        self.files.export_markdown()
 
-    def _export(self, write: Callable[[Timeline, Path], Path], what: str) -> None:
-        try:
-            path = write(self.agent.timeline, self.export_dir)
-        except VoicetermError as error:
-            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
-            return
-        self.notify(str(path), title=f"{what} written")
+    @property
+    def _shown_version(self) -> int:
+        """The timeline's version the conversation shows (screenshots wait for it)."""
+        return self._redraws.shown_version
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Mute / unmute microphone", "F2", self.action_toggle_mute)
-        yield SystemCommand(
-            "Push-to-talk / always listening", "F3", self.action_toggle_push_to_talk
-        )
-        phrase = self._listening.phrase or "the wake word"
-        for mode, title, help_text in (
-            ("always", "Listen: always", "every sentence heard is a turn"),
-            ("wake_word", "Listen: wake word", f'only after "{phrase}", and just after answers'),
-            ("push_to_talk", "Listen: push-to-talk", "only while F4 is down"),
-        ):
-            yield SystemCommand(title, help_text, partial(self.action_listen, mode))
-        if self.push_to_talk:
-            yield SystemCommand("Talk (push-to-talk)", "F4", self.action_talk)
-        yield SystemCommand("Interrupt the agent", "Esc", self.action_interrupt)
-        yield SystemCommand("Clear the conversation", "Ctrl+L", self.action_clear_conversation)
-        yield SystemCommand("Open the timeline", "Ctrl+T", self.action_open_timeline)
-        yield SystemCommand(
-            "Start / stop recording the session", "Ctrl+R", self.action_toggle_recording
-        )
-        yield SystemCommand(
-            "Export timeline as Chrome trace", "JSON for Perfetto", self.action_export_trace
-        )
-        yield SystemCommand(
-            "Export conversation as Markdown", "with timings", self.action_export_markdown
-        )
-        yield SystemCommand("Help", "F1: keys and what they do", self.action_help)
+        yield from voiceterm_commands(self)

@@ -1,0 +1,79 @@
+"""What the app writes on request: the session's recording and the timeline exports.
+
+Each request ends in a notification saying where the file went, or why nothing
+was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from voiceterm.errors import VoicetermError
+from voiceterm.timeline import Timeline, export_markdown, export_timeline
+from voiceterm.tui.notices import Notices, Notify
+from voiceterm.tui.protocol import AgentLike
+from voiceterm.tui.widgets.recording import RecordingBadge
+
+
+class SessionFiles:
+    """Recording the session and exporting its timeline, for the app's keys and commands.
+
+    Args:
+        agent: the session (its timeline, and its recording if it can record).
+        export_dir: where the exports are written.
+        notify: the app's ``notify``.
+        notices: where refused requests are reported.
+    """
+
+    def __init__(
+        self, agent: AgentLike, export_dir: Path, notify: Notify, notices: Notices
+    ) -> None:
+        self._agent = agent
+        self.export_dir = export_dir
+        self._notify = notify
+        self._notices = notices
+
+    def show_recording_on(self, badge: RecordingBadge) -> None:
+        """Keep ``badge`` showing whether the session is being recorded."""
+        recording = getattr(self._agent, "recording", None)
+        if recording is None:
+            return
+
+        def changed(active: bool) -> None:
+            badge.recording = active
+
+        recording.on_change = changed
+        badge.recording = recording.active
+
+    def toggle_recording(self) -> None:
+        """Start or stop recording the session."""
+        recording = getattr(self._agent, "recording", None)
+        if recording is None:
+            self._notify("This session cannot be recorded.", severity="warning")
+            return
+        try:
+            folder = recording.toggle()
+        except VoicetermError as error:
+            self._notices.error(error)
+            return
+        if recording.active:
+            self._notify(f"{folder}", title="Recording the session")
+        else:
+            self._notify(f"{folder}\n(voiceterm view / replay it)", title="Recording saved")
+
+    def export_trace(self) -> None:
+        """The timeline as a Chrome trace (JSON for Perfetto)."""
+        self._export(export_timeline, "Chrome trace")
+
+    def export_markdown(self) -> None:
+        """The conversation as Markdown, with timings."""
+        self._export(export_markdown, "Conversation")
+
+    def _export(self, write: Callable[[Timeline, Path], Path], what: str) -> None:
+        try:
+            path = write(self._agent.timeline, self.export_dir)
+        except VoicetermError as error:
+            self._notices.error(error)
+            return
+        self._notify(str(path), title=f"{what} written")
