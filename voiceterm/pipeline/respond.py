@@ -25,6 +25,7 @@ from voiceterm.engines.llm.protocol import (
     ChatEngine,
     ToolRequest,
     chat_template_source,
+    labels_requests,
     reads_ahead,
     speculates,
     warms_up,
@@ -47,7 +48,7 @@ from voiceterm.nodes import ConversationContext, ReasoningNode
 from voiceterm.pipeline.end_of_turn.transcript import sounds_finished
 
 if TYPE_CHECKING:
-    from voiceterm.tools.registry import ToolOutcome
+    from voiceterm.tools.registry import ToolOutcome, ToolRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ChatNode(ReasoningNode):
         *,
         system_prompt: str,
         max_tokens: int = 96,
-        tools: Any = None,
+        tools: ToolRegistry | None = None,
         node_id: str = "llm",
         speculate_tokens: int = 12,
         first_piece_words: int = 3,
@@ -259,8 +260,8 @@ class ChatNode(ReasoningNode):
 
     async def _process_context(self, context: ConversationContext) -> AsyncIterator[Any]:
         user_text = context.get_latest_user_transcript_message() or ""
-        if self.tool_strategy == "native":
-            async for item in self._stream_llm_with_tools(context):
+        if self.tools is not None and self.tool_strategy == "native":
+            async for item in self._stream_llm_with_tools(context, self.tools):
                 yield item
             return
         if self.tools is not None:
@@ -275,8 +276,9 @@ class ChatNode(ReasoningNode):
 
     def _request_span(self, at: float) -> StageSpan | None:
         """For a model behind a server: the request, in the timeline while it is waited for."""
-        label = getattr(self.engine, "request_label", None)
-        return None if label is None else StageSpan(stage="llm", start=at, end=at, content=label)
+        if not labels_requests(self.engine):
+            return None
+        return StageSpan(stage="llm", start=at, end=at, content=self.engine.request_label)
 
     async def _stream_llm(self, context: ConversationContext) -> AsyncIterator[Any]:
         messages = self.format_for_llm(context.get_committed_events())
@@ -299,7 +301,9 @@ class ChatNode(ReasoningNode):
                 if piece:
                     yield AgentResponse(content=piece)
 
-    async def _stream_llm_with_tools(self, context: ConversationContext) -> AsyncIterator[Any]:
+    async def _stream_llm_with_tools(
+        self, context: ConversationContext, tools: ToolRegistry
+    ) -> AsyncIterator[Any]:
         """A function-calling model decides on tools itself, in its own call format.
 
         Text is spoken as it streams; a tool call in the output is held back, run,
@@ -315,7 +319,7 @@ class ChatNode(ReasoningNode):
             yield request_sent
         for _round in range(MAX_TOOL_ROUNDS):
             requests: list[ToolRequest] = []
-            async for item in self._tool_round(messages, timing, requests):
+            async for item in self._tool_round(messages, timing, requests, tools):
                 yield item
             if not requests:
                 return
@@ -323,12 +327,16 @@ class ChatNode(ReasoningNode):
             for request in requests:
                 call = ToolCall(tool_name=request.name, tool_args=dict(request.args))
                 yield call
-                outcome = self.tools.run(request.name, request.args)
+                outcome = tools.run(request.name, request.args)
                 yield _result_of(call, outcome)
                 messages.append(tool_result_message(request, outcome, request.call_id))
 
     async def _tool_round(
-        self, messages: list[dict[str, Any]], timing: _PieceTiming, requests: list[ToolRequest]
+        self,
+        messages: list[dict[str, Any]],
+        timing: _PieceTiming,
+        requests: list[ToolRequest],
+        tools: ToolRegistry,
     ) -> AsyncIterator[Any]:
         """One reply with the tools offered: its text spoken, its calls put in ``requests``.
 
@@ -338,9 +346,7 @@ class ChatNode(ReasoningNode):
         from voiceterm.tools.intent import ToolCallStreamFilter
 
         calls_filter = ToolCallStreamFilter()
-        stream = self.engine.stream_chat(
-            messages, max_tokens=self.max_tokens, tools=self.tools.specs()
-        )
+        stream = self.engine.stream_chat(messages, max_tokens=self.max_tokens, tools=tools.specs())
         async with contextlib.aclosing(stream) as pieces:
             async for piece in pieces:
                 for mark in timing.piece_came(piece):
@@ -376,7 +382,7 @@ class _PieceTiming:
         return marks
 
 
-async def answer_with_tool(tools: Any, user_text: str) -> AsyncIterator[Any]:
+async def answer_with_tool(tools: ToolRegistry, user_text: str) -> AsyncIterator[Any]:
     """The rules' route: a tool the words ask for runs, and its answer is said.
 
     Yields nothing when no tool is asked for (the model answers then).

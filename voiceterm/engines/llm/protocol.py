@@ -246,3 +246,16 @@ def checks_server(engine: object) -> TypeGuard[ChecksServer]:
     return callable(getattr(engine, "check", None)) and isinstance(
         getattr(engine, "ready", None), bool
     )
+
+
+class LabelsRequests(Protocol):
+    """A backend behind a server: its requests show in the timeline while waited for."""
+
+    @property
+    def request_label(self) -> str:
+        """What the timeline shows for a request (where it went)."""
+        ...
+
+
+def labels_requests(engine: object) -> TypeGuard[LabelsRequests]:
+    return isinstance(getattr(engine, "request_label", None), str)
