@@ -46,7 +46,8 @@ from voiceterm.events import (
     UserTranscriptionDropped,
     UserTranscriptionReceived,
 )
-from voiceterm.timeline import Timeline, export_markdown, export_timeline
+from voiceterm.timeline import Timeline
+from voiceterm.timeline_export import export_markdown, export_timeline
 from voiceterm.tui.feed import BusEvent, BusFeed, MicLevel, TimelineChanged
 from voiceterm.tui.logs import LogRedirect
 from voiceterm.tui.protocol import AgentLike
