@@ -100,344 +100,121 @@ class _Run:
         self.task: asyncio.Task[None] | None = None
 
 
+def _cancel_run(run: _Run | None) -> None:
+    if run is None or run.interrupted:
+        return
+    run.interrupted = True
+    if run.task is not None:
+        run.task.cancel()
+
+
 # One compiled step: does its work on a value; None when done, else what to await.
 Sink = Callable[[Any, _Run | None], Awaitable[None] | None]
 
 
-class Route:
-    """A chain of steps run for every message that matches its trigger.
+class _Fairness:
+    """The chunks a route may still handle before it lets the event loop run others.
 
-    Built by :meth:`Bridge.on`; every builder method returns the route itself.
-
-    Attributes:
-        trigger: The event class (or classes, or ``"*"``) that starts the route.
-        name: Used in task names, logs and ``AgentError.source``.
-        suspended: Whether triggers are currently ignored (see :meth:`suspend_on`).
-        dropped: Data messages dropped because the queue was full (``drop_oldest``).
-        errors: Exceptions raised by this route's steps so far.
+    Shared by the worker (messages) and the stream stages (chunks) of one route.
     """
 
-    def __init__(
-        self,
-        bridge: Bridge,
-        trigger: Trigger,
-        *,
-        source: str | None,
-        filter_fn: Callable[[Message], bool] | None,
-        property_filters: dict[str, Any],
-    ) -> None:
-        self._bridge = bridge
-        self._node_id = bridge.node_id
-        self.trigger = trigger
-        self._source = source
-        self._filter_fn = filter_fn
-        self._property_filters = tuple(property_filters.items())
-        self._steps: list[tuple[int, Any]] = []
-        self._compiled: Sink | None = None
-        self._interrupt_types: tuple[type[Any], ...] = ()
-        self._interrupt_handler: Callable[[Message], Any] | None = None
-        self._suspend_types: tuple[type[Any], ...] = ()
-        self._resume_types: tuple[type[Any], ...] = ()
-        self._exclusive = False
-        self._isolated = False
-        self.queue_size = bridge.queue_size
-        self.when_full: OverflowPolicy = bridge.when_full
-        self.suspended = False
-        self.name = f"{bridge.node_id}:{_trigger_name(trigger)}"
-        # Two queues so that control events never wait behind data.
-        self._control: deque[Message] = deque()
-        self._data: deque[Message] = deque()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._space_waiters: list[asyncio.Future[None]] = []
-        self._worker: asyncio.Task[None] | None = None
-        self._run: _Run | None = None
-        self._busy = False
-        self._stopped = False
-        self._budget = FAIRNESS_BUDGET
-        self.dropped = 0
-        self.errors = 0
+    __slots__ = ("left",)
 
-    # --- builder -----------------------------------------------------------
+    def __init__(self) -> None:
+        self.left = FAIRNESS_BUDGET
 
-    def map(self, fn: Callable[[Message], Any]) -> Route:
-        """Call ``fn(message)`` (sync or async); its return value flows on."""
-        self._steps.append((_MAP, fn))
-        self._compiled = None
-        return self
+    async def pause(self) -> None:
+        self.left = FAIRNESS_BUDGET
+        await asyncio.sleep(0)
 
-    def filter(self, fn: Callable[[Message], Any]) -> Route:
-        """Continue only when ``fn(message)`` (sync or async) is true."""
-        self._steps.append((_FILTER, fn))
-        self._compiled = None
-        return self
 
-    def stream(self, fn: Callable[[Message], Any]) -> Route:
-        """Flat-map: every value ``fn(message)`` yields flows on, as it is produced.
+class _Inbox:
+    """A route's queues, the worker's wake-up and the publishers waiting for room.
 
-        ``fn`` may be an async generator function, return an async iterable, a
-        coroutine that gives an iterable, or a plain iterable.
-        """
-        self._steps.append((_STREAM, fn))
-        self._compiled = None
-        return self
+    Two queues so that control events never wait behind data. The route fills them
+    (it owns the size and the overflow policy); the worker empties them.
+    """
 
-    def broadcast(self, event_cls: type[Any] | None = None) -> Route:
-        """Publish every value that reaches this step on the bus, at once.
+    __slots__ = ("control", "data", "space_waiters", "wakeup")
 
-        With ``event_cls``, a value that is not already an instance is wrapped as
-        ``event_cls(value)`` (or ``event_cls()`` for ``None``). The value flows on
-        unchanged to any later step.
-        """
-        self._steps.append((_BROADCAST, event_cls))
-        self._compiled = None
-        return self
+    def __init__(self) -> None:
+        self.control: deque[Message] = deque()
+        self.data: deque[Message] = deque()
+        self.wakeup: asyncio.Future[None] | None = None
+        self.space_waiters: list[asyncio.Future[None]] = []
 
-    def interrupt_on(
-        self, *event_types: type[Any], handler: Callable[[Message], Any] | None = None
-    ) -> Route:
-        """Cancel the running run when one of ``event_types`` arrives.
-
-        ``handler(message)`` (sync, or async and then run in a task) is called once
-        per interrupt that found work to cancel, before the run's ``finally``
-        blocks execute.
-        """
-        self._interrupt_types += event_types
-        if handler is not None:
-            self._interrupt_handler = handler
-        self._isolated = True
-        self._bridge._invalidate()
-        return self
-
-    def suspend_on(self, *event_types: type[Any]) -> Route:
-        """Ignore triggers after one of ``event_types`` until ``resume_on`` fires.
-
-        A run in progress and triggers already queued are not affected.
-        """
-        self._suspend_types += event_types
-        self._bridge._invalidate()
-        return self
-
-    def resume_on(self, *event_types: type[Any]) -> Route:
-        """Accept triggers again after one of ``event_types``."""
-        self._resume_types += event_types
-        self._bridge._invalidate()
-        return self
-
-    def exclusive(self) -> Route:
-        """One run at a time: a new trigger cancels the running one and replaces
-        anything still queued (a voice turn must never run two generations).
-
-        The cancelled run sees ``CancelledError`` like an interrupted one; no
-        interrupt handler is called.
-        """
-        self._exclusive = True
-        self._isolated = True
-        return self
-
-    def queue(self, size: int | None = None, *, when_full: OverflowPolicy | None = None) -> Route:
-        """Override the bridge's queue size and overflow policy for this route."""
-        if size is not None:
-            if size < 1:
-                raise ValueError("queue size must be at least 1")
-            self.queue_size = size
-        if when_full is not None:
-            self.when_full = when_full
-        return self
-
-    def named(self, name: str) -> Route:
-        """Name the route (used in task names, logs and ``AgentError.source``)."""
-        self.name = name
-        return self
-
-    # --- state ---------------------------------------------------------------------
-
-    @property
-    def pending(self) -> bool:
-        """Whether the route has queued triggers or is handling one right now."""
-        return bool(self._control or self._data) or self._busy
-
-    # --- matching and delivery (called by the bus, synchronously) ----------------------
-
-    def triggered_by(self, event_type: type[Any]) -> bool:
-        """Whether events of ``event_type`` start this route (before filters)."""
-        trigger = self.trigger
-        return trigger == "*" or (not isinstance(trigger, str) and issubclass(event_type, trigger))
-
-    def controlled_by(self, event_type: type[Any]) -> bool:
-        """Whether events of ``event_type`` interrupt, suspend or resume this route."""
-        types = self._interrupt_types + self._suspend_types + self._resume_types
-        return bool(types) and issubclass(event_type, types)
-
-    def accepts(self, message: Message) -> bool:
-        """Whether ``message`` passes this route's source, property and function filters."""
-        if self.suspended:
-            return False
-        source = self._source
-        if source is None:
-            if message.source == self._node_id:
-                return False
-        elif message.source != source:
-            return False
-        if self._property_filters:
-            event = message.event
-            for key, expected in self._property_filters:
-                if getattr(event, key, _MISSING) != expected:
-                    return False
-        filter_fn = self._filter_fn
-        if filter_fn is None:
-            return True
-        try:
-            return bool(filter_fn(message))
-        except Exception as exc:
-            self._bridge._spawn(self._report(exc), f"report {self.name}")
-            return False
-
-    def offer(self, message: Message) -> bool:
-        """Queue ``message`` if it passes the filters (the bus's fast path).
-
-        Returns ``False`` only when the message was accepted but the queue is full
-        and blocks; the caller then waits with :meth:`space` and retries
-        :meth:`enqueue`.
-        """
-        # accepts() and enqueue() inlined for the common case: this runs for every
-        # chunk and every listening route.
-        if self.suspended or self._stopped:
-            return True
-        if (
-            self._filter_fn is not None
-            or self._property_filters
-            or self._source is not None
-            or self._exclusive
-        ):
-            return not self.accepts(message) or self.enqueue(message)
-        if message.source == self._node_id:
-            return True
-        if isinstance(message.event, ControlEvent):
-            return self.enqueue(message)
-        data = self._data
-        if len(data) >= self.queue_size:
-            if self.when_full == "block":
-                return False
-            data.popleft()
-            self.dropped += 1
-        data.append(message)
-        wakeup = self._wakeup
+    def wake_worker(self) -> None:
+        wakeup = self.wakeup
         if wakeup is not None:
-            self._wakeup = None
+            self.wakeup = None
             if not wakeup.done():
                 wakeup.set_result(None)
-        return True
 
-    def enqueue(self, message: Message) -> bool:
-        """Queue ``message``; ``False`` (and not queued) if full and blocking."""
-        if self._stopped:
-            return True
-        if self._exclusive:
-            self._control.clear()
-            self._data.clear()
-            self._cancel_run(self._run)
-        if isinstance(message.event, ControlEvent):
-            self._control.append(message)
-        else:
-            data = self._data
-            if len(data) >= self.queue_size:
-                if self.when_full == "block":
-                    return False
-                data.popleft()
-                self.dropped += 1
-            data.append(message)
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            if not wakeup.done():
-                wakeup.set_result(None)
-        return True
-
-    def space(self) -> asyncio.Future[None]:
-        """A future that is done when the queue may have room again."""
+    def space(self, size: int, *, stopped: bool) -> asyncio.Future[None]:
+        """A future that is done when the data queue may have room again."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._stopped or len(self._data) < self.queue_size:
+        if stopped or len(self.data) < size:
             future.set_result(None)
         else:
-            self._space_waiters.append(future)
+            self.space_waiters.append(future)
         return future
 
-    def control(self, message: Message) -> None:
-        """Interrupt, suspend or resume, depending on what ``message`` carries."""
-        event = message.event
-        if self._suspend_types and isinstance(event, self._suspend_types):
-            self.suspended = True
-        if self._resume_types and isinstance(event, self._resume_types):
-            self.suspended = False
-        if self._interrupt_types and isinstance(event, self._interrupt_types):
-            self.interrupt(message)
-
-    def interrupt(self, message: Message | None = None) -> bool:
-        """Cancel the running run and drop queued triggers; ``True`` if there were any.
-
-        The interrupt handler is called (with ``message``) only when there was
-        something to cancel.
-        """
-        run = self._run
-        running = (
-            run is not None and not run.interrupted and run.task is not None and not run.task.done()
-        )
-        if not running and not self._data:
-            return False
-        self._data.clear()
-        self._wake_space_waiters()
-        if running:
-            self._cancel_run(run)
-        handler = self._interrupt_handler
-        if handler is not None and message is not None:
-            self._bridge._call_handler(handler, message, self.name)
-        return True
-
-    @staticmethod
-    def _cancel_run(run: _Run | None) -> None:
-        if run is None or run.interrupted:
-            return
-        run.interrupted = True
-        if run.task is not None:
-            run.task.cancel()
-
-    def _wake_space_waiters(self) -> None:
-        waiters, self._space_waiters = self._space_waiters, []
+    def wake_space_waiters(self) -> None:
+        waiters, self.space_waiters = self.space_waiters, []
         for future in waiters:
             if not future.done():
                 future.set_result(None)
 
-    # --- lifecycle -----------------------------------------------------------------------
+    def clear(self) -> None:
+        """Drop everything queued and release the waiting publishers."""
+        self.control.clear()
+        self.data.clear()
+        self.wake_space_waiters()
+
+
+class _Worker:
+    """A route's worker task: takes messages from the inbox and runs the chain on them.
+
+    An isolated route (``interrupt_on``, ``exclusive``) runs each trigger in a task
+    of its own, so that the run can be cancelled between chunks; a plain route
+    drains its queue without going back to the event loop for every message.
+    """
+
+    def __init__(self, route: Route, inbox: _Inbox, chain: _StepChain, fairness: _Fairness) -> None:
+        self._route = route
+        self._inbox = inbox
+        self._chain = chain
+        self._fairness = fairness
+        self.isolated = False
+        self.busy = False
+        self.run: _Run | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the worker task on the running loop (idempotent)."""
-        self._stopped = False
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(
-                self._work(), name=f"route {self.name}"
+        """Start the task on the running loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._work(), name=f"route {self._route.name}"
             )
 
     async def stop(self) -> None:
-        """Cancel the worker and any run, drop queued messages, release publishers."""
-        self._stopped = True
-        self._control.clear()
-        self._data.clear()
-        self._wake_space_waiters()
-        worker, self._worker = self._worker, None
-        if worker is None or worker.done():
+        """Cancel the task (and with it any run) and wait for it to end."""
+        task, self._task = self._task, None
+        if task is None or task.done():
             return
-        worker.cancel()
-        if worker is asyncio.current_task():
+        task.cancel()
+        if task is asyncio.current_task():
             return  # stopped from inside its own route: it ends when this step returns
-        done, _ = await asyncio.wait((worker,), timeout=_CANCEL_TIMEOUT_S)
+        done, _ = await asyncio.wait((task,), timeout=_CANCEL_TIMEOUT_S)
         if not done:
-            logger.warning("route %s did not stop within %.1f s", self.name, _CANCEL_TIMEOUT_S)
-
-    # --- execution -------------------------------------------------------------------------
+            logger.warning(
+                "route %s did not stop within %.1f s", self._route.name, _CANCEL_TIMEOUT_S
+            )
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
-        control, data = self._control, self._data
+        inbox, fairness, steps = self._inbox, self._fairness, self._chain
+        control, data = inbox.control, inbox.data
         try:
             while True:
                 if control:
@@ -445,27 +222,20 @@ class Route:
                 elif data:
                     message = data.popleft()
                 else:
-                    self._busy = False
-                    self._budget = FAIRNESS_BUDGET
-                    wakeup = self._wakeup = loop.create_future()
+                    self.busy = False
+                    fairness.left = FAIRNESS_BUDGET
+                    wakeup = inbox.wakeup = loop.create_future()
                     await wakeup
                     continue
-                self._busy = True
-                if self._space_waiters:
-                    self._wake_space_waiters()
-                if self._isolated:
-                    run = _Run()
-                    run.task = loop.create_task(
-                        self._execute(message, run), name=f"run {self.name}"
-                    )
-                    self._run = run
-                    # asyncio.wait, not await: a cancelled run must not cancel the worker.
-                    await asyncio.wait((run.task,))
-                    self._run = None
+                self.busy = True
+                if inbox.space_waiters:
+                    inbox.wake_space_waiters()
+                if self.isolated:
+                    await self._run_isolated(loop, message)
                     continue
                 # Plain routes: handle this message and any data queued behind it in
                 # one go (a control event still goes first as soon as one arrives).
-                chain = self._compiled or self._chain()
+                chain = steps.compiled or steps.sink()
                 while True:
                     try:
                         pending = chain(message, None)
@@ -474,33 +244,37 @@ class Route:
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        await self._report(exc)
-                    self._budget -= 1
-                    if self._budget <= 0:
-                        await self._yield_to_loop()
-                    if control or not data or self._isolated:
+                        await self._route._report(exc)
+                    fairness.left -= 1
+                    if fairness.left <= 0:
+                        await fairness.pause()
+                    if control or not data or self.isolated:
                         break
                     message = data.popleft()
-                    if self._space_waiters:
-                        self._wake_space_waiters()
-                    if self._compiled is not chain:
-                        chain = self._compiled or self._chain()
+                    if inbox.space_waiters:
+                        inbox.wake_space_waiters()
+                    if steps.compiled is not chain:
+                        chain = steps.compiled or steps.sink()
         finally:
-            self._busy = False
-            self._wakeup = None
-            current = self._run
+            self.busy = False
+            inbox.wakeup = None
+            current = self.run
             if current is not None and current.task is not None and not current.task.done():
-                self._cancel_run(current)
+                _cancel_run(current)
                 await asyncio.wait((current.task,), timeout=_CANCEL_TIMEOUT_S)
-            self._run = None
+            self.run = None
 
-    async def _yield_to_loop(self) -> None:
-        self._budget = FAIRNESS_BUDGET
-        await asyncio.sleep(0)
+    async def _run_isolated(self, loop: asyncio.AbstractEventLoop, message: Message) -> None:
+        run = _Run()
+        run.task = loop.create_task(self._execute(message, run), name=f"run {self._route.name}")
+        self.run = run
+        # asyncio.wait, not await: a cancelled run must not cancel the worker.
+        await asyncio.wait((run.task,))
+        self.run = None
 
     async def _execute(self, message: Message, run: _Run) -> None:
         try:
-            pending = self._chain()(message, run)
+            pending = self._chain.sink()(message, run)
             if pending is not None:
                 await pending
         except asyncio.CancelledError:
@@ -508,20 +282,34 @@ class Route:
                 raise
             # An interrupted run ends quietly: the worker goes on with the next trigger.
         except Exception as exc:
-            await self._report(exc)
+            await self._route._report(exc)
 
-    # --- the compiled chain ----------------------------------------------------------------
-    #
-    # The steps are turned, once, into a chain of plain functions ("sinks"): each
-    # takes a value and the run, does its step synchronously, and calls the next
-    # sink. A sink returns None when the chain is done, or an awaitable when it
-    # must wait (an async map or filter, a stream stage, a full queue); only then
-    # is a coroutine made. This keeps a chunk's trip through a route cheap.
 
-    def _chain(self) -> Sink:
-        chain = self._compiled
+class _StepChain:
+    """A route's steps, compiled once into a chain of plain functions ("sinks").
+
+    Each sink takes a value and the run, does its step synchronously, and calls the
+    next sink. A sink returns None when the chain is done, or an awaitable when it
+    must wait (an async map or filter, a stream stage, a full queue); only then is
+    a coroutine made. This keeps a chunk's trip through a route cheap.
+    """
+
+    def __init__(self, bridge: Bridge, fairness: _Fairness) -> None:
+        self._bridge = bridge
+        self._node_id = bridge.node_id
+        self._fairness = fairness
+        self._steps: list[tuple[int, Any]] = []
+        self.compiled: Sink | None = None
+
+    def add(self, kind: int, fn: Any) -> None:
+        self._steps.append((kind, fn))
+        self.compiled = None
+
+    def sink(self) -> Sink:
+        """The first sink of the chain (compiled on first use after a change)."""
+        chain = self.compiled
         if chain is None:
-            chain = self._compiled = self._compile()
+            chain = self.compiled = self._compile()
         return chain
 
     def _compile(self) -> Sink:
@@ -597,6 +385,7 @@ class Route:
                 await self._pump_iterable(produced, after, run)
                 return
             produced = produced.__aiter__()
+        fairness = self._fairness
         try:
             async for chunk in produced:
                 if run is not None and run.interrupted:
@@ -604,14 +393,15 @@ class Route:
                 pending = after(chunk, run)
                 if pending is not None:
                     await pending
-                self._budget -= 1
-                if self._budget <= 0:
-                    await self._yield_to_loop()
+                fairness.left -= 1
+                if fairness.left <= 0:
+                    await fairness.pause()
         except BaseException as exc:
             await close_async_iterator(produced, exc)
             raise
 
     async def _pump_iterable(self, produced: Any, after: Sink, run: _Run | None) -> None:
+        fairness = self._fairness
         iterator = iter(produced)
         try:
             for chunk in iterator:
@@ -620,9 +410,9 @@ class Route:
                 pending = after(chunk, run)
                 if pending is not None:
                     await pending
-                self._budget -= 1
-                if self._budget <= 0:
-                    await self._yield_to_loop()
+                fairness.left -= 1
+                if fairness.left <= 0:
+                    await fairness.pause()
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -643,6 +433,292 @@ class Route:
         if bus is None or not bus.running:
             return None
         return bus.offer(Message(self._node_id, event))
+
+
+class Route:
+    """A chain of steps run for every message that matches its trigger.
+
+    Built by :meth:`Bridge.on`; every builder method returns the route itself.
+
+    Attributes:
+        trigger: The event class (or classes, or ``"*"``) that starts the route.
+        name: Used in task names, logs and ``AgentError.source``.
+        suspended: Whether triggers are currently ignored (see :meth:`suspend_on`).
+        dropped: Data messages dropped because the queue was full (``drop_oldest``).
+        errors: Exceptions raised by this route's steps so far.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        trigger: Trigger,
+        *,
+        source: str | None,
+        filter_fn: Callable[[Message], bool] | None,
+        property_filters: dict[str, Any],
+    ) -> None:
+        self._bridge = bridge
+        self._node_id = bridge.node_id
+        self.trigger = trigger
+        self._source = source
+        self._filter_fn = filter_fn
+        self._property_filters = tuple(property_filters.items())
+        fairness = _Fairness()
+        self._chain = _StepChain(bridge, fairness)
+        self._inbox = _Inbox()
+        self._worker = _Worker(self, self._inbox, self._chain, fairness)
+        self._interrupt_types: tuple[type[Any], ...] = ()
+        self._interrupt_handler: Callable[[Message], Any] | None = None
+        self._suspend_types: tuple[type[Any], ...] = ()
+        self._resume_types: tuple[type[Any], ...] = ()
+        self._exclusive = False
+        self.queue_size = bridge.queue_size
+        self.when_full: OverflowPolicy = bridge.when_full
+        self.suspended = False
+        self.name = f"{bridge.node_id}:{_trigger_name(trigger)}"
+        self._stopped = False
+        self.dropped = 0
+        self.errors = 0
+
+    # --- builder -----------------------------------------------------------
+
+    def map(self, fn: Callable[[Message], Any]) -> Route:
+        """Call ``fn(message)`` (sync or async); its return value flows on."""
+        self._chain.add(_MAP, fn)
+        return self
+
+    def filter(self, fn: Callable[[Message], Any]) -> Route:
+        """Continue only when ``fn(message)`` (sync or async) is true."""
+        self._chain.add(_FILTER, fn)
+        return self
+
+    def stream(self, fn: Callable[[Message], Any]) -> Route:
+        """Flat-map: every value ``fn(message)`` yields flows on, as it is produced.
+
+        ``fn`` may be an async generator function, return an async iterable, a
+        coroutine that gives an iterable, or a plain iterable.
+        """
+        self._chain.add(_STREAM, fn)
+        return self
+
+    def broadcast(self, event_cls: type[Any] | None = None) -> Route:
+        """Publish every value that reaches this step on the bus, at once.
+
+        With ``event_cls``, a value that is not already an instance is wrapped as
+        ``event_cls(value)`` (or ``event_cls()`` for ``None``). The value flows on
+        unchanged to any later step.
+        """
+        self._chain.add(_BROADCAST, event_cls)
+        return self
+
+    def interrupt_on(
+        self, *event_types: type[Any], handler: Callable[[Message], Any] | None = None
+    ) -> Route:
+        """Cancel the running run when one of ``event_types`` arrives.
+
+        ``handler(message)`` (sync, or async and then run in a task) is called once
+        per interrupt that found work to cancel, before the run's ``finally``
+        blocks execute.
+        """
+        self._interrupt_types += event_types
+        if handler is not None:
+            self._interrupt_handler = handler
+        self._worker.isolated = True
+        self._bridge._invalidate()
+        return self
+
+    def suspend_on(self, *event_types: type[Any]) -> Route:
+        """Ignore triggers after one of ``event_types`` until ``resume_on`` fires.
+
+        A run in progress and triggers already queued are not affected.
+        """
+        self._suspend_types += event_types
+        self._bridge._invalidate()
+        return self
+
+    def resume_on(self, *event_types: type[Any]) -> Route:
+        """Accept triggers again after one of ``event_types``."""
+        self._resume_types += event_types
+        self._bridge._invalidate()
+        return self
+
+    def exclusive(self) -> Route:
+        """One run at a time: a new trigger cancels the running one and replaces
+        anything still queued (a voice turn must never run two generations).
+
+        The cancelled run sees ``CancelledError`` like an interrupted one; no
+        interrupt handler is called.
+        """
+        self._exclusive = True
+        self._worker.isolated = True
+        return self
+
+    def queue(self, size: int | None = None, *, when_full: OverflowPolicy | None = None) -> Route:
+        """Override the bridge's queue size and overflow policy for this route."""
+        if size is not None:
+            if size < 1:
+                raise ValueError("queue size must be at least 1")
+            self.queue_size = size
+        if when_full is not None:
+            self.when_full = when_full
+        return self
+
+    def named(self, name: str) -> Route:
+        """Name the route (used in task names, logs and ``AgentError.source``)."""
+        self.name = name
+        return self
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        """Whether the route has queued triggers or is handling one right now."""
+        inbox = self._inbox
+        return bool(inbox.control or inbox.data) or self._worker.busy
+
+    # --- matching and delivery (called by the bus, synchronously) ----------------------
+
+    def triggered_by(self, event_type: type[Any]) -> bool:
+        """Whether events of ``event_type`` start this route (before filters)."""
+        trigger = self.trigger
+        return trigger == "*" or (not isinstance(trigger, str) and issubclass(event_type, trigger))
+
+    def controlled_by(self, event_type: type[Any]) -> bool:
+        """Whether events of ``event_type`` interrupt, suspend or resume this route."""
+        types = self._interrupt_types + self._suspend_types + self._resume_types
+        return bool(types) and issubclass(event_type, types)
+
+    def accepts(self, message: Message) -> bool:
+        """Whether ``message`` passes this route's source, property and function filters."""
+        if self.suspended:
+            return False
+        source = self._source
+        if source is None:
+            if message.source == self._node_id:
+                return False
+        elif message.source != source:
+            return False
+        if self._property_filters:
+            event = message.event
+            for key, expected in self._property_filters:
+                if getattr(event, key, _MISSING) != expected:
+                    return False
+        filter_fn = self._filter_fn
+        if filter_fn is None:
+            return True
+        try:
+            return bool(filter_fn(message))
+        except Exception as exc:
+            self._bridge._spawn(self._report(exc), f"report {self.name}")
+            return False
+
+    def offer(self, message: Message) -> bool:
+        """Queue ``message`` if it passes the filters (the bus's fast path).
+
+        Returns ``False`` only when the message was accepted but the queue is full
+        and blocks; the caller then waits with :meth:`space` and retries
+        :meth:`enqueue`.
+        """
+        # accepts() and enqueue() inlined for the common case: this runs for every
+        # chunk and every listening route.
+        if self.suspended or self._stopped:
+            return True
+        if (
+            self._filter_fn is not None
+            or self._property_filters
+            or self._source is not None
+            or self._exclusive
+        ):
+            return not self.accepts(message) or self.enqueue(message)
+        if message.source == self._node_id:
+            return True
+        if isinstance(message.event, ControlEvent):
+            return self.enqueue(message)
+        inbox = self._inbox
+        data = inbox.data
+        if len(data) >= self.queue_size:
+            if self.when_full == "block":
+                return False
+            data.popleft()
+            self.dropped += 1
+        data.append(message)
+        wakeup = inbox.wakeup
+        if wakeup is not None:
+            inbox.wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        return True
+
+    def enqueue(self, message: Message) -> bool:
+        """Queue ``message``; ``False`` (and not queued) if full and blocking."""
+        if self._stopped:
+            return True
+        inbox = self._inbox
+        if self._exclusive:
+            inbox.control.clear()
+            inbox.data.clear()
+            _cancel_run(self._worker.run)
+        if isinstance(message.event, ControlEvent):
+            inbox.control.append(message)
+        else:
+            data = inbox.data
+            if len(data) >= self.queue_size:
+                if self.when_full == "block":
+                    return False
+                data.popleft()
+                self.dropped += 1
+            data.append(message)
+        inbox.wake_worker()
+        return True
+
+    def space(self) -> asyncio.Future[None]:
+        """A future that is done when the queue may have room again."""
+        return self._inbox.space(self.queue_size, stopped=self._stopped)
+
+    def control(self, message: Message) -> None:
+        """Interrupt, suspend or resume, depending on what ``message`` carries."""
+        event = message.event
+        if self._suspend_types and isinstance(event, self._suspend_types):
+            self.suspended = True
+        if self._resume_types and isinstance(event, self._resume_types):
+            self.suspended = False
+        if self._interrupt_types and isinstance(event, self._interrupt_types):
+            self.interrupt(message)
+
+    def interrupt(self, message: Message | None = None) -> bool:
+        """Cancel the running run and drop queued triggers; ``True`` if there were any.
+
+        The interrupt handler is called (with ``message``) only when there was
+        something to cancel.
+        """
+        run = self._worker.run
+        running = (
+            run is not None and not run.interrupted and run.task is not None and not run.task.done()
+        )
+        inbox = self._inbox
+        if not running and not inbox.data:
+            return False
+        inbox.data.clear()
+        inbox.wake_space_waiters()
+        if running:
+            _cancel_run(run)
+        handler = self._interrupt_handler
+        if handler is not None and message is not None:
+            self._bridge._call_handler(handler, message, self.name)
+        return True
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker task on the running loop (idempotent)."""
+        self._stopped = False
+        self._worker.start()
+
+    async def stop(self) -> None:
+        """Cancel the worker and any run, drop queued messages, release publishers."""
+        self._stopped = True
+        self._inbox.clear()
+        await self._worker.stop()
 
     async def _report(self, exc: Exception) -> None:
         """Log a step's exception and publish it as ``AgentError``."""

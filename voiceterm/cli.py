@@ -176,7 +176,7 @@ def _run_file(args: argparse.Namespace, config: Config) -> int:
 def _export(args: argparse.Namespace, agent: VoiceAgent) -> None:
     """Write the session's timeline where ``--trace`` and ``--markdown`` asked."""
     if args.trace or args.markdown:
-        from voiceterm.timeline import export_markdown, export_timeline
+        from voiceterm.timeline_export import export_markdown, export_timeline
 
         if args.trace:
             export_timeline(agent.timeline, args.trace)

@@ -27,24 +27,20 @@ cut off. Agent-side events move to the new turn once its transcript arrives.
 Memory stays bounded: the last ``max_turns`` turns, each with at most
 ``max_spans_per_turn`` spans. All times are ``time.monotonic()`` seconds.
 
-Exports: :func:`to_chrome_trace` (Chrome trace-event JSON, opens in Perfetto),
-:func:`to_markdown` (the conversation with its timings), and the file writers
-:func:`export_timeline` and :func:`export_markdown`.
+Exports (Chrome trace-event JSON and back, Markdown, the file writers) are in
+:mod:`voiceterm.timeline_export`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from voiceterm.bus import Message
-from voiceterm.errors import VoicetermError
 from voiceterm.events import (
     AgentAudioChunk,
     AgentError,
@@ -332,6 +328,214 @@ def _prefix_end(text: str, prefix: str) -> int:
     return end
 
 
+class _TurnBook:
+    """The kept turns, their numbering, and which turn an event belongs to."""
+
+    def __init__(self, max_turns: int) -> None:
+        self.kept: deque[Turn] = deque(maxlen=max_turns)
+        self.next_number = 1
+        self.agent_turn: Turn | None = None
+        """The turn the agent's output answers."""
+        self.stt_turn: Turn | None = None
+        """The turn whose transcript is expected next (set by an ``stt_done`` mark)."""
+
+    @property
+    def current(self) -> Turn | None:
+        return self.kept[-1] if self.kept else None
+
+    def clear(self) -> None:
+        self.kept.clear()
+        self.agent_turn = None
+        self.stt_turn = None
+
+    def new(self, started_at: float, source: str) -> Turn:
+        current = self.current
+        if (
+            current is not None
+            and current.is_empty
+            and not current.wake
+            and current is not self.agent_turn
+        ):
+            # A false start (a cough the STT dropped): reuse its number, forget it.
+            self.kept.pop()
+            number = current.number
+        else:
+            number = self.next_number
+            self.next_number += 1
+        turn = Turn(number=number, started_at=started_at, source=source)
+        self.kept.append(turn)
+        return turn
+
+    def drop_if_nothing(self) -> bool:
+        """Forget the newest turn if nothing is in it (a discarded utterance)."""
+        current = self.current
+        if current is None or not current.is_empty or current.wake or current is self.agent_turn:
+            return False
+        self.kept.pop()
+        if current.number == self.next_number - 1:
+            self.next_number -= 1
+        return True
+
+    def user(self, at: float) -> Turn:
+        """The turn being spoken now (the VAD's events)."""
+        current = self.current
+        if current is None or current.source != "voice" or current.user_text:
+            current = self.new(at, "voice")
+        return current
+
+    def awaiting(self) -> Turn | None:
+        """The oldest utterance still waiting for its transcript."""
+        return next((turn for turn in self.kept if turn.awaiting_transcript), None)
+
+    def stt_target(self, at: float) -> Turn:
+        """The turn an STT result belongs to.
+
+        The user may start the next utterance before the STT has finished the last
+        one, so STT results go to the oldest utterance waiting for one, not simply
+        to the newest turn.
+        """
+        return self.stt_turn or self.awaiting() or self.user(at)
+
+    def agent_target(self, at: float) -> Turn:
+        turn = self.agent_turn
+        if turn is None:
+            turn = self.current
+            if turn is None:
+                turn = self.new(at, "agent")
+            self.agent_turn = turn
+        return turn
+
+    def spoken_turn_for(self, at: float) -> Turn | None:
+        """The voice turn a transcript made at ``at`` belongs to, or ``None`` (typed)."""
+        stt_turn = self.stt_turn
+        if stt_turn is not None and abs(at - stt_turn.marks.get("stt_done", at)) <= _STT_WINDOW_S:
+            return stt_turn
+        awaiting = self.awaiting()
+        if awaiting is not None:
+            return awaiting
+        current = self.current
+        if current is not None and current.source == "voice" and not current.agent_started:
+            return current  # a pipeline that sends no UserStoppedSpeaking
+        return None
+
+
+def _touch(turn: Turn) -> bool:
+    turn.revision += 1
+    return True
+
+
+class _AgentOutput:
+    """What the agent's output events (words, speech, tools) do to their turn.
+
+    Each handler returns whether something changed.
+    """
+
+    def __init__(self, book: _TurnBook, max_spans_per_turn: int) -> None:
+        self._book = book
+        self._max_spans = max_spans_per_turn
+
+    def response(self, event: AgentResponse) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.agent_started = True
+        if event.chunk_type == "text":
+            turn.agent_text += event.content
+        turn._set_mark("llm_first_token", event.timestamp, explicit=False)
+        start = turn.marks.get("stt_done", turn.started_at)
+        turn._derive_span("llm", start, event.timestamp, event.content, self._max_spans)
+        return _touch(turn)
+
+    def generation_complete(self, event: AgentGenerationComplete) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.generation_done = True
+        return _touch(turn)
+
+    def sentence(self, event: AgentSentence) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.agent_started = True
+        turn._set_mark("first_sentence", event.timestamp, explicit=False)
+        turn._sentence_times[event.index] = event.timestamp
+        start = turn.marks.get("llm_first_token", event.timestamp)
+        turn._derive_span("sentence", start, event.timestamp, event.content, self._max_spans)
+        return _touch(turn)
+
+    def audio_chunk(self, event: AgentAudioChunk) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.agent_started = True
+        turn._set_mark("tts_first_audio", event.timestamp, explicit=False)
+        start = turn._sentence_times.get(event.sentence_index, event.timestamp)
+        turn._derive_span("tts", start, event.timestamp, event.text, self._max_spans)
+        return _touch(turn)
+
+    def started_speaking(self, event: AgentStartedSpeaking) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.agent_started = True
+        turn.speaking = True
+        at = event.playback_start if event.playback_start is not None else event.timestamp
+        turn._set_mark("playback_start", at, explicit=False)
+        return _touch(turn)
+
+    def stopped_speaking(self, event: AgentStoppedSpeaking) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.speaking = False
+        last = event.last_sample_time if event.last_sample_time is not None else event.timestamp
+        if event.interrupted:
+            turn.interrupted = True
+            turn._set_mark("playback_stopped", last, explicit=False)
+        else:
+            turn._set_mark("playback_end", last, explicit=False)
+        start = turn.marks.get("playback_start")
+        if start is not None:
+            turn._derive_span("playback", start, last, turn.spoken_text, self._max_spans)
+        return _touch(turn)
+
+    def speech_sent(self, event: AgentSpeechSent) -> bool:
+        # Pieces are incremental and joined as they are, like nodes.committed_events.
+        turn = self._book.agent_target(event.timestamp)
+        turn.spoken_text += event.content
+        return _touch(turn)
+
+    def interrupted(self, event: AgentInterrupted) -> bool:
+        turn = self._book.agent_turn
+        if turn is None or not turn.agent_running:
+            return False  # nothing of the agent's was running: no effect
+        turn.interrupted = True
+        turn.interrupt_reason = event.reason
+        current = self._book.current
+        if (
+            event.reason == "user_speech"
+            and current is not None
+            and current is not turn
+            and "speech_start" in current.marks
+            and "playback_start" in turn.marks
+        ):
+            # The barge-in's onset is the start of the interrupting speech.
+            turn._set_mark("barge_in_onset", current.marks["speech_start"], explicit=False)
+        return _touch(turn)
+
+    def tool_call(self, event: ToolCall) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        turn.agent_started = True
+        turn.tools.append(
+            ToolUse(event.tool_call_id, event.tool_name, dict(event.tool_args), event.timestamp)
+        )
+        return _touch(turn)
+
+    def tool_result(self, event: ToolResult) -> bool:
+        turn = self._book.agent_target(event.timestamp)
+        for tool in reversed(turn.tools):
+            if tool.call_id == event.tool_call_id or (
+                not event.tool_call_id and tool.name == event.tool_name and not tool.finished
+            ):
+                break
+        else:
+            tool = ToolUse(
+                event.tool_call_id, event.tool_name, dict(event.tool_args), event.timestamp
+            )
+            turn.tools.append(tool)
+        tool.result, tool.error, tool.finished_at = event.result, event.error, event.timestamp
+        return _touch(turn)
+
+
 class Timeline:
     """Records bus messages into turns, keeping the last ``max_turns``.
 
@@ -363,26 +567,24 @@ class Timeline:
         self.clock_offset = time.time() - time.monotonic() if clock_offset is None else clock_offset
         self.version = 0
         """Grows on every change to any turn."""
-        self._turns: deque[Turn] = deque(maxlen=max_turns)
-        self._next_number = 1
+        self._book = _TurnBook(max_turns)
         self.typed_sources = frozenset(typed_sources)
-        self._agent_turn: Turn | None = None
-        self._stt_turn: Turn | None = None
+        agent = _AgentOutput(self._book, max_spans_per_turn)
         self._handlers: dict[type[Any], Callable[[Any], bool] | None] = {
             UserStartedSpeaking: self._user_started,
             UserStoppedSpeaking: self._user_stopped,
             UserTranscriptionPartial: self._partial,
-            AgentResponse: self._response,
-            AgentGenerationComplete: self._generation_complete,
-            AgentSentence: self._sentence,
-            AgentAudioChunk: self._audio_chunk,
-            AgentStartedSpeaking: self._started_speaking,
-            AgentStoppedSpeaking: self._stopped_speaking,
-            AgentSpeechSent: self._speech_sent,
-            AgentInterrupted: self._interrupted,
+            AgentResponse: agent.response,
+            AgentGenerationComplete: agent.generation_complete,
+            AgentSentence: agent.sentence,
+            AgentAudioChunk: agent.audio_chunk,
+            AgentStartedSpeaking: agent.started_speaking,
+            AgentStoppedSpeaking: agent.stopped_speaking,
+            AgentSpeechSent: agent.speech_sent,
+            AgentInterrupted: agent.interrupted,
             AgentError: self._error,
-            ToolCall: self._tool_call,
-            ToolResult: self._tool_result,
+            ToolCall: agent.tool_call,
+            ToolResult: agent.tool_result,
             LogMetric: self._metric,
             TurnMark: self._mark,
             StageSpan: self._span,
@@ -394,16 +596,16 @@ class Timeline:
     @property
     def turns(self) -> list[Turn]:
         """The kept turns, oldest first."""
-        return list(self._turns)
+        return list(self._book.kept)
 
     @property
     def current(self) -> Turn | None:
         """The newest turn, or ``None``."""
-        return self._turns[-1] if self._turns else None
+        return self._book.current
 
     def turn(self, number: int) -> Turn | None:
         """The kept turn with this number, or ``None``."""
-        for turn in reversed(self._turns):
+        for turn in reversed(self._book.kept):
             if turn.number == number:
                 return turn
         return None
@@ -437,9 +639,16 @@ class Timeline:
 
     def clear(self) -> None:
         """Forget every turn (numbering goes on)."""
-        self._turns.clear()
-        self._agent_turn = None
-        self._stt_turn = None
+        self._book.clear()
+        self.version += 1
+
+    def restore(self, turns: Iterable[Turn]) -> None:
+        """Keep ``turns`` (read back from an export), in number order; numbering
+        goes on after the last."""
+        book = self._book
+        for turn in sorted(turns, key=lambda turn: turn.number):
+            book.kept.append(turn)
+            book.next_number = turn.number + 1
         self.version += 1
 
     def _handler_for_subclass(self, event_type: type[Any]) -> Callable[[Any], bool] | None:
@@ -449,84 +658,20 @@ class Timeline:
                 return handler
         return None
 
-    # --- which turn gets an event --------------------------------------------------
-
-    def _new_turn(self, started_at: float, source: str) -> Turn:
-        current = self.current
-        if (
-            current is not None
-            and current.is_empty
-            and not current.wake
-            and current is not self._agent_turn
-        ):
-            # A false start (a cough the STT dropped): reuse its number, forget it.
-            self._turns.pop()
-            number = current.number
-        else:
-            number = self._next_number
-            self._next_number += 1
-        turn = Turn(number=number, started_at=started_at, source=source)
-        self._turns.append(turn)
-        return turn
-
-    def _user_turn(self, at: float) -> Turn:
-        """The turn being spoken now (the VAD's events)."""
-        current = self.current
-        if current is None or current.source != "voice" or current.user_text:
-            current = self._new_turn(at, "voice")
-        return current
-
-    def _awaiting(self) -> Turn | None:
-        """The oldest utterance still waiting for its transcript."""
-        return next((turn for turn in self._turns if turn.awaiting_transcript), None)
-
-    def _stt_target(self, at: float) -> Turn:
-        """The turn an STT result belongs to.
-
-        The user may start the next utterance before the STT has finished the last
-        one, so STT results go to the oldest utterance waiting for one, not simply
-        to the newest turn.
-        """
-        return self._stt_turn or self._awaiting() or self._user_turn(at)
-
-    def _agent_target(self, at: float) -> Turn:
-        turn = self._agent_turn
-        if turn is None:
-            turn = self.current
-            if turn is None:
-                turn = self._new_turn(at, "agent")
-            self._agent_turn = turn
-        return turn
-
-    @staticmethod
-    def _touch(turn: Turn) -> bool:
-        turn.revision += 1
-        return True
-
-    # --- handlers (each returns whether something changed) ---------------------------
+    # --- the user's side and the events of any lane (each returns whether something changed)
 
     def _user_started(self, event: UserStartedSpeaking) -> bool:
         onset = event.onset_time if event.onset_time is not None else event.timestamp
-        turn = self._new_turn(onset, "voice")
+        turn = self._book.new(onset, "voice")
         turn._set_mark("speech_start", onset, explicit=False)
-        return self._touch(turn)
+        return _touch(turn)
 
     def _user_stopped(self, event: UserStoppedSpeaking) -> bool:
-        current = self.current
-        if (
-            event.discarded
-            and current is not None
-            and current.is_empty
-            and not current.wake
-            and current is not self._agent_turn
-        ):
-            # Not a turn (a cough, a click, the agent's echo) and nothing else in it:
-            # not kept, so it is neither drawn nor exported.
-            self._turns.pop()
-            if current.number == self._next_number - 1:
-                self._next_number -= 1
+        # Not a turn (a cough, a click, the agent's echo) and nothing else in it:
+        # not kept, so it is neither drawn nor exported.
+        if event.discarded and self._book.drop_if_nothing():
             return True
-        turn = self._user_turn(event.speech_start or event.timestamp)
+        turn = self._book.user(event.speech_start or event.timestamp)
         start = event.speech_start or turn.marks.get("speech_start", turn.started_at)
         end = event.speech_end if event.speech_end is not None else event.timestamp
         turn._set_mark("speech_start", start, explicit=False)
@@ -534,16 +679,17 @@ class Timeline:
         turn._set_mark("vad_stop", event.timestamp, explicit=False)
         turn._derive_span("vad", start, end, "speech", self.max_spans_per_turn)
         turn.awaiting_transcript = True
-        return self._touch(turn)
+        return _touch(turn)
 
     def _partial(self, event: UserTranscriptionPartial) -> bool:
-        turn = self._user_turn(event.timestamp)
+        turn = self._book.user(event.timestamp)
         turn.user_partial = event.content
-        return self._touch(turn)
+        return _touch(turn)
 
     def _transcript(self, event: UserTranscriptionReceived, source: str) -> bool:
-        turn = None if source in self.typed_sources else self._spoken_turn_for(event.timestamp)
-        self._stt_turn = None
+        book = self._book
+        turn = None if source in self.typed_sources else book.spoken_turn_for(event.timestamp)
+        book.stt_turn = None
         if turn is not None:
             turn.awaiting_transcript = False
             turn.user_text = f"{turn.user_text} {event.content}".strip()
@@ -551,118 +697,26 @@ class Timeline:
             start = turn.marks.get("vad_stop", turn.marks.get("speech_end", event.timestamp))
             turn._derive_span("stt", start, event.timestamp, event.content, self.max_spans_per_turn)
         else:
-            turn = self._new_turn(event.timestamp, "typed")
+            turn = book.new(event.timestamp, "typed")
             turn.user_text = event.content
         turn.user_partial = ""
         # From now on the agent's output answers this turn.
-        self._agent_turn = turn
-        return self._touch(turn)
-
-    def _spoken_turn_for(self, at: float) -> Turn | None:
-        """The voice turn a transcript made at ``at`` belongs to, or ``None`` (typed)."""
-        stt_turn = self._stt_turn
-        if stt_turn is not None and abs(at - stt_turn.marks.get("stt_done", at)) <= _STT_WINDOW_S:
-            return stt_turn
-        awaiting = self._awaiting()
-        if awaiting is not None:
-            return awaiting
-        current = self.current
-        if current is not None and current.source == "voice" and not current.agent_started:
-            return current  # a pipeline that sends no UserStoppedSpeaking
-        return None
-
-    def _response(self, event: AgentResponse) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.agent_started = True
-        if event.chunk_type == "text":
-            turn.agent_text += event.content
-        turn._set_mark("llm_first_token", event.timestamp, explicit=False)
-        start = turn.marks.get("stt_done", turn.started_at)
-        turn._derive_span("llm", start, event.timestamp, event.content, self.max_spans_per_turn)
-        return self._touch(turn)
-
-    def _generation_complete(self, event: AgentGenerationComplete) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.generation_done = True
-        return self._touch(turn)
-
-    def _sentence(self, event: AgentSentence) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.agent_started = True
-        turn._set_mark("first_sentence", event.timestamp, explicit=False)
-        turn._sentence_times[event.index] = event.timestamp
-        start = turn.marks.get("llm_first_token", event.timestamp)
-        turn._derive_span(
-            "sentence", start, event.timestamp, event.content, self.max_spans_per_turn
-        )
-        return self._touch(turn)
-
-    def _audio_chunk(self, event: AgentAudioChunk) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.agent_started = True
-        turn._set_mark("tts_first_audio", event.timestamp, explicit=False)
-        start = turn._sentence_times.get(event.sentence_index, event.timestamp)
-        turn._derive_span("tts", start, event.timestamp, event.text, self.max_spans_per_turn)
-        return self._touch(turn)
-
-    def _started_speaking(self, event: AgentStartedSpeaking) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.agent_started = True
-        turn.speaking = True
-        at = event.playback_start if event.playback_start is not None else event.timestamp
-        turn._set_mark("playback_start", at, explicit=False)
-        return self._touch(turn)
-
-    def _stopped_speaking(self, event: AgentStoppedSpeaking) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.speaking = False
-        last = event.last_sample_time if event.last_sample_time is not None else event.timestamp
-        if event.interrupted:
-            turn.interrupted = True
-            turn._set_mark("playback_stopped", last, explicit=False)
-        else:
-            turn._set_mark("playback_end", last, explicit=False)
-        start = turn.marks.get("playback_start")
-        if start is not None:
-            turn._derive_span("playback", start, last, turn.spoken_text, self.max_spans_per_turn)
-        return self._touch(turn)
-
-    def _speech_sent(self, event: AgentSpeechSent) -> bool:
-        # Pieces are incremental and joined as they are, like nodes.committed_events.
-        turn = self._agent_target(event.timestamp)
-        turn.spoken_text += event.content
-        return self._touch(turn)
-
-    def _interrupted(self, event: AgentInterrupted) -> bool:
-        turn = self._agent_turn
-        if turn is None or not turn.agent_running:
-            return False  # nothing of the agent's was running: no effect
-        turn.interrupted = True
-        turn.interrupt_reason = event.reason
-        current = self.current
-        if (
-            event.reason == "user_speech"
-            and current is not None
-            and current is not turn
-            and "speech_start" in current.marks
-            and "playback_start" in turn.marks
-        ):
-            # The barge-in's onset is the start of the interrupting speech.
-            turn._set_mark("barge_in_onset", current.marks["speech_start"], explicit=False)
-        return self._touch(turn)
+        book.agent_turn = turn
+        return _touch(turn)
 
     def _error(self, event: AgentError) -> bool:
+        book = self._book
         lane = _ERROR_LANES.get(event.source.split(":", 1)[0])
         if lane == "stt":
             # The utterance being transcribed failed: it will get no transcript, and
             # the next one's must not land in it.
-            turn = self._awaiting() or self.current
+            turn = book.awaiting() or book.current
             if turn is not None:
                 turn.awaiting_transcript = False
         elif lane in _USER_LANES:
-            turn = self.current
+            turn = book.current
         else:
-            turn = self._agent_turn or self.current
+            turn = book.agent_turn or book.current
         if turn is None:
             return False
         turn.errors.append(f"{event.source}: {event.error}" if event.source else event.error)
@@ -671,33 +725,10 @@ class Timeline:
             turn._set_mark(f"{lane}_failed", event.timestamp, explicit=True)
             failed = Span(lane, event.timestamp, event.timestamp, f"failed: {event.error}")
             turn.spans.append(failed)  # never replaced by the lane's own spans
-        return self._touch(turn)
-
-    def _tool_call(self, event: ToolCall) -> bool:
-        turn = self._agent_target(event.timestamp)
-        turn.agent_started = True
-        turn.tools.append(
-            ToolUse(event.tool_call_id, event.tool_name, dict(event.tool_args), event.timestamp)
-        )
-        return self._touch(turn)
-
-    def _tool_result(self, event: ToolResult) -> bool:
-        turn = self._agent_target(event.timestamp)
-        for tool in reversed(turn.tools):
-            if tool.call_id == event.tool_call_id or (
-                not event.tool_call_id and tool.name == event.tool_name and not tool.finished
-            ):
-                break
-        else:
-            tool = ToolUse(
-                event.tool_call_id, event.tool_name, dict(event.tool_args), event.timestamp
-            )
-            turn.tools.append(tool)
-        tool.result, tool.error, tool.finished_at = event.result, event.error, event.timestamp
-        return self._touch(turn)
+        return _touch(turn)
 
     def _metric(self, event: LogMetric) -> bool:
-        turn = self._agent_turn or self.current
+        turn = self._book.agent_turn or self._book.current
         if (
             turn is None
             or isinstance(event.value, bool)
@@ -705,31 +736,33 @@ class Timeline:
         ):
             return False
         turn.metrics[event.name] = float(event.value)
-        return self._touch(turn)
+        return _touch(turn)
 
     def _mark(self, event: TurnMark) -> bool:
+        book = self._book
         if event.name == "stt_done":
-            turn = self._awaiting() or self._user_turn(event.at)
+            turn = book.awaiting() or book.user(event.at)
             turn.awaiting_transcript = False
             # The transcript that follows (if the STT heard words) is this turn's.
-            self._stt_turn = turn
+            book.stt_turn = turn
         elif event.name in _USER_MARKS:
-            turn = self._user_turn(event.at)
+            turn = book.user(event.at)
         else:
-            turn = self._agent_target(event.at)
+            turn = book.agent_target(event.at)
         turn._set_mark(event.name, event.at, explicit=True)
-        return self._touch(turn)
+        return _touch(turn)
 
     def _wake(self, event: WakeWordHeard) -> bool:
-        turn = self._user_turn(event.at)
+        turn = self._book.user(event.at)
         turn.wake = event.describe()
-        return self._touch(turn)
+        return _touch(turn)
 
     def _span(self, event: StageSpan) -> bool:
+        book = self._book
         if event.stage == "stt":
-            turn = self._stt_target(event.start)
+            turn = book.stt_target(event.start)
         elif event.stage in _USER_LANES:
-            current = self.current
+            current = book.current
             if (
                 current is not None
                 and current.user_text
@@ -739,14 +772,14 @@ class Timeline:
                 # its transcript: that turn's, not an empty new one.
                 turn = current
             else:
-                turn = self._user_turn(event.start)
+                turn = book.user(event.start)
         else:
-            turn = self._agent_target(event.start)
+            turn = book.agent_target(event.start)
         turn._add_span(
             Span(event.stage, event.start, max(event.start, event.end), event.content),
             self.max_spans_per_turn,
         )
-        return self._touch(turn)
+        return _touch(turn)
 
 
 # --- summaries -----------------------------------------------------------------------
@@ -792,287 +825,7 @@ def format_wall(unix_time: float) -> str:
     return datetime.fromtimestamp(round(unix_time, 3)).strftime("%H:%M:%S.%f")[:-3]
 
 
-# --- exports --------------------------------------------------------------------------
-
-_TURN_TID = 1
-_MARKS_TID = 2
-_FIRST_LANE_TID = 10
-
-
-def to_chrome_trace(turns: Sequence[Turn], *, clock_offset: float = 0.0) -> dict[str, Any]:
-    """The turns as a Chrome trace-event document (open it in https://ui.perfetto.dev).
-
-    One thread per lane (plus one for whole turns and one for marks); every span
-    is a complete (``"X"``) event with ``ts``/``dur`` in microseconds from the
-    first turn's start, its content in ``args``; marks are instant events.
-
-    Args:
-        turns: the turns to export.
-        clock_offset: added to monotonic times for the absolute ``wall_time`` args.
-    """
-    t0 = min((t.started_at for t in turns), default=0.0)
-    lanes: list[str] = list(LANES)
-    for turn in turns:
-        lanes.extend(lane for lane in turn.lanes() if lane not in lanes)
-    tids = {lane: _FIRST_LANE_TID + index for index, lane in enumerate(lanes)}
-
-    def micros(t: float) -> float:
-        return round((t - t0) * 1e6, 1)
-
-    events: list[dict[str, Any]] = [
-        {"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "voiceterm"}},
-        _thread_name(_TURN_TID, "turns"),
-        _thread_name(_MARKS_TID, "marks"),
-    ]
-    events.extend(_thread_name(tid, LANE_TITLES.get(lane, lane)) for lane, tid in tids.items())
-    for turn in turns:
-        end = max(
-            [turn.started_at, *turn.marks.values(), *(s.end for s in turn.spans)], default=0.0
-        )
-        played, cut = turn.cut_off_text()
-        events.append(
-            {
-                "ph": "X",
-                "name": f"turn {turn.number}",
-                "cat": "turn",
-                "pid": 1,
-                "tid": _TURN_TID,
-                "ts": micros(turn.started_at),
-                "dur": round((end - turn.started_at) * 1e6, 1),
-                "args": {
-                    "source": turn.source,
-                    "user": turn.user_text,
-                    "agent": turn.agent_text,
-                    "spoken": played,
-                    "cut_off": cut,
-                    "interrupted": turn.interrupted,
-                    "tools": [_tool_dict(tool) for tool in turn.tools],
-                    "headline_ms": {
-                        key: None if value is None else round(value * 1000, 1)
-                        for key, value in turn.headline().items()
-                    },
-                },
-            }
-        )
-        for name, at in sorted(turn.marks.items(), key=lambda item: item[1]):
-            events.append(
-                {
-                    "ph": "i",
-                    "s": "t",
-                    "name": name,
-                    "cat": "mark",
-                    "pid": 1,
-                    "tid": _MARKS_TID,
-                    "ts": micros(at),
-                    "args": {
-                        "turn": turn.number,
-                        "relative_ms": round((at - turn.anchor) * 1000, 1),
-                    },
-                }
-            )
-        for span in sorted(turn.spans, key=lambda s: s.start):
-            events.append(
-                {
-                    "ph": "X",
-                    "name": _span_name(span),
-                    "cat": span.lane,
-                    "pid": 1,
-                    "tid": tids[span.lane],
-                    "ts": micros(span.start),
-                    "dur": round(span.duration * 1e6, 1),
-                    "args": {
-                        "turn": turn.number,
-                        "content": span.content,
-                        "derived": span.derived,
-                        "relative_ms": round((span.start - turn.anchor) * 1000, 1),
-                        "wall_time": format_wall(span.start + clock_offset),
-                    },
-                }
-            )
-    return {
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "otherData": {"clock": "monotonic", "t0": t0, "t0_unix": t0 + clock_offset},
-    }
-
-
-def _thread_name(tid: int, name: str) -> dict[str, Any]:
-    return {"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": name}}
-
-
-def _span_name(span: Span) -> str:
-    text = " ".join(span.content.split())
-    if not text:
-        return span.lane
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def _tool_dict(tool: ToolUse) -> dict[str, Any]:
-    return {
-        "name": tool.name,
-        "args": tool.args,
-        "result": None if tool.result is None else str(tool.result),
-        "error": tool.error,
-    }
-
-
 def format_tool_call(tool: ToolUse) -> str:
     """``calculator(expression='2+2')``."""
     args = ", ".join(f"{key}={value!r}" for key, value in tool.args.items())
     return f"{tool.name}({args})"
-
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_~|<>[]#"})
-
-
-def _md(text: str) -> str:
-    return " ".join(text.split()).translate(_MD_SPECIAL)
-
-
-def to_markdown(turns: Sequence[Turn], *, clock_offset: float = 0.0) -> str:
-    """The conversation as Markdown: each turn's words, tools and timings, then p50/p95.
-
-    The part of an answer that was cut off by a barge-in is struck through.
-    """
-    turns = [turn for turn in turns if not turn.is_empty]
-    lines = ["# voiceterm conversation", ""]
-    for turn in turns:
-        when = format_wall(turn.started_at + clock_offset)
-        lines += [f"## Turn {turn.number} · {when} · {turn.source}", ""]
-        if turn.user_text:
-            lines += [f"**You:** {_md(turn.user_text)}", ""]
-        played, cut = turn.cut_off_text()
-        if turn.agent_text:
-            answer = _md(played)
-            if cut.strip():
-                answer = f"{answer} ~~{_md(cut)}~~ *(cut off)*".strip()
-            lines += [f"**voiceterm:** {answer}", ""]
-        for tool in turn.tools:
-            outcome = f"error: {tool.error}" if tool.error else str(tool.result)
-            lines.append(f"- tool `{format_tool_call(tool)}` → `{outcome}`")
-        for error in turn.errors:
-            lines.append(f"- error: {_md(error)}")
-        if turn.tools or turn.errors:
-            lines.append("")
-        headline = turn.headline()
-        lines += [
-            "| " + " | ".join(label for _, label in HEADLINES) + " |",
-            "|" + "---|" * len(HEADLINES),
-            "| " + " | ".join(format_seconds(headline[key]) for key, _ in HEADLINES) + " |",
-            "",
-        ]
-    stats = summarize(turns)
-    lines += [
-        "## Summary",
-        "",
-        f"{len(turns)} turns.",
-        "",
-        "| figure | turns | p50 | p95 |",
-        "|---|---|---|---|",
-    ]
-    for key, label in HEADLINES:
-        s = stats[key]
-        lines.append(f"| {label} | {s.count} | {format_seconds(s.p50)} | {format_seconds(s.p95)} |")
-    return "\n".join(lines) + "\n"
-
-
-def _write(path: str | Path, text: str, suffix: str) -> Path:
-    target = Path(path).expanduser()
-    if target.is_dir():
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        target = target / f"voiceterm-{stamp}{suffix}"
-    try:
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise VoicetermError(
-            f"Could not write {target}: {exc.strerror or exc}.",
-            hint="Choose a folder you can write to.",
-            title="Export failed",
-        ) from exc
-    return target
-
-
-def export_timeline(timeline: Timeline, path: str | Path) -> Path:
-    """Write the timeline as Chrome trace-event JSON; return the file written.
-
-    ``path`` may be a folder: a file named ``voiceterm-<date>-<time>.trace.json``
-    is made in it. Raises ``VoicetermError`` (with a hint) if it cannot be written.
-    """
-    trace = to_chrome_trace(timeline.turns, clock_offset=timeline.clock_offset)
-    return _write(path, json.dumps(trace, ensure_ascii=False), ".trace.json")
-
-
-def export_markdown(timeline: Timeline, path: str | Path) -> Path:
-    """Write the conversation as Markdown with timings; return the file written.
-
-    ``path`` may be a folder (see :func:`export_timeline`).
-    """
-    return _write(path, to_markdown(timeline.turns, clock_offset=timeline.clock_offset), ".md")
-
-
-def from_chrome_trace(document: dict[str, Any]) -> Timeline:
-    """A timeline rebuilt from :func:`to_chrome_trace`'s document (for ``voiceterm view``).
-
-    Turns keep their words, marks and spans; what the trace does not hold (partial
-    transcripts, metrics, errors) is left empty.
-
-    Raises:
-        ValueError: the document is not a voiceterm Chrome trace.
-    """
-    events = document.get("traceEvents")
-    other = document.get("otherData", {})
-    if not isinstance(events, list) or not isinstance(other, dict) or "t0" not in other:
-        raise ValueError("not a voiceterm Chrome trace")
-    t0 = float(other["t0"])
-    offset = float(other.get("t0_unix", t0)) - t0
-    timeline = Timeline(max_turns=100_000, clock_offset=offset)
-    turns: dict[int, Turn] = {}
-
-    def at(event: dict[str, Any]) -> float:
-        return t0 + float(event.get("ts", 0.0)) / 1e6
-
-    for event in events:
-        if event.get("tid") != _TURN_TID or event.get("ph") != "X":
-            continue
-        args = event.get("args", {})
-        number = int(str(event.get("name", "turn 0")).rsplit(" ", 1)[-1])
-        turn = Turn(number=number, started_at=at(event), source=str(args.get("source", "voice")))
-        turn.user_text = str(args.get("user", ""))
-        turn.agent_text = str(args.get("agent", ""))
-        turn.spoken_text = str(args.get("spoken", ""))
-        turn.interrupted = bool(args.get("interrupted", False))
-        for tool in args.get("tools", []):
-            turn.tools.append(
-                ToolUse(
-                    call_id="",
-                    name=str(tool.get("name", "")),
-                    args=tool.get("args", {}),
-                    called_at=turn.started_at,
-                    result=tool.get("result"),
-                    error=tool.get("error"),
-                    finished_at=turn.started_at,
-                )
-            )
-        turns[number] = turn
-    for event in events:
-        args = event.get("args", {})
-        owner = turns.get(args.get("turn", -1)) if isinstance(args, dict) else None
-        if owner is None:
-            continue
-        if event.get("cat") == "mark":
-            owner._set_mark(str(event.get("name", "")), at(event), explicit=True)
-        elif event.get("ph") == "X" and event.get("tid") != _TURN_TID:
-            start = at(event)
-            span = Span(
-                lane=str(event.get("cat", "")),
-                start=start,
-                end=start + float(event.get("dur", 0.0)) / 1e6,
-                content=str(args.get("content", "")),
-                derived=bool(args.get("derived", False)),
-            )
-            owner.spans.append(span)
-    for number in sorted(turns):
-        timeline._turns.append(turns[number])
-        timeline._next_number = number + 1
-    timeline.version += 1
-    return timeline

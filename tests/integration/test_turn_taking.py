@@ -34,7 +34,8 @@ from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.end_of_turn.learned import load_weights
 from voiceterm.pipeline.headless import run_file
 from voiceterm.pipeline.loading import Engines, load_engines
-from voiceterm.timeline import Turn, to_markdown
+from voiceterm.timeline import Turn
+from voiceterm.timeline_export import to_markdown
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 

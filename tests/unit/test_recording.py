@@ -31,7 +31,8 @@ from voiceterm.recording.events_io import from_record, to_line
 from voiceterm.recording.reader import Recording
 from voiceterm.recording.turns import SpokenTurn, match, spoken_turns
 from voiceterm.recording.writer import SessionWriter
-from voiceterm.timeline import Timeline, from_chrome_trace, to_chrome_trace
+from voiceterm.timeline import Timeline
+from voiceterm.timeline_export import from_chrome_trace, to_chrome_trace
 
 SESSIONS = DATA / "sessions"
 

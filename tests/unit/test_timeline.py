@@ -36,13 +36,10 @@ from voiceterm.stats import percentile
 from voiceterm.timeline import (
     Stats,
     Timeline,
-    export_markdown,
-    export_timeline,
     format_seconds,
     summarize,
-    to_chrome_trace,
-    to_markdown,
 )
+from voiceterm.timeline_export import export_markdown, export_timeline, to_chrome_trace, to_markdown
 
 
 def feed(timeline: Timeline, *events: Any) -> None:

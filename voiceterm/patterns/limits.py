@@ -127,6 +127,45 @@ def split_text(text: str, max_chars: int) -> list[str]:
     return pieces
 
 
+class _Allowance:
+    """What a response's caps still allow, updated as its chunks are sent."""
+
+    def __init__(self, limits: ChunkLimits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.count = 0
+        self.cut_reason: str | None = None
+
+    def pieces(self, content: str) -> list[str]:
+        """``content`` split at the chunk cap (or whole)."""
+        max_chunk_chars = self.limits.max_chunk_chars
+        return split_text(content, max_chunk_chars) if max_chunk_chars is not None else [content]
+
+    def admit(self, piece: str) -> str | None:
+        """The part of ``piece`` the caps allow; ``None`` once the chunk cap is reached.
+
+        Sets ``cut_reason`` when the answer is cut here.
+        """
+        limits = self.limits
+        if limits.max_chunks is not None and self.count >= limits.max_chunks:
+            self.cut_reason = f"more than {limits.max_chunks} chunks"
+            return None
+        if limits.max_total_chars is not None:
+            room = limits.max_total_chars - self.total
+            if len(piece) > room:
+                piece = piece[:room]
+                self.cut_reason = f"more than {limits.max_total_chars} characters"
+        return piece
+
+    def sent(self, piece: str) -> None:
+        self.count += 1
+        self.total += len(piece)
+
+    def complete(self) -> AgentGenerationComplete:
+        """The end marker, counting what was sent."""
+        return AgentGenerationComplete(total_length=self.total, chunk_count=self.count)
+
+
 async def limit_responses(
     events: AsyncIterable[Any],
     limits: ChunkLimits,
@@ -146,53 +185,40 @@ async def limit_responses(
         upstream ``AgentGenerationComplete`` is replaced by one counting what was
         sent; when the answer is cut, upstream is closed and that marker ends it.
     """
-    total = 0
-    count = 0
-    cut_reason: str | None = None
+    allowance = _Allowance(limits)
     iterator = aiter(events)
     try:
         async for item in iterator:
             event = item.event if isinstance(item, Message) else item
             if isinstance(event, AgentGenerationComplete):
-                yield AgentGenerationComplete(total_length=total, chunk_count=count)
+                yield allowance.complete()
                 continue
             if not isinstance(event, AgentResponse):
                 yield event
                 continue
             content = event.content
-            pieces = (
-                split_text(content, limits.max_chunk_chars)
-                if limits.max_chunk_chars is not None
-                else [content]
-            )
-            for piece in pieces:
-                if limits.max_chunks is not None and count >= limits.max_chunks:
-                    cut_reason = f"more than {limits.max_chunks} chunks"
+            for whole in allowance.pieces(content):
+                piece = allowance.admit(whole)
+                if piece is None:
                     break
-                if limits.max_total_chars is not None:
-                    room = limits.max_total_chars - total
-                    if len(piece) > room:
-                        piece = piece[:room]
-                        cut_reason = f"more than {limits.max_total_chars} characters"
                 if piece:
                     same = piece == content
                     yield event if same else AgentResponse(piece, chunk_type=event.chunk_type)
-                    count += 1
-                    total += len(piece)
-                if cut_reason is not None:
+                    allowance.sent(piece)
+                if allowance.cut_reason is not None:
                     break
-            if cut_reason is not None:
+            if allowance.cut_reason is not None:
                 break
     except BaseException as exc:
         await close_async_iterator(iterator, exc)
         raise
-    if cut_reason is not None:
+    if allowance.cut_reason is not None:
         await close_async_iterator(iterator)
         if on_limit is not None:
-            on_limit(cut_reason)
+            on_limit(allowance.cut_reason)
         else:
-            logger.warning("response cut: %s", cut_reason)
-        yield AgentGenerationComplete(total_length=total, chunk_count=count)
+            logger.warning("response cut: %s", allowance.cut_reason)
+        yield allowance.complete()
 
 
 __all__ = ["ChunkLimits", "RateLimiter", "limit_responses", "rate_limited", "split_text"]

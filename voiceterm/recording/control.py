@@ -119,7 +119,7 @@ class RecordingControl:
         writer, self.writer = self.writer, None
         if writer is None:
             return None
-        from voiceterm.timeline import to_markdown
+        from voiceterm.timeline_export import to_markdown
 
         talk = self._talk
         self._talk = None
@@ -145,7 +145,7 @@ class RecordingControl:
         if talk is not None:
             talk.record(message)
             if isinstance(message.event, AgentStoppedSpeaking):
-                from voiceterm.timeline import to_markdown
+                from voiceterm.timeline_export import to_markdown
 
                 writer.talk(to_markdown(talk.turns, clock_offset=talk.clock_offset))
 

@@ -22,7 +22,7 @@ def load_timeline(path: Path) -> tuple[Timeline, Recording | None]:
     if path.is_dir():
         recording = Recording.open(path)
         return recording.timeline(), recording
-    from voiceterm.timeline import from_chrome_trace
+    from voiceterm.timeline_export import from_chrome_trace
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))

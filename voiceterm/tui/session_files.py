@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from voiceterm.errors import VoicetermError
-from voiceterm.timeline import Timeline, export_markdown, export_timeline
+from voiceterm.timeline import Timeline
+from voiceterm.timeline_export import export_markdown, export_timeline
 from voiceterm.tui.notices import Notices, Notify
 from voiceterm.tui.protocol import AgentLike
 from voiceterm.tui.widgets.recording import RecordingBadge

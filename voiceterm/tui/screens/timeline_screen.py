@@ -26,11 +26,10 @@ from voiceterm.timeline import (
     LANE_TITLES,
     Timeline,
     Turn,
-    export_markdown,
-    export_timeline,
     format_seconds,
     format_wall,
 )
+from voiceterm.timeline_export import export_markdown, export_timeline
 from voiceterm.tui.widgets.waterfall import Chunk, Waterfall
 
 
