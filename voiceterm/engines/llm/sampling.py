@@ -135,26 +135,10 @@ class Sampler:
                 if cancel.is_set():
                     stats.stop_reason = "cancelled"
                     break
-                if stats.first_token_at is None:  # a fresh generator reads the prompt first
-                    with threads.compute_step(every_core=True):
-                        token = next_token(tokens)
-                elif sampled is not None:
-                    # A speculation runs in the end-of-speech wait, when nothing else
-                    # should compute: its tokens are the answer's first words.
-                    with threads.compute_step(every_core=True, generating=True):
-                        token = next_token(tokens)
-                else:
-                    with threads.answer_token(cancel):
-                        token = next_token(tokens)
+                token = self._next_token(tokens, cancel, stats, speculating=sampled is not None)
                 if token is None:
                     stats.stop_reason = "stop"
                     break
-                if stats.first_token_at is None:
-                    stats.first_token_at = time.monotonic()
-                    # Before the first token, everything evaluated was prompt.
-                    stats.prompt_tokens_evaluated, stats.prompt_eval_seconds = tokens_read(
-                        self._llama_cpp, self._llm
-                    )
                 if cancel.is_set():  # computed while we were being cancelled: drop it
                     stats.stop_reason = "cancelled"
                     break
@@ -184,6 +168,35 @@ class Sampler:
             if not keep_open:
                 tokens.close()  # type: ignore[attr-defined]
             stats.finished_at = time.monotonic()
+
+    def _next_token(
+        self,
+        tokens: Iterator[int],
+        cancel: threading.Event,
+        stats: GenerationStats,
+        *,
+        speculating: bool,
+    ) -> int | None:
+        """The next token, computed on the cores this step may have (``None``: no more)."""
+        threads = self.threads
+        if stats.first_token_at is None:  # a fresh generator reads the prompt first
+            with threads.compute_step(every_core=True):
+                token = next_token(tokens)
+        elif speculating:
+            # A speculation runs in the end-of-speech wait, when nothing else
+            # should compute: its tokens are the answer's first words.
+            with threads.compute_step(every_core=True, generating=True):
+                token = next_token(tokens)
+        else:
+            with threads.answer_token(cancel):
+                token = next_token(tokens)
+        if token is not None and stats.first_token_at is None:
+            stats.first_token_at = time.monotonic()
+            # Before the first token, everything evaluated was prompt.
+            stats.prompt_tokens_evaluated, stats.prompt_eval_seconds = tokens_read(
+                self._llama_cpp, self._llm
+            )
+        return token
 
     def _ends_turn(self, token: int) -> bool:
         # End-of-generation tokens end the turn; so does any other control token
