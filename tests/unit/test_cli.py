@@ -70,3 +70,24 @@ def test_models_report_names_sources_and_a_corrupt_model(tmp_path: Path) -> None
     assert bad_turn.returncode == 2
     assert "TURN" in bad_turn.stdout and "does NOT load" in bad_turn.stdout
     assert "Traceback" not in bad_turn.stdout + bad_turn.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--turn-detector", "magic"), "turn.detector must be learned, smart_turn or silence"),
+        (("--turn-check-ms", "2000"), "must grow in that order"),
+        (("--llm-backend", "ollama"), "llm.backend must be llama_cpp or openai"),
+    ],
+)
+def test_a_setting_that_cannot_work_exits_2_before_the_app_opens(
+    args: tuple[str, ...], said: str, tmp_path: Path
+) -> None:
+    # A file run would load models and open files: the setting is refused before either.
+    question, answer = tmp_path / "question.wav", tmp_path / "answer.wav"
+    result = voiceterm(*args, "--input", str(question), "--output", str(answer), timeout=30)
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "does not exist" not in result.stderr  # the input file was never looked at
+    assert not answer.exists()
