@@ -46,7 +46,7 @@ from voiceterm.patterns.sentences import SentenceSplitter
 from voiceterm.pipeline.publish import Publisher
 
 if TYPE_CHECKING:
-    from voiceterm.audio.frames import AudioSink
+    from voiceterm.audio.frames import AudioSink, Int16Array
 
 
 class Synthesizer(Protocol):
@@ -57,7 +57,7 @@ class Synthesizer(Protocol):
 
     def synthesize(
         self, text: str, cancel: threading.Event | None = None, *, every_core: bool = False
-    ) -> Iterator[Any]: ...
+    ) -> Iterator[Int16Array]: ...
 
 
 class SentenceNode:

@@ -32,7 +32,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from voiceterm.audio.frames import Int16Array
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ logger = logging.getLogger(__name__)
 class TurnModel(Protocol):
     """What the policy needs of an end-of-turn model (``SmartTurn`` fits)."""
 
-    def probability(self, audio: Any) -> float: ...
+    def probability(self, audio: Int16Array) -> float: ...
 
 
 class CheckLatency(Protocol):
