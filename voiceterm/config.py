@@ -24,22 +24,18 @@ class AudioSettings:
     """Speaker: a device index or part of its name (default: the system default)."""
     block_ms: int = 10
     """Microphone block in milliseconds. The end of speech is seen one block late at
-    worst, and PortAudio buffers two blocks: on the rig a click reached the app 10-24 ms
-    sooner with 10 ms blocks than with 20 (scripts/bench_round_trip.py), for ~1.5% of
-    a core more while idle. 40 ms blocks answered ~45 ms later than 20."""
+    worst, and PortAudio buffers two blocks: smaller blocks hear speech sooner for a
+    little more CPU while idle (docs/BENCHMARKS.md, python -m benchmarks.round_trip)."""
     output_block_ms: int = 5
     """Speaker block in milliseconds: a barge-in silences the speaker within one block,
-    and PortAudio's "high" buffer grows with the block (30 ms at 5 ms blocks, 40 ms at
-    10 or 20). Microphone to speaker on the rig, side by side: 43 ms with 10 ms
-    microphone and 5 ms speaker blocks, 86 ms with 20 and 20 (scripts/bench_round_trip.py),
-    for 6.5% of a core while idle instead of 3.9%."""
+    and PortAudio's "high" buffer grows with the block. Smaller blocks answer sooner
+    for more CPU while idle (docs/BENCHMARKS.md, python -m benchmarks.round_trip)."""
     output_buffer_ms: int = 0
     """Sound queued for the speaker ahead of time (PortAudio's output latency); 0 is
-    PortAudio's "high" default for the block (30 ms at 5 ms blocks on the rig). The
-    speaker's callback needs the interpreter lock: a buffer of 30 ms rides out stalls of
-    up to ~11 ms, 40 ms up to ~22 (scripts/bench_speaker_buffer.py). In 66 headless app
-    runs on the rig the speaker never ran dry; raise this (or output_block_ms) if the
-    app reports that it did."""
+    PortAudio's "high" default for the block. The speaker's callback needs the
+    interpreter lock, so the buffer must ride out its stalls (docs/BENCHMARKS.md,
+    python -m benchmarks.speaker_buffer); raise this (or output_block_ms) if the app
+    reports that the speaker ran dry."""
     echo: str = "aec"
     """Echo handling while the agent speaks: aec (WebRTC's echo canceller from whichever
     package is installed, livekit first), livekit or webrtc (that package), half_duplex

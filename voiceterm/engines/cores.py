@@ -2,12 +2,9 @@
 
 llama.cpp's threads meet at a barrier after every layer, and so do CTranslate2's
 (Whisper): when two engines each run a thread per core, every barrier waits for a
-thread that has no core, and both crawl (on the rig, before the engines took
-turns, a 200 ms transcript took 2.5 s beside a prompt read on both cores). One
-engine alone on all cores is much faster: the answer's first words during the
-end-of-speech wait took 109 ms on both cores against 163 ms on one, p50 over a
-20-turn conversation; with one core busy, the same prompt read on both cores took
-457 ms against 215 ms on one (``scripts/bench_llm.py``).
+thread that has no core, and both crawl. One engine alone on all cores is much
+faster, unless another process holds a core: then one thread is faster than two
+(docs/BENCHMARKS.md, ``python -m benchmarks.llm``).
 
 So the engines take turns for the whole CPU: the LLM reads a prompt (and samples
 the answer's first words in the end-of-speech wait) on every core only when
