@@ -9,10 +9,12 @@ frames. It publishes nothing: the gate (:mod:`voiceterm.pipeline.wake`) does.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from voiceterm.audio.frames import Int16Array
     from voiceterm.engines.vad import SpeechEnded as Utterance
 
 CUT_SEARCH_S = (0.03, 0.20)
@@ -32,13 +34,27 @@ _FRAMES_KEPT = 64  # 10 ms frames kept for the cut: 640 ms
 _SCORES_KEPT = 4096  # near-miss candidates kept (only scores above the lowest shown)
 
 
+class Scored(Protocol):
+    """One run of the wake word model (``engines.wake.WakeScore`` fits)."""
+
+    @property
+    def at(self) -> float:
+        """Monotonic time of the end of the audio the score has heard."""
+        ...
+
+    @property
+    def probability(self) -> float: ...
+
+
 class WakeDetector(Protocol):
     """What the gate needs from a wake word detector (``WakeWordDetector`` fits)."""
 
     @property
     def cutoff(self) -> float: ...
 
-    def feed(self, samples: Any, t_first_sample: float, *, listening: bool = True) -> list[Any]: ...
+    def feed(
+        self, samples: Int16Array, t_first_sample: float, *, listening: bool = True
+    ) -> Sequence[Scored]: ...
 
 
 @dataclass(frozen=True, slots=True)
