@@ -55,7 +55,8 @@ class ListenModes:
         if self._listener is not None:
             self._listener.push_to_talk = enabled
         if self._gate is not None:
-            before = self._config.listen.mode.replace("push_to_talk", "always")
+            mode = self._config.listen.mode
+            before = "always" if mode == "push_to_talk" else mode
             self._gate.set_mode("push_to_talk" if enabled else before)
 
     def press(self, pressed: bool) -> None:

@@ -97,7 +97,7 @@ def build_nodes(
         ),
         confirm_wake=gate.confirm_read,
     )
-    listener = _listener(config, engines, source, sink, shared, gate, stt, weights, words_end)
+    listener = _listener(config, turn_model, source, sink, shared, gate, stt, weights, words_end)
     chat = ChatNode(
         engines.llm,
         system_prompt=config.llm.system_prompt,
@@ -119,7 +119,7 @@ def build_nodes(
 
 def _listener(
     config: Config,
-    engines: Engines,
+    turn_model: TurnModel | None,
     source: AudioSource,
     sink: AudioSink,
     shared: Shared,
@@ -128,7 +128,6 @@ def _listener(
     weights: TurnWeights | None,
     words_end: WordsEnd | None,
 ) -> Listener:
-    turn_model = engines.turn if config.turn.detector != "silence" else None
     turn = None
     if turn_model is not None:
         policy = TurnPolicy(
