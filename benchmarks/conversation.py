@@ -129,6 +129,20 @@ class FileConversation:
         assert clip.rate == CAPTURE_RATE
         return self._run(self._turn(clip))
 
+    def record(self, folder: Path) -> Path:
+        """Start recording the session into ``folder``, on the agent's loop.
+
+        Between two microphone blocks, as the app's record command does: from another
+        thread the start could fall mid-block, and the recording would note another
+        voice-detector phase than the blocks it holds (a replay then frames the audio
+        10 ms off).
+        """
+
+        async def start() -> Path:
+            return self.agent.recording.start(folder)
+
+        return self._run(start())
+
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=180.0)
 

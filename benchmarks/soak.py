@@ -148,7 +148,7 @@ def run_soak(args: argparse.Namespace) -> Soak:
         )
         with conversation:
             if args.record is not None:
-                conversation.agent.recording.start(args.record)
+                conversation.record(args.record)
             for index, clip in enumerate(clips, start=1):
                 gc_clock.take()
                 turn_started = time.monotonic()

@@ -86,7 +86,7 @@ def test_recording_started_mid_frame_replays_the_turns_where_they_were(tmp_path:
             if listener.frame_phase:
                 break
             await asyncio.sleep(0.005)
-        conversation.agent.recording.start(folder)
+        conversation.record(folder)
         return listener.frame_phase
 
     with conversation:
@@ -138,7 +138,7 @@ def test_a_pause_shorter_than_the_checks_time_replays_as_it_went_live(tmp_path: 
     conversation = FileConversation(config, engines, None, realtime_speaker=False)
     clip = utterance(audio, "Thanks. That is all.")
     with conversation:
-        conversation.agent.recording.start(folder)
+        conversation.record(folder)
         conversation.turn(clip)
         conversation.turn(clip)
     recording = Recording.open(folder)
