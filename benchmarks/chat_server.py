@@ -33,7 +33,7 @@ from benchmarks.llm_server import LocalChatServer
 from benchmarks.stats import percentile
 from voiceterm import paths
 from voiceterm.config import Config
-from voiceterm.engines.llm import ChatMessage, LlamaEngine
+from voiceterm.engines.llm import ChatMessage, LlamaEngine, SamplingSettings
 from voiceterm.engines.llm.server import ChatServerEngine
 from voiceterm.modelstore import resolve_model
 
@@ -106,10 +106,15 @@ def main() -> int:
     local = LlamaEngine(
         resolve_model("llm").path,
         n_ctx=config.llm.context_tokens,
-        temperature=config.llm.temperature,
+        sampling=SamplingSettings(temperature=config.llm.temperature),
         eight_bit_copy_dir=paths.cache_dir() / "llm",
     )
-    threads = ("--n_threads", str(local.n_threads), "--n_threads_batch", str(local.n_threads_batch))
+    threads = (
+        "--n_threads",
+        str(local.threads.n_threads),
+        "--n_threads_batch",
+        str(local.threads.n_threads_batch),
+    )
     log = Path(tempfile.gettempdir()) / "bench_chat_server.log"
     server = LocalChatServer(log, model=local.weights_path, extra=threads).start()
     loop = asyncio.new_event_loop()  # one for all the answers, as the app's bus loop

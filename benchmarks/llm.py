@@ -40,9 +40,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.stats import percentile
-from voiceterm.engines.llm import ChatMessage, LlamaEngine, astream_chat, json_schema_grammar
+from voiceterm.engines.llm import (
+    ChatMessage,
+    LlamaEngine,
+    SamplingSettings,
+    astream_chat,
+    json_schema_grammar,
+)
 from voiceterm.modelstore import resolve_model
 from voiceterm.tools.intent import detect_intent
+
+GREEDY = SamplingSettings(temperature=0.0)
 
 SYSTEM: ChatMessage = {
     "role": "system",
@@ -92,7 +100,7 @@ def speed_by_threads(
     try:
         for threads, batch_threads in configs:
             with LlamaEngine(
-                model, n_threads=threads, n_threads_batch=batch_threads, temperature=0.0
+                model, n_threads=threads, n_threads_batch=batch_threads, sampling=GREEDY
             ) as engine:
                 firsts: list[float] = []
                 speeds: list[float] = []
@@ -255,7 +263,7 @@ def history_trim(model: Path, turns: int) -> None:
     animals = "cat dog horse cow pig goat duck bird fish frog bear lion tiger wolf fox owl bee ant"
     for slide in (True, False):
         with LlamaEngine(
-            model, n_threads=1, max_tokens=48, temperature=0.0, slide_cache=slide
+            model, n_threads=1, max_tokens=48, sampling=GREEDY, slide_cache=slide
         ) as engine:
             history: list[ChatMessage] = [SYSTEM]
             read_aheads: list[float] = []
@@ -404,7 +412,7 @@ def main() -> None:
     speculation_by_prompt_threads(model, 2 * args.runs)
     history_trim(model, 4 * args.runs)
     with LlamaEngine(model) as engine:
-        print(f"\nengine defaults: n_threads={engine.n_threads}, n_ctx={engine.n_ctx}")
+        print(f"\nengine defaults: n_threads={engine.threads.n_threads}, n_ctx={engine.n_ctx}")
         cache_reuse(engine)
         warm_up_effect(engine, max(3, args.runs // 2))
         cancel_latency(engine, args.runs)

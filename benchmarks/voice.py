@@ -261,7 +261,12 @@ def server_engines(
 
         llm = engines.llm
         assert isinstance(llm, LlamaEngine)
-        threads = ("--n_threads", str(llm.n_threads), "--n_threads_batch", str(llm.n_threads_batch))
+        threads = (
+            "--n_threads",
+            str(llm.threads.n_threads),
+            "--n_threads_batch",
+            str(llm.threads.n_threads_batch),
+        )
         log = Path(tempfile.gettempdir()) / "bench_voice_server.log"
         server = LocalChatServer(log, model=llm.weights_path, extra=threads).start()
         servers.callback(server.stop)

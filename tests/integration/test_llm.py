@@ -27,6 +27,7 @@ from voiceterm.engines.llm import (
     ChatMessage,
     LlamaEngine,
     ReadsAhead,
+    SamplingSettings,
     Speculates,
     astream_chat,
     json_schema_grammar,
@@ -37,6 +38,8 @@ from voiceterm.modelstore import resolve_model
 
 STREAM_DEADLINE_S = 60.0
 """Longest wait for a stream's first pieces: far past any healthy run on a busy machine."""
+
+GREEDY = SamplingSettings(temperature=0.0)
 
 SYSTEM = {"role": "system", "content": "You are a friendly voice assistant. Answer briefly."}
 ENGLISH_WORDS = {"the", "a", "an", "is", "are", "and", "to", "of", "you", "i", "it", "they", "can"}
@@ -157,7 +160,7 @@ def test_second_turn_reuses_the_prompt_cache(engine: LlamaEngine) -> None:
 @pytest.mark.models
 def test_a_speculated_start_gives_the_same_reply_it_would_have_had(model_path: Path) -> None:
     # Greedy sampling, so the reply with and without speculation can be compared.
-    with LlamaEngine(model_path, max_tokens=40, temperature=0.0) as greedy:
+    with LlamaEngine(model_path, max_tokens=40, sampling=GREEDY) as greedy:
         question = ask("What is the tallest mountain in the world?")
         plain = "".join(greedy.generate(question, threading.Event()))
         greedy.reset()
@@ -176,7 +179,7 @@ def greedy_on_two_cores(model_path: Path) -> Iterator[tuple[LlamaEngine, CoreSha
     """A greedy engine that generates on one core and may read prompts on two."""
     cores = CoreShare(machine(2))  # nothing else runs on the machine
     with LlamaEngine(
-        model_path, max_tokens=16, temperature=0.0, n_threads=1, n_threads_batch=2, cores=cores
+        model_path, max_tokens=16, sampling=GREEDY, n_threads=1, n_threads_batch=2, cores=cores
     ) as greedy:
         yield greedy, cores
 
@@ -188,17 +191,17 @@ def test_prompts_are_read_on_every_core_only_while_the_other_engines_rest(
     with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
         alone = "".join(greedy.generate(question, threading.Event()))
-        assert greedy.last_prompt_threads == 2
+        assert greedy.threads.last_prompt_threads == 2
         greedy.reset()
         with cores.computing("stt"):
             beside_whisper = "".join(greedy.generate(question, threading.Event()))
-            assert greedy.last_prompt_threads == 1
+            assert greedy.threads.last_prompt_threads == 1
         assert beside_whisper == alone  # the same answer, whatever the threads
         history = [*question, {"role": "assistant", "content": alone}]
         greedy.read_ahead(history, max_tokens=16)
-        assert greedy.last_prompt_threads == 1  # seconds long: never on every core
+        assert greedy.threads.last_prompt_threads == 1  # seconds long: never on every core
         greedy.warm_up(history)
-        assert greedy.last_prompt_threads == 2
+        assert greedy.threads.last_prompt_threads == 2
 
 
 @pytest.mark.models
@@ -210,17 +213,17 @@ def test_a_speculation_samples_on_every_core_and_the_reply_goes_on_one(
     with greedy_on_two_cores(model_path) as (greedy, cores):
         question = ask("What is the capital of France?")
         plain = "".join(greedy.generate(question, threading.Event()))
-        assert greedy.last_token_threads == 1
+        assert greedy.threads.last_token_threads == 1
         greedy.reset()
         ahead = greedy.speculate(question, threading.Event(), tokens=4)
-        assert greedy.last_token_threads == 2
+        assert greedy.threads.last_token_threads == 2
         replayed = "".join(greedy.generate(question, threading.Event()))
-        assert greedy.last_token_threads == 1
+        assert greedy.threads.last_token_threads == 1
         assert plain.startswith("".join(ahead.pieces)) and replayed == plain
         greedy.reset()
         with cores.computing("tts"):  # not alone: no more than its share
             greedy.speculate(question, threading.Event(), tokens=4)
-            assert greedy.last_token_threads == 1
+            assert greedy.threads.last_token_threads == 1
 
 
 @pytest.mark.models
@@ -232,25 +235,25 @@ def test_with_one_core_taken_by_another_program_everything_runs_on_one_thread(
         question = ask("What is the capital of France?")
         alone = "".join(greedy.generate(question, threading.Event()))
         greedy.reset()
-        greedy.cores = CoreShare(machine(2, others=1.0))
+        greedy.threads.cores = CoreShare(machine(2, others=1.0))
         beside_a_program = "".join(greedy.generate(question, threading.Event()))
-        assert (greedy.last_prompt_threads, greedy.last_token_threads) == (1, 1)
+        assert (greedy.threads.last_prompt_threads, greedy.threads.last_token_threads) == (1, 1)
         assert beside_a_program == alone
         greedy.reset()
         greedy.speculate(question, threading.Event(), tokens=4)
-        assert (greedy.last_prompt_threads, greedy.last_token_threads) == (1, 1)
+        assert (greedy.threads.last_prompt_threads, greedy.threads.last_token_threads) == (1, 1)
         greedy.warm_up(question)
-        assert greedy.last_prompt_threads == 1
-        greedy.cores = CoreShare(machine(2))  # the program ended: both cores again
+        assert greedy.threads.last_prompt_threads == 1
+        greedy.threads.cores = CoreShare(machine(2))  # the program ended: both cores again
         greedy.warm_up(ask("What is the capital of Spain?"))
-        assert greedy.last_prompt_threads == 2
+        assert greedy.threads.last_prompt_threads == 2
 
 
 @pytest.mark.models
 def test_with_one_core_left_the_answer_waits_for_pipers_steps(model_path: Path) -> None:
     # Piper makes what the user waits to hear; a token beside it on one core slows it.
     cores = CoreShare(machine(2, others=1.0))
-    with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
+    with LlamaEngine(model_path, max_tokens=16, sampling=GREEDY, cores=cores) as greedy:
         pieces: list[str] = []
 
         def answer() -> None:
@@ -268,7 +271,7 @@ def test_with_one_core_left_the_answer_waits_for_pipers_steps(model_path: Path) 
 @pytest.mark.models
 def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
     cores = CoreShare()
-    with LlamaEngine(model_path, max_tokens=16, temperature=0.0, cores=cores) as greedy:
+    with LlamaEngine(model_path, max_tokens=16, sampling=GREEDY, cores=cores) as greedy:
         question = ask("Name a big city in Europe.")
         texts: list[str] = []
         pieces: list[tuple[str, ...]] = []
@@ -295,7 +298,7 @@ def test_a_speculation_waits_while_whisper_computes(model_path: Path) -> None:
 
 @pytest.mark.models
 def test_a_speculation_for_other_words_is_forgotten(model_path: Path) -> None:
-    with LlamaEngine(model_path, max_tokens=24, temperature=0.0) as greedy:
+    with LlamaEngine(model_path, max_tokens=24, sampling=GREEDY) as greedy:
         other = ask("Name a big city in Europe.")
         plain = "".join(greedy.generate(other, threading.Event()))
         greedy.speculate(ask("Name a big"), threading.Event(), tokens=8, max_tokens=24)
@@ -422,7 +425,7 @@ def test_a_trim_in_a_running_conversation_does_not_read_the_kept_turns_again(
 ) -> None:
     # Reading the kept turns again took 12 s on one core in a 2048-token window;
     # sliding their cache cells down over the dropped turns spares all of it.
-    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
+    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, sampling=GREEDY) as small:
         answer = talk_until_trimmed(small, read_ahead=False)[-1]["content"]
         stats = small.last_stats
         assert stats.messages_dropped > 0, "the test needs a conversation that outgrows the window"
@@ -437,7 +440,7 @@ def test_warming_up_unfinished_words_after_a_trim_reads_only_those_words(
 ) -> None:
     # Unfitted, the warm-up brought the dropped turns back and read the whole
     # conversation again: 8 s in a 2048-token window, holding up the next answer.
-    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, temperature=0.0) as small:
+    with LlamaEngine(model_path, n_ctx=512, max_tokens=24, sampling=GREEDY) as small:
         history = talk_until_trimmed(small, read_ahead=True)
         assert small.last_stats.messages_dropped > 0, "the test needs a trimmed conversation"
         small.warm_up([*history, {"role": "user", "content": "And tell me about the"}])

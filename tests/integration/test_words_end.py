@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from voiceterm.engines.llm import ChatMessage, LlamaEngine
+from voiceterm.engines.llm import ChatMessage, LlamaEngine, SamplingSettings
 from voiceterm.engines.llm.words_end import load_probe
 from voiceterm.modelstore import resolve_model
 
@@ -22,7 +22,9 @@ def said(words: str) -> list[ChatMessage]:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[LlamaEngine]:
-    with LlamaEngine(resolve_model("llm").path, max_tokens=24, temperature=0.0) as loaded:
+    with LlamaEngine(
+        resolve_model("llm").path, max_tokens=24, sampling=SamplingSettings(temperature=0.0)
+    ) as loaded:
         yield loaded
 
 

@@ -1,16 +1,17 @@
-"""merge_streams and close_async_iterator: order, completeness, cancellation, errors."""
+"""merge_streams, close_async_iterator and closed_on_error: order, completeness,
+cancellation, errors."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
 from voiceterm.bridge import Bridge
 from voiceterm.bus import Message
 from voiceterm.events import AgentResponse, UserStartedSpeaking, UserStoppedSpeaking
-from voiceterm.patterns.streams import close_async_iterator, merge_streams
+from voiceterm.patterns.streams import close_async_iterator, closed_on_error, merge_streams
 from voiceterm.testing import RouteHarness
 
 
@@ -189,3 +190,45 @@ async def test_close_survives_a_generator_that_refuses_to_stop() -> None:
     await close_async_iterator(generator, asyncio.CancelledError())  # logged, not raised
     assert refusals == ["CancelledError", "GeneratorExit"]
     await close_async_iterator(object())  # not a stream at all: nothing to do
+
+
+# --- closed_on_error ---------------------------------------------------------------------
+
+
+async def test_closed_on_error_finishes_the_stream_when_its_consumer_is_closed() -> None:
+    stream = Paced("a", 3)
+    stream.release(3)
+
+    async def passed_on() -> AsyncGenerator[str, None]:
+        async with closed_on_error(stream.stream()) as iterator:
+            async for chunk in iterator:
+                yield chunk
+
+    consumer = passed_on()
+    assert await consumer.__anext__() == "a0"
+    await consumer.aclose()
+    assert stream.log == ["closed", "finally"]
+
+
+async def test_closed_on_error_throws_cancellation_in_and_leaves_a_whole_stream_alone() -> None:
+    stream = Paced("a", 3)
+    stream.release(1)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with closed_on_error(stream.stream()) as iterator:
+            async for _chunk in iterator:
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stream.log == ["cancelled", "finally"]
+
+    whole = Paced("b", 2)
+    whole.release(2)
+    async with closed_on_error(whole.stream()) as iterator:
+        assert [chunk async for chunk in iterator] == ["b0", "b1"]
+    assert whole.log == ["finally"]

@@ -32,7 +32,7 @@ from voiceterm.patterns.limits import (
     split_text,
 )
 from voiceterm.patterns.sentences import SentenceSplitter, ends_with_sentence
-from voiceterm.patterns.streams import close_async_iterator, merge_streams
+from voiceterm.patterns.streams import close_async_iterator, closed_on_error, merge_streams
 from voiceterm.patterns.tooling import ToolExecutor, ToolRunner
 from voiceterm.patterns.validation import is_valid_chunk, validate_responses
 
@@ -49,6 +49,7 @@ __all__ = [
     "cache_key",
     "cached_stream",
     "close_async_iterator",
+    "closed_on_error",
     "ends_with_sentence",
     "is_valid_chunk",
     "limit_responses",

@@ -21,7 +21,7 @@ from typing import Any
 from voiceterm.bus import Message
 from voiceterm.events import AgentGenerationComplete, AgentResponse
 from voiceterm.patterns.sentences import ends_with_sentence
-from voiceterm.patterns.streams import close_async_iterator
+from voiceterm.patterns.streams import closed_on_error
 
 
 class TextBuffer:
@@ -94,14 +94,10 @@ async def buffer_text(
     closed or cancelled, ``chunks`` is closed or cancelled too.
     """
     buffer = TextBuffer(max_chars, at_sentence_end=at_sentence_end)
-    iterator = aiter(chunks)
-    try:
+    async with closed_on_error(chunks) as iterator:
         async for chunk in iterator:
             for piece in buffer.push(chunk):
                 yield piece
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
     last = buffer.flush()
     if last is not None:
         yield last
@@ -126,8 +122,7 @@ async def buffer_responses(
     """
     buffer = TextBuffer(max_chars, at_sentence_end=at_sentence_end)
     released = 0
-    iterator = aiter(events)
-    try:
+    async with closed_on_error(events) as iterator:
         async for item in iterator:
             event = item.event if isinstance(item, Message) else item
             if isinstance(event, AgentResponse):
@@ -148,9 +143,6 @@ async def buffer_responses(
                 )
                 released = 0
             yield event
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
     last = buffer.flush()
     if last is not None:
         yield AgentResponse(content=last, chunk_type=final_chunk_type)

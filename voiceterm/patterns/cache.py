@@ -20,7 +20,7 @@ from collections.abc import (
 )
 from typing import Any
 
-from voiceterm.patterns.streams import close_async_iterator
+from voiceterm.patterns.streams import closed_on_error
 
 
 class ResponseCache:
@@ -112,14 +112,10 @@ async def cached_stream(
             yield chunk
         return
     chunks: list[str] = []
-    iterator = aiter(produce())
-    try:
+    async with closed_on_error(produce()) as iterator:
         async for chunk in iterator:
             chunks.append(chunk)
             yield chunk
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
     cache.put(key, chunks)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from voiceterm.bus import Message
 from voiceterm.events import AgentGenerationComplete, AgentResponse
-from voiceterm.patterns.streams import close_async_iterator
+from voiceterm.patterns.streams import close_async_iterator, closed_on_error
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +83,10 @@ async def rate_limited(
         burst: The burst when ``limiter`` is a rate.
     """
     bucket = limiter if isinstance(limiter, RateLimiter) else RateLimiter(limiter, burst)
-    iterator = aiter(stream)
-    try:
+    async with closed_on_error(stream) as iterator:
         async for item in iterator:
             await bucket.acquire()
             yield item
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +182,7 @@ async def limit_responses(
         sent; when the answer is cut, upstream is closed and that marker ends it.
     """
     allowance = _Allowance(limits)
-    iterator = aiter(events)
-    try:
+    async with closed_on_error(events) as iterator:
         async for item in iterator:
             event = item.event if isinstance(item, Message) else item
             if isinstance(event, AgentGenerationComplete):
@@ -209,9 +204,6 @@ async def limit_responses(
                     break
             if allowance.cut_reason is not None:
                 break
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
     if allowance.cut_reason is not None:
         await close_async_iterator(iterator)
         if on_limit is not None:

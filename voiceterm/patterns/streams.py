@@ -7,7 +7,7 @@ Two things the seed gets subtly wrong and every streaming stage needs:
   collector, in another task. :func:`close_async_iterator` finishes it at once,
   throwing ``CancelledError`` into it when the stream was cancelled (so it sees
   the cancellation, as interruption-aware generators expect) and closing it
-  otherwise.
+  otherwise; :func:`closed_on_error` does so for a stream a generator passes on.
 * :func:`merge_streams` yields chunks from several streams as they arrive. The
   seed's version compares ``__anext__`` awaitables with iterators and restarts
   them on every round; this one keeps exactly one pending ``__anext__`` per
@@ -17,6 +17,7 @@ Two things the seed gets subtly wrong and every streaming stage needs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, TypeVar
@@ -54,6 +55,22 @@ async def close_async_iterator(iterator: Any, error: BaseException | None = None
         logger.debug("could not close %r: %s", iterator, exc)
     except Exception:
         logger.exception("stream %r failed while closing", iterator)
+
+
+@contextlib.asynccontextmanager
+async def closed_on_error(stream: AsyncIterable[T]) -> AsyncGenerator[AsyncIterator[T], None]:
+    """``stream``'s iterator, finished at once if the body ends with an exception.
+
+    For a generator that passes ``stream`` on: the body's exception (an error, a
+    cancellation, or ``GeneratorExit`` when its own consumer closes it) finishes
+    ``stream`` with :func:`close_async_iterator` before it propagates.
+    """
+    iterator = aiter(stream)
+    try:
+        yield iterator
+    except BaseException as exc:
+        await close_async_iterator(iterator, exc)
+        raise
 
 
 async def _next_of(iterator: AsyncIterator[T]) -> T:
@@ -123,4 +140,4 @@ async def _cancel_all(tasks: dict[asyncio.Task[Any], int]) -> None:
     tasks.clear()
 
 
-__all__ = ["close_async_iterator", "merge_streams"]
+__all__ = ["close_async_iterator", "closed_on_error", "merge_streams"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from voiceterm.bus import Message
 from voiceterm.events import AgentGenerationComplete, AgentResponse
-from voiceterm.patterns.streams import close_async_iterator
+from voiceterm.patterns.streams import closed_on_error
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ async def validate_responses(
     """
     total_length = 0
     chunk_count = 0
-    iterator = aiter(events)
-    try:
+    async with closed_on_error(events) as iterator:
         async for item in iterator:
             event = item.event if isinstance(item, Message) else item
             if isinstance(event, AgentGenerationComplete):
@@ -77,9 +76,6 @@ async def validate_responses(
                 total_length += len(event.content)
                 chunk_count += 1
             yield event
-    except BaseException as exc:
-        await close_async_iterator(iterator, exc)
-        raise
     yield AgentGenerationComplete(total_length=total_length, chunk_count=chunk_count)
 
 

@@ -197,14 +197,14 @@ def _load_stt(config: Config, cores: CoreShare, report: Report) -> tuple[Transcr
 def _load_llm(config: Config, cores: CoreShare, report: Report) -> tuple[ChatEngine, str]:
     if config.llm.backend == "openai":
         return load_llm_server(config, report)
-    from voiceterm.engines.llm import LlamaEngine
+    from voiceterm.engines.llm import LlamaEngine, SamplingSettings
 
     def make(model: ResolvedModel) -> tuple[ChatEngine, str]:
         llm = config.llm
         engine = LlamaEngine(
             model.path,
             n_ctx=llm.context_tokens,
-            temperature=llm.temperature,
+            sampling=SamplingSettings(temperature=llm.temperature),
             max_tokens=llm.max_tokens,
             cores=cores,
             eight_bit_copy_dir=paths.cache_dir() / "llm" if llm.eight_bit_copy else None,

@@ -12,6 +12,7 @@ OpenAI-compatible server (llama-server, Ollama, vLLM, LM Studio) reached with th
 - :mod:`.engine`: :class:`LlamaEngine`, composing the parts below;
 - :mod:`.model`: the loaded model, its threads and tokenizer (``LlamaEngine``'s base);
 - :mod:`.loading`: importing ``llama_cpp`` (lazily), its log, GGUF checks, the 8-bit copy;
+- :mod:`.loaded`: the loaded model's handles, shared by the parts that run it;
 - :mod:`.template` and :mod:`.prompts`: the model's own chat template; prompts as tokens;
 - :mod:`.messages`: chat messages, fitting them into the context window (one
   fitter for both backends), the room kept for a reply;
@@ -46,7 +47,7 @@ from voiceterm.engines.llm.protocol import (
     ToolRequest,
     WarmsUp,
 )
-from voiceterm.engines.llm.sampling import json_schema_grammar
+from voiceterm.engines.llm.sampling import SamplingSettings, json_schema_grammar
 from voiceterm.engines.llm.stats import GenerationStats, StopReason
 from voiceterm.engines.llm.stream import astream_chat
 from voiceterm.engines.llm.threads import default_thread_count, prompt_thread_count
@@ -61,6 +62,7 @@ __all__ = [
     "ReadsAhead",
     "ReplyPiece",
     "SampledStart",
+    "SamplingSettings",
     "Speculates",
     "StopReason",
     "ToolRequest",

@@ -27,11 +27,12 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 
-from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm.cache import cache_can_shift
+from voiceterm.engines.llm.loaded import LoadedLlama
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs
-from voiceterm.engines.llm.model import LlamaModel
+from voiceterm.engines.llm.model import LlamaModel, ModelOptions
 from voiceterm.engines.llm.protocol import SampledStart
 from voiceterm.engines.llm.replies import Replies
 from voiceterm.engines.llm.sampling import Sampler, SamplingSettings
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 # How long a second caller waits for a running generation before giving up.
 LOCK_TIMEOUT_S = 30.0
 
+DEFAULT_SAMPLING = SamplingSettings()
+"""SmolLM2's recommended sampling (temperature 0.2, top_p 0.9)."""
+
 
 class LlamaEngine(LlamaModel):
     """A loaded GGUF chat model with a streaming, cancellable chat call.
@@ -58,13 +62,10 @@ class LlamaEngine(LlamaModel):
     first); :class:`~.replies.Replies` does the work.
 
     Args:
-        model_path, n_ctx, n_threads, n_threads_batch, cores, seed,
-            eight_bit_copy_dir: The model to load, as :class:`~.model.LlamaModel` takes it.
-        temperature: Sampling temperature (0 is greedy). 0.2 and top_p 0.9 are
-            SmolLM2's recommended settings.
-        top_p: Nucleus sampling threshold.
-        top_k: Sample among this many most likely tokens.
-        repeat_penalty: Discourages loops, which tiny models fall into.
+        model_path, model_options: The model to load, as :class:`~.model.LlamaModel`
+            takes it (``n_ctx``, ``n_threads``, ``cores``, ``seed``...).
+        sampling: How the next token is picked (``SamplingSettings(temperature=0.0)``
+            is greedy).
         max_tokens: Default cap on tokens per answer.
         slide_cache: At a trim, move the kept turns' cache cells down instead of
             reading them again (off only to measure what it spares).
@@ -77,56 +78,24 @@ class LlamaEngine(LlamaModel):
         self,
         model_path: str | Path,
         *,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        n_threads_batch: int | None = None,
-        cores: CoreShare | None = None,
-        seed: int = 0,
-        temperature: float = 0.2,
-        top_p: float = 0.9,
-        top_k: int = 40,
-        repeat_penalty: float = 1.1,
+        sampling: SamplingSettings = DEFAULT_SAMPLING,
         max_tokens: int = 160,
         slide_cache: bool = True,
-        eight_bit_copy_dir: Path | None = None,
+        **model_options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            model_path,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads_batch,
-            cores=cores,
-            seed=seed,
-            eight_bit_copy_dir=eight_bit_copy_dir,
-        )
-        llama_cpp = self._llama_cpp
-        can_shift = slide_cache and cache_can_shift(llama_cpp, self._llm)
-        self._words_end = WordsEndReader(
-            llama_cpp, self._llm, self._prompts, self._threads, can_shift=can_shift
-        )
-        settings = SamplingSettings(temperature, top_p, top_k, repeat_penalty)
-        self._replies = Replies(
-            llama_cpp,
+        super().__init__(model_path, **model_options)
+        model = LoadedLlama(
+            self._llama_cpp,
             self._llm,
             self.n_ctx,
-            max_tokens,
             self._prompts,
-            Sampler(llama_cpp, self._llm, self.n_ctx, self._threads, settings),
-            self._threads,
-            self._words_end,
-            can_shift=can_shift,
+            self.threads,
+            can_shift=slide_cache and cache_can_shift(self._llama_cpp, self._llm),
         )
+        self._words_end = WordsEndReader(model)
+        self._replies = Replies(model, max_tokens, Sampler(model, sampling), self._words_end)
 
     # --- facts ------------------------------------------------------------
-
-    @property
-    def max_tokens(self) -> int:
-        """The default cap on tokens per answer."""
-        return self._replies.max_tokens
-
-    @max_tokens.setter
-    def max_tokens(self, max_tokens: int) -> None:
-        self._replies.max_tokens = max_tokens
 
     @property
     def last_stats(self) -> GenerationStats:

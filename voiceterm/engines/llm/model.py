@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.llm.loading import check_gguf_file, import_llama_cpp, load_model
@@ -23,6 +24,17 @@ from voiceterm.engines.llm.threads import (
     default_thread_count,
     prompt_thread_count,
 )
+
+
+class ModelOptions(TypedDict, total=False):
+    """:class:`LlamaModel`'s keyword arguments, for a subclass to take and pass on whole."""
+
+    n_ctx: int
+    n_threads: int | None
+    n_threads_batch: int | None
+    cores: CoreShare | None
+    seed: int
+    eight_bit_copy_dir: Path | None
 
 
 class LlamaModel:
@@ -63,19 +75,21 @@ class LlamaModel:
         check_gguf_file(path)
         llama_cpp = import_llama_cpp()
         self.model_path = path
-        self._threads = LlamaThreads(
+        self.threads = LlamaThreads(
             n_threads or default_thread_count(),
             n_threads_batch or prompt_thread_count(),
             cores or CoreShare(),
             apply=lambda token, prompt: llama_cpp.llama_set_n_threads(self._llm.ctx, token, prompt),
         )
+        """The threads each step runs on, the latest ones used, and the cores shared
+        with the STT and TTS engines."""
         self._llm, self.weights_path = load_model(
             llama_cpp,
             path,
             eight_bit_copy_dir,
             n_ctx=n_ctx,
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads_batch,
+            n_threads=self.threads.n_threads,
+            n_threads_batch=self.threads.n_threads_batch,
             seed=seed,
         )
         """The file the weights were loaded from: ``model_path`` or its 8-bit copy."""
@@ -97,35 +111,6 @@ class LlamaModel:
     def chat_template_source(self) -> str:
         """``"gguf"`` when the model's own template is used, else ``"chatml-fallback"``."""
         return self._prompts.template.source
-
-    @property
-    def cores(self) -> CoreShare:
-        """Shared with the STT and TTS engines: tells when they compute."""
-        return self._threads.cores
-
-    @cores.setter
-    def cores(self, cores: CoreShare) -> None:
-        self._threads.cores = cores
-
-    @property
-    def n_threads(self) -> int:
-        """Threads for generating a token (cut to the cores left free)."""
-        return self._threads.n_threads
-
-    @property
-    def n_threads_batch(self) -> int:
-        """Threads for reading a prompt while no other engine computes."""
-        return self._threads.n_threads_batch
-
-    @property
-    def last_prompt_threads(self) -> int:
-        """Threads the latest prompt read ran on (llama.cpp keeps them until changed)."""
-        return self._threads.last_prompt_threads
-
-    @property
-    def last_token_threads(self) -> int:
-        """Threads the latest token was generated on."""
-        return self._threads.last_token_threads
 
     # --- tokens and context -------------------------------------------------
 

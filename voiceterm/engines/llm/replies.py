@@ -16,60 +16,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from voiceterm.engines.llm.cache import slide_cache_for
+from voiceterm.engines.llm.loaded import LoadedLlama
 from voiceterm.engines.llm.messages import ChatMessage, ToolSpecs, TrimmedWindow, reply_budget
-from voiceterm.engines.llm.prompts import ModelPrompts
 from voiceterm.engines.llm.protocol import SampledStart
 from voiceterm.engines.llm.sampling import Sampler, decoder_for_utf8, flush, next_token
 from voiceterm.engines.llm.speculation import Speculation
 from voiceterm.engines.llm.stats import GenerationStats, reset_counters, tokens_read
-from voiceterm.engines.llm.threads import LlamaThreads
 from voiceterm.engines.llm.words_end_reader import WordsEndReader
 
 
+@dataclass(eq=False)
 class Replies:
-    """Generates from a loaded model; not thread-safe (the engine's lock guards it).
+    """Generates from a loaded model; not thread-safe (the engine's lock guards it)."""
 
-    Args:
-        llama_cpp: The ``llama_cpp`` module.
-        llm: The loaded model.
-        n_ctx: Its context window in tokens.
-        max_tokens: The default cap on a reply's tokens.
-        prompts: Its prompts (the template, the tokenizer).
-        sampler: Samples its tokens, cancellably.
-        threads: Its threads.
-        words_end: Reads P(end of message) at pauses.
-        can_shift: Its KV cache can slide over dropped turns.
-    """
+    model: LoadedLlama
+    max_tokens: int
+    """The default cap on a reply's tokens."""
+    sampler: Sampler
+    """Samples its tokens, cancellably."""
+    words_end: WordsEndReader
+    """Reads P(end of message) at pauses."""
+    window: TrimmedWindow = field(init=False)
+    stats: GenerationStats = field(init=False, default_factory=GenerationStats)
+    """Of the last (or running) reply."""
+    last_read_tokens: int = field(init=False, default=0)
+    """Prompt tokens the latest :meth:`evaluate` had to read."""
+    _speculation: Speculation | None = field(init=False, default=None)
 
-    def __init__(
-        self,
-        llama_cpp: Any,
-        llm: Any,
-        n_ctx: int,
-        max_tokens: int,
-        prompts: ModelPrompts,
-        sampler: Sampler,
-        threads: LlamaThreads,
-        words_end: WordsEndReader,
-        *,
-        can_shift: bool,
-    ) -> None:
-        self._llama_cpp = llama_cpp
-        self._llm = llm
-        self.n_ctx = n_ctx
-        self.max_tokens = max_tokens
-        self._prompts = prompts
-        self._sampler = sampler
-        self._threads = threads
-        self._words_end = words_end
-        self._can_shift = can_shift
-        self.window = TrimmedWindow(prompts.size, prompts.keep_tail)
-        self.stats = GenerationStats()
-        self.last_read_tokens = 0
-        self._speculation: Speculation | None = None
+    def __post_init__(self) -> None:
+        self.window = TrimmedWindow(self.model.prompts.size, self.model.prompts.keep_tail)
 
     def fit(
         self,
@@ -79,8 +57,9 @@ class Replies:
         room: int = 0,
     ) -> tuple[int, list[ChatMessage]]:
         """The reply's budget, and ``messages`` fitted to leave it (and ``room``) free."""
-        budget = reply_budget(max_tokens, self.max_tokens, self.n_ctx)
-        return budget, self.window.fit(messages, self.n_ctx - budget - room, tools)
+        n_ctx = self.model.n_ctx
+        budget = reply_budget(max_tokens, self.max_tokens, n_ctx)
+        return budget, self.window.fit(messages, n_ctx - budget - room, tools)
 
     def reply(
         self,
@@ -95,9 +74,9 @@ class Replies:
         self.stats = stats
         budget, fitted = self.fit(messages, max_tokens, tools)
         stats.messages_dropped = len(messages) - len(fitted)
-        prompt = self._prompts.tokens(fitted, tools)
+        prompt = self.model.prompts.tokens(fitted, tools)
         stats.prompt_tokens = len(prompt)
-        compiled_grammar = self._sampler.compile_grammar(grammar)
+        compiled_grammar = self.sampler.compile_grammar(grammar)
         speculation, self._speculation = self._speculation, None
         if speculation is not None and not speculation.serves(prompt, grammar):
             speculation.close()
@@ -109,9 +88,9 @@ class Replies:
             stats.finished_at = time.monotonic()
             return
         if speculation is None:
-            reset_counters(self._llama_cpp, self._llm)
+            reset_counters(self.model.llama_cpp, self.model.llm)
             tokens = self._start(prompt, compiled_grammar)
-            yield from self._sampler.sample(tokens, cancel, budget, stats, decoder_for_utf8())
+            yield from self.sampler.sample(tokens, cancel, budget, stats, decoder_for_utf8())
             return
         yield from self._continue(speculation, cancel, budget, stats)
 
@@ -128,15 +107,14 @@ class Replies:
             yield from flush(speculation.decoder)
             stats.finished_at = time.monotonic()
             return
-        yield from self._sampler.sample(
+        yield from self.sampler.sample(
             speculation.generator, cancel, budget, stats, speculation.decoder
         )
 
     def _start(self, prompt: list[int], compiled_grammar: Any = None) -> Iterator[int]:
         """llama's generator for ``prompt``, after sliding the cache to fit it."""
-        if self._can_shift:
-            slide_cache_for(self._llama_cpp, self._llm, prompt)
-        return self._sampler.start(prompt, compiled_grammar)
+        self.model.slide_cache(prompt)
+        return self.sampler.start(prompt, compiled_grammar)
 
     def speculate(
         self,
@@ -149,15 +127,15 @@ class Replies:
         """Sample the reply's first ``tokens`` and keep llama's generator paused after them."""
         self.drop_speculation()
         budget, fitted = self.fit(messages, max_tokens)
-        prompt = self._prompts.tokens(fitted)
+        prompt = self.model.prompts.tokens(fitted)
         stats = GenerationStats(started_at=time.monotonic())
         decoder = decoder_for_utf8()
         sampled: list[int] = []
-        reset_counters(self._llama_cpp, self._llm)
-        self._words_end.read(fitted, prompt)
+        reset_counters(self.model.llama_cpp, self.model.llm)
+        self.words_end.read(fitted, prompt)
         generator = self._start(prompt)
         pieces = list(
-            self._sampler.sample(
+            self.sampler.sample(
                 generator, cancel, min(tokens, budget), stats, decoder, sampled, enough
             )
         )
@@ -188,22 +166,22 @@ class Replies:
         words, and the words-end reader says how likely their message ends there.
         """
         self.drop_speculation()
-        prompt = self._prompts.tokens(messages)
-        if self._can_shift:
-            slide_cache_for(self._llama_cpp, self._llm, prompt)
-        reset_counters(self._llama_cpp, self._llm)
+        model = self.model
+        prompt = model.prompts.tokens(messages)
+        model.slide_cache(prompt)
+        reset_counters(model.llama_cpp, model.llm)
         if words_end:
-            self._words_end.read(messages, prompt)
-        tokens = self._llm.generate(prompt, temp=0.0)
+            self.words_end.read(messages, prompt)
+        tokens = model.llm.generate(prompt, temp=0.0)
         try:
-            with self._threads.compute_step(every_core=every_core):
+            with model.threads.compute_step(every_core=every_core):
                 next_token(tokens)
         finally:
             tokens.close()
-        self.last_read_tokens, _ = tokens_read(self._llama_cpp, self._llm)
+        self.last_read_tokens, _ = tokens_read(model.llama_cpp, model.llm)
 
     def forget(self) -> None:
         """The KV cache is cleared: nothing sampled or fitted ahead holds any more."""
         self.drop_speculation()
         self.window.forget()
-        self._words_end.forget()
+        self.words_end.forget()

@@ -17,8 +17,8 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voiceterm.engines.llm.loaded import LoadedLlama
 from voiceterm.engines.llm.stats import GenerationStats, tokens_read
-from voiceterm.engines.llm.threads import LlamaThreads
 from voiceterm.errors import EngineError
 
 
@@ -70,26 +70,13 @@ class Sampler:
     """Runs llama-cpp-python's generator for one loaded model (its lock held by the caller).
 
     Args:
-        llama_cpp: The imported module.
-        llm: The ``llama_cpp.Llama``.
-        n_ctx: The context window the engine keeps to.
-        threads: Sets the thread counts before every step.
+        model: The model (its threads are set before every step).
         settings: How tokens are picked.
     """
 
-    def __init__(
-        self,
-        llama_cpp: Any,
-        llm: Any,
-        n_ctx: int,
-        threads: LlamaThreads,
-        settings: SamplingSettings,
-    ) -> None:
-        self._llama_cpp = llama_cpp
-        self._llm = llm
-        self._vocab = llm._model.vocab
-        self.n_ctx = n_ctx
-        self.threads = threads
+    def __init__(self, model: LoadedLlama, settings: SamplingSettings) -> None:
+        self._model = model
+        self._vocab = model.llm._model.vocab
         self.settings = settings
         self._grammars: dict[str, Any] = {}
 
@@ -99,7 +86,7 @@ class Sampler:
         ``compiled_grammar`` comes from :meth:`compile_grammar`.
         """
         settings = self.settings
-        tokens: Iterator[int] = self._llm.generate(
+        tokens: Iterator[int] = self._model.llm.generate(
             prompt,
             temp=settings.temperature,
             top_p=settings.top_p,
@@ -125,7 +112,7 @@ class Sampler:
         the generator is left open when ``max_tokens`` is reached, or when
         ``enough(text so far)`` holds, so it can go on.
         """
-        threads = self.threads
+        threads = self._model.threads
         keep_open = False
         text = ""
         try:
@@ -148,7 +135,7 @@ class Sampler:
                 stats.tokens_generated += 1
                 if sampled is not None:
                     sampled.append(token)
-                piece = decoder.decode(self._llm.detokenize([token]))
+                piece = decoder.decode(self._model.llm.detokenize([token]))
                 if piece:
                     yield piece
                     text += piece
@@ -156,7 +143,7 @@ class Sampler:
                     stats.stop_reason = "length"
                     keep_open = sampled is not None
                     break
-                if self._llm.n_tokens + 1 >= self.n_ctx:
+                if self._model.llm.n_tokens + 1 >= self._model.n_ctx:
                     stats.stop_reason = "context_full"
                     break
             if stats.stop_reason != "cancelled" and not keep_open:
@@ -178,7 +165,7 @@ class Sampler:
         speculating: bool,
     ) -> int | None:
         """The next token, computed on the cores this step may have (``None``: no more)."""
-        threads = self.threads
+        threads = self._model.threads
         if stats.first_token_at is None:  # a fresh generator reads the prompt first
             with threads.compute_step(every_core=True):
                 token = next_token(tokens)
@@ -194,16 +181,17 @@ class Sampler:
             stats.first_token_at = time.monotonic()
             # Before the first token, everything evaluated was prompt.
             stats.prompt_tokens_evaluated, stats.prompt_eval_seconds = tokens_read(
-                self._llama_cpp, self._llm
+                self._model.llama_cpp, self._model.llm
             )
         return token
 
     def _ends_turn(self, token: int) -> bool:
         # End-of-generation tokens end the turn; so does any other control token
         # (a small model may start "<|im_start|>user" to invent the next turn).
+        llama_cpp = self._model.llama_cpp
         return bool(
-            self._llama_cpp.llama_vocab_is_eog(self._vocab, token)
-            or self._llama_cpp.llama_vocab_is_control(self._vocab, token)
+            llama_cpp.llama_vocab_is_eog(self._vocab, token)
+            or llama_cpp.llama_vocab_is_control(self._vocab, token)
         )
 
     def compile_grammar(self, grammar: str | None) -> Any:

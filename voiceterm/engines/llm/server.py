@@ -96,14 +96,12 @@ class ChatServerEngine:
         timeout_s: float = 60.0,
         words_end: bool = False,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.address = ServerAddress(url.rstrip("/"), api_key_env, connect_timeout_s, timeout_s)
+        """Where the server is and how to reach it."""
         self.model = model
-        self.api_key_env = api_key_env
         self.n_ctx = n_ctx
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.connect_timeout_s = connect_timeout_s
-        self.timeout_s = timeout_s
         self.ready = False
         """Whether the last :meth:`check` (or answer) found the server working."""
         self.last_close_seconds: float | None = None
@@ -112,7 +110,7 @@ class ChatServerEngine:
         self.last_error = ""
         """Why the last :meth:`check` failed (with its hint)."""
         self._stats = GenerationStats()
-        self._clients = ServerClients(lambda: self.address)
+        self._clients = ServerClients(self.address)
         self._tools_refused = False
         self._words_end = ServerWordsEnd(wanted=words_end)
 
@@ -127,12 +125,12 @@ class ChatServerEngine:
     def description(self) -> str:
         """One line for the status bar: the model and where it runs."""
         # llama-cpp-python's server names a model by its file's path: the name will do.
-        return f"{self.model_name.rsplit('/', 1)[-1]} at {self.url}"
+        return f"{self.model_name.rsplit('/', 1)[-1]} at {self.address.url}"
 
     @property
     def request_label(self) -> str:
         """What the timeline shows for a request: where it went."""
-        return f"request to {self.url} ({self.model_name})"
+        return f"request to {self.address.url} ({self.model_name})"
 
     @property
     def chat_template_source(self) -> str | None:
@@ -146,11 +144,6 @@ class ChatServerEngine:
     def last_stats(self) -> GenerationStats:
         """A copy of the statistics of the last (or running) call."""
         return replace(self._stats)
-
-    @property
-    def address(self) -> ServerAddress:
-        """Where the server is and how to reach it."""
-        return ServerAddress(self.url, self.api_key_env, self.connect_timeout_s, self.timeout_s)
 
     # --- checking the server -------------------------------------------------------------
 
@@ -172,10 +165,11 @@ class ChatServerEngine:
                 names = tuple(str(model.id) for model in client.models.list().data)
             except Exception as error:
                 raise self._explained(error, answered=False) from None
+            address = self.address
             found = ServerModels(
                 names,
-                choose_model(self.url, self.model, names),
-                ask_tool_template(client, self.url, self.connect_timeout_s),
+                choose_model(address.url, self.model, names),
+                ask_tool_template(client, address.url, address.connect_timeout_s),
             )
         except EngineError as error:
             self.ready = False
@@ -268,7 +262,11 @@ class ChatServerEngine:
                 raise self._explained(error, answered=answered) from None
             # This server or model takes no tool specs: answer without them now, and
             # from now on the rule-based tools are used.
-            log.info("llm: %s refused tool specs (%s); using the rule-based tools", self.url, error)
+            log.info(
+                "llm: %s refused tool specs (%s); using the rule-based tools",
+                self.address.url,
+                error,
+            )
             self._tools_refused = True
             async with contextlib.aclosing(
                 self._answer(messages, budget, None, None, stats)
@@ -305,14 +303,14 @@ class ChatServerEngine:
             client = self._clients.blocking()
             template = self.tool_template
             if template is not None and self.words_end_available:
-                base = self.url.removesuffix("/v1")
+                base = self.address.url.removesuffix("/v1")
                 self._words_end.read(
                     client,
                     base,
                     self.model or "default",
                     template,
                     fitted,
-                    timeout_s=self.connect_timeout_s,
+                    timeout_s=self.address.connect_timeout_s,
                 )
             client.chat.completions.create(**prompt_request(self.model, fitted, self.temperature))
         except Exception as error:  # the answer itself says what is wrong

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,10 +118,10 @@ class ServerClients:
     """The two clients, made on first use: the blocking one, and one per event loop.
 
     Args:
-        address: Where the server is now (read each time a client is made).
+        address: Where the server is.
     """
 
-    def __init__(self, address: Callable[[], ServerAddress]) -> None:
+    def __init__(self, address: ServerAddress) -> None:
         self._address = address
         self._lock = threading.Lock()
         self._blocking: Any = None
@@ -132,7 +132,7 @@ class ServerClients:
         """The sync client, for calls from worker threads."""
         with self._lock:
             if self._blocking is None:
-                self._blocking = sync_client(self._address())
+                self._blocking = sync_client(self._address)
             return self._blocking
 
     def prepare(self) -> None:
@@ -143,14 +143,14 @@ class ServerClients:
         """
         with self._lock:
             if self._answering is None and self._spare is None:
-                self._spare = async_client(self._address())
+                self._spare = async_client(self._address)
 
     def for_this_loop(self) -> Any:
         """The async client of the running loop (a client's connections belong to one loop)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._answering is None or self._answering[0] is not loop:
-                made = self._spare if self._spare is not None else async_client(self._address())
+                made = self._spare if self._spare is not None else async_client(self._address)
                 self._spare = None
                 self._answering = (loop, made)
             return self._answering[1]

@@ -118,15 +118,20 @@ async def reply_pieces(
 
 
 async def _chunks(stream: Any, closed: Callable[[float], None]) -> AsyncGenerator[Any, None]:
-    """The SDK's stream, closing its response when the chunks are closed."""
+    """The SDK's stream, closing its response when the chunks are closed.
+
+    Both are closed here, at once: the iterator ``async for`` would leave open when
+    stopped early, and the response (which ends the HTTP connection).
+    """
     finished = False
     try:
-        async for chunk in stream:
-            yield chunk
+        async with contextlib.aclosing(aiter(stream)) as chunks:
+            async for chunk in chunks:
+                yield chunk
         finished = True
     finally:
         started = time.monotonic()
-        await stream.close()
+        await stream.aclose()
         if not finished:
             closed(time.monotonic() - started)
 

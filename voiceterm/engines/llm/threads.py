@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from voiceterm.engines.cores import CoreShare
 
@@ -41,31 +42,26 @@ def prompt_thread_count() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
+@dataclass(eq=False, slots=True)
 class LlamaThreads:
-    """Chooses llama.cpp's thread counts for each step of a generation.
+    """Chooses llama.cpp's thread counts for each step of a generation."""
 
-    Args:
-        n_threads: Threads for generating (see :func:`default_thread_count`).
-        n_threads_batch: Threads for reading prompts while no other engine computes.
-        cores: Shared with the STT and TTS engines: tells when they compute.
-        apply: Sets llama.cpp's counts: ``apply(token_threads, prompt_threads)``.
-    """
+    n_threads: int
+    """Threads for generating (see :func:`default_thread_count`)."""
+    n_threads_batch: int
+    """Threads for reading prompts while no other engine computes."""
+    cores: CoreShare
+    """Shared with the STT and TTS engines: tells when they compute."""
+    apply: Callable[[int, int], None]
+    """Sets llama.cpp's counts: ``apply(token_threads, prompt_threads)``."""
+    last_prompt_threads: int = field(init=False)
+    """Threads the latest prompt read ran on (llama.cpp keeps them until changed)."""
+    last_token_threads: int = field(init=False)
+    """Threads the latest token was generated on."""
 
-    def __init__(
-        self,
-        n_threads: int,
-        n_threads_batch: int,
-        cores: CoreShare,
-        apply: Callable[[int, int], None],
-    ) -> None:
-        self.n_threads = n_threads
-        self.n_threads_batch = n_threads_batch
-        self.cores = cores
-        self._apply = apply
-        self.last_prompt_threads = n_threads_batch
-        """Threads the latest prompt read ran on (llama.cpp keeps them until changed)."""
-        self.last_token_threads = n_threads
-        """Threads the latest token was generated on."""
+    def __post_init__(self) -> None:
+        self.last_prompt_threads = self.n_threads_batch
+        self.last_token_threads = self.n_threads
 
     @contextlib.contextmanager
     def compute_step(self, *, every_core: bool, generating: bool = False) -> Iterator[None]:
@@ -112,7 +108,7 @@ class LlamaThreads:
     def set_threads(self, token: int, prompt: int) -> None:
         """Threads for generating one token and for reading a prompt (llama.cpp keeps them)."""
         if (token, prompt) != (self.last_token_threads, self.last_prompt_threads):
-            self._apply(token, prompt)
+            self.apply(token, prompt)
             self.last_token_threads, self.last_prompt_threads = token, prompt
 
     def give_way_to_stt(self, cancel: threading.Event) -> None:

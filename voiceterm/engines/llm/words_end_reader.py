@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from voiceterm.engines.llm.cache import slide_cache_for
+from voiceterm.engines.llm.loaded import LoadedLlama
 from voiceterm.engines.llm.messages import ChatMessage
-from voiceterm.engines.llm.prompts import ModelPrompts
-from voiceterm.engines.llm.threads import LlamaThreads
 from voiceterm.engines.llm.words_end import EndProbe, WordsEnd, end_probability, user_words_end
 
 
@@ -24,27 +22,11 @@ class WordsEndReader:
     """Reads P(end of message) after the user's words; remembers the latest.
 
     Args:
-        llama_cpp: The ``llama_cpp`` module.
-        llm: The loaded model.
-        prompts: Its prompts (the template, the tokenizer).
-        threads: Its threads (all cores for this read).
-        can_shift: Its KV cache can slide over dropped turns.
+        model: The model (read on all cores).
     """
 
-    def __init__(
-        self,
-        llama_cpp: Any,
-        llm: Any,
-        prompts: ModelPrompts,
-        threads: LlamaThreads,
-        *,
-        can_shift: bool,
-    ) -> None:
-        self._llama_cpp = llama_cpp
-        self._llm = llm
-        self._prompts = prompts
-        self._threads = threads
-        self._can_shift = can_shift
+    def __init__(self, model: LoadedLlama) -> None:
+        self._model = model
         self.latest: WordsEnd | None = None
         """P(end of the user's message) after the words the latest pause read."""
         self.probe: EndProbe | None = None
@@ -67,7 +49,8 @@ class WordsEndReader:
         The same words read again (a speculation after a warm-up) cost nothing.
         Sets :attr:`latest` (``None`` if there are no user words to judge).
         """
-        count = user_words_end(messages, prompt, self._prompts.render, self._prompts.special_tokens)
+        prompts = self._model.prompts
+        count = user_words_end(messages, prompt, prompts.render, prompts.special_tokens)
         if count is None:
             self.latest = None
             return
@@ -97,9 +80,8 @@ class WordsEndReader:
         """
         import numpy as np
 
-        llm = self._llm
-        if self._can_shift:
-            slide_cache_for(self._llama_cpp, llm, prompt)
+        llm = self._model.llm
+        self._model.slide_cache(prompt)
         cached = llm.input_ids[: llm.n_tokens].tolist()
         same = 0
         for ours, theirs in zip(cached, prompt[: count - 1], strict=False):
@@ -108,9 +90,9 @@ class WordsEndReader:
             same += 1
         started = time.monotonic()
         llm.n_tokens = same
-        with self._threads.compute_step(every_core=True):
+        with self._model.threads.compute_step(every_core=True):
             llm.eval(prompt[same:count])
         logits = np.ctypeslib.as_array(
-            self._llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
+            self._model.llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)
         )
         return logits, time.monotonic() - started
