@@ -9,7 +9,7 @@ nodes (:mod:`~voiceterm.pipeline.wiring`); ``submit_text`` answers a typed messa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from voiceterm.audio.frames import AudioSink, AudioSource, WakingSink
@@ -104,8 +104,14 @@ class VoiceAgent:
         await self.bus.start()
         engines = await self._engines()
         self.sink, speaker_error = self._devices.open_speaker(self.sink)
-        shared = Shared(self.bus, self._publish, self.activity, self.own_voice)
-        shared.before_turn, shared.check_latency = self._end_answer, self._check_latency
+        shared = Shared(
+            self.bus,
+            self._publish,
+            self.activity,
+            self.own_voice,
+            before_turn=self._end_answer,
+            check_latency=self._check_latency,
+        )
         nodes = self._nodes = build_nodes(self.config, engines, self.source, self.sink, shared)
         self._modes.attach(engines, nodes.listener, nodes.gate)
         self._observer.reactions = AgentReactions(
@@ -115,9 +121,9 @@ class VoiceAgent:
         self._server.watch(engines.llm, check_first=False)
         mic_error = self._devices.open_microphone(self.source)
         if mic_error is None:
-            self._run("listener", nodes.listener.run())
+            self._run("listener", nodes.listener.run)
         self.glitches = GlitchWatch(self.sink, self.source, self._publish)
-        self._run("audio-glitches", self.glitches.run())
+        self._run("audio-glitches", self.glitches.run)
         session = self.config.session
         if session.record and not self.recording.active:
             self.recording.start(Path(session.record_dir) if session.record_dir else None)
@@ -134,13 +140,14 @@ class VoiceAgent:
             raise
         return self.engines
 
-    def _run(self, name: str, work: Coroutine[object, object, None]) -> asyncio.Task[None] | None:
-        """Run ``work`` as the agent's task ``name``, unless that one still runs."""
+    def _run(
+        self, name: str, work: Callable[[], Coroutine[object, object, None]]
+    ) -> asyncio.Task[None] | None:
+        """Run ``work()`` as the agent's task ``name``, unless that one still runs."""
         running = self._tasks.get(name)
         if running is not None and not running.done():
-            work.close()
             return None
-        task = self._tasks[name] = asyncio.get_running_loop().create_task(work, name=name)
+        task = self._tasks[name] = asyncio.get_running_loop().create_task(work(), name=name)
         return task
 
     async def _end_answer(self) -> None:
