@@ -11,7 +11,7 @@ from voiceterm.config import AudioSettings, Config
 from voiceterm.errors import EngineError
 
 if TYPE_CHECKING:
-    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.starting import StartingAgent
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,13 @@ class LiveDevices:
     """Why the echo handling differs from the config, if it does."""
 
 
-def live_agent(config: Config) -> tuple[VoiceAgent, str]:
-    """An agent on the live devices, and a notice about them (``""``: none)."""
-    from voiceterm.pipeline.agent import VoiceAgent
+def live_agent(config: Config) -> tuple[StartingAgent, str]:
+    """An agent on the live devices, its engines still to load (``start`` loads them),
+    and a notice about the devices (``""``: none)."""
+    from voiceterm.pipeline.starting import StartingAgent
 
     devices = open_live_devices(config)
-    agent = VoiceAgent(
+    agent = StartingAgent(
         config,
         source=devices.source,
         sink=devices.sink,
