@@ -15,7 +15,7 @@ from voiceterm.errors import ConfigError, ModelError
 from voiceterm.events import StageStatus, UserTranscriptionReceived
 from voiceterm.pipeline import starting
 from voiceterm.pipeline.loading import Engines
-from voiceterm.pipeline.starting import StartingAgent
+from voiceterm.pipeline.starting import Devices, StartingAgent
 
 
 class SlowLoading:
@@ -39,9 +39,7 @@ class SlowLoading:
 
 def starting_agent(monkeypatch: pytest.MonkeyPatch, loading: SlowLoading) -> StartingAgent:
     monkeypatch.setattr(starting, "engines_for", loading)
-    return StartingAgent(
-        Config(), source=QuietMic(), sink=SimulatedSpeaker(), source_name="quiet mic"
-    )
+    return StartingAgent(Config(), Devices(QuietMic(), SimulatedSpeaker(), "quiet mic", ""))
 
 
 def heard(messages: list[Message], kind: type) -> list:  # type: ignore[type-arg]
@@ -97,9 +95,8 @@ async def test_a_load_that_fails_fails_the_message_typed_meanwhile_and_stops_cle
 
 
 async def test_engines_given_are_said_ready_on_the_bus() -> None:
-    session = StartingAgent(
-        Config(), source=QuietMic(), sink=SimulatedSpeaker(), engines=scripted_engines()
-    )
+    devices = Devices(QuietMic(), SimulatedSpeaker(), "", "")
+    session = StartingAgent(Config(), devices, engines=scripted_engines())
     messages: list[Message] = []
     session.bus.tap(messages.append)
     try:
@@ -114,4 +111,4 @@ def test_a_setting_that_cannot_work_is_refused_before_anything_loads() -> None:
     config = Config()
     config.turn.detector = "magic"
     with pytest.raises(ConfigError, match="turn.detector"):
-        StartingAgent(config, source=QuietMic(), sink=SimulatedSpeaker())
+        StartingAgent(config, Devices(QuietMic(), SimulatedSpeaker(), "", ""))

@@ -162,15 +162,10 @@ class VoiceAgent:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
-        self.recording.stop()
         try:
-            self.source.close()
+            await release(self.recording, self.source, self.sink, self.bus)
         finally:
-            try:
-                self.sink.close()
-            finally:
-                await self.bus.stop()
-                await self._publish.close()
+            await self._publish.close()
 
     # --- the nodes ---------------------------------------------------------------------
 
@@ -227,9 +222,8 @@ class VoiceAgent:
             self._nodes.chat.clear_context()
 
     def describe(self) -> dict[str, str]:
-        described = dict(self.engines.descriptions)
-        described.update({k: v for k, v in self._devices.names.items() if v})
-        return described
+        devices = {name: device for name, device in self._devices.names.items() if device}
+        return self.engines.descriptions | devices
 
     def _held(self) -> bool:
         held = self._nodes is not None and self._nodes.stt.holding
@@ -241,3 +235,17 @@ class VoiceAgent:
         if self._nodes is not None:
             await self._nodes.listener.finished.wait()
         await self.quiet.wait(limit_s)
+
+
+async def release(
+    recording: RecordingControl, source: AudioSource, sink: AudioSink, bus: Bus
+) -> None:
+    """Stop recording, close the devices and stop the bus (each, should one before fail)."""
+    recording.stop()
+    try:
+        source.close()
+    finally:
+        try:
+            sink.close()
+        finally:
+            await bus.stop()

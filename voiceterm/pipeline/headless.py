@@ -35,7 +35,7 @@ from voiceterm.events import (
 from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.glitches import SpeakerLosses
 from voiceterm.pipeline.loading import Engines
-from voiceterm.pipeline.starting import StartingAgent
+from voiceterm.pipeline.starting import Devices, StartingAgent
 from voiceterm.timeline import HEADLINES, Timeline, Turn, format_seconds, summarize
 
 _MARKS = (
@@ -155,14 +155,8 @@ async def run_file(
 
     source = WavFileSource(input_path, realtime=realtime)
     sink = WavFileSink(output_path, realtime=realtime)
-    starting = StartingAgent(
-        config,
-        source=source,
-        sink=sink,
-        engines=engines,
-        source_name=str(input_path),
-        sink_name=str(output_path),
-    )
+    devices = Devices(source, sink, source_name=str(input_path), sink_name=str(output_path))
+    starting = StartingAgent(config, devices, engines=engines)
     _print_turns(starting, out)
     try:
         agent = await starting.make_agent()

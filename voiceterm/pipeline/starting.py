@@ -11,12 +11,13 @@ on that same bus, timeline and recording, and every call goes to it.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from voiceterm.audio.frames import AudioSink, AudioSource
 from voiceterm.bus import Bus
 from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
-from voiceterm.pipeline.agent import VoiceAgent
+from voiceterm.pipeline.agent import VoiceAgent, release
 from voiceterm.pipeline.listen_modes import ListenModes
 from voiceterm.pipeline.loading import Engines, engines_for
 from voiceterm.pipeline.publish import Publisher
@@ -25,34 +26,33 @@ from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline
 
 
+@dataclass(slots=True)
+class Devices:
+    """What the agent listens to and plays on, with names for the status line."""
+
+    source: AudioSource
+    sink: AudioSink
+    source_name: str
+    sink_name: str
+
+
 class StartingAgent:
     """A voice agent whose engines are still loading, then the agent itself.
 
     Args:
-        config: settings (checked here: a bad value raises before anything loads).
-        source, sink, source_name, sink_name: as for :class:`VoiceAgent`.
+        config: settings, checked here: a bad value raises ``ConfigError`` before
+            anything loads.
+        devices: the microphone and speaker (or files) the agent will use.
         engines: already loaded engines (said ready); ``None``: loaded by ``start``.
-
-    Raises:
-        ConfigError: a setting that cannot work.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        source: AudioSource,
-        sink: AudioSink,
-        source_name: str = "",
-        sink_name: str = "",
-        engines: Engines | None = None,
-    ) -> None:
+    def __init__(self, config: Config, devices: Devices, *, engines: Engines | None = None) -> None:
         self.config = check_config(config)
         self.bus = Bus()
         self.timeline = Timeline()
-        self.source = source
-        self._sink = sink
-        self._names = {"mic": source_name, "speaker": sink_name}
+        self.source = devices.source
+        self._sink = devices.sink
+        self._names = {"mic": devices.source_name, "speaker": devices.sink_name}
         self._engines = engines
         self.agent: VoiceAgent | None = None
         """The agent, once the engines are in."""
@@ -61,6 +61,22 @@ class StartingAgent:
         self._publish = Publisher(self.bus, "agent")
         self._modes = ListenModes(self.config)  # a mode chosen while loading is wired
         self.recording = RecordingControl(self)  # off until asked for
+
+    @property
+    def sink(self) -> AudioSink:
+        """Where answers play (the agent's: a speaker that failed is replaced)."""
+        return self.agent.sink if self.agent is not None else self._sink
+
+    @property
+    def wired(self) -> bool:
+        return self.agent is not None and self.agent.wired
+
+    @property
+    def nodes(self) -> Nodes:
+        """The agent's nodes (a ``RuntimeError`` before they are made)."""
+        if self.agent is None:
+            raise RuntimeError("the agent's nodes are made once the engines are loaded")
+        return self.agent.nodes
 
     async def make_agent(self) -> VoiceAgent:
         """Load the engines, saying how each stage goes on the bus, and make the agent.
@@ -103,37 +119,11 @@ class StartingAgent:
             if self.agent is not None:
                 await self.agent.stop()
             else:
-                await self._close()
+                await release(self.recording, self.source, self._sink, self.bus)
         finally:
             await self._publish.close()
 
-    async def _close(self) -> None:
-        self.recording.stop()
-        try:
-            self.source.close()
-        finally:
-            try:
-                self._sink.close()
-            finally:
-                await self.bus.stop()
-
     # --- what the agent does, or what there is to do while loading ----------------------
-
-    @property
-    def sink(self) -> AudioSink:
-        """Where answers play (the agent's: a speaker that failed is replaced)."""
-        return self.agent.sink if self.agent is not None else self._sink
-
-    @property
-    def wired(self) -> bool:
-        return self.agent is not None and self.agent.wired
-
-    @property
-    def nodes(self) -> Nodes:
-        """The agent's nodes (a ``RuntimeError`` before they are made)."""
-        if self.agent is None:
-            raise RuntimeError("the agent's nodes are made once the engines are loaded")
-        return self.agent.nodes
 
     async def submit_text(self, text: str) -> None:
         """Answer a typed message; typed while loading, once the agent runs."""
