@@ -106,7 +106,6 @@ class VoiceAgent:
             AudioDeviceError: the microphone or the speaker could not be opened.
         """
         await self.bus.start()
-        engines = self.engines
         self.sink, speaker_error = self._devices.open_speaker(self.sink)
         shared = Shared(
             self.bus,
@@ -116,12 +115,12 @@ class VoiceAgent:
             before_turn=self._end_answer,
             check_latency=self._check_latency,
         )
-        nodes = self._nodes = build_nodes(self.config, engines, self.source, self.sink, shared)
-        self._modes.attach(engines, nodes.listener, nodes.gate)
+        nodes = self._nodes = build_nodes(self.config, self.engines, self.source, self.sink, shared)
+        self._modes.attach(self.engines, nodes.listener, nodes.gate)
         self._observer.reactions = AgentReactions(
-            nodes, engines, self._server, self.quiet, self.freed_memory, self._run
+            nodes, self.engines, self._server, self.quiet, self.freed_memory, self._run
         )
-        self._server.watch(engines.llm, check_first=False)
+        self._server.watch(self.engines.llm, check_first=False)
         mic_error = self._devices.open_microphone(self.source)
         if mic_error is None:
             self._run("listener", nodes.listener.run)
