@@ -35,7 +35,7 @@ from voiceterm.engines.offline import keep_offline
 from voiceterm.errors import VoicetermError
 
 if TYPE_CHECKING:
-    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.timeline import Timeline
 
 _ALIASES = {
     "audio.input_device": ["--input-device"],
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             from voiceterm.pipeline.headless import run_live
 
-            _export(args, asyncio.run(run_live(config)))
+            _export(args, asyncio.run(run_live(config)).timeline)
             return 0
         from voiceterm.tui.launch import run_app
 
@@ -169,19 +169,20 @@ def _run_file(args: argparse.Namespace, config: Config) -> int:
             "--input and --output go together.",
             hint="voiceterm --input question.wav --output answer.wav",
         )
-    _export(args, asyncio.run(run_file(config, args.input, args.output, realtime=not args.fast)))
+    agent = asyncio.run(run_file(config, args.input, args.output, realtime=not args.fast))
+    _export(args, agent.timeline)
     return 0
 
 
-def _export(args: argparse.Namespace, agent: VoiceAgent) -> None:
+def _export(args: argparse.Namespace, timeline: Timeline) -> None:
     """Write the session's timeline where ``--trace`` and ``--markdown`` asked."""
     if args.trace or args.markdown:
         from voiceterm.timeline_export import export_markdown, export_timeline
 
         if args.trace:
-            export_timeline(agent.timeline, args.trace)
+            export_timeline(timeline, args.trace)
         if args.markdown:
-            export_markdown(agent.timeline, args.markdown)
+            export_markdown(timeline, args.markdown)
 
 
 if __name__ == "__main__":

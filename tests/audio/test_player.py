@@ -30,6 +30,7 @@ from voiceterm.errors import AudioDeviceError
 from voiceterm.events import AudioGlitches
 from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.headless import TurnPrinter
+from voiceterm.timeline import Timeline
 
 pytestmark = pytest.mark.audio
 
@@ -312,5 +313,5 @@ async def test_a_starved_speaker_is_counted_and_the_user_is_told(player: Player)
     glitches = watch.check()
     assert glitches is not None and glitches.speaker_underflows == player.underflows
     out = io.StringIO()
-    TurnPrinter(agent=None, out=out).on_message(Message("agent", glitches))  # type: ignore[arg-type]
+    TurnPrinter(Timeline(), out).on_message(Message("agent", glitches))
     assert "the speaker ran dry" in out.getvalue()

@@ -72,7 +72,7 @@ async def test_the_speaker_lost_mid_answer_is_reported_and_the_next_answer_plays
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # PortAudio's pulse plugin reads these at each open
     agent, messages = speaking_agent()
-    printer = TurnPrinter(agent, io.StringIO())
+    printer = TurnPrinter(agent.timeline, io.StringIO())
     bridge = Bridge(printer)
     printer.attach(bridge)
     agent.bus.register_bridge(bridge)

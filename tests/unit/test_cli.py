@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,16 @@ import pytest
 from tests.conftest import DATA
 
 
-def voiceterm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def voiceterm(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "voiceterm.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -91,3 +95,27 @@ def test_a_setting_that_cannot_work_exits_2_before_the_app_opens(
     assert "Traceback" not in result.stderr + result.stdout
     assert "does not exist" not in result.stderr  # the input file was never looked at
     assert not answer.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "config_file", "said"),
+    [
+        (("--turn-detector", "magic"), "", "turn.detector must be learned, smart_turn or silence"),
+        ((), '[llm]\nbackend = "ollama"\n', "llm.backend must be llama_cpp or openai"),
+    ],
+)
+def test_a_setting_that_cannot_work_exits_2_before_the_tui_opens(
+    args: tuple[str, ...], config_file: str, said: str, tmp_path: Path
+) -> None:
+    # Plain ``voiceterm`` opens the app and loads the models inside it, where a bad
+    # setting would be a notice in an app that runs on; it is refused before.
+    if config_file:
+        (tmp_path / "config.toml").write_text(config_file)
+        args = (*args, "--config", str(tmp_path / "config.toml"))
+    state = tmp_path / "state"
+    result = voiceterm(*args, timeout=30, env={"XDG_STATE_HOME": str(state)})
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr  # the app never drew
+    assert not list(state.rglob("voiceterm.log"))  # the app never took the log over

@@ -45,7 +45,7 @@ class Watched:
         self.messages: list[Message] = []
         agent.bus.tap(self.messages.append)
         self.printed = io.StringIO()
-        self.printer = printer = TurnPrinter(agent, self.printed)
+        self.printer = printer = TurnPrinter(agent.timeline, self.printed)
         bridge = Bridge(printer)
         printer.attach(bridge)
         agent.bus.register_bridge(bridge)

@@ -1,21 +1,22 @@
 """The voice agent: the whole assistant on one bus, behind one facade.
 
-Everything a person or a UI does goes through :class:`VoiceAgent`. ``start`` loads
-the models (:mod:`~voiceterm.pipeline.loading`), opens the devices and wires the
-nodes (:mod:`~voiceterm.pipeline.wiring`); ``submit_text`` answers a typed message,
-``interrupt`` cuts the agent off, and the ``timeline`` records every chunk of every turn.
+Everything a person or a UI does goes through :class:`VoiceAgent`. It is made on
+engines already loaded (:mod:`~voiceterm.pipeline.loading`; a UI that shows itself
+while they load holds a :class:`~voiceterm.pipeline.starting.StartingAgent`).
+``start`` opens the devices and wires the nodes (:mod:`~voiceterm.pipeline.wiring`);
+``submit_text`` answers a typed message, ``interrupt`` cuts the agent off, and the
+``timeline`` records every chunk of every turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from voiceterm.audio.frames import AudioSink, AudioSource, WakingSink
 from voiceterm.bus import Bus, Message
 from voiceterm.config import Config, check_config
-from voiceterm.errors import VoicetermError
 from voiceterm.events import AgentInterrupted, UserTranscriptionReceived
 from voiceterm.pipeline.device_watch import DeviceWatch
 from voiceterm.pipeline.end_of_turn.policy import CheckLatency
@@ -23,7 +24,7 @@ from voiceterm.pipeline.freed_memory import FreedMemory
 from voiceterm.pipeline.glitches import GlitchWatch
 from voiceterm.pipeline.listen_modes import ListenModes
 from voiceterm.pipeline.listening.activity import AgentActivity
-from voiceterm.pipeline.loading import Engines, engines_for
+from voiceterm.pipeline.loading import Engines
 from voiceterm.pipeline.observe import Observer
 from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
@@ -42,9 +43,11 @@ class VoiceAgent:
         config: settings (checked here: a bad value raises before anything opens).
         source: where the user's audio comes from (microphone or WAV file).
         sink: where the answer is played (speaker or WAV file).
-        engines: already loaded engines; ``None`` loads them in ``start()``.
+        engines: the loaded engines (see :mod:`~voiceterm.pipeline.starting` to load them).
         check_latency: when the answers of pause checks may be used (a replay's:
             as late as they came live); ``None``: as they come.
+        bus, timeline, recording: made before the agent when something listens
+            while the engines load (``None``: the agent makes its own).
 
     Raises:
         ConfigError: a setting that cannot work.
@@ -56,14 +59,17 @@ class VoiceAgent:
         *,
         source: AudioSource,
         sink: AudioSink,
-        engines: Engines | None = None,
+        engines: Engines,
         source_name: str = "",
         sink_name: str = "",
         check_latency: CheckLatency | None = None,
+        bus: Bus | None = None,
+        timeline: Timeline | None = None,
+        recording: RecordingControl | None = None,
     ) -> None:
         self.config = check_config(config)
-        self.bus = Bus()
-        self.timeline = Timeline()
+        self.bus = bus if bus is not None else Bus()
+        self.timeline = timeline if timeline is not None else Timeline()
         self.engines = engines
         self.source = source
         self.sink = sink
@@ -72,7 +78,8 @@ class VoiceAgent:
         self._nodes: Nodes | None = None
         self.glitches: GlitchWatch | None = None
         self.freed_memory = FreedMemory()
-        self.recording = RecordingControl(self)  # off until asked for
+        # Off until asked for; made beside the bus when given (see pipeline/starting.py).
+        self.recording = recording if recording is not None else RecordingControl(self)
         self._publish = Publisher(self.bus, "agent")
         self._devices = DeviceWatch(
             self._publish, self.activity, {"mic": source_name, "speaker": sink_name}
@@ -85,62 +92,54 @@ class VoiceAgent:
         self.quiet = Quiet(self.bus, self._observer, self.activity, self._held)
         """How long the agent has rested, and whether a turn is in flight."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._wired = asyncio.Event()
-        self._load_error: VoicetermError | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load models (in parallel), open the devices, wire the nodes, start listening.
+        """Open the devices, wire the nodes, start listening.
 
         A device that cannot be opened is reported and the rest keeps working (see
         :mod:`voiceterm.pipeline.device_watch`). The first such error is raised at the
         end, after everything else is running, so a caller can show it.
 
         Raises:
-            ModelError: a model is missing or does not load (nothing is started).
             AudioDeviceError: the microphone or the speaker could not be opened.
         """
         await self.bus.start()
-        engines = await self._engines()
         self.sink, speaker_error = self._devices.open_speaker(self.sink)
-        shared = Shared(self.bus, self._publish, self.activity, self.own_voice)
-        shared.before_turn, shared.check_latency = self._end_answer, self._check_latency
-        nodes = self._nodes = build_nodes(self.config, engines, self.source, self.sink, shared)
-        self._modes.attach(engines, nodes.listener, nodes.gate)
-        self._observer.reactions = AgentReactions(
-            nodes, engines, self._server, self.quiet, self.freed_memory, self._run
+        shared = Shared(
+            self.bus,
+            self._publish,
+            self.activity,
+            self.own_voice,
+            before_turn=self._end_answer,
+            check_latency=self._check_latency,
         )
-        self._wired.set()
-        self._server.watch(engines.llm, check_first=False)
+        nodes = self._nodes = build_nodes(self.config, self.engines, self.source, self.sink, shared)
+        self._modes.attach(self.engines, nodes.listener, nodes.gate)
+        self._observer.reactions = AgentReactions(
+            nodes, self.engines, self._server, self.quiet, self.freed_memory, self._run
+        )
+        self._server.watch(self.engines.llm, check_first=False)
         mic_error = self._devices.open_microphone(self.source)
         if mic_error is None:
-            self._run("listener", nodes.listener.run())
+            self._run("listener", nodes.listener.run)
         self.glitches = GlitchWatch(self.sink, self.source, self._publish)
-        self._run("audio-glitches", self.glitches.run())
+        self._run("audio-glitches", self.glitches.run)
         session = self.config.session
         if session.record and not self.recording.active:
             self.recording.start(Path(session.record_dir) if session.record_dir else None)
         if error := speaker_error or mic_error:
             raise error
 
-    async def _engines(self) -> Engines:
-        """The engines given, or loaded now (a failure fails typed messages too)."""
-        try:
-            self.engines = await engines_for(self.config, self.engines, self._publish)
-        except VoicetermError as error:
-            self._load_error = error
-            self._wired.set()  # nothing will be wired: let waiting messages fail
-            raise
-        return self.engines
-
-    def _run(self, name: str, work: Coroutine[object, object, None]) -> asyncio.Task[None] | None:
-        """Run ``work`` as the agent's task ``name``, unless that one still runs."""
+    def _run(
+        self, name: str, work: Callable[[], Coroutine[object, object, None]]
+    ) -> asyncio.Task[None] | None:
+        """Run ``work()`` as the agent's task ``name``, unless that one still runs."""
         running = self._tasks.get(name)
         if running is not None and not running.done():
-            work.close()
             return None
-        task = self._tasks[name] = asyncio.get_running_loop().create_task(work, name=name)
+        task = self._tasks[name] = asyncio.get_running_loop().create_task(work(), name=name)
         return task
 
     async def _end_answer(self) -> None:
@@ -162,15 +161,10 @@ class VoiceAgent:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
-        self.recording.stop()
         try:
-            self.source.close()
+            await release(self.recording, self.source, self.sink, self.bus)
         finally:
-            try:
-                self.sink.close()
-            finally:
-                await self.bus.stop()
-                await self._publish.close()
+            await self._publish.close()
 
     # --- the nodes ---------------------------------------------------------------------
 
@@ -193,10 +187,6 @@ class VoiceAgent:
         text = text.strip()
         if not text:
             return
-        # Typed while the models load: answer once they are ready, not never.
-        await self._wired.wait()
-        if self._load_error is not None:
-            raise self._load_error
         if isinstance(self.sink, WakingSink):
             self.sink.wake()  # a sleeping stream starts while the answer is made
         if self.activity.busy:
@@ -231,9 +221,8 @@ class VoiceAgent:
             self._nodes.chat.clear_context()
 
     def describe(self) -> dict[str, str]:
-        described = dict(self.engines.descriptions) if self.engines else {}
-        described.update({k: v for k, v in self._devices.names.items() if v})
-        return described
+        devices = {name: device for name, device in self._devices.names.items() if device}
+        return self.engines.descriptions | devices
 
     def _held(self) -> bool:
         held = self._nodes is not None and self._nodes.stt.holding
@@ -245,3 +234,17 @@ class VoiceAgent:
         if self._nodes is not None:
             await self._nodes.listener.finished.wait()
         await self.quiet.wait(limit_s)
+
+
+async def release(
+    recording: RecordingControl, source: AudioSource, sink: AudioSink, bus: Bus
+) -> None:
+    """Stop recording, close the devices and stop the bus (each, should one before fail)."""
+    recording.stop()
+    try:
+        source.close()
+    finally:
+        try:
+            sink.close()
+        finally:
+            await bus.stop()

@@ -35,7 +35,8 @@ from voiceterm.events import (
 from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.glitches import SpeakerLosses
 from voiceterm.pipeline.loading import Engines
-from voiceterm.timeline import HEADLINES, Turn, format_seconds, summarize
+from voiceterm.pipeline.starting import Devices, StartingAgent
+from voiceterm.timeline import HEADLINES, Timeline, Turn, format_seconds, summarize
 
 _MARKS = (
     ("voice-to-voice", "speech_end", "playback_start"),
@@ -63,8 +64,8 @@ class TurnPrinter:
 
     id = "printer"
 
-    def __init__(self, agent: VoiceAgent, out: TextIO) -> None:
-        self._agent = agent
+    def __init__(self, timeline: Timeline, out: TextIO) -> None:
+        self._timeline = timeline
         self._out = out
         self._answer: list[str] = []
         self._printed_turns: set[int] = set()
@@ -121,7 +122,7 @@ class TurnPrinter:
 
     def _print_timings(self) -> None:
         # The turn that just finished playing: the newest one that started playback.
-        for turn in reversed(self._agent.timeline.turns):
+        for turn in reversed(self._timeline.turns):
             if "playback_start" in turn.marks:
                 if turn.number not in self._printed_turns:
                     self._printed_turns.add(turn.number)
@@ -154,25 +155,26 @@ async def run_file(
 
     source = WavFileSource(input_path, realtime=realtime)
     sink = WavFileSink(output_path, realtime=realtime)
-    agent = VoiceAgent(
-        config,
-        source=source,
-        sink=sink,
-        engines=engines,
-        source_name=str(input_path),
-        sink_name=str(output_path),
-    )
-    printer = TurnPrinter(agent, out)
-    bridge = Bridge(printer, queue_size=4096)
-    printer.attach(bridge)
-    agent.bus.register_bridge(bridge)
+    devices = Devices(source, sink, source_name=str(input_path), sink_name=str(output_path))
+    starting = StartingAgent(config, devices, engines=engines)
+    _print_turns(starting, out)
     try:
+        agent = await starting.make_agent()
         await agent.start()
         await agent.wait_until_quiet()
     finally:
-        await agent.stop()
+        await starting.stop()
     print(format_summary(agent.timeline.turns), file=out, flush=True)
     return agent
+
+
+def _print_turns(starting: StartingAgent, out: TextIO) -> TurnPrinter:
+    """Print the turns (and the stages' troubles, from the loading on) as they happen."""
+    printer = TurnPrinter(starting.timeline, out)
+    bridge = Bridge(printer, queue_size=4096)
+    printer.attach(bridge)
+    starting.bus.register_bridge(bridge)
+    return printer
 
 
 def format_summary(turns: list[Turn]) -> str:
@@ -193,24 +195,22 @@ async def run_live(config: Config, *, out: TextIO = sys.stdout) -> VoiceAgent:
     """Talk through the sound devices until Ctrl+C or SIGTERM; returns the stopped agent."""
     from voiceterm.pipeline.live_devices import live_agent
 
-    agent, notice = live_agent(config)
+    starting, notice = live_agent(config)
     if notice:
         print(f"note: {notice}", file=sys.stderr, flush=True)
-    printer = TurnPrinter(agent, out)
-    bridge = Bridge(printer, queue_size=4096)
-    printer.attach(bridge)
-    agent.bus.register_bridge(bridge)
+    printer = _print_turns(starting, out)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
+        agent = await starting.make_agent()
         await agent.start()
         print("listening — speak, or press Ctrl+C to quit", file=out, flush=True)
         await stop.wait()
     finally:
-        await agent.stop()
+        await starting.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)

@@ -6,43 +6,34 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from voiceterm.audio.frames import AudioSink, AudioSource
+from voiceterm.audio.frames import AudioSource
 from voiceterm.config import AudioSettings, Config
 from voiceterm.errors import EngineError
 
 if TYPE_CHECKING:
-    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.starting import Devices, StartingAgent
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class LiveDevices:
-    """What the agent listens to and plays on, with names for the status line."""
+    """The microphone and speaker, and how the echo is handled between them."""
 
-    source: AudioSource
-    sink: AudioSink
-    source_name: str
-    sink_name: str
+    devices: Devices
     echo: str
     """The echo handling in use (``aec`` may fall back to ``half_duplex``)."""
     notice: str = ""
     """Why the echo handling differs from the config, if it does."""
 
 
-def live_agent(config: Config) -> tuple[VoiceAgent, str]:
-    """An agent on the live devices, and a notice about them (``""``: none)."""
-    from voiceterm.pipeline.agent import VoiceAgent
+def live_agent(config: Config) -> tuple[StartingAgent, str]:
+    """An agent on the live devices, its engines still to load (``start`` loads them),
+    and a notice about the devices (``""``: none)."""
+    from voiceterm.pipeline.starting import StartingAgent
 
-    devices = open_live_devices(config)
-    agent = VoiceAgent(
-        config,
-        source=devices.source,
-        sink=devices.sink,
-        source_name=devices.source_name,
-        sink_name=devices.sink_name,
-    )
-    return agent, devices.notice
+    live = open_live_devices(config)
+    return StartingAgent(config, live.devices), live.notice
 
 
 def speaker_latency(audio: AudioSettings) -> float | str:
@@ -60,6 +51,7 @@ def open_live_devices(config: Config) -> LiveDevices:
     from voiceterm.audio.echo import EchoCancelledSource, make_echo_canceller
     from voiceterm.audio.microphone import MicrophoneSource
     from voiceterm.audio.speaker import Player
+    from voiceterm.pipeline.starting import Devices
 
     mic = MicrophoneSource(device=config.audio.input_device, block_ms=config.audio.block_ms)
     player = Player(
@@ -79,11 +71,10 @@ def open_live_devices(config: Config) -> LiveDevices:
     source: AudioSource = mic
     if echo != "off":
         source = EchoCancelledSource(mic, canceller, player=player)
-    return LiveDevices(
+    devices = Devices(
         source=source,
         sink=player,
         source_name=config.audio.input_device or "default microphone",
         sink_name=config.audio.output_device or "default speaker",
-        echo=echo,
-        notice=notice,
     )
+    return LiveDevices(devices, echo=echo, notice=notice)

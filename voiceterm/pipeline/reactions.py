@@ -13,8 +13,9 @@ from voiceterm.pipeline.server_watch import ServerWatch
 from voiceterm.pipeline.speak import TtsNode
 from voiceterm.pipeline.wiring import Nodes
 
-RunTask = Callable[[str, Coroutine[object, object, None]], asyncio.Task[None] | None]
-"""Runs a named task for the agent (who cancels it at stop), unless one by that name runs."""
+RunTask = Callable[[str, Callable[[], Coroutine[object, object, None]]], asyncio.Task[None] | None]
+"""Runs a named task for the agent (who cancels it at stop), unless one by that name runs:
+the coroutine is made only when the task starts."""
 
 
 class AgentReactions:
@@ -38,7 +39,7 @@ class AgentReactions:
 
     def answer_spoken(self) -> None:
         """Once this answer is over, hand back what the engines freed for it."""
-        self._run("give-back-memory", self._quiet.give_back(self._freed_memory))
+        self._run("give-back-memory", lambda: self._quiet.give_back(self._freed_memory))
 
     def failed(self, error: AgentError) -> None:
         chat = self._nodes.chat

@@ -69,7 +69,7 @@ class Shared:
     publish: Publisher
     activity: AgentActivity
     own_voice: OwnVoice
-    before_turn: Callable[[], Awaitable[None]] | None = None
+    before_turn: Callable[[], Awaitable[None]]
     """Awaited before a transcript starts a new turn (an answer in flight ends there)."""
     check_latency: CheckLatency | None = None
     """When the answers of pause checks may be used (``None``: as they come)."""

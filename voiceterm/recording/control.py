@@ -25,6 +25,7 @@ from voiceterm.recording.writer import SessionWriter
 
 if TYPE_CHECKING:
     from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.pipeline.starting import StartingAgent
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class RecordingControl:
         agent: the agent, before it starts (its source is tapped here).
     """
 
-    def __init__(self, agent: VoiceAgent) -> None:
+    def __init__(self, agent: VoiceAgent | StartingAgent) -> None:
         from voiceterm.timeline import Timeline
 
         self._agent = agent

@@ -7,17 +7,20 @@ from typing import TYPE_CHECKING
 from voiceterm.config import Config
 
 if TYPE_CHECKING:
-    from voiceterm.pipeline.agent import VoiceAgent
+    from voiceterm.timeline import Timeline
 
 
-def run_app(config: Config) -> VoiceAgent:
-    """Open the microphone and speaker, start the agent inside the app, run it.
+def run_app(config: Config) -> Timeline:
+    """Open the microphone and speaker, run the app, and load and start the agent in it.
 
-    Returns the agent once the app has quit, for its timeline (``--trace``).
+    The app shows itself at once: the models load inside it (their status lines in
+    view, a typed message answered once they are in).
+
+    Returns the session's timeline once the app has quit (``--trace``).
     """
     from voiceterm.pipeline.live_devices import live_agent
     from voiceterm.tui.app import VoicetermApp
 
     agent, _notice = live_agent(config)
     VoicetermApp(agent).run()
-    return agent
+    return agent.timeline

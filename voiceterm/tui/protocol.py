@@ -1,6 +1,8 @@
 """What the TUI needs from the voice pipeline, as a Protocol.
 
-``voiceterm.pipeline.agent.VoiceAgent`` satisfies it; so do the scripted
+``voiceterm.pipeline.starting.StartingAgent`` satisfies it (what ``voiceterm``
+runs: the models load in its ``start`` while the app shows), and so do
+``voiceterm.pipeline.agent.VoiceAgent`` (made on loaded models), the scripted
 :class:`voiceterm.tui.demo.ScriptedAgent` and the tests' fake agent. The app only
 talks to the pipeline through these methods and hears it through ``bus``.
 """
@@ -22,7 +24,8 @@ class AgentLike(Protocol):
     """Fed by the agent from the bus; the app reads it to draw turns and the timeline."""
 
     async def start(self) -> None:
-        """Load models and open devices, emitting ``StageStatus`` events as it goes."""
+        """Load models (if not loaded yet) and open devices, emitting ``StageStatus``
+        events as it goes."""
         ...
 
     async def stop(self) -> None:
@@ -30,7 +33,8 @@ class AgentLike(Protocol):
         ...
 
     async def submit_text(self, text: str) -> None:
-        """Answer a typed message, with voice as usual."""
+        """Answer a typed message, with voice as usual (typed while the models load:
+        once they are in; a load that fails fails it)."""
         ...
 
     async def interrupt(self) -> None:
