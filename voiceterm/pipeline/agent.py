@@ -9,7 +9,8 @@ nodes (:mod:`~voiceterm.pipeline.wiring`); ``submit_text`` answers a typed messa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from voiceterm.audio.frames import AudioSink, AudioSource, WakingSink
@@ -44,7 +45,7 @@ class VoiceAgent:
         sink: where the answer is played (speaker or WAV file).
         engines: already loaded engines; ``None`` loads them in ``start()``.
         check_latency: when the answers of pause checks may be used (a replay's:
-            as late as they came live); ``None``: as they come.
+            as late as they came live); ``None``: as they come. ``clock``: the listener's.
 
     Raises:
         ConfigError: a setting that cannot work.
@@ -60,6 +61,7 @@ class VoiceAgent:
         source_name: str = "",
         sink_name: str = "",
         check_latency: CheckLatency | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = check_config(config)
         self.bus = Bus()
@@ -79,7 +81,7 @@ class VoiceAgent:
         )
         self._server = ServerWatch(self._publish)
         self._modes = ListenModes(config)
-        self._check_latency = check_latency
+        self._check_latency, self._clock = check_latency, clock
         self._observer = Observer(self.timeline, self.activity, self.own_voice)
         self.bus.tap(self._observer)  # a tap, not a route: it sees broadcast order
         self.quiet = Quiet(self.bus, self._observer, self.activity, self._held)
@@ -104,7 +106,7 @@ class VoiceAgent:
         await self.bus.start()
         engines = await self._engines()
         self.sink, speaker_error = self._devices.open_speaker(self.sink)
-        shared = Shared(self.bus, self._publish, self.activity, self.own_voice)
+        shared = Shared(self.bus, self._publish, self.activity, self.own_voice, clock=self._clock)
         shared.before_turn, shared.check_latency = self._end_answer, self._check_latency
         nodes = self._nodes = build_nodes(self.config, engines, self.source, self.sink, shared)
         self._modes.attach(engines, nodes.listener, nodes.gate)

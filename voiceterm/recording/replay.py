@@ -7,7 +7,7 @@ engine speed never changes a decision: processing takes no audio time, and the
 same recording with the same settings and models gives the same turns.
 
 Everything that reads the time for a decision reads audio time: the listener's
-clock (its ``time.monotonic``, swapped for the replay's while it runs), each
+clock (the replay's, handed to the agent in place of ``time.monotonic``), each
 block's capture time (the recording's own, moved to now) and the speaker's
 position. The recorded speaker sound is the echo canceller's reference, block
 for block as live.
@@ -24,11 +24,9 @@ did in the room, and the echo in the recorded microphone is what the room heard.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -159,27 +157,6 @@ class AudioClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.contextmanager
-def on_audio_time(clock: AudioClock) -> Iterator[None]:
-    """Let the listener and the end-of-turn check read ``clock`` as their time."""
-    from voiceterm.pipeline import listen
-    from voiceterm.pipeline.end_of_turn import policy
-
-    shim = types.SimpleNamespace(
-        **{name: getattr(time, name) for name in dir(time) if not name.startswith("__")}
-    )
-    shim.monotonic = clock
-    modules = (listen, policy)
-    saved = [getattr(module, "time") for module in modules]  # noqa: B009
-    for module in modules:
-        setattr(module, "time", shim)  # noqa: B010
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            setattr(module, "time", original)  # noqa: B010
 
 
 # --- source, reference, speaker --------------------------------------------------------
@@ -456,11 +433,13 @@ async def replay(
     mic, source = _replayed_microphone(recording, config, audio, times + shift, clock)
     sink = ReplaySink(_recorded_answers(recorded), keep=keep_answers)
     mic.sink = sink
-    agent = VoiceAgent(config, source=source, sink=sink, engines=engines, check_latency=latency)
+    agent = VoiceAgent(
+        config, source=source, sink=sink, engines=engines, check_latency=latency, clock=clock
+    )
     seen = _watch_turns(agent, sink)
     mic.idle = _idle_check(agent)
     started = time.monotonic()
-    await _run_to_the_end(agent, clock)
+    await _run_to_the_end(agent)
     wall = time.monotonic() - started
     return ReplayResult(
         recorded=recorded,
@@ -527,15 +506,14 @@ def _watch_turns(agent: VoiceAgent, sink: ReplaySink) -> list[Message]:
     return seen
 
 
-async def _run_to_the_end(agent: VoiceAgent, clock: AudioClock) -> None:
-    """Start the agent on audio time and stop it once its listener has heard everything."""
-    with on_audio_time(clock):
-        try:
-            await agent.start()
-            if agent.wired:
-                await agent.nodes.listener.finished.wait()
-        finally:
-            await agent.stop()
+async def _run_to_the_end(agent: VoiceAgent) -> None:
+    """Start the agent and stop it once its listener has heard everything."""
+    try:
+        await agent.start()
+        if agent.wired:
+            await agent.nodes.listener.finished.wait()
+    finally:
+        await agent.stop()
 
 
 def _framed_as_live(recording: Recording) -> tuple[Int16Array, Any]:
