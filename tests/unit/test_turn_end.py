@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.unit.test_listener import NoFrames
+from tests.listener_fakes import NoFrames
 from voiceterm.audio.frames import AudioFrame
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
