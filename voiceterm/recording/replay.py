@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
-from voiceterm.audio.playback import delegated_callback
+from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame, PlaybackPosition
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
@@ -262,7 +262,7 @@ AnswerPlacement = Callable[[float], tuple[float, float | None]]
 """End of a turn's speech -> when its answer starts, and when it must be over (None: any time)."""
 
 
-class ReplaySink:
+class ReplaySink(EngineSink):
     """A speaker on audio time: it plays as the recorded microphone advances.
 
     Each answer plays over the stretch of audio where the recording's answer to the
@@ -276,9 +276,7 @@ class ReplaySink:
     """
 
     def __init__(self, placement: AnswerPlacement, *, keep: bool) -> None:
-        from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks
-
-        self._callbacks = SinkCallbacks()
+        super().__init__()
         self._engine = PlaybackEngine(22050, self._callbacks.post_soon)
         self._placement = placement
         self._room_left: int | None = None  # samples the current answer may still fill
@@ -291,18 +289,6 @@ class ReplaySink:
         self.speech_end: float | None = None
         """The end of the latest turn's speech (the replay tells it)."""
         self.underflows = 0
-
-    on_started = delegated_callback("on_started")
-    on_tag_done = delegated_callback("on_tag_done")
-    on_idle = delegated_callback("on_idle")
-
-    @property
-    def sample_rate(self) -> int:
-        return self._engine.sample_rate
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._engine.busy)
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._callbacks.bind_loop(loop)
@@ -324,7 +310,7 @@ class ReplaySink:
             # One sample at least: every piece must still come back "played".
             samples = samples[: max(1, self._room_left)]
             self._room_left = max(0, self._room_left - len(samples))
-        self._engine.enqueue(samples, tag)
+        self._require_engine().enqueue(samples, tag)
 
     def advance(self, t: float, seconds: float) -> None:
         """Play the audio of ``seconds`` from audio time ``t`` on."""
@@ -336,21 +322,12 @@ class ReplaySink:
         self._filled -= n
         out = np.zeros(n, dtype=np.int16)
         if t >= self._release_at:
-            self._engine.fill(out, t)
+            self._require_engine().fill(out, t)
         if self._keep:
             self._blocks.append(out)
 
-    def stop_now(self) -> float:
-        return float(self._engine.stop_now())
-
-    def pause(self) -> float:
-        return float(self._engine.pause())
-
-    def resume(self) -> None:
-        self._engine.resume()
-
-    def position(self, at: float | None = None) -> Any:
-        return self._engine.position(self.now if at is None else at)
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        return super().position(self.now if at is None else at)
 
     def recording(self) -> Int16Array:
         import numpy as np
