@@ -35,20 +35,10 @@ from voiceterm.audio.playback import EngineSink, PlaybackEngine
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
-from voiceterm.events import (
-    AgentInterrupted,
-    AgentResponse,
-    AgentStoppedSpeaking,
-    StageSpan,
-    ToolCall,
-    TurnMark,
-    UserStoppedSpeaking,
-    UserTranscriptionDropped,
-    UserTranscriptionReceived,
-)
+from voiceterm.events import UserStoppedSpeaking
 from voiceterm.recording.latency import FixedLatency, RecordedLatency
 from voiceterm.recording.reader import Recording
-from voiceterm.recording.turns import SpokenTurn, spoken_turns
+from voiceterm.recording.turns import TURN_EVENTS, SpokenTurn, spoken_turns
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -84,18 +74,6 @@ _TIME_FIELDS = (
 # A recorded answer heard for less than this still gets this long (a replayed answer
 # must make a sound to count as spoken).
 _MIN_ANSWER_S = 0.3
-# What the turns are read from (the rest, sound chunks above all, is not kept).
-_TURN_EVENTS = (
-    StageSpan,
-    UserStoppedSpeaking,
-    UserTranscriptionReceived,
-    UserTranscriptionDropped,
-    ToolCall,
-    AgentResponse,
-    AgentInterrupted,
-    AgentStoppedSpeaking,
-    TurnMark,
-)
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -474,7 +452,7 @@ def _watch_turns(agent: VoiceAgent, sink: ReplaySink) -> list[Message]:
 
     def observe(message: Message) -> None:
         event = message.event
-        if isinstance(event, _TURN_EVENTS):
+        if isinstance(event, TURN_EVENTS):  # the rest, sound chunks above all, is not kept
             seen.append(message)
         if isinstance(event, UserStoppedSpeaking) and not event.discarded:
             sink.speech_end = event.speech_end
