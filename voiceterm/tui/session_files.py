@@ -7,6 +7,7 @@ was written.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from voiceterm.errors import VoicetermError
@@ -15,6 +16,29 @@ from voiceterm.timeline_export import export_markdown, export_timeline
 from voiceterm.tui.notices import Notices, Notify
 from voiceterm.tui.protocol import AgentLike
 from voiceterm.tui.widgets.recording import RecordingBadge
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """One way to write the timeline to a file, and how its toast names it."""
+
+    write: Callable[[Timeline, Path], Path]
+    what: str
+    note: str
+
+
+TRACE = Export(export_timeline, "Chrome trace", "open it in ui.perfetto.dev")
+MARKDOWN = Export(export_markdown, "Conversation", "Markdown with timings")
+
+
+def export(kind: Export, timeline: Timeline, folder: Path, notify: Notify) -> None:
+    """Write ``timeline`` into ``folder``; a toast says where it went, or why it did not."""
+    try:
+        path = kind.write(timeline, folder)
+    except VoicetermError as error:
+        notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
+        return
+    notify(f"{path}\n({kind.note})", title=f"{kind.what} written")
 
 
 class SessionFiles:
@@ -65,16 +89,8 @@ class SessionFiles:
 
     def export_trace(self) -> None:
         """The timeline as a Chrome trace (JSON for Perfetto)."""
-        self._export(export_timeline, "Chrome trace")
+        export(TRACE, self._agent.timeline, self.export_dir, self._notify)
 
     def export_markdown(self) -> None:
         """The conversation as Markdown, with timings."""
-        self._export(export_markdown, "Conversation")
-
-    def _export(self, write: Callable[[Timeline, Path], Path], what: str) -> None:
-        try:
-            path = write(self._agent.timeline, self.export_dir)
-        except VoicetermError as error:
-            self._notices.error(error)
-            return
-        self._notify(str(path), title=f"{what} written")
+        export(MARKDOWN, self._agent.timeline, self.export_dir, self._notify)
