@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from voiceterm.audio.frames import AudioFrame, PlaybackPosition, PlaybackTag
-from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks, delegated_callback
+from voiceterm.audio.frames import AudioFrame, PlaybackTag
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
 from voiceterm.bus import Message
 from voiceterm.config import Config
 from voiceterm.engines.llm.protocol import ChatEngine
@@ -176,7 +176,7 @@ class QuietMic:
         self._closed.set()
 
 
-class SimulatedSpeaker:
+class SimulatedSpeaker(EngineSink):
     """An ``AudioSink`` on a simulated device clock that keeps every block it played.
 
     ``played`` holds (time the block is heard, its samples) for every block with
@@ -184,12 +184,12 @@ class SimulatedSpeaker:
     """
 
     def __init__(self, block_ms: int = 5) -> None:
+        super().__init__()
         self.block_ms = block_ms
         self.on_error: Callable[[AudioDeviceError], None] | None = None
         self.on_restored: Callable[[], None] | None = None
         self.lost_at: float | None = None
         self.restored_at: float | None = None
-        self._callbacks = SinkCallbacks()
         self._engine = PlaybackEngine(SPEAKER_RATE, self._callbacks.post_soon)
         self._clock: asyncio.Task[None] | None = None
         self.played: list[tuple[float, Int16Array]] = []
@@ -198,10 +198,6 @@ class SimulatedSpeaker:
         self.stops: list[tuple[float, int]] = []
         """For every ``stop_now``: when the sound ended, and ``voice``'s level until then."""
         self.underflows = 0
-
-    on_started = delegated_callback("on_started")
-    on_tag_done = delegated_callback("on_tag_done")
-    on_idle = delegated_callback("on_idle")
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         running = self._callbacks.bind_loop(loop)
@@ -224,13 +220,13 @@ class SimulatedSpeaker:
             if self.lost_at is not None and self.restored_at is None:
                 continue  # no device: nothing plays, nothing is taken from the queue
             out = np.zeros(n, dtype=np.int16)
-            if self._engine.fill(out, t_block):
+            if self._require_engine().fill(out, t_block):
                 self.played.append((t_block, out))
 
     def lose_device(self) -> None:
         """The device vanishes, and the sink reports it as ``Player`` does."""
         self.lost_at, self.restored_at = time.monotonic(), None
-        self._engine.stop_now()
+        self._require_engine().stop_now()
         self._callbacks.post_soon("idle", None, self.lost_at)
         if self.on_error is not None:
             self.on_error(AudioDeviceError("The output device 'simulated' stopped playing."))
@@ -248,24 +244,15 @@ class SimulatedSpeaker:
 
     def enqueue(self, audio: Int16Array, sample_rate: int, tag: PlaybackTag) -> None:
         assert sample_rate == SPEAKER_RATE
-        self._engine.enqueue(audio, tag)
+        self._require_engine().enqueue(audio, tag)
 
     def stop_now(self) -> float:
-        t_end = self._engine.stop_now()
+        t_end = super().stop_now()
         voice = self.voice
         self.stops.append((t_end, voice.level if voice is not None else LOUD))
         if voice is not None:  # sound made from now on is told apart by its level
             voice.level = LOUD + (voice.level - LOUD + 1) % 1000
         return t_end
-
-    def pause(self) -> float:
-        return self._engine.pause()
-
-    def resume(self) -> None:
-        self._engine.resume()
-
-    def position(self, at: float | None = None) -> PlaybackPosition | None:
-        return self._engine.position(at)
 
     def heard_after(self, t: float) -> int:
         """How many blocks with sound were heard from monotonic time ``t`` on."""
@@ -275,7 +262,7 @@ class SimulatedSpeaker:
         if self._clock is not None:
             self._clock.cancel()
             self._clock = None
-        self._engine.stop_now()
+        self._require_engine().stop_now()
 
 
 def scripted_engines(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from voiceterm.bridge import Bridge
@@ -49,6 +49,7 @@ class FakeChunk:
     text: str
 
 
+@dataclass(slots=True, eq=False)
 class FakeStream:
     """The async iterator :meth:`FakeLLMClient.generate_stream` returns.
 
@@ -56,43 +57,36 @@ class FakeStream:
     (``aclose()``); either ends it before the next chunk.
 
     Attributes:
+        texts: The chunks it hands out, in order.
+        delay, first_delay, fail_after, error: as for :class:`FakeLLMClient`.
         produced: How many chunks it has handed out.
         cancelled: Whether ``cancel()`` was called.
         closed: Whether ``aclose()`` was called.
     """
 
-    def __init__(
-        self,
-        texts: Sequence[str],
-        *,
-        delay: float,
-        first_delay: float,
-        fail_after: int | None,
-        error: Exception,
-    ) -> None:
-        self._texts = texts
-        self._delay = delay
-        self._first_delay = first_delay
-        self._fail_after = fail_after
-        self._error = error
-        self.produced = 0
-        self.cancelled = False
-        self.closed = False
+    texts: Sequence[str]
+    delay: float = field(kw_only=True)
+    first_delay: float = field(kw_only=True)
+    fail_after: int | None = field(kw_only=True)
+    error: Exception = field(kw_only=True)
+    produced: int = field(default=0, init=False)
+    cancelled: bool = field(default=False, init=False)
+    closed: bool = field(default=False, init=False)
 
     def __aiter__(self) -> FakeStream:
         return self
 
     async def __anext__(self) -> FakeChunk:
-        if self.cancelled or self.closed or self.produced >= len(self._texts):
+        if self.cancelled or self.closed or self.produced >= len(self.texts):
             raise StopAsyncIteration
-        wait = self._first_delay if self.produced == 0 else self._delay
+        wait = self.first_delay if self.produced == 0 else self.delay
         if wait > 0:
             await asyncio.sleep(wait)
         if self.cancelled or self.closed:
             raise StopAsyncIteration
-        if self._fail_after is not None and self.produced >= self._fail_after:
-            raise self._error
-        text = self._texts[self.produced]
+        if self.fail_after is not None and self.produced >= self.fail_after:
+            raise self.error
+        text = self.texts[self.produced]
         self.produced += 1
         return FakeChunk(text)
 

@@ -424,6 +424,14 @@ def _touch(turn: Turn) -> bool:
     return True
 
 
+_FIRST_PIECE_MARKS = {
+    "llm": "llm_first_token",
+    "sentence": "first_sentence",
+    "tts": "tts_first_audio",
+}
+"""The mark each stage's first piece of an answer sets."""
+
+
 class _AgentOutput:
     """What the agent's output events (words, speech, tools) do to their turn.
 
@@ -436,13 +444,10 @@ class _AgentOutput:
 
     def response(self, event: AgentResponse) -> bool:
         turn = self._book.agent_target(event.timestamp)
-        turn.agent_started = True
         if event.chunk_type == "text":
             turn.agent_text += event.content
-        turn._set_mark("llm_first_token", event.timestamp, explicit=False)
         start = turn.marks.get("stt_done", turn.started_at)
-        turn._derive_span("llm", start, event.timestamp, event.content, self._max_spans)
-        return _touch(turn)
+        return self._piece(turn, "llm", start, event.timestamp, event.content)
 
     def generation_complete(self, event: AgentGenerationComplete) -> bool:
         turn = self._book.agent_target(event.timestamp)
@@ -451,19 +456,20 @@ class _AgentOutput:
 
     def sentence(self, event: AgentSentence) -> bool:
         turn = self._book.agent_target(event.timestamp)
-        turn.agent_started = True
-        turn._set_mark("first_sentence", event.timestamp, explicit=False)
         turn._sentence_times[event.index] = event.timestamp
         start = turn.marks.get("llm_first_token", event.timestamp)
-        turn._derive_span("sentence", start, event.timestamp, event.content, self._max_spans)
-        return _touch(turn)
+        return self._piece(turn, "sentence", start, event.timestamp, event.content)
 
     def audio_chunk(self, event: AgentAudioChunk) -> bool:
         turn = self._book.agent_target(event.timestamp)
-        turn.agent_started = True
-        turn._set_mark("tts_first_audio", event.timestamp, explicit=False)
         start = turn._sentence_times.get(event.sentence_index, event.timestamp)
-        turn._derive_span("tts", start, event.timestamp, event.text, self._max_spans)
+        return self._piece(turn, "tts", start, event.timestamp, event.text)
+
+    def _piece(self, turn: Turn, stage: str, start: float, at: float, content: str) -> bool:
+        """A piece of the answer out of ``stage`` at ``at``: its span, and the first one's mark."""
+        turn.agent_started = True
+        turn._set_mark(_FIRST_PIECE_MARKS[stage], at, explicit=False)
+        turn._derive_span(stage, start, at, content, self._max_spans)
         return _touch(turn)
 
     def started_speaking(self, event: AgentStartedSpeaking) -> bool:

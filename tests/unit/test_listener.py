@@ -8,12 +8,12 @@ tests/audio/test_live_app.py.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from voiceterm.audio.frames import AudioFrame
+from tests.listener_fakes import NoFrames
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
     AgentInterrupted,
@@ -93,14 +93,6 @@ class ScriptedVad:
 
     settings = VadSettings()
     pending_samples = 0
-
-
-class NoFrames:
-    """A source the test feeds by hand (``Listener.hear``): it gives no frames itself."""
-
-    async def frames(self) -> AsyncIterator[AudioFrame]:
-        return
-        yield
 
 
 class RelaxingSource(NoFrames):

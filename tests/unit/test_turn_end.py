@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.unit.test_listener import NoFrames
+from tests.listener_fakes import NoFrames
 from voiceterm.audio.frames import AudioFrame
 from voiceterm.engines.vad import SpeechEnded, SpeechStarted, VadEvent, VadSettings
 from voiceterm.events import (
@@ -36,7 +36,7 @@ from voiceterm.pipeline.listening.pauses import PauseAnnouncer
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.listening.turn_judge import TurnJudge
 from voiceterm.recording.latency import FixedLatency
-from voiceterm.recording.replay import AudioClock, on_audio_time
+from voiceterm.recording.replay import AudioClock
 
 FRAME_S = 0.02
 CAP_MS = 1000
@@ -137,6 +137,7 @@ class Rig:
         pause_ms: int = 0,
         barge_in: bool = True,
         file: list[bool] | None = None,
+        audio_time: bool = False,
     ) -> None:
         self.words = words
         self.words_end = words_end
@@ -146,6 +147,10 @@ class Rig:
         self.events: list[Event] = []
         self.vad = ScriptedVad()
         self.activity = AgentActivity(speaking=speaking)
+        self.t = time.monotonic()
+        # On audio time (as a replay runs), the listener's clock is the frames'.
+        self.clock = AudioClock()
+        self.clock.now = self.t
         self.listener = Listener(
             NoFrames() if file is None else FileSource(self, file),
             self.vad,
@@ -166,11 +171,8 @@ class Rig:
                     else FixedLatency(latency)
                 ),
             ),
+            clock=self.clock if audio_time else time.monotonic,
         )
-        self.t = time.monotonic()
-        # On audio time (as a replay runs), the listener's clock is the frames'.
-        self.clock = AudioClock()
-        self.clock.now = self.t
 
     def words_so_far(self, speech_end: float) -> str | None:
         self.reads.append(self.frame)
@@ -401,16 +403,15 @@ async def test_on_audio_time_a_verdict_later_than_the_users_pause_does_not_end_t
     # has already gone on, and the turn is whole.
     turns = {}
     for latency in (0.0, 0.1):
-        rig = Rig(StandInModel([0.95]), words=None, latency=latency)
-        with on_audio_time(rig.clock):
-            await rig.frames(True, 20)
-            await rig.frames(False, 8)  # asked at 160 ms of silence
-            await rig.settle()
-            await rig.frames(False, 2)  # 200 ms: the user goes on
-            await rig.frames(True, 20)
-            await rig.frames(False, 8)
-            await rig.settle()
-            await rig.frames(False, 6)
+        rig = Rig(StandInModel([0.95]), words=None, latency=latency, audio_time=True)
+        await rig.frames(True, 20)
+        await rig.frames(False, 8)  # asked at 160 ms of silence
+        await rig.settle()
+        await rig.frames(False, 2)  # 200 ms: the user goes on
+        await rig.frames(True, 20)
+        await rig.frames(False, 8)
+        await rig.settle()
+        await rig.frames(False, 6)
         turns[latency] = [(t.speech_end or 0) - (t.speech_start or 0) for t in rig.turns()]
     assert len(turns[0.0]) == 2  # split at the comma
     assert len(turns[0.1]) == 1 and turns[0.1][0] > 40 * FRAME_S  # both halves, one turn
@@ -422,12 +423,13 @@ async def test_on_audio_time_words_not_yet_read_do_not_hold_a_complete_verdict()
     decisions = {}
     for words_s in (0.0, 0.3):
         latency = {"turn": 0.0, "words": words_s}
-        rig = Rig(StandInModel([0.9]), words=UNFINISHED, latency=latency, pause_ms=20)
-        with on_audio_time(rig.clock):
-            await rig.frames(True, 40)
-            await rig.frames(False, 8)
-            await rig.settle()
-            await rig.frames(False, 1)
+        rig = Rig(
+            StandInModel([0.9]), words=UNFINISHED, latency=latency, pause_ms=20, audio_time=True
+        )
+        await rig.frames(True, 40)
+        await rig.frames(False, 8)
+        await rig.settle()
+        await rig.frames(False, 1)
         decisions[words_s] = (len(rig.turns()), rig.decisions()[:2])
     assert decisions[0.0] == (
         0,

@@ -56,6 +56,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from voiceterm.audio.echo_delay import EchoDelayEstimator
@@ -458,6 +459,7 @@ class RenderTapped(Protocol):
     def render_tap(self) -> deque[tuple[float, Int16Array]]: ...
 
 
+@dataclass(eq=False)
 class EchoCancelledSource:
     """An ``AudioSource`` that removes the speaker's sound from another source.
 
@@ -484,24 +486,19 @@ class EchoCancelledSource:
         ``EchoCancelledSource(MicrophoneSource(), make_echo_canceller("aec"), player=player)``
     """
 
-    def __init__(
-        self,
-        source: AudioSource,
-        canceller: EchoCanceller,
-        reference: RenderReference | None = None,
-        *,
-        player: RenderTapped | None = None,
-        follow_echo: bool = False,
-    ) -> None:
-        self.source = source
-        self.canceller = canceller
-        self.reference = reference
-        self._player = player
-        self._follow = follow_echo
-        self.lead_s = 0.0
-        """How far ahead of its time stamps the speaker's sound goes to the canceller."""
-        self._on_stamps = StampAligned(max_lead=REFERENCE_HELD_SAMPLES)
-        self._echo_delay = EchoDelayEstimator(CAPTURE_RATE)
+    source: AudioSource
+    canceller: EchoCanceller
+    reference: RenderReference | None = None
+    player: RenderTapped | None = field(default=None, kw_only=True)
+    follow_echo: bool = field(default=False, kw_only=True)
+    lead_s: float = field(default=0.0, init=False)
+    """How far ahead of its time stamps the speaker's sound goes to the canceller."""
+    _on_stamps: StampAligned = field(
+        default_factory=lambda: StampAligned(max_lead=REFERENCE_HELD_SAMPLES), init=False
+    )
+    _echo_delay: EchoDelayEstimator = field(
+        default_factory=lambda: EchoDelayEstimator(CAPTURE_RATE), init=False
+    )
 
     @property
     def muted(self) -> bool:
@@ -532,13 +529,13 @@ class EchoCancelledSource:
 
     def start(self) -> None:
         """Start the source (and take the player's render tap, if given a player)."""
-        if self.reference is None and self._player is not None:
+        if self.reference is None and self.player is not None:
             try:
-                tap = self._player.render_tap()
+                tap = self.player.render_tap()
             except RuntimeError:  # the player never started (no speaker): nothing to cancel
                 log.warning("echo cancellation has no reference: the speaker is not playing")
             else:
-                self.reference = RenderReference(tap, self._player.sample_rate)
+                self.reference = RenderReference(tap, self.player.sample_rate)
         self.source.start()
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
@@ -562,7 +559,7 @@ class EchoCancelledSource:
             if any(int(np.abs(block).max(initial=0)) > SILENCE_THRESHOLD for block in blocks):
                 last_sound = frame.t_end + self.lead_s
             on_stamps = None
-            if self._follow:  # the reference on the stamps is only for finding the echo
+            if self.follow_echo:  # the reference on the stamps is only for finding the echo
                 self._on_stamps.add(blocks)
                 on_stamps = self._on_stamps.take(len(frame.samples))
             if frame.t_end - last_sound > IDLE_AFTER_S and self.reference is not None:

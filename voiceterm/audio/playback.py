@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from voiceterm.audio.frames import (
     SILENCE_THRESHOLD,
@@ -280,18 +280,24 @@ class PlaybackEngine:
         return filled
 
 
+class PlaybackListeners(Protocol):
+    """The callbacks a sink's users set (an ``AudioSink``'s), read as each report lands."""
+
+    on_started: StartedCallback | None
+    on_tag_done: TagDoneCallback | None
+    on_idle: IdleCallback | None
+
+
 class SinkCallbacks:
-    """The three playback callbacks and their delivery on an asyncio loop.
+    """The delivery of a sink's playback reports to its callbacks on an asyncio loop.
 
     Shared by ``Player`` and ``WavFileSink``: the engine's ``post`` lands in
     ``post_threadsafe`` (or ``post_soon``), which schedules ``dispatch`` on the loop,
-    which calls whatever callback is set at that moment.
+    which calls whatever callback ``sink`` has at that moment.
     """
 
-    def __init__(self) -> None:
-        self.on_started: StartedCallback | None = None
-        self.on_tag_done: TagDoneCallback | None = None
-        self.on_idle: IdleCallback | None = None
+    def __init__(self, sink: PlaybackListeners) -> None:
+        self._sink = sink
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
@@ -311,27 +317,16 @@ class SinkCallbacks:
             self._loop.call_soon(self.dispatch, kind, tag, t)
 
     def dispatch(self, kind: str, tag: PlaybackTag | None, t: float) -> None:
+        sink = self._sink
         try:
-            if kind == "started" and self.on_started is not None and tag is not None:
-                self.on_started(tag, t)
-            elif kind == "tag_done" and self.on_tag_done is not None and tag is not None:
-                self.on_tag_done(tag, t)
-            elif kind == "idle" and self.on_idle is not None:
-                self.on_idle(t)
+            if kind == "started" and sink.on_started is not None and tag is not None:
+                sink.on_started(tag, t)
+            elif kind == "tag_done" and sink.on_tag_done is not None and tag is not None:
+                sink.on_tag_done(tag, t)
+            elif kind == "idle" and sink.on_idle is not None:
+                sink.on_idle(t)
         except Exception:  # a listener's bug must not kill playback
             log.exception("playback %s callback failed", kind)
-
-
-def delegated_callback(name: str) -> Any:
-    """A property that reads and sets the callback ``name`` on the owner's ``_callbacks``.
-
-    For sinks that keep their callbacks in a ``SinkCallbacks`` (``on_started``,
-    ``on_tag_done``, ``on_idle``): what is set lands where the engine's events read it.
-    """
-    return property(
-        lambda self: getattr(self._callbacks, name),
-        lambda self, fn: setattr(self._callbacks, name, fn),
-    )
 
 
 class EngineSink:
@@ -344,33 +339,11 @@ class EngineSink:
     """
 
     def __init__(self) -> None:
-        self._callbacks = SinkCallbacks()
+        self.on_started: StartedCallback | None = None
+        self.on_tag_done: TagDoneCallback | None = None
+        self.on_idle: IdleCallback | None = None
+        self._callbacks = SinkCallbacks(self)
         self._engine: PlaybackEngine | None = None
-
-    # stored on the shared SinkCallbacks, where the engine's events read them
-    @property
-    def on_started(self) -> StartedCallback | None:
-        return self._callbacks.on_started
-
-    @on_started.setter
-    def on_started(self, fn: StartedCallback | None) -> None:
-        self._callbacks.on_started = fn
-
-    @property
-    def on_tag_done(self) -> TagDoneCallback | None:
-        return self._callbacks.on_tag_done
-
-    @on_tag_done.setter
-    def on_tag_done(self, fn: TagDoneCallback | None) -> None:
-        self._callbacks.on_tag_done = fn
-
-    @property
-    def on_idle(self) -> IdleCallback | None:
-        return self._callbacks.on_idle
-
-    @on_idle.setter
-    def on_idle(self, fn: IdleCallback | None) -> None:
-        self._callbacks.on_idle = fn
 
     @property
     def sample_rate(self) -> int:

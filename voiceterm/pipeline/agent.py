@@ -11,6 +11,7 @@ while they load holds a :class:`~voiceterm.pipeline.starting.StartingAgent`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from voiceterm.pipeline.own_voice import OwnVoice
 from voiceterm.pipeline.publish import Publisher
 from voiceterm.pipeline.quiet import Quiet
 from voiceterm.pipeline.reactions import AgentReactions
+from voiceterm.pipeline.release import release
 from voiceterm.pipeline.server_watch import ServerWatch
 from voiceterm.pipeline.wiring import Nodes, Shared, build_nodes
 from voiceterm.recording.control import RecordingControl
@@ -45,7 +47,7 @@ class VoiceAgent:
         sink: where the answer is played (speaker or WAV file).
         engines: the loaded engines (see :mod:`~voiceterm.pipeline.starting` to load them).
         check_latency: when the answers of pause checks may be used (a replay's:
-            as late as they came live); ``None``: as they come.
+            as late as they came live); ``None``: as they come. ``clock``: the listener's.
         bus, timeline, recording: made before the agent when something listens
             while the engines load (``None``: the agent makes its own).
 
@@ -66,6 +68,7 @@ class VoiceAgent:
         bus: Bus | None = None,
         timeline: Timeline | None = None,
         recording: RecordingControl | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = check_config(config)
         self.bus = bus if bus is not None else Bus()
@@ -86,7 +89,7 @@ class VoiceAgent:
         )
         self._server = ServerWatch(self._publish)
         self._modes = ListenModes(config)
-        self._check_latency = check_latency
+        self._check_latency, self._clock = check_latency, clock
         self._observer = Observer(self.timeline, self.activity, self.own_voice)
         self.bus.tap(self._observer)  # a tap, not a route: it sees broadcast order
         self.quiet = Quiet(self.bus, self._observer, self.activity, self._held)
@@ -114,6 +117,7 @@ class VoiceAgent:
             self.own_voice,
             before_turn=self._end_answer,
             check_latency=self._check_latency,
+            clock=self._clock,
         )
         nodes = self._nodes = build_nodes(self.config, self.engines, self.source, self.sink, shared)
         self._modes.attach(self.engines, nodes.listener, nodes.gate)
@@ -234,17 +238,3 @@ class VoiceAgent:
         if self._nodes is not None:
             await self._nodes.listener.finished.wait()
         await self.quiet.wait(limit_s)
-
-
-async def release(
-    recording: RecordingControl, source: AudioSource, sink: AudioSink, bus: Bus
-) -> None:
-    """Stop recording, close the devices and stop the bus (each, should one before fail)."""
-    recording.stop()
-    try:
-        source.close()
-    finally:
-        try:
-            sink.close()
-        finally:
-            await bus.stop()

@@ -28,7 +28,7 @@ from voiceterm.pipeline.listening.echo_gate import EchoGate
 from voiceterm.pipeline.listening.level import LevelMeter
 from voiceterm.pipeline.listening.pauses import PauseAnnouncer
 from voiceterm.pipeline.listening.push_to_talk import PushToTalk
-from voiceterm.pipeline.listening.seams import Frames, Heard, Publish, Segmenter
+from voiceterm.pipeline.listening.seams import Clock, Frames, Heard, Publish, Segmenter
 from voiceterm.pipeline.listening.settings import ListenerSettings, TurnJudging
 from voiceterm.pipeline.listening.turn_judge import TurnJudge
 from voiceterm.pipeline.wake import ListenGate, WordCheck
@@ -38,11 +38,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
-
-
-def _monotonic() -> float:
-    """The listener's clock, read through this module's ``time`` (a replay sets it)."""
-    return time.monotonic()
 
 
 class Listener:
@@ -58,6 +53,7 @@ class Listener:
         gate: ``listen.mode``: which utterances are turns (the wake word, its follow-up).
         on_active: called at each frame while the user talks or the agent is busy (the
             speaker keeps its stream running).
+        clock: the time its decisions read (a replay hands its audio time).
     """
 
     id = "listener"
@@ -73,6 +69,7 @@ class Listener:
         turn: TurnJudging | None = None,
         gate: ListenGate | None = None,
         on_active: Callable[[], None] | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._source = source
         # A source faster than real time waits for each check, so that a file run
@@ -84,11 +81,12 @@ class Listener:
         self._activity = activity
         self._gate = gate
         self._on_active = on_active
+        self._clock = clock
         self.meter = LevelMeter(publisher)
         self.echo = EchoGate(activity, settings)
-        self.barge_in = BargeIn(activity, publisher, settings, _monotonic)
+        self.barge_in = BargeIn(activity, publisher, settings, clock)
         self.pauses = PauseAnnouncer(
-            segmenter, publisher, _monotonic, pause_ms=settings.pause_ms, gate=gate
+            segmenter, publisher, clock, pause_ms=settings.pause_ms, gate=gate
         )
         self.talk = PushToTalk()
         self.judge = (
@@ -98,7 +96,7 @@ class Listener:
                 publisher,
                 self,
                 self.pauses,
-                _monotonic,
+                clock,
                 quick_end_ms=settings.quick_end_ms,
                 gate=gate,
             )
@@ -140,14 +138,14 @@ class Listener:
                 self.hear(frame.samples, frame.t_start, frame.t_end)
                 if self.judge is not None and not self._realtime:
                     await self.judge.settle()
-            self._flush(time.monotonic())
+            self._flush(self._clock())
         finally:
             self.finished.set()
 
     def set_talk_pressed(self, pressed: bool) -> None:
         """Push-to-talk: while released, the microphone is ignored; release ends the utterance."""
         if self.talk.press(pressed):
-            self._flush(time.monotonic())
+            self._flush(self._clock())
 
     def _flush(self, now: float) -> None:
         """The input ended (or push-to-talk let go): the utterance in progress ends."""
@@ -160,7 +158,7 @@ class Listener:
 
     def end_now(self, reason: str) -> None:
         """End the utterance in progress; ``reason`` goes in the timeline's turn lane."""
-        now = time.monotonic()
+        now = self._clock()
         self._ending_reason = reason
         try:
             for event in self._vad.end_utterance():
@@ -188,7 +186,7 @@ class Listener:
         if self._gate is not None:
             self._gate.hear(samples, t_start, voiced=vad.voiced)
         for event in events:
-            self.on_vad_event(event, time.monotonic())
+            self.on_vad_event(event, self._clock())
         if not self.barge_in.holding and not self._echo_so_far():
             # No speculative transcript of what may be echo or a cough.
             self.pauses.feed(self._onset)
@@ -199,7 +197,7 @@ class Listener:
         if self.barge_in.feed(heard, self._onset):
             self._drop_held(t_end)
         self._relax(self._onset is None and not self.barge_in.holding and not self._activity.busy)
-        self.meter.feed(heard.level_db, heard.voiced, time.monotonic())
+        self.meter.feed(heard.level_db, heard.voiced, self._clock())
 
     def _relax(self, idle: bool) -> None:
         """Let a live microphone wake the loop less often while nothing goes on.

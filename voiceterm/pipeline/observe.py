@@ -9,6 +9,7 @@ wake word window read) and :class:`~voiceterm.pipeline.own_voice.OwnVoice`
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from voiceterm.bus import Message
@@ -44,22 +45,17 @@ class Reactions(Protocol):
         ...
 
 
+@dataclass(slots=True, eq=False)
 class Observer:
     """A tap on the bus: sees messages in broadcast order, which routes do not keep."""
 
-    def __init__(
-        self,
-        timeline: Timeline,
-        activity: AgentActivity,
-        own_voice: OwnVoice,
-    ) -> None:
-        self.timeline = timeline
-        self.activity = activity
-        self.own_voice = own_voice
-        self.reactions: Reactions | None = None
-        """Set once the agent has wired its nodes (nothing to react with before)."""
-        self.last_activity = time.monotonic()
-        """When anything but a level or glitch count last happened (monotonic)."""
+    timeline: Timeline
+    activity: AgentActivity
+    own_voice: OwnVoice
+    reactions: Reactions | None = field(default=None, init=False)
+    """Set once the agent has wired its nodes (nothing to react with before)."""
+    last_activity: float = field(default_factory=time.monotonic, init=False)
+    """When anything but a level or glitch count last happened (monotonic)."""
 
     def __call__(self, message: Message) -> None:
         self.timeline.record(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 
 from voiceterm.events import AgentError, AgentInterrupted
 from voiceterm.pipeline.freed_memory import FreedMemory
@@ -18,33 +19,25 @@ RunTask = Callable[[str, Callable[[], Coroutine[object, object, None]]], asyncio
 the coroutine is made only when the task starts."""
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class AgentReactions:
     """The agent's side of :class:`~voiceterm.pipeline.observe.Reactions`."""
 
-    def __init__(
-        self,
-        nodes: Nodes,
-        engines: Engines,
-        server: ServerWatch,
-        quiet: Quiet,
-        freed_memory: FreedMemory,
-        run: RunTask,
-    ) -> None:
-        self._nodes = nodes
-        self._engines = engines
-        self._server = server
-        self._quiet = quiet
-        self._freed_memory = freed_memory
-        self._run = run
+    nodes: Nodes
+    engines: Engines
+    server: ServerWatch
+    quiet: Quiet
+    freed_memory: FreedMemory
+    run: RunTask
 
     def answer_spoken(self) -> None:
         """Once this answer is over, hand back what the engines freed for it."""
-        self._run("give-back-memory", lambda: self._quiet.give_back(self._freed_memory))
+        self.run("give-back-memory", lambda: self.quiet.give_back(self.freed_memory))
 
     def failed(self, error: AgentError) -> None:
-        chat = self._nodes.chat
+        chat = self.nodes.chat
         if error.source == chat.id:
-            self._server.watch(self._engines.llm, check_first=True)  # a server gone mid-session
+            self.server.watch(self.engines.llm, check_first=True)  # a server gone mid-session
         if error.source == TtsNode.id:
             # A piece of the answer was never heard: the conversation keeps what
             # was, as for an answer cut off.
@@ -56,5 +49,5 @@ class AgentReactions:
             return True  # a later piece may still play: that starts the speaking again
         # A model that said some words before it failed has them spoken (the
         # sentence stage ends the answer there); one that said none has nothing.
-        chat = self._nodes.chat
+        chat = self.nodes.chat
         return error.source == chat.id and not chat.chunk_counter

@@ -17,10 +17,11 @@ from voiceterm.audio.frames import AudioSink, AudioSource
 from voiceterm.bus import Bus
 from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
-from voiceterm.pipeline.agent import VoiceAgent, release
+from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.listen_modes import ListenModes
 from voiceterm.pipeline.loading import Engines, engines_for
 from voiceterm.pipeline.publish import Publisher
+from voiceterm.pipeline.release import release
 from voiceterm.pipeline.wiring import Nodes
 from voiceterm.recording.control import RecordingControl
 from voiceterm.timeline import Timeline

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voiceterm.bridge import Bridge
@@ -72,6 +73,7 @@ def _words(result: Transcribed | str) -> str:
     return (result if isinstance(result, str) else result.text).strip()
 
 
+@dataclass(eq=False)
 class SttNode:
     """Transcribes utterances one after another; drops empty results.
 
@@ -84,31 +86,20 @@ class SttNode:
 
     id = "stt"
 
-    def __init__(
-        self,
-        transcriber: Transcriber,
-        publisher: Publisher,
-        *,
-        incomplete_wait_s: float = 0.4,
-        own_voice: OwnVoice | None = None,
-        before_turn: Callable[[], Awaitable[None]] | None = None,
-        read_wake: Callable[[Any, float], WakeRead] | None = None,
-        confirm_wake: Callable[[float, WakeRead], str | None] | None = None,
-    ) -> None:
-        self._transcriber = transcriber
-        self._read_wake = read_wake
-        self._confirm_wake = confirm_wake
-        self._before_turn = before_turn
-        self._publish = publisher
-        self._incomplete_wait_s = incomplete_wait_s
-        self._own_voice = own_voice
-        self._held = ""
-        self._release: asyncio.TimerHandle | None = None
-        # (speech_end, text, start, end) of the last pause's transcript.
-        self._speculation: tuple[float | None, str, float, float] | None = None
-        # Counted separately because starts are control events and overtake ends.
-        self._utterances_started = 0
-        self._utterances_ended = 0
+    transcriber: Transcriber
+    publisher: Publisher
+    incomplete_wait_s: float = field(default=0.4, kw_only=True)
+    own_voice: OwnVoice | None = field(default=None, kw_only=True)
+    before_turn: Callable[[], Awaitable[None]] | None = field(default=None, kw_only=True)
+    read_wake: Callable[[Any, float], WakeRead] | None = field(default=None, kw_only=True)
+    confirm_wake: Callable[[float, WakeRead], str | None] | None = field(default=None, kw_only=True)
+    _held: str = field(default="", init=False)
+    _release: asyncio.TimerHandle | None = field(default=None, init=False)
+    _speculation: tuple[float | None, str, float, float] | None = field(default=None, init=False)
+    """(speech_end, text, start, end) of the last pause's transcript."""
+    _utterances_started: int = field(default=0, init=False)
+    """Counted apart from the ends because starts are control events and overtake ends."""
+    _utterances_ended: int = field(default=0, init=False)
 
     @property
     def holding(self) -> bool:
@@ -143,7 +134,7 @@ class SttNode:
         self._release = None
         text, self._held = self._held, ""
         if text:
-            self._publish(UserTranscriptionReceived(content=text))
+            self.publisher(UserTranscriptionReceived(content=text))
 
     async def handle(self, message: Message) -> AsyncIterator[Event]:
         event = message.event
@@ -168,13 +159,13 @@ class SttNode:
             utterance.audio is not None
             and len(utterance.audio)
             and utterance.speech_end is not None
-            and self._read_wake is not None
+            and self.read_wake is not None
         ):
-            read = await asyncio.to_thread(self._read_wake, utterance.audio, utterance.speech_end)
+            read = await asyncio.to_thread(self.read_wake, utterance.audio, utterance.speech_end)
             end = time.monotonic()
         rest = None
-        if self._confirm_wake is not None and utterance.speech_end is not None:
-            rest = self._confirm_wake(utterance.speech_end, read)
+        if self.confirm_wake is not None and utterance.speech_end is not None:
+            rest = self.confirm_wake(utterance.speech_end, read)
         if rest is None:
             # Not addressed to the agent: its words (if any were read) are neither shown nor kept.
             logger.info("not woken: it does not begin with the wake phrase (fit %s)", read.fit)
@@ -187,12 +178,7 @@ class SttNode:
         )
         yield TurnMark(name="stt_done", at=end, detail=rest)
         yield StageSpan(stage="stt", start=start, end=end, content=text)
-        if not rest:
-            yield UserTranscriptionDropped(reason="wake_phrase_alone")
-            return
-        async for item in self._answer(
-            rest, utterance.speech_start, utterance.speech_end, utterance.barge_in
-        ):
+        async for item in self._answer(rest, utterance, nothing="wake_phrase_alone"):
             yield item
 
     async def _speculate(self, pause: UserSpeechPaused) -> AsyncIterator[Event]:
@@ -203,17 +189,21 @@ class SttNode:
             async for item in self._check_wake_ahead(pause):
                 yield item
             return
-        start = time.monotonic()
-        result = await asyncio.to_thread(self._transcriber.transcribe, pause.audio)
-        end = time.monotonic()
-        text = _words(result)
-        _log_transcript("pause", result, start, end)
+        text, start, end = await self._transcribed(pause.audio, "pause")
         self._speculation = (pause.speech_end, text, start, end)
         yield PauseChecked(
             kind="words", speech_end=pause.speech_end, asked_at=pause.timestamp, answered_at=end
         )
         if text and not self._is_own_voice(text, pause.speech_start, pause.speech_end):
             yield UserTranscriptionPartial(content=f"{self._held} {text}".strip())
+
+    async def _transcribed(self, audio: Int16Array, kind: str) -> tuple[str, float, float]:
+        """The words in ``audio``, and when Whisper started and finished on it."""
+        start = time.monotonic()
+        result = await asyncio.to_thread(self.transcriber.transcribe, audio)
+        end = time.monotonic()
+        _log_transcript(kind, result, start, end)
+        return _words(result), start, end
 
     async def _check_wake_ahead(self, pause: UserSpeechPaused) -> AsyncIterator[Event]:
         """Read an utterance that is not a turn yet for the wake phrase, at its pause.
@@ -224,9 +214,9 @@ class SttNode:
         a question, the question is announced as a partial transcript, so that the answer
         is prepared as a turn's is in always mode; nothing else of it is shown.
         """
-        if self._read_wake is None or pause.speech_end is None:
+        if self.read_wake is None or pause.speech_end is None:
             return
-        read = await asyncio.to_thread(self._read_wake, pause.audio, pause.speech_end)
+        read = await asyncio.to_thread(self.read_wake, pause.audio, pause.speech_end)
         if read.rest:
             yield UserTranscriptionPartial(content=f"{self._held} {read.rest}".strip())
 
@@ -242,29 +232,26 @@ class SttNode:
             yield TurnMark(name="stt_done", at=time.monotonic(), detail=text)
             yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
         elif utterance.audio is not None and len(utterance.audio):
-            start = time.monotonic()
-            result = await asyncio.to_thread(self._transcriber.transcribe, utterance.audio)
-            end = time.monotonic()
-            text = _words(result)
-            _log_transcript("final", result, start, end)
+            text, start, end = await self._transcribed(utterance.audio, "final")
             yield TurnMark(name="stt_done", at=end, detail=text)
             yield StageSpan(stage="stt", start=start, end=end, content=text or "(nothing heard)")
         else:
             # Too short to transcribe (a cough): the timeline still closes the utterance.
             yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
-        if not text:
-            yield UserTranscriptionDropped(reason="nothing_heard")
-            return
-        async for item in self._answer(
-            text, utterance.speech_start, utterance.speech_end, utterance.barge_in
-        ):
+        async for item in self._answer(text, utterance, nothing="nothing_heard"):
             yield item
 
     async def _answer(
-        self, text: str, speech_start: float | None, speech_end: float | None, barge_in: bool
+        self, text: str, utterance: UserStoppedSpeaking, *, nothing: str
     ) -> AsyncIterator[Event]:
-        """A transcript with words: answered (with any held words), held, or dropped as echo."""
-        if not barge_in and self._is_own_voice(text, speech_start, speech_end):
+        """An utterance's transcript: answered (with any held words), held, or dropped: as
+        echo, or with no words (``nothing``: the reason then)."""
+        if not text:
+            yield UserTranscriptionDropped(reason=nothing)
+            return
+        if not utterance.barge_in and self._is_own_voice(
+            text, utterance.speech_start, utterance.speech_end
+        ):
             # A barge-in is confirmed after the held answer fell silent: not echo.
             logger.info("heard its own voice, not answering: %r", text)
             yield UserTranscriptionDropped(content=text, reason="own_voice")
@@ -279,9 +266,9 @@ class SttNode:
         self._held = ""
         if not combined:
             return
-        if self._incomplete_wait_s <= 0 or sounds_finished(combined):
-            if self._before_turn is not None:
-                await self._before_turn()
+        if self.incomplete_wait_s <= 0 or sounds_finished(combined):
+            if self.before_turn is not None:
+                await self.before_turn()
             yield UserTranscriptionReceived(content=combined)
             return
         self._held = combined
@@ -292,11 +279,11 @@ class SttNode:
 
     def _schedule_release(self) -> None:
         self._release = asyncio.get_running_loop().call_later(
-            self._incomplete_wait_s, self._send_held
+            self.incomplete_wait_s, self._send_held
         )
 
     def _is_own_voice(self, text: str, start: float | None, end: float | None) -> bool:
-        return self._own_voice is not None and self._own_voice.heard_in(text, start, end)
+        return self.own_voice is not None and self.own_voice.heard_in(text, start, end)
 
     def close(self) -> None:
         if self._release is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ class Shared:
     own_voice: OwnVoice
     before_turn: Callable[[], Awaitable[None]]
     """Awaited before a transcript starts a new turn (an answer in flight ends there)."""
+    clock: Callable[[], float] = time.monotonic
+    """The time the listener's decisions read (a replay's: its audio time)."""
     check_latency: CheckLatency | None = None
     """When the answers of pause checks may be used (``None``: as they come)."""
 
@@ -154,6 +157,7 @@ def _listener(
         gate=gate,
         # The speaker's stream, asleep while idle, starts as the user talks.
         on_active=sink.wake if isinstance(sink, WakingSink) else None,
+        clock=shared.clock,
     )
     listener.push_to_talk = config.listen.mode == "push_to_talk"
     return listener

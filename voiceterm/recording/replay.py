@@ -7,7 +7,7 @@ engine speed never changes a decision: processing takes no audio time, and the
 same recording with the same settings and models gives the same turns.
 
 Everything that reads the time for a decision reads audio time: the listener's
-clock (its ``time.monotonic``, swapped for the replay's while it runs), each
+clock (the replay's, handed to the agent in place of ``time.monotonic``), each
 block's capture time (the recording's own, moved to now) and the speaker's
 position. The recorded speaker sound is the echo canceller's reference, block
 for block as live.
@@ -24,33 +24,21 @@ did in the room, and the echo in the recorded microphone is what the room heard.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame
-from voiceterm.audio.playback import delegated_callback
+from voiceterm.audio.frames import CAPTURE_RATE, AudioFrame, PlaybackPosition
+from voiceterm.audio.playback import EngineSink, PlaybackEngine
 from voiceterm.bus import Message
 from voiceterm.config import Config, apply_values
 from voiceterm.errors import ConfigError
-from voiceterm.events import (
-    AgentInterrupted,
-    AgentResponse,
-    AgentStoppedSpeaking,
-    StageSpan,
-    ToolCall,
-    TurnMark,
-    UserStoppedSpeaking,
-    UserTranscriptionDropped,
-    UserTranscriptionReceived,
-)
+from voiceterm.events import UserStoppedSpeaking
 from voiceterm.recording.latency import FixedLatency, RecordedLatency
 from voiceterm.recording.reader import Recording
-from voiceterm.recording.turns import SpokenTurn, spoken_turns
+from voiceterm.recording.turns import TURN_EVENTS, SpokenTurn, spoken_turns
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -86,18 +74,6 @@ _TIME_FIELDS = (
 # A recorded answer heard for less than this still gets this long (a replayed answer
 # must make a sound to count as spoken).
 _MIN_ANSWER_S = 0.3
-# What the turns are read from (the rest, sound chunks above all, is not kept).
-_TURN_EVENTS = (
-    StageSpan,
-    UserStoppedSpeaking,
-    UserTranscriptionReceived,
-    UserTranscriptionDropped,
-    ToolCall,
-    AgentResponse,
-    AgentInterrupted,
-    AgentStoppedSpeaking,
-    TurnMark,
-)
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -159,27 +135,6 @@ class AudioClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.contextmanager
-def on_audio_time(clock: AudioClock) -> Iterator[None]:
-    """Let the listener and the end-of-turn check read ``clock`` as their time."""
-    from voiceterm.pipeline import listen
-    from voiceterm.pipeline.end_of_turn import policy
-
-    shim = types.SimpleNamespace(
-        **{name: getattr(time, name) for name in dir(time) if not name.startswith("__")}
-    )
-    shim.monotonic = clock
-    modules = (listen, policy)
-    saved = [getattr(module, "time") for module in modules]  # noqa: B009
-    for module in modules:
-        setattr(module, "time", shim)  # noqa: B010
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            setattr(module, "time", original)  # noqa: B010
 
 
 # --- source, reference, speaker --------------------------------------------------------
@@ -285,7 +240,7 @@ AnswerPlacement = Callable[[float], tuple[float, float | None]]
 """End of a turn's speech -> when its answer starts, and when it must be over (None: any time)."""
 
 
-class ReplaySink:
+class ReplaySink(EngineSink):
     """A speaker on audio time: it plays as the recorded microphone advances.
 
     Each answer plays over the stretch of audio where the recording's answer to the
@@ -299,9 +254,7 @@ class ReplaySink:
     """
 
     def __init__(self, placement: AnswerPlacement, *, keep: bool) -> None:
-        from voiceterm.audio.playback import PlaybackEngine, SinkCallbacks
-
-        self._callbacks = SinkCallbacks()
+        super().__init__()
         self._engine = PlaybackEngine(22050, self._callbacks.post_soon)
         self._placement = placement
         self._room_left: int | None = None  # samples the current answer may still fill
@@ -314,18 +267,6 @@ class ReplaySink:
         self.speech_end: float | None = None
         """The end of the latest turn's speech (the replay tells it)."""
         self.underflows = 0
-
-    on_started = delegated_callback("on_started")
-    on_tag_done = delegated_callback("on_tag_done")
-    on_idle = delegated_callback("on_idle")
-
-    @property
-    def sample_rate(self) -> int:
-        return self._engine.sample_rate
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._engine.busy)
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._callbacks.bind_loop(loop)
@@ -347,7 +288,7 @@ class ReplaySink:
             # One sample at least: every piece must still come back "played".
             samples = samples[: max(1, self._room_left)]
             self._room_left = max(0, self._room_left - len(samples))
-        self._engine.enqueue(samples, tag)
+        self._require_engine().enqueue(samples, tag)
 
     def advance(self, t: float, seconds: float) -> None:
         """Play the audio of ``seconds`` from audio time ``t`` on."""
@@ -359,21 +300,12 @@ class ReplaySink:
         self._filled -= n
         out = np.zeros(n, dtype=np.int16)
         if t >= self._release_at:
-            self._engine.fill(out, t)
+            self._require_engine().fill(out, t)
         if self._keep:
             self._blocks.append(out)
 
-    def stop_now(self) -> float:
-        return float(self._engine.stop_now())
-
-    def pause(self) -> float:
-        return float(self._engine.pause())
-
-    def resume(self) -> None:
-        self._engine.resume()
-
-    def position(self, at: float | None = None) -> Any:
-        return self._engine.position(self.now if at is None else at)
+    def position(self, at: float | None = None) -> PlaybackPosition | None:
+        return super().position(self.now if at is None else at)
 
     def recording(self) -> Int16Array:
         import numpy as np
@@ -456,11 +388,13 @@ async def replay(
     mic, source = _replayed_microphone(recording, config, audio, times + shift, clock)
     sink = ReplaySink(_recorded_answers(recorded), keep=keep_answers)
     mic.sink = sink
-    agent = VoiceAgent(config, source=source, sink=sink, engines=engines, check_latency=latency)
+    agent = VoiceAgent(
+        config, source=source, sink=sink, engines=engines, check_latency=latency, clock=clock
+    )
     seen = _watch_turns(agent, sink)
     mic.idle = _idle_check(agent)
     started = time.monotonic()
-    await _run_to_the_end(agent, clock)
+    await _run_to_the_end(agent)
     wall = time.monotonic() - started
     return ReplayResult(
         recorded=recorded,
@@ -518,7 +452,7 @@ def _watch_turns(agent: VoiceAgent, sink: ReplaySink) -> list[Message]:
 
     def observe(message: Message) -> None:
         event = message.event
-        if isinstance(event, _TURN_EVENTS):
+        if isinstance(event, TURN_EVENTS):  # the rest, sound chunks above all, is not kept
             seen.append(message)
         if isinstance(event, UserStoppedSpeaking) and not event.discarded:
             sink.speech_end = event.speech_end
@@ -527,15 +461,14 @@ def _watch_turns(agent: VoiceAgent, sink: ReplaySink) -> list[Message]:
     return seen
 
 
-async def _run_to_the_end(agent: VoiceAgent, clock: AudioClock) -> None:
-    """Start the agent on audio time and stop it once its listener has heard everything."""
-    with on_audio_time(clock):
-        try:
-            await agent.start()
-            if agent.wired:
-                await agent.nodes.listener.finished.wait()
-        finally:
-            await agent.stop()
+async def _run_to_the_end(agent: VoiceAgent) -> None:
+    """Start the agent and stop it once its listener has heard everything."""
+    try:
+        await agent.start()
+        if agent.wired:
+            await agent.nodes.listener.finished.wait()
+    finally:
+        await agent.stop()
 
 
 def _framed_as_live(recording: Recording) -> tuple[Int16Array, Any]:

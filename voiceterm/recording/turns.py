@@ -131,6 +131,20 @@ class SpokenTurn:
         )
 
 
+TURN_EVENTS = (
+    StageSpan,
+    UserStoppedSpeaking,
+    UserTranscriptionReceived,
+    UserTranscriptionDropped,
+    ToolCall,
+    AgentResponse,
+    AgentInterrupted,
+    AgentStoppedSpeaking,
+    TurnMark,
+)
+"""The events :func:`spoken_turns` reads (the others may be left out of its messages)."""
+
+
 def spoken_turns(messages: Iterable[Message]) -> list[SpokenTurn]:
     """The turns in a stream of bus messages (in broadcast order)."""
     turns: list[SpokenTurn] = []

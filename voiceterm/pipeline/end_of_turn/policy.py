@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ class Verdict:
         return f"model: {word} {self.probability:.2f} at {self.silence_ms} ms"
 
 
+@dataclass(slots=True, eq=False)
 class EndOfTurn:
     """Asks the model once per pause and hands a verdict on the current pause back.
 
@@ -97,27 +98,20 @@ class EndOfTurn:
         on_answer: called with every verdict as it comes, also one too late to count.
         latency: hold each verdict until this long after it was asked (``release``
             hands it over); ``None``: as soon as it is there.
+        clock: the time a verdict is asked and answered at (a replay hands its audio time).
     """
 
-    def __init__(
-        self,
-        model: TurnModel,
-        policy: TurnPolicy,
-        on_verdict: Callable[[Verdict], None],
-        *,
-        on_answer: Callable[[Verdict], None] | None = None,
-        latency: CheckLatency | None = None,
-    ) -> None:
-        self._model = model
-        self.policy = policy
-        self._on_verdict = on_verdict
-        self._on_answer = on_answer
-        self._latency = latency
-        self._asked_about: float | None = None
-        self._task: asyncio.Task[Verdict] | None = None
-        self._held: Verdict | None = None
-        self.last_verdict: Verdict | None = None
-        """The newest verdict of the utterance in progress (``None`` before one)."""
+    model: TurnModel
+    policy: TurnPolicy
+    on_verdict: Callable[[Verdict], None]
+    on_answer: Callable[[Verdict], None] | None = field(default=None, kw_only=True)
+    latency: CheckLatency | None = field(default=None, kw_only=True)
+    clock: Callable[[], float] = field(default=time.monotonic, kw_only=True)
+    last_verdict: Verdict | None = field(default=None, init=False)
+    """The newest verdict of the utterance in progress (``None`` before one)."""
+    _asked_about: float | None = field(default=None, init=False)
+    _task: asyncio.Task[Verdict] | None = field(default=None, init=False)
+    _held: Verdict | None = field(default=None, init=False)
 
     def due(self, speech_end: float, silence_ms: int) -> bool:
         """Whether this pause should be asked about now."""
@@ -132,15 +126,15 @@ class EndOfTurn:
         self._task.add_done_callback(self._deliver)
 
     async def _judge(self, audio: Any, speech_end: float, silence_ms: int) -> Verdict:
-        asked_at = time.monotonic()
-        probability = await asyncio.to_thread(self._model.probability, audio)
+        asked_at = self.clock()
+        probability = await asyncio.to_thread(self.model.probability, audio)
         return Verdict(
             speech_end=speech_end,
             probability=probability,
             complete=probability >= self.policy.threshold,
             silence_ms=silence_ms,
             asked_at=asked_at,
-            answered_at=time.monotonic(),
+            answered_at=self.clock(),
         )
 
     def _deliver(self, task: asyncio.Task[Verdict]) -> None:
@@ -154,10 +148,10 @@ class EndOfTurn:
             logger.error("end-of-turn check failed: %s", error)
             return
         verdict = task.result()
-        if self._on_answer is not None:
-            self._on_answer(verdict)
-        if self._latency is not None:
-            late = self._latency.seconds("turn", verdict.speech_end)
+        if self.on_answer is not None:
+            self.on_answer(verdict)
+        if self.latency is not None:
+            late = self.latency.seconds("turn", verdict.speech_end)
             self._held = dataclasses.replace(verdict, answered_at=verdict.asked_at + late)
             self.release()
             return
@@ -166,7 +160,7 @@ class EndOfTurn:
     def release(self) -> None:
         """Hand over a held verdict whose time has come (with a ``latency``)."""
         verdict = self._held
-        if verdict is not None and time.monotonic() >= verdict.answered_at:
+        if verdict is not None and self.clock() >= verdict.answered_at:
             self._held = None
             self._hand_over(verdict)
 
@@ -175,7 +169,7 @@ class EndOfTurn:
             return  # the utterance ended or went on meanwhile
         self.last_verdict = verdict
         logger.info("end of turn? %s", verdict.describe())
-        self._on_verdict(verdict)
+        self.on_verdict(verdict)
 
     async def settle(self) -> None:
         """Wait for a check under way (a source faster than real time waits for it)."""

@@ -78,6 +78,7 @@ class TurnJudge:
             self._on_verdict,
             on_answer=self._told_verdict,
             latency=judging.latency,
+            clock=clock,
         )
         # The pause and the model that the timeline last heard the learned decision about.
         self._judged: tuple[float, str] | None = None

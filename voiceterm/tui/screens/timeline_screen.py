@@ -8,7 +8,6 @@ absolute and relative timestamps. ``e`` writes the Chrome trace (Perfetto),
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -20,7 +19,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from voiceterm.errors import VoicetermError
 from voiceterm.timeline import (
     HEADLINES,
     LANE_TITLES,
@@ -29,7 +27,7 @@ from voiceterm.timeline import (
     format_seconds,
     format_wall,
 )
-from voiceterm.timeline_export import export_markdown, export_timeline
+from voiceterm.tui.session_files import MARKDOWN, TRACE, export
 from voiceterm.tui.widgets.waterfall import Chunk, Waterfall
 
 
@@ -225,15 +223,7 @@ class TimelineScreen(Screen[None]):
     # --- exports ------------------------------------------------------------------------
 
     def action_export_trace(self) -> None:
-        self._export(export_timeline, "Chrome trace", "open it in ui.perfetto.dev")
+        export(TRACE, self.timeline, self.export_dir, self.notify)
 
     def action_export_markdown(self) -> None:
-        self._export(export_markdown, "Conversation", "Markdown with timings")
-
-    def _export(self, write: Callable[[Timeline, Path], Path], what: str, note: str) -> None:
-        try:
-            path = write(self.timeline, self.export_dir)
-        except VoicetermError as error:
-            self.notify(f"{error.message}\n{error.hint}", title=error.title, severity="error")
-            return
-        self.notify(f"{path}\n({note})", title=f"{what} written")
+        export(MARKDOWN, self.timeline, self.export_dir, self.notify)
