@@ -86,7 +86,7 @@ def test_recording_started_mid_frame_replays_the_turns_where_they_were(tmp_path:
             if listener.frame_phase:
                 break
             await asyncio.sleep(0.005)
-        conversation.record(folder)
+        conversation.agent.recording.start(folder)  # on the loop already
         return listener.frame_phase
 
     with conversation:
