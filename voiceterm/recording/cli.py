@@ -162,17 +162,23 @@ def _reference_turns(
     folder: Path, result: ReplayResult, accept: bool, notes: list[str]
 ) -> list[SpokenTurn]:
     """What the replay is compared with: the accepted replay's turns if the recording
-    has them (``--accept`` writes this replay's), else the recorded session's."""
+    has them (``--accept`` writes this replay's), else the recorded session's.
+
+    A replay is accepted for the kind of CPU it ran on (Whisper's int8 kernels differ
+    between kinds, and so may its words); ``accepted.json`` serves the others.
+    """
     import json
 
     from voiceterm.recording import format as fmt
+    from voiceterm.recording.identity import cpu_kind
 
-    accepted_path = folder / fmt.ACCEPTED
+    for_this_cpu = fmt.accepted_on(folder, cpu_kind())
     if accept:
         turns = [turn.to_dict(result.shift) for turn in result.replayed]
-        fmt.write_private(accepted_path, json.dumps({"turns": turns}, indent=1))
-        notes.append(f"accepted: later replays are compared with these turns ({accepted_path})")
+        fmt.write_private(for_this_cpu, json.dumps({"turns": turns}, indent=1))
+        notes.append(f"accepted: later replays are compared with these turns ({for_this_cpu})")
         return result.recorded
+    accepted_path = for_this_cpu if for_this_cpu.exists() else folder / fmt.ACCEPTED
     if not accepted_path.exists():
         return result.recorded
     try:
@@ -182,7 +188,7 @@ def _reference_turns(
         raise fmt.RecordingError(f"{accepted_path} cannot be read ({exc}).") from exc
     live = [c for c in match(result.recorded, result.replayed) if c.kind != "same"]
     notes.append(
-        "compared with the accepted replay (replay --accept); the live session differs "
+        f"compared with the accepted replay ({accepted_path.name}); the live session differs "
         f"from this replay in {len(live)} place(s)"
     )
     return reference

@@ -27,6 +27,11 @@ ACCEPTED = "accepted.json"
 """The turns of a replay someone accepted (``replay --accept``): what later replays expect."""
 
 
+def accepted_on(folder: Path, cpu: str) -> Path:
+    """Where the replay accepted on this kind of CPU is kept (``accepted-<cpu>.json``)."""
+    return folder / f"accepted-{cpu}.json"
+
+
 class RecordingError(VoicetermError):
     """A folder that is not a readable recording (or cannot become one)."""
 

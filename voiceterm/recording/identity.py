@@ -70,14 +70,36 @@ def models_of(config: Config) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """voiceterm's, Python's and the engines' versions."""
-    found = {"python": platform.python_version()}
+    """voiceterm's, Python's and the engines' versions, and the kind of CPU."""
+    found = {"python": platform.python_version(), "cpu": cpu_kind()}
     for name in _DISTRIBUTIONS:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def cpu_kind() -> str:
+    """The kind of CPU the engines' int8 kernels were chosen for: ``x86-64-avx512``,
+    ``x86-64-avx2``, ``x86-64`` or the machine's name (``aarch64``...).
+
+    Whisper (CTranslate2) picks its kernels by the CPU's vector instructions, and
+    their int8 sums differ: the same audio can give other words on another kind.
+    """
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64"):
+        return machine or "unknown"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return "x86-64"
+    flags = set(
+        next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "").split()
+    )
+    if {"avx512f", "avx512bw"} <= flags:
+        return "x86-64-avx512"
+    return "x86-64-avx2" if "avx2" in flags else "x86-64"
 
 
 def settings_of(config: Config) -> dict[str, Any]:
