@@ -500,22 +500,26 @@ def test_hey_another_name_does_not_wake_it_and_is_not_written_down(
     assert read.rest is None and read.transcript == ""
 
 
-def lost_greeting() -> np.ndarray:
-    """espeak-ng en-us+f3 (140 wpm, pitch 70) saying "Hey Jarvis." over room noise at 10 dB.
+def lost_greeting(engines: Engines) -> np.ndarray:
+    """espeak-ng en-us+f3 (140 wpm, pitch 70) saying "Hey Jarvis." over room noise at 10 dB,
+    the first noise in which the words lose it: the phrase's rule refuses what Whisper writes.
 
-    Whisper writes it "Please are a bitch": the whole phrase fits at -9.8, within the
-    level, but Whisper's own first words fit 6.9 better, so the phrase's rule refuses it;
-    the name alone fits at -3.2.
+    Where this test was written, the first noise gave "Please are a bitch": the whole phrase fits at
+    -9.8, within the level, but Whisper's own first words fit 6.9 better; the name alone
+    fits at -3.2. Whisper's int8 kernels differ by CPU, and so does the noise it loses
+    the words in.
     """
     said = espeak("Hey Jarvis.", "en-us+f3", 140, 70)
     padded = np.concatenate((room(0.5, seed=1), said, room(0.5, seed=2)))
-    return mix_at_snr(padded, room(len(padded) / RATE, -30.0, seed=5), 10.0)
+    for seed in range(5, 25):
+        audio = mix_at_snr(padded, room(len(padded) / RATE, -30.0, seed=seed), 10.0)
+        if read_as_the_app_does(engines, audio, by_name=False).rest is None:
+            return audio
+    raise AssertionError("Whisper wrote the greeting in every noise: none to test the name on")
 
 
 def test_the_name_heard_clearly_wakes_it_where_the_greeting_is_lost(engines: Engines) -> None:
-    audio = lost_greeting()
-    assert read_as_the_app_does(engines, audio, by_name=False).rest is None
-    read = read_as_the_app_does(engines, audio)
+    read = read_as_the_app_does(engines, lost_greeting(engines))
     assert read.how == "sound" and read.rest == ""  # the phrase said alone: the window opens
     level = Config().listen.wake_name_fit_above
     assert read.name_fit is not None and level is not None and read.name_fit >= level
