@@ -212,6 +212,7 @@ def _load_session(path: Path, threads: int) -> Any:
             hint="check turn.model, or pip install --no-deps pipecat-ai",
         )
     from voiceterm.engines.freecores import no_spinning
+    from voiceterm.engines.onnx_session import open_session
 
     options = no_spinning(onnxruntime.SessionOptions())
     options.intra_op_num_threads = threads
@@ -221,14 +222,11 @@ def _load_session(path: Path, threads: int) -> Any:
     # default int8 kernels saturate and the scores move (a pause scored 0.67 there
     # scores 0.89 here); this keeps them as on every other CPU, where the bars were set.
     options.add_session_config_entry("session.x64quantprecision", "1")
-    try:
-        return onnxruntime.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(
-            f"The end-of-turn model {path.name} could not be loaded: the file is corrupt "
-            "or not an ONNX model.",
-            hint="pip install --force-reinstall --no-deps pipecat-ai, "
-            "or set turn.detector = 'silence'",
-        ) from exc
+    return open_session(
+        onnxruntime,
+        path,
+        options,
+        ["CPUExecutionProvider"],
+        model="The end-of-turn model",
+        hint="pip install --force-reinstall --no-deps pipecat-ai, or set turn.detector = 'silence'",
+    )

