@@ -52,13 +52,16 @@ def test_a_recorded_session_replays_the_same(
 
 def test_a_setting_that_changes_the_turns_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     folder = DATA / "sessions" / "thinking_pause"
-    # Without the end-of-turn model a 300 ms silence ends the turn at the thinking pause.
+    # Without the end-of-turn model a 300 ms silence ends the turn at the thinking pause:
+    # a turn accepted whole is split there, and one the model let end after 800 ms of
+    # silence (as Whisper's words at the pause sound finished on some CPUs) ends sooner.
     code = recording_main(
         ["replay", str(folder), "--expect-same", "--set", "turn.detector=silence"]
     )
     out = capsys.readouterr().out
     assert code == 1
-    assert "split" in out
+    assert "summary:" in out and "0 same" in out, out
+    assert "split" in out or "decided  end of turn 'unsure: 800 ms of silence'" in out, out
 
 
 def test_a_missing_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
