@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from voiceterm import paths
-from voiceterm.config import Config, LlmSettings, check_config
+from voiceterm.config import Config, check_config
 from voiceterm.errors import VoicetermError
 from voiceterm.events import StageStatus
 from voiceterm.pipeline.end_of_turn.policy import TurnModel
@@ -203,7 +203,8 @@ def _load_llm(config: Config, cores: CoreShare, report: Report) -> tuple[ChatEng
         llm = config.llm
         engine = LlamaEngine(
             model.path,
-            **_answers(llm),
+            n_ctx=llm.context_tokens,
+            max_tokens=llm.max_tokens,
             sampling=SamplingSettings(temperature=llm.temperature),
             cores=cores,
             eight_bit_copy_dir=paths.cache_dir() / "llm" if llm.eight_bit_copy else None,
@@ -215,17 +216,6 @@ def _load_llm(config: Config, cores: CoreShare, report: Report) -> tuple[ChatEng
         return engine, model.description + (" (8-bit copy)" if copied else "")
 
     return _load_model("llm", config.llm.model, report, make)
-
-
-class _Answers(TypedDict):
-    """What either chat backend takes from ``[llm]`` for the size of its answers."""
-
-    n_ctx: int
-    max_tokens: int
-
-
-def _answers(llm: LlmSettings) -> _Answers:
-    return _Answers(n_ctx=llm.context_tokens, max_tokens=llm.max_tokens)
 
 
 def _load_tts(config: Config, cores: CoreShare, report: Report) -> tuple[Synthesizer, str]:
@@ -272,7 +262,8 @@ def load_llm_server(config: Config, report: Report) -> tuple[ChatServerEngine, s
         llm.url,
         model=llm.model,
         api_key_env=llm.api_key_env,
-        **_answers(llm),
+        n_ctx=llm.context_tokens,
+        max_tokens=llm.max_tokens,
         temperature=llm.temperature,
         connect_timeout_s=llm.connect_timeout_s,
         timeout_s=llm.timeout_s,
