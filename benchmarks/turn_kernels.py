@@ -22,26 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.corpus import RATE, more_recordings, real_recordings
-from voiceterm.engines.freecores import no_spinning
-from voiceterm.engines.offline import onnxruntime_offline
-from voiceterm.engines.smart_turn import WINDOW_SAMPLES, SmartTurn, last_window, log_mel
+from voiceterm.engines.smart_turn import (
+    WINDOW_SAMPLES,
+    SmartTurn,
+    _load_session,
+    last_window,
+    log_mel,
+)
 from voiceterm.modelstore import resolve_model
 from voiceterm.stats import percentile
 
 BAR = 0.7
 """The smart_turn rule's threshold (``turn.threshold``)."""
-
-
-def default_kernels_session(path: str) -> object:
-    """A session as voiceterm makes it, but on ONNX Runtime's default int8 kernels."""
-    onnxruntime = onnxruntime_offline()
-    options = no_spinning(onnxruntime.SessionOptions())
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    return onnxruntime.InferenceSession(
-        path, sess_options=options, providers=["CPUExecutionProvider"]
-    )
 
 
 def score(session: object, features: np.ndarray) -> float:
@@ -55,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     path = str(resolve_model("turn", None).path)
     exact = SmartTurn(path, threads=1)
-    default = default_kernels_session(path)
+    default = _load_session(Path(path), 1, exact_int8=False)
     flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
     vnni = sorted(f for f in flags if "vnni" in f) or ["no VNNI"]
     print(f"CPU: {os.cpu_count()} cores, {', '.join(vnni)}; load {os.getloadavg()[0]:.1f}")

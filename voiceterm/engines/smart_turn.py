@@ -196,7 +196,9 @@ class SmartTurn:
         return float(outputs[0].reshape(-1)[0])
 
 
-def _load_session(path: Path, threads: int) -> Any:
+def _load_session(path: Path, threads: int, *, exact_int8: bool = True) -> Any:
+    """The model's session on ``threads`` (``exact_int8=False``: ONNX Runtime's default
+    int8 kernels, only for ``benchmarks/turn_kernels.py`` to compare)."""
     from voiceterm.engines.offline import onnxruntime_offline
 
     try:
@@ -221,7 +223,8 @@ def _load_session(path: Path, threads: int) -> Any:
     # The model is int8. On an x86 CPU without VNNI (AVX2 only), ONNX Runtime's
     # default int8 kernels saturate and the scores move (a pause scored 0.67 there
     # scores 0.89 here); this keeps them as on every other CPU, where the bars were set.
-    options.add_session_config_entry("session.x64quantprecision", "1")
+    if exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
     return open_session(
         onnxruntime,
         path,
