@@ -52,9 +52,15 @@ async def test_arrow_keys_select_a_chunk_and_show_its_content_and_times(
     app: VoicetermApp, agent: FakeAgent
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await open_timeline_after_a_turn(app, agent)
-        await pilot.pause()
-        assert app.focused is app.screen.query_one(Waterfall)
+        screen = await open_timeline_after_a_turn(app, agent)
+        # The screen mounts its widgets and hands focus on over a few refreshes: a busy
+        # machine takes more than one to get there.
+        for _refresh in range(50):
+            await pilot.pause()
+            waterfalls = screen.query(Waterfall)
+            if waterfalls and app.focused is waterfalls.first():
+                break
+        assert app.focused is screen.query_one(Waterfall)
         # Starts on the user's speech; down twice reaches the LLM lane (the tool call
         # comes first), right goes to the first token.
         await pilot.press("down", "down")
