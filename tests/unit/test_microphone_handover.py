@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from voiceterm.audio.frames import AudioFrame
-from voiceterm.audio.microphone import MicrophoneSource
+from voiceterm.audio.microphone import FrameCutter, MicrophoneSource
 from voiceterm.errors import AudioDeviceError
 
 BLOCK = 160  # 10 ms at 16 kHz
@@ -177,3 +177,21 @@ async def test_a_stream_that_is_no_longer_active_is_reported() -> None:
     stream.active = False  # PortAudio says the stream stopped
     with pytest.raises(AudioDeviceError, match="stopped delivering audio"):
         await asyncio.wait_for(take(mic, 1000), 5)
+
+
+@pytest.mark.parametrize("first_late_s", [0.02, 0.08])
+def test_a_streams_late_first_stamp_leaves_the_frames_evenly_timed(first_late_s: float) -> None:
+    # PortAudio stamps a stream's first read late (5-30 ms on the rig, once 70 ms on a
+    # busy machine); the reads after it agree. Frames must still start when the sound
+    # was captured and follow each other every 10 ms, without a step back.
+    cutter = FrameCutter(BLOCK)
+    cutter.restart(16000)
+    sound = counting(6)
+    frames: list[AudioFrame] = []
+    for index in range(6):
+        captured = 100.0 + index * 0.01
+        stamp = captured + (first_late_s if index == 0 else 0.0)
+        frames += cutter.cut(sound[index * BLOCK : (index + 1) * BLOCK], stamp, 16000, False)
+    assert np.array_equal(np.concatenate([frame.samples for frame in frames]), sound)
+    assert frames[0].t_start == pytest.approx(100.0, abs=0.001)
+    assert np.allclose(np.diff([frame.t_start for frame in frames]), 0.01, atol=0.0005)

@@ -92,6 +92,12 @@ class FrameCutter:
         if self._resampler is not None:
             t_block_end -= self._resampler.delay_s  # its output lags its input
             piece = np.asarray(self._resampler.process(block), dtype=np.int16).reshape(-1)
+        if self._clock is None and self._pending is None:
+            # A stream's first read is stamped late, 5-30 ms idle and more when busy
+            # (PortAudio's first delivery); the second agrees with all that follow.
+            # So the first block waits and is stamped back from the second.
+            self._pending = piece
+            return []
         pending = piece if self._pending is None else np.concatenate((self._pending, piece))
         # The newest sample we hold ends at t_block_end. PortAudio's timestamps
         # jitter by up to a block, so follow
