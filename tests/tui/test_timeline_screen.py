@@ -132,3 +132,16 @@ async def test_an_export_that_cannot_be_written_says_why(agent: FakeAgent, tmp_p
         [note] = list(app._notifications)
         assert note.severity == "error" and note.title == "Export failed"
         assert "folder you can write to" in note.message
+
+
+async def test_a_redraw_before_the_timeline_screen_has_mounted_waits_for_it(
+    app: VoicetermApp, agent: FakeAgent
+) -> None:
+    # The timeline changed just as the screen was opened (a token, a busy machine):
+    # the redraw must not reach into the screen's widgets before they exist.
+    async with app.run_test(size=SIZE) as pilot:
+        await agent.say("What time is it?")
+        app.action_open_timeline()
+        app._redraws._redraw()
+        await wait_for(pilot, lambda: "Turn 1 · voice" in screen_text(app))
+        assert app.return_code is None and app.is_running

@@ -95,5 +95,9 @@ class ConversationRedraw:
         self.shown_version = timeline.version
         self._conversation.sync(timeline)
         for screen in self._app.screen_stack:
-            if isinstance(screen, TimelineScreen):
+            if not isinstance(screen, TimelineScreen):
+                continue
+            if screen.is_mounted:
                 screen.refresh_data()
+            else:  # just pushed, no widgets yet: the next poll redraws it too
+                self.shown_version = -1
