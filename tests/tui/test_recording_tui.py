@@ -61,6 +61,10 @@ async def test_view_opens_a_recording_and_plays_the_turns_audio(tmp_path: Path) 
         # Two seconds of question and an answer at 16 kHz went to the speaker.
         assert [what for what, _ in screen.played] == ["user", "answer"]
         assert all(samples > 16000 for _, samples in screen.played)
+        # The timeline screen's own keys work here too.
+        assert "Export trace" in screen_text(app) and "Play user" in screen_text(app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any(tmp_path.glob("*.trace.json")))
         await pilot.press("q")
 
 

@@ -52,14 +52,12 @@ def answer_span(turn: Turn) -> tuple[float, float] | None:
 class RecordingTimelineScreen(TimelineScreen):
     """The timeline screen, with keys to hear the selected turn."""
 
+    # Added to the timeline screen's keys (exports, tab); escape quits the viewer.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "app.quit", "Quit"),
         Binding("u", "play_user", "Play user"),
         Binding("a", "play_answer", "Play answer"),
         Binding("s", "stop_sound", "Stop sound"),
-        Binding("e", "export_trace", "Export trace"),
-        Binding("m", "export_markdown", "Export Markdown"),
-        Binding("tab", "focus_next", "Turns/chunks", show=False),
     ]
 
     def __init__(
