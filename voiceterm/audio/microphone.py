@@ -130,7 +130,7 @@ class FrameCutter:
         return frames
 
 
-class MicrophoneSource:
+class MicrophoneSource(portaudio.ReopeningDevice):
     """Captures the microphone as 16 kHz int16 mono ``AudioFrame``\\ s.
 
     Args:
@@ -160,6 +160,8 @@ class MicrophoneSource:
         in the device's buffer and all but one block of the audio read (the time
         PortAudio's callback gave, which the echo canceller is tuned to).
     """
+
+    kind = "microphone"
 
     def __init__(
         self,
@@ -382,22 +384,14 @@ class MicrophoneSource:
 
     async def _recover(self) -> None:
         """The device stopped: report it, then reopen every second until it works."""
-        error = AudioDeviceError(
-            f"The microphone {self.device_name!r} stopped delivering audio.",
-            hint="It may have been unplugged or taken by another program; "
-            "voiceterm tries to reopen it every second.",
-        )
+        error = self._lost("stopped delivering audio")
         if not self.reopen:
             self.close()
             raise error
-        log.warning("%s", error)
-        if self.on_error is not None:
-            self.on_error(error)
-        await asyncio.to_thread(self._close_stream)
-        if await portaudio.reopen_every_second(self._open, lambda: self._closed, "microphone"):
-            log.warning("microphone %r reopened", self.device_name)
-            if self.on_restored is not None:
-                self.on_restored()
+        await self._reconnect(error)
+
+    def _reopen(self) -> None:
+        self._open()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from voiceterm.errors import AudioDeviceError
 
@@ -532,3 +532,45 @@ async def reopen_every_second(
             continue
         return True
     return False
+
+
+class ReopeningDevice:
+    """What the microphone and the speaker share: a device lost mid-session is
+    reported, closed and reopened every second until it works again.
+
+    A subclass names its ``kind`` and implements ``_close_stream`` and ``_reopen``.
+    """
+
+    kind: ClassVar[str] = "device"
+    device_name: str
+    on_error: Callable[[AudioDeviceError], None] | None
+    """Called on the loop with the error when the device stops mid-session."""
+    on_restored: Callable[[], None] | None
+    """Called on the loop when the device works again."""
+    _closed: bool
+
+    def _close_stream(self) -> None:
+        raise NotImplementedError
+
+    def _reopen(self) -> None:
+        raise NotImplementedError
+
+    def _lost(self, stopped: str) -> AudioDeviceError:
+        """The error that says this device ``stopped`` ("stopped playing")."""
+        return AudioDeviceError(
+            f"The {self.kind} {self.device_name!r} {stopped}.",
+            hint="It may have been unplugged or taken by another program; "
+            "voiceterm tries to reopen it every second.",
+        )
+
+    async def _reconnect(self, error: AudioDeviceError) -> None:
+        """Report ``error``, close the stream, and reopen it every second until it works
+        (``on_restored``) or the device is closed."""
+        log.warning("%s", error)
+        if self.on_error is not None:
+            self.on_error(error)
+        await asyncio.to_thread(self._close_stream)
+        if await reopen_every_second(self._reopen, lambda: self._closed, self.kind):
+            log.warning("%s %r reopened", self.kind, self.device_name)
+            if self.on_restored is not None:
+                self.on_restored()

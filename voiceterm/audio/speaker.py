@@ -217,7 +217,7 @@ class StreamedSink(EngineSink):
                 stream.close()
 
 
-class Player(StreamedSink):
+class Player(StreamedSink, portaudio.ReopeningDevice):
     """Plays tagged int16 chunks on an output device through PortAudio.
 
     Args:
@@ -245,6 +245,8 @@ class Player(StreamedSink):
         realtime_thread: whether PortAudio's callback thread got real-time priority.
         asleep: whether the stream is stopped for want of anything to play.
     """
+
+    kind = "output device"
 
     def __init__(
         self,
@@ -378,26 +380,15 @@ class Player(StreamedSink):
         Returns:
             False when the device is not to be reopened (``reopen`` is off).
         """
-        error = AudioDeviceError(
-            f"The output device {self.device_name!r} stopped playing.",
-            hint="It may have been unplugged or taken by another program; "
-            "voiceterm tries to reopen it every second.",
-        )
+        error = self._lost("stopped playing")
         if not self.reopen:
             log.error("%s", error)
             return False
-        log.warning("%s", error)
         self._waiting_since = None
         if self._engine is not None:
             self._engine.stop_now()
             self._callbacks.post_soon("idle", None, time.monotonic())
-        if self.on_error is not None:
-            self.on_error(error)
-        await asyncio.to_thread(self._close_stream)
-        if await portaudio.reopen_every_second(self._reopen, lambda: self._closed, "output device"):
-            log.warning("output device %r reopened", self.device_name)
-            if self.on_restored is not None:
-                self.on_restored()
+        await self._reconnect(error)
         return True
 
     def _reopen(self) -> None:
