@@ -211,11 +211,6 @@ class MicrophoneSource(portaudio.ReopeningDevice):
         self._closed = False
 
     @property
-    def sample_rate(self) -> int:
-        """Rate of the frames yielded: always 16 kHz."""
-        return CAPTURE_RATE
-
-    @property
     def relaxed(self) -> bool:
         """Whether the reader may gather ~:data:`RELAXED_WAKE_MS` of blocks per wake-up."""
         return self._relaxed

@@ -259,11 +259,6 @@ class WavFileSource:
         self._closed = False
 
     @property
-    def sample_rate(self) -> int:
-        """Rate of the frames yielded: always 16 kHz."""
-        return CAPTURE_RATE
-
-    @property
     def duration(self) -> float:
         """Seconds of audio this source yields (file plus trailing silence)."""
         return 0.0 if self._audio is None else len(self._audio) / CAPTURE_RATE
