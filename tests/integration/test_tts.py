@@ -248,13 +248,20 @@ def test_a_missing_config_is_a_model_error(voice_path: Path, tmp_path: Path) -> 
     assert_one_sentence(caught.value)
 
 
-@pytest.mark.parametrize("config_text", ["{not json", '{"audio": {}}', "[]"])
+@pytest.mark.parametrize(
+    ("config_text", "says"),
+    [
+        ("{not json", "could not be read"),
+        ('{"audio": {}}', "not a valid Piper config"),
+        ("[]", "not a JSON object"),
+    ],
+)
 def test_a_corrupt_config_is_a_model_error(
-    voice_path: Path, tmp_path: Path, config_text: str
+    voice_path: Path, tmp_path: Path, config_text: str, says: str
 ) -> None:
     model = copy_voice(voice_path, tmp_path)
     Path(f"{model}.json").write_text(config_text)
-    with pytest.raises(ModelError, match="not a valid Piper config") as caught:
+    with pytest.raises(ModelError, match=says) as caught:
         PiperSynthesizer(model)
     assert_one_sentence(caught.value)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import threading
@@ -38,6 +37,7 @@ from voiceterm.engines.freecores import no_spinning
 from voiceterm.engines.offline import onnxruntime_offline
 from voiceterm.engines.onnx_session import open_session
 from voiceterm.errors import EngineError, ModelError
+from voiceterm.model_json import read_model_json
 from voiceterm.patterns.sentences import SENTENCE_STARTERS
 
 if TYPE_CHECKING:
@@ -382,16 +382,15 @@ def _voice_config(piper_config: Any, config_path: Path, name: str) -> Any:
             f"The Piper voice {name} has no config file {config_path.name} beside it.",
             hint="put the voice's .onnx.json next to the .onnx file",
         )
+    hint = "reinstall the voice or fetch its .onnx.json again"
+    config_dict = read_model_json(config_path, what="The Piper voice config", hint=hint)
     try:
-        config_dict = json.loads(config_path.read_text(encoding="utf-8"))
-        if not isinstance(config_dict, dict):
-            raise TypeError("the top level is not a JSON object")
         return piper_config.from_dict(config_dict)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(
             f"The Piper voice config {config_path.name} is not a valid Piper "
             f"config ({type(exc).__name__}: {exc}).",
-            hint="reinstall the voice or fetch its .onnx.json again",
+            hint=hint,
         ) from exc
 
 

@@ -22,13 +22,13 @@ in order. ``pymicro_wakeword`` and ``numpy`` are imported when a model is loaded
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceterm.errors import ModelError
+from voiceterm.model_json import read_model_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,16 +106,16 @@ def resolve_wake_model(spec: str) -> WakeModel:
                 f"The wake word model {path} has no manifest {manifest.name} beside it.",
                 hint="microWakeWord models come as a .tflite with a .json of the same name",
             )
+    hint = "it must be a microWakeWord manifest (model, wake_word, micro.probability_cutoff)"
+    data = read_model_json(manifest, what="The wake word manifest", hint=hint)
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
         micro = data["micro"]
         model_file = manifest.parent / str(data["model"])
         cutoff = float(micro["probability_cutoff"])
         phrase = str(data.get("wake_word", manifest.stem))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise ModelError(
-            f"The wake word manifest {manifest} cannot be read: {error}.",
-            hint="it must be a microWakeWord manifest (model, wake_word, micro.probability_cutoff)",
+            f"The wake word manifest {manifest} cannot be read: {error}.", hint=hint
         ) from error
     if not model_file.exists():
         raise ModelError(f"The wake word model {model_file} (named in {manifest}) does not exist.")

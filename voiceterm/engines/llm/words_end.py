@@ -22,7 +22,6 @@ probability is read from those (:func:`server_end_probability`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 
 from voiceterm.engines.llm.messages import ChatMessage
 from voiceterm.errors import ModelError
+from voiceterm.model_json import read_model_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,16 +210,7 @@ def load_probe(path: str | Path | None = None) -> TextProbe:
     """
     path = Path(path).expanduser() if path else PROBE_FILE
     hint = "reinstall voiceterm, refit with scripts/fit_text_probe.py, or set turn.detector"
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(
-            f"The words' end-of-turn probe {path} does not exist.", hint=hint
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(
-            f"The words' end-of-turn probe {path} could not be read: {error}.", hint=hint
-        ) from None
+    data = read_model_json(path, what="The words' end-of-turn probe", hint=hint)
     try:
         probe = TextProbe(
             tokens=tuple(int(t) for t in data["tokens"]),

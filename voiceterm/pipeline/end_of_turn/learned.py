@@ -30,7 +30,6 @@ No word lists: only the punctuation Whisper writes, and the models' own numbers.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from voiceterm.errors import ModelError
+from voiceterm.model_json import read_model_json
 
 WEIGHTS_FILE = Path(__file__).with_name("turn_weights.json")
 """The weights that ship with voiceterm."""
@@ -231,14 +231,7 @@ def load_weights(path: str | Path | None = None) -> TurnWeights:
     """
     path = Path(path).expanduser() if path else WEIGHTS_FILE
     hint = "reinstall voiceterm, refit with scripts/fit_turn_end.py, or set turn.detector"
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"The end-of-turn weights {path} do not exist.", hint=hint) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(
-            f"The end-of-turn weights {path} could not be read: {error}.", hint=hint
-        ) from None
+    data = read_model_json(path, what="The end-of-turn weights file", hint=hint)
     try:
         models = {
             name: _logistic(name, data["models"][name]) for name in ("voice", "words", "full")
