@@ -84,7 +84,7 @@ from voiceterm.engines.vad import SpeechEnded
 from voiceterm.engines.wake import WakeWordDetector, resolve_wake_model
 from voiceterm.events import WakeWordHeard
 from voiceterm.pipeline.wake import NEAR_MISS_AFTER_ONSET_S, ListenGate, WordCheck
-from voiceterm.pipeline.wake_words import WakePhrase, WakeRead, read_wake_check
+from voiceterm.pipeline.wake_words import FitRule, WakePhrase, WakeRead, read_wake_check
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -307,7 +307,7 @@ class Stream:
             phrase=scorer.model.phrase,
             cutoff=scorer.cutoff,
             by_words_above=scorer.check_from,
-            fit_above=scorer.fit_floor,
+            fit=FitRule(above=scorer.fit_floor),
         )
         self._transcriber = scorer.transcriber
         self._check_from = scorer.check_from
@@ -381,10 +381,9 @@ class Stream:
                 utterance.audio,
                 self._gate.phrase,
                 near_miss=near,
-                fit_above=self._fit_floor,
+                rule=FitRule(above=self._fit_floor, name_above=self._name_floor),
                 hint=self._gate.words_hint,
                 speech_s=utterance.speech_end - utterance.audio_start,
-                name_above=self._name_floor,
             )
             heard.fit = read.fit
             heard.own = read.own

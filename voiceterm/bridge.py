@@ -46,6 +46,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -172,6 +173,7 @@ class _Inbox:
         self.wake_space_waiters()
 
 
+@dataclass(eq=False, slots=True)
 class _Worker:
     """A route's worker task: takes messages from the inbox and runs the chain on them.
 
@@ -180,15 +182,14 @@ class _Worker:
     drains its queue without going back to the event loop for every message.
     """
 
-    def __init__(self, route: Route, inbox: _Inbox, chain: _StepChain, fairness: _Fairness) -> None:
-        self._route = route
-        self._inbox = inbox
-        self._chain = chain
-        self._fairness = fairness
-        self.isolated = False
-        self.busy = False
-        self.run: _Run | None = None
-        self._task: asyncio.Task[None] | None = None
+    _route: Route
+    _inbox: _Inbox
+    _chain: _StepChain
+    _fairness: _Fairness
+    isolated: bool = False
+    busy: bool = False
+    run: _Run | None = None
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
         """Start the task on the running loop (idempotent)."""

@@ -34,7 +34,7 @@ from voiceterm.events import (
 )
 from voiceterm.pipeline.agent import VoiceAgent
 from voiceterm.pipeline.loading import Engines, load_engines
-from voiceterm.pipeline.wake_words import WakeRead, read_wake_check
+from voiceterm.pipeline.wake_words import FitRule, WakeRead, read_wake_check
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -462,12 +462,14 @@ def read_as_the_app_does(engines: Engines, audio: np.ndarray, *, by_name: bool =
         audio,
         "Hey Jarvis",
         near_miss=False,
-        fit_above=listen.wake_fit_above,
+        rule=FitRule(
+            above=listen.wake_fit_above,
+            margin=listen.wake_fit_margin,
+            name_above=listen.wake_name_fit_above if by_name else None,
+            name_margin=listen.wake_name_fit_margin,
+        ),
         hint="Hey Jarvis,",
         speech_s=len(audio) / RATE - 0.5,
-        fit_margin=listen.wake_fit_margin,
-        name_above=listen.wake_name_fit_above if by_name else None,
-        name_margin=listen.wake_name_fit_margin,
     )
 
 

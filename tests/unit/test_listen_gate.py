@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from voiceterm.events import ListeningChanged
 from voiceterm.pipeline.wake import ListenGate
+from voiceterm.pipeline.wake_words import FitRule
 
 FRAME_S = 0.01
 
@@ -198,7 +199,7 @@ def test_with_a_fit_every_utterance_is_checked_and_one_that_fits_is_a_turn() -> 
     from voiceterm.pipeline.wake import WordCheck
 
     gate, published = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    gate.fit = FitRule(-15.0, 5.0)
     check = gate.decide(utterance(1.0, 2.5))
     assert isinstance(check, WordCheck) and check.probability == 0.0
     # Words no spelling rule takes; the sound fits: the turn is what follows the phrase.
@@ -218,7 +219,7 @@ def test_an_utterance_that_does_not_fit_is_not_even_transcribed() -> None:
     from voiceterm.events import WakeWordHeard
 
     gate, published = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above = -15.0
+    gate.fit = FitRule(-15.0)
     assert gate.decide(utterance(1.0, 2.5)) is not None
     reader = Reader(-21.0, "Hey Jarvis, what time is it?")
     read = gate.read_check(reader, np.zeros(16000, np.int16), 2.5)
@@ -230,7 +231,7 @@ def test_an_utterance_that_does_not_fit_is_not_even_transcribed() -> None:
 
 def test_the_phrase_fitting_alone_opens_the_window() -> None:
     gate, _ = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above = -15.0
+    gate.fit = FitRule(-15.0)
     assert gate.decide(utterance(1.0, 1.8)) is not None
     # The speech ends 0.1 s after the phrase's aligned end: too little for a question.
     reader = Reader(-8.0, "K-J office", after="is", end_s=1.0)
@@ -242,7 +243,7 @@ def test_the_phrase_fitting_alone_opens_the_window() -> None:
 
 def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -> None:
     gate, _ = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    gate.fit = FitRule(-15.0, 5.0)
     assert gate.decide(utterance(1.0, 2.5)) is not None
     # "Hey Charlie" fits the phrase at -12, and Whisper reads its own words at -2.
     reader = Reader(-12.0, "Hey Charlie, what time is it?", after="Hey Charlie", own=-2.0)
@@ -254,13 +255,13 @@ def test_a_fit_is_not_enough_when_whisper_reads_another_name_far_more_surely() -
 
 def test_the_name_fitting_wakes_it_when_the_greeting_does_not() -> None:
     gate, _ = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above, gate.fit_margin = -12.0, 6.0
+    gate.fit = FitRule(-12.0, 6.0)
     # "Hey" lost (the phrase fits at -13), "Jarvis" clear (-3); Whisper's own words -5.
     reader = Reader(-13.0, "Please are a bitch", after="", name=-3.0, own=-5.0, end_s=1.0)
     audio = np.zeros(round(1.4 * 16000), np.int16)
     assert gate.decide(utterance(1.0, 1.8)) is not None
     assert gate.read_check(reader, audio, 1.8).rest is None  # the name's rule is off
-    gate.name_fit_above, gate.name_fit_margin = -6.0, 10.0
+    gate.fit = replace(gate.fit, name_above=-6.0, name_margin=10.0)
     assert gate.decide(utterance(1.0, 1.9)) is not None
     read = gate.read_check(reader, audio, 1.9)
     assert read.how == "sound" and read.rest == "" and read.name_fit == -3.0
@@ -270,8 +271,7 @@ def test_the_name_fitting_wakes_it_when_the_greeting_does_not() -> None:
 
 def test_the_name_fitting_is_not_enough_when_whisper_reads_far_more_surely() -> None:
     gate, _ = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above, gate.fit_margin = -12.0, 6.0
-    gate.name_fit_above, gate.name_fit_margin = -6.0, 10.0
+    gate.fit = FitRule(-12.0, 6.0, -6.0, 10.0)
     reader = Reader(-13.0, "Hey Travis", after="Hey Travis", name=-5.0, own=-1.0)
     assert gate.decide(utterance(1.0, 1.8)) is not None
     read = gate.read_check(reader, np.zeros(round(1.4 * 16000), np.int16), 1.8)
@@ -283,7 +283,7 @@ def test_a_check_read_at_the_pause_is_not_read_again_at_its_end() -> None:
     from voiceterm.events import WakeWordHeard
 
     gate, published = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above, gate.fit_margin = -15.0, 5.0
+    gate.fit = FitRule(-15.0, 5.0)
     reader = Reader(-6.0, "Hey Jarvis, what time is it?")
     audio = np.zeros(round(1.8 * 16000), np.int16)
     # A pause, then more speech: each pause's utterance so far is read.
@@ -303,6 +303,6 @@ def test_a_check_read_at_the_pause_is_not_read_again_at_its_end() -> None:
 
 def test_nothing_is_checked_at_a_pause_in_always_mode() -> None:
     gate, _ = near_miss_gate(0.0, by_words_above=0.2)
-    gate.fit_above = -15.0
+    gate.fit = FitRule(-15.0)
     gate.set_mode("always")
     assert gate.check_so_far(utterance(1.0, 2.5)) is None

@@ -67,7 +67,13 @@ from voiceterm.pipeline.wake_scores import (
     WakeDetector,
     WakeScores,
 )
-from voiceterm.pipeline.wake_words import PhraseReader, WakePhrase, WakeRead, read_wake_check
+from voiceterm.pipeline.wake_words import (
+    FitRule,
+    PhraseReader,
+    WakePhrase,
+    WakeRead,
+    read_wake_check,
+)
 
 if TYPE_CHECKING:
     from voiceterm.engines.vad import SpeechEnded as Utterance
@@ -233,20 +239,14 @@ class ListenGate:
         phrase: str = "",
         cutoff: float | None = None,
         by_words_above: float | None = None,
-        fit_above: float | None = None,
-        fit_margin: float | None = None,
-        name_fit_above: float | None = None,
-        name_fit_margin: float | None = None,
+        fit: FitRule | None = None,
     ) -> None:
         self._activity = activity
         self._detector = detector
         self.phrase = phrase
         self._cutoff = cutoff
         self.by_words_above = by_words_above
-        self.fit_above = fit_above
-        self.fit_margin = fit_margin
-        self.name_fit_above = name_fit_above
-        self.name_fit_margin = name_fit_margin
+        self.fit = fit or FitRule()
         self._report = WakeReport(publish)
         self._window = FollowUpWindow(follow_up_s, activity.last_sound_end)
         self._scores = WakeScores()
@@ -398,7 +398,7 @@ class ListenGate:
         :meth:`read_check` by its ``speech_end``."""
         best = self._scores.best_score(utterance)
         near = best is not None and best[0] >= (self.by_words_above or 0.0)
-        if self.by_words_above is None or not (near or self.fit_above is not None):
+        if self.by_words_above is None or not (near or self.fit.above is not None):
             return None
         probability, at = best if best is not None else (0.0, utterance.speech_end)
         check = WordCheck(
@@ -430,12 +430,9 @@ class ListenGate:
             audio,
             self.phrase,
             near_miss=near_miss,
-            fit_above=self.fit_above,
+            rule=self.fit,
             hint=self.words_hint,
             speech_s=check.speech_end - check.audio_start,
-            fit_margin=self.fit_margin,
-            name_above=self.name_fit_above,
-            name_margin=self.name_fit_margin,
         )
         self._checks.remember(speech_end, near_miss, read)
         return read

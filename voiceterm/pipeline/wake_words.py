@@ -171,18 +171,33 @@ class WakeRead:
     """Of :attr:`fit`, the share of the phrase's name, its last word (``None``: not scored)."""
 
 
+@dataclass(frozen=True, slots=True)
+class FitRule:
+    """When an utterance's sound fits the wake phrase well enough to wake it, by Whisper's
+    log-probability of the phrase as its first words (``listen.wake_fit_*``)."""
+
+    above: float | None = None
+    """The log-probability from which the sound fits the phrase (``None``: the sound is
+    not scored, only near misses are read)."""
+    margin: float | None = None
+    """How much less likely the phrase may be than Whisper's own reading of as many first
+    words (``None``: any, for benches that apply it afterwards)."""
+    name_above: float | None = None
+    """The log-probability from which the phrase's name alone (its last word, in the same
+    forced reading) fits, however its greeting fits (``None``: off)."""
+    name_margin: float | None = None
+    """``margin`` for an utterance that fits by its name."""
+
+
 def read_wake_check(
     reader: PhraseReader,
     audio: Any,
     phrase: str,
     *,
     near_miss: bool,
-    fit_above: float | None,
+    rule: FitRule,
     hint: str,
     speech_s: float,
-    fit_margin: float | None = None,
-    name_above: float | None = None,
-    name_margin: float | None = None,
 ) -> WakeRead:
     """Whether an utterance that did not wake the model begins with the wake phrase.
 
@@ -192,16 +207,9 @@ def read_wake_check(
         phrase: the wake phrase ("Hey Jarvis").
         near_miss: the wake word model nearly woke on it: its words are read even when
             the sound does not fit.
-        fit_above: the log-probability from which the sound fits the phrase
-            (``None``: the sound is not scored, only near misses are read).
+        rule: when the sound fits the phrase (or its name alone).
         hint: Whisper's previous text for the transcript (the phrase, see BENCHMARKS).
         speech_s: where the speech ends in ``audio`` (seconds from its start).
-        fit_margin: how much less likely (log-probability) the phrase may be than
-            Whisper's own reading of as many first words (``None``: any, for benches that
-            apply it afterwards).
-        name_above: the log-probability from which the phrase's name alone (its last word,
-            in the same forced reading) fits, however its greeting fits (``None``: off).
-        name_margin: ``fit_margin`` for an utterance that fits by its name.
 
     A near miss, or an utterance that fits (the phrase, or its name alone), is transcribed
     (told the phrase may come): when the words begin with the phrase, what follows is the
@@ -211,6 +219,7 @@ def read_wake_check(
     # One reading: the fit, the transcripts and the words after the phrase share the
     # encoder's output (the same window and padding), so Whisper encodes the audio once.
     reading = reader.reading(audio)
+    fit_above, name_above = rule.above, rule.name_above
     fit = reading.fit(phrase) if fit_above is not None else None
     fits = fit is not None and fit_above is not None and fit.logprob >= fit_above
     fit_logprob = None if fit is None else float(fit.logprob)
@@ -227,7 +236,7 @@ def read_wake_check(
         return WakeRead(
             rest, transcript, fit_logprob, how, time.perf_counter() - started, name_fit=name
         )
-    margins = [m for m, on in ((fit_margin, fits), (name_margin, name_fits)) if on]
+    margins = [m for m, on in ((rule.margin, fits), (rule.name_margin, name_fits)) if on]
     rest, own = _rest_by_sound(reading, phrase, fit, speech_s=speech_s, margins=margins)
     how = "sound" if rest is not None else ""
     return WakeRead(rest, transcript, fit_logprob, how, time.perf_counter() - started, own, name)

@@ -43,7 +43,7 @@ from voiceterm.pipeline.respond import ChatNode
 from voiceterm.pipeline.speak import PlayerNode, SentenceNode, TtsNode
 from voiceterm.pipeline.transcribe import SttNode
 from voiceterm.pipeline.wake import ListenGate, load_detector
-from voiceterm.pipeline.wake_words import reads_phrases
+from voiceterm.pipeline.wake_words import FitRule, reads_phrases
 
 logger = logging.getLogger(__name__)
 
@@ -266,10 +266,12 @@ def _listen_gate(config: Config, engines: Engines, shared: Shared) -> ListenGate
         phrase=detector.model.phrase if detector is not None else "",
         cutoff=listen.wake_cutoff,
         by_words_above=listen.wake_by_words_above if listen.wake_by_words else None,
-        fit_above=listen.wake_fit_above if listen.wake_by_words else None,
-        fit_margin=listen.wake_fit_margin,
-        name_fit_above=listen.wake_name_fit_above,
-        name_fit_margin=listen.wake_name_fit_margin,
+        fit=FitRule(
+            above=listen.wake_fit_above if listen.wake_by_words else None,
+            margin=listen.wake_fit_margin,
+            name_above=listen.wake_name_fit_above,
+            name_margin=listen.wake_name_fit_margin,
+        ),
     )
 
 
