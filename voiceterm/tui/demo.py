@@ -18,6 +18,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from voiceterm.bridge import Bridge
@@ -43,6 +44,7 @@ DESCRIPTIONS: dict[str, str] = {
 STAGES: tuple[str, ...] = ("mic", "vad", "stt", "llm", "tts", "speaker")
 
 
+@dataclass(kw_only=True, eq=False)
 class ScriptedAgent:
     """An :class:`~voiceterm.tui.protocol.AgentLike` that plays scripted turns.
 
@@ -54,32 +56,27 @@ class ScriptedAgent:
         clock_offset: passed to the :class:`Timeline` (fixed in tests).
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        pace: float = 0.0,
-        level_hz: float = 0.0,
-        load_s: float = 0.0,
-        clock_offset: float | None = None,
-    ) -> None:
-        self.bus = Bus()
+    clock: Callable[[], float] = time.monotonic
+    pace: float = 0.0
+    level_hz: float = 0.0
+    load_s: float = 0.0
+    clock_offset: InitVar[float | None] = None
+    bus: Bus = field(default_factory=Bus, init=False)
+    timeline: Timeline = field(init=False)
+    muted: bool = field(default=False, init=False)
+    push_to_talk_enabled: bool = field(default=False, init=False)
+    talk_pressed: bool = field(default=False, init=False)
+    calls: list[str] = field(default_factory=list, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _answer: asyncio.Task[None] | None = field(default=None, init=False)
+    _last_t: float = field(default=0.0, init=False)
+    _typed: list[UserTranscriptionReceived] = field(default_factory=list, init=False)
+
+    def __post_init__(self, clock_offset: float | None) -> None:
         self.timeline = Timeline(clock_offset=clock_offset)
         recorder = Bridge("timeline", queue_size=4096)
         recorder.on("*").map(self.timeline.record)
         self.bus.register_bridge(recorder)
-        self.clock = clock
-        self.pace = pace
-        self.level_hz = level_hz
-        self.load_s = load_s
-        self.muted = False
-        self.push_to_talk_enabled = False
-        self.talk_pressed = False
-        self.calls: list[str] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._answer: asyncio.Task[None] | None = None
-        self._last_t = 0.0
-        self._typed: list[UserTranscriptionReceived] = []
 
     # --- AgentLike -------------------------------------------------------------------
 
