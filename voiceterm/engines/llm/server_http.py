@@ -127,6 +127,8 @@ class ServerClients:
         self._blocking: Any = None
         self._answering: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._spare: Any = None
+        # Closes scheduled on the answering loop; held so none is collected mid-close.
+        self._closing: set[asyncio.Task[None]] = set()
 
     def blocking(self) -> Any:
         """The sync client, for calls from worker threads."""
@@ -180,7 +182,9 @@ class ServerClients:
             return  # its connections went with the loop
         with contextlib.suppress(RuntimeError):
             if _running_loop() is loop:
-                loop.create_task(client.close())
+                task = loop.create_task(client.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
             else:
                 asyncio.run_coroutine_threadsafe(client.close(), loop).result(CLOSE_WAIT_S)
 
