@@ -244,7 +244,7 @@ def test_broken_weights_leave_the_rule_to_decide_and_say_so(
     assert len(turns) == 1 and turns[0].agent_text
     assert all(d.startswith(("model:", "unsure:", "cap:")) for d in decisions(turns[0]))
     said = capsys.readouterr().err
-    broke = "words' end-of-turn probe" if broken.startswith("probe") else "end-of-turn weights"
+    broke = "words' end-of-turn probe" if broken.startswith("probe") else "end-of-turn weights file"
     assert f"end of turn: The {broke} {weights}" in said
     assert "The hand-set rule (smart_turn) decides instead." in said
 
