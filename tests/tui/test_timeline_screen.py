@@ -55,11 +55,7 @@ async def test_arrow_keys_select_a_chunk_and_show_its_content_and_times(
         screen = await open_timeline_after_a_turn(app, agent)
         # The screen mounts its widgets and hands focus on over a few refreshes: a busy
         # machine takes more than one to get there.
-        for _refresh in range(50):
-            await pilot.pause()
-            waterfalls = screen.query(Waterfall)
-            if waterfalls and app.focused is waterfalls.first():
-                break
+        await wait_for(pilot, lambda: any(w is app.focused for w in screen.query(Waterfall)))
         assert app.focused is screen.query_one(Waterfall)
         # Starts on the user's speech; down twice reaches the LLM lane (the tool call
         # comes first), right goes to the first token.
