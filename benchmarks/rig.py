@@ -49,6 +49,14 @@ AUDIBLE = 328
 RIG_RATE = 48000
 """The rig's sinks run at 48 kHz; the test's stream uses the same rate (no resampling)."""
 
+_ENVIRONMENT_SWAP = threading.Lock()
+"""Held while a stream opens with the rig's ``PULSE_*`` variables swapped into the
+process environment (the pulse plugin reads them then): one swap at a time, or two
+threads opening streams would restore each other's variables."""
+
+KEEPER_PERIOD_S = 0.02
+"""How often :class:`RigIO` looks for a stream of its own that died."""
+
 READY_LINE = "listening"
 """What ``voiceterm --headless`` prints once models and devices are ready."""
 
@@ -340,6 +348,8 @@ class RigIO:
         self._in_resync = False
         self.restarts = 0
         """Times a stream died (an xrun the pulse plugin did not survive) and was reopened."""
+        self._reopening = threading.Lock()
+        self._keeper: threading.Thread | None = None
         self._active: list[Playback] = []
         self._queue: list[Playback] = []
         self._lock = threading.Lock()
@@ -362,8 +372,18 @@ class RigIO:
     def start(self) -> RigIO:
         self._out = self._open("output")
         self._in = self._open("input")
+        # A stream that dies is reopened within a few blocks, not when the test next
+        # asks for audio: a test waiting on the app's output (seconds) lost all of it.
+        self._keeper = threading.Thread(target=self._keep, name="rig-keeper", daemon=True)
+        self._keeper.start()
         time.sleep(0.3)  # a few blocks, so both clocks have anchors
         return self
+
+    def _keep(self) -> None:
+        while not self._closed:
+            time.sleep(KEEPER_PERIOD_S)
+            with contextlib.suppress(Exception):  # a stream that will not open: tried again
+                self._keep_running()
 
     def _open(self, kind: str) -> Any:
         import sounddevice as sd
@@ -371,42 +391,47 @@ class RigIO:
         # The pulse plugin reads PULSE_SINK/PULSE_SOURCE when a stream opens, so
         # these streams can face the other way than the app's, in the same session.
         names = ("PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_RUNTIME_PATH")
-        saved = {name: os.environ.get(name) for name in names}
-        os.environ.update(self.env)
-        os.environ["PULSE_SINK"] = self.sink
-        os.environ["PULSE_SOURCE"] = self.source
-        try:
-            if not any(device["name"] == "pulse" for device in sd.query_devices()):
-                # PortAudio lists devices once, and lists "pulse" only when a server
-                # answered. (Never re-initialize with a stream open: it kills the stream.)
-                sd._terminate()
-                sd._initialize()
-            # Two streams, not one duplex stream: through the pulse plugin a duplex
-            # stream dies on the first xrun, a simplex one recovers.
-            stream_class = sd.OutputStream if kind == "output" else sd.InputStream
-            callback = self._play_callback if kind == "output" else self._record_callback
-            stream = stream_class(
-                device="pulse",
-                samplerate=self.rate,
-                channels=1,
-                dtype="int16",
-                blocksize=self.block,
-                # Playing: "high" survives a loaded machine, and the DAC time says
-                # when each sample is heard anyway. Recording: "low", as the app does.
-                latency="high" if kind == "output" else "low",
-                callback=callback,
-            )
-            stream.start()
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with _ENVIRONMENT_SWAP:
+            saved = {name: os.environ.get(name) for name in names}
+            os.environ.update(self.env)
+            os.environ["PULSE_SINK"] = self.sink
+            os.environ["PULSE_SOURCE"] = self.source
+            try:
+                if not any(device["name"] == "pulse" for device in sd.query_devices()):
+                    # PortAudio lists devices once, and lists "pulse" only when a server
+                    # answered. (Never re-initialize with a stream open: it kills the stream.)
+                    sd._terminate()
+                    sd._initialize()
+                # Two streams, not one duplex stream: through the pulse plugin a duplex
+                # stream dies on the first xrun, a simplex one recovers.
+                stream_class = sd.OutputStream if kind == "output" else sd.InputStream
+                callback = self._play_callback if kind == "output" else self._record_callback
+                stream = stream_class(
+                    device="pulse",
+                    samplerate=self.rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=self.block,
+                    # Playing: "high" survives a loaded machine, and the DAC time says
+                    # when each sample is heard anyway. Recording: "low", as the app does.
+                    latency="high" if kind == "output" else "low",
+                    callback=callback,
+                )
+                stream.start()
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
         return stream
 
     def _keep_running(self) -> None:
         """Reopen a stream that died; the sample clocks carry on across the gap."""
+        with self._reopening:
+            self._reopen_dead()
+
+    def _reopen_dead(self) -> None:
         if self._closed:
             return
         for kind in ("output", "input"):
@@ -425,6 +450,9 @@ class RigIO:
 
     def close(self) -> None:
         self._closed = True
+        if self._keeper is not None:
+            self._keeper.join()
+            self._keeper = None
         for stream in (self._out, self._in):
             if stream is not None:
                 with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import pytest
 from benchmarks.corpus import espeak, normalize_words
 from benchmarks.rig import (
     LiveApp,
+    LostAudio,
     RigIO,
     Utterance,
     cough,
@@ -38,7 +39,8 @@ from tests.audio.conftest import Rig
 pytestmark = pytest.mark.audio
 
 ECHO_GAIN_DB = -6.0  # a laptop: the microphone hears the speaker a little below the user
-COMMON = ("--llm-max-tokens", "48")
+# -v: a failure's transcript shows the app's holds, transcripts and device reports.
+COMMON = ("--llm-max-tokens", "48", "-v")
 FULL_DUPLEX = ("--audio-echo", "off", *COMMON)
 HALF_DUPLEX = ("--audio-echo", "half_duplex", *COMMON)
 AEC = ("--audio-echo", "aec", *COMMON)
@@ -166,8 +168,8 @@ def assert_cut_off(app: LiveApp, io: RigIO, since: int, onset: float) -> None:
     """
     stopped = app.wait_for(INTERRUPTED, since=since, timeout=10)
     # Half a second back: the user may start in the pause between two sentences.
-    sounding = io.recorded(onset - SENTENCE_GAP_S, stopped.t).first_loud()
-    assert sounding is not None, "the answer had ended before the barge-in"
+    sounding = io.heard(onset - SENTENCE_GAP_S, stopped.t).first_loud()
+    assert sounding is not None, f"the answer had ended before the barge-in:\n{app.transcript()}"
     deadline = time.monotonic() + 30
     while (
         said := next(
@@ -189,6 +191,22 @@ def assert_cut_off(app: LiveApp, io: RigIO, since: int, onset: float) -> None:
     )
 
 
+def until_heard_whole(trial: Callable[[], None], attempts: int = 3) -> None:
+    """Run ``trial``; again if the test's own recorder lost audio the trial judged.
+
+    ``LostAudio`` says the rig's ear missed part of a window (an xrun that killed its
+    stream), nothing about the app; any other failure fails at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            trial()
+            return
+        except LostAudio as lost:
+            if attempt == attempts:
+                raise
+            print(f"trial {attempt} not judged, trying again: {lost}")
+
+
 def words_in_common(spoken: str, printed: str) -> float:
     """Share of the printed answer's words that were heard in the recording."""
     said, shown = set(normalize_words(spoken)), set(normalize_words(printed))
@@ -203,59 +221,78 @@ def words_in_common(spoken: str, printed: str) -> float:
 def test_a_spoken_question_gets_a_spoken_answer(full_duplex: LiveApp, io: RigIO) -> None:
     app = full_duplex
     question = "Please tell me a fun fact about the ocean."
-    since, speech_end, _ = ask(app, io, speech(question))
-    you = app.wait_for(r"^you:", since=since)
-    assert words_in_common(you.text, question) >= 0.5, you.text
-    app.wait_for(TIMINGS, since=since, timeout=60)
-    end = io.wait_for_silence(speech_end, quiet_s=0.5, timeout=30)
-    assert end is not None
-    agent = app.find(r"^agent:", since)
-    assert agent is not None, app.transcript()
-    answer = io.recorded(speech_end, end + 0.2)
-    assert answer.loud_seconds() > 0.5, "the answer is too short to be speech"
-    heard = transcribe(answer.at_16k())
-    printed = agent.text.removeprefix("agent:").strip()
-    assert words_in_common(heard, printed) >= 0.5, (heard, printed)
-    assert app.find(INTERRUPTED, since) is None
+
+    def trial() -> None:
+        since, speech_end, _ = ask(app, io, speech(question))
+        you = app.wait_for(r"^you:", since=since)
+        assert words_in_common(you.text, question) >= 0.5, you.text
+        app.wait_for(TIMINGS, since=since, timeout=60)
+        end = io.wait_for_silence(speech_end, quiet_s=0.5, timeout=30)
+        assert end is not None
+        agent = app.find(r"^agent:", since)
+        assert agent is not None, app.transcript()
+        answer = io.heard(speech_end, end + 0.2)
+        assert answer.loud_seconds() > 0.5, f"the answer is too short:\n{app.transcript()}"
+        heard = transcribe(answer.at_16k())
+        printed = agent.text.removeprefix("agent:").strip()
+        assert words_in_common(heard, printed) >= 0.5, (heard, app.transcript())
+        assert app.find(INTERRUPTED, since) is None
+
+    until_heard_whole(trial)
 
 
 @pytest.mark.desktop
 @pytest.mark.models
 def test_talking_over_the_answer_stops_it(full_duplex: LiveApp, io: RigIO) -> None:
     app = full_duplex
-    since, _, first_sound = ask(app, io, speech("Tell me a long story about a brave little dog."))
-    time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
-    barge = speech("Please stop talking now.")
-    playback = io.play(barge.audio, barge.rate)
-    onset = io.started_at(playback) + barge.onset
-    # How fast it stops is scripts/bench_live.py's to say; here: it did stop.
-    assert_cut_off(app, io, since, onset)
-    playback.done.wait(10)
-    timings = app.find(r"barge-in -?\d+ ms", since)
-    assert timings is not None, app.transcript()
+
+    def trial() -> None:
+        since, _, first_sound = ask(
+            app, io, speech("Tell me a long story about a brave little dog.")
+        )
+        time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
+        barge = speech("Please stop talking now.")
+        playback = io.play(barge.audio, barge.rate)
+        onset = io.started_at(playback) + barge.onset
+        # How fast it stops is scripts/bench_live.py's to say; here: it did stop.
+        try:
+            assert_cut_off(app, io, since, onset)
+        finally:
+            playback.done.wait(10)
+        timings = app.find(r"barge-in -?\d+ ms", since)
+        assert timings is not None, app.transcript()
+
+    until_heard_whole(trial)
 
 
 @pytest.mark.models
 def test_a_cough_does_not_stop_the_answer(full_duplex: LiveApp, io: RigIO) -> None:
     app = full_duplex
-    since, _, first_sound = ask(app, io, speech("Tell me a long story about a brave little cat."))
-    time.sleep(max(0.0, first_sound + 0.3 - time.monotonic()))
-    burst = io.play(cough(0.08), 16000)
-    t_cough = io.started_at(burst) + 0.2  # the burst follows 0.2 s of silence
-    end = app.wait_for(TIMINGS, since=since, timeout=60)
-    # The hold leaves the answer silent for up to ~0.65 s around the cough
-    # (bench_live: 620 ms), so only a longer silence is the answer's end.
-    answer_end = io.wait_for_silence(t_cough, quiet_s=1.0, timeout=30)
-    assert answer_end is not None, "the answer never ended"
-    assert app.find(INTERRUPTED, since) is None, app.transcript()
-    assert "barge-in" not in end.text, app.transcript()
-    assert answer_end > t_cough + 0.3, f"the answer ended at the cough:\n{app.transcript()}"
-    # The whole printed answer was heard, not just its start: nothing went quiet at the cough.
-    agent = app.find(r"^agent:", since)
-    assert agent is not None, app.transcript()
-    printed = agent.text.removeprefix("agent:").strip()
-    heard = transcribe(io.recorded(first_sound - 0.05, answer_end + 0.1).at_16k())
-    assert words_in_common(heard, printed) >= 0.6, (heard, printed)
+
+    def trial() -> None:
+        since, _, first_sound = ask(
+            app, io, speech("Tell me a long story about a brave little cat.")
+        )
+        time.sleep(max(0.0, first_sound + 0.3 - time.monotonic()))
+        burst = io.play(cough(0.08), 16000)
+        t_cough = io.started_at(burst) + 0.2  # the burst follows 0.2 s of silence
+        end = app.wait_for(TIMINGS, since=since, timeout=60)
+        # The hold leaves the answer silent for up to ~0.65 s around the cough
+        # (bench_live: 620 ms), so only a longer silence is the answer's end.
+        answer_end = io.wait_for_silence(t_cough, quiet_s=1.0, timeout=30)
+        assert answer_end is not None, "the answer never ended"
+        said = app.transcript()
+        assert app.find(INTERRUPTED, since) is None, said
+        assert "barge-in" not in end.text, said
+        assert answer_end > t_cough + 0.3, f"the answer ended at the cough:\n{said}"
+        # The whole printed answer was heard, not just its start: nothing went quiet at the cough.
+        agent = app.find(r"^agent:", since)
+        assert agent is not None, said
+        printed = agent.text.removeprefix("agent:").strip()
+        heard = transcribe(io.heard(first_sound - 0.05, answer_end + 0.1).at_16k())
+        assert words_in_common(heard, printed) >= 0.6, f"heard {heard!r}:\n{said}"
+
+    until_heard_whole(trial)
 
 
 @pytest.mark.models
@@ -288,21 +325,25 @@ def test_half_duplex_does_not_interrupt_itself_over_echo(apps: Apps, rig: Rig, i
     rig.set_echo(ECHO_GAIN_DB)
     app = apps.get(HALF_DUPLEX)
     settle(app, io)
-    with RigIO(rig.env, source="vt_mic.monitor") as microphone:
-        since, speech_end, _ = ask(
-            app, io, speech("Tell me a long story about a brave little fox.")
-        )
-        end = app.wait_for(TIMINGS, since=since, timeout=60)
-        settle(app, io)
-        answer = io.recorded(speech_end, end.t)
-        heard_by_mic = microphone.recorded(speech_end, end.t)
-    assert app.find(INTERRUPTED, since) is None, app.transcript()
-    assert "barge-in" not in end.text
-    turns = [line.text for line in app.lines(since) if line.text.startswith("you:")]
-    assert len(turns) == 1, f"the app heard itself as a user: {turns}"
-    # The test means something only if the microphone really heard the answer.
-    gain_db = 20 * np.log10(rms(heard_by_mic.audio) / rms(answer.audio))
-    assert -9.0 < gain_db < -3.0, f"echo at {gain_db:.1f} dB"
+
+    def trial() -> None:
+        with RigIO(rig.env, source="vt_mic.monitor") as microphone:
+            since, speech_end, _ = ask(
+                app, io, speech("Tell me a long story about a brave little fox.")
+            )
+            end = app.wait_for(TIMINGS, since=since, timeout=60)
+            settle(app, io)
+            answer = io.heard(speech_end, end.t)
+            heard_by_mic = microphone.heard(speech_end, end.t)
+        assert app.find(INTERRUPTED, since) is None, app.transcript()
+        assert "barge-in" not in end.text
+        turns = [line.text for line in app.lines(since) if line.text.startswith("you:")]
+        assert len(turns) == 1, f"the app heard itself as a user: {turns}"
+        # The test means something only if the microphone really heard the answer.
+        gain_db = 20 * np.log10(rms(heard_by_mic.audio) / rms(answer.audio))
+        assert -9.0 < gain_db < -3.0, f"echo at {gain_db:.1f} dB"
+
+    until_heard_whole(trial)
 
 
 # The agent hears itself through the loopback; echo cancellation plus the hold
@@ -323,16 +364,22 @@ def test_aec_does_not_interrupt_itself_but_hears_the_user(apps: Apps, rig: Rig, 
     assert "barge-in" not in end.text
     turns = [line.text for line in app.lines(since) if line.text.startswith("you:")]
     assert len(turns) == 1, f"the app heard itself as a user: {turns}"
+
     # Over the echo, the user still cuts it off.
-    since, _, first_sound = ask(app, io, speech("Tell me a long story about a clever crow."))
-    time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
-    barge = speech("Please stop talking now.")
-    playback = io.play(barge.audio, barge.rate)
-    onset = io.started_at(playback) + barge.onset
-    # How fast is the benchmark's to say (scripts/bench_live.py: p50 ~200 ms, p95
-    # ~300 ms over the echo; once 641 ms in a full suite run on 2 shared cores).
-    assert_cut_off(app, io, since, onset)
-    playback.done.wait(10)
+    def trial() -> None:
+        since, _, first_sound = ask(app, io, speech("Tell me a long story about a clever crow."))
+        time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
+        barge = speech("Please stop talking now.")
+        playback = io.play(barge.audio, barge.rate)
+        onset = io.started_at(playback) + barge.onset
+        # How fast is the benchmark's to say (scripts/bench_live.py: p50 ~200 ms, p95
+        # ~300 ms over the echo; once 641 ms in a full suite run on 2 shared cores).
+        try:
+            assert_cut_off(app, io, since, onset)
+        finally:
+            playback.done.wait(10)
+
+    until_heard_whole(trial)
 
 
 def rms(audio: np.ndarray) -> float:
