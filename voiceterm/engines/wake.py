@@ -101,13 +101,13 @@ def resolve_wake_model(spec: str) -> WakeModel:
         manifest = path.with_suffix(".json")
         if not path.exists():
             raise ModelError(f"The wake word model {path} does not exist.")
-        if not manifest.exists():
-            raise ModelError(
-                f"The wake word model {path} has no manifest {manifest.name} beside it.",
-                hint="microWakeWord models come as a .tflite with a .json of the same name",
-            )
     hint = "it must be a microWakeWord manifest (model, wake_word, micro.probability_cutoff)"
-    data = read_model_json(manifest, what="The wake word manifest", hint=hint)
+    data = read_model_json(
+        manifest,
+        what="The wake word manifest",
+        hint=hint,
+        missing_hint="microWakeWord models come as a .tflite with a .json of the same name",
+    )
     try:
         micro = data["micro"]
         model_file = manifest.parent / str(data["model"])
