@@ -36,15 +36,7 @@ class WakeReport:
             probability,
             1000 * (at - detection.phrase_end),
         )
-        self._publish(
-            WakeWordHeard(
-                phrase=phrase,
-                probability=probability,
-                cutoff=cutoff,
-                at=at,
-                phrase_end=detection.phrase_end,
-            )
-        )
+        self._heard(phrase, cutoff, probability, at, detection.phrase_end)
         self._publish(TurnMark(name="wake_word", at=at, detail=f"{probability:.2f}"))
 
     def near_miss(
@@ -58,16 +50,7 @@ class WakeReport:
         note: str = "",
     ) -> None:
         """The model's best score in the utterance spoken over ``span`` nearly woke it."""
-        self._publish(
-            WakeWordHeard(
-                phrase=phrase,
-                probability=probability,
-                cutoff=cutoff,
-                at=at,
-                phrase_end=at,
-                near_miss=True,
-            )
-        )
+        self._heard(phrase, cutoff, probability, at, at, near_miss=True)
         self._publish(
             StageSpan(
                 stage="wake",
@@ -88,17 +71,8 @@ class WakeReport:
             check.probability,
             1000 * (now - check.speech_end),
         )
-        self._publish(
-            WakeWordHeard(
-                phrase=phrase,
-                probability=check.probability,
-                cutoff=cutoff,
-                at=now,
-                phrase_end=check.speech_end if not rest else check.at,
-                by_words=True,
-                how=how,
-            )
-        )
+        phrase_end = check.speech_end if not rest else check.at
+        self._heard(phrase, cutoff, check.probability, now, phrase_end, how=how)
         self._publish(
             TurnMark(name="wake_word", at=now, detail=f"(by {how}) {check.probability:.2f}")
         )
@@ -111,6 +85,31 @@ class WakeReport:
                     f"{phrase} (by {how}) {check.probability:.2f}: "
                     + ("the turn is what follows it" if rest else "said alone, listening")
                 ),
+            )
+        )
+
+    def _heard(
+        self,
+        phrase: str,
+        cutoff: float,
+        probability: float,
+        at: float,
+        phrase_end: float,
+        *,
+        near_miss: bool = False,
+        how: str | None = None,
+    ) -> None:
+        """Publish :class:`WakeWordHeard`; ``how`` for a wake by Whisper's check."""
+        self._publish(
+            WakeWordHeard(
+                phrase=phrase,
+                probability=probability,
+                cutoff=cutoff,
+                at=at,
+                phrase_end=phrase_end,
+                near_miss=near_miss,
+                by_words=how is not None,
+                how=how or "words",
             )
         )
 
