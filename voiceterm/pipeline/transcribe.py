@@ -97,6 +97,8 @@ class SttNode:
     _release: asyncio.TimerHandle | None = field(default=None, init=False)
     _speculation: tuple[float | None, str, float, float] | None = field(default=None, init=False)
     """(speech_end, text, start, end) of the last pause's transcript."""
+    _words_at_pauses: tuple[float | None, str] | None = field(default=None, init=False)
+    """(speech_start, text) of the utterance's last pause that heard words."""
     _utterances_started: int = field(default=0, init=False)
     """Counted apart from the ends because starts are control events and overtake ends."""
     _utterances_ended: int = field(default=0, init=False)
@@ -191,6 +193,8 @@ class SttNode:
             return
         text, start, end = await self._transcribed(pause.audio, "pause")
         self._speculation = (pause.speech_end, text, start, end)
+        if text:
+            self._words_at_pauses = (pause.speech_start, text)
         yield PauseChecked(
             kind="words", speech_end=pause.speech_end, asked_at=pause.timestamp, answered_at=end
         )
@@ -223,9 +227,10 @@ class SttNode:
     async def transcribe(self, utterance: UserStoppedSpeaking) -> AsyncIterator[Event]:
         text = ""
         speculation, self._speculation = self._speculation, None
+        words_at_pauses, self._words_at_pauses = self._words_at_pauses, None
         if utterance.discarded:
             # Not a turn (echo, a cough): what its pause transcribed is not one either.
-            speculation = None
+            speculation = words_at_pauses = None
         if speculation is not None and speculation[0] == utterance.speech_end:
             # Nothing was said after the pause: its transcript is this utterance's.
             _speech_end, text, start, end = speculation
@@ -238,6 +243,15 @@ class SttNode:
         else:
             # Too short to transcribe (a cough): the timeline still closes the utterance.
             yield TurnMark(name="stt_done", at=time.monotonic(), detail="")
+        if (
+            not text
+            and words_at_pauses is not None
+            and words_at_pauses[0] == utterance.speech_start
+        ):
+            # Whisper can read a whole utterance as nothing (loud echo under it) after
+            # reading words in its first part: the words the user saw stand.
+            logger.info("stt: the whole utterance read as nothing; its words at a pause stand")
+            text = words_at_pauses[1]
         async for item in self._answer(text, utterance, nothing="nothing_heard"):
             yield item
 
