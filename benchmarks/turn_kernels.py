@@ -25,8 +25,8 @@ from benchmarks.corpus import RATE, more_recordings, real_recordings
 from voiceterm.engines.smart_turn import (
     WINDOW_SAMPLES,
     SmartTurn,
-    _load_session,
     last_window,
+    load_session,
     log_mel,
 )
 from voiceterm.modelstore import resolve_model
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     path = str(resolve_model("turn", None).path)
     exact = SmartTurn(path, threads=1)
-    default = _load_session(Path(path), 1, exact_int8=False)
+    default = load_session(Path(path), 1, exact_int8=False)
     flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
     vnni = sorted(f for f in flags if "vnni" in f) or ["no VNNI"]
     print(f"CPU: {os.cpu_count()} cores, {', '.join(vnni)}; load {os.getloadavg()[0]:.1f}")

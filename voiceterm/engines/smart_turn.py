@@ -154,9 +154,9 @@ class SmartTurn:
         self.model_path = Path(model_path)
         self._cores = cores
         self._threads = threads or os.cpu_count() or 1
-        self._session = _load_session(self.model_path, 1)
+        self._session = load_session(self.model_path, 1)
         self._every_core = (
-            _load_session(self.model_path, self._threads) if self._threads > 1 else self._session
+            load_session(self.model_path, self._threads) if self._threads > 1 else self._session
         )
         inputs = self._session.get_inputs()
         if [i.name for i in inputs] != ["input_features"]:
@@ -196,9 +196,9 @@ class SmartTurn:
         return float(outputs[0].reshape(-1)[0])
 
 
-def _load_session(path: Path, threads: int, *, exact_int8: bool = True) -> Any:
+def load_session(path: Path, threads: int, *, exact_int8: bool = True) -> Any:
     """The model's session on ``threads`` (``exact_int8=False``: ONNX Runtime's default
-    int8 kernels, only for ``benchmarks/turn_kernels.py`` to compare)."""
+    int8 kernels, which ``benchmarks/turn_kernels.py`` compares)."""
     from voiceterm.engines.offline import onnxruntime_offline
 
     try:
