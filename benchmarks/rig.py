@@ -50,15 +50,34 @@ RIG_RATE = 48000
 """The rig's sinks run at 48 kHz; the test's stream uses the same rate (no resampling)."""
 
 _ENVIRONMENT_SWAP = threading.Lock()
-"""Held while a stream opens with the rig's ``PULSE_*`` variables swapped into the
-process environment (the pulse plugin reads them then): one swap at a time, or two
-threads opening streams would restore each other's variables."""
+"""Held by :func:`environment`: one swap at a time, or two threads opening streams
+would restore each other's variables."""
 
 KEEPER_PERIOD_S = 0.02
 """How often :class:`RigIO` looks for a stream of its own that died."""
 
 READY_LINE = "listening"
 """What ``voiceterm --headless`` prints once models and devices are ready."""
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the process environment for the block, then as they were.
+
+    PortAudio's pulse plugin reads ``PULSE_*`` from the environment when a stream
+    opens, so that is how a stream here is pointed at the rig.
+    """
+    with _ENVIRONMENT_SWAP:
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 # --- the app -----------------------------------------------------------------------------
@@ -348,7 +367,6 @@ class RigIO:
         self._in_resync = False
         self.restarts = 0
         """Times a stream died (an xrun the pulse plugin did not survive) and was reopened."""
-        self._reopening = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._active: list[Playback] = []
         self._queue: list[Playback] = []
@@ -383,55 +401,39 @@ class RigIO:
         while not self._closed:
             time.sleep(KEEPER_PERIOD_S)
             with contextlib.suppress(Exception):  # a stream that will not open: tried again
-                self._keep_running()
+                self._reopen_dead()
 
     def _open(self, kind: str) -> Any:
         import sounddevice as sd
 
         # The pulse plugin reads PULSE_SINK/PULSE_SOURCE when a stream opens, so
         # these streams can face the other way than the app's, in the same session.
-        names = ("PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_RUNTIME_PATH")
-        with _ENVIRONMENT_SWAP:
-            saved = {name: os.environ.get(name) for name in names}
-            os.environ.update(self.env)
-            os.environ["PULSE_SINK"] = self.sink
-            os.environ["PULSE_SOURCE"] = self.source
-            try:
-                if not any(device["name"] == "pulse" for device in sd.query_devices()):
-                    # PortAudio lists devices once, and lists "pulse" only when a server
-                    # answered. (Never re-initialize with a stream open: it kills the stream.)
-                    sd._terminate()
-                    sd._initialize()
-                # Two streams, not one duplex stream: through the pulse plugin a duplex
-                # stream dies on the first xrun, a simplex one recovers.
-                stream_class = sd.OutputStream if kind == "output" else sd.InputStream
-                callback = self._play_callback if kind == "output" else self._record_callback
-                stream = stream_class(
-                    device="pulse",
-                    samplerate=self.rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=self.block,
-                    # Playing: "high" survives a loaded machine, and the DAC time says
-                    # when each sample is heard anyway. Recording: "low", as the app does.
-                    latency="high" if kind == "output" else "low",
-                    callback=callback,
-                )
-                stream.start()
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        with environment({**self.env, "PULSE_SINK": self.sink, "PULSE_SOURCE": self.source}):
+            if not any(device["name"] == "pulse" for device in sd.query_devices()):
+                # PortAudio lists devices once, and lists "pulse" only when a server
+                # answered. (Never re-initialize with a stream open: it kills the stream.)
+                sd._terminate()
+                sd._initialize()
+            # Two streams, not one duplex stream: through the pulse plugin a duplex
+            # stream dies on the first xrun, a simplex one recovers.
+            stream_class = sd.OutputStream if kind == "output" else sd.InputStream
+            callback = self._play_callback if kind == "output" else self._record_callback
+            stream = stream_class(
+                device="pulse",
+                samplerate=self.rate,
+                channels=1,
+                dtype="int16",
+                blocksize=self.block,
+                # Playing: "high" survives a loaded machine, and the DAC time says
+                # when each sample is heard anyway. Recording: "low", as the app does.
+                latency="high" if kind == "output" else "low",
+                callback=callback,
+            )
+            stream.start()
         return stream
 
-    def _keep_running(self) -> None:
-        """Reopen a stream that died; the sample clocks carry on across the gap."""
-        with self._reopening:
-            self._reopen_dead()
-
     def _reopen_dead(self) -> None:
+        """Reopen a stream that died; the sample clocks carry on across the gap."""
         if self._closed:
             return
         for kind in ("output", "input"):
@@ -555,7 +557,6 @@ class RigIO:
         """Start playing ``audio`` (mono int16 at ``rate``) into the sink now, over the rest."""
         from voiceterm.audio.resample import resample
 
-        self._keep_running()
         samples = np.asarray(resample(np.asarray(audio, np.int16), rate, self.rate), np.int16)
         playback = Playback(samples, self.rate)
         with self._lock:
@@ -566,7 +567,6 @@ class RigIO:
         """Monotonic time at which ``playback``'s first sample reaches the sink."""
         deadline = time.monotonic() + timeout
         while playback.start_index < 0:
-            self._keep_running()
             if time.monotonic() > deadline:
                 raise TimeoutError("the rig's output stream does not run")
             time.sleep(0.005)
@@ -586,7 +586,6 @@ class RigIO:
 
     def recorded(self, since: float, until: float | None = None) -> Recording:
         """What ``source`` captured between two monotonic times (until now by default)."""
-        self._keep_running()
         blocks = len(self._in_blocks)  # the callback only appends: take a consistent prefix
         if blocks == 0:
             return Recording(np.zeros(0, np.int16), self.rate, since)

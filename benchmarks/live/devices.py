@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from benchmarks.live.figures import Report
+from benchmarks.rig import environment
 from voiceterm.config import Config
 
 
@@ -15,9 +15,7 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
     from voiceterm.audio.speaker import Player
     from voiceterm.pipeline.live_devices import speaker_latency
 
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         audio = Config().audio
         block_ms = audio.block_ms
         output_block_ms = int(getattr(audio, "output_block_ms", block_ms))
@@ -38,9 +36,3 @@ def device_latencies(env: dict[str, str], report: Report) -> None:
         asyncio.run(measure())
         report.latencies["capture block"] = block_ms / 1000
         report.latencies["playback block"] = output_block_ms / 1000
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
