@@ -191,7 +191,25 @@ def assert_cut_off(app: LiveApp, io: RigIO, since: int, onset: float) -> None:
     )
 
 
-def until_heard_whole(trial: Callable[[], None], attempts: int = 3) -> None:
+def talk_over_the_answer(app: LiveApp, io: RigIO, question: str) -> int:
+    """Ask ``question``, say "Please stop talking now." 0.8 s into its answer, and check
+    the answer stopped (``assert_cut_off``); returns the turn's first stdout line.
+
+    How fast it stops is scripts/bench_live.py's to say; here: it did stop.
+    """
+    since, _, first_sound = ask(app, io, speech(question))
+    time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
+    barge = speech("Please stop talking now.")
+    playback = io.play(barge.audio, barge.rate)
+    onset = io.started_at(playback) + barge.onset
+    try:
+        assert_cut_off(app, io, since, onset)
+    finally:
+        playback.done.wait(10)
+    return since
+
+
+def until_heard_whole(trial: Callable[[], object], attempts: int = 3) -> None:
     """Run ``trial``; again if the test's own recorder lost audio the trial judged.
 
     ``LostAudio`` says the rig's ear missed part of a window (an xrun that killed its
@@ -247,18 +265,7 @@ def test_talking_over_the_answer_stops_it(full_duplex: LiveApp, io: RigIO) -> No
     app = full_duplex
 
     def trial() -> None:
-        since, _, first_sound = ask(
-            app, io, speech("Tell me a long story about a brave little dog.")
-        )
-        time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
-        barge = speech("Please stop talking now.")
-        playback = io.play(barge.audio, barge.rate)
-        onset = io.started_at(playback) + barge.onset
-        # How fast it stops is scripts/bench_live.py's to say; here: it did stop.
-        try:
-            assert_cut_off(app, io, since, onset)
-        finally:
-            playback.done.wait(10)
+        since = talk_over_the_answer(app, io, "Tell me a long story about a brave little dog.")
         timings = app.find(r"barge-in -?\d+ ms", since)
         assert timings is not None, app.transcript()
 
@@ -366,20 +373,11 @@ def test_aec_does_not_interrupt_itself_but_hears_the_user(apps: Apps, rig: Rig, 
     assert len(turns) == 1, f"the app heard itself as a user: {turns}"
 
     # Over the echo, the user still cuts it off.
-    def trial() -> None:
-        since, _, first_sound = ask(app, io, speech("Tell me a long story about a clever crow."))
-        time.sleep(max(0.0, first_sound + 0.8 - time.monotonic()))
-        barge = speech("Please stop talking now.")
-        playback = io.play(barge.audio, barge.rate)
-        onset = io.started_at(playback) + barge.onset
-        # How fast is the benchmark's to say (scripts/bench_live.py: p50 ~200 ms, p95
-        # ~300 ms over the echo; once 641 ms in a full suite run on 2 shared cores).
-        try:
-            assert_cut_off(app, io, since, onset)
-        finally:
-            playback.done.wait(10)
-
-    until_heard_whole(trial)
+    # (scripts/bench_live.py: p50 ~200 ms, p95 ~300 ms over the echo; once 641 ms in a
+    # full suite run on 2 shared cores.)
+    until_heard_whole(
+        lambda: talk_over_the_answer(app, io, "Tell me a long story about a clever crow.")
+    )
 
 
 def rms(audio: np.ndarray) -> float:
